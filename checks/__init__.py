@@ -1,0 +1,1 @@
+"""monagent's built-in checks, written against the public API in :mod:`monagent.api` only."""

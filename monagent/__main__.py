@@ -1,0 +1,3 @@
+from monagent.cli import main
+
+raise SystemExit(main())

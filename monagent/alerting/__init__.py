@@ -1,0 +1,1 @@
+"""The alert state machine, the notification policy and their configuration."""

@@ -1,0 +1,343 @@
+"""The public plugin API: everything a check author imports.
+
+A check is a class derived from :class:`Check`. Its options are keyword-only
+constructor arguments with type annotations and defaults; the loader validates
+the ``[checks.NAME]`` table against that signature before the check is built.
+``run(ctx)`` reads the machine through the per-cycle :class:`Context` and
+returns one or more :class:`Result` values.  The engine, not the check,
+compares metric values with thresholds.
+
+Example::
+
+    from monagent.api import Check, Context, Metric, MetricSpec, Result
+
+    class QueueDepth(Check):
+        metrics = {"depth": MetricSpec(unit="", warning=100, critical=1000)}
+
+        def __init__(self, *, path: str = "/var/spool/app") -> None:
+            self.path = path
+
+        def run(self, ctx: Context) -> Result:
+            return Result(metrics=(Metric("depth", len(os.listdir(self.path))),))
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional, Protocol, Sequence, TypeVar, Union
+
+__all__ = [
+    "Check",
+    "CheckError",
+    "Context",
+    "Direction",
+    "DiskUsage",
+    "Metric",
+    "MetricSpec",
+    "Mount",
+    "Occurrence",
+    "ProcessInfo",
+    "Result",
+    "Status",
+    "StuckCall",
+    "Threshold",
+    "worst",
+]
+
+
+class Status(enum.IntEnum):
+    """Check status, numbered as Nagios numbers its exit codes."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+    @property
+    def rank(self) -> int:
+        """Order for "worst of": CRITICAL > UNKNOWN > WARNING > OK."""
+        return _RANK[self]
+
+
+_RANK = {Status.OK: 0, Status.WARNING: 1, Status.UNKNOWN: 2, Status.CRITICAL: 3}
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    """The worst status in the order CRITICAL > UNKNOWN > WARNING > OK (OK when empty)."""
+    result = Status.OK
+    for status in statuses:
+        if status.rank > result.rank:
+            result = status
+    return result
+
+
+class Direction(str, enum.Enum):
+    """Which way a metric gets worse."""
+
+    ABOVE = "above"
+    BELOW = "below"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Warning and critical levels of one metric, each with an optional clear value.
+
+    With ``direction=ABOVE`` a value at or above ``critical`` is CRITICAL and it
+    clears only at or below ``critical_clear`` (hysteresis); ``BELOW`` mirrors it.
+    A level left as None is not evaluated.
+    """
+
+    warning: Optional[float] = None
+    critical: Optional[float] = None
+    warning_clear: Optional[float] = None
+    critical_clear: Optional[float] = None
+    direction: Direction = Direction.ABOVE
+
+    def classify(self, value: float) -> Status:
+        """The status of ``value`` without hysteresis (one-shot ``monagent check``)."""
+        if self.critical is not None and self._reaches(value, self.critical):
+            return Status.CRITICAL
+        if self.warning is not None and self._reaches(value, self.warning):
+            return Status.WARNING
+        return Status.OK
+
+    def latch(self, value: float, previous: Status) -> Status:
+        """The status of ``value`` given the previous latched level (Schmitt trigger)."""
+        if self.critical is not None:
+            if self._reaches(value, self.critical):
+                return Status.CRITICAL
+            off = self.critical if self.critical_clear is None else self.critical_clear
+            if previous == Status.CRITICAL and self._beyond(value, off):
+                return Status.CRITICAL
+        if self.warning is not None:
+            if self._reaches(value, self.warning):
+                return Status.WARNING
+            off = self.warning if self.warning_clear is None else self.warning_clear
+            if previous in (Status.WARNING, Status.CRITICAL) and self._beyond(value, off):
+                return Status.WARNING
+        return Status.OK
+
+    def limit_for(self, status: Status) -> Optional[float]:
+        """The "on" value of a level, for messages ("93% (>= 90)")."""
+        if status == Status.CRITICAL:
+            return self.critical
+        if status == Status.WARNING:
+            return self.warning
+        return None
+
+    @property
+    def operator(self) -> str:
+        return ">=" if self.direction == Direction.ABOVE else "<="
+
+    def _reaches(self, value: float, limit: float) -> bool:
+        return value >= limit if self.direction == Direction.ABOVE else value <= limit
+
+    def _beyond(self, value: float, off: float) -> bool:
+        return value > off if self.direction == Direction.ABOVE else value < off
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a check type declares about one of its metrics.
+
+    ``warning``/``critical`` are the default thresholds (None: no default);
+    ``minimum``/``maximum`` bound what a configured threshold may be.
+    """
+
+    unit: str = ""
+    description: str = ""
+    warning: Optional[float] = None
+    critical: Optional[float] = None
+    warning_clear: Optional[float] = None
+    critical_clear: Optional[float] = None
+    direction: Direction = Direction.ABOVE
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+
+    def default_threshold(self) -> Optional[Threshold]:
+        if self.warning is None and self.critical is None:
+            return None
+        return Threshold(self.warning, self.critical, self.warning_clear, self.critical_clear, self.direction)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measured value. ``value`` None means "no data yet" (a warming-up rate): no alert."""
+
+    name: str
+    value: Optional[float]
+    unit: str = ""
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """Something that happened once (a crash dump, an OOM kill): one event per ``id``.
+
+    ``revision`` changes when the same occurrence gets news worth a follow-up
+    (a failed dump that later completes). ``announce_on_first_run`` marks an
+    occurrence that is news even when the agent has no memory yet (the crash
+    that caused this boot); the others are summarised on a first run.
+    """
+
+    id: str
+    summary: str
+    severity: Status = Status.CRITICAL
+    revision: str = ""
+    facts: Mapping[str, str] = field(default_factory=dict)
+    details: str = ""
+    time: Optional[float] = None
+    announce_on_first_run: bool = False
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a check reports about one subject (a mount, a process rule, a dump root).
+
+    Any of: ``metrics`` (judged by the engine against thresholds), an explicit
+    ``status`` with its ``reason`` (a verdict), ``occurrences``.
+    ``discovered`` marks a subject the check found by itself (an auto-discovered
+    mount): when it stops being reported its alerts are retired, not fired.
+    ``facts`` are short extra lines for messages (``{"time_to_full": "~4h"}``).
+    """
+
+    subject: str = ""
+    metrics: Sequence[Metric] = ()
+    status: Optional[Status] = None
+    reason: str = ""
+    occurrences: Sequence[Occurrence] = ()
+    details: str = ""
+    facts: Mapping[str, str] = field(default_factory=dict)
+    discovered: bool = False
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One row of the process table, read once per cycle. ``cmdline`` is empty until asked for."""
+
+    pid: int
+    ppid: int
+    comm: str
+    state: str
+    uid: int
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One line of /proc/1/mountinfo, already unescaped."""
+
+    mount_id: int
+    parent_id: int
+    device: str  # "major:minor"
+    root: str
+    mountpoint: str
+    options: Sequence[str]
+    fstype: str
+    source: str
+    super_options: Sequence[str]
+
+    @property
+    def read_only(self) -> bool:
+        return "ro" in self.options or "ro" in self.super_options
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    """statvfs of a mount, in bytes and inodes; ``used_percent`` is computed the way df does."""
+
+    total: int
+    used: int
+    free: int  # available to unprivileged users
+    inodes_total: int
+    inodes_used: int
+    inodes_free: int
+    read_only: bool
+
+    @property
+    def used_percent(self) -> float:
+        denominator = self.used + self.free
+        return 100.0 * self.used / denominator if denominator else 0.0
+
+    @property
+    def inodes_percent(self) -> float:
+        return 100.0 * self.inodes_used / self.inodes_total if self.inodes_total else 0.0
+
+
+class StuckCall(Exception):
+    """A blocking call (statvfs on a dead NFS mount) did not return within its hard timeout."""
+
+
+class CheckError(Exception):
+    """Raised by a check for a condition it wants reported as UNKNOWN with this message only."""
+
+
+T = TypeVar("T")
+
+
+class Context(Protocol):
+    """Facts gathered once per cycle and shared by every check, plus blocking-call helpers.
+
+    Checks read the machine through this, so tests fake it (see ``monagent.testing``).
+    """
+
+    hostname: str
+    now: float  # wall clock, seconds since the epoch
+    monotonic: float
+    proc_root: Path
+
+    def processes(self) -> Sequence[ProcessInfo]: ...
+
+    def cmdline(self, pid: int) -> Sequence[str]: ...
+
+    def mounts(self) -> Sequence[Mount]: ...
+
+    def disk_usage(self, path: str, timeout: float = 5.0) -> DiskUsage:
+        """statvfs with a hard timeout; raises :class:`StuckCall` for a hung mount."""
+        ...
+
+    def run_blocking(self, func: Callable[..., T], *args: Any, timeout: float = 10.0) -> T:
+        """Run a picklable top-level function in a worker process with a hard timeout.
+
+        Raises :class:`StuckCall` when it does not return in time (the worker is killed).
+        """
+        ...
+
+    def cpu_times(self) -> Any:
+        """psutil.cpu_times() of this cycle (shared by all checks)."""
+        ...
+
+    def boot_id(self) -> str: ...
+
+    def boot_time(self) -> float: ...
+
+
+OptionValue = Union[str, int, float, bool, Sequence[str], Mapping[str, Any], None]
+
+
+class Check:
+    """Base class of every check type, built-in or user-written.
+
+    Class attributes a subclass may set:
+
+    - ``interval``, ``timeout``: defaults in seconds, overridable per instance;
+    - ``metrics``: name -> :class:`MetricSpec`; thresholds in the config may only
+      name these (None: any name, for checks whose metrics are discovered, e.g. Nagios perfdata);
+    - ``run_at_start``: run at once at agent start instead of after a random splay.
+
+    Options are keyword-only ``__init__`` arguments with annotations and defaults;
+    an argument without a default is required.
+    """
+
+    interval: ClassVar[float] = 60.0
+    timeout: ClassVar[float] = 30.0
+    metrics: ClassVar[Optional[Mapping[str, MetricSpec]]] = {}
+    run_at_start: ClassVar[bool] = False
+
+    def run(self, ctx: Context) -> Union[Result, Iterable[Result]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Called when the instance is removed from the config or the agent stops."""

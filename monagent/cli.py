@@ -1,0 +1,83 @@
+"""The ``monagent`` command line: parsing, logging setup and exit codes.
+
+Each command group lives in ``monagent/commands/<group>.py`` with a
+``register(subparsers)`` function; a command sets ``func`` on its parser and
+returns an exit code. Exit codes: 0 success, 64 usage error, 78 invalid
+configuration; ``monagent check`` exits with the worst status (0-3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from typing import List, Optional, Sequence
+
+from monagent import __version__
+
+EX_USAGE = 64
+EX_CONFIG = 78
+
+# The command groups, in the order --help lists them. Explicit, not discovered.
+COMMAND_MODULES = (
+    "monagent.commands.core",  # run, check, validate, plugins
+    "monagent.commands.alerts",  # status, silence, ack
+    "monagent.commands.notify",  # notify-test
+    "monagent.commands.install",  # install, uninstall
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="monagent",
+        description="Server monitoring agent: runs checks, turns problems into one FIRING and one RESOLVED "
+        "message, and delivers them to DingTalk, webhooks, Alertmanager or the console.",
+        epilog="Example: monagent run -c /etc/monagent/agent.toml",
+    )
+    parser.add_argument("--version", action="version", version=f"monagent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            if exc.name != name:
+                raise
+            continue  # a command group not built yet
+        module.register(sub)
+    return parser
+
+
+def setup_logging(level: str = "info") -> None:
+    under_systemd = bool(os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"))
+    fmt = "%(levelname)s %(name)s: %(message)s" if under_systemd else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EX_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+def config_error_exit(error: Exception, code: int = EX_CONFIG) -> int:
+    """Print every problem of a ConfigError to stderr and return ``code``."""
+    problems: List[object] = list(getattr(error, "problems", [error]))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"monagent: {len(problems)} configuration problem{'s' if len(problems) != 1 else ''}; nothing was started",
+          file=sys.stderr)
+    return code

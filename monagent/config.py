@@ -1,0 +1,251 @@
+"""``agent.toml`` parsed once into typed, frozen objects.
+
+:func:`load` reads the file, reports every problem at once as a
+:class:`~monagent.confread.ConfigError` (file, line, dotted key, message) and
+returns a :class:`Config`. Each part of the agent owns the parser of its own
+section (``parse_alerting``, ``parse_notifiers``, ...); this module assembles them
+and validates each check instance against its check type's declared options and
+metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+
+from monagent.alerting.config import AlertingConfig, AlertingOverrides, parse_alerting, parse_overrides
+from monagent.api import Direction, MetricSpec, Threshold
+from monagent.confread import ConfigError, Document, Problem, Section
+from monagent.fleet_config import MetricsConfig, parse_metrics
+from monagent.notify.config import NotifiersConfig, parse_notifiers
+
+if TYPE_CHECKING:  # the loader imports plugin code; it stays out of module import time
+    from monagent.loader import Registry
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+DEFAULT_CONFIG = Path("/etc/monagent/agent.toml")
+TOP_LEVEL = ("agent", "alerting", "notifiers", "metrics", "checks")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    hostname: str
+    state_dir: Path
+    runtime_dir: Path
+    plugin_dirs: Tuple[Path, ...]
+    interval: float
+    timeout: float
+    splay: float
+    max_workers: int
+    log_level: str
+    trusted_plugin_owners: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """One ``[checks.NAME]`` instance, validated against its check type."""
+
+    name: str
+    type: str
+    interval: float
+    timeout: float
+    enabled: bool
+    options: Mapping[str, Any]
+    thresholds: Mapping[str, Threshold]
+    alerting: AlertingOverrides
+    line: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Config:
+    file: str
+    agent: AgentConfig
+    alerting: AlertingConfig
+    notifiers: NotifiersConfig
+    metrics: MetricsConfig
+    checks: Tuple[CheckConfig, ...] = field(default_factory=tuple)
+
+    def check(self, name: str) -> Optional[CheckConfig]:
+        return next((c for c in self.checks if c.name == name), None)
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """``$STATE_DIRECTORY`` under systemd, /var/lib/monagent as root, else the XDG state dir."""
+    if environ.get("STATE_DIRECTORY"):
+        return Path(environ["STATE_DIRECTORY"].split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/var/lib/monagent")
+    base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME", "/tmp")) / ".local" / "state")
+    return Path(base) / "monagent"
+
+
+def default_runtime_dir(environ: Mapping[str, str]) -> Path:
+    if environ.get("RUNTIME_DIRECTORY"):
+        return Path(environ["RUNTIME_DIRECTORY"].split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/run/monagent")
+    base = environ.get("XDG_RUNTIME_DIR") or f"/tmp/monagent-{os.geteuid()}"  # noqa: S108 - per-user fallback
+    return Path(base) / "monagent" if environ.get("XDG_RUNTIME_DIR") else Path(base)
+
+
+def parse_agent(section: Section) -> AgentConfig:
+    environ = section.doc.environ
+    hostname = section.string("hostname", "") or socket.gethostname()
+    state_dir = section.path_value("state_dir", None) or default_state_dir(environ)
+    runtime_dir = section.path_value("runtime_dir", None) or default_runtime_dir(environ)
+    plugin_dirs = tuple(
+        p if p.is_absolute() else section.doc.base_dir / p
+        for p in (Path(s).expanduser() for s in section.strings("plugin_dirs", ("/etc/monagent/checks.d",)))
+    )
+    config = AgentConfig(
+        hostname=hostname,
+        state_dir=Path(state_dir),
+        runtime_dir=Path(runtime_dir),
+        plugin_dirs=plugin_dirs,
+        interval=section.duration("interval", 60.0, minimum=0.1),
+        timeout=section.duration("timeout", 30.0, minimum=0.1),
+        splay=section.duration("splay", 10.0),
+        max_workers=section.integer("max_workers", 8, minimum=1, maximum=256),
+        log_level=section.string("log_level", "info", choices=("debug", "info", "warning", "error")),
+        trusted_plugin_owners=section.strings("trusted_plugin_owners", ()),
+    )
+    section.finish()
+    return config
+
+
+_THRESHOLD_KEYS = ("warning", "critical", "warning_clear", "critical_clear", "direction")
+
+
+def parse_threshold(section: Section, spec: Optional[MetricSpec]) -> Optional[Threshold]:
+    """One ``metric = { warning = .., critical = .., *_clear = .., direction = .. }`` table."""
+    low = spec.minimum if spec else None
+    high = spec.maximum if spec else None
+    values = {k: section.number(k, None, minimum=low, maximum=high) for k in _THRESHOLD_KEYS[:4]}
+    default_direction = spec.direction.value if spec else Direction.ABOVE.value
+    direction = Direction(section.string("direction", default_direction, choices=("above", "below")) or "above")
+    section.finish()
+    if values["warning"] is None and values["critical"] is None:
+        section.error(None, "needs warning or critical (or both)")
+        return None
+    threshold = Threshold(direction=direction, **values)
+    _check_order(section, threshold)
+    return threshold
+
+
+def _check_order(section: Section, t: Threshold) -> None:
+    worse = (lambda a, b: a >= b) if t.direction == Direction.ABOVE else (lambda a, b: a <= b)
+    word = "above" if t.direction == Direction.ABOVE else "below"
+    if t.warning is not None and t.critical is not None and not worse(t.critical, t.warning):
+        section.error("critical", f"must not be less severe than warning ({t.warning}) for direction = \"{word}\"")
+    for level, clear in (("warning", t.warning_clear), ("critical", t.critical_clear)):
+        on = getattr(t, level)
+        if clear is not None and on is None:
+            section.error(f"{level}_clear", f"needs {level} to be set")
+        elif clear is not None and not worse(on, clear):
+            section.error(f"{level}_clear", f"must be on the healthy side of {level} ({on}), got {clear}")
+
+
+def parse_thresholds(section: Section, metrics: Optional[Mapping[str, MetricSpec]]) -> Dict[str, Threshold]:
+    result: Dict[str, Threshold] = {}
+    if metrics:
+        for name, spec in metrics.items():
+            default = spec.default_threshold()
+            if default is not None:
+                result[name] = default
+    for name, sub in section.tables():
+        spec = metrics.get(name) if metrics else None
+        if metrics is not None and spec is None:
+            sub.error(None, _unknown_metric(name, metrics))
+            continue
+        threshold = parse_threshold(sub, spec)
+        if threshold is not None:
+            result[name] = threshold
+    return result
+
+
+def _unknown_metric(name: str, metrics: Mapping[str, MetricSpec]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(metrics), n=1, cutoff=0.6)
+    hint = f' (did you mean "{close[0]}"?)' if close else ""
+    accepted = ", ".join(sorted(metrics)) or "none"
+    return f"unknown metric{hint}; this check type's metrics: {accepted}"
+
+
+_INSTANCE_KEYS = ("type", "interval", "timeout", "enabled", "thresholds", "alerting")
+
+
+def parse_check(name: str, section: Section, agent: AgentConfig, alerting: AlertingConfig,
+                registry: Registry) -> Optional[CheckConfig]:
+    from monagent.options import validate_options
+
+    type_name = section.string("type")
+    if type_name is None:
+        section.finish(extra_known=list(section.keys()))
+        return None
+    check_class = registry.resolve(type_name, section)
+    interval = section.duration("interval", getattr(check_class, "interval", agent.interval), minimum=0.1)
+    timeout = section.duration("timeout", min(getattr(check_class, "timeout", agent.timeout), agent.timeout),
+                               minimum=0.1)
+    enabled = section.boolean("enabled", True)
+    overrides = parse_overrides(section.table("alerting"), alerting)
+    metrics = getattr(check_class, "metrics", None) if check_class else None
+    thresholds = parse_thresholds(section.table("thresholds"), metrics) if check_class else {}
+    options: Mapping[str, Any] = {}
+    if check_class is not None:
+        option_keys = [k for k in section.keys() if k not in _INSTANCE_KEYS]
+        options = validate_options(check_class, type_name, section, option_keys)
+    else:
+        section.mark_used(*section.keys())
+    section.finish()
+    return CheckConfig(name, type_name, interval, timeout, enabled, options, thresholds, overrides,
+                       section.doc.line_of(section.path))
+
+
+def load(path: Path, environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None) -> Config:
+    """Read and validate ``path``; raise :class:`ConfigError` listing every problem."""
+    file = str(path)
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(file, None, "", f"cannot read the configuration: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(file, None, "", f"not UTF-8 text: {exc.reason}")]) from None
+    return loads(source, file, environ, registry)
+
+
+def loads(source: str, file: str = "agent.toml", environ: Optional[Mapping[str, str]] = None,
+          registry: Optional[Registry] = None) -> Config:
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem(file, None, "", f"invalid TOML: {exc}")]) from None
+    doc = Document(file, source, environ)
+    root = Section(doc, (), data)
+    agent = parse_agent(root.table("agent"))
+    if registry is None:
+        from monagent.loader import Registry
+
+        registry = Registry(agent.plugin_dirs, trusted_owners=agent.trusted_plugin_owners)
+    alerting = parse_alerting(root.table("alerting"))
+    notifiers = parse_notifiers(root.table("notifiers"))
+    metrics = parse_metrics(root.table("metrics"))
+    checks = []
+    for name, section in root.table("checks").tables():
+        check = parse_check(name, section, agent, alerting, registry)
+        if check is not None:
+            checks.append(check)
+    root.finish()
+    if doc.problems:
+        raise ConfigError(doc.problems)
+    return Config(file, agent, alerting, notifiers, metrics, tuple(checks))
+
+
+__all__ = ["AgentConfig", "CheckConfig", "Config", "ConfigError", "load", "loads", "parse_threshold"]

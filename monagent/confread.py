@@ -1,0 +1,401 @@
+"""Reading one TOML document into typed values, collecting every problem at once.
+
+A :class:`Section` wraps one table of the parsed document. Its getters convert
+and validate a key, record a :class:`Problem` (file, line, dotted key, message)
+when the value is bad, and return the default so parsing can go on and report
+the next problem too. ``finish()`` reports the keys nobody asked for, with a
+"did you mean" suggestion. Nothing outside the config modules sees a raw dict.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar
+
+T = TypeVar("T")
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: Optional[int]
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem found in a configuration; ``str()`` is one line per problem."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = list(problems)
+
+
+class Secret:
+    """A secret value that never shows itself in reprs, logs or status output."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('(redacted)')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def redact(text: str, keep: int = 4) -> str:
+    """``f0ca…(redacted)``: enough to tell two tokens apart, not enough to use one."""
+    return f"{text[:keep]}…(redacted)" if text else ""
+
+
+# ---------------------------------------------------------------- durations
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"30s"`` -> 30.0; accepts ms, s, m, h, d, compound ``"1h30m"`` and ``"0"``. Raises ValueError."""
+    text = text.strip()
+    if text == "0":
+        return 0.0
+    total = 0.0
+    pos = 0
+    for match in re.finditer(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text):
+        if match.start() != pos:
+            raise ValueError(text)
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos == 0 or pos != len(text):
+        raise ValueError(text)
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """A short human form: ``90`` -> ``1m30s``."""
+    if seconds < 1:
+        return f"{int(seconds * 1000)}ms" if seconds else "0s"
+    seconds = int(round(seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts[:2])
+
+
+# ---------------------------------------------------------------- line locator
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEYLINE = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+_INLINE_KEY = re.compile(r"[{,]\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
+
+
+def _split_dotted(text: str) -> List[str]:
+    parts = re.findall(r"\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+", text)
+    return [p[1:-1] if p[:1] in "\"'" else p for p in parts]
+
+
+def locate_keys(source: str) -> Dict[Tuple[str, ...], int]:
+    """Map each dotted key path to its 1-based line by scanning the TOML text.
+
+    TOML parsers give positions only for syntax errors; this scan is good enough
+    for error messages: table headers, ``key = value`` lines, dotted keys and
+    keys inside one-line inline tables. Array-of-tables entries get an index.
+    """
+    lines: Dict[Tuple[str, ...], int] = {}
+    table: Tuple[str, ...] = ()
+    array_counts: Dict[Tuple[str, ...], int] = {}
+    for number, line in enumerate(source.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header and not _KEYLINE.match(line):
+            path = tuple(_split_dotted(header.group(2)))
+            if header.group(1) == "[[":
+                index = array_counts.get(path, 0)
+                array_counts[path] = index + 1
+                path = path + (str(index),)
+            table = path
+            lines.setdefault(table, number)
+            continue
+        key = _KEYLINE.match(line)
+        if not key:
+            continue
+        path = table + tuple(_split_dotted(key.group(1)))
+        lines.setdefault(path, number)
+        rest = line[key.end():]
+        if "{" in rest:
+            for inner in _INLINE_KEY.finditer(rest):
+                lines.setdefault(path + (inner.group(1).strip('"'),), number)
+    return lines
+
+
+# ---------------------------------------------------------------- the reader
+
+
+class Document:
+    """One parsed file: its name, key lines, environment and the problems found so far."""
+
+    def __init__(self, file: str, source: str, environ: Optional[Mapping[str, str]] = None) -> None:
+        self.file = file
+        self.lines = locate_keys(source)
+        self.environ = dict(os.environ if environ is None else environ)
+        self.problems: List[Problem] = []
+        self.base_dir = Path(file).resolve().parent
+
+    def line_of(self, path: Sequence[str]) -> Optional[int]:
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+    def problem(self, path: Sequence[str], message: str) -> None:
+        self.problems.append(Problem(self.file, self.line_of(path), ".".join(path), message))
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return str(value)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Section:
+    """One table of the document, read key by key."""
+
+    def __init__(self, doc: Document, path: Sequence[str], data: Mapping[str, Any]) -> None:
+        self.doc = doc
+        self.path = tuple(path)
+        self.data = dict(data)
+        self._used: set = set()
+
+    # -- plumbing
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def keys(self) -> List[str]:
+        return list(self.data)
+
+    def error(self, key: Optional[str], message: str) -> None:
+        self.doc.problem(self.path + ((key,) if key else ()), message)
+
+    def _take(self, key: str, default: Any) -> Any:
+        self._used.add(key)
+        if key not in self.data:
+            if default is _MISSING:
+                self.error(key, "is required")
+            return _MISSING
+        return self.data[key]
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        """The value as parsed, for callers that validate it themselves (check options)."""
+        value = self._take(key, default)
+        return default if value is _MISSING else value
+
+    def mark_used(self, *keys: str) -> None:
+        self._used.update(keys)
+
+    def finish(self, extra_known: Sequence[str] = ()) -> None:
+        """Report every key that no getter asked for, with a suggestion when one is close."""
+        known = sorted(self._used | set(extra_known))
+        for key in self.data:
+            if key in self._used or key in extra_known:
+                continue
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            accepted = f"; accepted keys: {', '.join(known)}" if known and not close else ""
+            self.error(key, f"unknown key{hint}{accepted}")
+
+    # -- scalars
+    def string(self, key: str, default: Any = _MISSING, *, choices: Sequence[str] = ()) -> Any:
+        value = self._take(key, default)
+        if value is _MISSING:
+            return None if default is _MISSING else default
+        if not isinstance(value, str):
+            self.error(key, f"must be a string, got {_describe(value)}")
+            return None if default is _MISSING else default
+        value = self._expand(key, value)
+        if choices and value not in choices:
+            self.error(key, f"must be one of {', '.join(choices)}; got {_describe(value)}")
+            return None if default is _MISSING else default
+        return value
+
+    def _expand(self, key: str, value: str) -> str:
+        def sub(match: "re.Match[str]") -> str:
+            name = match.group(1)
+            if name not in self.doc.environ:
+                self.error(key, f"environment variable {name} is not set")
+                return ""
+            return self.doc.environ[name]
+
+        return _ENV_REF.sub(sub, value)
+
+    def number(self, key: str, default: Any = _MISSING, *, minimum: Optional[float] = None,
+               maximum: Optional[float] = None, integer: bool = False) -> Any:
+        value = self._take(key, default)
+        if value is _MISSING:
+            return None if default is _MISSING else default
+        kind = "an integer" if integer else "a number"
+        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int))
+        out_of_range = not bad and ((minimum is not None and value < minimum) or (maximum is not None and value > maximum))
+        if bad or out_of_range:
+            if minimum is not None and maximum is not None:
+                self.error(key, f"must be {kind} from {_fmt(minimum)} to {_fmt(maximum)}, got {_describe(value)}")
+            elif minimum is not None:
+                self.error(key, f"must be {kind} of at least {_fmt(minimum)}, got {_describe(value)}")
+            elif maximum is not None:
+                self.error(key, f"must be {kind} of at most {_fmt(maximum)}, got {_describe(value)}")
+            else:
+                self.error(key, f"must be {kind}, got {_describe(value)}")
+            return None if default is _MISSING else default
+        return value
+
+    def integer(self, key: str, default: Any = _MISSING, *, minimum: Optional[int] = None,
+                maximum: Optional[int] = None) -> Any:
+        return self.number(key, default, minimum=minimum, maximum=maximum, integer=True)
+
+    def boolean(self, key: str, default: Any = _MISSING) -> Any:
+        value = self._take(key, default)
+        if value is _MISSING:
+            return None if default is _MISSING else default
+        if not isinstance(value, bool):
+            self.error(key, f"must be true or false, got {_describe(value)}")
+            return None if default is _MISSING else default
+        return value
+
+    def duration(self, key: str, default: Any = _MISSING, *, minimum: float = 0.0) -> Any:
+        """A duration string (``"30s"``, ``"5m"``, ``"1h30m"``, ``"0"``) in seconds."""
+        value = self._take(key, default)
+        if value is _MISSING:
+            return None if default is _MISSING else default
+        if not isinstance(value, str) and not (isinstance(value, int) and not isinstance(value, bool) and value == 0):
+            self.error(key, f'must be a duration such as "30s", "5m" or "4h", got {_describe(value)}')
+            return None if default is _MISSING else default
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError:
+            self.error(key, f'must be a duration such as "30s", "5m" or "4h" (units ms, s, m, h, d), got {_describe(value)}')
+            return None if default is _MISSING else default
+        if seconds < minimum:
+            self.error(key, f"must be at least {format_duration(minimum)}, got {_describe(value)}")
+            return None if default is _MISSING else default
+        return seconds
+
+    def strings(self, key: str, default: Any = _MISSING) -> Any:
+        """An array of strings (a single string is not accepted: say ``["x"]``)."""
+        value = self._take(key, default)
+        if value is _MISSING:
+            return () if default is _MISSING else default
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.error(key, f"must be an array of strings, got {_describe(value)}")
+            return () if default is _MISSING else default
+        return tuple(self._expand(key, v) for v in value)
+
+    def path_value(self, key: str, default: Any = _MISSING) -> Any:
+        """A file system path; relative paths are taken relative to the config file."""
+        value = self.string(key, default)
+        if value is None or isinstance(value, Path):
+            return value
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.doc.base_dir / path
+
+    def secret(self, key: str, required: bool = False) -> Optional[Secret]:
+        """A secret from ``key`` (inline or ``${ENV}``), ``key_file`` (a path) or
+        ``key_credential`` (a name under ``$CREDENTIALS_DIRECTORY``, systemd ``LoadCredential=``)."""
+        file_key, cred_key = f"{key}_file", f"{key}_credential"
+        given = [k for k in (key, file_key, cred_key) if k in self.data]
+        self._used.update((key, file_key, cred_key))
+        if len(given) > 1:
+            self.error(given[1], f"give only one of {key}, {file_key}, {cred_key}")
+            return None
+        if not given:
+            if required:
+                self.error(key, f"is required (or {file_key}, or {cred_key})")
+            return None
+        which = given[0]
+        if which == key:
+            value = self.string(key)
+            return Secret(value) if value else None
+        if which == file_key:
+            path = self.path_value(file_key)
+        else:
+            name = self.string(cred_key)
+            creds = self.doc.environ.get("CREDENTIALS_DIRECTORY")
+            if not creds:
+                self.error(cred_key, "CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the unit)")
+                return None
+            path = Path(creds) / str(name)
+        try:
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            self.error(which, f"cannot read {path}: {exc.strerror or exc}")
+            return None
+        if not text:
+            self.error(which, f"{path} is empty")
+            return None
+        return Secret(text)
+
+    # -- nested
+    def table(self, key: str, required: bool = False) -> Section:
+        value = self._take(key, _MISSING if required else None)
+        if value is _MISSING or value is None:
+            return Section(self.doc, self.path + (key,), {})
+        if not isinstance(value, dict):
+            self.error(key, f"must be a table, got {_describe(value)}")
+            return Section(self.doc, self.path + (key,), {})
+        return Section(self.doc, self.path + (key,), value)
+
+    def tables(self) -> Iterator[Tuple[str, Section]]:
+        """Every sub-table of this section, as ``(name, Section)``; other values are errors."""
+        for name, value in self.data.items():
+            self._used.add(name)
+            if isinstance(value, dict):
+                yield name, Section(self.doc, self.path + (name,), value)
+            else:
+                self.error(name, f"must be a table, got {_describe(value)}")
+
+    def array_of_tables(self, key: str) -> List[Section]:
+        value = self._take(key, None)
+        if value is _MISSING or value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.error(key, f"must be an array of tables ([[{'.'.join(self.path + (key,))}]]), got {_describe(value)}")
+            return []
+        return [Section(self.doc, self.path + (key, str(i)), v) for i, v in enumerate(value)]
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)

@@ -1,0 +1,209 @@
+"""Finding check types: entry points in the group ``monagent.checks`` and ``*.py`` files in
+the plugin directories, loaded lazily (only the types a config uses).
+
+A plugin file's name is its type name (``checks.d/nginx_up.py`` provides ``nginx_up``).
+The file defines one subclass of :class:`monagent.api.Check`, or names the one to use
+with ``CHECK = TheClass``. A file that fails to import, or that is refused for its
+permissions, disables only its own type: instances of it report UNKNOWN with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import pwd
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from monagent.api import Check, Context, Result, Status
+
+log = logging.getLogger(__name__)
+
+GROUP = "monagent.checks"
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    """Where a check type comes from, for ``monagent plugins``."""
+
+    name: str
+    source: str  # "entry point monagent.checks:disk (monagent 0.1.0)" or a file path
+    error: str = ""
+
+
+def broken_check_class(type_name: str, reason: str) -> type:
+    """A stand-in for a type that failed to load: every run is UNKNOWN with the reason."""
+
+    class BrokenCheck(Check):
+        metrics = None
+        load_error = reason
+
+        def __init__(self, **_options: object) -> None:
+            pass
+
+        def run(self, ctx: Context) -> Result:
+            return Result(status=Status.UNKNOWN, reason=f'check type "{type_name}" failed to load: {reason}')
+
+    BrokenCheck.__name__ = f"Broken_{type_name}"
+    return BrokenCheck
+
+
+def _entry_points() -> Dict[str, object]:
+    from importlib.metadata import entry_points
+
+    eps = entry_points()
+    group = eps.select(group=GROUP) if hasattr(eps, "select") else eps.get(GROUP, [])  # type: ignore[attr-defined]
+    return {ep.name: ep for ep in group}
+
+
+def permission_problem(path: Path, allowed_uids: Sequence[int]) -> Optional[str]:
+    """Why ``path`` (a plugin file or directory) must not be loaded, or None when it is safe.
+
+    Plugins run with the agent's privileges, so a file someone else can change is refused
+    (like OpenSSH's StrictModes).
+    """
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return f"cannot stat {path}: {exc.strerror}"
+    if st.st_uid not in allowed_uids:
+        try:
+            owner = pwd.getpwuid(st.st_uid).pw_name
+        except KeyError:
+            owner = str(st.st_uid)
+        return f"{path} is owned by {owner}; plugins must be owned by root or the agent's user"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = "group and others" if st.st_mode & stat.S_IWGRP and st.st_mode & stat.S_IWOTH else (
+            "group" if st.st_mode & stat.S_IWGRP else "others")
+        return f"{path} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}); run chmod go-w {path}"
+    return None
+
+
+class Registry:
+    """Resolves check type names to classes; remembers where each came from and what failed."""
+
+    def __init__(self, plugin_dirs: Sequence[Path] = (), trusted_owners: Sequence[str] = ()) -> None:
+        self.plugin_dirs = [Path(p) for p in plugin_dirs]
+        self.allowed_uids = [0, os.geteuid()]
+        for name in trusted_owners:
+            try:
+                self.allowed_uids.append(pwd.getpwnam(name).pw_uid)
+            except KeyError:
+                log.warning("trusted plugin owner %s does not exist", name)
+        self._classes: Dict[str, type] = {}
+        self.infos: Dict[str, TypeInfo] = {}
+        self._eps: Optional[Dict[str, object]] = None
+
+    # -- discovery
+    def entry_points(self) -> Dict[str, object]:
+        if self._eps is None:
+            self._eps = _entry_points()
+        return self._eps
+
+    def plugin_files(self) -> Dict[str, Path]:
+        files: Dict[str, Path] = {}
+        for directory in self.plugin_dirs:
+            if not directory.is_dir():
+                continue
+            for path in sorted(directory.glob("*.py")):
+                if path.name.startswith(("_", ".")):
+                    continue
+                files.setdefault(path.stem, path)
+        return files
+
+    def available(self) -> List[Tuple[str, str]]:
+        """Every type name with its source, without importing anything."""
+        out = []
+        for name, ep in sorted(self.entry_points().items()):
+            dist = getattr(getattr(ep, "dist", None), "name", None)
+            out.append((name, f"entry point {getattr(ep, 'value', '')}" + (f" ({dist})" if dist else "")))
+        for name, path in sorted(self.plugin_files().items()):
+            out.append((name, str(path)))
+        return out
+
+    # -- resolution
+    def resolve(self, type_name: str, section: Optional[object] = None) -> Optional[type]:
+        """The class for ``type_name``; a stand-in that reports UNKNOWN if it failed to load;
+        None (with a config problem recorded on ``section``) if no such type exists."""
+        if type_name in self._classes:
+            return self._classes[type_name]
+        files = self.plugin_files()
+        eps = self.entry_points()
+        if type_name in files and type_name in eps:
+            self._report(section, f'check type "{type_name}" is both a built-in/entry point and a plugin file '
+                                  f"({files[type_name]}); rename the file")
+            return None
+        if type_name in files:
+            cls = self._load_file(type_name, files[type_name])
+        elif type_name in eps:
+            cls = self._load_entry_point(type_name, eps[type_name])
+        else:
+            import difflib
+
+            names = sorted(set(files) | set(eps))
+            close = difflib.get_close_matches(type_name, names, n=1, cutoff=0.6)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            self._report(section, f'unknown check type "{type_name}"{hint}; available: {", ".join(names)}',
+                         key="type")
+            return None
+        self._classes[type_name] = cls
+        return cls
+
+    def _report(self, section: Optional[object], message: str, key: str = "type") -> None:
+        if section is not None and hasattr(section, "error"):
+            section.error(key, message)
+        else:
+            log.error("%s", message)
+
+    def _fail(self, type_name: str, source: str, reason: str) -> type:
+        log.error('check type "%s" from %s disabled: %s', type_name, source, reason)
+        self.infos[type_name] = TypeInfo(type_name, source, reason)
+        return broken_check_class(type_name, reason)
+
+    def _load_entry_point(self, type_name: str, ep: object) -> type:
+        source = f"entry point {getattr(ep, 'value', '')}"
+        try:
+            obj = ep.load()  # type: ignore[attr-defined]
+        except Exception as exc:  # any import-time error of third-party code disables only its type
+            log.debug("import of %s failed", source, exc_info=True)
+            return self._fail(type_name, source, f"{type(exc).__name__}: {exc}")
+        if not (isinstance(obj, type) and issubclass(obj, Check)):
+            return self._fail(type_name, source, "does not point to a subclass of monagent.api.Check")
+        self.infos[type_name] = TypeInfo(type_name, source)
+        return obj
+
+    def _load_file(self, type_name: str, path: Path) -> type:
+        for candidate in (path.parent, path):
+            problem = permission_problem(candidate, self.allowed_uids)
+            if problem:
+                return self._fail(type_name, str(path), f"refused: {problem}")
+        module_name = f"monagent_plugins.{type_name}"
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                return self._fail(type_name, str(path), "not a loadable Python file")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except Exception as exc:  # a broken plugin file disables only its own type
+            sys.modules.pop(module_name, None)
+            log.debug("import of %s failed", path, exc_info=True)
+            return self._fail(type_name, str(path), f"{type(exc).__name__}: {exc}")
+        cls = getattr(module, "CHECK", None)
+        if cls is None:
+            found = [v for v in vars(module).values()
+                     if isinstance(v, type) and issubclass(v, Check) and v is not Check
+                     and v.__module__ == module_name]
+            if len(found) != 1:
+                what = "no subclass" if not found else f"{len(found)} subclasses"
+                return self._fail(type_name, str(path), f"defines {what} of monagent.api.Check; "
+                                                        "define one, or set CHECK = TheClass")
+            cls = found[0]
+        if not (isinstance(cls, type) and issubclass(cls, Check)):
+            return self._fail(type_name, str(path), "CHECK is not a subclass of monagent.api.Check")
+        self.infos[type_name] = TypeInfo(type_name, str(path))
+        return cls

@@ -1,0 +1,1 @@
+"""Receivers: console, DingTalk, generic webhook, Alertmanager, and the dispatcher that feeds them."""

@@ -1,0 +1,50 @@
+"""The ``[notifiers]`` section: the console receiver, DingTalk robots, webhooks, Alertmanager."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from monagent.confread import Section
+from monagent.fleet_config import AlertmanagerConfig, parse_alertmanager
+from monagent.notify.route import Route, parse_route
+from monagent.notify.dingtalk_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    enabled: bool
+    route: Route
+
+
+@dataclass(frozen=True)
+class NotifiersConfig:
+    console: ConsoleConfig
+    dingtalk: Tuple[DingTalkConfig, ...] = ()
+    webhooks: Tuple[WebhookConfig, ...] = ()
+    alertmanager: Optional[AlertmanagerConfig] = None
+
+    @property
+    def receiver_names(self) -> Tuple[str, ...]:
+        names = ["console"] if self.console.enabled else []
+        names += [f"dingtalk:{d.name}" for d in self.dingtalk]
+        names += [f"webhook:{w.name}" for w in self.webhooks]
+        if self.alertmanager is not None:
+            names.append("alertmanager")
+        return tuple(names)
+
+
+def parse_console(section: Section) -> ConsoleConfig:
+    enabled = section.boolean("enabled", True)
+    route = parse_route(section)
+    section.finish()
+    return ConsoleConfig(enabled, route)
+
+
+def parse_notifiers(section: Section) -> NotifiersConfig:
+    console = parse_console(section.table("console"))
+    dingtalk = tuple(parse_dingtalk(name, sub) for name, sub in section.table("dingtalk").tables())
+    webhooks = tuple(parse_webhook(name, sub) for name, sub in section.table("webhook").tables())
+    alertmanager = parse_alertmanager(section.table("alertmanager")) if "alertmanager" in section else None
+    section.mark_used("alertmanager")
+    section.finish()
+    return NotifiersConfig(console, dingtalk, webhooks, alertmanager)

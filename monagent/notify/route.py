@@ -1,0 +1,40 @@
+"""Routing: which events go to which receiver."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Tuple
+
+from monagent.api import Status
+from monagent.confread import Section
+
+_SEVERITIES = ("warning", "critical", "info")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which events a receiver gets: check-name globs (empty: all) and severities (empty: all)."""
+
+    checks: Tuple[str, ...] = ()
+    exclude_checks: Tuple[str, ...] = ()
+    severities: Tuple[str, ...] = ()
+
+    def matches(self, check: str, severity: Status) -> bool:
+        if self.checks and not any(fnmatch.fnmatchcase(check, p) for p in self.checks):
+            return False
+        if any(fnmatch.fnmatchcase(check, p) for p in self.exclude_checks):
+            return False
+        if self.severities:
+            name = severity.name.lower() if severity in (Status.WARNING, Status.CRITICAL) else "info"
+            return name in self.severities
+        return True
+
+
+def parse_route(section: Section) -> Route:
+    """Read ``checks``, ``exclude_checks`` and ``severities`` from a receiver's table."""
+    severities = section.strings("severities", ())
+    for value in severities:
+        if value not in _SEVERITIES:
+            section.error("severities", f"must list only {', '.join(_SEVERITIES)}; got \"{value}\"")
+    return Route(section.strings("checks", ()), section.strings("exclude_checks", ()), tuple(severities))
