@@ -1,0 +1,213 @@
+"""Running check instances on their own intervals, isolated from each other.
+
+Each instance runs on its own interval with a random first-run splay (or at once
+for types with ``run_at_start``). A run still in flight when the next is due is
+skipped and counted, never stacked. A run goes into a thread of its own: one that
+raises yields UNKNOWN with the exception text (traceback logged once); one that
+passes its timeout yields UNKNOWN "still running after N s" and its thread is
+abandoned (Python threads cannot be killed; calls that can block in the kernel go
+through the context's worker processes, which have hard timeouts). Facts are
+gathered once per cycle: every check started in one step shares one context.
+
+The scheduler never reads the clock: ``step(now, monotonic)`` is given the time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from monagent.api import Check, Context, Result, Status
+from monagent.alerting.samples import CheckRun
+from monagent.config import CheckConfig
+
+log = logging.getLogger(__name__)
+
+ABANDONED_THREAD_CAP = 20
+
+
+def build_check(check_class: type, config: CheckConfig) -> Check:
+    """Build one instance from its validated options."""
+    return check_class(**dict(config.options))
+
+
+@dataclass
+class _Run:
+    started_mono: float
+    started_wall: float
+    thread: threading.Thread
+    box: Dict[str, Any] = field(default_factory=dict)
+    timed_out: bool = False
+
+
+@dataclass
+class Instance:
+    config: CheckConfig
+    check: Check
+    next_due: float
+    run: Optional[_Run] = None
+    skipped: int = 0
+    runs: int = 0
+    timeouts: int = 0
+    errors: int = 0
+    last_duration: float = 0.0
+
+
+def _normalise(value: Any) -> Tuple[Result, ...]:
+    if isinstance(value, Result):
+        return (value,)
+    if value is None:
+        return ()
+    results = tuple(value)
+    for item in results:
+        if not isinstance(item, Result):
+            raise TypeError(f"run() must return Result values, got {type(item).__name__}")
+    return results
+
+
+def _execute(check: Check, ctx: Context, box: Dict[str, Any], name: str) -> None:
+    # The isolation boundary: any exception of check code (ours or a user's plugin) becomes
+    # UNKNOWN for that check only; the scheduler and the other checks go on.
+    try:
+        box["results"] = _normalise(check.run(ctx))
+    except Exception as exc:  # noqa: BLE001 - see the comment above
+        from monagent.api import CheckError, StuckCall
+
+        if isinstance(exc, (CheckError, StuckCall)):
+            box["error"] = str(exc)
+        else:
+            log.error("check %s raised %s", name, type(exc).__name__, exc_info=True)
+            box["error"] = f"{type(exc).__name__}: {exc}"
+
+
+class Scheduler:
+    def __init__(self, instances: Sequence[Tuple[CheckConfig, Check]], context_factory: Callable[[float, float], Context],
+                 *, monotonic: float, splay: float = 10.0, rng: Optional[random.Random] = None) -> None:
+        self._context_factory = context_factory
+        self._rng = rng or random.Random()  # noqa: S311 - splay, not security
+        self._splay = splay
+        self.instances: Dict[str, Instance] = {}
+        self.abandoned = 0
+        for config, check in instances:
+            self.add(config, check, monotonic)
+
+    # -- membership
+    def add(self, config: CheckConfig, check: Check, monotonic: float) -> None:
+        first = 0.0 if getattr(check, "run_at_start", False) else self._rng.uniform(0, min(self._splay, config.interval))
+        self.instances[config.name] = Instance(config, check, monotonic + first)
+
+    def remove(self, name: str) -> None:
+        instance = self.instances.pop(name, None)
+        if instance is not None:
+            _close(instance.check)
+
+    def close(self) -> None:
+        for name in list(self.instances):
+            self.remove(name)
+
+    # -- the loop body
+    def step(self, now: float, monotonic: float) -> List[CheckRun]:
+        """Collect finished and timed-out runs, then start what is due. Returns finished runs."""
+        finished = self._collect(now, monotonic)
+        due = [i for i in self.instances.values() if i.config.enabled and i.next_due <= monotonic]
+        if due:
+            ctx = self._context_factory(now, monotonic)
+            for instance in due:
+                self._start(instance, ctx, now, monotonic)
+        return finished
+
+    def next_wakeup(self, monotonic: float) -> float:
+        """The monotonic time of the next due run or timeout."""
+        times = []
+        for instance in self.instances.values():
+            if not instance.config.enabled:
+                continue
+            times.append(instance.next_due)
+            if instance.run is not None and not instance.run.timed_out:
+                times.append(instance.run.started_mono + instance.config.timeout)
+        return min(times) if times else monotonic + 1.0
+
+    def run_all_once(self, now: float, monotonic: float, wait: Callable[[float], None],
+                     clock: Callable[[], Tuple[float, float]]) -> List[CheckRun]:
+        """Run every enabled instance once, now, and wait for each result or timeout (``monagent check``)."""
+        ctx = self._context_factory(now, monotonic)
+        for instance in self.instances.values():
+            if instance.config.enabled:
+                self._start(instance, ctx, now, monotonic)
+        results: List[CheckRun] = []
+        while any(i.run is not None for i in self.instances.values()):
+            wall, mono = clock()
+            results.extend(self._collect(wall, mono))
+            if any(i.run is not None for i in self.instances.values()):
+                wait(0.01)
+        return results
+
+    @property
+    def unhealthy(self) -> bool:
+        """Too many abandoned threads: stop feeding the watchdog so systemd restarts the agent."""
+        return self.abandoned - sum(1 for i in self.instances.values() if i.run and i.run.timed_out
+                                    and not i.run.thread.is_alive()) > ABANDONED_THREAD_CAP
+
+    # -- internals
+    def _start(self, instance: Instance, ctx: Context, now: float, monotonic: float) -> None:
+        instance.next_due = max(instance.next_due + instance.config.interval, monotonic)
+        if instance.next_due <= monotonic:
+            instance.next_due = monotonic + instance.config.interval
+        if instance.run is not None:
+            instance.skipped += 1
+            log.warning("check %s: previous run still in flight, run skipped (%d skipped so far)",
+                        instance.config.name, instance.skipped)
+            return
+        box: Dict[str, Any] = {}
+        thread = threading.Thread(target=_execute, args=(instance.check, ctx, box, instance.config.name),
+                                  name=f"check:{instance.config.name}", daemon=True)
+        instance.run = _Run(monotonic, now, thread, box)
+        instance.runs += 1
+        thread.start()
+
+    def _collect(self, now: float, monotonic: float) -> List[CheckRun]:
+        out: List[CheckRun] = []
+        for instance in self.instances.values():
+            run = instance.run
+            if run is None:
+                continue
+            if not run.thread.is_alive():
+                instance.run = None
+                instance.last_duration = monotonic - run.started_mono
+                if run.timed_out:
+                    continue  # already reported as UNKNOWN; a late result is discarded
+                out.append(self._finished(instance, run, monotonic))
+            elif not run.timed_out and monotonic - run.started_mono >= instance.config.timeout:
+                run.timed_out = True
+                instance.timeouts += 1
+                self.abandoned += 1
+                seconds = _fmt_seconds(monotonic - run.started_mono)
+                log.warning("check %s still running after %s s; reported UNKNOWN", instance.config.name, seconds)
+                out.append(self._unknown(instance, run, monotonic, f"still running after {seconds} s"))
+        return out
+
+    def _finished(self, instance: Instance, run: _Run, monotonic: float) -> CheckRun:
+        if "error" in run.box:
+            instance.errors += 1
+            return self._unknown(instance, run, monotonic, run.box["error"])
+        return CheckRun(instance.config.name, instance.config.type, run.started_wall,
+                        monotonic - run.started_mono, tuple(run.box.get("results", ())))
+
+    def _unknown(self, instance: Instance, run: _Run, monotonic: float, reason: str) -> CheckRun:
+        result = Result(status=Status.UNKNOWN, reason=reason)
+        return CheckRun(instance.config.name, instance.config.type, run.started_wall,
+                        monotonic - run.started_mono, (result,), error=reason)
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return str(int(seconds)) if seconds >= 10 else f"{seconds:.1f}".rstrip("0").rstrip(".")
+
+
+def _close(check: Check) -> None:
+    try:
+        check.close()
+    except Exception:  # noqa: BLE001 - a plugin's close() must not stop a reload or shutdown
+        log.warning("close() of %s failed", type(check).__name__, exc_info=True)
