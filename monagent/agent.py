@@ -1,0 +1,259 @@
+"""The running agent: the cycle loop, the delivery thread, signals and reload.
+
+This is the I/O shell around the pure parts. Per cycle: the scheduler hands over
+finished runs, the alert pipeline evaluates them and commits new states and
+outbox entries in one transaction, and only then is the delivery thread woken to
+pump each receiver's dispatcher. SIGHUP validates the new file and swaps it in
+(a broken file keeps the running configuration); SIGTERM stops scheduling, lets
+in-flight sends finish within a deadline, and exits 0 with everything else kept in
+the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from monagent import config as config_module
+from monagent.confread import ConfigError
+
+log = logging.getLogger(__name__)
+
+STOP_DEADLINE = 20.0  # seconds for in-flight sends on SIGTERM; the unit's TimeoutStopSec is longer
+LOOP_MAX_SLEEP = 1.0
+
+
+class Delivery:
+    """The delivery thread: pumps every dispatcher when woken and when one is due."""
+
+    def __init__(self, outbox: Any, dispatchers: List[Any]) -> None:
+        self.outbox = outbox
+        self.dispatchers = dispatchers
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="delivery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def replace(self, dispatchers: List[Any]) -> None:
+        with self._lock:
+            old, self.dispatchers = self.dispatchers, dispatchers
+        for dispatcher in old:
+            dispatcher.close(time.monotonic() + 5.0)
+        self.wake()
+
+    def stop(self, deadline: float) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        for dispatcher in self.dispatchers:
+            dispatcher.close(deadline)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            now = time.time()
+            with self._lock:
+                dispatchers = list(self.dispatchers)
+            next_due: Optional[float] = None
+            for dispatcher in dispatchers:
+                if self._stop.is_set():
+                    break
+                # A receiver's bug must not stop delivery to the others; it is logged with its traceback.
+                try:
+                    dispatcher.pump(self.outbox, now)
+                    due = dispatcher.next_due(time.time())
+                except Exception:  # noqa: BLE001 - see the comment above
+                    log.exception("delivery to %s failed", getattr(dispatcher, "receiver_name", dispatcher))
+                    due = time.time() + 30.0
+                if due is not None:
+                    next_due = due if next_due is None else min(next_due, due)
+            timeout = 5.0 if next_due is None else min(5.0, max(0.05, next_due - time.time()))
+            self._wake.wait(timeout)
+            self._wake.clear()
+
+
+class Agent:
+    def __init__(self, path: Path, *, log_level: Optional[str] = None, environ: Optional[Dict[str, str]] = None) -> None:
+        self.path = Path(path)
+        self.environ = dict(os.environ if environ is None else environ)
+        self.config = config_module.load(self.path, self.environ)
+        from monagent.cli import setup_logging
+
+        setup_logging(log_level or self.config.agent.log_level)
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self.cycle_seconds: List[float] = []
+
+    # -- signals
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+
+    # -- building the parts from a config
+    def _registry(self, config: Any) -> Any:
+        from monagent.loader import Registry
+
+        return Registry(config.agent.plugin_dirs, trusted_owners=config.agent.trusted_plugin_owners)
+
+    def _instances(self, config: Any, registry: Any) -> List[Any]:
+        from monagent.scheduler import build_check
+
+        pairs = []
+        for check_config in config.checks:
+            cls = registry.resolve(check_config.type)
+            try:
+                pairs.append((check_config, build_check(cls, check_config)))
+            except Exception as exc:  # noqa: BLE001 - a plugin constructor that raises disables only its check
+                from monagent.loader import broken_check_class
+
+                log.error("check %s could not be built: %s: %s", check_config.name, type(exc).__name__, exc)
+                broken = broken_check_class(check_config.type, f"{type(exc).__name__}: {exc}")
+                pairs.append((check_config, broken()))
+        return pairs
+
+    def run(self) -> int:
+        from monagent.alerting.pipeline import AlertPipeline
+        from monagent.context import SystemFacts
+        from monagent.notify.build import build_dispatchers
+        from monagent.scheduler import Scheduler
+        from monagent.sdnotify import SystemdNotifier, WatchdogGate
+        from monagent.store import Store
+
+        config = self.config
+        self._warn_permissions(config)
+        self._install_signals()
+        notifier = SystemdNotifier.from_environ(self.environ)
+        store = Store.open(config.agent.state_dir)
+        facts = SystemFacts(config.agent.hostname)
+        now, mono = time.time(), time.monotonic()
+        pipeline = AlertPipeline(config, store, now=now, monotonic=mono, boot_id=facts.cycle(now, mono).boot_id())
+        scheduler = Scheduler(self._instances(config, self._registry(config)), facts.cycle, monotonic=mono,
+                              splay=config.agent.splay)
+        delivery = Delivery(store, build_dispatchers(config, store))
+        delivery.start()
+        control = self._start_control(config, pipeline)
+        metrics = self._start_metrics(config, scheduler, pipeline, store)
+        gate = WatchdogGate(notifier.watchdog_interval())
+        log.info("monagent started: %d checks, receivers: %s, state in %s", len(config.checks),
+                 ", ".join(config.notifiers.receiver_names) or "none", config.agent.state_dir)
+        notifier.ready()
+        self.scheduler, self.pipeline, self.store = scheduler, pipeline, store
+        last_status = ""
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                now, mono = time.time(), time.monotonic()
+                runs = scheduler.step(now, mono)
+                queued = pipeline.observe(runs, now, mono) if runs else 0
+                queued += pipeline.tick(now, mono)
+                if queued:
+                    delivery.wake()
+                if runs:
+                    self.cycle_seconds = (self.cycle_seconds + [time.monotonic() - started])[-100:]
+                if not scheduler.unhealthy:
+                    gate.progress(time.monotonic())
+                if gate.due(time.monotonic()):
+                    notifier.watchdog()
+                status = self._status_line(scheduler, pipeline, store, config)
+                if status != last_status:
+                    notifier.status(status)
+                    last_status = status
+                if self._reload.is_set():
+                    self._reload.clear()
+                    notifier.reloading()
+                    config = self._do_reload(config, scheduler, pipeline, delivery, store) or config
+                    notifier.ready()
+                wake_at = min(scheduler.next_wakeup(time.monotonic()), time.monotonic() + LOOP_MAX_SLEEP)
+                self._stop.wait(max(0.0, wake_at - time.monotonic()))
+        finally:
+            notifier.stopping()
+            log.info("stopping: in-flight sends get %.0f s, everything else stays in the outbox", STOP_DEADLINE)
+            scheduler.close()
+            delivery.stop(time.monotonic() + STOP_DEADLINE)
+            if control is not None:
+                control.stop()
+            if metrics is not None:
+                metrics.stop()
+            pipeline.close(clean=True)
+            facts.close()
+            store.close()
+        return 0
+
+    # -- pieces of run()
+    def _warn_permissions(self, config: Any) -> None:
+        try:
+            from monagent.permissions import secret_warnings
+        except ImportError:
+            return
+        for warning in secret_warnings(self.path, config):
+            log.warning("%s", warning)
+
+    def _status_line(self, scheduler: Any, pipeline: Any, store: Any, config: Any) -> str:
+        firing = pipeline.firing_count() if hasattr(pipeline, "firing_count") else 0
+        depth = sum(store.queued_count(r) for r in config.notifiers.receiver_names)
+        return f"{len(scheduler.instances)} checks, {firing} firing, outbox {depth}"
+
+    def _start_control(self, config: Any, pipeline: Any) -> Any:
+        try:
+            from monagent.control import ControlServer
+        except ImportError:
+            return None
+        path = config.agent.runtime_dir / "control.sock"
+        try:
+            server = ControlServer(path, pipeline)
+            server.start()
+        except OSError as exc:
+            log.warning("control socket %s not available (%s); silence and ack write the store directly", path,
+                        exc.strerror or exc)
+            return None
+        return server
+
+    def _start_metrics(self, config: Any, scheduler: Any, pipeline: Any, store: Any) -> Any:
+        if not config.metrics.enabled:
+            return None
+        from monagent.metrics import MetricsServer
+        from monagent.snapshot import build_snapshot
+
+        server = MetricsServer(config.metrics, lambda: build_snapshot(self, scheduler, pipeline, store))
+        server.start()
+        return server
+
+    def _do_reload(self, config: Any, scheduler: Any, pipeline: Any, delivery: Any, store: Any) -> Optional[Any]:
+        from monagent.notify.build import build_dispatchers
+
+        try:
+            new = config_module.load(self.path, self.environ)
+        except ConfigError as err:
+            log.error("reload of %s refused; the running configuration stays in force:", self.path)
+            for problem in err.problems:
+                log.error("  %s", problem)
+            return None
+        registry = self._registry(new)
+        old_by_name = {c.name: c for c in config.checks}
+        mono = time.monotonic()
+        for name in list(scheduler.instances):
+            if name not in {c.name for c in new.checks}:
+                scheduler.remove(name)
+        changed = [c for c in new.checks if old_by_name.get(c.name) != c]
+        for check_config in changed:
+            scheduler.remove(check_config.name)
+        fresh = type(new)(new.file, new.agent, new.alerting, new.notifiers, new.metrics, tuple(changed))
+        for check_config, check in self._instances(fresh, registry):
+            scheduler.add(check_config, check, mono)
+        pipeline.reload(new)
+        if new.notifiers != config.notifiers:
+            delivery.replace(build_dispatchers(new, store))
+        self.config = new
+        log.info("configuration reloaded from %s: %d checks (%d changed)", self.path, len(new.checks), len(changed))
+        return new

@@ -1,0 +1,267 @@
+"""``monagent run``, ``check``, ``validate`` and ``plugins``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from monagent.cli import EX_CONFIG, EX_USAGE, config_error_exit
+
+
+def default_config_path() -> str:
+    directory = os.environ.get("CONFIGURATION_DIRECTORY")
+    if directory:
+        return str(Path(directory.split(":")[0]) / "agent.toml")
+    return "/etc/monagent/agent.toml"
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", default=None, metavar="FILE",
+                        help=f"configuration file (default: {default_config_path()})")
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or default_config_path())
+
+
+def register(sub: Any) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    run = sub.add_parser("run", help="run the agent in the foreground", formatter_class=fmt,
+                         description="Run the agent in the foreground: schedule the checks, turn their results "
+                                     "into alerts and deliver them. Stops on SIGTERM; SIGHUP reloads the config.",
+                         epilog="example:\n  monagent run -c /etc/monagent/agent.toml")
+    add_config_option(run)
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=None,
+                     help="override [agent] log_level")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check", help="run checks once and print their status", formatter_class=fmt,
+                           description="Run the configured checks once, through the same loader, executor and "
+                                       "timeouts as the agent, and print a table. Thresholds are compared without "
+                                       "history (no hysteresis). Exit status is the worst status: 0 OK, 1 WARNING, "
+                                       "2 CRITICAL, 3 UNKNOWN (a configuration error is 3).",
+                           epilog="examples:\n  monagent check\n  monagent check root_disk --json\n"
+                                  "  monagent check nginx --nagios    # for NRPE / Icinga")
+    add_config_option(check)
+    check.add_argument("names", nargs="*", metavar="NAME", help="check instances to run (default: all enabled)")
+    out = check.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    out.add_argument("--nagios", action="store_true", help="print one Nagios plugin line with perfdata (one NAME)")
+    check.set_defaults(func=cmd_check)
+
+    validate = sub.add_parser("validate", help="validate the configuration", formatter_class=fmt,
+                              description="Parse and validate the configuration and the check types it uses; "
+                                          "print every problem with file, line and key. Exit 0 when valid, 78 "
+                                          "when not.",
+                              epilog="example:\n  monagent validate -c /etc/monagent/agent.toml")
+    add_config_option(validate)
+    validate.set_defaults(func=cmd_validate)
+
+    plugins = sub.add_parser("plugins", help="list check types and where they come from", formatter_class=fmt,
+                             description="List every check type: built-in and third-party entry points "
+                                         "(group monagent.checks) and *.py files in the plugin directories, "
+                                         "with load errors.",
+                             epilog="example:\n  monagent plugins -c /etc/monagent/agent.toml")
+    add_config_option(plugins)
+    plugins.set_defaults(func=cmd_plugins)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from monagent import config as config_module
+
+    return config_module.load(config_path(args))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from monagent.confread import ConfigError
+
+    try:
+        config = _load(args)
+    except ConfigError as err:
+        return config_error_exit(err)
+    names = ", ".join(f"{c.name} ({c.type})" for c in config.checks) or "none"
+    print(f"{config.file}: OK; {len(config.checks)} checks: {names}; receivers: "
+          f"{', '.join(config.notifiers.receiver_names) or 'none'}")
+    try:
+        from monagent.permissions import secret_warnings
+    except ImportError:
+        return 0
+    for warning in secret_warnings(Path(config.file), config):
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from monagent.confread import ConfigError
+    from monagent.loader import Registry
+
+    plugin_dirs: Sequence[Path] = ()
+    owners: Sequence[str] = ()
+    path = config_path(args)
+    if path.exists() or args.config:
+        try:
+            config = _load(args)
+            plugin_dirs, owners = config.agent.plugin_dirs, config.agent.trusted_plugin_owners
+        except ConfigError as err:
+            return config_error_exit(err)
+    registry = Registry(plugin_dirs, trusted_owners=owners)
+    rows = []
+    for name, source in registry.available():
+        registry.resolve(name)
+        info = registry.infos.get(name)
+        rows.append((name, source, f"ERROR: {info.error}" if info and info.error else "ok"))
+    width = max((len(r[0]) for r in rows), default=4)
+    for name, source, state in rows:
+        print(f"{name:<{width}}  {state:<4}  {source}")
+    print(f"plugin directories: {', '.join(str(p) for p in plugin_dirs) or 'none'}")
+    return 1 if any(r[2] != "ok" for r in rows) else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from monagent.api import Status, worst
+    from monagent.confread import ConfigError
+
+    try:
+        config = _load(args)
+    except ConfigError as err:
+        config_error_exit(err)
+        return int(Status.UNKNOWN)
+    selected = _select(config, args.names)
+    if selected is None:
+        return int(Status.UNKNOWN)
+    if args.nagios and len(selected) != 1:
+        print("monagent: --nagios needs exactly one check NAME", file=sys.stderr)
+        return EX_USAGE
+    runs = run_once(config, selected)
+    judged = _judge(config, runs)
+    overall = worst(j.status for _, items in judged for j in items) if judged else Status.OK
+    if args.nagios:
+        print(_nagios_line(config, judged[0]))
+    elif args.json:
+        print(json.dumps(_as_json(judged, runs), indent=2, sort_keys=True))
+    else:
+        _print_table(judged, runs)
+    return int(overall)
+
+
+def _select(config: Any, names: Sequence[str]) -> Optional[List[Any]]:
+    if not names:
+        return [c for c in config.checks if c.enabled]
+    known = {c.name: c for c in config.checks}
+    missing = [n for n in names if n not in known]
+    if missing:
+        print(f"monagent: no check named {', '.join(missing)} in {config.file}; configured: "
+              f"{', '.join(known) or 'none'}", file=sys.stderr)
+        return None
+    return [known[n] for n in names]
+
+
+def run_once(config: Any, selected: Sequence[Any]) -> List[Any]:
+    """Run ``selected`` instances once through the agent's own loader and scheduler."""
+    from monagent.context import SystemFacts
+    from monagent.loader import Registry
+    from monagent.scheduler import Scheduler, build_check
+
+    registry = Registry(config.agent.plugin_dirs, trusted_owners=config.agent.trusted_plugin_owners)
+    facts = SystemFacts(config.agent.hostname)
+    try:
+        pairs = []
+        for check_config in selected:
+            cls = registry.resolve(check_config.type)
+            pairs.append((check_config, build_check(cls, check_config)))
+        scheduler = Scheduler(pairs, facts.cycle, monotonic=time.monotonic(), splay=0)
+        runs = scheduler.run_all_once(time.time(), time.monotonic(), time.sleep,
+                                      lambda: (time.time(), time.monotonic()))
+        scheduler.close()
+    finally:
+        facts.close()
+    order = {c.name: i for i, c in enumerate(selected)}
+    return sorted(runs, key=lambda r: order.get(r.check, 0))
+
+
+def _judge(config: Any, runs: Sequence[Any]) -> List[Tuple[Any, Tuple[Any, ...]]]:
+    from monagent.judge import judge_all
+
+    out = []
+    for run in runs:
+        check_config = config.check(run.check)
+        out.append((run, judge_all(run.results, check_config.thresholds if check_config else {})))
+    return out
+
+
+def _print_table(judged: Sequence[Tuple[Any, Tuple[Any, ...]]], runs: Sequence[Any]) -> None:
+    rows = [("CHECK", "SUBJECT", "STATUS", "SUMMARY")]
+    for run, items in judged:
+        if not items:
+            rows.append((run.check, "", "OK", "no results"))
+        for j in items:
+            summary = j.summary
+            for occurrence in j.result.occurrences:
+                summary += f"; {occurrence.summary}"
+            rows.append((run.check, j.result.subject or "-", j.status.name, summary))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
+
+
+def _as_json(judged: Sequence[Tuple[Any, Tuple[Any, ...]]], runs: Sequence[Any]) -> List[Dict[str, Any]]:
+    out = []
+    for run, items in judged:
+        out.append({
+            "check": run.check,
+            "type": run.check_type,
+            "duration_seconds": round(run.duration, 4),
+            "error": run.error or None,
+            "results": [{
+                "subject": j.result.subject,
+                "status": j.status.name,
+                "summary": j.summary,
+                "metrics": [{"name": m.metric.name, "value": m.metric.value, "unit": m.metric.unit,
+                             "status": m.status.name,
+                             "threshold": None if m.threshold is None else {
+                                 "warning": m.threshold.warning, "critical": m.threshold.critical,
+                                 "direction": m.threshold.direction.value}} for m in j.metrics],
+                "occurrences": [{"id": o.id, "summary": o.summary, "severity": o.severity.name,
+                                 "facts": dict(o.facts)} for o in j.result.occurrences],
+                "facts": dict(j.result.facts),
+            } for j in items],
+        })
+    return out
+
+
+def _nagios_line(config: Any, item: Tuple[Any, Tuple[Any, ...]]) -> str:
+    from monagent.api import Status, worst
+
+    run, judged = item
+    status = worst(j.status for j in judged) if judged else Status.OK
+    parts = [f"{j.result.subject}: {j.summary}" if j.result.subject else j.summary for j in judged
+             if j.status != Status.OK] or [j.summary for j in judged][:3]
+    summary = "; ".join(p for p in parts if p) or "no results"
+    check_config = config.check(run.check)
+    thresholds = check_config.thresholds if check_config else {}
+    metrics = []
+    for j in judged:
+        for m in j.metrics:
+            label = f"{j.result.subject} {m.metric.name}".strip() if j.result.subject else m.metric.name
+            metrics.append((label, m.metric))
+    try:
+        from monagent.nagios import format_nagios
+    except ImportError:
+        return f"{run.check.upper()} {status.name} - {summary}"
+    return format_nagios(run.check, status, summary, metrics, thresholds)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monagent.agent import Agent
+    from monagent.confread import ConfigError
+
+    try:
+        agent = Agent(config_path(args), log_level=args.log_level)
+    except ConfigError as err:
+        return config_error_exit(err, EX_CONFIG)
+    return agent.run()
