@@ -1,32 +1,212 @@
 """Configuration of the Prometheus metrics listener (``[metrics]``) and the Alertmanager
-receiver (``[notifiers.alertmanager]``). STUB: the fleet-scale work fills this in."""
+receiver (``[notifiers.alertmanager]``).
+
+Both are for fleets: Prometheus scrapes every agent's ``/metrics``, and every agent
+tells the Alertmanagers of an HA cluster its current alerts (docs/fleet.md).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Tuple
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
-from monagent.confread import Section
+from monagent.confread import Secret, Section
+from monagent.notify.route import Route, parse_route
+
+DEFAULT_LISTEN = "127.0.0.1:9717"
+WATCHDOG_NAME = "MonagentWatchdog"
+RESERVED_LABELS = ("alertname", "instance", "check", "subject", "metric", "severity", "occurrence")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    enabled: bool
-    listen: str
+    """``[metrics]``: the Prometheus exposition listener, off by default."""
+
+    enabled: bool = False
+    listen: str = DEFAULT_LISTEN
+    path: str = "/metrics"
+    allow_remote: bool = False
+
+    @property
+    def host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
 
 
 @dataclass(frozen=True)
 class AlertmanagerConfig:
+    """``[notifiers.alertmanager]``: every Alertmanager of one HA cluster, told the current state."""
+
     urls: Tuple[str, ...]
+    timeout: float = 10.0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    watchdog: bool = True
+    watchdog_name: str = WATCHDOG_NAME
+    repost_interval: float = 60.0
+    ends_at_lead: float = 240.0
+    username: str = ""
+    password: Optional[Secret] = None
+    bearer_token: Optional[Secret] = None
+    tls_verify: bool = True
+    ca_file: Optional[Path] = None
+    route: Route = field(default_factory=Route)
+
+    @property
+    def name(self) -> str:
+        return "alertmanager"
+
+
+# ---------------------------------------------------------------- [metrics]
+
+
+def split_listen(listen: str) -> Tuple[str, int]:
+    """``"127.0.0.1:9717"`` -> ``("127.0.0.1", 9717)``; ``"[::1]:9717"`` -> ``("::1", 9717)``.
+
+    Raises ValueError naming what is wrong.
+    """
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError('must be "host:port", such as "127.0.0.1:9717" or "[::1]:9717"')
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError('an IPv6 address needs brackets, such as "[::1]:9717"')
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"port must be from 1 to 65535, got {port}")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and "localhost"; an empty host means every interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_metrics(section: Section) -> MetricsConfig:
-    config = MetricsConfig(section.boolean("enabled", False), section.string("listen", "127.0.0.1:9717"))
+    enabled = section.boolean("enabled", False)
+    listen = section.string("listen", DEFAULT_LISTEN)
+    path = section.string("path", "/metrics")
+    allow_remote = section.boolean("allow_remote", False)
+    try:
+        host, _ = split_listen(listen)
+    except ValueError as exc:
+        section.error("listen", f"{exc}; got \"{listen}\"")
+        listen, host = DEFAULT_LISTEN, "127.0.0.1"
+    if not is_loopback(host) and not allow_remote:
+        section.error("listen", f'"{listen}" is not a loopback address: the metrics show every check of this '
+                                "host to whoever connects; set allow_remote = true to listen there anyway "
+                                "(and firewall it)")
+    if not path.startswith("/") or any(c.isspace() for c in path):
+        section.error("path", f'must start with "/" and contain no spaces, got "{path}"')
+        path = "/metrics"
     section.finish()
-    return config
+    return MetricsConfig(enabled, listen, path, allow_remote)
+
+
+# ---------------------------------------------------------------- [notifiers.alertmanager]
 
 
 def parse_alertmanager(section: Section) -> AlertmanagerConfig:
-    config = AlertmanagerConfig(section.strings("urls", ()))
+    urls = _parse_urls(section)
+    repost = section.duration("repost_interval", 60.0, minimum=1.0)
+    lead = section.duration("ends_at_lead", 240.0, minimum=1.0)
+    if lead <= repost:
+        section.error("ends_at_lead", f"must be longer than repost_interval ({_secs(repost)}), got {_secs(lead)}: "
+                                      "Alertmanager would resolve every alert between two posts")
+    username = section.string("username", "")
+    password = section.secret("password")
+    token = section.secret("bearer_token")
+    if username and password is None:
+        section.error("username", "needs password (or password_file, or password_credential)")
+    if password is not None and not username:
+        section.error("password", "needs username")
+    if token is not None and username:
+        section.error("bearer_token", "give either username/password or bearer_token, not both")
+    config = AlertmanagerConfig(
+        urls=urls,
+        timeout=section.duration("timeout", 10.0, minimum=0.1),
+        labels=_parse_labels(section.table("labels")),
+        watchdog=section.boolean("watchdog", True),
+        watchdog_name=_parse_watchdog_name(section),
+        repost_interval=repost,
+        ends_at_lead=lead,
+        username=username,
+        password=password,
+        bearer_token=token,
+        tls_verify=section.boolean("tls_verify", True),
+        ca_file=section.path_value("ca_file", None),
+        route=parse_route(section),
+    )
     section.finish()
     return config
+
+
+def _secs(seconds: float) -> str:
+    from monagent.confread import format_duration
+
+    return format_duration(seconds)
+
+
+def _parse_urls(section: Section) -> Tuple[str, ...]:
+    urls = section.strings("urls")
+    if "urls" in section and not urls:
+        section.error("urls", 'must list at least one Alertmanager, such as ["http://127.0.0.1:9093"]')
+    good = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            section.error("urls", f'each must be an http:// or https:// URL such as "http://am1:9093", got "{url}"')
+        elif parts.username or parts.password:
+            section.error("urls", "must not carry credentials; use username and password_file")
+        elif parts.query or parts.fragment:
+            section.error("urls", f'must be the Alertmanager\'s base URL without "?" or "#", got "{url}"')
+        else:
+            good.append(url.rstrip("/"))
+    return tuple(good)
+
+
+def _parse_labels(section: Section) -> Mapping[str, str]:
+    labels = {}
+    for name in section.keys():
+        value = section.string(name)
+        if not _LABEL_NAME.match(name) or name.startswith("__"):
+            section.error(name, "is not a valid Prometheus label name (letters, digits, _; not starting with __)")
+        elif name in RESERVED_LABELS:
+            section.error(name, f"is set by monagent itself; reserved labels: {', '.join(RESERVED_LABELS)}")
+        elif value is not None:
+            labels[name] = value
+    section.finish()
+    return labels
+
+
+def _parse_watchdog_name(section: Section) -> str:
+    name = section.string("watchdog_name", WATCHDOG_NAME)
+    if not name:
+        section.error("watchdog_name", "must not be empty")
+        return WATCHDOG_NAME
+    return str(name)
+
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "WATCHDOG_NAME",
+    "AlertmanagerConfig",
+    "MetricsConfig",
+    "is_loopback",
+    "parse_alertmanager",
+    "parse_metrics",
+    "split_listen",
+]
