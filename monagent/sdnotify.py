@@ -10,8 +10,9 @@ The agent calls, from its main process only (``NotifyAccess=main``)::
 
     notifier = SystemdNotifier.from_environ(os.environ, unset=True)
     notifier.ready(status_line(checks=12, firing=1, outbox=0))
-    gate = WatchdogGate(notifier, stall_after=90.0)
-    gate.beat(now=time.monotonic(), last_progress=scheduler.last_progress)   # each loop turn
+    gate = WatchdogGate(notifier.watchdog_interval())
+    gate.progress(now)                               # whenever the scheduler moved on
+    if gate.due(now): notifier.watchdog()            # each loop turn
     notifier.reloading(); ...; notifier.ready()                               # SIGHUP
     notifier.stopping()                                                       # SIGTERM
 """
@@ -147,31 +148,39 @@ def _status(text: Optional[str]) -> tuple:
 
 
 class WatchdogGate:
-    """Decides when the scheduler loop sends WATCHDOG=1: every half ``WatchdogSec`` while it
-    makes progress, never once progress is older than ``stall_after`` seconds.
+    """Decides when the scheduler loop sends WATCHDOG=1: every ``interval`` seconds (half of
+    ``WatchdogSec``) while the loop reports progress, never once the last progress is older
+    than ``stall_after`` (default: one interval).
 
-    A wedged scheduler therefore stops feeding the watchdog, and systemd restarts the agent
-    (``Restart=on-failure`` covers a watchdog timeout). Times are monotonic seconds.
+    A wedged scheduler therefore stops feeding the watchdog and systemd restarts the agent
+    (``Restart=on-failure`` covers a watchdog timeout). Times are monotonic seconds::
+
+        gate = WatchdogGate(notifier.watchdog_interval())
+        gate.progress(now)               # whenever the scheduler moved on
+        if gate.due(now):                # each loop turn; sleep at most gate.interval
+            notifier.watchdog()
     """
 
-    def __init__(self, notifier: SystemdNotifier, stall_after: float) -> None:
-        self.notifier = notifier
-        self.interval = notifier.watchdog_interval()
-        self.stall_after = stall_after
+    def __init__(self, interval: Optional[float], stall_after: Optional[float] = None) -> None:
+        self.interval = interval
+        self.stall_after = interval if stall_after is None else stall_after
+        self.last_progress: Optional[float] = None
         self.last_sent: Optional[float] = None
 
-    def due(self, now: float, last_progress: float) -> bool:
-        """Whether a WATCHDOG=1 should go out at ``now``."""
-        if self.interval is None or now - last_progress > self.stall_after:
-            return False
-        return self.last_sent is None or now - self.last_sent >= self.interval
+    def progress(self, now: float) -> None:
+        """The scheduler made progress at ``now``."""
+        self.last_progress = now
 
-    def beat(self, now: float, last_progress: float) -> bool:
-        """Send WATCHDOG=1 when :meth:`due`; True when one was sent."""
-        if not self.due(now, last_progress):
+    def due(self, now: float) -> bool:
+        """Whether WATCHDOG=1 goes out at ``now``; a True answer counts as sent."""
+        if self.interval is None or self.stall_after is None or self.last_progress is None:
+            return False
+        if now - self.last_progress > self.stall_after:
+            return False
+        if self.last_sent is not None and now - self.last_sent < self.interval:
             return False
         self.last_sent = now
-        return self.notifier.watchdog()
+        return True
 
 
 __all__ = ["SystemdNotifier", "WatchdogGate", "child_environ", "socket_address", "status_line"]
