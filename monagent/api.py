@@ -216,13 +216,21 @@ class Result:
 
 @dataclass(frozen=True)
 class ProcessInfo:
-    """One row of the process table, read once per cycle. ``cmdline`` is empty until asked for."""
+    """One row of the process table, read once per cycle; the command line is ``ctx.cmdline(pid)``.
+
+    ``uid`` is the real user id. ``cpu_seconds`` (user + system) and ``rss_bytes`` come from
+    the same read of ``/proc/PID/stat``; ``started`` (clock ticks after boot) tells a
+    reused pid apart from the process that had it before.
+    """
 
     pid: int
     ppid: int
     comm: str
     state: str
     uid: int
+    cpu_seconds: float = 0.0
+    rss_bytes: int = 0
+    started: int = 0
 
 
 @dataclass(frozen=True)

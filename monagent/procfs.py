@@ -1,0 +1,164 @@
+"""Reading /proc directly: the process table, mountinfo, CPU times, boot facts.
+
+Every function takes the procfs root, so tests point it at a captured tree
+(``tests/data/proc``). The process scan is the agent's hot path: it reads two small
+files per process with ``os.open``/``os.read`` and builds no objects it does not
+return, which is 2-3x cheaper than ``psutil.process_iter``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import namedtuple
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from monagent.api import DiskUsage, Mount, ProcessInfo
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+#: psutil's field names, so a check can treat this like ``psutil.cpu_times()``.
+CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait irq softirq steal guest guest_nice")
+
+_GONE = (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError)
+
+
+def read_small(path: str) -> bytes:
+    """One read of a small procfs file (they are generated in one go; 16 KiB is plenty)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 16384)
+    finally:
+        os.close(fd)
+
+
+def read_processes(proc_root: Path) -> List[ProcessInfo]:
+    """Every process (thread-group leader) visible in ``proc_root``; vanished ones are skipped."""
+    root = str(proc_root)
+    table: List[ProcessInfo] = []
+    append = table.append
+    for name in os.listdir(root):
+        if not name.isdigit():
+            continue
+        base = f"{root}/{name}/"
+        try:
+            stat = read_small(base + "stat")
+            status = read_small(base + "status")
+        except _GONE:
+            continue  # exited between listdir and read, or hidden from us
+        info = _parse(int(name), stat, status)
+        if info is not None:
+            append(info)
+    return table
+
+
+def _parse(pid: int, stat: bytes, status: bytes) -> Optional[ProcessInfo]:
+    close = stat.rfind(b")")
+    fields = stat[close + 2:].split()
+    if close < 0 or len(fields) < 22:
+        return None
+    at = status.find(b"\nUid:")
+    uid = int(status[at + 5:status.find(b"\n", at + 5)].split()[0]) if at >= 0 else -1
+    info = ProcessInfo.__new__(ProcessInfo)
+    # Bypassing the frozen dataclass __init__ (eight object.__setattr__ calls) halves the cost
+    # of building 2,000 rows; the values and their types are the same.
+    info.__dict__.update(
+        pid=pid, ppid=int(fields[1]), comm=stat[stat.find(b"(") + 1:close].decode("utf-8", "replace"),
+        state=fields[0].decode("ascii", "replace"), uid=uid,
+        cpu_seconds=(int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+        rss_bytes=int(fields[21]) * PAGE_SIZE, started=int(fields[19]),
+    )
+    return info
+
+
+def read_cmdline(proc_root: Path, pid: int) -> Tuple[str, ...]:
+    """argv of ``pid`` (empty for kernel threads, zombies and processes that are gone)."""
+    try:
+        fd = os.open(f"{proc_root}/{pid}/cmdline", os.O_RDONLY | os.O_CLOEXEC)
+    except (*_GONE, OSError):
+        return ()
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError:  # ESRCH while the process exits
+        return ()
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if data.endswith(b"\0"):
+        data = data[:-1]
+    return tuple(arg.decode("utf-8", "surrogateescape") for arg in data.split(b"\0")) if data else ()
+
+
+_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def unescape(field: str) -> str:
+    """Undo mountinfo's octal escapes (``\\040`` is a space)."""
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field) if "\\" in field else field
+
+
+def parse_mountinfo(text: str) -> List[Mount]:
+    """The lines of a ``mountinfo`` file; malformed lines are skipped."""
+    mounts = []
+    for line in text.splitlines():
+        parts = line.split(" ")
+        try:
+            dash = parts.index("-", 6)
+            mounts.append(Mount(
+                mount_id=int(parts[0]), parent_id=int(parts[1]), device=parts[2], root=unescape(parts[3]),
+                mountpoint=unescape(parts[4]), options=tuple(parts[5].split(",")), fstype=parts[dash + 1],
+                source=unescape(parts[dash + 2]), super_options=tuple(parts[dash + 3].split(",")),
+            ))
+        except (ValueError, IndexError):
+            continue
+    return mounts
+
+
+def read_mountinfo(path: Path, fallback: Optional[Path] = None) -> List[Mount]:
+    """``path`` (the host's view, /proc/1/mountinfo), or ``fallback`` when it is hidden from us."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    except (PermissionError, FileNotFoundError):
+        if fallback is None:
+            raise
+        text = fallback.read_text(encoding="utf-8", errors="surrogateescape")
+    return parse_mountinfo(text)
+
+
+def parse_stat(text: str) -> Dict[str, object]:
+    """/proc/stat: ``cpu_times`` (CpuTimes, seconds), ``cpu_count`` (online CPUs), ``btime``."""
+    facts: Dict[str, object] = {}
+    count = 0
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            values = [int(v) / CLOCK_TICKS for v in line.split()[1:11]]
+            values += [0.0] * (10 - len(values))
+            facts["cpu_times"] = CpuTimes(*values)
+        elif line.startswith("cpu"):
+            count += 1
+        elif line.startswith("btime "):
+            facts["btime"] = float(line.split()[1])
+    facts["cpu_count"] = count or 1
+    return facts
+
+
+def statvfs_usage(path: str) -> DiskUsage:
+    """statvfs of ``path`` as df shows it (runs in a worker process: it can block in the kernel)."""
+    st = os.statvfs(path)
+    total = st.f_blocks * st.f_frsize
+    return DiskUsage(
+        total=total,
+        used=total - st.f_bfree * st.f_frsize,
+        free=st.f_bavail * st.f_frsize,
+        inodes_total=st.f_files,
+        inodes_used=st.f_files - st.f_ffree,
+        inodes_free=st.f_favail,
+        read_only=bool(st.f_flag & os.ST_RDONLY),
+    )
