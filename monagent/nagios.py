@@ -176,10 +176,11 @@ def _read_label(text: str, pos: int) -> Tuple[Optional[str], int, str]:
                     continue
                 if text[i + 1:i + 2] == "=":
                     return "".join(chars), i + 2, ""
-                return None, _token_end(text, i), 'no "=" after the quoted label'
+                break
             chars.append(text[i])
             i += 1
-        return None, len(text), "the quoted label is not closed"
+        # Skip only the first word: an unbalanced quote must not swallow the good fields after it.
+        return None, _token_end(text, pos), "the quoted label is not closed by \"'=\""
     end = pos
     while end < len(text) and text[end] not in _WHITESPACE and text[end] != "=":
         end += 1
