@@ -1,0 +1,137 @@
+"""Real Prometheus servers for the fleet tests: Alertmanager processes on loopback, promtool, amtool.
+
+Debian's ``prometheus-alertmanager`` and ``prometheus`` packages provide the binaries. Without
+them the tests are skipped with the reason, except in CI (``CI`` set), where they must run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import pytest
+
+ALERTMANAGER = os.environ.get("MONAGENT_TEST_ALERTMANAGER", "/usr/bin/prometheus-alertmanager")
+PROMTOOL = os.environ.get("MONAGENT_TEST_PROMTOOL", "/usr/bin/promtool")
+AMTOOL = os.environ.get("MONAGENT_TEST_AMTOOL", "/usr/bin/amtool")
+
+NULL_CONFIG = """\
+route:
+  receiver: "null"
+receivers:
+  - name: "null"
+"""
+
+
+def need_binary(path: str, package: str) -> str:
+    """The binary's path; skip (outside CI) or fail (in CI) when it is missing."""
+    if os.access(path, os.X_OK):
+        return path
+    found = shutil.which(Path(path).name)
+    if found:
+        return found
+    message = f"{path} is missing: install the Debian package {package} (apt-get install {package})"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; CI must run these tests")
+    pytest.skip(message)
+    raise AssertionError("unreachable")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Alertmanager:
+    """One prometheus-alertmanager process on 127.0.0.1 with gossip off; ``stop``/``start`` keep the port."""
+
+    def __init__(self, binary: str, directory: Path, config: str = NULL_CONFIG, port: Optional[int] = None) -> None:
+        self.binary = binary
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.config_file = directory / "alertmanager.yml"
+        self.config_file.write_text(config, encoding="utf-8")
+        self.port = port or free_port()
+        self.process: Optional[subprocess.Popen] = None
+        self._log: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._log = open(self.directory / "alertmanager.log", "ab")  # closed in stop()
+        self.process = subprocess.Popen(
+            [self.binary, f"--config.file={self.config_file}", f"--storage.path={self.directory / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
+            stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                raise AssertionError(f"alertmanager exited at start: {self.log_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise AssertionError(f"alertmanager not ready after 30 s: {self.log_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_text(self) -> str:
+        path = self.directory / "alertmanager.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def alerts(self, **filters: str) -> List[Dict[str, Any]]:
+        """``GET /api/v2/alerts``: the alerts it holds that have not ended."""
+        query = "&".join(f"{k}={v}" for k, v in filters.items())
+        with urllib.request.urlopen(f"{self.url}/api/v2/alerts?{query}", timeout=5) as answer:
+            return list(json.load(answer))
+
+    def labels(self, **filters: str) -> List[Dict[str, str]]:
+        return sorted((a["labels"] for a in self.alerts(**filters)), key=lambda labels: sorted(labels.items()))
+
+    def metric(self, name_and_labels: str) -> float:
+        """One sample of its own /metrics, e.g. ``alertmanager_alerts_received_total{status="resolved",...}``."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as answer:
+            for line in answer.read().decode().splitlines():
+                if line.startswith(name_and_labels + " "):
+                    return float(line.split()[-1])
+        return 0.0
+
+
+def run_tool(argv: Sequence[str], stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def http_error_code(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return int(exc.code)
