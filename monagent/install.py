@@ -1,0 +1,255 @@
+"""``monagent install`` / ``uninstall``: put the systemd unit, the sysusers.d entry and a
+default config in place, and take them away again.
+
+The installed unit's ``ExecStart`` names the ``monagent`` that ran the install, so a venv
+or pipx install works as well as a system one. The default ``agent.toml`` is written only
+when none exists, mode 0640 root:monagent (it may hold a robot's secret). What install
+wrote is listed in a manifest under ``/etc/monagent`` (root-owned, unlike the state
+directory, which belongs to the agent's user: a manifest there would let that user make
+root delete files). ``uninstall`` removes what the manifest lists and keeps the config
+and the state. Everything takes a ``root`` so tests install into a temporary tree.
+"""
+
+from __future__ import annotations
+
+import enum
+import grp
+import json
+import os
+import re
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from monagent import __version__
+
+UNIT_NAME = "monagent.service"
+GROUP = "monagent"
+UNIT = Path("/etc/systemd/system") / UNIT_NAME
+SYSUSERS = Path("/etc/sysusers.d/monagent.conf")
+CONFIG = Path("/etc/monagent/agent.toml")
+MANIFEST = Path("/etc/monagent/.install-manifest")
+# The only files uninstall ever removes, whatever a manifest says.
+OWNED = (UNIT, SYSUSERS)
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# Package data first (a wheel), then the checkout the package runs from (an editable install).
+_SOURCES = {
+    "unit": (_PACKAGE_DIR / "data" / "monagent.service", _PACKAGE_DIR.parent / "systemd" / "monagent.service"),
+    "sysusers": (_PACKAGE_DIR / "data" / "monagent-sysusers.conf",
+                 _PACKAGE_DIR.parent / "systemd" / "monagent-sysusers.conf"),
+    "config": (_PACKAGE_DIR / "data" / "agent.toml", _PACKAGE_DIR.parent / "agent.toml"),
+}
+
+
+class InstallError(Exception):
+    """Install or uninstall cannot go on; the message says why and what to do."""
+
+
+class Action(enum.Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    KEPT = "kept"
+    REMOVED = "removed"
+    ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    path: Path  # where the file is on disk (under the root)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    steps: Tuple[Step, ...]
+    commands: Tuple[str, ...] = ()  # what the administrator runs next
+    warnings: Tuple[str, ...] = field(default_factory=tuple)
+
+
+# ---------------------------------------------------------------- the executable
+
+
+def monagent_command(argv0: Optional[str] = None, executable: Optional[str] = None) -> List[str]:
+    """The argv that starts this monagent: the script that ran (``sys.argv[0]``), else the
+    console script beside the interpreter (a venv's ``bin/``), else ``python -m monagent``."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    executable = sys.executable if executable is None else executable
+    candidates = [Path(argv0).resolve()] if argv0 and Path(argv0).name.startswith("monagent") else []
+    if executable:
+        candidates.append(Path(os.path.abspath(executable)).parent / "monagent")
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return [str(candidate)]
+    if not executable:
+        raise InstallError("cannot tell which monagent to start: sys.executable is empty")
+    return [os.path.abspath(executable), "-m", "monagent"]
+
+
+def _quote(word: str) -> str:
+    """One ExecStart word: ``$`` and ``%`` escaped, quoted when it holds a space or quote."""
+    word = word.replace("%", "%%").replace("$", "$$")
+    if re.search(r"[\s\"'\\;]", word):
+        return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return word
+
+
+def render_unit(template: str, command: Sequence[str]) -> str:
+    """The unit text with ExecStart's program replaced by ``command``."""
+    pattern = re.compile(r"^ExecStart=(\S+)", re.MULTILINE)
+    if not pattern.search(template):
+        raise InstallError("the shipped unit has no ExecStart= line")
+    return pattern.sub(lambda _m: "ExecStart=" + " ".join(_quote(w) for w in command), template, count=1)
+
+
+def unreachable_dir(path: Path) -> Optional[Path]:
+    """The first directory above ``path`` that other users cannot enter, or None."""
+    for parent in reversed(path.parents):
+        try:
+            if not parent.stat().st_mode & stat.S_IXOTH:
+                return parent
+        except OSError:
+            return parent
+    return None
+
+
+# ---------------------------------------------------------------- install
+
+
+def _source(kind: str, given: Optional[Path] = None) -> Path:
+    candidates = (given,) if given is not None else _SOURCES[kind]
+    for candidate in candidates:
+        if candidate is not None and candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    hint = "; pass --config-source FILE" if kind == "config" else "; reinstall the monagent package"
+    raise InstallError(f"cannot find the shipped {kind} file (looked in {looked}){hint}")
+
+
+def _under(root: Path, path: Path) -> Path:
+    return root / path.relative_to("/")
+
+
+def _write(target: Path, content: bytes, mode: int, dry_run: bool) -> Action:
+    if target.is_file():
+        if target.read_bytes() == content and stat.S_IMODE(target.stat().st_mode) == mode:
+            return Action.UNCHANGED
+        action = Action.UPDATED
+    else:
+        action = Action.CREATED
+    if not dry_run:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        temporary.write_bytes(content)
+        temporary.chmod(mode)
+        temporary.replace(target)
+    return action
+
+
+def _group_id(group: str) -> Optional[int]:
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
+
+
+def _group_fix(target: Path, group: str, dry_run: bool) -> List[str]:
+    """Give ``target`` to root:``group`` now, or the command that will once the group exists."""
+    gid = _group_id(group)
+    if gid is None or os.geteuid() != 0:
+        return [f"chgrp {group} {CONFIG}"]
+    if not dry_run and target.exists() and target.stat().st_gid != gid:
+        os.chown(target, 0, gid)
+    return []
+
+
+def _install_config(root: Path, source: Optional[Path], group: str, dry_run: bool) -> Tuple[Step, List[str]]:
+    target = _under(root, CONFIG)
+    if target.exists():
+        fix = _group_fix(target, group, dry_run) if target.stat().st_gid == 0 else []
+        return Step(Action.KEPT, target, "it exists; not overwritten"), fix
+    _write(target, _source("config", source).read_bytes(), 0o640, dry_run)
+    fix = _group_fix(target, group, dry_run)
+    return Step(Action.CREATED, target, "mode 0640" + ("" if fix else f", owner root:{group}")), fix
+
+
+def install(root: Path = Path("/"), *, command: Optional[Sequence[str]] = None,
+            config_source: Optional[Path] = None, group: str = GROUP, dry_run: bool = False) -> Report:
+    """Install the unit, the sysusers entry and (if absent) the config under ``root``."""
+    command = list(command) if command is not None else monagent_command()
+    unit = render_unit(_source("unit").read_text(encoding="utf-8"), command)
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    steps = [
+        Step(_write(_under(root, UNIT), unit.encode(), 0o644, dry_run), _under(root, UNIT), exec_start),
+        Step(_write(_under(root, SYSUSERS), _source("sysusers").read_bytes(), 0o644, dry_run), _under(root, SYSUSERS)),
+    ]
+    config_step, fix_group = _install_config(root, config_source, group, dry_run)
+    steps.append(config_step)
+    if not dry_run:
+        manifest = {"format": 1, "monagent": __version__, "exec_start": command, "files": [str(p) for p in OWNED]}
+        _write(_under(root, MANIFEST), (json.dumps(manifest, indent=2) + "\n").encode(), 0o600, dry_run)
+    commands = [f"systemd-sysusers {SYSUSERS}", *fix_group, f"monagent validate -c {CONFIG}",
+                "systemctl daemon-reload", f"systemctl enable --now {UNIT_NAME}", f"journalctl -u {UNIT_NAME} -f"]
+    return Report(tuple(steps), tuple(commands), tuple(_warnings(command)))
+
+
+def _warnings(command: Sequence[str]) -> List[str]:
+    program = Path(command[0])
+    closed = unreachable_dir(program)
+    if closed is None:
+        return []
+    return [f"{closed} is not searchable by other users, so the {GROUP} user reaches {program} only through "
+            f"CAP_DAC_READ_SEARCH; install monagent in a venv outside it (python3 -m venv /opt/monagent)"]
+
+
+# ---------------------------------------------------------------- uninstall
+
+
+def _read_manifest(root: Path) -> List[Path]:
+    path = _under(root, MANIFEST)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        files = [Path(p) for p in data["files"]]
+    except FileNotFoundError:
+        raise InstallError(f"nothing to uninstall: {path} does not exist (monagent install writes it)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InstallError(f"cannot read {path}: {exc}") from None
+    return [p for p in files if p in OWNED]
+
+
+def _remove_wants_links(root: Path, dry_run: bool) -> List[Step]:
+    """The ``*.wants/monagent.service`` links ``systemctl enable`` made, as ``disable`` would."""
+    steps = []
+    for link in sorted(_under(root, UNIT.parent).glob(f"*.wants/{UNIT_NAME}")):
+        if link.is_symlink():
+            if not dry_run:
+                link.unlink()
+            steps.append(Step(Action.REMOVED, link))
+    return steps
+
+
+def uninstall(root: Path = Path("/"), *, dry_run: bool = False) -> Report:
+    """Remove what :func:`install` put under ``root``; keep the config and the state."""
+    owned = _read_manifest(root)
+    steps = _remove_wants_links(root, dry_run)
+    for path in owned:
+        target = _under(root, path)
+        if target.is_file():
+            if not dry_run:
+                target.unlink()
+            steps.append(Step(Action.REMOVED, target))
+        else:
+            steps.append(Step(Action.ABSENT, target, "already gone"))
+    if not dry_run:
+        _under(root, MANIFEST).unlink()
+    steps.append(Step(Action.KEPT, _under(root, CONFIG.parent), "configuration"))
+    steps.append(Step(Action.KEPT, _under(root, Path("/var/lib/monagent")), f"state, if any, and the {GROUP} user"))
+    commands = [f"systemctl stop {UNIT_NAME}", "systemctl daemon-reload"]
+    return Report(tuple(steps), tuple(commands))
+
+
+__all__ = ["Action", "InstallError", "Report", "Step", "install", "monagent_command", "render_unit", "uninstall"]
