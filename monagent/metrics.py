@@ -249,9 +249,11 @@ class MetricsServer:
     thread-safe (return the newest frozen snapshot the agent stored).
     """
 
-    def __init__(self, config: MetricsConfig, snapshot: Callable[[], AgentSnapshot]) -> None:
+    def __init__(self, config: MetricsConfig, snapshot: Callable[[], AgentSnapshot], *,
+                 poll_interval: float = 0.5) -> None:
         self.config = config
         self._snapshot = snapshot
+        self.poll_interval = poll_interval  # how soon stop() is noticed; each poll wakes the thread
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -272,7 +274,8 @@ class MetricsServer:
         except OSError as exc:
             raise MetricsServerError(f"metrics: cannot listen on {self.config.listen}: "
                                      f"{exc.strerror or exc}") from None
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(self.poll_interval,),
+                                        name="metrics", daemon=True)
         self._thread.start()
         log.info("serving Prometheus metrics on http://%s%s", self.config.listen, self.config.path)
 
