@@ -1,0 +1,233 @@
+"""The kdump crash-dump watcher: one occurrence per kernel crash dump, with the panic reason.
+
+Each run scans every dump root (``/var/crash``, the configured ``roots``, and what the
+host's kdump configuration names) in a worker process with a hard timeout, and reports
+every dump that is complete, or that failed (a temporary marker older than the current
+boot), as an :class:`~monagent.api.Occurrence` in a result whose subject is the root.
+The engine keeps the seen set and sends each occurrence once per revision; the check
+itself only remembers, for the settle window, how dumps without a completion signal
+looked on the previous runs, and the reasons it already parsed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import pwd
+from pathlib import Path
+from typing import ClassVar, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple
+
+from monagent.checks.kdump_config import configured_roots
+from monagent.checks.kdump_facts import DumpContext, build_occurrence
+from monagent.checks.kdump_layouts import Layout, Signal
+from monagent.checks.kdump_reason import CrashReport
+from monagent.checks.kdump_scan import FoundDump, RootScan, ScanRequest, scan_root
+
+from monagent.api import Check, Context, MetricSpec, Occurrence, Result, Status, StuckCall
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROOT = "/var/crash"
+
+
+class KdumpCheck(Check):
+    """Watch kdump dump directories; report each new crash dump once (CRITICAL)."""
+
+    interval = 60.0
+    timeout = 120.0
+    metrics: ClassVar[Optional[Mapping[str, MetricSpec]]] = {}
+    run_at_start = True
+
+    def __init__(
+        self,
+        *,
+        roots: Sequence[str] = (DEFAULT_ROOT,),
+        read_kdump_config: bool = True,
+        etc_root: str = "/etc",
+        abrt_spool: str = "",
+        trusted_owners: Sequence[str] = ("root",),
+        settle_seconds: float = 120.0,
+        abandon_seconds: float = 1800.0,
+        announce_window_seconds: float = 3600.0,
+        scan_timeout_seconds: float = 20.0,
+        max_dumps: int = 1000,
+    ) -> None:
+        self.roots = tuple(roots)
+        self.read_kdump_config = read_kdump_config
+        self.etc_root = etc_root
+        self.abrt_spool = abrt_spool
+        self.trusted_owners = tuple(trusted_owners)
+        self.settle_seconds = settle_seconds
+        self.abandon_seconds = abandon_seconds
+        self.announce_window_seconds = announce_window_seconds
+        self.scan_timeout_seconds = scan_timeout_seconds
+        self.max_dumps = max_dumps
+        self._settle: Dict[Tuple[str, str, int], Tuple[tuple, float]] = {}
+        self._reports: Dict[Tuple[str, tuple], Optional[CrashReport]] = {}
+        self._logged: Set[Tuple[str, str, str]] = set()
+
+    def run(self, ctx: Context) -> List[Result]:
+        if _in_capture_kernel(ctx.proc_root):
+            return [Result(status=Status.OK, reason="running in a kdump capture kernel: dump roots are not scanned")]
+        trusted = self._trusted_uids()
+        results: List[Result] = []
+        seen_roots: Set[Tuple[int, int]] = set()
+        crash_names: Set[str] = set()
+        for root, abrt in self._roots(ctx):
+            scan, failure = self._scan(ctx, root, abrt, trusted)
+            if failure is not None:
+                results.append(failure)
+                continue
+            assert scan is not None
+            if scan.exists and (scan.dev, scan.ino) in seen_roots:
+                continue  # the same directory reached through another configured path
+            seen_roots.add((scan.dev, scan.ino))
+            results.append(self._root_result(ctx, scan, crash_names))
+            crash_names.update(d.name for d in scan.dumps)
+        return results
+
+    def _roots(self, ctx: Context) -> List[Tuple[str, bool]]:
+        roots = list(self.roots)
+        if self.read_kdump_config:
+            roots += configured_roots(self.etc_root, lambda spec: _mountpoint_of(ctx, spec))
+        unique: List[Tuple[str, bool]] = []
+        for root in roots:
+            path = os.path.normpath(root)
+            if (path, False) not in unique:
+                unique.append((path, False))
+        if self.abrt_spool:
+            unique.append((os.path.normpath(self.abrt_spool), True))
+        return unique
+
+    def _trusted_uids(self) -> FrozenSet[int]:
+        uids = set()
+        for owner in self.trusted_owners:
+            if owner.isdigit():
+                uids.add(int(owner))
+                continue
+            try:
+                uids.add(pwd.getpwnam(owner).pw_uid)
+            except KeyError:
+                log.warning("trusted_owners: no user named %r on this host", owner)
+        return frozenset(uids)
+
+    def _scan(self, ctx: Context, root: str, abrt: bool,
+              trusted: FrozenSet[int]) -> Tuple[Optional[RootScan], Optional[Result]]:
+        known = frozenset(key for (r, key) in self._reports if r == root)
+        request = ScanRequest(root, trusted, known, abrt=abrt, max_dumps=self.max_dumps)
+        try:
+            return ctx.run_blocking(scan_root, request, timeout=self.scan_timeout_seconds), None
+        except StuckCall:
+            reason = f"{root} is not responding (scan took longer than {self.scan_timeout_seconds:g} s)"
+        except OSError as exc:
+            reason = f"cannot scan {root}: {exc.strerror or exc}"
+        return None, Result(subject=root, status=Status.UNKNOWN, reason=reason)
+
+    def _root_result(self, ctx: Context, scan: RootScan, crash_names: Set[str]) -> Result:
+        self._log_ignored(scan)
+        if not scan.exists:
+            self._forget(scan.root, ())
+            return Result(subject=scan.root, status=Status.OK, reason=f"{scan.root} does not exist (no dumps)")
+        shared = DumpContext(scan.real, scan.free_bytes, _running_kernel(ctx.proc_root), ctx.boot_time(),
+                             self.announce_window_seconds)
+        occurrences: List[Occurrence] = []
+        writing = 0
+        for dump in scan.dumps:
+            if dump.entry.layout == Layout.ABRT and dump.entry.orig in crash_names:
+                continue  # ABRT's copy of a dump already reported from the kdump directory
+            status = self._status(ctx, scan.root, dump)
+            if status is None:
+                writing += 1
+                continue
+            occurrences.append(build_occurrence(shared, dump, status, self._report(scan.root, dump)))
+        self._forget(scan.root, scan.dumps)
+        return Result(subject=scan.root, status=Status.OK, reason=_describe(scan, len(occurrences), writing),
+                      occurrences=tuple(occurrences))
+
+    def _status(self, ctx: Context, root: str, dump: FoundDump) -> Optional[str]:
+        """complete / incomplete / failed, or None while the dump is still being written."""
+        signal = dump.shape.signal
+        if signal == Signal.COMPLETE:
+            return "complete"
+        if signal == Signal.FAILED:
+            return "failed"
+        newest = dump.newest_mtime
+        before_boot = newest < ctx.boot_time()
+        if signal == Signal.WRITING:
+            abandoned = ctx.now - newest >= self.abandon_seconds
+            return "incomplete" if before_boot or abandoned else None
+        if before_boot or ctx.now - newest >= self.settle_seconds or self._stable(ctx.now, root, dump):
+            return "complete" if dump.core is not None else "incomplete"
+        return None
+
+    def _stable(self, now: float, root: str, dump: FoundDump) -> bool:
+        """True once size and mtime of every file stayed the same for the settle window."""
+        key = (root, dump.name, dump.ino)
+        previous = self._settle.get(key)
+        if previous is None or previous[0] != dump.signature:
+            self._settle[key] = (dump.signature, now)
+            return False
+        return now - previous[1] >= self.settle_seconds
+
+    def _report(self, root: str, dump: FoundDump) -> Optional[CrashReport]:
+        if dump.dmesg_key is None:
+            return dump.report
+        key = (root, dump.dmesg_key)
+        if dump.report is not None or key not in self._reports:
+            self._reports[key] = dump.report
+        return self._reports[key]
+
+    def _forget(self, root: str, dumps: Sequence[FoundDump]) -> None:
+        """Drop remembered sizes and reasons of dumps that are gone (rotation, deletion)."""
+        present = {(d.name, d.ino) for d in dumps}
+        keys = {d.dmesg_key for d in dumps if d.dmesg_key is not None}
+        self._settle = {k: v for k, v in self._settle.items() if k[0] != root or (k[1], k[2]) in present}
+        self._reports = {k: v for k, v in self._reports.items() if k[0] != root or k[1] in keys}
+
+    def _log_ignored(self, scan: RootScan) -> None:
+        for name, why in scan.ignored:
+            key = (scan.root, name, why)
+            if key not in self._logged:
+                self._logged.add(key)
+                log.warning("%s: %r %s; not treated as a kernel crash dump (see trusted_owners)",
+                            scan.root, name, why)
+
+
+def _describe(scan: RootScan, reported: int, writing: int) -> str:
+    parts = [f"{reported} crash dump{'s' if reported != 1 else ''} in {scan.root}"]
+    if writing:
+        parts.append(f"{writing} being written")
+    if scan.ignored:
+        parts.append(f"{len(scan.ignored)} untrusted entr{'ies' if len(scan.ignored) != 1 else 'y'} ignored")
+    if scan.skipped:
+        parts.append(f"{scan.skipped} oldest entries not examined (max_dumps)")
+    return ", ".join(parts)
+
+
+def _in_capture_kernel(proc_root: Path) -> bool:
+    try:
+        return (Path(proc_root) / "vmcore").stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _running_kernel(proc_root: Path) -> str:
+    try:
+        return (Path(proc_root) / "sys/kernel/osrelease").read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return platform.release()
+
+
+def _mountpoint_of(ctx: Context, spec: str) -> Optional[str]:
+    """Where the device a kdump.conf filesystem target names is mounted (UUID=, LABEL= or a path)."""
+    kind, _, value = spec.partition("=")
+    if kind in ("UUID", "LABEL", "PARTUUID", "PARTLABEL") and value:
+        device = os.path.realpath(f"/dev/disk/by-{kind.lower()}/{value}")
+    else:
+        device = os.path.realpath(spec)
+    for mount in ctx.mounts():
+        source = mount.source
+        if source in (spec, device) or (source.startswith("/dev/") and os.path.realpath(source) == device):
+            return mount.mountpoint
+    return None

@@ -1,0 +1,124 @@
+"""Turning one recognised dump into the occurrence a message is made from (kdump-layouts.md 6.3).
+
+Fact keys (the DingTalk formatter renders these; empty values are left out): ``reason``,
+``function``, ``module``, ``comm``, ``pid``, ``kernel``, ``running_kernel``, ``taint``,
+``test_crash`` (yes/no), ``dump_status`` (complete/incomplete/failed), ``dump_path``,
+``dump_size``, ``dump_format``, ``free_space``, ``excerpt`` (newline-separated lines),
+``distro_layout``; and when known ``panic`` (the panic line when the headline is another
+line), ``host`` (the crashed client on a dump server), ``capture_time`` (the directory
+stamp, capture-kernel clock), ``crash_time`` (SUSE README), ``hardware``, ``note``,
+``apport_report``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+from monagent.checks.kdump_reason import CrashReport
+from monagent.checks.kdump_scan import FoundDump
+
+from monagent.api import Occurrence, Status
+
+SUMMARY_MAX = 200
+
+
+@dataclass(frozen=True)
+class DumpContext:
+    """Per-root and per-host facts shared by every dump of one scan."""
+
+    root: str  # the root's real path
+    free_bytes: Optional[int]
+    running_kernel: str
+    boot_time: float
+    announce_window: float
+
+
+def occurrence_id(root: str, dump: FoundDump) -> str:
+    """Stable across completion and renames of the files inside: root, entry name, entry inode."""
+    return f"{os.path.join(root, dump.name)}:{dump.ino}"
+
+
+def revision(status: str, dump: FoundDump) -> str:
+    """Changes when the status changes, or when a reused directory gets a new core file."""
+    if status == "complete" and dump.core is not None:
+        return f"complete:{dump.core.ino}"
+    return status
+
+
+def build_occurrence(ctx: DumpContext, dump: FoundDump, status: str, report: Optional[CrashReport]) -> Occurrence:
+    written = dump.newest_mtime
+    window = ctx.announce_window
+    return Occurrence(
+        id=occurrence_id(ctx.root, dump),
+        summary=summary(status, dump, report),
+        severity=Status.CRITICAL,
+        revision=revision(status, dump),
+        facts=facts(ctx, dump, status, report),
+        time=written or None,
+        announce_on_first_run=ctx.boot_time - window <= written <= ctx.boot_time + window,
+    )
+
+
+def summary(status: str, dump: FoundDump, report: Optional[CrashReport]) -> str:
+    if report is not None and report.found:
+        head = report.headline
+    else:
+        why = dump.report_error or "no crash message in the kernel log"
+        head = f"kernel crash (reason unavailable: {why})"
+    if status == "incomplete":
+        head = f"crash, dump incomplete: {head}"
+    elif status == "failed":
+        head = f"crash, dump failed: {head}"
+    return head if len(head) <= SUMMARY_MAX else head[: SUMMARY_MAX - 1] + "…"
+
+
+def facts(ctx: DumpContext, dump: FoundDump, status: str, report: Optional[CrashReport]) -> Dict[str, str]:
+    rep = report or CrashReport()
+    shape = dump.shape
+    path = os.path.join(ctx.root, dump.name)
+    values = {
+        "reason": rep.headline,
+        "panic": rep.panic if rep.panic and rep.panic not in rep.headline else "",
+        "function": rep.function,
+        "module": rep.module,
+        "comm": rep.comm,
+        "pid": rep.pid,
+        "kernel": rep.kernel or shape.kernel,
+        "running_kernel": ctx.running_kernel,
+        "taint": rep.taint,
+        "test_crash": "yes" if rep.test_crash else "no",
+        "dump_status": status,
+        "dump_path": path,
+        "dump_size": human_bytes(dump.core.size) if dump.core is not None else "",
+        "dump_format": dump.core_format if dump.core is not None else "none (no core file)",
+        "free_space": human_bytes(ctx.free_bytes) if ctx.free_bytes is not None else "",
+        "excerpt": "\n".join(rep.excerpt),
+        "distro_layout": shape.layout.value,
+        "host": dump.entry.host,
+        "capture_time": capture_time(dump.entry.stamp),
+        "crash_time": shape.crash_time,
+        "hardware": rep.hardware,
+        "note": shape.note or (dump.report_error if not rep.found else ""),
+        "apport_report": os.path.join(ctx.root, dump.apport_report) if dump.apport_report else "",
+    }
+    return {key: value for key, value in values.items() if value}
+
+
+def capture_time(stamp: str) -> str:
+    """The directory stamp in one readable form (capture-kernel clock, often local time)."""
+    if len(stamp) == 12 and stamp.isdigit():
+        return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]} {stamp[8:10]}:{stamp[10:]}"
+    if len(stamp) >= 16 and stamp[:4].isdigit() and stamp[10] == "-":
+        return f"{stamp[:10]} {stamp[11:13]}:{stamp[14:]}"
+    return ""
+
+
+def human_bytes(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
