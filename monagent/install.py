@@ -113,7 +113,7 @@ def unreachable_dir(path: Path) -> Optional[Path]:
             if not parent.stat().st_mode & stat.S_IXOTH:
                 return parent
         except OSError:
-            return parent
+            return None  # not there (a staged install): nothing to say
     return None
 
 
@@ -121,9 +121,13 @@ def unreachable_dir(path: Path) -> Optional[Path]:
 
 
 def _source(kind: str, given: Optional[Path] = None) -> Path:
-    candidates = (given,) if given is not None else _SOURCES[kind]
+    if given is not None:
+        if not given.is_file():
+            raise InstallError(f"{given} is not a file")
+        return given
+    candidates = _SOURCES[kind]
     for candidate in candidates:
-        if candidate is not None and candidate.is_file():
+        if candidate.is_file():
             return candidate
     looked = ", ".join(str(c) for c in candidates)
     hint = "; pass --config-source FILE" if kind == "config" else "; reinstall the monagent package"
@@ -169,10 +173,10 @@ def _group_fix(target: Path, group: str, dry_run: bool) -> List[str]:
 
 def _install_config(root: Path, source: Optional[Path], group: str, dry_run: bool) -> Tuple[Step, List[str]]:
     target = _under(root, CONFIG)
-    if target.exists():
+    if source is None:
         fix = _group_fix(target, group, dry_run) if target.stat().st_gid == 0 else []
         return Step(Action.KEPT, target, "it exists; not overwritten"), fix
-    _write(target, _source("config", source).read_bytes(), 0o640, dry_run)
+    _write(target, source.read_bytes(), 0o640, dry_run)
     fix = _group_fix(target, group, dry_run)
     return Step(Action.CREATED, target, "mode 0640" + ("" if fix else f", owner root:{group}")), fix
 
@@ -182,19 +186,27 @@ def install(root: Path = Path("/"), *, command: Optional[Sequence[str]] = None,
     """Install the unit, the sysusers entry and (if absent) the config under ``root``."""
     command = list(command) if command is not None else monagent_command()
     unit = render_unit(_source("unit").read_text(encoding="utf-8"), command)
+    sysusers = _source("sysusers").read_bytes()
+    # Every source is found before anything is written: no half installs.
+    config = None if _under(root, CONFIG).exists() else _source("config", config_source)
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     steps = [
         Step(_write(_under(root, UNIT), unit.encode(), 0o644, dry_run), _under(root, UNIT), exec_start),
-        Step(_write(_under(root, SYSUSERS), _source("sysusers").read_bytes(), 0o644, dry_run), _under(root, SYSUSERS)),
+        Step(_write(_under(root, SYSUSERS), sysusers, 0o644, dry_run), _under(root, SYSUSERS)),
     ]
-    config_step, fix_group = _install_config(root, config_source, group, dry_run)
+    config_step, fix_group = _install_config(root, config, group, dry_run)
     steps.append(config_step)
     if not dry_run:
         manifest = {"format": 1, "monagent": __version__, "exec_start": command, "files": [str(p) for p in OWNED]}
         _write(_under(root, MANIFEST), (json.dumps(manifest, indent=2) + "\n").encode(), 0o600, dry_run)
     commands = [f"systemd-sysusers {SYSUSERS}", *fix_group, f"monagent validate -c {CONFIG}",
                 "systemctl daemon-reload", f"systemctl enable --now {UNIT_NAME}", f"journalctl -u {UNIT_NAME} -f"]
-    return Report(tuple(steps), tuple(commands), tuple(_warnings(command)))
+    warnings = _warnings(command)
+    if config is None:
+        from monagent.permissions import secret_warnings
+
+        warnings += secret_warnings(_under(root, CONFIG))
+    return Report(tuple(steps), tuple(commands), tuple(warnings))
 
 
 def _warnings(command: Sequence[str]) -> List[str]:
@@ -224,7 +236,9 @@ def _read_manifest(root: Path) -> List[Path]:
 def _remove_wants_links(root: Path, dry_run: bool) -> List[Step]:
     """The ``*.wants/monagent.service`` links ``systemctl enable`` made, as ``disable`` would."""
     steps = []
-    for link in sorted(_under(root, UNIT.parent).glob(f"*.wants/{UNIT_NAME}")):
+    # Not Path.glob: it skips the dangling links a --root tree is full of.
+    for wants in sorted(_under(root, UNIT.parent).glob("*.wants")):
+        link = wants / UNIT_NAME
         if link.is_symlink():
             if not dry_run:
                 link.unlink()
