@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!I")
 MAX_PROBES = 8  # stuck calls kept waiting for the kernel; past this the oldest probe is killed
+_ABANDONED: List[_Worker] = []  # workers that would not die at close (uninterruptible sleep)
 
 
 class WorkerDied(RuntimeError):
@@ -206,15 +207,14 @@ class WorkerPool:
         for worker in [p.worker for p in probes] + dying:
             worker.kill()
             worker.close_pipes()
+        deadline = time.monotonic() + 2.0
         for worker in idle + [p.worker for p in probes] + dying:
             try:
-                worker.proc.wait(timeout=2.0)
+                worker.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 worker.kill()
-                try:
-                    worker.proc.wait(timeout=2.0)
-                except subprocess.TimeoutExpired:
-                    log.warning("worker process %d does not exit (stuck in the kernel); leaving it", worker.pid)
+                log.warning("worker process %d does not exit (stuck in the kernel); leaving it", worker.pid)
+                _ABANDONED.append(worker)  # keep the Popen: it is reaped if it ever exits
 
     def __enter__(self) -> WorkerPool:
         return self

@@ -1,0 +1,83 @@
+"""CPU utilisation, iowait and steal over the interval, and load average per core.
+
+The check keeps the previous CPU-times sample on the instance and computes the
+deltas itself (psutil's ``cpu_percent`` keeps its baseline per thread, so a check
+run by a thread pool would read a fake 0). The first run has no baseline: its
+percentages have no value ("warming up"), never a fake 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict, Optional, Tuple
+
+from monagent.api import Check, CheckError, Context, Metric, MetricSpec, Result
+
+
+def _fields(times: Any) -> Tuple[float, float, float, float]:
+    """(total, idle incl. iowait, iowait, steal) in seconds; guest time is already in user/nice."""
+    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    iowait = getattr(times, "iowait", 0.0)
+    return total, times.idle + iowait, iowait, getattr(times, "steal", 0.0)
+
+
+def read_loadavg(ctx: Context) -> Tuple[float, float, float]:
+    try:
+        text = (ctx.proc_root / "loadavg").read_text(encoding="ascii")
+        one, five, fifteen = (float(v) for v in text.split()[:3])
+    except (OSError, ValueError) as exc:
+        raise CheckError(f"cannot read {ctx.proc_root}/loadavg: {exc}") from None
+    return one, five, fifteen
+
+
+def cpu_count(ctx: Context) -> int:
+    """Online CPUs from the context when it knows them, else from /proc/stat's per-CPU lines."""
+    counter = getattr(ctx, "cpu_count", None)
+    if counter is not None:
+        return int(counter())
+    text = (ctx.proc_root / "stat").read_text(encoding="ascii", errors="replace")
+    return max(1, sum(1 for line in text.splitlines() if line.startswith("cpu") and not line.startswith("cpu ")))
+
+
+class CpuCheck(Check):
+    """Utilisation, iowait and steal percent over the interval; load1/5/15 divided by the CPU count."""
+
+    interval = 30.0
+    timeout = 10.0
+    metrics: ClassVar[Dict[str, MetricSpec]] = {
+        "used_percent": MetricSpec(unit="%", description="CPU busy time (everything but idle and iowait)",
+                                   warning=90, critical=98, minimum=0, maximum=100),
+        "iowait_percent": MetricSpec(unit="%", description="CPU time waiting for I/O", minimum=0, maximum=100),
+        "steal_percent": MetricSpec(unit="%", description="CPU time taken by the hypervisor", minimum=0, maximum=100),
+        "load1_per_core": MetricSpec(description="1-minute load average divided by the CPU count", minimum=0),
+        "load5_per_core": MetricSpec(description="5-minute load average divided by the CPU count", minimum=0),
+        "load15_per_core": MetricSpec(description="15-minute load average divided by the CPU count",
+                                      warning=2, critical=4, minimum=0),
+    }
+
+    def __init__(self) -> None:
+        self._previous: Optional[Tuple[float, float, float, float]] = None
+
+    def run(self, ctx: Context) -> Result:
+        current = _fields(ctx.cpu_times())
+        used = iowait = steal = None
+        previous, self._previous = self._previous, current
+        if previous is not None:
+            # CPU times can step backwards (psutil #1210): clamp every delta at zero.
+            total, idle, wait, stolen = (max(0.0, now - before) for now, before in zip(current, previous))
+            if total > 0:
+                used = round(100.0 * max(0.0, total - idle) / total, 2)
+                iowait = round(100.0 * min(wait, total) / total, 2)
+                steal = round(100.0 * min(stolen, total) / total, 2)
+        cores = cpu_count(ctx)
+        loads = [round(v / cores, 3) for v in read_loadavg(ctx)]
+        metrics = (
+            Metric("used_percent", used, "%", 0, 100),
+            Metric("iowait_percent", iowait, "%", 0, 100),
+            Metric("steal_percent", steal, "%", 0, 100),
+            Metric("load1_per_core", loads[0]),
+            Metric("load5_per_core", loads[1]),
+            Metric("load15_per_core", loads[2]),
+        )
+        head = "warming up" if used is None else f"{used:.0f}% used, iowait {iowait:.0f}%, steal {steal:.0f}%"
+        reason = f"{head}, load per core {loads[0]:.2f} {loads[1]:.2f} {loads[2]:.2f} ({cores} CPUs)"
+        return Result(metrics=metrics, reason=reason, facts={"cpus": str(cores)})

@@ -1,0 +1,72 @@
+"""Available memory percent (what the kernel could hand out without swapping) and swap use.
+
+Read from ``/proc/meminfo`` under the context's procfs root. ``MemAvailable`` is the
+kernel's own estimate (Linux 3.14+); older kernels get MemFree + Buffers + Cached.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Dict
+
+from monagent.api import Check, CheckError, Context, Direction, Metric, MetricSpec, Result
+
+
+def read_meminfo(ctx: Context) -> Dict[str, int]:
+    """``/proc/meminfo`` in bytes, by field name."""
+    path = ctx.proc_root / "meminfo"
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise CheckError(f"cannot read {path}: {exc.strerror or exc}") from None
+    values: Dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            values[name] = int(parts[0]) * (1024 if parts[1:] == ["kB"] else 1)
+    if "MemTotal" not in values:
+        raise CheckError(f"{path} has no MemTotal line")
+    return values
+
+
+def _gib(value: float) -> str:
+    return f"{value / 2**30:.1f} GiB"
+
+
+class MemoryCheck(Check):
+    """Available memory percent (alerts when it gets low) and swap used percent."""
+
+    interval = 30.0
+    timeout = 10.0
+    metrics: ClassVar[Dict[str, MetricSpec]] = {
+        "available_percent": MetricSpec(unit="%", description="memory available without swapping (MemAvailable)",
+                                        warning=10, critical=5, direction=Direction.BELOW, minimum=0, maximum=100),
+        "available_bytes": MetricSpec(unit="B", description="MemAvailable in bytes", direction=Direction.BELOW,
+                                      minimum=0),
+        "swap_used_percent": MetricSpec(unit="%", description="swap in use (no value when there is no swap)",
+                                        minimum=0, maximum=100),
+    }
+
+    def __init__(self) -> None:
+        pass
+
+    def run(self, ctx: Context) -> Result:
+        info = read_meminfo(ctx)
+        total = info["MemTotal"]
+        available = info.get("MemAvailable")
+        if available is None:  # Linux < 3.14
+            available = info.get("MemFree", 0) + info.get("Buffers", 0) + info.get("Cached", 0)
+        available_percent = round(100.0 * available / total, 2) if total else None
+        swap_total = info.get("SwapTotal", 0)
+        swap_used = swap_total - info.get("SwapFree", 0)
+        swap_percent = round(100.0 * swap_used / swap_total, 2) if swap_total else None
+        parts = [f"{available_percent:.0f}% available ({_gib(available)} of {_gib(total)})"
+                 if available_percent is not None else "no memory size reported"]
+        parts.append(f"swap {swap_percent:.0f}% used" if swap_percent is not None else "no swap")
+        metrics = (
+            Metric("available_percent", available_percent, "%", 0, 100),
+            Metric("available_bytes", available, "B", 0, total),
+            Metric("swap_used_percent", swap_percent, "%", 0, 100),
+        )
+        return Result(metrics=metrics, reason=", ".join(parts),
+                      facts={"total": _gib(total), "swap_total": _gib(swap_total) if swap_total else "none"})

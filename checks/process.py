@@ -1,0 +1,170 @@
+"""One process rule: how many processes match, their largest CPU and RSS, their zombies.
+
+A rule matches by ``name`` (the kernel's comm, exact), ``cmdline`` (a regular
+expression searched in the space-joined argv), ``user`` and ``pidfile``; all given
+criteria must hold. The process table comes from the cycle's context, read once for
+every rule; a command line is read only for processes that pass the cheaper criteria.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+from typing import ClassVar, Dict, List, Optional, Tuple
+
+from monagent.api import Check, CheckError, Context, Metric, MetricSpec, ProcessInfo, Result, Status
+
+COMM_LEN = 15  # the kernel keeps the first 15 bytes of a program name (TASK_COMM_LEN - 1)
+
+
+def _mib(value: float) -> str:
+    return f"{value / 2**20:.1f} MiB"
+
+
+class ProcessCheck(Check):
+    """Count the processes of one rule against min/max, report their max CPU, max RSS and zombies."""
+
+    interval = 30.0
+    timeout = 10.0
+    metrics: ClassVar[Dict[str, MetricSpec]] = {
+        "count": MetricSpec(description="matching processes, zombies excluded", minimum=0),
+        "cpu_percent": MetricSpec(unit="%", description="highest CPU use of one matching process over the "
+                                  "interval (100 = one core, as top shows it)", minimum=0),
+        "rss_bytes": MetricSpec(unit="B", description="largest resident memory of one matching process", minimum=0),
+        "zombies": MetricSpec(description="matching processes that are zombies (exited, not reaped)", minimum=0),
+    }
+
+    def __init__(self, *, name: Optional[str] = None, cmdline: Optional[str] = None, user: Optional[str] = None,
+                 pidfile: Optional[str] = None, min_count: int = 1, max_count: Optional[int] = None,
+                 label: Optional[str] = None) -> None:
+        if not (name or cmdline or user or pidfile):
+            raise ValueError("a process rule needs at least one of name, cmdline, user, pidfile")
+        if min_count < 0 or (max_count is not None and max_count < min_count):
+            raise ValueError(f"min_count must be >= 0 and max_count >= min_count, got {min_count} and {max_count}")
+        try:
+            self.pattern = re.compile(cmdline) if cmdline else None
+        except re.error as exc:
+            raise ValueError(f"cmdline: invalid regular expression {cmdline!r}: {exc}") from None
+        self.name = name
+        self.user = user
+        self.pidfile = pidfile
+        self.min_count = min_count
+        self.max_count = max_count
+        self.label = label or name or pidfile or cmdline or f"user {user}"
+        self._uid: Optional[int] = None
+        self._cpu: Dict[Tuple[int, int], Tuple[float, float]] = {}  # (pid, started) -> (cpu seconds, when)
+
+    def run(self, ctx: Context) -> Result:
+        note = ""
+        wanted_pid = None
+        if self.pidfile:
+            wanted_pid, note = self._read_pidfile()
+        uid = self._resolve_uid() if self.user else None
+        matches = [] if self.pidfile and wanted_pid is None else self._match(ctx, uid, wanted_pid)
+        if self.pidfile and wanted_pid is not None and not matches:
+            note = f"pidfile {self.pidfile} names pid {wanted_pid}, which is not running"
+        running = [p for p in matches if p.state not in ("Z", "X")]
+        zombies = len(matches) - len(running)
+        cpu, rss = self._usage(ctx.monotonic, running)
+        status, text = self._verdict(ctx, len(running))
+        details = []
+        if cpu is not None:
+            details.append(f"max CPU {cpu[0]:.0f}% (pid {cpu[1]})")
+        if rss is not None:
+            details.append(f"max RSS {_mib(rss[0])} (pid {rss[1]})")
+        if zombies:
+            details.append(f"{zombies} zombie{'s' if zombies != 1 else ''}")
+        if note:
+            details.append(note)
+        metrics = (
+            Metric("count", len(running)),
+            Metric("cpu_percent", cpu[0] if cpu else None, "%", 0),
+            Metric("rss_bytes", rss[0] if rss else None, "B", 0),
+            Metric("zombies", zombies),
+        )
+        facts = {"pids": ", ".join(str(p.pid) for p in running[:10]) + (" ..." if len(running) > 10 else "")}
+        reason = "; ".join([text, *details]) if details else text
+        return Result(subject=self.label, metrics=metrics, status=status, reason=reason,
+                      facts=facts if running else {})
+
+    def _verdict(self, ctx: Context, count: int) -> Tuple[Status, str]:
+        text = f"{self.label}: {count} running"
+        if count < self.min_count:
+            if os.geteuid() != 0 and not any(p.pid == 1 for p in ctx.processes()):
+                return Status.UNKNOWN, (f"{text}, but other users' processes are hidden from the agent "
+                                        f"(/proc mounted with hidepid=)")
+            return Status.CRITICAL, f"{text}, expected >= {self.min_count}"
+        if self.max_count is not None and count > self.max_count:
+            return Status.CRITICAL, f"{text}, expected <= {self.max_count}"
+        return Status.OK, text
+
+    def _match(self, ctx: Context, uid: Optional[int], wanted_pid: Optional[int]) -> List[ProcessInfo]:
+        own = os.getpid()
+        name = self.name
+        short = name[:COMM_LEN] if name else None
+        found = []
+        for p in ctx.processes():
+            if p.pid == own or (wanted_pid is not None and p.pid != wanted_pid):
+                continue
+            if short is not None and p.comm != short:
+                continue
+            if uid is not None and p.uid != uid:
+                continue
+            if name is not None and len(name) > COMM_LEN and not self._long_name(ctx, p.pid, name):
+                continue
+            if self.pattern is not None and not self.pattern.search(" ".join(ctx.cmdline(p.pid))):
+                continue
+            found.append(p)
+        return found
+
+    @staticmethod
+    def _long_name(ctx: Context, pid: int, name: str) -> bool:
+        """comm holds only 15 bytes of a longer name: confirm it with argv[0]'s base name."""
+        argv = ctx.cmdline(pid)
+        if not argv:
+            return True  # a zombie or a process that just exited: comm is all there is
+        first = argv[0]
+        return os.path.basename(first) == name or os.path.basename(first.split(" ")[0]) == name
+
+    def _usage(self, when: float, running: List[ProcessInfo]) -> Tuple[Optional[Tuple[float, int]],
+                                                                      Optional[Tuple[int, int]]]:
+        """(max CPU percent, pid) since the previous run and (max RSS, pid); CPU needs two samples."""
+        previous, self._cpu = self._cpu, {}
+        best_cpu: Optional[Tuple[float, int]] = None
+        for p in running:
+            key = (p.pid, p.started)
+            self._cpu[key] = (p.cpu_seconds, when)
+            before = previous.get(key)
+            if before is None or when <= before[1]:
+                continue
+            percent = round(100.0 * max(0.0, p.cpu_seconds - before[0]) / (when - before[1]), 2)
+            if best_cpu is None or percent > best_cpu[0]:
+                best_cpu = (percent, p.pid)
+        best_rss = max(((p.rss_bytes, p.pid) for p in running), default=None)
+        return best_cpu, best_rss
+
+    def _read_pidfile(self) -> Tuple[Optional[int], str]:
+        assert self.pidfile is not None
+        try:
+            with open(self.pidfile, encoding="ascii", errors="replace") as handle:
+                text = handle.read(64).strip()
+        except FileNotFoundError:
+            return None, f"pidfile {self.pidfile} not found"
+        except OSError as exc:
+            raise CheckError(f"cannot read pidfile {self.pidfile}: {exc.strerror or exc}") from None
+        if not text.isdigit():
+            return None, f"pidfile {self.pidfile} holds no pid"
+        return int(text), ""
+
+    def _resolve_uid(self) -> int:
+        if self._uid is None:
+            assert self.user is not None
+            if self.user.isdigit():
+                self._uid = int(self.user)
+            else:
+                try:
+                    self._uid = pwd.getpwnam(self.user).pw_uid
+                except KeyError:
+                    raise CheckError(f'user "{self.user}" does not exist') from None
+        return self._uid
