@@ -102,20 +102,23 @@ class Message:
 # ---------------------------------------------------------------- escaping and formatting
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]+")
-_SPECIAL = re.compile(r"([\\`*_\[\]<>~#|])")
-_LINE_START = re.compile(r"^(\s*)([-+>]|\d+[.)])")
+_SPECIAL = re.compile(r"([\\`*_\[\]<~])")
+_LINE_START = re.compile(r"^(\s*)([-+>#=]|\d+[.)])")
 _SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)://")
 
 
-def escape(text: str, limit: int = FIELD_CHARS, defang: bool = False) -> str:
-    """Machine text as inert markdown: one line, no emphasis, links, HTML or headings, at most ``limit`` chars."""
+def escape(text: str, limit: int = FIELD_CHARS, defang: bool = False, line_start: bool = False) -> str:
+    """Machine text as inert markdown: one line, no emphasis, links, HTML or headings, at most ``limit`` chars.
+
+    ``line_start``: the text begins a line (a quoted log line), so list and quote markers are escaped too.
+    """
     text = _CONTROL.sub(" ", str(text)).strip()
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     if defang:
         text = _SCHEME.sub(r"\1[:]//", text).replace("www.", "www[.]")
     text = _SPECIAL.sub(r"\\\1", text)
-    return _LINE_START.sub(r"\1\\\2", text)
+    return _LINE_START.sub(r"\1\\\2", text) if line_start else text
 
 
 def load_zone(name: Optional[str]) -> Optional[tzinfo]:
@@ -224,9 +227,15 @@ class Renderer:
         event = item.event
         if is_crash(event):
             return self.crash_block(event, defang)
-        lines = [f"**{self.badge(event)} {self.kind_label(item)}** {headline(event, defang)}"]
         fields = self.fields(event, defang)
-        return lines[0] + "\n\n" + "\n".join(f"- {k}: {v}" for k, v in fields if v)
+        listing = "\n".join(f"- {k}: {v}" for k, v in fields if v)
+        return f"**{self.status(item)}** {headline(event, defang)}\n\n{listing}"
+
+    def status(self, item: Item) -> str:
+        """``<font color=#FF0000>CRITICAL</font> firing``; a resolve is just the green RESOLVED."""
+        if item.event.kind == EventKind.RESOLVED:
+            return self.badge(item.event)
+        return f"{self.badge(item.event)} {self.kind_label(item)}"
 
     def fields(self, event: Event, defang: bool) -> List[Tuple[str, str]]:
         L, e = self.L, event
@@ -287,12 +296,13 @@ class Renderer:
         text = head + "\n\n" + "\n".join(f"- {k}: {v}" for k, v in fields if v)
         excerpt = [line for line in f.get("excerpt", "").splitlines() if line.strip()][:EXCERPT_LINES]
         if excerpt and not defang:
-            text += f"\n\n{L['excerpt']}:\n\n" + "\n\n".join("> " + escape(line, 200) for line in excerpt)
+            quoted = "\n\n".join("> " + escape(line, 200, line_start=True) for line in excerpt)
+            text += f"\n\n{L['excerpt']}:\n\n{quoted}"
         return text
 
     def digest_line(self, item: Item, defang: bool) -> str:
         event = item.event
-        text = f"- {self.badge(event)} {self.kind_label(item)} {headline(event, defang)}"
+        text = f"- {self.status(item)} {headline(event, defang)}"
         if event.value is not None and not is_crash(event):
             text += self.threshold(event)
         if event.kind == EventKind.RESOLVED and event.duration is not None:

@@ -1,0 +1,113 @@
+"""The generic JSON webhook receiver; paced and coalesced by the same :class:`ChatDispatcher`.
+
+One POST per batch::
+
+    {"version": "1", "receiver": "webhook:ops", "status": "firing", "title": "[FIRING:2] web01 ...",
+     "text": "<the markdown DingTalk would get>", "digest": false, "omitted": 0, "dropped": 0,
+     "events": [{"id": ..., "kind": "firing", "check": ..., "subject": ..., "metric": ..., ...}]}
+
+Events are listed in priority order until ``body_budget`` is spent; ``omitted`` counts the
+rest. 2xx is success; 429 locks out (``Retry-After`` honoured); 413 is too large; 400/422
+reject the payload; 401/403/404/410 mark the URL broken; 5xx and network errors are retried.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+
+from monagent.events import Event, EventKind, OutboxEntry, Outcome, OutcomeKind
+from monagent.notify.coalesce import Batch, Item, coalesce
+from monagent.notify.dingtalk import scrub
+from monagent.notify.dingtalk_config import WebhookConfig
+from monagent.notify.markdown import Style, render, severity_name
+
+if TYPE_CHECKING:
+    import requests
+
+_BROKEN_STATUSES = (401, 403, 404, 405, 410)
+_REJECTED_STATUSES = (400, 422)
+
+
+def event_json(item: Item) -> Dict[str, Any]:
+    e: Event = item.event
+    return {
+        "id": e.id, "kind": e.kind.value, "severity": severity_name(e.severity) if e.kind != EventKind.RESOLVED
+        else "resolved", "check": e.key.check, "subject": e.key.subject, "metric": e.key.metric, "host": e.host,
+        "time": e.time, "summary": e.summary, "incident": e.incident, "check_type": e.check_type, "value": e.value,
+        "unit": e.unit, "threshold": e.threshold, "operator": e.operator, "since": e.since, "duration": e.duration,
+        "trend": list(e.trend), "facts": dict(e.facts), "note": e.note, "merged": item.merged,
+    }
+
+
+class WebhookReceiver:
+    def __init__(self, config: WebhookConfig, session: Optional[requests.Session] = None) -> None:
+        self.config = config
+        self.name = config.receiver_name
+        self.style = Style(config.language, config.timezone)
+        self._session = session
+
+    def send(self, entries: Sequence[OutboxEntry], now: float) -> Outcome:
+        return self.deliver(Batch(coalesce(entries).items, budget=self.config.delivery.body_budget), now)
+
+    def deliver(self, batch: Batch, now: float) -> Outcome:
+        return self.post(self.body(batch), now)
+
+    def body(self, batch: Batch) -> bytes:
+        message = render(batch, self.style)
+        payload: Dict[str, Any] = {
+            "version": "1", "receiver": self.name,
+            "status": "firing" if any(i.is_problem for i in batch.items) else "resolved",
+            "title": message.title, "text": message.text, "digest": batch.digest, "omitted": 0,
+            "dropped": batch.dropped, "events": [],
+        }
+        size = len(_dump(payload)) + 16
+        events: List[Dict[str, Any]] = []
+        for item in batch.items:
+            chunk = _dump(event_json(item))
+            if size + len(chunk) + 1 > batch.budget:
+                break
+            events.append(event_json(item))
+            size += len(chunk) + 1
+        payload["events"] = events
+        payload["omitted"] = len(batch.items) - len(events)
+        return _dump(payload)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def post(self, body: bytes, now: float) -> Outcome:
+        import requests  # here, not at the top: keeps `monagent --help` fast
+
+        if self._session is None:
+            self._session = requests.Session()
+        try:
+            response = self._session.post(self.config.url.reveal(), data=body, timeout=self.config.timeout,
+                                          headers={"Content-Type": "application/json; charset=utf-8"})
+        except requests.RequestException as exc:
+            return Outcome(OutcomeKind.RETRY, f"network error: {type(exc).__name__}: {scrub(str(exc))[:300]}")
+        with response:
+            return classify(response.status_code, response.headers.get("Retry-After", ""), now)
+
+
+def classify(status: int, retry_after: str, now: float) -> Outcome:
+    reason = f"HTTP {status}"
+    if 200 <= status < 300:
+        return Outcome(OutcomeKind.DELIVERED, code=status)
+    if status == 429:
+        pause = float(retry_after) if retry_after.strip().isdigit() else None
+        return Outcome(OutcomeKind.LOCKED_OUT, reason + " (too many requests)",
+                       not_before=now + pause if pause is not None else None, code=status)
+    if status == 413:
+        return Outcome(OutcomeKind.TOO_LARGE, reason + " (payload too large)", code=status)
+    if status in _REJECTED_STATUSES:
+        return Outcome(OutcomeKind.REJECTED, reason + " (the receiver refused the payload)", code=status)
+    if status in _BROKEN_STATUSES:
+        return Outcome(OutcomeKind.BROKEN, reason + " (check the webhook url and its credentials)", code=status)
+    return Outcome(OutcomeKind.RETRY, reason, code=status)
+
+
+def _dump(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
