@@ -5,14 +5,24 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import pytest
-from conftest_fleet import ALERTMANAGER, Alertmanager, free_port, need_binary
+from conftest_fleet import (
+    ALERTMANAGER,
+    HOST,
+    Alertmanager,
+    MemoryOutbox,
+    am_config,
+    dispatcher_for,
+    event,
+    free_port,
+    need_binary,
+)
 
 from monagent.api import Status
 from monagent.confread import ConfigError, Document, Secret, Section
-from monagent.events import AlertKey, Event, EventKind, OutboxEntry, OutcomeKind
+from monagent.events import EventKind, OutcomeKind
 from monagent.fleet_config import AlertmanagerConfig, parse_alertmanager
 from monagent.notify.alertmanager import (
     ACTIVE_KEY,
@@ -23,60 +33,6 @@ from monagent.notify.alertmanager import (
     classify,
     rfc3339,
 )
-from monagent.notify.base import ReceiverHealth
-
-HOST = "web1"
-
-
-class MemoryOutbox:
-    """The store's outbox contract (monagent.notify.base.Outbox) in memory."""
-
-    def __init__(self) -> None:
-        self.entries: List[OutboxEntry] = []
-        self.healths: Dict[str, ReceiverHealth] = {}
-        self._seq = 0
-
-    def add(self, event: Event, receiver: str = "alertmanager") -> None:
-        self._seq += 1
-        self.entries.append(OutboxEntry(self._seq, receiver, event))
-
-    def pending(self, receiver: str, now: float, limit: int = 10_000) -> Sequence[OutboxEntry]:
-        return [e for e in self.entries if e.receiver == receiver and e.not_before <= now][:limit]
-
-    def queued_count(self, receiver: str) -> int:
-        return len([e for e in self.entries if e.receiver == receiver])
-
-    def complete(self, receiver: str, seqs: Sequence[int]) -> None:
-        self.entries = [e for e in self.entries if not (e.receiver == receiver and e.seq in seqs)]
-
-    def defer(self, receiver: str, seqs: Sequence[int], not_before: float) -> None:
-        raise AssertionError("the Alertmanager dispatcher never defers: the active set carries the state")
-
-    def drop(self, receiver: str, seqs: Sequence[int], reason: str) -> None:
-        raise AssertionError("the Alertmanager dispatcher never drops")
-
-    def take_dropped_count(self, receiver: str) -> int:
-        return 0
-
-    def health(self, receiver: str) -> ReceiverHealth:
-        return self.healths.get(receiver, ReceiverHealth(receiver))
-
-    def set_health(self, health: ReceiverHealth) -> None:
-        self.healths[health.receiver] = health
-
-
-def event(kind: EventKind, *, check: str = "root_disk", subject: str = "/", metric: str = "used_percent",
-          severity: Status = Status.CRITICAL, at: Optional[float] = None, **fields) -> Event:
-    at = time.time() if at is None else at
-    defaults = dict(id=f"{check}:{kind.value}:{at}", kind=kind, key=AlertKey(check, subject, metric),
-                    severity=severity, time=at, host=HOST, summary=f"{HOST} {check} {subject} {metric} {kind.value}",
-                    check_type="disk", value=96.5, unit="%", threshold=95.0, operator=">=", since=at - 120)
-    defaults.update(fields)
-    return Event(**defaults)
-
-
-def am_config(*urls: str, **options) -> AlertmanagerConfig:
-    return AlertmanagerConfig(urls=tuple(urls), timeout=5.0, **options)
 
 
 @pytest.fixture
@@ -98,11 +54,6 @@ def second_alertmanager(am_binary, tmp_path):
     server.start()
     yield server
     server.stop()
-
-
-def dispatcher_for(config: AlertmanagerConfig, kv: Optional[MemoryKeyValue] = None, started_at: float = 0.0):
-    dispatcher = AlertmanagerDispatcher(config, HOST, kv or MemoryKeyValue(), started_at or time.time() - 600)
-    return dispatcher
 
 
 @pytest.fixture
