@@ -1,0 +1,200 @@
+"""The per-cycle context: /proc read once per cycle, mounts, CPU times, blocking calls.
+
+``tests/data/proc`` is a captured /proc tree of a 4-CPU server: stat, meminfo, loadavg,
+a host mountinfo (bind mounts, overlay, snaps, NFS, an errors=remount-ro casualty) and
+a few processes (systemd, kthreadd, nginx master + workers + a zombie, two programs
+whose names the kernel truncates to the same 15-byte comm, "(sd-pam)", a python script).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from monagent import procfs
+from monagent.api import StuckCall
+from monagent.context import SystemFacts
+from monagent.procfs import CLOCK_TICKS, PAGE_SIZE
+
+DATA = Path(__file__).parent / "data" / "proc"
+
+
+def sleep_forever() -> None:
+    while True:
+        time.sleep(3600)
+
+
+@pytest.fixture
+def facts():
+    system = SystemFacts("web-01", proc_root=DATA)
+    yield system
+    system.close()
+
+
+@pytest.fixture
+def proc_copy(tmp_path):
+    root = tmp_path / "proc"
+    shutil.copytree(DATA, root)
+    return root
+
+
+def test_the_process_table_is_read_from_proc_with_comm_state_ppid_uid_cpu_and_rss(facts):
+    ctx = facts.cycle(1000.0, 50.0)
+    table = {p.pid: p for p in ctx.processes()}
+    assert sorted(table) == [1, 2, 812, 813, 814, 815, 1200, 1201, 1300, 1400]
+    worker = table[814]
+    assert (worker.comm, worker.state, worker.ppid, worker.uid) == ("nginx", "R", 812, 33)
+    assert worker.cpu_seconds == (5120 + 2001) / CLOCK_TICKS
+    assert worker.rss_bytes == 30720 * PAGE_SIZE
+    assert worker.started == 1841
+    assert table[815].state == "Z"
+    assert table[1300].comm == "(sd-pam)"  # parentheses inside the comm field
+    assert table[1200].comm == "gunicorn-worker"
+
+
+def test_the_process_table_is_scanned_once_per_cycle_and_again_next_cycle(proc_copy):
+    system = SystemFacts("web-01", proc_root=proc_copy)
+    ctx = system.cycle(1000.0, 50.0)
+    first = ctx.processes()
+    shutil.copytree(proc_copy / "1400", proc_copy / "1500")
+    (proc_copy / "1500" / "stat").write_text((proc_copy / "1400" / "stat").read_text().replace("1400", "1500", 1))
+    assert ctx.processes() is first
+    assert 1500 not in {p.pid for p in first}
+    assert 1500 in {p.pid for p in system.cycle(1060.0, 110.0).processes()}
+
+
+def test_a_process_that_vanishes_during_the_scan_is_skipped(proc_copy):
+    (proc_copy / "4242").mkdir()  # listed by listdir, gone before its stat is read
+    (proc_copy / "4243").mkdir()
+    (proc_copy / "4243" / "stat").write_text("4243 (half) S 1 4243")  # status gone after stat
+    ctx = SystemFacts("web-01", proc_root=proc_copy).cycle(1000.0, 50.0)
+    pids = {p.pid for p in ctx.processes()}
+    assert 4242 not in pids and 4243 not in pids and 1 in pids
+
+
+def test_the_command_line_is_read_on_demand_and_cached_for_the_cycle(proc_copy):
+    ctx = SystemFacts("web-01", proc_root=proc_copy).cycle(1000.0, 50.0)
+    assert ctx.cmdline(1400) == ("/usr/bin/python3", "/opt/app/worker.py", "--queue", "emails")
+    (proc_copy / "1400" / "cmdline").write_bytes(b"changed\0")
+    assert ctx.cmdline(1400) == ("/usr/bin/python3", "/opt/app/worker.py", "--queue", "emails")
+    assert ctx.cmdline(2) == ()  # a kernel thread
+    assert ctx.cmdline(99999) == ()  # gone
+
+
+def test_mounts_come_from_the_host_mountinfo_with_escapes_undone(facts):
+    mounts = {m.mountpoint: m for m in facts.cycle(1000.0, 50.0).mounts()}
+    data = mounts["/data disk"]
+    assert (data.device, data.fstype, data.source) == ("252:3", "ext4", "/dev/mapper/vg0-data")
+    assert mounts["/srv/docker"].root == "/lib/docker"
+    logs = mounts["/srv/logs"]
+    assert logs.options[0] == "rw" and logs.super_options == ("ro", "errors=remount-ro") and logs.read_only
+    assert mounts["/mnt/nfs"].source == "nas01:/export/home"
+    assert len(mounts) == 29  # every line of the file
+
+
+def test_mountinfo_falls_back_to_the_agents_own_view_when_pid_1_is_hidden(proc_copy):
+    (proc_copy / "self").mkdir()
+    shutil.move(str(proc_copy / "1" / "mountinfo"), str(proc_copy / "self" / "mountinfo"))
+    ctx = SystemFacts("web-01", proc_root=proc_copy).cycle(1000.0, 50.0)
+    assert "/var" in {m.mountpoint for m in ctx.mounts()}
+
+
+def test_cpu_times_boot_time_and_boot_id_come_from_proc(facts):
+    ctx = facts.cycle(1000.0, 50.0)
+    times = ctx.cpu_times()
+    assert times.user == 2255346 / CLOCK_TICKS and times.iowait == 66421 / CLOCK_TICKS
+    assert times.steal == 18820 / CLOCK_TICKS
+    assert ctx.cpu_count() == 4
+    assert ctx.boot_time() == 1764225600.0
+    assert ctx.boot_id() == "5c1a9f0e-3b7d-4e52-9c61-0f2d8a7b4e13"
+    assert (ctx.hostname, ctx.now, ctx.monotonic, ctx.proc_root) == ("web-01", 1000.0, 50.0, DATA)
+
+
+def test_checks_in_several_threads_share_one_scan(facts, monkeypatch):
+    calls = []
+    real = procfs.read_processes
+    monkeypatch.setattr(procfs, "read_processes", lambda root: calls.append(root) or real(root))
+    ctx = facts.cycle(1000.0, 50.0)
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(ctx.processes())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and all(table is seen[0] for table in seen)
+
+
+def test_the_live_process_table_has_this_process_and_matches_psutil():
+    ctx = SystemFacts("here").cycle(time.time(), time.monotonic())
+    me = next(p for p in ctx.processes() if p.pid == os.getpid())
+    proc = psutil.Process()
+    assert (me.comm, me.ppid, me.uid) == (proc.name(), proc.ppid(), proc.uids().real)
+    assert me.started > 0 and me.rss_bytes > 0
+    assert ctx.cmdline(os.getpid())[0] == proc.cmdline()[0]
+
+
+def test_a_process_denied_to_an_unprivileged_agent_is_still_counted(tmp_path):
+    """As nobody, other users' /proc/PID/stat, status and cmdline stay readable; nothing raises."""
+    target = subprocess.Popen(["sleep", "30"])
+    try:
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover (runs in the forked child)
+            os.close(read)
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                ctx = SystemFacts("here").cycle(time.time(), time.monotonic())
+                row = next(p for p in ctx.processes() if p.pid == target.pid)
+                os.write(write, f"{row.comm} {row.uid} {' '.join(ctx.cmdline(target.pid))}".encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            answer = pipe.read().decode()
+        os.waitpid(child, 0)
+    finally:
+        target.kill()
+        target.wait()
+    assert answer == "sleep 0 sleep 30"
+
+
+def test_disk_usage_is_computed_the_way_df_does(tmp_path):
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=100", "tmpfs", str(mountpoint)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    system = SystemFacts("here")
+    try:
+        (mountpoint / "blob").write_bytes(b"x" * 262144)
+        usage = system.cycle(time.time(), time.monotonic()).disk_usage(str(mountpoint), timeout=10)
+        reference = psutil.disk_usage(str(mountpoint))
+        assert (usage.total, usage.used, usage.free) == (reference.total, reference.used, reference.free)
+        assert round(usage.used_percent, 1) == reference.percent == 25.0
+        assert (usage.inodes_total, usage.inodes_used) == (100, 2)
+        assert not usage.read_only
+    finally:
+        system.close()
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_a_blocking_call_gets_a_hard_timeout_through_the_context(facts):
+    ctx = facts.cycle(1000.0, 50.0)
+    with pytest.raises(StuckCall, match=r"^sleep_forever did not return within 0\.3s$"):
+        ctx.run_blocking(sleep_forever, timeout=0.3)
+    assert ctx.run_blocking(os.getpid, timeout=10) != os.getpid()
+
+
+def test_no_worker_process_is_started_until_a_blocking_call_is_made():
+    system = SystemFacts("here", proc_root=DATA)
+    system.cycle(1000.0, 50.0).processes()
+    assert system._pool is None
+    system.close()
