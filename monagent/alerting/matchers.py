@@ -1,0 +1,48 @@
+"""Label matchers on alert keys, shared by silences, maintenance windows and inhibit rules."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Sequence, Tuple
+
+from monagent.events import AlertKey
+
+LABELS = ("check", "subject", "metric", "check_type")
+
+
+def key_labels(key: AlertKey, check_type: str = "") -> Tuple[Tuple[str, str], ...]:
+    return (("check", key.check), ("subject", key.subject), ("metric", key.metric), ("check_type", check_type))
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """Every listed label must match one of its globs; an empty matcher matches every key."""
+
+    pairs: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
+
+    def matches(self, key: AlertKey, check_type: str = "") -> bool:
+        labels = dict(key_labels(key, check_type))
+        return all(any(fnmatch.fnmatchcase(labels[label], p) for p in patterns) for label, patterns in self.pairs)
+
+    def describe(self) -> str:
+        return ", ".join(f"{label}={'|'.join(patterns)}" for label, patterns in self.pairs) or "everything"
+
+    @classmethod
+    def parse(cls, items: Sequence[str]) -> Matcher:
+        """``["check=root_disk", "subject=/var"]`` (the CLI form); raises ValueError on a bad item."""
+        pairs = []
+        for item in items:
+            label, sep, value = item.partition("=")
+            label = label.strip()
+            if not sep or label not in LABELS or not value:
+                raise ValueError(f'bad matcher "{item}": use LABEL=GLOB with LABEL one of {", ".join(LABELS)}')
+            pairs.append((label, (value,)))
+        return cls(tuple(pairs))
+
+    def to_json(self) -> list:
+        return [[label, list(patterns)] for label, patterns in self.pairs]
+
+    @classmethod
+    def from_json(cls, data: list) -> Matcher:
+        return cls(tuple((str(label), tuple(str(p) for p in patterns)) for label, patterns in data))

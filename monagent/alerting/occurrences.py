@@ -1,0 +1,66 @@
+"""Occurrences (a crash dump, an OOM kill): one event per id and revision, remembered in a seen set.
+
+Pure: :func:`judge` takes a run's occurrences and the check's seen set and says
+which to announce, which to fold into a first-run summary, and the seen set's
+updates. A check whose seen set is empty (fresh install, lost state) is on its
+first run: what it finds is summarised in one notice, except occurrences marked
+``announce_on_first_run`` (the crash that caused this boot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+from monagent.api import Occurrence, Status, worst
+
+RAN = ""  # the seen-set id that records "this check has run before"
+
+
+@dataclass(frozen=True)
+class SeenEntry:
+    revision: str
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class Judgement:
+    announce: Tuple[Tuple[str, Occurrence], ...]
+    summarised: Tuple[Tuple[str, Occurrence], ...]
+    updates: Mapping[str, SeenEntry]
+
+
+def judge(found: Sequence[Tuple[str, Occurrence]], seen: Mapping[str, SeenEntry], now: float) -> Judgement:
+    first_run = RAN not in seen
+    announce: List[Tuple[str, Occurrence]] = []
+    summarised: List[Tuple[str, Occurrence]] = []
+    updates: Dict[str, SeenEntry] = {RAN: SeenEntry("", seen[RAN].first_seen if RAN in seen else now, now)}
+    for subject, occurrence in found:
+        before = seen.get(occurrence.id)
+        updates[occurrence.id] = SeenEntry(occurrence.revision, before.first_seen if before else now, now)
+        if before is not None and before.revision == occurrence.revision:
+            continue
+        if first_run and not occurrence.announce_on_first_run:
+            summarised.append((subject, occurrence))
+        else:
+            announce.append((subject, occurrence))
+    return Judgement(tuple(announce), tuple(summarised), updates)
+
+
+def summary_text(summarised: Sequence[Tuple[str, Occurrence]]) -> Tuple[str, Status]:
+    """``3 existing occurrences were found on the first run; newest: kernel panic at ...``."""
+    newest = max(summarised, key=lambda pair: pair[1].time or 0.0)[1]
+    count = len(summarised)
+    noun = "occurrence was" if count == 1 else "occurrences were"
+    text = f"{count} existing {noun} found on the first run (not announced one by one); newest: {newest.summary}"
+    return text, worst(o.severity for _, o in summarised)
+
+
+def expired(seen: Mapping[str, SeenEntry], now: float, ttl: float) -> Tuple[str, ...]:
+    return tuple(ident for ident, entry in seen.items() if now - entry.last_seen > ttl)
+
+
+def event_id(check: str, occurrence: Occurrence) -> str:
+    suffix = f"@{occurrence.revision}" if occurrence.revision else ""
+    return f"{check}:{occurrence.id}{suffix}"

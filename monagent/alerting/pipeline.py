@@ -1,0 +1,557 @@
+"""The alert pipeline: check runs in, committed states and outbox entries out.
+
+The agent calls :meth:`AlertPipeline.observe` with each cycle's finished runs and
+:meth:`AlertPipeline.tick` on every loop; both evaluate in memory (the pure
+machine and policy), then commit the new states, what each receiver heard and the
+new outbox entries in one transaction before any delivery is attempted. When the
+store cannot be written, the changes stay in memory and go in with the next
+commit that works. The control socket's requests (silence, ack) run here too,
+under the same lock as the scheduler thread's calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+from monagent.alerting import codec
+from monagent.alerting.config import AlertingOverrides
+from monagent.alerting.machine import (
+    AlertState,
+    Change,
+    Phase,
+    Transition,
+    incident_prefix,
+    level_of,
+    restore,
+    step,
+    unknown,
+)
+from monagent.alerting.matchers import Matcher
+from monagent.alerting.messages import alert_event, notice_event
+from monagent.alerting.occurrences import SeenEntry, event_id, expired, judge, summary_text
+from monagent.alerting.policy import Heard, Recipient, notice_recipients, reconcile, reminder_due, reminder_recipients
+from monagent.alerting.samples import STATUS_METRIC, UNKNOWN_METRIC, CheckRun, Sample, Translation, translate
+from monagent.alerting.suppress import Ack, Silence, Suppressions
+from monagent.api import Occurrence, Status
+from monagent.events import AlertKey, Event, EventKind
+from monagent.notify.route import Route
+from monagent.store import Changes, StoreUnavailable
+
+if TYPE_CHECKING:
+    from monagent.config import Config
+    from monagent.store import Store
+
+log = logging.getLogger(__name__)
+
+AGENT_CHECK = "monagent"  # the check name of the agent's own notices (host rebooted, state reset)
+OCCURRENCE_METRIC = "occurrence"
+PRUNE_EVERY = 3600.0
+TREND_LENGTH = 10
+
+
+@dataclass
+class _Dirty:
+    keys: Set[AlertKey] = field(default_factory=set)
+    acks: Set[AlertKey] = field(default_factory=set)
+    silences: Set[str] = field(default_factory=set)
+    seen: Set[Tuple[str, str]] = field(default_factory=set)
+    outbox: List[Tuple[str, Event]] = field(default_factory=list)
+    meta: Dict[str, str] = field(default_factory=dict)
+
+
+def recipients_of(config: Config) -> Tuple[Recipient, ...]:
+    """Every configured receiver with its route, in the order of ``receiver_names``."""
+    notifiers = config.notifiers
+    routes: Dict[str, Route] = {"console": notifiers.console.route}
+    routes.update({f"dingtalk:{d.name}": d.route for d in notifiers.dingtalk})
+    routes.update({f"webhook:{w.name}": w.route for w in notifiers.webhooks})
+    if notifiers.alertmanager is not None:
+        routes["alertmanager"] = getattr(notifiers.alertmanager, "route", None) or Route()
+    return tuple(Recipient(name, routes.get(name, Route())) for name in notifiers.receiver_names)
+
+
+def find_key(keys: Iterable[AlertKey], text: str) -> Optional[AlertKey]:
+    """The key whose display form (``root_disk /var used_percent``) or id is ``text``."""
+    for key in keys:
+        if text in (str(key), key.as_id(), f"{key.check}/{key.subject}/{key.metric}"):
+            return key
+    return None
+
+
+def _clock_text(wall: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
+
+
+class AlertPipeline:
+    def __init__(self, config: Config, store: Store, *, now: float, monotonic: float, boot_id: str) -> None:
+        self._lock = threading.RLock()
+        self.store = store
+        self.states: Dict[AlertKey, AlertState] = {}
+        self.heard: Dict[AlertKey, Dict[str, Heard]] = {}
+        self.silences: Dict[str, Silence] = {}
+        self.acks: Dict[AlertKey, Ack] = {}
+        self.seen: Dict[str, Dict[str, SeenEntry]] = {}
+        self._dirty = _Dirty()
+        self._now, self._mono = now, monotonic
+        self._last_prune = monotonic
+        self._apply_config(config)
+        snapshot = store.load()
+        self._restore(snapshot, now, monotonic)
+        grace = config.alerting.startup_grace
+        if grace is None:
+            grace = max([2 * c.interval for c in config.checks] + [60.0])
+        self._grace_until = monotonic + grace
+        self._startup_notices(snapshot.meta, boot_id, now)
+        for key in [k for k in self.states if config.check(k.check) is None]:
+            self._retire(key, "check removed", now, monotonic)
+        self._dirty.meta.update(boot_id=boot_id, clean_shutdown="0", last_eval_at=repr(now), started_at=repr(now))
+        self._commit(now)
+
+    # ------------------------------------------------------------ configuration and restore
+    def _apply_config(self, config: Config) -> None:
+        self.config = config
+        self.host = config.agent.hostname
+        self.recipients = recipients_of(config)
+
+    def _params(self, key: AlertKey) -> AlertingOverrides:
+        check = self.config.check(key.check)
+        return check.alerting if check is not None else self.config.alerting.defaults
+
+    def _restore(self, snapshot: Any, now: float, mono: float) -> None:
+        offset = now - mono
+        last = float(snapshot.meta.get("last_eval_at", now))
+        gap = max(0.0, now - last)  # a clock stepped backwards counts as no gap
+        tolerance = self.config.alerting.outage_tolerance
+        for key_id, text in snapshot.alerts.items():
+            self.states[AlertKey.from_id(key_id)] = restore(codec.state_from_json(text, offset), gap, tolerance)
+        for key_id, by_receiver in snapshot.heard.items():
+            self.heard[AlertKey.from_id(key_id)] = {r: codec.heard_from_json(t) for r, t in by_receiver.items()}
+        for text in snapshot.silences.values():
+            silence = Silence.from_json(codec.json_loads(text))
+            self.silences[silence.id] = silence
+        for text in snapshot.acks.values():
+            ack = Ack.from_json(codec.json_loads(text))
+            self.acks[ack.key] = ack
+        for (check, ident), (revision, first, last_seen) in snapshot.seen.items():
+            self.seen.setdefault(check, {})[ident] = SeenEntry(revision, first, last_seen)
+        if snapshot.alerts:
+            log.info("restored %d alert states (%d firing) after a gap of %.0f s", len(self.states),
+                     self.firing_count(), gap)
+
+    def _startup_notices(self, meta: Mapping[str, str], boot_id: str, now: float) -> None:
+        last = float(meta["last_eval_at"]) if "last_eval_at" in meta else None
+        seen_at = f"last seen alive at {_clock_text(last)}" if last is not None else "last seen alive: unknown"
+        if self.store.was_reset:
+            self._notice(f"state-reset:{int(now)}", "state", f"state was reset: the state database could not be read "
+                         f"and was moved to {self.store.moved_to}", now)
+        previous = meta.get("boot_id")
+        if previous and boot_id and previous != boot_id:
+            self._notice(f"host-rebooted:{boot_id}", "host", f"host rebooted; the previous boot was {seen_at}", now,
+                         since=last)
+        elif meta.get("clean_shutdown") == "0":
+            self._notice(f"agent-restarted:{int(now)}", "agent",
+                         f"monagent restarted after an unclean stop; it was {seen_at}", now, since=last)
+
+    def _notice(self, ident: str, what: str, summary: str, now: float, since: Optional[float] = None) -> None:
+        key = AlertKey(AGENT_CHECK, "", what)
+        log.warning("%s", summary)
+        if self._suppressions(now).muted(key, "", now):
+            return
+        event = notice_event(ident, key, summary, now=now, host=self.host, since=since)
+        self._enqueue(notice_recipients(AGENT_CHECK, Status.WARNING, self.recipients, {}), event)
+
+    # ------------------------------------------------------------ the agent's calls
+    def observe(self, runs: Sequence[CheckRun], now: float, monotonic: float) -> int:
+        """Evaluate ``runs``, then commit; returns how many outbox entries this call committed."""
+        with self._lock:
+            self._now, self._mono = now, monotonic
+            touched: Dict[AlertKey, Tuple[Transition, ...]] = {}
+            for run in runs:
+                self._observe_run(run, now, monotonic, touched)
+            self._notify(touched, now, monotonic)
+            self._dirty.meta["last_eval_at"] = repr(now)
+            return self._commit(now)
+
+    def tick(self, now: float, monotonic: float) -> int:
+        """Timers: reminders, expiring acks, retention; retries a commit the store refused."""
+        with self._lock:
+            self._now, self._mono = now, monotonic
+            self._remind(now, monotonic)
+            self._expire_acks(now)
+            if monotonic - self._last_prune >= PRUNE_EVERY:
+                self._last_prune = monotonic
+                self._prune(now, monotonic)
+            if not (self._dirty.keys or self._dirty.outbox or self._dirty.acks or self._dirty.seen
+                    or self._dirty.silences):
+                return 0
+            return self._commit(now)
+
+    def reload(self, config: Config) -> None:
+        """Keeps keys and incidents; retires the keys of removed checks and removed thresholds."""
+        with self._lock:
+            self._apply_config(config)
+            for key in list(self.states):
+                check = config.check(key.check)
+                if check is None:
+                    self._retire(key, "check removed", self._now, self._mono)
+                elif key.metric not in (STATUS_METRIC, UNKNOWN_METRIC) and key.metric not in check.thresholds:
+                    self._retire(key, "threshold removed", self._now, self._mono)
+            self._commit(self._now)
+
+    def close(self, clean: bool) -> None:
+        with self._lock:
+            self._dirty.meta.update(clean_shutdown="1" if clean else "0", last_eval_at=repr(self._now))
+            self._commit(self._now)
+
+    def firing_count(self) -> int:
+        with self._lock:
+            return sum(1 for s in self.states.values() if s.phase.open)
+
+    # ------------------------------------------------------------ evaluation
+    def _observe_run(self, run: CheckRun, now: float, mono: float,
+                     touched: Dict[AlertKey, Tuple[Transition, ...]]) -> None:
+        check = self.config.check(run.check)
+        if check is None:
+            return  # removed by a reload while it ran
+        result = translate(run, check.thresholds)
+        if result.failed:
+            for key in [k for k in self.states if k.check == run.check and k.metric != UNKNOWN_METRIC]:
+                self.states[key] = unknown(self.states[key])
+                self._dirty.keys.add(key)
+        else:
+            for sample in result.samples:
+                self._apply_sample(sample, check.alerting, mono, touched)
+            self._retire_gone(run.check, result, now, mono)
+            self._occurrences(run.check, result.occurrences, now)
+        self._companions(run, result, check.alerting, mono, touched)
+
+    def _apply_sample(self, sample: Sample, params: AlertingOverrides, mono: float,
+                      touched: Dict[AlertKey, Tuple[Transition, ...]]) -> None:
+        key = sample.key
+        state = self.states.get(key) or AlertState()
+        self._dirty.keys.add(key)
+        if sample.unknown:
+            self.states[key] = unknown(replace(state, check_type=sample.check_type))
+            return
+        trend = (*state.trend, sample.value)[-TREND_LENGTH:] if sample.value is not None else state.trend
+        state = replace(state, check_type=sample.check_type, value=sample.value, threshold=sample.threshold,
+                        unit=sample.unit, reason=sample.reason, facts=dict(sample.facts), details=sample.details,
+                        discovered=sample.discovered, trend=trend)
+        level = level_of(state, sample.value, sample.threshold, sample.verdict)
+        state, changes = step(state, level, mono, params, prefix=incident_prefix(key),
+                              hold_fire=mono < self._grace_until)
+        self.states[key] = state
+        touched[key] = touched.get(key, ()) + changes
+
+    def _companions(self, run: CheckRun, result: Translation, params: AlertingOverrides, mono: float,
+                    touched: Dict[AlertKey, Tuple[Transition, ...]]) -> None:
+        """The ``#unknown`` key of a check (or subject) that could not judge N runs in a row (d.3)."""
+        quick = replace(params, fire_after_cycles=1, fire_after=0.0, fire_window=None, clear_after_cycles=1,
+                        keep_firing_for=0.0, flap_enabled=False, repeat_critical=0.0)
+        for subject, reason in result.unknown_subjects.items():
+            key = AlertKey(run.check, subject, UNKNOWN_METRIC)
+            state = self.states.get(key) or AlertState()
+            streak = state.unknown_streak + 1
+            state = replace(state, check_type=run.check_type, reason=reason, unknown_streak=streak, value=None,
+                            threshold=None)
+            if streak >= params.unknown_after_cycles:
+                state, changes = step(state, Status.WARNING, mono, quick, prefix=incident_prefix(key))
+                state = replace(state, unknown_streak=streak)
+                touched[key] = touched.get(key, ()) + changes
+            self.states[key] = state
+            self._dirty.keys.add(key)
+        for key in [k for k in self.states if k.check == run.check and k.metric == UNKNOWN_METRIC]:
+            if key.subject in result.unknown_subjects:
+                continue
+            state, changes = step(self.states[key], Status.OK, mono, quick, prefix=incident_prefix(key))
+            self.states[key] = replace(state, unknown_streak=0)
+            self._dirty.keys.add(key)
+            touched[key] = touched.get(key, ()) + changes
+
+    def _retire_gone(self, check: str, result: Translation, now: float, mono: float) -> None:
+        for key, state in list(self.states.items()):
+            if key.check == check and state.discovered and key.subject not in result.reported:
+                self._retire(key, "no longer present", now, mono)
+
+    def _retire(self, key: AlertKey, note: str, now: float, mono: float) -> None:
+        state = self.states.pop(key, None)
+        heard = self.heard.pop(key, {})
+        self._dirty.keys.add(key)
+        if self.acks.pop(key, None) is not None:
+            self._dirty.acks.add(key)
+        told = {r: h for r, h in heard.items() if h.firing()}
+        if state is None or not told:
+            return
+        muted = self._suppressions(now).muted(key, state.check_type, now)
+        if muted:
+            log.info("%s retired (%s) while muted (%s): no resolve sent", key, note, muted)
+            return
+        first = next(iter(told.values()))
+        event = alert_event(EventKind.RESOLVED, key, state, incident=first.incident,
+                            event_id=f"{first.incident}:{state.seq + 1}", severity=first.severity, now=now, mono=mono,
+                            host=self.host, note=note)
+        log.info("RESOLVED %s (%s)", key, note)
+        self._enqueue(tuple(told), event)
+
+    def _occurrences(self, check: str, found: Sequence[Tuple[str, Occurrence]], now: float) -> None:
+        seen = self.seen.setdefault(check, {})
+        verdict = judge(found, seen, now)
+        for ident, entry in verdict.updates.items():
+            seen[ident] = entry
+            self._dirty.seen.add((check, ident))
+        suppressions = self._suppressions(now)
+        for subject, occurrence in verdict.announce:
+            key = AlertKey(check, subject, OCCURRENCE_METRIC)
+            if suppressions.muted(key, "", now):
+                continue
+            event = Event(id=event_id(check, occurrence), kind=EventKind.OCCURRENCE, key=key,
+                          severity=occurrence.severity, time=occurrence.time or now, host=self.host,
+                          summary=occurrence.summary, facts=dict(occurrence.facts), details=occurrence.details)
+            log.info("OCCURRENCE %s: %s", key, occurrence.summary)
+            self._enqueue(notice_recipients(check, occurrence.severity, self.recipients, {}), event)
+        if verdict.summarised:
+            text, severity = summary_text(verdict.summarised)
+            key = AlertKey(check, "", OCCURRENCE_METRIC)
+            if not suppressions.muted(key, "", now):
+                event = notice_event(f"{check}:first-run:{int(now)}", key, text, now=now, host=self.host,
+                                     severity=severity)
+                self._enqueue(notice_recipients(check, severity, self.recipients, {}), event)
+
+    # ------------------------------------------------------------ notification
+    def _suppressions(self, now: float) -> Suppressions:
+        return Suppressions(
+            windows=self.config.alerting.maintenance, silences=tuple(self.silences.values()),
+            inhibit=self.config.alerting.inhibit,
+            open_keys=tuple((k, s.check_type) for k, s in self.states.items() if s.phase.open),
+        )
+
+    def _notify(self, touched: Mapping[AlertKey, Tuple[Transition, ...]], now: float, mono: float) -> None:
+        suppressions = self._suppressions(now)
+        for key, changes in touched.items():
+            state = self.states[key]
+            muted = suppressions.muted(key, state.check_type, now)
+            for change in changes:
+                if change.change in (Change.FLAP_START, Change.FLAP_END) and not muted:
+                    self._flap_notice(key, state, change, now, mono)
+            reason = muted or ("flapping" if state.flapping else "")
+            if reason:
+                for change in changes:
+                    if change.change in (Change.FIRE, Change.RESOLVE):
+                        log.info("%s %s while muted (%s): not notified yet", change.change.value.upper(), key, reason)
+                self.states[key] = replace(self.states[key], suppressed=reason)
+                continue
+            self._reconcile(key, now, mono)
+
+    def _reconcile(self, key: AlertKey, now: float, mono: float) -> None:
+        state = self.states[key]
+        heard = self.heard.get(key, {})
+        ack = self.acks.get(key)
+        acked = ack.severity if ack is not None and ack.active(state.incident, now) else None
+        after = state.suppressed
+        decision = reconcile(key, state, heard, self.recipients, self._params(key), acked_severity=acked,
+                             after_suppression=bool(after))
+        by_kind: Dict[EventKind, List[str]] = {}
+        for receiver, kind in decision.sends:
+            by_kind.setdefault(kind, []).append(receiver)
+        seq = state.seq
+        for kind, receivers in by_kind.items():
+            seq += 1
+            source = heard[receivers[0]] if kind == EventKind.RESOLVED else None
+            incident = source.incident if source else state.incident
+            severity = source.severity if source else state.severity
+            note = ""
+            if after:
+                note = f"started during {after}" if kind == EventKind.FIRING else f"while {after}"
+            event = alert_event(kind, key, state, incident=incident, event_id=f"{incident}:{seq}", severity=severity,
+                                now=now, mono=mono, host=self.host, note=note)
+            log.info("%s %s %s %s", kind.value.upper(), severity.name.lower(), key, event.summary)
+            self._enqueue(receivers, event)
+        notified = any(k != EventKind.RESOLVED for k in by_kind)
+        self.states[key] = replace(state, seq=seq, suppressed="",
+                                   last_notified_at=mono if notified else state.last_notified_at)
+        if decision.heard:
+            self.heard[key] = dict(decision.heard)
+        else:
+            self.heard.pop(key, None)
+        if ack is not None and (decision.clear_ack or not state.phase.open):
+            del self.acks[key]
+            self._dirty.acks.add(key)
+
+    def _flap_notice(self, key: AlertKey, state: AlertState, change: Transition, now: float, mono: float) -> None:
+        from monagent.alerting.flap import percent_state_change
+
+        starting = change.change == Change.FLAP_START
+        percent = percent_state_change(state.flap_hist)
+        if starting:
+            summary = f"is flapping ({percent:.0f}% state change); notifications paused until it settles"
+        else:
+            summary = f"stopped flapping ({percent:.0f}% state change); now {state.phase.value}"
+        seq = state.seq + 1
+        ident = f"{state.incident or incident_prefix(key)}:{seq}"
+        severity = max(state.severity, Status.WARNING)
+        event = Event(id=ident, kind=EventKind.FLAP_START if starting else EventKind.FLAP_END, key=key,
+                      severity=severity, time=now, host=self.host, summary=summary, incident=state.incident,
+                      check_type=state.check_type, value=state.value, unit=state.unit)
+        self.states[key] = replace(self.states[key], seq=seq)
+        log.info("%s %s %s", event.kind.value.upper(), key, summary)
+        self._enqueue(notice_recipients(key.check, severity, self.recipients, self.heard.get(key, {})), event)
+
+    def _remind(self, now: float, mono: float) -> None:
+        suppressions: Optional[Suppressions] = None
+        for key, state in list(self.states.items()):
+            params = self._params(key)
+            if state.flapping or not reminder_due(state, mono, params):
+                continue
+            ack = self.acks.get(key)
+            if ack is not None and ack.active(state.incident, now):
+                continue
+            suppressions = suppressions or self._suppressions(now)
+            if suppressions.muted(key, state.check_type, now):
+                continue
+            receivers = reminder_recipients(state, self.heard.get(key, {}))
+            seq = state.seq + (1 if receivers else 0)
+            self.states[key] = replace(state, seq=seq, last_notified_at=mono,
+                                       reminders_sent=state.reminders_sent + (1 if receivers else 0))
+            self._dirty.keys.add(key)
+            if receivers:
+                event = alert_event(EventKind.REMINDER, key, state, incident=state.incident,
+                                    event_id=f"{state.incident}:{seq}", severity=state.severity, now=now, mono=mono,
+                                    host=self.host)
+                self._enqueue(receivers, event)
+
+    def _expire_acks(self, now: float) -> None:
+        for key, ack in list(self.acks.items()):
+            state = self.states.get(key)
+            if state is None or not ack.active(state.incident, now):
+                del self.acks[key]
+                self._dirty.acks.add(key)
+
+    def _prune(self, now: float, mono: float) -> None:
+        """Retention (d.8): idle inactive keys, old seen ids, long-expired silences."""
+        retention = self.config.alerting.retention
+        for key, state in list(self.states.items()):
+            told = any(h.firing() for h in self.heard.get(key, {}).values())
+            idle = state.last_sample_at is None or mono - state.last_sample_at > retention
+            if state.phase == Phase.INACTIVE and not told and idle:
+                del self.states[key]
+                self.heard.pop(key, None)
+                self._dirty.keys.add(key)
+        for check, seen in self.seen.items():
+            for ident in expired(seen, now, self.config.alerting.seen_ttl):
+                del seen[ident]
+                self._dirty.seen.add((check, ident))
+        for ident, silence in list(self.silences.items()):
+            if silence.ends_at < now - retention:
+                del self.silences[ident]
+                self._dirty.silences.add(ident)
+
+    def _enqueue(self, receivers: Iterable[str], event: Event) -> None:
+        for receiver in receivers:
+            self._dirty.outbox.append((receiver, event))
+
+    # ------------------------------------------------------------ committing
+    def _changes(self, offset: float) -> Changes:
+        dirty = self._dirty
+        changes = Changes(meta=dict(dirty.meta))
+        for key in dirty.keys:
+            state = self.states.get(key)
+            changes.alerts[key.as_id()] = None if state is None else codec.state_to_json(state, offset)
+            changes.heard[key.as_id()] = {r: codec.heard_to_json(h) for r, h in self.heard.get(key, {}).items()}
+        for key in dirty.acks:
+            ack = self.acks.get(key)
+            changes.acks[key.as_id()] = None if ack is None else codec.json_dumps(ack.to_json())
+        for ident in dirty.silences:
+            silence = self.silences.get(ident)
+            changes.silences[ident] = None if silence is None else (codec.json_dumps(silence.to_json()),
+                                                                      silence.ends_at)
+        for check, ident in dirty.seen:
+            entry = self.seen.get(check, {}).get(ident)
+            changes.seen[(check, ident)] = None if entry is None else (entry.revision, entry.first_seen,
+                                                                        entry.last_seen)
+        changes.outbox = [(r, codec.event_to_json(e), e.time) for r, e in dirty.outbox]
+        return changes
+
+    def _commit(self, now: float) -> int:
+        """One transaction; on failure everything stays dirty for the next try. Returns entries committed."""
+        changes = self._changes(self._now - self._mono)
+        if not changes:
+            return 0
+        try:
+            self.store.commit(changes, now)
+        except StoreUnavailable:
+            held = len(self._dirty.outbox)
+            if held:
+                log.debug("%d outbox entries held in memory until the store is writable", held)
+            return 0
+        count = len(self._dirty.outbox)
+        self._dirty = _Dirty()
+        return count
+
+    # ------------------------------------------------------------ silences and acks (control socket, CLI)
+    def add_silence(self, matchers: Sequence[str], *, ends_at: float, starts_at: Optional[float] = None,
+                    author: str = "", comment: str = "", now: Optional[float] = None) -> Silence:
+        """Raises ValueError for a bad matcher or an end in the past."""
+        now = time.time() if now is None else now
+        silence = new_silence(matchers, ends_at=ends_at, starts_at=starts_at, author=author, comment=comment,
+                              now=now)
+        with self._lock:
+            self.silences[silence.id] = silence
+            self._dirty.silences.add(silence.id)
+            self._commit(self._now)
+        log.info("silence %s added by %s until %s: %s (%s)", silence.id, author or "?", _clock_text(silence.ends_at),
+                 silence.matcher.describe(), comment)
+        return silence
+
+    def expire_silence(self, silence_id: str, now: Optional[float] = None) -> Silence:
+        """Raises KeyError for an unknown id."""
+        now = time.time() if now is None else now
+        with self._lock:
+            silence = replace(self.silences[silence_id], ends_at=min(now, self.silences[silence_id].ends_at))
+            self.silences[silence_id] = silence
+            self._dirty.silences.add(silence_id)
+            self._commit(self._now)
+        log.info("silence %s expired", silence_id)
+        return silence
+
+    def ack(self, key_text: str, *, author: str = "", comment: str = "", expires_at: Optional[float] = None,
+            now: Optional[float] = None) -> Ack:
+        """Raises KeyError when no firing alert has that key."""
+        now = time.time() if now is None else now
+        with self._lock:
+            key = find_key(self.states, key_text)
+            state = self.states.get(key) if key is not None else None
+            if key is None or state is None or not state.phase.open:
+                raise KeyError(key_text)
+            ack = Ack(key, state.incident, state.severity, author, now, comment, expires_at)
+            self.acks[key] = ack
+            self._dirty.acks.add(key)
+            self._commit(self._now)
+        log.info("%s acknowledged by %s: %s", key, author or "?", comment)
+        return ack
+
+    def handle_request(self, message: Mapping[str, Any]) -> Dict[str, Any]:
+        """The control socket's requests: ``silence_add``, ``silence_expire``, ``ack``, ``ping``."""
+        from monagent.alerting.requests import handle
+
+        return handle(self, message)
+
+    __call__ = handle_request
+
+
+def new_silence(matchers: Sequence[str], *, ends_at: float, starts_at: Optional[float], author: str, comment: str,
+                now: float) -> Silence:
+    matcher = Matcher.parse(matchers)
+    if not matcher.pairs:
+        raise ValueError("a silence needs at least one --match LABEL=GLOB")
+    start = now if starts_at is None else starts_at
+    if ends_at <= max(start, now):
+        raise ValueError("the silence would end before it starts")
+    return Silence(secrets.token_hex(4), matcher, start, ends_at, author, comment, now)
+
+
+__all__ = ["AGENT_CHECK", "AlertPipeline", "find_key", "new_silence", "recipients_of"]

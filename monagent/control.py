@@ -1,0 +1,132 @@
+"""The agent's control socket (DECISIONS.md section 6): a unix stream socket in the runtime
+directory, one JSON object per line each way.
+
+The agent runs a :class:`ControlServer` whose handler answers requests (the alert
+pipeline's ``handle_request``); the CLI calls :func:`request`. The socket is mode 0660,
+so the agent's group may send commands too.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import socket
+import socketserver
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 65536
+Handler = Callable[[Mapping[str, Any]], Dict[str, Any]]
+
+
+class AgentNotRunning(Exception):
+    """Nobody listens on the control socket."""
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    handler: Handler
+
+
+class _Connection(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        line = self.rfile.readline(MAX_REQUEST)
+        try:
+            message = json.loads(line)
+            if not isinstance(message, dict):
+                raise TypeError("not an object")
+        except (ValueError, TypeError):
+            answer: Dict[str, Any] = {"ok": False, "error": "bad request: send one JSON object on one line"}
+        else:
+            answer = self.server.handler(message)
+        self.wfile.write(json.dumps(answer).encode() + b"\n")
+
+
+class ControlServer:
+    """Listens on ``path`` in a background thread; ``handler`` is a callable or has ``handle_request``."""
+
+    def __init__(self, path: Path, handler: Any) -> None:
+        self.path = Path(path)
+        self.handler: Handler = getattr(handler, "handle_request", handler)
+        self._server: Optional[_Server] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        _remove_stale(self.path)
+        old_umask = os.umask(0o117)
+        try:
+            server = _Server(str(self.path), _Connection)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o660)
+        server.handler = self.handler
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="control", daemon=True)
+        self._thread.start()
+        log.info("control socket listening on %s", self.path)
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        self._server = None
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _remove_stale(path: Path) -> None:
+    """A socket left by a killed agent is removed; a live one means another agent runs."""
+    if not path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, f"another agent is listening on {path}")
+
+
+def request(path: Path, message: Mapping[str, Any], timeout: float = 10.0) -> Dict[str, Any]:
+    """Send one request to the running agent; raises :class:`AgentNotRunning` when none listens."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise AgentNotRunning(str(path)) from exc
+        sock.sendall(json.dumps(dict(message)).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    answer = json.loads(data) if data else {"ok": False, "error": "the agent closed the connection"}
+    return answer if isinstance(answer, dict) else {"ok": False, "error": "bad answer"}
+
+
+def agent_running(path: Path) -> bool:
+    try:
+        return bool(request(path, {"op": "ping"}, timeout=2.0).get("ok"))
+    except (AgentNotRunning, OSError, ValueError):
+        return False
