@@ -266,9 +266,10 @@ def _read_tail(dir_fd: int, name: str, limit: int) -> Tuple[str, str]:
     try:
         size = os.fstat(fd).st_size
         start = max(0, size - limit)
+        before = os.pread(fd, 1, start - 1) if start else b"\n"
         data = os.pread(fd, limit, start)
     finally:
         os.close(fd)
-    if start > 0:
+    if before != b"\n":  # started inside a line: drop its partial end
         data = data[data.find(b"\n") + 1:]
     return data.decode("utf-8", errors="replace"), ""

@@ -1,0 +1,493 @@
+"""The kdump watcher against real dump directory trees built from the reference layouts and real logs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from kdump_helpers import (
+    BOOT,
+    CRASH,
+    ELF,
+    FLATTENED,
+    GZIP,
+    KDUMP_COMPRESSED,
+    NOW,
+    NULL_DEREF,
+    OOM,
+    SUSE_PLACEHOLDER,
+    SUSE_README,
+    SYSRQ,
+    FakeContext,
+    apport_kernel_report,
+    dump_dir,
+    make_proc,
+    put,
+)
+from monagent.checks.kdump import KdumpCheck
+
+from monagent.api import Status
+
+SYSRQ_HEADLINE = "Kernel panic - not syncing: sysrq triggered crash (test crash)"
+OOM_HEADLINE = "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled"
+NULL_HEADLINE = "BUG: kernel NULL pointer dereference, address: 0000000000000086"
+SYSRQ_WHO = {"function": "sysrq_handle_crash+0x11/0x20", "comm": "bash", "pid": "4952",
+             "kernel": "5.4.0-0.rc6.git0.1.fc32.x86_64", "test_crash": "yes", "taint": "not tainted"}
+OOM_WHO = {"function": "check_panic_on_oom+0x55/0x60", "comm": "webservice", "pid": "35943",
+           "kernel": "3.10.0-327.28.2.el7.x86_64", "test_crash": "no"}
+NULL_WHO = {"function": "no symbol (0x86)", "comm": "syz-executor.0", "pid": "9969",
+            "kernel": "5.6.0-rc6-syzkaller", "test_crash": "no", "panic": "Kernel panic - not syncing: Fatal exception"}
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "crash"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> FakeContext:
+    return FakeContext(make_proc(tmp_path))
+
+
+def check(root: Path, **options) -> KdumpCheck:
+    options.setdefault("read_kdump_config", False)
+    return KdumpCheck(roots=[str(root)], **options)
+
+
+def occurrences(results):
+    return [occ for result in results for occ in result.occurrences]
+
+
+def only(results):
+    found = occurrences(results)
+    assert len(found) == 1, [o.summary for o in found]
+    return found[0]
+
+
+def debian(root: Path, log: str = SYSRQ, core: str = "dump.202601210724", body: bytes = FLATTENED,
+           name: str = "202601210724", when: float = CRASH) -> Path:
+    return dump_dir(root, name, {"dmesg.202601210724": log, core: body}, when)
+
+
+# --- every layout of the reference ------------------------------------------------------------------
+
+def _debian_local(root):
+    debian(root)
+    return "202601210724", "Debian/Ubuntu kdump-tools", "flattened (run makedumpfile -R before crash)", SYSRQ
+
+
+def _debian_gzip(root):
+    debian(root, OOM, core="dump.202601210724.gz", body=GZIP)
+    return "202601210724", "Debian/Ubuntu kdump-tools", "gzip (flattened inside)", OOM
+
+
+def _debian_plain_copy_after_makedumpfile_failed(root):
+    dump_dir(root, "202601210724", {"dmesg.202601210724": NULL_DEREF, "dump-incomplete": b"makedumpfile",
+                                    "vmcore.202601210724": ELF})
+    return "202601210724", "Debian/Ubuntu kdump-tools", "ELF", NULL_DEREF
+
+
+def _debian_remote_host_stamp(root):
+    debian(root, NULL_DEREF, name="10.20.0.15-202601210724")
+    return "10.20.0.15-202601210724", "Debian/Ubuntu kdump-tools", "flattened (run makedumpfile -R before crash)", \
+        NULL_DEREF
+
+
+def _debian_ftp_flat_files(root):
+    put(root / "10.20.0.15-dmesg.202601210724", OOM)
+    put(root / "10.20.0.15-dump.202601210724", FLATTENED)
+    return "10.20.0.15-dump.202601210724", "Debian/Ubuntu kdump-tools (FTP target)", \
+        "flattened (run makedumpfile -R before crash)", OOM
+
+
+def _rhel_local(root):
+    dump_dir(root, "127.0.0.1-2024-03-05-14:22:07", {"vmcore-dmesg.txt": SYSRQ, "vmcore": KDUMP_COMPRESSED,
+                                                      "kexec-dmesg.log": "kdump: saving vmcore complete\n"})
+    return "127.0.0.1-2024-03-05-14:22:07", "RHEL/Fedora kdump", "kdump-compressed", SYSRQ
+
+
+def _rhel_ssh_flat(root):
+    dump_dir(root, "192.168.122.10-2024-03-05-14:22:07", {"vmcore-dmesg.txt": OOM, "vmcore.flat": FLATTENED})
+    return "192.168.122.10-2024-03-05-14:22:07", "RHEL/Fedora kdump", \
+        "flattened (run makedumpfile -R before crash)", OOM
+
+
+def _rhel_nfs_ipv6_client(root):
+    dump_dir(root, "fd00:1::5-2024-03-05-14:22:07", {"vmcore-dmesg.txt": NULL_DEREF, "vmcore": KDUMP_COMPRESSED})
+    return "fd00:1::5-2024-03-05-14:22:07", "RHEL/Fedora kdump", "kdump-compressed", NULL_DEREF
+
+
+def _rhel_kdumpctl_test(root):
+    dump_dir(root, "kdump-test-1709648527-123456789", {"vmcore-creation.status": "success\n",
+                                                        "vmcore-dmesg.txt": SYSRQ, "vmcore": KDUMP_COMPRESSED})
+    return "kdump-test-1709648527-123456789", "RHEL/Fedora kdumpctl test", "kdump-compressed", SYSRQ
+
+
+def _suse_new(root):
+    dump_dir(root, "2024-03-05-14-22", {"README.txt": SUSE_README, "dmesg": NULL_DEREF, "vmcore": FLATTENED})
+    return "2024-03-05-14-22", "SUSE kdump", "flattened (run makedumpfile -R before crash)", NULL_DEREF
+
+
+def _suse_old(root):
+    dump_dir(root, "2024-03-05-14:22", {"dmesg.txt": OOM, "vmcore": ELF, "README.txt": "Crash time: x\n"})
+    return "2024-03-05-14:22", "SUSE kdumptool (before 2023)", "ELF", OOM
+
+
+LAYOUTS = [_debian_local, _debian_gzip, _debian_plain_copy_after_makedumpfile_failed, _debian_remote_host_stamp,
+           _debian_ftp_flat_files, _rhel_local, _rhel_ssh_flat, _rhel_nfs_ipv6_client, _rhel_kdumpctl_test, _suse_new,
+           _suse_old]
+EXPECTED = {SYSRQ: (SYSRQ_HEADLINE, SYSRQ_WHO), OOM: (OOM_HEADLINE, OOM_WHO), NULL_DEREF: (NULL_HEADLINE, NULL_WHO)}
+
+
+@pytest.mark.parametrize("build", LAYOUTS, ids=[b.__name__.strip("_") for b in LAYOUTS])
+def test_each_layout_gives_one_critical_occurrence_with_the_reason_of_its_log(build, root, ctx):
+    name, layout, dump_format, log = build(root)
+    results = check(root).run(ctx)
+    occ = only(results)
+    headline, who = EXPECTED[log]
+    assert occ.summary == headline
+    assert occ.severity == Status.CRITICAL
+    assert occ.facts["reason"] == headline
+    assert {k: occ.facts.get(k) for k in who} == who
+    assert occ.facts["dump_status"] == "complete"
+    assert occ.facts["distro_layout"] == layout
+    assert occ.facts["dump_format"] == dump_format
+    assert occ.facts["dump_path"] == str(root / name)
+    assert occ.facts["running_kernel"] == "6.1.0-18-amd64"
+    assert occ.facts["free_space"].endswith("B")
+    assert occ.id == f"{root / name}:{os.lstat(root / name).st_ino}"
+    assert results[0].subject == str(root) and results[0].status == Status.OK
+
+
+def test_the_facts_of_a_debian_dump_are_complete_for_the_message(root, ctx):
+    debian(root, NULL_DEREF, name="10.20.0.15-202601210724")
+    facts = dict(only(check(root).run(ctx)).facts)
+    assert facts.pop("free_space")
+    assert facts.pop("excerpt").splitlines()[:6] == [
+        "BUG: kernel NULL pointer dereference, address: 0000000000000086",
+        "#PF: supervisor instruction fetch in kernel mode",
+        "#PF: error_code(0x0010) - not-present page",
+        "PGD 42d21067 P4D 42d21067 PUD a442d067 PMD 0",
+        "Oops: 0010 [#1] PREEMPT SMP KASAN",
+        "CPU: 1 PID: 9969 Comm: syz-executor.0 Not tainted 5.6.0-rc6-syzkaller #0",
+    ]
+    assert facts == {
+        "reason": NULL_HEADLINE,
+        "panic": "Kernel panic - not syncing: Fatal exception",
+        "function": "no symbol (0x86)",
+        "comm": "syz-executor.0",
+        "pid": "9969",
+        "kernel": "5.6.0-rc6-syzkaller",
+        "running_kernel": "6.1.0-18-amd64",
+        "taint": "not tainted",
+        "test_crash": "no",
+        "dump_status": "complete",
+        "dump_path": str(root / "10.20.0.15-202601210724"),
+        "dump_size": "64 B",
+        "dump_format": "flattened (run makedumpfile -R before crash)",
+        "distro_layout": "Debian/Ubuntu kdump-tools",
+        "host": "10.20.0.15",
+        "capture_time": "2026-01-21 07:24",
+        "hardware": "Google Google Compute Engine/Google Compute Engine, BIOS Google 01/01/2011",
+    }
+
+
+def test_a_dump_without_any_kernel_log_still_alerts_with_the_reason_unavailable(root, ctx):
+    dump_dir(root, "2024-03-05-14:30", {"vmcore": KDUMP_COMPRESSED}, when=BOOT + 60)  # RHEL raw target, at boot
+    occ = only(check(root).run(ctx))
+    assert occ.summary == "kernel crash (reason unavailable: no kernel log beside the dump)"
+    assert occ.facts["distro_layout"] == "RHEL/Fedora kdump (raw device target)"
+    assert occ.announce_on_first_run is True
+
+
+def test_suse_readme_gives_kernel_version_and_crash_time_when_the_log_has_none(root, ctx):
+    dump_dir(root, "web01-2024-03-05-14-22", {"README.txt": SUSE_README, "vmcore": FLATTENED})
+    occ = only(check(root).run(ctx))
+    assert occ.facts["kernel"] == "6.4.0-150600.23.7-default"
+    assert occ.facts["crash_time"] == "2024-03-05 14:21:58"
+    assert occ.facts["host"] == "web01"
+
+
+# --- completeness ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, files", [
+    ("202601210724", {"dmesg.202601210724": SYSRQ, "dump-incomplete": FLATTENED}),
+    ("202601210724", {"dmesg.202601210724": SYSRQ, "dump-incomplete.xz": b"\xfd7zXZ\x00"}),
+    ("127.0.0.1-2024-03-05-14:22:07", {"vmcore-dmesg.txt": SYSRQ, "vmcore-incomplete": KDUMP_COMPRESSED}),
+    ("2024-03-05-14-22", {"README.txt": SUSE_PLACEHOLDER, "dmesg": SYSRQ, "vmcore": FLATTENED}),
+    ("kdump-test-1709648527-123456789", {"vmcore-creation.status": "fail\n", "vmcore-dmesg.txt": SYSRQ}),
+], ids=["debian", "debian-xz", "rhel", "suse-placeholder", "kdumpctl-test"])
+def test_no_occurrence_while_a_marker_says_the_dump_is_being_written(name, files, root, ctx):
+    dump_dir(root, name, files, when=NOW - 5)
+    results = check(root).run(ctx)
+    assert occurrences(results) == []
+    assert results[0].reason == f"0 crash dumps in {root}, 1 being written"
+
+
+def test_a_marker_older_than_boot_is_a_failed_dump_and_completion_gets_one_follow_up(root, ctx):
+    directory = dump_dir(root, "127.0.0.1-2024-03-05-14:22:07",
+                         {"vmcore-dmesg.txt": OOM, "vmcore-incomplete": KDUMP_COMPRESSED})
+    watcher = check(root)
+    failed = only(watcher.run(ctx))
+    assert failed.summary == f"crash, dump incomplete: {OOM_HEADLINE}"
+    assert failed.facts["dump_status"] == "incomplete"
+    assert failed.revision == "incomplete"
+    assert only(watcher.run(ctx)) == failed  # same id and revision: the engine sends nothing new
+
+    os.rename(directory / "vmcore-incomplete", directory / "vmcore")  # a slow remote writer finished
+    completed = only(watcher.run(ctx))
+    assert completed.id == failed.id
+    assert completed.revision == f"complete:{os.stat(directory / 'vmcore').st_ino}"
+    assert completed.summary == OOM_HEADLINE
+
+
+def test_a_suse_readme_reporting_an_error_is_a_failed_dump(root, ctx):
+    readme = SUSE_README.replace("vmcore status: saved successfully", "vmcore status: error while saving (ENOSPC)")
+    dump_dir(root, "2024-03-05-14-22", {"README.txt": readme, "dmesg": SYSRQ})
+    occ = only(check(root).run(ctx))
+    assert occ.summary == f"crash, dump failed: {SYSRQ_HEADLINE}"
+    assert occ.facts["note"] == "vmcore status: error while saving (ENOSPC)"
+    assert occ.facts["dump_format"] == "none (no core file)"
+
+
+def test_an_ftp_dump_still_growing_waits_for_the_settle_window(root, tmp_path):
+    core = put(root / "10.20.0.15-dump.202601210724", FLATTENED, when=NOW - 10)
+    put(root / "10.20.0.15-dmesg.202601210724", OOM, when=NOW - 30)
+    watcher = check(root, settle_seconds=120.0)
+    proc = make_proc(tmp_path)
+    assert occurrences(watcher.run(FakeContext(proc, now=NOW))) == []
+    with core.open("ab") as fh:  # more data arrives
+        fh.write(b"\x00" * 4096)
+    os.utime(core, (NOW + 50, NOW + 50))
+    assert occurrences(watcher.run(FakeContext(proc, now=NOW + 60))) == []
+    assert occurrences(watcher.run(FakeContext(proc, now=NOW + 120))) == []  # unchanged for 60 s only
+    occ = only(watcher.run(FakeContext(proc, now=NOW + 180)))  # unchanged for 120 s
+    assert occ.summary == OOM_HEADLINE
+    assert occ.facts["dump_size"] == "4.1 KiB"
+
+
+# --- start, first run, identity --------------------------------------------------------------------
+
+def test_the_watcher_scans_at_agent_start_without_splay():
+    assert KdumpCheck.run_at_start is True
+
+
+def test_a_dump_written_while_the_agent_was_stopped_is_reported_by_a_fresh_instance(root, ctx):
+    check(root).run(ctx)  # the agent ran before, with nothing to report
+    debian(root)  # the crash, the capture kernel, the reboot
+    occ = only(check(root).run(ctx))  # the agent starts again: a new instance, no memory
+    assert occ.summary == SYSRQ_HEADLINE
+    assert occ.announce_on_first_run is True
+    assert occ.time == CRASH
+
+
+def test_only_a_dump_from_the_hour_before_boot_is_announced_on_a_first_run(root, ctx):
+    debian(root, name="202601210724", when=BOOT - 1800)
+    debian(root, name="202512010900", when=BOOT - 30 * 86400)
+    announced = {o.facts["dump_path"]: o.announce_on_first_run for o in occurrences(check(root).run(ctx))}
+    assert announced == {str(root / "202601210724"): True, str(root / "202512010900"): False}
+
+
+def test_rotation_and_deletion_make_the_dump_silently_disappear(root, ctx):
+    import shutil
+
+    debian(root, name="202601210724")
+    debian(root, name="202512010900", when=BOOT - 86400)
+    watcher = check(root)
+    assert len(occurrences(watcher.run(ctx))) == 2
+    shutil.rmtree(root / "202512010900")  # KDUMP_NUM_DUMPS rotation, or an admin's rm -rf
+    results = watcher.run(ctx)
+    assert [o.facts["dump_path"] for o in occurrences(results)] == [str(root / "202601210724")]
+    assert [r.status for r in results] == [Status.OK]
+
+
+def test_the_identity_is_root_entry_name_and_inode_so_a_recreated_directory_is_a_new_dump(root, ctx):
+    import shutil
+
+    debian(root)
+    first = only(check(root).run(ctx))
+    shutil.rmtree(root / "202601210724")
+    (root / "placeholder").mkdir()  # keep the old inode number busy
+    debian(root)
+    second = only(check(root).run(ctx))
+    assert first.id != second.id
+    assert first.id.startswith(f"{root}/202601210724:")
+
+
+# --- noise and the apport report ------------------------------------------------------------------
+
+def test_files_that_are_not_kernel_dumps_are_ignored(root, ctx):
+    put(root / "kdump_lock", b"")
+    put(root / "kexec_cmd", "/sbin/kexec -p --command-line=...\n")
+    put(root / "_usr_bin_python3.12.1000.crash", "ProblemType: Crash\nExecutablePath: /usr/bin/python3.12\n")
+    put(root / "_usr_bin_python3.12.1000.upload", b"")
+    put(root / "_usr_bin_python3.12.1000.uploaded", b"")
+    (root / "vmcore-127.0.0.1-2024-03-05-14:22:07.new").mkdir()
+    (root / "notes").mkdir()
+    results = check(root).run(ctx)
+    assert occurrences(results) == []
+    assert results[0].reason == f"0 crash dumps in {root}"
+
+
+def test_an_apport_kernel_report_and_its_dump_directory_make_one_occurrence(root, ctx):
+    debian(root)
+    put(root / "linux-image-6.8.0-51-generic-202601210724.crash", apport_kernel_report(SYSRQ), when=BOOT + 30)
+    occ = only(check(root).run(ctx))
+    assert occ.summary == SYSRQ_HEADLINE
+    assert occ.facts["apport_report"] == str(root / "linux-image-6.8.0-51-generic-202601210724.crash")
+
+
+def test_the_reason_comes_from_the_apport_report_without_changing_its_atime(root, ctx):
+    dump_dir(root, "202601210724", {"dump.202601210724": FLATTENED})  # the dmesg was removed
+    report = put(root / "linux-image-6.8.0-51-generic-202601210724.crash", apport_kernel_report(OOM))
+    os.utime(report, (CRASH - 100, CRASH))  # atime older than mtime: apport has not shown it yet
+    control = put(root.parent / "control.txt", "x", when=CRASH)
+    os.utime(control, (CRASH - 100, CRASH))
+    control.read_bytes()
+    if os.stat(control).st_atime == CRASH - 100:
+        pytest.skip("this filesystem does not update atime on read (noatime)")
+    occ = only(check(root).run(ctx))
+    assert occ.summary == OOM_HEADLINE
+    assert occ.facts["function"] == "check_panic_on_oom+0x55/0x60"
+    assert os.stat(report).st_atime == CRASH - 100
+
+
+# --- hostile roots ------------------------------------------------------------------------------
+
+def test_a_symlinked_dump_directory_is_logged_and_never_followed(root, tmp_path, ctx, caplog):
+    outside = dump_dir(tmp_path / "elsewhere", "202601210724", {"dmesg.202601210724": SYSRQ,
+                                                                 "dump.202601210724": FLATTENED})
+    (root / "202601210724").symlink_to(outside)
+    with caplog.at_level(logging.WARNING, logger="monagent.checks.kdump"):
+        results = check(root).run(ctx)
+    assert occurrences(results) == []
+    assert results[0].reason == f"0 crash dumps in {root}, 1 untrusted entry ignored"
+    assert caplog.messages == [f"{root}: '202601210724' is a symbolic link; not treated as a kernel crash dump "
+                               "(see trusted_owners)"]
+
+
+def test_a_symlinked_kernel_log_inside_a_dump_is_not_read(root, tmp_path, ctx):
+    secret = put(tmp_path / "secret.txt", "Kernel panic - not syncing: from outside the root\n")
+    directory = dump_dir(root, "202601210724", {"dump.202601210724": FLATTENED})
+    (directory / "dmesg.202601210724").symlink_to(secret)
+    occ = only(check(root).run(ctx))
+    assert occ.summary == "kernel crash (reason unavailable: no kernel log beside the dump)"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_a_dump_directory_owned_by_another_user_is_logged_not_alerted(root, ctx, caplog):
+    directory = debian(root)
+    os.chown(directory, 65534, 65534)
+    with caplog.at_level(logging.WARNING, logger="monagent.checks.kdump"):
+        assert occurrences(check(root).run(ctx)) == []
+    assert caplog.messages == [f"{root}: '202601210724' is owned by uid 65534, not a trusted owner; "
+                               "not treated as a kernel crash dump (see trusted_owners)"]
+    assert only(check(root, trusted_owners=["root", "65534"]).run(ctx)).summary == SYSRQ_HEADLINE
+
+
+def test_a_name_carrying_markdown_is_not_taken_for_a_dump(root, ctx):
+    debian(root, name="[click](http://evil.example)-202601210724")
+    debian(root, name="**boom**-202601210724")
+    assert occurrences(check(root).run(ctx)) == []
+
+
+def test_markdown_inside_the_log_reaches_the_facts_verbatim_for_the_formatter_to_escape(root, ctx):
+    log = SYSRQ.replace("Comm: bash", "Comm: **[x](http://e)**")
+    debian(root, log)
+    assert only(check(root).run(ctx)).facts["comm"] == "**[x](http://e)**"
+
+
+def test_only_the_last_two_megabytes_of_a_50_megabyte_kernel_log_are_read(root, ctx):
+    directory = dump_dir(root, "202601210724", {"dump.202601210724": FLATTENED})
+    dmesg = directory / "dmesg.202601210724"
+    with dmesg.open("wb") as fh:
+        fh.write(b"[    1.000000] Kernel panic - not syncing: a decoy at the head of the file\n")
+        fh.seek(50 * 1024 * 1024 - len(NULL_DEREF.encode()) - 1)  # sparse: no disk space used
+        fh.write(b"\n" + NULL_DEREF.encode())
+    os.utime(dmesg, (CRASH, CRASH))
+    before = _bytes_read()
+    occ = only(check(root).run(ctx))
+    read = _bytes_read() - before
+    assert occ.summary == NULL_HEADLINE
+    assert read < 4 * 1024 * 1024, read
+
+
+def _bytes_read() -> int:
+    with open("/proc/self/io", encoding="ascii") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("rchar:"))
+
+
+def test_ten_thousand_entries_in_the_root_yield_the_one_dump(root, ctx):
+    for i in range(5000):
+        (root / f"_usr_bin_tool{i}.1000.crash").touch()
+        (root / f"junk-{i}").touch()
+    debian(root, OOM)
+    assert only(check(root).run(ctx)).summary == OOM_HEADLINE
+
+
+def test_max_dumps_bounds_the_work_and_says_so(root, ctx):
+    for minute in range(5):
+        debian(root, name=f"2026012107{minute:02d}", when=CRASH - 600 * (5 - minute))
+    results = check(root, max_dumps=2).run(ctx)
+    assert sorted(o.facts["dump_path"] for o in occurrences(results)) == [str(root / "202601210703"),
+                                                                         str(root / "202601210704")]
+    assert results[0].reason == f"2 crash dumps in {root}, 3 oldest entries not examined (max_dumps)"
+
+
+# --- roots ------------------------------------------------------------------------------------------
+
+def test_roots_come_from_the_kdump_configuration_of_every_distribution(tmp_path, ctx):
+    debian_root, rhel_root, suse_root = (tmp_path / n for n in ("deb", "rhel", "suse"))
+    etc = tmp_path / "etc"
+    put(etc / "default/kdump-tools", f'# kdump-tools\nKDUMP_COREDIR="{debian_root}"\nKDUMP_DUMP_DMESG=1\n')
+    put(etc / "kdump.conf", f"# kdump.conf\npath {rhel_root}\ncore_collector makedumpfile -l --message-level 7 -d 31\n")
+    put(etc / "sysconfig/kdump", f'KDUMP_SAVEDIR="file://{suse_root}"\n')
+    debian(debian_root)
+    dump_dir(rhel_root, "127.0.0.1-2024-03-05-14:22:07", {"vmcore-dmesg.txt": OOM, "vmcore": KDUMP_COMPRESSED})
+    dump_dir(suse_root, "2024-03-05-14-22", {"README.txt": SUSE_README, "dmesg": NULL_DEREF, "vmcore": FLATTENED})
+    watcher = KdumpCheck(roots=[str(tmp_path / "var-crash")], etc_root=str(etc))
+    results = watcher.run(ctx)
+    assert [r.subject for r in results] == [str(tmp_path / "var-crash"), str(debian_root), str(rhel_root),
+                                            str(suse_root)]
+    assert results[0].reason == f"{tmp_path / 'var-crash'} does not exist (no dumps)"
+    assert [o.summary for o in occurrences(results)] == [SYSRQ_HEADLINE, OOM_HEADLINE, NULL_HEADLINE]
+
+
+def test_a_root_reached_twice_through_a_symlink_is_scanned_once(root, tmp_path, ctx):
+    debian(root)
+    (tmp_path / "log-dump").symlink_to(root)  # SUSE's /var/log/dump -> /var/crash
+    results = KdumpCheck(roots=[str(root), str(tmp_path / "log-dump")], read_kdump_config=False).run(ctx)
+    assert [r.subject for r in results] == [str(root)]
+    assert len(occurrences(results)) == 1
+
+
+def test_an_abrt_copy_of_a_reported_dump_is_not_reported_again(root, tmp_path, ctx):
+    spool = tmp_path / "abrt"
+    files = {"vmcore-dmesg.txt": SYSRQ, "vmcore": KDUMP_COMPRESSED}
+    dump_dir(root, "127.0.0.1-2024-03-05-14:22:07", files)
+    dump_dir(spool, "vmcore-127.0.0.1-2024-03-05-14:22:07", files, when=BOOT + 40)
+    dump_dir(spool, "vmcore-127.0.0.1-2024-02-01-10:00:00", files, when=BOOT - 86400)  # moved (CopyVMcore=no)
+    results = check(root, abrt_spool=str(spool)).run(ctx)
+    assert [o.facts["dump_path"] for o in occurrences(results)] == [
+        str(root / "127.0.0.1-2024-03-05-14:22:07"), str(spool / "vmcore-127.0.0.1-2024-02-01-10:00:00")]
+    assert occurrences(results)[1].facts["distro_layout"] == "ABRT spool copy"
+
+
+def test_nothing_is_scanned_inside_a_kdump_capture_kernel(root, tmp_path):
+    debian(root)
+    proc = make_proc(tmp_path)
+    put(proc / "vmcore", b"\x7fELF")
+    ctx = FakeContext(proc)
+    results = check(root).run(ctx)
+    assert [r.reason for r in results] == ["running in a kdump capture kernel: dump roots are not scanned"]
+    assert ctx.blocking_calls == []
+
+
+def test_the_scan_runs_through_the_blocking_call_helper_with_its_timeout(root, ctx):
+    check(root, scan_timeout_seconds=7.5).run(ctx)
+    assert [(name, args[0].root, timeout) for name, args, timeout in ctx.blocking_calls] == [
+        ("scan_root", str(root), 7.5)]
