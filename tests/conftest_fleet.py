@@ -25,6 +25,11 @@ from monagent.fleet_config import AlertmanagerConfig
 from monagent.notify.alertmanager import AlertmanagerDispatcher, MemoryKeyValue
 from monagent.notify.base import ReceiverHealth
 
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
 ALERTMANAGER = os.environ.get("MONAGENT_TEST_ALERTMANAGER", "/usr/bin/prometheus-alertmanager")
 PROMTOOL = os.environ.get("MONAGENT_TEST_PROMTOOL", "/usr/bin/promtool")
 AMTOOL = os.environ.get("MONAGENT_TEST_AMTOOL", "/usr/bin/amtool")
@@ -51,6 +56,10 @@ def need_binary(path: str, package: str) -> str:
         pytest.fail(f"{message}; CI must run these tests")
     pytest.skip(message)
     raise AssertionError("unreachable")
+
+
+def toml(text: str) -> Dict[str, Any]:
+    return dict(tomllib.loads(text))
 
 
 def free_port() -> int:

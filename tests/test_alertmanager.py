@@ -18,6 +18,7 @@ from conftest_fleet import (
     event,
     free_port,
     need_binary,
+    toml,
 )
 
 from monagent.api import Status
@@ -353,10 +354,8 @@ def test_unreadable_stored_state_starts_empty_with_a_warning(caplog):
 
 
 def parse(text: str, environ: Optional[Dict[str, str]] = None) -> AlertmanagerConfig:
-    import tomllib
-
     doc = Document("agent.toml", text, environ or {})
-    config = parse_alertmanager(Section(doc, ("notifiers",), tomllib.loads(text)["notifiers"]).table("alertmanager"))
+    config = parse_alertmanager(Section(doc, ("notifiers",), toml(text)["notifiers"]).table("alertmanager"))
     if doc.problems:
         raise ConfigError(doc.problems)
     return config

@@ -10,7 +10,7 @@ import urllib.request
 from typing import Dict, Optional
 
 import pytest
-from conftest_fleet import PROMTOOL, free_port, http_error_code, need_binary, run_tool
+from conftest_fleet import PROMTOOL, free_port, http_error_code, need_binary, run_tool, toml
 
 from monagent.api import Metric, Status
 from monagent.confread import ConfigError, Document, Section
@@ -216,10 +216,8 @@ def test_importing_the_fleet_modules_loads_neither_prometheus_client_nor_request
 
 
 def parse(text: str) -> MetricsConfig:
-    import tomllib
-
     doc = Document("agent.toml", text, {})
-    config = parse_metrics(Section(doc, (), tomllib.loads(text)).table("metrics"))
+    config = parse_metrics(Section(doc, (), toml(text)).table("metrics"))
     if doc.problems:
         raise ConfigError(doc.problems)
     return config
