@@ -68,7 +68,7 @@ def only(results):
     return found[0]
 
 
-def debian(root: Path, log: str = SYSRQ, core: str = "dump.202601210724", body: bytes = FLATTENED,
+def debian(root: Path, log: str = SYSRQ, *, core: str = "dump.202601210724", body: bytes = FLATTENED,
            name: str = "202601210724", when: float = CRASH) -> Path:
     return dump_dir(root, name, {"dmesg.202601210724": log, core: body}, when)
 

@@ -1,0 +1,64 @@
+"""A dump root that does not answer (a dead NFS server) makes that root UNKNOWN, never the agent hang."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from kdump_helpers import SYSRQ, FakeContext, dump_dir, make_proc
+from monagent.checks.kdump import KdumpCheck
+
+from monagent.api import Status
+from monagent.workers import WorkerPool
+
+HEADLINE = "Kernel panic - not syncing: sysrq triggered crash (test crash)"
+
+
+@pytest.fixture
+def pool():
+    workers = WorkerPool(size=2)
+    yield workers
+    workers.close()
+
+
+def _dump_root(tmp_path: Path) -> Path:
+    root = tmp_path / "crash"
+    dump_dir(root, "202601210724", {"dmesg.202601210724": SYSRQ, "dump.202601210724": b"makedumpfile\0\0\0\0"})
+    return root
+
+
+def test_a_root_on_a_filesystem_that_never_answers_is_unknown_and_the_other_roots_still_report(tmp_path, pool):
+    from fuse_hang import Unavailable, mount_hanging
+
+    hung = tmp_path / "nfs"
+    try:
+        fuse = mount_hanging(hung)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        ctx = FakeContext(make_proc(tmp_path), blocking=pool.call)
+        watcher = KdumpCheck(roots=[str(hung), str(_dump_root(tmp_path))], read_kdump_config=False,
+                             scan_timeout_seconds=1.0)
+        results = watcher.run(ctx)
+    finally:
+        fuse.close()
+    assert [(r.subject, r.status, r.reason) for r in results[:1]] == [
+        (str(hung), Status.UNKNOWN, f"{hung} is not responding (scan took longer than 1 s)")]
+    assert [o.summary for r in results[1:] for o in r.occurrences] == [HEADLINE]
+
+
+def test_an_injected_blocking_scan_is_cut_off_by_the_worker_timeout(tmp_path, pool):
+    def blocking(func, *args, timeout):  # the scan of the first root is replaced by a call that never returns
+        if args[0].root.endswith("/hung"):
+            return pool.call(time.sleep, 3600, timeout=timeout)
+        return pool.call(func, *args, timeout=timeout)
+
+    (tmp_path / "hung").mkdir()
+    ctx = FakeContext(make_proc(tmp_path), blocking=blocking)
+    watcher = KdumpCheck(roots=[str(tmp_path / "hung"), str(_dump_root(tmp_path))], read_kdump_config=False,
+                         scan_timeout_seconds=0.5)
+    results = watcher.run(ctx)
+    assert results[0].status == Status.UNKNOWN
+    assert results[0].reason == f"{tmp_path / 'hung'} is not responding (scan took longer than 0.5 s)"
+    assert [o.summary for o in results[1].occurrences] == [HEADLINE]
