@@ -37,7 +37,7 @@ LABELS = {
         "host": "Host", "check": "Check", "subject": "Subject", "metric": "Metric", "value": "Value",
         "threshold": "threshold", "since": "Since", "resolved_at": "Resolved at", "duration": "Duration",
         "time": "Time", "trend": "Trend", "time_to_full": "Full in", "growth": "Growth", "note": "Note",
-        "summary": "Summary", "details": "Details", "was": "was", "reminders": "reminders",
+        "summary": "Summary", "details": "Details", "was": "Severity was", "reminders": "reminders",
         "reason": "Reason", "where": "Where", "process": "Process", "kernel": "Kernel", "running": "running",
         "taint": "Taint", "dump": "Dump", "status": "Status", "free": "Free space", "excerpt": "Log excerpt",
         "more": "+{n} more ({parts})", "more.critical": "{n} critical", "more.warning": "{n} warning",
@@ -46,7 +46,7 @@ LABELS = {
         "held.rate_limit": "held back by the rate limit", "held.lockout": "held back by a rate-limit lockout",
         "held.unavailable": "held back while the receiver was unreachable",
         "digest.intro": "{count} events since {since}, {why}.",
-        "digest.cancelled": "{n} alerts fired and resolved in between (not listed).",
+        "digest.cancelled": "Fired and resolved in between (not listed): {n}.",
         "count.firing": "{n} firing", "count.resolved": "{n} resolved", "count.other": "{n} other",
         "after": "after", "test.title": "monagent test message", "test.body": "If you can read this, the robot "
         "{robot} is set up correctly.",
@@ -69,7 +69,7 @@ LABELS = {
         "held.rate_limit": "因频率限制延后发送", "held.lockout": "因钉钉限流锁定延后发送",
         "held.unavailable": "因接收方不可用延后发送",
         "digest.intro": "自 {since} 起共 {count} 条事件，{why}。",
-        "digest.cancelled": "其中 {n} 条告警在此期间已自行恢复（未列出）。",
+        "digest.cancelled": "其间已自行恢复、未列出的告警：{n} 条。",
         "count.firing": "告警 {n}", "count.resolved": "已恢复 {n}", "count.other": "其他 {n}",
         "after": "持续", "test.title": "monagent 测试消息",
         "test.body": "能看到这条消息，说明机器人 {robot} 配置正确。",
@@ -104,6 +104,7 @@ class Message:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]+")
 _SPECIAL = re.compile(r"([\\`*_\[\]<~])")
 _LINE_START = re.compile(r"^(\s*)([-+>#=]|\d+[.)])")
+_REGISTERS = re.compile(r"^\s*(R(?!IP\b)[A-Z0-9]{1,2}|[ECDFGS]S|CR\d|DR\d|Code|EFLAGS):")
 _SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)://")
 
 
@@ -288,13 +289,14 @@ class Renderer:
         dump = ", ".join(escape(f[k], defang=defang) for k in ("dump_path", "dump_size", "dump_format") if f.get(k))
         fields = [
             (L["host"], escape(event.host)), (L["time"], self.time(event.time)),
-            (L["reason"], headline(event, defang)), (L["where"], where), (L["process"], who),
+            (L["where"], where), (L["process"], who),
             (L["kernel"], kernel), (L["taint"], escape(f.get("taint", ""))), (L["dump"], dump),
             (L["status"], escape(f.get("dump_status", ""))), (L["free"], escape(f.get("free_space", ""))),
             (L["note"], escape(event.note, defang=defang)),
         ]
         text = head + "\n\n" + "\n".join(f"- {k}: {v}" for k, v in fields if v)
-        excerpt = [line for line in f.get("excerpt", "").splitlines() if line.strip()][:EXCERPT_LINES]
+        excerpt = [line for line in f.get("excerpt", "").splitlines()
+                   if line.strip() and not _REGISTERS.match(line)][:EXCERPT_LINES]
         if excerpt and not defang:
             quoted = "\n\n".join("> " + escape(line, 200, line_start=True) for line in excerpt)
             text += f"\n\n{L['excerpt']}:\n\n{quoted}"
