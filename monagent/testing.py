@@ -31,7 +31,6 @@ from monagent.api import (
     CheckError,
     DiskUsage,
     Metric,
-    MetricSpec,
     Mount,
     Occurrence,
     ProcessInfo,
@@ -223,25 +222,25 @@ def build_check(check_class: type, options: Optional[Mapping[str, Any]] = None, 
 ThresholdSpec = Union[Threshold, Mapping[str, Any]]
 
 
+def _as_table(threshold: ThresholdSpec) -> Dict[str, Any]:
+    if not isinstance(threshold, Threshold):
+        return dict(_toml_like(threshold))
+    levels = ("warning", "critical", "warning_clear", "critical_clear")
+    table: Dict[str, Any] = {k: getattr(threshold, k) for k in levels if getattr(threshold, k) is not None}
+    table["direction"] = threshold.direction.value
+    return table
+
+
 def resolve_thresholds(check_class: type, thresholds: Optional[Mapping[str, ThresholdSpec]] = None, *,
                        name: str = "test") -> Dict[str, Threshold]:
-    """The class's default thresholds overlaid with ``thresholds`` (Threshold objects, or the
-    ``{"warning": 85, "critical": 95}`` tables agent.toml has, validated like the config)."""
+    """The class's default thresholds overlaid with ``thresholds``: Threshold objects, or the
+    ``{"warning": 85, "critical": 95}`` tables agent.toml has; both are validated like the config."""
     from monagent.config import parse_thresholds
 
-    metrics: Optional[Mapping[str, MetricSpec]] = getattr(check_class, "metrics", None)
-    given = dict(thresholds or {})
     doc = _document(None)
-    tables = {k: _toml_like(v) for k, v in given.items() if not isinstance(v, Threshold)}
-    section = Section(doc, ("checks", name, "thresholds"), tables)
-    result = parse_thresholds(section, metrics)
-    for metric, threshold in given.items():
-        if not isinstance(threshold, Threshold):
-            continue
-        if metrics is not None and metric not in metrics:
-            doc.problem(section.path + (metric,), f"unknown metric; this check type's metrics: "
-                                                  f"{', '.join(sorted(metrics)) or 'none'}")
-        result[metric] = threshold
+    tables = {metric: _as_table(t) for metric, t in (thresholds or {}).items()}
+    result = parse_thresholds(Section(doc, ("checks", name, "thresholds"), tables),
+                              getattr(check_class, "metrics", None))
     if doc.problems:
         raise ConfigError(doc.problems)
     return result
