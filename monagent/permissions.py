@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, List, Mapping, Optional, Tuple
 
 try:
-    import tomllib
+    import tomllib  # novermin - tomli below on Python < 3.11
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
