@@ -208,6 +208,15 @@ def am_config(*urls: str, **options) -> AlertmanagerConfig:
     return AlertmanagerConfig(urls=tuple(urls), timeout=5.0, **options)
 
 
-def dispatcher_for(config: AlertmanagerConfig, kv: Optional[MemoryKeyValue] = None, started_at: float = 0.0):
-    dispatcher = AlertmanagerDispatcher(config, HOST, kv or MemoryKeyValue(), started_at or time.time() - 600)
-    return dispatcher
+def dispatcher_for(config: AlertmanagerConfig, kv: Any = None, started_at: float = 0.0) -> AlertmanagerDispatcher:
+    """A dispatcher for host web1; ``kv`` is a MemoryKeyValue unless given (a real Store)."""
+    return AlertmanagerDispatcher(config, HOST, kv or MemoryKeyValue(), started_at or time.time() - 600)
+
+
+def queue(store: Any, *events: Event, receiver: str = "alertmanager") -> None:
+    """Put events into a real Store's outbox the way the alert pipeline commits them."""
+    from monagent.alerting.codec import event_to_json
+    from monagent.store import Changes
+
+    now = time.time()
+    store.commit(Changes(outbox=[(receiver, event_to_json(e), now) for e in events]), now)

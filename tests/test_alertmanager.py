@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from typing import Dict, List, Optional
@@ -18,6 +17,7 @@ from conftest_fleet import (
     event,
     free_port,
     need_binary,
+    queue,
     toml,
 )
 
@@ -26,14 +26,16 @@ from monagent.confread import ConfigError, Document, Secret, Section
 from monagent.events import EventKind, OutcomeKind
 from monagent.fleet_config import AlertmanagerConfig, parse_alertmanager
 from monagent.notify.alertmanager import (
-    ACTIVE_KEY,
+    NAMESPACE,
     AlertmanagerDispatcher,
     AlertmanagerReceiver,
+    AmAlert,
     MemoryKeyValue,
     alertname,
     classify,
     rfc3339,
 )
+from monagent.store import Store
 
 
 @pytest.fixture
@@ -149,15 +151,15 @@ def test_a_resolve_is_reposted_for_15_minutes_then_forgotten(alertmanager, closi
     outbox.add(event(EventKind.RESOLVED, at=now))
     dispatcher.pump(outbox, now)
 
-    [(ident, resolved)] = json.loads(kv.data[ACTIVE_KEY])["alerts"].items()
+    [(ident, resolved)] = kv.kv_items(NAMESPACE).items()
     assert ident.startswith("resolved:")
     assert resolved["ends_at"] == now
     assert resolved["labels"]["severity"] == "critical"  # the labels Alertmanager knows the alert by
 
     dispatcher.pump(outbox, now + 899)
-    assert len(json.loads(kv.data[ACTIVE_KEY])["alerts"]) == 1
+    assert len(kv.kv_items(NAMESPACE)) == 1
     dispatcher.pump(outbox, now + 900)
-    assert json.loads(kv.data[ACTIVE_KEY])["alerts"] == {}
+    assert kv.kv_items(NAMESPACE) == {}
 
 
 def test_an_escalation_replaces_the_warning_alert_with_a_critical_one(alertmanager, closing):
@@ -201,22 +203,27 @@ def test_an_alertmanager_that_was_down_gets_every_alert_when_it_is_back(alertman
     assert dispatcher.url_health()[0].up is True
 
 
-def test_a_restarted_agent_keeps_reposting_into_a_restarted_alertmanager(alertmanager, closing):
-    kv = MemoryKeyValue()  # stands for the store's key-value table, which outlives the process
-    first = dispatcher_for(am_config(alertmanager.url), kv)
+def test_a_restarted_agent_keeps_reposting_into_a_restarted_alertmanager(alertmanager, closing, tmp_path):
+    store = Store.open(tmp_path / "state")
+    first = dispatcher_for(am_config(alertmanager.url), store)
     closing(first)
-    outbox = MemoryOutbox()
     now = time.time()
-    outbox.add(event(EventKind.FIRING, subject="/var", at=now))
-    first.pump(outbox, now)
+    queue(store, event(EventKind.FIRING, subject="/var", at=now))
+    first.pump(store, now)
     first.close(time.monotonic())
+    store.close()
     alertmanager.stop()  # Alertmanager keeps alerts in memory only
     alertmanager.start()
     assert alertmanager.alerts() == []
 
-    second = dispatcher_for(am_config(alertmanager.url), kv)
-    closing(second)
-    second.pump(MemoryOutbox(), time.time())
+    store = Store.open(tmp_path / "state")
+    try:
+        assert store.queued_count("alertmanager") == 0  # the outbox entry was consumed before the restart
+        second = dispatcher_for(am_config(alertmanager.url), store)
+        closing(second)
+        second.pump(store, time.time())
+    finally:
+        store.close()
 
     assert [a["subject"] for a in ours(alertmanager.labels())] == ["/var"]
 
@@ -269,7 +276,7 @@ def test_an_occurrence_is_posted_with_a_short_end_and_forgotten_after_it(alertma
     assert alert["labels"]["occurrence"] == "dump-2026-11-28"
     assert alert["endsAt"] == rfc3339(now + 240)
     dispatcher.pump(outbox, now + 240)
-    assert json.loads(kv.data[ACTIVE_KEY])["alerts"] == {}
+    assert kv.kv_items(NAMESPACE) == {}
 
 
 def test_a_wrong_base_url_is_reported_as_broken_with_what_to_fix(alertmanager, closing):
@@ -342,12 +349,33 @@ def test_http_answers_are_classified_with_what_to_fix():
     assert classify("http://am:9093", 503, "").kind == OutcomeKind.RETRY
 
 
-def test_unreadable_stored_state_starts_empty_with_a_warning(caplog):
+def test_an_unreadable_stored_alert_is_dropped_with_a_warning(caplog):
     kv = MemoryKeyValue()
-    kv.put(ACTIVE_KEY, "{not json")
+    kv.kv_set(NAMESPACE, "root_disk", {"labels": 5})
     dispatcher = dispatcher_for(am_config("http://am:9093"), kv)
     assert dispatcher.active.alerts == {}
-    assert "the stored active alerts are unreadable" in caplog.text
+    assert kv.kv_items(NAMESPACE) == {}
+    assert "alertmanager: a stored alert is unreadable (AttributeError: 'int' object has no attribute 'items'); " \
+           "it is dropped" in caplog.text
+
+
+def test_an_alert_alertmanager_refuses_is_dropped_and_the_others_still_arrive(alertmanager, closing, caplog):
+    kv = MemoryKeyValue()
+    dispatcher = dispatcher_for(am_config(alertmanager.url), kv)
+    closing(dispatcher)
+    now = time.time()
+    poison = AmAlert((("alertname", "Old"), ("bad-name", "x")), (), now)  # as an older version might have stored
+    kv.kv_set(NAMESPACE, "old", poison.to_json())
+    outbox = MemoryOutbox()
+    outbox.add(event(EventKind.FIRING, at=now))
+
+    dispatcher.pump(outbox, now)
+
+    assert [a["alertname"] for a in alertmanager.labels()] == ["DiskUsedPercent", "MonagentWatchdog"]
+    assert list(kv.kv_items(NAMESPACE)) == ["root_disk\x1f/\x1fused_percent"]
+    assert outbox.health("alertmanager").last_success == now
+    assert "alertmanager: dropping an alert it refuses (labels {'alertname': 'Old', 'bad-name': 'x'}): " \
+           f"{alertmanager.url}: HTTP 400, alerts rejected: " in caplog.text
 
 
 # ---------------------------------------------------------------- configuration

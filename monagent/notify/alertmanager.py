@@ -23,7 +23,7 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Set, Tuple
 
 from monagent.api import Status
 from monagent.events import Event, EventKind, OutboxEntry, Outcome, OutcomeKind
@@ -33,7 +33,7 @@ from monagent.notify.base import Outbox
 log = logging.getLogger(__name__)
 
 RECEIVER = "alertmanager"
-ACTIVE_KEY = "notify.alertmanager.active"
+NAMESPACE = "alertmanager"  # the store's key-value namespace of the active set: one row per alert
 RESOLVED_RETENTION = 900.0  # Prometheus's resolvedRetention: re-post a resolve for 15 minutes
 FIRST_RETRY = 5.0
 _ACTIVE_KINDS = (EventKind.FIRING, EventKind.ESCALATED, EventKind.DEESCALATED, EventKind.REMINDER)
@@ -42,24 +42,29 @@ Labels = Tuple[Tuple[str, str], ...]
 
 
 class KeyValue(Protocol):
-    """The store's generic key-value table (one JSON document per key)."""
+    """The store's key-value table for receivers (:class:`monagent.store.Store` has it): JSON values."""
 
-    def get(self, key: str) -> Optional[str]: ...
+    def kv_items(self, namespace: str) -> Dict[str, Any]: ...
 
-    def put(self, key: str, value: str) -> None: ...
+    def kv_set(self, namespace: str, key: str, value: Any) -> None:
+        """Store a JSON value (None deletes it); committed before it returns."""
+        ...
 
 
 class MemoryKeyValue:
     """A :class:`KeyValue` in a dict, for ``monagent notify test`` and the tests."""
 
     def __init__(self) -> None:
-        self.data: Dict[str, str] = {}
+        self.data: Dict[str, Dict[str, Any]] = {}
 
-    def get(self, key: str) -> Optional[str]:
-        return self.data.get(key)
+    def kv_items(self, namespace: str) -> Dict[str, Any]:
+        return json.loads(json.dumps(self.data.get(namespace, {})))
 
-    def put(self, key: str, value: str) -> None:
-        self.data[key] = value
+    def kv_set(self, namespace: str, key: str, value: Any) -> None:
+        if value is None:
+            self.data.get(namespace, {}).pop(key, None)
+        else:
+            self.data.setdefault(namespace, {})[key] = json.loads(json.dumps(value))
 
 
 # ---------------------------------------------------------------- alerts
@@ -149,27 +154,50 @@ def fingerprint(labels: Labels) -> str:
 # ---------------------------------------------------------------- the active set
 
 
+class _Tracked(Dict[str, AmAlert]):
+    """A dict that remembers which identities changed since the last save."""
+
+    def __init__(self, items: Mapping[str, AmAlert]) -> None:
+        super().__init__(items)
+        self.dirty: Set[str] = set()
+
+    def __setitem__(self, key: str, value: AmAlert) -> None:
+        super().__setitem__(key, value)
+        self.dirty.add(key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.dirty.add(key)
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        self.dirty.add(key)
+        return super().pop(key, default)
+
+
 class ActiveSet:
     """The alerts to post, by identity: an alert key's id, ``resolved:`` + labels, ``occurrence:`` + id."""
 
     def __init__(self, alerts: Optional[Mapping[str, AmAlert]] = None) -> None:
-        self.alerts: Dict[str, AmAlert] = dict(alerts or {})
+        self.alerts = _Tracked(alerts or {})
 
     @classmethod
     def load(cls, kv: KeyValue) -> ActiveSet:
-        text = kv.get(ACTIVE_KEY)
-        if not text:
-            return cls()
-        try:
-            data = json.loads(text)
-            return cls({ident: AmAlert.from_json(item) for ident, item in data["alerts"].items()})
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("alertmanager: the stored active alerts are unreadable (%s); starting empty", exc)
-            return cls()
+        alerts = {}
+        for ident, item in kv.kv_items(NAMESPACE).items():
+            try:
+                alerts[ident] = AmAlert.from_json(item)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("alertmanager: a stored alert is unreadable (%s: %s); it is dropped", type(exc).__name__,
+                            exc)
+                kv.kv_set(NAMESPACE, ident, None)
+        return cls(alerts)
 
     def save(self, kv: KeyValue) -> None:
-        data = {"version": 1, "alerts": {ident: alert.to_json() for ident, alert in sorted(self.alerts.items())}}
-        kv.put(ACTIVE_KEY, json.dumps(data, separators=(",", ":"), sort_keys=True))
+        """Write the alerts that changed (one row each); forgotten ones are deleted."""
+        for ident in sorted(self.alerts.dirty):
+            alert = self.alerts.get(ident)
+            kv.kv_set(NAMESPACE, ident, None if alert is None else alert.to_json())
+        self.alerts.dirty.clear()
 
     def apply(self, event: Event, extra: Mapping[str, str], now: float, lead: float) -> bool:
         """Fold one event in; True when what Alertmanager must be told changed."""
@@ -238,7 +266,7 @@ class AlertmanagerReceiver:
         self.config = config
         self.host = host
         self.health: Dict[str, UrlHealth] = {url: UrlHealth(url) for url in config.urls}
-        self._session: Any = None
+        self._sessions: Dict[str, Any] = {}  # one per URL: the URLs are posted to in parallel
 
     def send(self, entries: Sequence[OutboxEntry], now: float) -> Outcome:
         """Post these entries' alerts once (``monagent notify test``); the dispatcher posts the active set."""
@@ -249,7 +277,7 @@ class AlertmanagerReceiver:
 
     def post(self, alerts: Sequence[Mapping[str, Any]], now: float) -> Outcome:
         body = json.dumps(list(alerts)).encode()
-        outcomes = [self._post_one(url, body, now) for url in self.config.urls]
+        outcomes = self._post_all(body, now)
         if any(o.kind == OutcomeKind.DELIVERED for o in outcomes):
             return Outcome(OutcomeKind.DELIVERED)
         reason = "; ".join(o.reason for o in outcomes)
@@ -257,11 +285,21 @@ class AlertmanagerReceiver:
         worst = retry[0] if retry else outcomes[0]
         return Outcome(worst.kind, reason, code=worst.code)
 
+    def _post_all(self, body: bytes, now: float) -> List[Outcome]:
+        """One request per URL, in parallel: a member that does not answer must not delay the others."""
+        urls = self.config.urls
+        if len(urls) == 1:
+            return [self._post_one(urls[0], body, now)]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(urls), thread_name_prefix="alertmanager") as pool:
+            return list(pool.map(lambda url: self._post_one(url, body, now), urls))
+
     def _post_one(self, url: str, body: bytes, now: float) -> Outcome:
         import requests
 
         try:
-            response = self._http().post(f"{url}/api/v2/alerts", data=body, timeout=self.config.timeout,
+            response = self._http(url).post(f"{url}/api/v2/alerts", data=body, timeout=self.config.timeout,
                                          headers=self._headers(), verify=self._verify())
         except requests.RequestException as exc:
             return self._failed(url, now, Outcome(OutcomeKind.RETRY, f"{url}: cannot reach it: {_short(exc)}"))
@@ -300,17 +338,17 @@ class AlertmanagerReceiver:
             return False
         return str(self.config.ca_file) if self.config.ca_file else True
 
-    def _http(self) -> Any:
-        if self._session is None:
+    def _http(self, url: str) -> Any:
+        if url not in self._sessions:
             import requests
 
-            self._session = requests.Session()
-        return self._session
+            self._sessions[url] = requests.Session()
+        return self._sessions[url]
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            session.close()
 
 
 def classify(url: str, code: int, text: str) -> Outcome:
@@ -371,8 +409,7 @@ class AlertmanagerDispatcher:
         changed = self.active.expire(now)
         for entry in entries:
             changed = self.active.apply(entry.event, self.config.labels, now, self.config.ends_at_lead) or changed
-        if entries or changed:
-            self.active.save(self.kv)  # the set carries the state now: the entries may go
+        self.active.save(self.kv)  # the set carries the state now: the entries may go
         if entries:
             outbox.complete(RECEIVER, [entry.seq for entry in entries])
         if changed or now >= self._next_post:
@@ -386,11 +423,12 @@ class AlertmanagerDispatcher:
         self._closed = True
         self.receiver.close()
 
-    def payload(self, now: float) -> List[Dict[str, Any]]:
+    def payload(self, now: float) -> List[Tuple[str, Dict[str, Any]]]:
+        """``(identity, alert)`` for every alert to post now; the watchdog's identity is ``""``."""
         lead = self.config.ends_at_lead
-        alerts = [alert.payload(now, lead) for _, alert in sorted(self.active.alerts.items())]
+        alerts = [(ident, alert.payload(now, lead)) for ident, alert in sorted(self.active.alerts.items())]
         if self.config.watchdog:
-            alerts.append(self.watchdog().payload(now, lead))
+            alerts.append(("", self.watchdog().payload(now, lead)))
         return alerts
 
     def watchdog(self) -> AmAlert:
@@ -406,7 +444,23 @@ class AlertmanagerDispatcher:
         if not alerts:
             self._next_post = now + self.config.repost_interval
             return
-        outcome = self.receiver.post(alerts, now)
+        outcome = self.receiver.post([alert for _, alert in alerts], now)
+        if outcome.kind == OutcomeKind.REJECTED and len(alerts) > 1:
+            outcome = self._post_without_rejected(alerts, now)
+        self._record(outbox, outcome, now)
+
+    def _post_without_rejected(self, alerts: Sequence[Tuple[str, Dict[str, Any]]], now: float) -> Outcome:
+        """One alert Alertmanager refuses must not hold back the others: find it, drop it, post the rest."""
+        for ident, alert in alerts:
+            single = self.receiver.post([alert], now)
+            if single.kind == OutcomeKind.REJECTED and ident:
+                log.error("alertmanager: dropping an alert it refuses (labels %s): %s", alert["labels"], single.reason)
+                del self.active.alerts[ident]
+        self.active.save(self.kv)
+        rest = self.payload(now)
+        return self.receiver.post([alert for _, alert in rest], now) if rest else Outcome(OutcomeKind.DELIVERED)
+
+    def _record(self, outbox: Outbox, outcome: Outcome, now: float) -> None:
         health = outbox.health(RECEIVER)
         if outcome.kind == OutcomeKind.DELIVERED:
             self._next_post = now + self.config.repost_interval
@@ -421,7 +475,7 @@ class AlertmanagerDispatcher:
 
 
 __all__ = [
-    "ACTIVE_KEY",
+    "NAMESPACE",
     "ActiveSet",
     "AlertmanagerDispatcher",
     "AlertmanagerReceiver",
