@@ -22,8 +22,7 @@ _PREFIX = re.compile(
     r"^(?:<\d+>)?"  # log level (pstore, /dev/kmsg copies)
     r"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ kernel: )?"  # journal / syslog copy
     r"(?:\[\s*\d+\.\d+(?:,\d+)?\])?"  # seconds since boot (",NN": CPU number on some vendor kernels)
-    r"(?:\[\s*(?P<caller>[TC]\d+)\])?"  # CONFIG_PRINTK_CALLER
-    r"\s?"
+    r"(?:\s?\[\s*(?P<caller>[TC]\d+)\])?"  # CONFIG_PRINTK_CALLER
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _PANIC = re.compile(r"Kernel panic - not syncing:\s*(?P<text>.*)$")
@@ -122,6 +121,8 @@ def split_lines(text: str) -> List[_Line]:
         match = _PREFIX.match(raw)
         caller = (match.group("caller") or "") if match else ""
         body = raw[match.end():] if match else raw
+        if match and match.end() and body.startswith(" "):
+            body = body[1:]  # the one space after the prefix
         body = _CONTROL.sub("", body).rstrip()
         if body.strip():
             lines.append(_Line(body, caller))
