@@ -147,7 +147,7 @@ def parse_alertmanager(section: Section) -> AlertmanagerConfig:
         password=password,
         bearer_token=token,
         tls_verify=section.boolean("tls_verify", True),
-        ca_file=section.path_value("ca_file", None),
+        ca_file=_parse_ca_file(section),
         route=parse_route(section),
     )
     section.finish()
@@ -190,6 +190,14 @@ def _parse_labels(section: Section) -> Mapping[str, str]:
             labels[name] = value
     section.finish()
     return labels
+
+
+def _parse_ca_file(section: Section) -> Optional[Path]:
+    path = section.path_value("ca_file", None)
+    if path is not None and not Path(path).is_file():
+        section.error("ca_file", f"{path} is not a readable file")
+        return None
+    return None if path is None else Path(path)
 
 
 def _parse_watchdog_name(section: Section) -> str:

@@ -415,6 +415,12 @@ team = "ops"
     assert config.route.severities == ("critical",)
 
 
+def test_a_missing_ca_file_is_reported(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        parse(f'[notifiers.alertmanager]\nurls = ["https://am1:9093"]\nca_file = "{tmp_path}/ca.pem"\n')
+    assert str(info.value) == f"agent.toml:3: notifiers.alertmanager.ca_file: {tmp_path}/ca.pem is not a readable file"
+
+
 def test_bad_alertmanager_options_are_each_reported_with_line_and_key():
     with pytest.raises(ConfigError) as info:
         parse("""\
