@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.alerting.pipeline import AlertPipeline
 from monagent.alerting.samples import CheckRun
@@ -14,14 +14,14 @@ from monagent.store import Store
 
 
 class Gauge(Check):
-    metrics = {"value": MetricSpec(warning=80, critical=90)}
+    metrics: ClassVar[Mapping[str, MetricSpec]] = {"value": MetricSpec(warning=80, critical=90)}
 
     def run(self, ctx: Context) -> Result:
         return Result()
 
 
 class Disk(Check):
-    metrics = {
+    metrics: ClassVar[Mapping[str, MetricSpec]] = {
         "used_percent": MetricSpec(unit="%", warning=85, critical=95),
         "inodes_percent": MetricSpec(unit="%", warning=85, critical=95),
         "read_only": MetricSpec(critical=1),
@@ -32,7 +32,7 @@ class Disk(Check):
 
 
 class Count(Check):
-    metrics = {"count": MetricSpec(critical=1, direction=Direction.BELOW)}
+    metrics: ClassVar[Mapping[str, MetricSpec]] = {"count": MetricSpec(critical=1, direction=Direction.BELOW)}
 
     def run(self, ctx: Context) -> Result:
         return Result()
@@ -46,7 +46,9 @@ class Verdict(Check):
 
 
 class Registry:
-    types = {"gauge": Gauge, "disk": Disk, "count": Count, "verdict": Verdict, "kdump": Verdict}
+    types: ClassVar[Dict[str, type]] = {
+        "gauge": Gauge, "disk": Disk, "count": Count, "verdict": Verdict, "kdump": Verdict,
+    }
 
     def resolve(self, type_name: str, section: Optional[object] = None) -> type:
         return self.types[type_name]

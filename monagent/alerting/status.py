@@ -1,0 +1,97 @@
+"""What ``monagent status`` shows, gathered from the store (read-only) and the config.
+
+Alerts with phase, severity, since, last value and threshold; outbox depth per
+receiver; silences and maintenance windows; per-receiver health. No secrets: a
+receiver is named by its config name, never by its URL or token.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List
+
+from monagent.alerting import codec
+from monagent.alerting.machine import Phase
+from monagent.alerting.suppress import Ack, Silence
+from monagent.events import AlertKey
+
+if TYPE_CHECKING:
+    from monagent.config import Config
+    from monagent.store import Snapshot, Store
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _alerts(snapshot: Snapshot, now: float) -> List[Dict[str, Any]]:
+    acks = {ack.key: ack for ack in (Ack.from_json(codec.json_loads(t)) for t in snapshot.acks.values())}
+    rows = []
+    for key_id, text in sorted(snapshot.alerts.items()):
+        key = AlertKey.from_id(key_id)
+        state = codec.state_from_json(text, 0.0)  # on disk times are wall clock already
+        if state.phase == Phase.INACTIVE and not state.unknown_streak:
+            continue
+        threshold = state.threshold.limit_for(state.severity if state.phase.open else state.latched) \
+            if state.threshold is not None else None
+        ack = acks.get(key)
+        rows.append({
+            "key": str(key), "check": key.check, "subject": key.subject, "metric": key.metric,
+            "phase": state.phase.value, "severity": state.severity.name.lower() if state.phase.open else "",
+            "since": state.firing_since if state.phase.open else state.pending_since,
+            "value": state.value, "unit": state.unit, "threshold": threshold,
+            "operator": state.threshold.operator if state.threshold is not None else "",
+            "reason": state.reason, "flapping": state.flapping, "muted": state.suppressed,
+            "unknown_streak": state.unknown_streak, "stale": state.stale,
+            "acked_by": ack.author if ack is not None and ack.active(state.incident, now) else None,
+        })
+    return rows
+
+
+def _windows(config: Config, now: float) -> List[Dict[str, Any]]:
+    rows = []
+    for window in config.alerting.maintenance:
+        times = [f"{r.start // 60:02d}:{r.start % 60:02d}-{r.end // 60:02d}:{r.end % 60:02d}" for r in window.times]
+        rows.append({"name": window.name, "active": window.active(now),
+                     "weekdays": [_WEEKDAYS[d] for d in window.weekdays], "times": times,
+                     "time_zone": window.time_zone, "match": window.matcher.describe()})
+    return rows
+
+
+def _silences(snapshot: Snapshot, now: float, include_expired: bool) -> List[Dict[str, Any]]:
+    rows = []
+    for text in snapshot.silences.values():
+        silence = Silence.from_json(codec.json_loads(text))
+        state = silence.state(now)
+        if state == "expired" and not include_expired:
+            continue
+        rows.append({"id": silence.id, "state": state, "match": silence.matcher.describe(),
+                     "starts_at": silence.starts_at, "ends_at": silence.ends_at, "author": silence.author,
+                     "comment": silence.comment})
+    return sorted(rows, key=lambda r: r["ends_at"])
+
+
+def gather(config: Config, store: Store, now: float, *, running: bool) -> Dict[str, Any]:
+    snapshot = store.load()
+    receivers = list(config.notifiers.receiver_names)
+    receivers += [r for r in store.receivers_with_entries() if r not in receivers]
+    health = {r: store.health(r) for r in receivers}
+    meta = snapshot.meta
+    return {
+        "host": config.agent.hostname,
+        "agent": {"running": running, "state_dir": str(config.agent.state_dir),
+                  "last_eval_at": float(meta["last_eval_at"]) if "last_eval_at" in meta else None,
+                  "clean_shutdown": meta.get("clean_shutdown") == "1"},
+        "alerts": _alerts(snapshot, now),
+        "outbox": {r: store.queued_count(r) for r in receivers},
+        "silences": _silences(snapshot, now, include_expired=False),
+        "windows": _windows(config, now),
+        "notifiers": [
+            {"receiver": r, "last_success": h.last_success, "last_error": h.last_error,
+             "last_error_at": h.last_error_at, "last_error_class": h.last_error_class,
+             "locked_until": h.locked_until, "broken": h.broken, "sent": h.sent, "failed": h.failed,
+             "dropped": h.dropped}
+            for r, h in health.items()
+        ],
+    }
+
+
+def silences(store: Store, now: float, include_expired: bool) -> List[Dict[str, Any]]:
+    return _silences(store.load(), now, include_expired)

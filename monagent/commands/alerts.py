@@ -1,0 +1,368 @@
+"""``monagent status``, ``silence add|list|expire`` and ``ack``.
+
+While the agent runs, changes go through its control socket; when it does not,
+they are written to the store directly, as the owner of the state database, so the
+CLI never leaves a file there that the agent's user cannot write. ``status`` and
+``silence list`` only read the store (``mode=ro``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+from monagent.cli import config_error_exit
+from monagent.commands.core import add_config_option, config_path
+
+EX_FAILURE = 1
+
+
+def register(sub: Any) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    status = sub.add_parser("status", help="show alerts, outbox, silences and notifier health", formatter_class=fmt,
+                            description="Show the alerts that are not inactive (phase, severity, since, last value "
+                                        "and threshold), the outbox depth per receiver, active silences and "
+                                        "maintenance windows, and each notifier's health and last error. Reads the "
+                                        "state database without changing it.",
+                            epilog="examples:\n  monagent status\n  monagent status --json | jq .alerts")
+    add_config_option(status)
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_status)
+
+    silence = sub.add_parser("silence", help="add, list or expire silences", formatter_class=fmt,
+                             description="Silences mute notifications (never evaluation) for the alert keys they "
+                                         "match, from now until they end. When one ends, what the group heard is "
+                                         "reconciled with the current state.",
+                             epilog="example:\n  monagent silence add --match check=root_disk --match subject=/var "
+                                    "--duration 2h --comment 'disk migration'")
+    actions = silence.add_subparsers(dest="action", metavar="ACTION")
+    add = actions.add_parser("add", help="add a silence", formatter_class=fmt,
+                             description="Add a silence. Each --match is LABEL=GLOB with LABEL one of check, "
+                                         "subject, metric, check_type; all must match.",
+                             epilog="example:\n  monagent silence add --match check=root_disk --duration 2h "
+                                    "--comment 'resizing /var'")
+    add_config_option(add)
+    add.add_argument("--match", action="append", required=True, metavar="LABEL=GLOB", help="a matcher (repeatable)")
+    add.add_argument("--duration", required=True, help='how long, e.g. "30m", "2h", "1d"')
+    add.add_argument("--comment", required=True, help="why (shown in status)")
+    add.add_argument("--author", default=None, help="who (default: the invoking user)")
+    add.set_defaults(func=cmd_silence_add)
+    listing = actions.add_parser("list", help="list silences", formatter_class=fmt,
+                                 description="List pending and active silences (--all: expired ones too).",
+                                 epilog="example:\n  monagent silence list --all")
+    add_config_option(listing)
+    listing.add_argument("--all", action="store_true", help="include expired silences")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=cmd_silence_list)
+    expire = actions.add_parser("expire", help="end a silence now", formatter_class=fmt,
+                                description="End a silence now; notifications for its keys resume after the next "
+                                            "check run.",
+                                epilog="example:\n  monagent silence expire 1a2b3c4d")
+    add_config_option(expire)
+    expire.add_argument("id", metavar="ID")
+    expire.set_defaults(func=cmd_silence_expire)
+    silence.set_defaults(func=lambda args: _usage(silence))
+
+    ack = sub.add_parser("ack", help="acknowledge a firing alert (stops its reminders)", formatter_class=fmt,
+                         description="Acknowledge a firing alert: no reminders or de-escalation messages until it "
+                                     "resolves; an escalation above the acknowledged severity is still sent and "
+                                     "ends the acknowledgement. KEY is as `monagent status` prints it.",
+                         epilog="example:\n  monagent ack 'root_disk /var used_percent' --comment 'cleaning up logs'")
+    add_config_option(ack)
+    ack.add_argument("key", metavar="KEY")
+    ack.add_argument("--comment", default="", help="shown in status")
+    ack.add_argument("--author", default=None, help="who (default: the invoking user)")
+    ack.add_argument("--expires", default=None, metavar="DURATION", help="end the acknowledgement after this long")
+    ack.set_defaults(func=cmd_ack)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 64
+
+
+# ---------------------------------------------------------------- shared plumbing
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from monagent import config as config_module
+
+    return config_module.load(config_path(args))
+
+
+def _socket(config: Any) -> Path:
+    return Path(config.agent.runtime_dir) / "control.sock"
+
+
+def _author(args: argparse.Namespace) -> str:
+    return args.author or os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _fail(message: str) -> int:
+    print(f"monagent: {message}", file=sys.stderr)
+    return EX_FAILURE
+
+
+def _clock(wall: Optional[float]) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(wall)) if wall else "-"
+
+
+@contextlib.contextmanager
+def _as_owner(path: Path) -> Iterator[None]:
+    """As root, act as the owner of ``path`` so new files (-wal, -shm) belong to the agent's user."""
+    info = path.stat()
+    if os.geteuid() != 0 or info.st_uid == 0:
+        yield
+        return
+    os.setegid(info.st_gid)
+    os.seteuid(info.st_uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
+    """Through the running agent, else directly into the store (only if this user may write it)."""
+    from monagent.control import AgentNotRunning, request
+
+    try:
+        return request(_socket(config), message)
+    except AgentNotRunning:
+        pass
+    except PermissionError:
+        return {"ok": False, "error": f"cannot reach the agent's control socket {_socket(config)}: permission "
+                                      "denied (run as root or as a member of the agent's group)"}
+    state_dir = Path(config.agent.state_dir)
+    db = state_dir / "state.db"
+    if not db.exists():
+        return {"ok": False, "error": f"no state database in {state_dir}: start the agent once first"}
+    if os.geteuid() != 0 and not (os.access(db, os.W_OK) and os.access(state_dir, os.W_OK)):
+        return {"ok": False, "error": f"the agent is not running and {db} is not writable by this user; run as "
+                                      "the agent's user or root"}
+    from monagent.store import Store
+
+    with _as_owner(db):
+        store = Store.open(state_dir)
+        try:
+            return _offline(store, message, time.time())
+        finally:
+            store.close()
+
+
+def _offline(store: Any, message: Dict[str, Any], now: float) -> Dict[str, Any]:
+    from monagent.alerting import codec
+    from monagent.alerting.pipeline import find_key, new_silence
+    from monagent.alerting.suppress import Ack, Silence
+    from monagent.events import AlertKey
+    from monagent.store import Changes, StoreUnavailable
+
+    snapshot = store.load()
+    changes = Changes()
+    answer: Dict[str, Any] = {"ok": True}
+    if message["op"] == "silence_add":
+        silence = new_silence(message["matchers"], ends_at=message["ends_at"], starts_at=None,
+                              author=message["author"], comment=message["comment"], now=now)
+        answer["silence"] = silence.to_json()
+    elif message["op"] == "silence_expire":
+        if message["id"] not in snapshot.silences:
+            return {"ok": False, "error": f"no silence {message['id']}"}
+        old = Silence.from_json(codec.json_loads(snapshot.silences[message["id"]]))
+        silence = Silence(old.id, old.matcher, old.starts_at, min(now, old.ends_at), old.author, old.comment,
+                          old.created_at)
+        answer["silence"] = silence.to_json()
+    else:
+        key = find_key((AlertKey.from_id(k) for k in snapshot.alerts), message["key"])
+        state = codec.state_from_json(snapshot.alerts[key.as_id()], 0.0) if key is not None else None
+        if key is None or state is None or not state.phase.open:
+            return {"ok": False, "error": f"no firing alert {message['key']}"}
+        ack = Ack(key, state.incident, state.severity, message["author"], now, message["comment"],
+                  message.get("expires_at"))
+        changes.acks[key.as_id()] = codec.json_dumps(ack.to_json())
+        answer["ack"] = ack.to_json()
+    if message["op"] != "ack":
+        changes.silences[silence.id] = (codec.json_dumps(silence.to_json()), silence.ends_at)
+    try:
+        store.commit(changes, now)
+    except StoreUnavailable as exc:
+        return {"ok": False, "error": f"cannot write the state database: {exc}"}
+    return answer
+
+
+def _duration(text: str) -> float:
+    from monagent.confread import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        raise SystemExit(_fail(f'bad duration "{text}": use e.g. "30m", "2h", "1d"')) from None
+    if seconds <= 0:
+        raise SystemExit(_fail("the duration must be more than 0"))
+    return seconds
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_silence_add(args: argparse.Namespace) -> int:
+    from monagent.alerting.matchers import Matcher
+    from monagent.confread import ConfigError, format_duration
+
+    duration = _duration(args.duration)
+    try:
+        Matcher.parse(args.match)
+        config = _config(args)
+    except ValueError as exc:
+        return _fail(str(exc))
+    except ConfigError as err:
+        return config_error_exit(err)
+    answer = _change(config, {"op": "silence_add", "matchers": args.match, "ends_at": time.time() + duration,
+                              "author": _author(args), "comment": args.comment})
+    if not answer.get("ok"):
+        return _fail(answer.get("error", "failed"))
+    silence = answer["silence"]
+    match = ", ".join(f"{label}={'|'.join(p)}" for label, p in silence["matchers"])
+    print(f"silence {silence['id']} added: {match} until {_clock(silence['ends_at'])} ({format_duration(duration)})")
+    return 0
+
+
+def cmd_silence_expire(args: argparse.Namespace) -> int:
+    from monagent.confread import ConfigError
+
+    try:
+        config = _config(args)
+    except ConfigError as err:
+        return config_error_exit(err)
+    answer = _change(config, {"op": "silence_expire", "id": args.id})
+    if not answer.get("ok"):
+        return _fail(answer.get("error", "failed"))
+    print(f"silence {args.id} expired")
+    return 0
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    from monagent.confread import ConfigError
+
+    expires = time.time() + _duration(args.expires) if args.expires else None
+    try:
+        config = _config(args)
+    except ConfigError as err:
+        return config_error_exit(err)
+    answer = _change(config, {"op": "ack", "key": args.key, "author": _author(args), "comment": args.comment,
+                              "expires_at": expires})
+    if not answer.get("ok"):
+        return _fail(answer.get("error", "failed"))
+    print(f"acknowledged {args.key} (incident {answer['ack']['incident']}): no reminders until it resolves or "
+          "gets worse")
+    return 0
+
+
+def _open_readonly(config: Any) -> Any:
+    from monagent.store import Store
+
+    return Store.open_readonly(Path(config.agent.state_dir))
+
+
+def cmd_silence_list(args: argparse.Namespace) -> int:
+    from monagent.alerting.status import silences
+    from monagent.confread import ConfigError
+    from monagent.store import StoreError
+
+    try:
+        config = _config(args)
+        store = _open_readonly(config)
+    except ConfigError as err:
+        return config_error_exit(err)
+    except StoreError as exc:
+        return _fail(str(exc))
+    try:
+        rows = silences(store, time.time(), include_expired=args.all)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no silences")
+    for row in rows:
+        print(f"{row['id']}  {row['state']:<8} {_clock(row['starts_at'])} - {_clock(row['ends_at'])}  {row['match']}  "
+              f"by {row['author']}: {row['comment']}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from monagent.alerting.status import gather
+    from monagent.confread import ConfigError
+    from monagent.control import agent_running
+    from monagent.store import StoreError
+
+    try:
+        config = _config(args)
+        store = _open_readonly(config)
+    except ConfigError as err:
+        return config_error_exit(err)
+    except StoreError as exc:
+        return _fail(str(exc))
+    try:
+        data = gather(config, store, time.time(), running=agent_running(_socket(config)))
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print("\n".join(render_status(data)))
+    return 0
+
+
+def _value_text(row: Dict[str, Any]) -> str:
+    from monagent.alerting.messages import format_number
+
+    if row["value"] is None:
+        return row["reason"]
+    text = f"{format_number(row['value'])}{row['unit']}"
+    if row["threshold"] is not None:
+        text += f" ({row['operator']} {format_number(row['threshold'])})"
+    return text
+
+
+def render_status(data: Dict[str, Any]) -> List[str]:
+    agent = data["agent"]
+    lines = [f"{data['host']}: agent {'running' if agent['running'] else 'not running'}, last evaluation "
+             f"{_clock(agent['last_eval_at'])}, state in {agent['state_dir']}", "", "Alerts:"]
+    for row in data["alerts"]:
+        extra = [word for word, on in (("flapping", row["flapping"]), (f"muted: {row['muted']}", row["muted"]),
+                                       (f"acked by {row['acked_by']}", row["acked_by"]),
+                                       (f"{row['unknown_streak']} unknown runs", row["unknown_streak"])) if on]
+        lines.append(f"  {row['phase'].upper():<9} {row['severity'] or '-':<8} {row['key']}  {_value_text(row)}  "
+                     f"since {_clock(row['since'])}" + (f"  [{'; '.join(extra)}]" if extra else ""))
+    if not data["alerts"]:
+        lines.append("  none")
+    lines += ["", "Outbox:"] + [f"  {r}: {n} queued" for r, n in data["outbox"].items()]
+    lines += ["", "Silences:"] + [f"  {s['id']} {s['state']} until {_clock(s['ends_at'])}  {s['match']}  by "
+                                  f"{s['author']}: {s['comment']}" for s in data["silences"]]
+    if not data["silences"]:
+        lines.append("  none")
+    lines += ["", "Maintenance windows:"] + [
+        f"  {w['name']}: {'ACTIVE' if w['active'] else 'inactive'}  {','.join(w['weekdays'])} {','.join(w['times'])} "
+        f"{w['time_zone']}  {w['match']}" for w in data["windows"]]
+    if not data["windows"]:
+        lines.append("  none")
+    lines += ["", "Notifiers:"]
+    for h in data["notifiers"]:
+        state = "BROKEN" if h["broken"] else ("locked out until " + _clock(h["locked_until"])
+                                              if h["locked_until"] else "ok")
+        text = f"  {h['receiver']}: {state}, last success {_clock(h['last_success'])}, sent {h['sent']}"
+        if h["dropped"]:
+            text += f", dropped {h['dropped']}"
+        if h["last_error"]:
+            text += f"; last error {_clock(h['last_error_at'])}: {h['last_error']}"
+        lines.append(text)
+    return lines
