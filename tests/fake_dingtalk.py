@@ -80,7 +80,8 @@ class FakeDingTalk:
         self.lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-dingtalk", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-dingtalk",
+                                        daemon=True)
 
     # -- setup
     def add_robot(self, token: str, secret: Optional[str] = None, keywords: Tuple[str, ...] = ()) -> Robot:
