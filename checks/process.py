@@ -83,7 +83,8 @@ class ProcessCheck(Check):
             Metric("rss_bytes", rss[0] if rss else None, "B", 0),
             Metric("zombies", zombies),
         )
-        facts = {"pids": ", ".join(str(p.pid) for p in running[:10]) + (" ..." if len(running) > 10 else "")}
+        pids = sorted(p.pid for p in running)
+        facts = {"pids": ", ".join(map(str, pids[:10])) + (" ..." if len(pids) > 10 else "")}
         reason = "; ".join([text, *details]) if details else text
         return Result(subject=self.label, metrics=metrics, status=status, reason=reason,
                       facts=facts if running else {})
