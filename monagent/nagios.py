@@ -44,6 +44,7 @@ __all__ = [
     "nagios_uom",
     "parse_output",
     "parse_perfdata",
+    "perf_label",
 ]
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?")
@@ -365,22 +366,26 @@ def format_perfdata(label: str, metric: Metric, threshold: Optional[Threshold] =
 MetricEntry = Union[Metric, Tuple[str, Metric]]
 
 
+def perf_label(subject: str, metric_name: str) -> str:
+    """The perfdata label of a metric of a subject: ``"/var used_percent"``, or the bare name."""
+    return f"{subject} {metric_name}" if subject else metric_name
+
+
 def format_nagios(check_name: str, status: Status, summary: str, metrics: Iterable[MetricEntry] = (),
                   thresholds: Mapping[str, Threshold] = {}, *, long_text: str = "") -> str:
     """One Nagios plugin line: ``NAME STATUS: summary | perfdata`` (no trailing newline).
 
-    ``metrics`` holds :class:`Metric` values, or ``(subject, Metric)`` pairs for a check
-    with several subjects; a pair's perfdata label is ``"subject metric"`` (quoted), and
-    its warn/crit come from ``thresholds[metric.name]``. ``|`` and line breaks in the
-    summary are replaced so the line stays one line. ``long_text``, when given, follows
-    on the next lines (Nagios 3 long output).
+    ``metrics`` holds :class:`Metric` values (labelled by their name) or ``(label, Metric)``
+    pairs (see :func:`perf_label` and :func:`flatten_results`); each field's warn/crit come
+    from ``thresholds[metric.name]``. ``|`` and line breaks in the summary are replaced so
+    the line stays one line. ``long_text``, when given, follows on the next lines (Nagios 3
+    long output).
     """
     text = " ".join(summary.replace("|", "/").split())
     line = f"{check_name} {status.name}: {text}" if text else f"{check_name} {status.name}"
     fields = []
     for entry in metrics:
-        subject, metric = entry if isinstance(entry, tuple) else ("", entry)
-        label = f"{subject} {metric.name}" if subject else metric.name
+        label, metric = entry if isinstance(entry, tuple) else (entry.name, entry)
         fields.append(format_perfdata(label, metric, thresholds.get(metric.name)))
     if fields:
         line += " | " + " ".join(fields)
@@ -389,5 +394,5 @@ def format_nagios(check_name: str, status: Status, summary: str, metrics: Iterab
 
 
 def flatten_results(results: Sequence[object]) -> List[Tuple[str, Metric]]:
-    """``(subject, metric)`` pairs of results (anything with ``subject`` and ``metrics``), for :func:`format_nagios`."""
-    return [(getattr(r, "subject", ""), m) for r in results for m in getattr(r, "metrics", ())]
+    """``(label, metric)`` pairs of results (anything with ``subject`` and ``metrics``), for :func:`format_nagios`."""
+    return [(perf_label(getattr(r, "subject", ""), m.name), m) for r in results for m in getattr(r, "metrics", ())]

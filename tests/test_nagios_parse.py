@@ -246,7 +246,8 @@ def test_numbers_print_with_perfdata_digits_only():
 def test_format_nagios_prints_one_line_with_perfdata_and_monagent_thresholds_as_ranges():
     line = format_nagios(
         "root_disk", Status.CRITICAL, "/var 93% used (>= 90)",
-        [("/var", Metric("used_percent", 93.0, "%", 0.0, 100.0)), ("/var", Metric("free_bytes", 7e9, "bytes"))],
+        [("/var used_percent", Metric("used_percent", 93.0, "%", 0.0, 100.0)),
+         ("/var free_bytes", Metric("free_bytes", 7e9, "bytes"))],
         {"used_percent": Threshold(warning=85, critical=90)})
     assert line == ("root_disk CRITICAL: /var 93% used (>= 90) | '/var used_percent'=93%;85;90;0;100 "
                     "'/var free_bytes'=7000000000B")
@@ -267,8 +268,8 @@ def test_format_nagios_keeps_the_line_one_line_and_without_a_stray_bar():
 
 
 def test_what_format_nagios_prints_parses_back_to_the_same_metrics():
-    metrics = [("it's /", Metric("used", 93.5, "%", 0, 100)), ("", Metric("load1", 0.25, "")),
-               ("", Metric("temp", None, "", None, None))]
+    metrics = [("it's / used", Metric("used", 93.5, "%", 0, 100)), Metric("load1", 0.25, ""),
+               ("temp", Metric("temp", None, "", None, None))]
     line = format_nagios("c", Status.OK, "fine", metrics, {"used": Threshold(80, 90)})
     out = parse_output(line)
     assert out.summary == "c OK: fine"
@@ -278,8 +279,10 @@ def test_what_format_nagios_prints_parses_back_to_the_same_metrics():
     assert out.perfdata[0].warning == Range(0, 80) and out.perfdata[0].critical == Range(0, 90)
 
 
-def test_flatten_results_pairs_each_metric_with_its_subject():
+def test_flatten_results_labels_each_metric_with_its_subject():
     from monagent.api import Result
 
     results = [Result(subject="/", metrics=(Metric("a", 1),)), Result(metrics=(Metric("b", 2), Metric("c", 3)))]
-    assert flatten_results(results) == [("/", Metric("a", 1)), ("", Metric("b", 2)), ("", Metric("c", 3))]
+    assert flatten_results(results) == [("/ a", Metric("a", 1)), ("b", Metric("b", 2)), ("c", Metric("c", 3))]
+    line = format_nagios("disk", Status.OK, "fine", flatten_results(results), {"a": Threshold(warning=5)})
+    assert line == "disk OK: fine | '/ a'=1;5 b=2 c=3"
