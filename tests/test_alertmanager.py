@@ -162,6 +162,25 @@ def test_a_resolve_is_reposted_for_15_minutes_then_forgotten(alertmanager, closi
     assert kv.kv_items(NAMESPACE) == {}
 
 
+def test_an_alert_that_fires_again_after_its_resolve_is_firing(alertmanager, closing):
+    dispatcher = dispatcher_for(am_config(alertmanager.url))
+    closing(dispatcher)
+    outbox = MemoryOutbox()
+    now = time.time()
+    outbox.add(event(EventKind.FIRING, at=now - 120))
+    dispatcher.pump(outbox, now - 120)
+    outbox.add(event(EventKind.RESOLVED, at=now - 60))
+    dispatcher.pump(outbox, now - 60)
+    assert ours(alertmanager.labels()) == []
+
+    outbox.add(event(EventKind.FIRING, at=now, since=now))
+    dispatcher.pump(outbox, now)
+
+    [alert] = [a for a in alertmanager.alerts() if a["labels"]["alertname"] == "DiskUsedPercent"]
+    assert (alert["startsAt"], alert["endsAt"]) == (rfc3339(now), rfc3339(now + 240))
+    assert list(dispatcher.active.alerts) == ["root_disk\x1f/\x1fused_percent"]
+
+
 def test_an_escalation_replaces_the_warning_alert_with_a_critical_one(alertmanager, closing):
     dispatcher = dispatcher_for(am_config(alertmanager.url))
     closing(dispatcher)
@@ -250,7 +269,7 @@ def test_one_member_down_still_delivers_and_it_catches_up_at_the_next_repost(ale
     outbox.add(event(EventKind.FIRING, at=now))
     dispatcher.pump(outbox, now)
     assert outbox.health("alertmanager").sent == 1
-    assert [h.up for h in dispatcher.url_health()] == [True, False]
+    assert dispatcher.url_up() == {alertmanager.url: True, second_alertmanager.url: False}
 
     second_alertmanager.start()
     dispatcher.pump(outbox, now + 30)  # not due yet: nothing new, nothing posted

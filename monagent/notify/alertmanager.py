@@ -224,7 +224,8 @@ class ActiveSet:
         starts_at = event.since or (previous.starts_at if previous else event.time)
         if previous is not None and previous.labels != labels:
             self._resolve(previous, event.time)  # a new severity is a new alert: end the old one now
-        self.alerts.pop(f"resolved:{fingerprint(labels)}", None)
+        if f"resolved:{fingerprint(labels)}" in self.alerts:  # it fires again within the retention
+            del self.alerts[f"resolved:{fingerprint(labels)}"]
         alert = AmAlert(labels, event_annotations(event), starts_at)
         self.alerts[ident] = alert
         return previous != alert
@@ -233,14 +234,11 @@ class ActiveSet:
         self.alerts[f"resolved:{fingerprint(alert.labels)}"] = replace(alert, ends_at=at,
                                                                         forget_at=at + RESOLVED_RETENTION)
 
-    def expire(self, now: float) -> bool:
+    def expire(self, now: float) -> None:
+        """Forget resolves past their retention and occurrences past their end (Alertmanager has them ended)."""
         gone = [ident for ident, alert in self.alerts.items() if alert.forget_at is not None and alert.forget_at <= now]
         for ident in gone:
             del self.alerts[ident]
-        return bool(gone)
-
-    def firing(self) -> List[AmAlert]:
-        return [alert for alert in self.alerts.values() if alert.ends_at is None]
 
 
 # ---------------------------------------------------------------- the receiver
@@ -402,11 +400,16 @@ class AlertmanagerDispatcher:
     def url_health(self) -> Tuple[UrlHealth, ...]:
         return tuple(self.receiver.health.values())
 
+    def url_up(self) -> Dict[str, bool]:
+        """URL -> whether its last post was accepted (untried URLs left out): ``AgentSnapshot.alertmanager_up``."""
+        return {h.url: bool(h.up) for h in self.url_health() if h.up is not None}
+
     def pump(self, outbox: Outbox, now: float) -> None:
         if self._closed:
             return
         entries = outbox.pending(RECEIVER, now)
-        changed = self.active.expire(now)
+        self.active.expire(now)
+        changed = False
         for entry in entries:
             changed = self.active.apply(entry.event, self.config.labels, now, self.config.ends_at_lead) or changed
         self.active.save(self.kv)  # the set carries the state now: the entries may go
