@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from kdump_helpers import FakeContext
+from monagent.checks.oom import OomCheck, _read_kmsg
 
 from monagent.api import Status
-from monagent.checks.oom import OomCheck, _read_kmsg
 
 BOOT_ID = "0e5c2a4f-6d3b-4f7e-9a51-2b8f0f3c1d77"
 GLOBAL_KILL = [
