@@ -24,7 +24,20 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 from monagent.api import (
     Check,
@@ -179,6 +192,13 @@ class FakeContext:
 
     def boot_time(self) -> float:
         return self.boot_seconds
+
+
+if TYPE_CHECKING:  # mypy proves FakeContext satisfies the protocol checks are written against
+    from monagent.api import Context
+
+    def _conforms(ctx: FakeContext) -> Context:
+        return ctx
 
 
 # ---------------------------------------------------------------- building and judging

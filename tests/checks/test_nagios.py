@@ -276,6 +276,13 @@ def test_thresholds_may_judge_any_perfdata_label():
     assert report.status == Status.WARNING
 
 
+def test_an_undetermined_perfdata_value_is_a_metric_without_value_and_never_alerts():
+    report = run_check(NagiosCheck, {"command": ["/bin/echo", "SENSOR UNKNOWN - no reading | temp=U;40;50"]},
+                       thresholds={"temp": {"warning": 40, "critical": 50}})
+    assert report.result().metrics == (Metric("temp", None),)
+    assert report.statuses == {("", "status"): Status.OK}
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
