@@ -20,8 +20,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from monagent.api import Check, Context, Result, Status
 from monagent.alerting.samples import CheckRun
+from monagent.api import Check, Context, Result, Status
 from monagent.config import CheckConfig
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def _execute(check: Check, ctx: Context, box: Dict[str, Any], name: str) -> None
     # UNKNOWN for that check only; the scheduler and the other checks go on.
     try:
         box["results"] = _normalise(check.run(ctx))
-    except Exception as exc:  # noqa: BLE001 - see the comment above
+    except Exception as exc:
         from monagent.api import CheckError, StuckCall
 
         if isinstance(exc, (CheckError, StuckCall)):
@@ -138,10 +138,13 @@ class Scheduler:
             if instance.config.enabled:
                 self._start(instance, ctx, now, monotonic)
         results: List[CheckRun] = []
-        while any(i.run is not None for i in self.instances.values()):
+        def waiting() -> bool:
+            return any(i.run is not None and not i.run.timed_out for i in self.instances.values())
+
+        while waiting():
             wall, mono = clock()
             results.extend(self._collect(wall, mono))
-            if any(i.run is not None for i in self.instances.values()):
+            if waiting():
                 wait(0.01)
         return results
 
@@ -209,5 +212,5 @@ def _fmt_seconds(seconds: float) -> str:
 def _close(check: Check) -> None:
     try:
         check.close()
-    except Exception:  # noqa: BLE001 - a plugin's close() must not stop a reload or shutdown
+    except Exception:
         log.warning("close() of %s failed", type(check).__name__, exc_info=True)

@@ -1,0 +1,166 @@
+"""The scheduler: intervals, splay, skip-if-running, timeouts and exceptions, with an injected clock."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+
+from monagent.alerting.config import AlertingOverrides
+from monagent.api import Check, Metric, Result, Status
+from monagent.config import CheckConfig
+from monagent.scheduler import Scheduler
+
+
+def cfg(name, interval=10.0, timeout=5.0, enabled=True):
+    return CheckConfig(name, "test", interval, timeout, enabled, {}, {}, AlertingOverrides())
+
+
+class Counting(Check):
+    def __init__(self):
+        self.calls = 0
+        self.contexts = []
+
+    def run(self, ctx):
+        self.calls += 1
+        self.contexts.append(ctx)
+        return Result(metrics=(Metric("calls", self.calls),))
+
+
+class Raising(Check):
+    def run(self, ctx):
+        raise ValueError("disk table is garbled")
+
+
+class Blocking(Check):
+    """Blocks in a read(2) on a pipe nobody writes to, until released."""
+
+    def __init__(self):
+        self.read_fd, self.write_fd = os.pipe()
+
+    def run(self, ctx):
+        os.read(self.read_fd, 1)
+        return Result(status=Status.OK, reason="late")
+
+    def release(self):
+        os.write(self.write_fd, b"x")
+
+    def close(self):
+        os.close(self.read_fd)
+        os.close(self.write_fd)
+
+
+class Gated(Check):
+    def __init__(self):
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def run(self, ctx):
+        self.calls += 1
+        self.gate.wait(10)
+        return Result(status=Status.OK)
+
+
+def drain(scheduler, now, mono, until=lambda runs: bool(runs), limit=5.0):
+    """Step with a fixed clock until a run arrives (threads need real time to finish)."""
+    deadline = time.monotonic() + limit
+    collected = []
+    while time.monotonic() < deadline:
+        collected += scheduler.step(now, mono)
+        if until(collected):
+            return collected
+        time.sleep(0.005)
+    return collected
+
+
+def make(pairs, splay=0.0, mono=0.0):
+    return Scheduler(pairs, lambda now, mono: ("ctx", now, mono), monotonic=mono, splay=splay,
+                     rng=random.Random(7))
+
+
+def test_each_instance_runs_on_its_own_interval():
+    fast, slow = Counting(), Counting()
+    scheduler = make([(cfg("fast", interval=10), fast), (cfg("slow", interval=30), slow)])
+    for second in range(0, 61, 10):
+        drain(scheduler, 1000.0 + second, float(second),
+              until=lambda runs, s=second: len(runs) >= (2 if s % 30 == 0 else 1))
+    assert fast.calls == 7
+    assert slow.calls == 3
+
+
+def test_checks_started_in_one_step_share_one_context():
+    a, b = Counting(), Counting()
+    scheduler = make([(cfg("a"), a), (cfg("b"), b)])
+    drain(scheduler, 1000.0, 0.0, until=lambda runs: len(runs) == 2)
+    assert a.contexts[0] is b.contexts[0]
+
+
+def test_first_run_is_splayed_within_the_splay_window():
+    checks = [(cfg(f"c{i}", interval=60), Counting()) for i in range(20)]
+    scheduler = make(checks, splay=10.0)
+    dues = [i.next_due for i in scheduler.instances.values()]
+    assert all(0 <= d <= 10 for d in dues)
+    assert len(set(dues)) > 10
+
+
+def test_a_check_that_raises_is_unknown_with_the_exception_text_and_others_run(caplog):
+    good = Counting()
+    scheduler = make([(cfg("bad"), Raising()), (cfg("good"), good)])
+    runs = {r.check: r for r in drain(scheduler, 1000.0, 0.0, until=lambda runs: len(runs) == 2)}
+    assert runs["bad"].results == (Result(status=Status.UNKNOWN, reason="ValueError: disk table is garbled"),)
+    assert runs["bad"].error == "ValueError: disk table is garbled"
+    assert runs["good"].results[0].metrics[0].value == 1
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1 and "bad" in tracebacks[0].getMessage()
+
+
+def test_a_check_blocked_in_a_syscall_past_its_timeout_is_unknown_and_others_keep_schedule():
+    blocked, good = Blocking(), Counting()
+    scheduler = make([(cfg("stuck", interval=10, timeout=3), blocked), (cfg("good", interval=10), good)])
+    try:
+        drain(scheduler, 1000.0, 0.0, until=lambda runs: len(runs) == 1)  # good finishes, stuck blocks
+        runs = scheduler.step(1003.0, 3.0)
+        assert [(r.check, r.results[0].reason) for r in runs] == [("stuck", "still running after 3 s")]
+        assert runs[0].results[0].status == Status.UNKNOWN
+        # the next cycle: stuck is still in flight, so its run is skipped and counted; good runs on
+        drain(scheduler, 1010.0, 10.0)
+        assert good.calls == 2
+        assert scheduler.instances["stuck"].skipped == 1
+        # when the blocked call finally returns, its late result is discarded
+        blocked.release()
+        late = drain(scheduler, 1011.0, 11.0, until=lambda runs: scheduler.instances["stuck"].run is None, limit=2)
+        assert [r for r in late if r.check == "stuck"] == []
+    finally:
+        blocked.release()
+        scheduler.close()
+
+
+def test_a_run_still_in_flight_is_skipped_never_stacked():
+    gated = Gated()
+    scheduler = make([(cfg("slow", interval=1, timeout=100), gated)])
+    try:
+        scheduler.step(1000.0, 0.0)
+        for second in range(1, 6):
+            scheduler.step(1000.0 + second, float(second))
+        assert gated.calls == 1
+        assert scheduler.instances["slow"].skipped == 5
+    finally:
+        gated.gate.set()
+
+
+def test_disabled_instances_never_run():
+    check = Counting()
+    scheduler = make([(cfg("off", enabled=False), check)])
+    drain(scheduler, 1000.0, 100.0, limit=0.2)
+    assert check.calls == 0
+
+
+def test_run_all_once_waits_for_every_result_or_timeout():
+    blocked = Blocking()
+    scheduler = make([(cfg("stuck", timeout=0.3), blocked), (cfg("good"), Counting())])
+    try:
+        runs = scheduler.run_all_once(time.time(), time.monotonic(), time.sleep, lambda: (time.time(), time.monotonic()))
+        assert sorted((r.check, r.results[0].status) for r in runs) == [("good", None), ("stuck", Status.UNKNOWN)]
+    finally:
+        blocked.release()
