@@ -71,13 +71,15 @@ def free_port() -> int:
 class Alertmanager:
     """One prometheus-alertmanager process on 127.0.0.1 with gossip off; ``stop``/``start`` keep the port."""
 
-    def __init__(self, binary: str, directory: Path, config: str = NULL_CONFIG, port: Optional[int] = None) -> None:
+    def __init__(self, binary: str, directory: Path, config: str = NULL_CONFIG, port: Optional[int] = None,
+                 cluster: Sequence[str] = ("--cluster.listen-address=",)) -> None:
         self.binary = binary
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.config_file = directory / "alertmanager.yml"
         self.config_file.write_text(config, encoding="utf-8")
         self.port = port or free_port()
+        self.cluster = list(cluster)  # gossip flags; the default turns gossip off
         self.process: Optional[subprocess.Popen] = None
         self._log: Any = None
 
@@ -89,7 +91,7 @@ class Alertmanager:
         self._log = open(self.directory / "alertmanager.log", "ab")  # closed in stop()
         self.process = subprocess.Popen(
             [self.binary, f"--config.file={self.config_file}", f"--storage.path={self.directory / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
+             f"--web.listen-address=127.0.0.1:{self.port}", *self.cluster, "--log.level=warn"],
             stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -131,6 +133,10 @@ class Alertmanager:
 
     def labels(self, **filters: str) -> List[Dict[str, str]]:
         return sorted((a["labels"] for a in self.alerts(**filters)), key=lambda labels: sorted(labels.items()))
+
+    def status(self) -> Dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/api/v2/status", timeout=5) as answer:
+            return dict(json.load(answer))
 
     def metric(self, name_and_labels: str) -> float:
         """One sample of its own /metrics, e.g. ``alertmanager_alerts_received_total{status="resolved",...}``."""

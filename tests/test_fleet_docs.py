@@ -202,6 +202,41 @@ def test_a_critical_alert_reaches_both_dingtalk_robots_and_the_watchdog_reaches_
     assert receivers == {"DiskUsedPercent": ["dingtalk-oncall", "dingtalk-ops"], "MonagentWatchdog": ["deadman"]}
 
 
+def test_an_ha_pair_gets_every_alert_from_the_agent_and_the_group_gets_one_message(tmp_path, closing):
+    binary = need_binary(ALERTMANAGER, "prometheus-alertmanager")
+    sink = Sink()
+    config = doc_block("# /etc/prometheus/alertmanager.yml").replace("http://127.0.0.1:8060", sink.url)
+    config = config.replace("group_wait: 30s", "group_wait: 1s")
+    gossip = [free_port(), free_port()]
+    timers = ["--cluster.peer-timeout=3s", "--cluster.settle-timeout=2s", "--cluster.gossip-interval=50ms",
+              "--cluster.pushpull-interval=1s"]
+    members = [Alertmanager(binary, tmp_path / f"am{i}", config, cluster=[
+        f"--cluster.listen-address=127.0.0.1:{gossip[i]}", f"--cluster.peer=127.0.0.1:{gossip[1 - i]}", *timers])
+        for i in (0, 1)]
+    try:
+        for member in members:
+            member.start()
+        until(lambda: all(len(m.status()["cluster"]["peers"]) == 2 for m in members), "the members peered")
+        dispatcher = dispatcher_for(am_config(*(m.url for m in members), watchdog=False))
+        closing(dispatcher)
+        outbox = MemoryOutbox()
+        outbox.add(event(EventKind.FIRING, severity=Status.WARNING))
+
+        dispatcher.pump(outbox, time.time())
+
+        assert [[a["labels"]["alertname"] for a in m.alerts()] for m in members] == [["DiskUsedPercent"]] * 2
+        # Both members flush the group; each one's dedup stage runs after its peer wait and reads the
+        # notification log the other gossiped.
+        until(lambda: all(m.metric("alertmanager_nflog_queries_total") >= 1 for m in members), "both deduplicated")
+        sent = [m.metric('alertmanager_notifications_total{integration="webhook"}') for m in members]
+    finally:
+        for member in members:
+            member.stop()
+        sink.close()
+    assert sorted(sent) == [0.0, 1.0]
+    assert [path for path, _ in sink.calls] == ["/dingtalk/ops/send"]
+
+
 def test_monagent_down_mutes_every_other_alert_of_that_host_only(documented_alertmanager, closing):
     am = documented_alertmanager
     web1 = dispatcher_for(am_config(am.url))
