@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdump_helpers import put
-
 from monagent.checks.kdump_config import configured_roots
 
 

@@ -37,7 +37,10 @@ def test_a_root_on_a_filesystem_that_never_answers_is_unknown_and_the_other_root
     except Unavailable as exc:
         pytest.skip(str(exc))
     try:
-        ctx = FakeContext(make_proc(tmp_path), blocking=pool.call)
+        def blocking(func, *args, timeout):  # the healthy root gets a generous limit: workers start slowly under load
+            return pool.call(func, *args, timeout=timeout if args[0].root == str(hung) else 60.0)
+
+        ctx = FakeContext(make_proc(tmp_path), blocking=blocking)
         watcher = KdumpCheck(roots=[str(hung), str(_dump_root(tmp_path))], read_kdump_config=False,
                              scan_timeout_seconds=1.0)
         results = watcher.run(ctx)
@@ -52,7 +55,7 @@ def test_an_injected_blocking_scan_is_cut_off_by_the_worker_timeout(tmp_path, po
     def blocking(func, *args, timeout):  # the scan of the first root is replaced by a call that never returns
         if args[0].root.endswith("/hung"):
             return pool.call(time.sleep, 3600, timeout=timeout)
-        return pool.call(func, *args, timeout=timeout)
+        return pool.call(func, *args, timeout=60.0)
 
     (tmp_path / "hung").mkdir()
     ctx = FakeContext(make_proc(tmp_path), blocking=blocking)
