@@ -254,7 +254,7 @@ class Section:
         return value
 
     def _expand(self, key: str, value: str) -> str:
-        def sub(match: "re.Match[str]") -> str:
+        def sub(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in self.doc.environ:
                 self.error(key, f"environment variable {name} is not set")

@@ -97,8 +97,8 @@ def convert(value: Any, annotation: Any, section: Section) -> tuple:
         if isinstance(value, str):
             return True, Path(value), ""
         return False, None, f"must be a path string, got {_describe(value)}"
-    if origin in (list, tuple, typing.Sequence, Sequence, typing.List, typing.Tuple) or origin is not None and \
-            getattr(origin, "__name__", "") in ("Sequence", "list", "tuple"):
+    if origin in (list, tuple, typing.Sequence, Sequence, typing.List, typing.Tuple) or (origin is not None and \
+            getattr(origin, "__name__", "") in ("Sequence", "list", "tuple")):
         if not isinstance(value, list):
             return False, None, f"must be an array, got {_describe(value)}"
         inner = args[0] if args else Any

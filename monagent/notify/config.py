@@ -7,8 +7,9 @@ from typing import Optional, Tuple
 
 from monagent.confread import Section
 from monagent.fleet_config import AlertmanagerConfig, parse_alertmanager
-from monagent.notify.route import Route, parse_route
 from monagent.notify.dingtalk_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
+from monagent.notify.route import Route, parse_route
+
 
 @dataclass(frozen=True)
 class ConsoleConfig:
