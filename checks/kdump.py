@@ -53,6 +53,9 @@ class KdumpCheck(Check):
         scan_timeout_seconds: float = 20.0,
         max_dumps: int = 1000,
     ) -> None:
+        for root in roots:
+            if not os.path.isabs(root):
+                raise ValueError(f"roots: {root!r} is not an absolute path")
         self.roots = tuple(roots)
         self.read_kdump_config = read_kdump_config
         self.etc_root = etc_root
@@ -66,11 +69,12 @@ class KdumpCheck(Check):
         self._settle: Dict[Tuple[str, str, int], Tuple[tuple, float]] = {}
         self._reports: Dict[Tuple[str, tuple], Optional[CrashReport]] = {}
         self._logged: Set[Tuple[str, str, str]] = set()
+        self._trusted = _trusted_uids(self.trusted_owners)
 
     def run(self, ctx: Context) -> List[Result]:
         if _in_capture_kernel(ctx.proc_root):
             return [Result(status=Status.OK, reason="running in a kdump capture kernel: dump roots are not scanned")]
-        trusted = self._trusted_uids()
+        trusted = self._trusted
         results: List[Result] = []
         seen_roots: Set[Tuple[int, int]] = set()
         crash_names: Set[str] = set()
@@ -99,18 +103,6 @@ class KdumpCheck(Check):
         if self.abrt_spool:
             unique.append((os.path.normpath(self.abrt_spool), True))
         return unique
-
-    def _trusted_uids(self) -> FrozenSet[int]:
-        uids = set()
-        for owner in self.trusted_owners:
-            if owner.isdigit():
-                uids.add(int(owner))
-                continue
-            try:
-                uids.add(pwd.getpwnam(owner).pw_uid)
-            except KeyError:
-                log.warning("trusted_owners: no user named %r on this host", owner)
-        return frozenset(uids)
 
     def _scan(self, ctx: Context, root: str, abrt: bool,
               trusted: FrozenSet[int]) -> Tuple[Optional[RootScan], Optional[Result]]:
@@ -192,6 +184,19 @@ class KdumpCheck(Check):
                 self._logged.add(key)
                 log.warning("%s: %r %s; not treated as a kernel crash dump (see trusted_owners)",
                             scan.root, name, why)
+
+
+def _trusted_uids(owners: Sequence[str]) -> FrozenSet[int]:
+    uids = set()
+    for owner in owners:
+        if owner.isdigit():
+            uids.add(int(owner))
+            continue
+        try:
+            uids.add(pwd.getpwnam(owner).pw_uid)
+        except KeyError:
+            raise ValueError(f"trusted_owners: no user named {owner!r} on this host") from None
+    return frozenset(uids)
 
 
 def _describe(scan: RootScan, reported: int, writing: int) -> str:

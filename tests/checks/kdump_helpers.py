@@ -1,4 +1,4 @@
-"""Building real dump directory trees (kdump-directory-trees.txt) and a small fake Context for kdump tests."""
+"""Building real dump directory trees (kdump-directory-trees.txt), and the kdump tests' fake Context."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import base64
 import gzip
 import os
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, Optional, Union
+
+from monagent import testing
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "kdump"
 SYSRQ = (DATA / "fedora-5.4-sysrq-triggered-crash.vmcore-dmesg.txt").read_text(encoding="utf-8")
@@ -72,33 +74,22 @@ def apport_kernel_report(dmesg: str, release: str = "6.8.0-51-generic") -> bytes
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-class FakeContext:
-    """The parts of monagent.api.Context the kdump and oom checks use; run_blocking calls directly."""
+BOOT_ID = "0e5c2a4f-6d3b-4f7e-9a51-2b8f0f3c1d77"
+
+
+class FakeContext(testing.FakeContext):
+    """monagent.testing.FakeContext at the kdump tests' clock; ``blocking`` replaces run_blocking (a worker pool)."""
 
     def __init__(self, proc_root: Path, *, now: float = NOW, boot: float = BOOT,
-                 blocking: Optional[Callable[..., Any]] = None) -> None:
-        self.hostname = "web01"
-        self.now = now
-        self.monotonic = 1000.0
-        self.proc_root = proc_root
-        self._boot = boot
+                 blocking: Optional[Callable[..., Any]] = None, **kwargs: Any) -> None:
+        super().__init__(hostname="web01", now=now, proc_root=proc_root, boot_id=BOOT_ID, boot_time=boot, **kwargs)
         self._blocking = blocking
-        self.blocking_calls: List[tuple] = []
-
-    def boot_time(self) -> float:
-        return self._boot
-
-    def boot_id(self) -> str:
-        return "0e5c2a4f-6d3b-4f7e-9a51-2b8f0f3c1d77"
 
     def run_blocking(self, func: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:
-        self.blocking_calls.append((func.__name__, args, timeout))
-        if self._blocking is not None:
-            return self._blocking(func, *args, timeout=timeout)
-        return func(*args)
-
-    def mounts(self) -> list:
-        return []
+        if self._blocking is None:
+            return super().run_blocking(func, *args, timeout=timeout)
+        self.calls.append((func.__qualname__, args, timeout))
+        return self._blocking(func, *args, timeout=timeout)
 
 
 def make_proc(tmp_path: Path, release: str = "6.1.0-18-amd64") -> Path:

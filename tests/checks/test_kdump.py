@@ -496,10 +496,34 @@ def test_nothing_is_scanned_inside_a_kdump_capture_kernel(root, tmp_path):
     ctx = FakeContext(proc)
     results = check(root).run(ctx)
     assert [r.reason for r in results] == ["running in a kdump capture kernel: dump roots are not scanned"]
-    assert ctx.blocking_calls == []
+    assert ctx.calls == []
 
 
 def test_the_scan_runs_through_the_blocking_call_helper_with_its_timeout(root, ctx):
     check(root, scan_timeout_seconds=7.5).run(ctx)
-    assert [(name, args[0].root, timeout) for name, args, timeout in ctx.blocking_calls] == [
+    assert [(name, args[0].root, timeout) for name, args, timeout in ctx.calls] == [
         ("scan_root", str(root), 7.5)]
+
+
+def test_a_root_whose_scan_hangs_is_unknown_with_the_reason(root, tmp_path):
+    from monagent.checks.kdump_scan import scan_root
+
+    ctx = FakeContext(make_proc(tmp_path), hanging_functions=[scan_root])
+    results = check(root, scan_timeout_seconds=3).run(ctx)
+    assert [(r.subject, r.status, r.reason) for r in results] == [
+        (str(root), Status.UNKNOWN, f"{root} is not responding (scan took longer than 3 s)")]
+
+
+def test_options_are_validated_as_the_config_file_would_be():
+    from monagent.confread import ConfigError
+    from monagent.testing import build_check
+
+    watcher = build_check(KdumpCheck, {"roots": ["/srv/crash"], "trusted_owners": ["root", "0"],
+                                       "settle_seconds": 60, "abrt_spool": "/var/spool/abrt"})
+    assert (watcher.roots, watcher.settle_seconds) == (("/srv/crash",), 60.0)
+    with pytest.raises(ConfigError) as err:
+        build_check(KdumpCheck, {"trusted_owners": ["no-such-user-here"]})
+    assert str(err.value).endswith("checks.test: trusted_owners: no user named 'no-such-user-here' on this host")
+    with pytest.raises(ConfigError) as err:
+        build_check(KdumpCheck, {"roots": ["var/crash"]})
+    assert str(err.value).endswith("checks.test: roots: 'var/crash' is not an absolute path")
