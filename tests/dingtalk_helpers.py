@@ -10,7 +10,7 @@ from monagent.confread import ConfigError, Document, Section
 from monagent.events import AlertKey, Event, EventKind
 from monagent.notify.dingtalk_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
 
-T0 = 1_790_000_000.0  # 2026-09-21 13:33:20 UTC
+T0 = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 
 
 def toml_value(value: Any) -> str:

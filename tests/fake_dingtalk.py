@@ -73,6 +73,7 @@ class FakeDingTalk:
         self.robots: Dict[str, Robot] = {}
         self.accepted: List[Received] = []
         self.answers: List[Tuple[float, str, int]] = []  # (time, token, errcode) of every request answered
+        self.requests: List[float] = []  # the time of every request received, faults included
         self.faults: Deque[Fault] = collections.deque()
         self.sticky_fault: Optional[Fault] = None
         self.hanging = threading.Event()  # set while a request hangs
@@ -174,6 +175,8 @@ class FakeDingTalk:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                with fake.lock:
+                    fake.requests.append(fake.clock())
                 fault = fake.faults.popleft() if fake.faults else fake.sticky_fault
                 if fault is not None and fault.kind != "errcode":
                     if self._fault(fault):

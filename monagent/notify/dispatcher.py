@@ -108,7 +108,7 @@ class ChatDispatcher:
         self._restore(outbox, now, mono)
         entries = outbox.pending(self.receiver_name, now)
         if not entries:
-            self._idle = True
+            self._idle = outbox.queued_count(self.receiver_name) == 0  # deferred entries are not "empty"
             return False
         if self._idle:
             self._idle = False
