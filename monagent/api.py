@@ -218,7 +218,8 @@ class Result:
 class ProcessInfo:
     """One row of the process table, read once per cycle; the command line is ``ctx.cmdline(pid)``.
 
-    ``uid`` is the real user id. ``cpu_seconds`` (user + system) and ``rss_bytes`` come from
+    ``uid`` is the real user id (-1 when the process was gone before it could be read).
+    ``cpu_seconds`` (user + system) and ``rss_bytes`` come from
     the same read of ``/proc/PID/stat``; ``started`` (clock ticks after boot) tells a
     reused pid apart from the process that had it before.
     """

@@ -73,10 +73,12 @@ def test_the_process_table_is_scanned_once_per_cycle_and_again_next_cycle(proc_c
 def test_a_process_that_vanishes_during_the_scan_is_skipped(proc_copy):
     (proc_copy / "4242").mkdir()  # listed by listdir, gone before its stat is read
     (proc_copy / "4243").mkdir()
-    (proc_copy / "4243" / "stat").write_text("4243 (half) S 1 4243")  # status gone after stat
+    stat = (proc_copy / "1400" / "stat").read_text().replace("1400", "4243", 1)
+    (proc_copy / "4243" / "stat").write_text(stat)  # its status is gone when the uid is asked for
     ctx = SystemFacts("web-01", proc_root=proc_copy).cycle(1000.0, 50.0)
-    pids = {p.pid for p in ctx.processes()}
-    assert 4242 not in pids and 4243 not in pids and 1 in pids
+    table = {p.pid: p for p in ctx.processes()}
+    assert 4242 not in table and 1 in table
+    assert table[4243].uid == -1 and table[4243].comm == "python3"
 
 
 def test_the_command_line_is_read_on_demand_and_cached_for_the_cycle(proc_copy):
