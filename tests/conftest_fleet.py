@@ -71,15 +71,16 @@ def free_port() -> int:
 class Alertmanager:
     """One prometheus-alertmanager process on 127.0.0.1 with gossip off; ``stop``/``start`` keep the port."""
 
-    def __init__(self, binary: str, directory: Path, config: str = NULL_CONFIG, port: Optional[int] = None,
-                 cluster: Sequence[str] = ("--cluster.listen-address=",)) -> None:
+    def __init__(self, binary: str, directory: Path, config: str = NULL_CONFIG, *, port: Optional[int] = None,
+                 flags: Sequence[str] = ("--cluster.listen-address=",), auth: str = "") -> None:
         self.binary = binary
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.config_file = directory / "alertmanager.yml"
         self.config_file.write_text(config, encoding="utf-8")
         self.port = port or free_port()
-        self.cluster = list(cluster)  # gossip flags; the default turns gossip off
+        self.flags = list(flags)  # more flags; the default turns gossip off
+        self.auth = auth  # an Authorization header for our own requests, when it requires one
         self.process: Optional[subprocess.Popen] = None
         self._log: Any = None
 
@@ -91,7 +92,7 @@ class Alertmanager:
         self._log = open(self.directory / "alertmanager.log", "ab")  # closed in stop()
         self.process = subprocess.Popen(
             [self.binary, f"--config.file={self.config_file}", f"--storage.path={self.directory / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", *self.cluster, "--log.level=warn"],
+             f"--web.listen-address=127.0.0.1:{self.port}", *self.flags, "--log.level=warn"],
             stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -99,7 +100,7 @@ class Alertmanager:
                 self.stop()
                 raise AssertionError(f"alertmanager exited at start: {self.log_text()}")
             try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as answer:
+                with self._open("/-/ready", timeout=1) as answer:
                     if answer.status == 200:
                         return
             except OSError:
@@ -121,6 +122,10 @@ class Alertmanager:
             self._log.close()
             self._log = None
 
+    def _open(self, path: str, timeout: float = 5) -> Any:
+        headers = {"Authorization": self.auth} if self.auth else {}
+        return urllib.request.urlopen(urllib.request.Request(self.url + path, headers=headers), timeout=timeout)
+
     def log_text(self) -> str:
         path = self.directory / "alertmanager.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
@@ -128,19 +133,19 @@ class Alertmanager:
     def alerts(self, **filters: str) -> List[Dict[str, Any]]:
         """``GET /api/v2/alerts``: the alerts it holds that have not ended."""
         query = "&".join(f"{k}={v}" for k, v in filters.items())
-        with urllib.request.urlopen(f"{self.url}/api/v2/alerts?{query}", timeout=5) as answer:
+        with self._open(f"/api/v2/alerts?{query}") as answer:
             return list(json.load(answer))
 
     def labels(self, **filters: str) -> List[Dict[str, str]]:
         return sorted((a["labels"] for a in self.alerts(**filters)), key=lambda labels: sorted(labels.items()))
 
     def status(self) -> Dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/api/v2/status", timeout=5) as answer:
+        with self._open("/api/v2/status") as answer:
             return dict(json.load(answer))
 
     def metric(self, name_and_labels: str) -> float:
         """One sample of its own /metrics, e.g. ``alertmanager_alerts_received_total{status="resolved",...}``."""
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as answer:
+        with self._open("/metrics") as answer:
             for line in answer.read().decode().splitlines():
                 if line.startswith(name_and_labels + " "):
                     return float(line.split()[-1])

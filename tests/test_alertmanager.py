@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import replace
 from typing import Dict, List, Optional
@@ -341,6 +342,36 @@ def test_retries_back_off_from_5_seconds_to_the_repost_interval():
         now = dispatcher.next_due(now)
     assert delays == [5, 10, 20, 40, 60, 60]
     dispatcher.close(time.monotonic())
+
+
+BCRYPT_OF_S3CRET_PW = "$2b$04$RaDamxct.kxdmGkIEaHH8uN6ax9nZFtghMXPo.A.iA94QV4x1F7gy"  # cost 4: fast to check
+
+
+def test_an_alertmanager_behind_basic_auth_gets_alerts_and_a_wrong_password_is_broken(am_binary, tmp_path,
+                                                                                       closing, caplog):
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  monagent: {BCRYPT_OF_S3CRET_PW}\n", encoding="utf-8")
+    server = Alertmanager(am_binary, tmp_path / "am", flags=["--cluster.listen-address=", f"--web.config.file={web}"],
+                          auth="Basic " + base64.b64encode(b"monagent:s3cret-pw").decode())
+    server.start()
+    try:
+        good = dispatcher_for(am_config(server.url, username="monagent", password=Secret("s3cret-pw")))
+        bad = dispatcher_for(am_config(server.url, username="monagent", password=Secret("wrong-pw")))
+        closing(good)
+        closing(bad)
+        good_box, bad_box = MemoryOutbox(), MemoryOutbox()
+
+        good.pump(good_box, time.time())
+        bad.pump(bad_box, time.time())
+
+        assert [a["alertname"] for a in server.labels()] == ["MonagentWatchdog"]
+    finally:
+        server.stop()
+    assert good_box.health("alertmanager").sent == 1
+    health = bad_box.health("alertmanager")
+    assert (health.broken, health.last_error) == (True, f"{server.url}: HTTP 401, authentication refused: check "
+                                                        "username and password_file, or bearer_token")
+    assert "s3cret" not in caplog.text and "wrong-pw" not in caplog.text
 
 
 def test_basic_auth_and_bearer_tokens_are_sent_and_never_shown():

@@ -210,7 +210,7 @@ def test_an_ha_pair_gets_every_alert_from_the_agent_and_the_group_gets_one_messa
     gossip = [free_port(), free_port()]
     timers = ["--cluster.peer-timeout=3s", "--cluster.settle-timeout=2s", "--cluster.gossip-interval=50ms",
               "--cluster.pushpull-interval=1s"]
-    members = [Alertmanager(binary, tmp_path / f"am{i}", config, cluster=[
+    members = [Alertmanager(binary, tmp_path / f"am{i}", config, flags=[
         f"--cluster.listen-address=127.0.0.1:{gossip[i]}", f"--cluster.peer=127.0.0.1:{gossip[1 - i]}", *timers])
         for i in (0, 1)]
     try:
