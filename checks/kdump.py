@@ -138,12 +138,14 @@ class KdumpCheck(Check):
                       occurrences=tuple(occurrences))
 
     def _status(self, ctx: Context, root: str, dump: FoundDump) -> Optional[str]:
-        """complete / incomplete / failed, or None while the dump is still being written."""
+        """complete / incomplete / failed / unknown, or None while the dump is still being written."""
         signal = dump.shape.signal
         if signal == Signal.COMPLETE:
             return "complete"
         if signal == Signal.FAILED:
             return "failed"
+        if signal == Signal.UNREADABLE:
+            return "unknown"
         newest = dump.newest_mtime
         before_boot = newest < ctx.boot_time()
         if signal == Signal.WRITING:

@@ -2,7 +2,8 @@
 
 Fact keys (the DingTalk formatter renders these; empty values are left out): ``reason``,
 ``function``, ``module``, ``comm``, ``pid``, ``kernel``, ``running_kernel``, ``taint``,
-``test_crash`` (yes/no), ``dump_status`` (complete/incomplete/failed), ``dump_path``,
+``test_crash`` (yes/no), ``dump_status`` (complete/incomplete/failed, or unknown when the agent
+may not list the dump directory), ``dump_path``,
 ``dump_size``, ``dump_format``, ``free_space``, ``excerpt`` (newline-separated lines),
 ``distro_layout``; and when known ``panic`` (the panic line when the headline is another
 line), ``host`` (the crashed client on a dump server), ``capture_time`` (the directory

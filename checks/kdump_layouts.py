@@ -57,6 +57,7 @@ class Signal(enum.Enum):
     WRITING = "writing"  # a temporary name or placeholder: in progress, or failed when older than boot
     FAILED = "failed"  # the tool itself says the save failed (SUSE README, kdumpctl test status)
     NO_SIGNAL = "no_signal"  # no temporary name exists for this layout: wait for the settle window
+    UNREADABLE = "unreadable"  # the agent may not list the directory (SUSE 0700 dirs without root)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from monagent.checks.kdump_layouts import (
     EntryName,
     Layout,
     Shape,
+    Signal,
     classify,
     flat_shape,
     recognise,
@@ -173,6 +174,10 @@ def _examine(root: _Root, cand: _Candidate) -> Optional[FoundDump]:
         return _found(root, root.fd, cand, shape, files)
     try:
         dir_fd = os.open(cand.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root.fd)
+    except PermissionError:
+        itself = FileStat(".", 0, int(cand.mtime * 1e9), cand.ino)
+        return FoundDump(cand.name, cand.ino, cand.entry, Shape(Signal.UNREADABLE, cand.entry.layout), (itself,),
+                         report_error=f"no permission to list {cand.name}")
     except OSError:
         return None  # gone between listing and opening (rotation), or replaced by a symlink
     try:
@@ -200,7 +205,8 @@ def _found(root: _Root, fd: int, cand: _Candidate, shape: Shape, files: List[Fil
         if dmesg_key not in request.known_dmesg:
             text, error = _read_tail(fd, dmesg.name, request.tail_bytes)
             report = parse_dmesg(text) if text else None
-    apport_name = root.apport.get(cand.entry.stamp, "") if cand.entry.layout == Layout.DEBIAN else ""
+    local_debian = cand.entry.layout == Layout.DEBIAN and not cand.entry.host  # apport only handles these
+    apport_name = root.apport.get(cand.entry.stamp, "") if local_debian else ""
     if report is None and dmesg_key not in request.known_dmesg and apport_name:
         text = read_report(root.fd, apport_name)
         if text:

@@ -1,7 +1,11 @@
-"""A dump root that does not answer (a dead NFS server) makes that root UNKNOWN, never the agent hang."""
+"""Roots the agent cannot fully use: one that never answers (a dead NFS server), one it may not read."""
 
 from __future__ import annotations
 
+import os
+import pickle
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,3 +69,46 @@ def test_an_injected_blocking_scan_is_cut_off_by_the_worker_timeout(tmp_path, po
     assert results[0].status == Status.UNKNOWN
     assert results[0].reason == f"{tmp_path / 'hung'} is not responding (scan took longer than 0.5 s)"
     assert [o.summary for o in results[1].occurrences] == [HEADLINE]
+
+
+def _as_nobody(func, *args, timeout):
+    """Run the scan in a forked child that dropped root, as an agent without privileges would."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            payload = pickle.dumps(("ok", func(*args)))
+        except BaseException as exc:  # the child must always report and exit
+            payload = pickle.dumps(("error", exc))
+        with os.fdopen(write_end, "wb") as out:
+            out.write(payload)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as answer:
+        kind, value = pickle.loads(answer.read())
+    os.waitpid(pid, 0)
+    if kind == "error":
+        raise value
+    return value
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.isdir("/dev/shm"), reason="needs root to drop privileges")
+def test_a_dump_directory_the_agent_may_not_list_still_alerts_without_a_reason(tmp_path):
+    base = Path(tempfile.mkdtemp(dir="/dev/shm"))  # pytest's tmp_path is private to root
+    try:
+        os.chmod(base, 0o755)
+        root = base / "crash"
+        directory = dump_dir(root, "2024-03-05-14-22", {"README.txt": "Kernel crashdump\n", "dmesg": SYSRQ,
+                                                        "vmcore": b"makedumpfile"})
+        os.chmod(root, 0o755)
+        os.chmod(directory, 0o700)  # SUSE >= 2.0.17: umask 077
+        ctx = FakeContext(make_proc(tmp_path), blocking=_as_nobody)
+        results = KdumpCheck(roots=[str(root)], read_kdump_config=False).run(ctx)
+    finally:
+        shutil.rmtree(base)
+    [occ] = [o for r in results for o in r.occurrences]
+    assert occ.summary == "kernel crash (reason unavailable: no permission to list 2024-03-05-14-22)"
+    assert (occ.facts["dump_status"], occ.facts["distro_layout"]) == ("unknown", "SUSE kdump")
