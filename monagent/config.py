@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the loader imports plugin code; it stays out of module impo
     from monagent.loader import Registry
 
 try:
-    import tomllib
+    import tomllib  # novermin - guarded: tomli below on Python < 3.11
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
@@ -201,12 +201,38 @@ def parse_check(name: str, section: Section, agent: AgentConfig, alerting: Alert
     options: Mapping[str, Any] = {}
     if check_class is not None and not getattr(check_class, "load_error", None):
         option_keys = [k for k in section.keys() if k not in _INSTANCE_KEYS]
+        before = len(section.doc.problems)
         options = validate_options(check_class, type_name, section, option_keys)
+        if len(section.doc.problems) == before:
+            _try_build(check_class, options, timeout, section)
     else:
         section.mark_used(*section.keys())
     section.finish()
     return CheckConfig(name, type_name, interval, timeout, enabled, options, thresholds, overrides,
                        section.doc.line_of(section.path))
+
+
+def _try_build(check_class: type, options: Mapping[str, Any], timeout: float, section: Section) -> None:
+    """Build the instance once so the check's own option checks (``ValueError("option: ...")``) are
+    reported as configuration problems instead of an UNKNOWN at run time."""
+    from monagent.options import option_signature
+
+    kwargs = dict(options)
+    if "timeout" in option_signature(check_class) and "timeout" not in kwargs:
+        kwargs["timeout"] = timeout
+    try:
+        instance = check_class(**kwargs)
+    except (ValueError, TypeError) as exc:
+        text = str(exc)
+        key, _, message = text.partition(": ")
+        if message and key in kwargs:
+            section.error(key, message)
+        else:
+            section.error(None, text)
+        return
+    close = getattr(instance, "close", None)
+    if callable(close):
+        close()
 
 
 def load(path: Path, environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None) -> Config:

@@ -139,7 +139,8 @@ def locate_keys(source: str) -> Dict[Tuple[str, ...], int]:
                 array_counts[path] = index + 1
                 path = path + (str(index),)
             table = path
-            lines.setdefault(table, number)
+            for end in range(1, len(table) + 1):
+                lines.setdefault(table[:end], number)
             continue
         key = _KEYLINE.match(line)
         if not key:

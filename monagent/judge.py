@@ -36,9 +36,9 @@ class Judged:
 
     @property
     def summary(self) -> str:
-        if self.result.reason:
-            return self.result.reason
         bad = [m.describe() for m in self.metrics if m.status != Status.OK]
+        if self.result.reason:
+            return "; ".join([self.result.reason, *bad])
         shown = bad or [m.describe() for m in self.metrics]
         return ", ".join(shown)
 

@@ -30,8 +30,17 @@ ABANDONED_THREAD_CAP = 20
 
 
 def build_check(check_class: type, config: CheckConfig) -> Check:
-    """Build one instance from its validated options."""
-    return check_class(**dict(config.options))
+    """Build one instance from its validated options.
+
+    A type that takes a ``timeout`` option (the Nagios check's hard deadline) gets the
+    instance's timeout unless the options set one.
+    """
+    from monagent.options import option_signature
+
+    options = dict(config.options)
+    if "timeout" in option_signature(check_class) and "timeout" not in options:
+        options["timeout"] = config.timeout
+    return check_class(**options)
 
 
 @dataclass
