@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from outboxes import MemoryOutbox
 
 from monagent.api import Status
-from monagent.events import EventKind, OutcomeKind
+from monagent.events import EventKind
 from monagent.notify.dingtalk import DingTalkReceiver
 from monagent.notify.dispatcher import ChatDispatcher
 
