@@ -26,7 +26,7 @@ from monagent.notify.alertmanager import AlertmanagerDispatcher, MemoryKeyValue
 from monagent.notify.base import ReceiverHealth
 
 try:
-    import tomllib
+    import tomllib  # novermin - tomli below on Python < 3.11
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
