@@ -71,7 +71,7 @@ class ProcessCheck(Check):
         details = []
         if cpu is not None:
             details.append(f"max CPU {cpu[0]:.0f}% (pid {cpu[1]})")
-        if rss is not None:
+        if rss is not None and rss[0] > 0:
             details.append(f"max RSS {_mib(rss[0])} (pid {rss[1]})")
         if zombies:
             details.append(f"{zombies} zombie{'s' if zombies != 1 else ''}")
@@ -90,7 +90,7 @@ class ProcessCheck(Check):
                       facts=facts if running else {})
 
     def _verdict(self, ctx: Context, count: int) -> Tuple[Status, str]:
-        text = f"{self.label}: {count} running"
+        text = f"{count} running"  # messages show it after the subject: "nginx: 0 running, expected >= 1"
         if count < self.min_count:
             if os.geteuid() != 0 and not any(p.pid == 1 for p in ctx.processes()):
                 return Status.UNKNOWN, (f"{text}, but other users' processes are hidden from the agent "

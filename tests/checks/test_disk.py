@@ -232,3 +232,17 @@ def test_the_live_system_has_a_root_filesystem():
     root = results["/"]
     assert root.discovered and root.status is None
     assert 0 < metric(root, "used_percent") < 100 and metric(root, "free_bytes") > 0
+
+
+def test_the_plugin_test_kit_judges_the_disk_check_with_its_default_thresholds():
+    from monagent.testing import HANGS, FakeContext, fake_disk_usage, fake_mount, run_check
+
+    mounts = [fake_mount("/var", device="8:1"), fake_mount("/mnt/nfs", "nfs4", "nas:/x", device="0:50")]
+    ctx = FakeContext(mounts=mounts,
+                      disk_usage={"/var": fake_disk_usage(100 * GiB, 96 * GiB), "/mnt/nfs": HANGS})
+    report = run_check(DiskCheck, {"mounts": ["/var", "/mnt/nfs", "/data"]}, ctx)
+    assert report.status == Status.CRITICAL
+    assert report.result("/var").reason == "96% used"
+    assert report.status_of("used_percent", "/var") == Status.CRITICAL
+    assert report.result("/mnt/nfs").status == Status.UNKNOWN
+    assert report.result("/data").reason == "/data is not mounted"

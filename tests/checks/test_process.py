@@ -47,21 +47,22 @@ def test_a_name_rule_counts_running_processes_and_their_zombies_without_reading_
     assert values(result) == {"count": 3, "cpu_percent": None, "rss_bytes": 30720 * PAGE_SIZE, "zombies": 1}
     assert result.status == Status.OK
     assert result.subject == "nginx"
-    assert result.reason == f"nginx: 3 running; max RSS {30720 * PAGE_SIZE / 2**20:.1f} MiB (pid 814); 1 zombie"
+    assert result.reason == f"3 running; max RSS {30720 * PAGE_SIZE / 2**20:.1f} MiB (pid 814); 1 zombie"
     assert result.facts == {"pids": "812, 813, 814"}
     assert ctx.cmdline_reads == []
 
 
 def test_no_matching_process_is_critical_with_the_expected_minimum():
     result = ProcessCheck(name="apache2").run(Counting())
-    assert (result.status, result.reason) == (Status.CRITICAL, "apache2: 0 running, expected >= 1")
+    assert (result.status, result.reason) == (Status.CRITICAL, "0 running, expected >= 1")
     assert values(result) == {"count": 0, "cpu_percent": None, "rss_bytes": None, "zombies": 0}
 
 
 def test_too_many_processes_are_critical_with_the_expected_maximum():
     result = ProcessCheck(name="nginx", max_count=2, label="web server").run(Counting())
     assert result.status == Status.CRITICAL
-    assert result.reason.startswith("web server: 3 running, expected <= 2; max RSS ")
+    assert result.reason.startswith("3 running, expected <= 2; max RSS ")
+    assert result.subject == "web server"
 
 
 def test_a_user_narrows_a_name_rule():
@@ -87,16 +88,16 @@ def test_a_pidfile_rule_counts_the_process_it_names(tmp_path):
     pidfile = tmp_path / "nginx.pid"
     pidfile.write_text("812\n")
     result = ProcessCheck(name="nginx", pidfile=str(pidfile)).run(Counting())
-    assert values(result)["count"] == 1 and result.reason.startswith("nginx: 1 running; max RSS")
+    assert values(result)["count"] == 1 and result.reason.startswith("1 running; max RSS")
 
 
 def test_a_missing_or_stale_pidfile_says_so(tmp_path):
     pidfile = tmp_path / "nginx.pid"
     result = ProcessCheck(pidfile=str(pidfile), label="nginx").run(Counting())
-    assert result.reason == f"nginx: 0 running, expected >= 1; pidfile {pidfile} not found"
+    assert result.reason == f"0 running, expected >= 1; pidfile {pidfile} not found"
     pidfile.write_text("4242\n")
     result = ProcessCheck(pidfile=str(pidfile), label="nginx").run(Counting())
-    assert result.reason == f"nginx: 0 running, expected >= 1; pidfile {pidfile} names pid 4242, which is not running"
+    assert result.reason == f"0 running, expected >= 1; pidfile {pidfile} names pid 4242, which is not running"
 
 
 def test_per_process_cpu_is_measured_between_runs_and_forgets_a_reused_pid(tmp_path):
@@ -175,7 +176,7 @@ def test_real_processes_are_counted_by_their_command_line_until_they_are_killed(
     first.kill()
     first.wait()
     result = check.run(live())
-    assert (result.status, result.reason.split(";")[0]) == (Status.CRITICAL, f"{tag}: 1 running, expected >= 2")
+    assert (result.status, result.reason.split(";")[0]) == (Status.CRITICAL, "1 running, expected >= 2")
 
 
 def test_a_real_program_with_a_long_name_is_matched_despite_the_truncated_comm(spawned, tmp_path):
@@ -193,7 +194,7 @@ def test_a_real_zombie_is_counted_as_a_zombie_not_as_running(spawned, tmp_path):
     wait_for_state(child.pid, "Z")
     result = ProcessCheck(name="mazombie").run(live())
     assert values(result)["count"] == 0 and values(result)["zombies"] == 1
-    assert result.reason == "mazombie: 0 running, expected >= 1; 1 zombie"
+    assert result.reason == "0 running, expected >= 1; 1 zombie"
 
 
 def test_a_busy_real_process_shows_cpu_from_the_second_run(spawned):
@@ -230,7 +231,7 @@ def as_nobody(rule: ProcessCheck, hidepid: bool = False) -> str:
             os.setgid(65534)
             os.setuid(65534)
             result = rule.run(SystemFacts("here").cycle(time.time(), time.monotonic()))
-            answer = f"{result.status.name} | {result.reason.split(';')[0]}"
+            answer = f"{result.status.name} | {result.subject}: {result.reason.split(';')[0]}"
         except OSError as exc:
             answer = f"setup failed: {exc}"
         finally:
@@ -268,3 +269,12 @@ def test_a_process_table_hidden_by_hidepid_is_unknown_not_critical(spawned):
     assert as_nobody(ProcessCheck(cmdline=f"^{tag} ", label=tag), hidepid=True) == (
         f"UNKNOWN | {tag}: 0 running, but other users' processes are hidden from the agent "
         "(/proc mounted with hidepid=)")
+
+
+def test_the_plugin_test_kit_judges_a_process_rule():
+    from monagent.testing import FakeContext, fake_process, run_check
+
+    ctx = FakeContext(processes=[fake_process(10, "nginx"), fake_process(11, "nginx", state="Z")])
+    report = run_check(ProcessCheck, {"name": "nginx", "min_count": 2}, ctx)
+    assert report.status == Status.CRITICAL
+    assert report.summary == "nginx: 1 running, expected >= 2; 1 zombie"
