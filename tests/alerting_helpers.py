@@ -62,12 +62,14 @@ runtime_dir = "{runtime}"
 plugin_dirs = []
 
 [alerting]
-startup_grace = "0"
 """
 
 
-def config(tmp_path: Path, extra: str = "", base: str = BASE) -> Config:
-    text = base.format(state=tmp_path / "state", runtime=tmp_path / "run") + extra
+def config(tmp_path: Path, extra: str = "", alerting: str = "", base: str = BASE) -> Config:
+    """A config with the in-test check types; ``alerting`` lines go into ``[alerting]``."""
+    if "startup_grace" not in alerting:
+        alerting = 'startup_grace = "0"\n' + alerting
+    text = base.format(state=tmp_path / "state", runtime=tmp_path / "run") + alerting + "\n" + extra
     return loads(text, str(tmp_path / "agent.toml"), environ={}, registry=Registry())  # type: ignore[arg-type]
 
 

@@ -60,8 +60,9 @@ TABLE = [
 
 @pytest.mark.parametrize(("name", "state", "level", "params", "phase", "changes", "severity"), TABLE,
                          ids=[row[0] for row in TABLE])
-def test_lifecycle_transition(name: str, state: AlertState, level: Status, params: AlertingOverrides,
-                              phase: Phase, changes: Tuple[Change, ...], severity: Status) -> None:
+def test_lifecycle_transition(  # noqa: PLR0917 - one argument per table column
+    name: str, state: AlertState, level: Status, params: AlertingOverrides,
+    phase: Phase, changes: Tuple[Change, ...], severity: Status) -> None:
     new, made = step(state, level, 100.0, params, prefix="k")
     assert new.phase == phase
     assert tuple(t.change for t in made) == changes

@@ -64,7 +64,7 @@ class AlertState:
     unknown_streak: int = 0
     pending_since: Optional[float] = None
     resolving_since: Optional[float] = None
-    firing_since: Optional[float] = None
+    firing_since: Optional[float] = None  # when the problem began (the start of PENDING)
     window: Tuple[bool, ...] = ()
     flap_hist: Tuple[int, ...] = ()
     flapping: bool = False
@@ -168,7 +168,7 @@ def _fire(s: AlertState, x: _Sample, changes: List[Transition]) -> AlertState:
     incident = f"{x.prefix}-{number}"
     changes.append(Transition(Change.FIRE, incident, x.level))
     return replace(s, phase=Phase.FIRING, incident=incident, incidents=number, severity=x.level,
-                   firing_since=x.mono, reminders_sent=0, up_streak=0, down_streak=0, resolving_since=None)
+                   firing_since=x.mono if s.pending_since is None else s.pending_since, reminders_sent=0, up_streak=0, down_streak=0, resolving_since=None)
 
 
 def _to_inactive(s: AlertState) -> AlertState:
