@@ -1,0 +1,67 @@
+"""``monagent notify-test``: a real test message to the fake robot, the outcome and its meaning."""
+
+from __future__ import annotations
+
+import pytest
+from fake_dingtalk import FakeDingTalk
+
+from monagent.cli import main
+
+SECRET = "SECnotifytest0123456789"
+
+
+@pytest.fixture
+def fake():
+    with FakeDingTalk() as server:
+        server.add_robot("good", secret=SECRET)
+        yield server
+
+
+def config(write_config, fake, token="good", secret=SECRET, extra=""):
+    return write_config(f"""
+[agent]
+hostname = "web01"
+
+[notifiers.dingtalk.ops]
+webhook = "{fake.webhook(token)}"
+secret = "{secret}"
+language = "en"
+{extra}
+""")
+
+
+def test_a_working_robot_gets_the_test_message_and_the_command_says_ok(write_config, fake, capsys):
+    code = main(["notify-test", "-c", str(config(write_config, fake))])
+    out = capsys.readouterr().out
+    port = fake.webhook("x").split("/")[2]
+    assert code == 0
+    assert out == (f"dingtalk:ops: sending a test message to http://{port}/robot/send?access_token=good…(redacted) "
+                   "(signed)\n  OK: errcode 0 (ok)\n  meaning: the robot accepted the message\n")
+    assert [m.title for m in fake.accepted] == ["[TEST] web01 monagent test message"]
+
+
+def test_a_bad_secret_is_explained_and_never_printed(write_config, fake, capsys):
+    code = main(["notify-test", "-c", str(config(write_config, fake, secret="SECwrongwrongwrong"))])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "  FAILED: errcode 310000 (sign not match)\n" in out
+    assert "  meaning: the signature does not match; fix: copy the SEC… secret again from 安全设置 → 加签" in out
+    assert "SECwrongwrongwrong" not in out
+
+
+def test_an_unknown_token_is_explained(write_config, fake, capsys):
+    assert main(["notify-test", "-c", str(config(write_config, fake, token="gonegonegone"))]) == 1
+    out = capsys.readouterr().out
+    assert "  FAILED: errcode 300001 (token is not exist)\n  meaning: the access token does not exist" in out
+    assert "access_token=gonegonegone" not in out
+
+
+def test_an_unknown_robot_name_lists_the_configured_ones(write_config, fake, capsys):
+    assert main(["notify-test", "--robot", "nope", "-c", str(config(write_config, fake))]) == 64
+    assert capsys.readouterr().err == 'monagent notify-test: no robot or webhook named "nope"; configured: ops\n'
+
+
+def test_an_invalid_configuration_exits_78(write_config, fake, capsys):
+    path = config(write_config, fake, extra="max_sends_per_minute = 25")
+    assert main(["notify-test", "-c", str(path)]) == 78
+    assert "max_sends_per_minute: must be below 20, got 25" in capsys.readouterr().err
