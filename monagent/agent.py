@@ -72,7 +72,7 @@ class Delivery:
                 try:
                     dispatcher.pump(self.outbox, now)
                     due = dispatcher.next_due(time.time())
-                except Exception:  # noqa: BLE001 - see the comment above
+                except Exception:
                     log.exception("delivery to %s failed", getattr(dispatcher, "receiver_name", dispatcher))
                     due = time.time() + 30.0
                 if due is not None:
@@ -83,7 +83,8 @@ class Delivery:
 
 
 class Agent:
-    def __init__(self, path: Path, *, log_level: Optional[str] = None, environ: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, path: Path, *, log_level: Optional[str] = None,
+                 environ: Optional[Dict[str, str]] = None) -> None:
         self.path = Path(path)
         self.environ = dict(os.environ if environ is None else environ)
         self.config = config_module.load(self.path, self.environ)
@@ -92,7 +93,15 @@ class Agent:
         setup_logging(log_level or self.config.agent.log_level)
         self._stop = threading.Event()
         self._reload = threading.Event()
-        self.cycle_seconds: List[float] = []
+        from monagent.metrics import CycleHistogram
+
+        self.cycle_histogram = CycleHistogram()
+        self.last_runs: Dict[str, Any] = {}
+        self.started_at = time.time()
+        self.scheduler: Any = None
+        self.pipeline: Any = None
+        self.store: Any = None
+        self.delivery: Any = None
 
     # -- signals
     def _install_signals(self) -> None:
@@ -107,16 +116,15 @@ class Agent:
         return Registry(config.agent.plugin_dirs, trusted_owners=config.agent.trusted_plugin_owners)
 
     def _instances(self, config: Any, registry: Any) -> List[Any]:
+        from monagent.loader import broken_check_class
         from monagent.scheduler import build_check
 
         pairs = []
         for check_config in config.checks:
-            cls = registry.resolve(check_config.type)
+            cls = registry.resolve(check_config.type) or broken_check_class(check_config.type, "unknown check type")
             try:
                 pairs.append((check_config, build_check(cls, check_config)))
             except Exception as exc:  # noqa: BLE001 - a plugin constructor that raises disables only its check
-                from monagent.loader import broken_check_class
-
                 log.error("check %s could not be built: %s: %s", check_config.name, type(exc).__name__, exc)
                 broken = broken_check_class(check_config.type, f"{type(exc).__name__}: {exc}")
                 pairs.append((check_config, broken()))
@@ -127,7 +135,7 @@ class Agent:
         from monagent.context import SystemFacts
         from monagent.notify.build import build_dispatchers
         from monagent.scheduler import Scheduler
-        from monagent.sdnotify import SystemdNotifier, WatchdogGate
+        from monagent.sdnotify import SystemdNotifier
         from monagent.store import Store
 
         config = self.config
@@ -137,58 +145,69 @@ class Agent:
         store = Store.open(config.agent.state_dir)
         facts = SystemFacts(config.agent.hostname)
         now, mono = time.time(), time.monotonic()
+        self.started_at = now
         pipeline = AlertPipeline(config, store, now=now, monotonic=mono, boot_id=facts.cycle(now, mono).boot_id())
         scheduler = Scheduler(self._instances(config, self._registry(config)), facts.cycle, monotonic=mono,
                               splay=config.agent.splay)
-        delivery = Delivery(store, build_dispatchers(config, store))
+        delivery = Delivery(store, build_dispatchers(config, store, started_at=now))
+        self.scheduler, self.pipeline, self.store, self.delivery = scheduler, pipeline, store, delivery
         delivery.start()
         control = self._start_control(config, pipeline)
         metrics = self._start_metrics(config, scheduler, pipeline, store)
-        gate = WatchdogGate(notifier.watchdog_interval())
         log.info("monagent started: %d checks, receivers: %s, state in %s", len(config.checks),
                  ", ".join(config.notifiers.receiver_names) or "none", config.agent.state_dir)
         notifier.ready()
-        self.scheduler, self.pipeline, self.store = scheduler, pipeline, store
-        last_status = ""
         try:
-            while not self._stop.is_set():
-                started = time.monotonic()
-                now, mono = time.time(), time.monotonic()
-                runs = scheduler.step(now, mono)
-                queued = pipeline.observe(runs, now, mono) if runs else 0
-                queued += pipeline.tick(now, mono)
-                if queued:
-                    delivery.wake()
-                if runs:
-                    self.cycle_seconds = (self.cycle_seconds + [time.monotonic() - started])[-100:]
-                if not scheduler.unhealthy:
-                    gate.progress(time.monotonic())
-                if gate.due(time.monotonic()):
-                    notifier.watchdog()
-                status = self._status_line(scheduler, pipeline, store, config)
-                if status != last_status:
-                    notifier.status(status)
-                    last_status = status
-                if self._reload.is_set():
-                    self._reload.clear()
-                    notifier.reloading()
-                    config = self._do_reload(config, scheduler, pipeline, delivery, store) or config
-                    notifier.ready()
-                wake_at = min(scheduler.next_wakeup(time.monotonic()), time.monotonic() + LOOP_MAX_SLEEP)
-                self._stop.wait(max(0.0, wake_at - time.monotonic()))
+            self._loop(notifier)
         finally:
             notifier.stopping()
             log.info("stopping: in-flight sends get %.0f s, everything else stays in the outbox", STOP_DEADLINE)
             scheduler.close()
             delivery.stop(time.monotonic() + STOP_DEADLINE)
-            if control is not None:
-                control.stop()
-            if metrics is not None:
-                metrics.stop()
+            for server in (control, metrics):
+                if server is not None:
+                    server.stop()
             pipeline.close(clean=True)
             facts.close()
             store.close()
         return 0
+
+    def dispatchers(self) -> List[Any]:
+        return list(self.delivery.dispatchers) if self.delivery is not None else []
+
+    def _loop(self, notifier: Any) -> None:
+        from monagent.sdnotify import WatchdogGate
+
+        scheduler, pipeline, delivery = self.scheduler, self.pipeline, self.delivery
+        gate = WatchdogGate(notifier.watchdog_interval())
+        last_status = ""
+        while not self._stop.is_set():
+            started = time.monotonic()
+            now, mono = time.time(), started
+            runs = scheduler.step(now, mono)
+            queued = pipeline.observe(runs, now, mono) if runs else 0
+            queued += pipeline.tick(now, mono)
+            if queued:
+                delivery.wake()
+            if runs:
+                for run in runs:
+                    self.last_runs[run.check] = run
+                self.cycle_histogram.observe(time.monotonic() - started)
+            if not scheduler.unhealthy:
+                gate.progress(time.monotonic())
+            if gate.due(time.monotonic()):
+                notifier.watchdog()
+            status = self._status_line()
+            if status != last_status:
+                notifier.status(status)
+                last_status = status
+            if self._reload.is_set():
+                self._reload.clear()
+                notifier.reloading()
+                self._do_reload()
+                notifier.ready()
+            wake_at = min(scheduler.next_wakeup(time.monotonic()), time.monotonic() + LOOP_MAX_SLEEP)
+            self._stop.wait(max(0.0, wake_at - time.monotonic()))
 
     # -- pieces of run()
     def _warn_permissions(self, config: Any) -> None:
@@ -199,10 +218,11 @@ class Agent:
         for warning in secret_warnings(self.path, config):
             log.warning("%s", warning)
 
-    def _status_line(self, scheduler: Any, pipeline: Any, store: Any, config: Any) -> str:
-        firing = pipeline.firing_count() if hasattr(pipeline, "firing_count") else 0
-        depth = sum(store.queued_count(r) for r in config.notifiers.receiver_names)
-        return f"{len(scheduler.instances)} checks, {firing} firing, outbox {depth}"
+    def _status_line(self) -> str:
+        from monagent.sdnotify import status_line
+
+        depth = sum(self.store.queued_count(r) for r in self.config.notifiers.receiver_names)
+        return status_line(len(self.scheduler.instances), self.pipeline.firing_count(), depth)
 
     def _start_control(self, config: Any, pipeline: Any) -> Any:
         try:
@@ -222,16 +242,22 @@ class Agent:
     def _start_metrics(self, config: Any, scheduler: Any, pipeline: Any, store: Any) -> Any:
         if not config.metrics.enabled:
             return None
-        from monagent.metrics import MetricsServer
+        from monagent.metrics import MetricsServer, MetricsServerError
         from monagent.snapshot import build_snapshot
 
         server = MetricsServer(config.metrics, lambda: build_snapshot(self, scheduler, pipeline, store))
-        server.start()
+        try:
+            server.start()
+        except MetricsServerError as exc:
+            log.error("%s; the agent runs on without the metrics endpoint", exc)
+            return None
         return server
 
-    def _do_reload(self, config: Any, scheduler: Any, pipeline: Any, delivery: Any, store: Any) -> Optional[Any]:
+    def _do_reload(self) -> Optional[Any]:
         from monagent.notify.build import build_dispatchers
 
+        config, scheduler, pipeline, delivery, store = (self.config, self.scheduler, self.pipeline, self.delivery,
+                                                        self.store)
         try:
             new = config_module.load(self.path, self.environ)
         except ConfigError as err:
@@ -253,7 +279,7 @@ class Agent:
             scheduler.add(check_config, check, mono)
         pipeline.reload(new)
         if new.notifiers != config.notifiers:
-            delivery.replace(build_dispatchers(new, store))
+            delivery.replace(build_dispatchers(new, store, started_at=self.started_at))
         self.config = new
         log.info("configuration reloaded from %s: %d checks (%d changed)", self.path, len(new.checks), len(changed))
         return new

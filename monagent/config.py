@@ -155,12 +155,12 @@ def _check_order(section: Section, t: Threshold) -> None:
 def parse_thresholds(section: Section, metrics: Optional[Mapping[str, MetricSpec]]) -> Dict[str, Threshold]:
     result: Dict[str, Threshold] = {}
     if metrics:
-        for name, spec in metrics.items():
-            default = spec.default_threshold()
+        for name, declared in metrics.items():
+            default = declared.default_threshold()
             if default is not None:
                 result[name] = default
     for name, sub in section.tables():
-        spec = metrics.get(name) if metrics else None
+        spec: Optional[MetricSpec] = metrics.get(name) if metrics else None
         if metrics is not None and spec is None:
             sub.error(None, _unknown_metric(name, metrics))
             continue

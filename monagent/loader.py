@@ -17,7 +17,7 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from monagent.api import Check, Context, Result, Status
 
@@ -55,8 +55,8 @@ def broken_check_class(type_name: str, reason: str) -> type:
 def _entry_points() -> Dict[str, object]:
     from importlib.metadata import entry_points
 
-    eps = entry_points()
-    group = eps.select(group=GROUP) if hasattr(eps, "select") else eps.get(GROUP, [])  # type: ignore[attr-defined]
+    eps: Any = entry_points()
+    group = eps.select(group=GROUP) if hasattr(eps, "select") else eps.get(GROUP, ())  # .select: Python >= 3.10
     return {ep.name: ep for ep in group}
 
 

@@ -23,7 +23,7 @@ class Duration(float):
 def option_signature(check_class: type) -> Dict[str, inspect.Parameter]:
     """The keyword-only parameters of ``check_class.__init__`` (its options)."""
     try:
-        sig = inspect.signature(check_class.__init__)
+        sig = inspect.signature(check_class.__init__)  # type: ignore[misc]
     except (TypeError, ValueError):
         return {}
     return {
@@ -35,7 +35,7 @@ def option_signature(check_class: type) -> Dict[str, inspect.Parameter]:
 
 def _hints(check_class: type) -> Dict[str, Any]:
     try:
-        return typing.get_type_hints(check_class.__init__)
+        return typing.get_type_hints(check_class.__init__)  # type: ignore[misc]
     except Exception:  # a plugin's annotation that does not evaluate: treat options as Any
         return {}
 

@@ -164,7 +164,7 @@ def _select(config: Any, names: Sequence[str]) -> Optional[List[Any]]:
 def run_once(config: Any, selected: Sequence[Any]) -> List[Any]:
     """Run ``selected`` instances once through the agent's own loader and scheduler."""
     from monagent.context import SystemFacts
-    from monagent.loader import Registry
+    from monagent.loader import Registry, broken_check_class
     from monagent.scheduler import Scheduler, build_check
 
     registry = Registry(config.agent.plugin_dirs, trusted_owners=config.agent.trusted_plugin_owners)
@@ -172,7 +172,7 @@ def run_once(config: Any, selected: Sequence[Any]) -> List[Any]:
     try:
         pairs = []
         for check_config in selected:
-            cls = registry.resolve(check_config.type)
+            cls = registry.resolve(check_config.type) or broken_check_class(check_config.type, "unknown check type")
             pairs.append((check_config, build_check(cls, check_config)))
         scheduler = Scheduler(pairs, facts.cycle, monotonic=time.monotonic(), splay=0)
         runs = scheduler.run_all_once(time.time(), time.monotonic(), time.sleep,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, List
+import time
+from typing import Any, List, Optional
 
 
-def build_dispatchers(config: Any, store: Any) -> List[Any]:
+def build_dispatchers(config: Any, store: Any, started_at: Optional[float] = None) -> List[Any]:
     """Console, DingTalk robots, webhooks and Alertmanager, in the order of ``receiver_names``."""
     dispatchers: List[Any] = []
     notifiers = config.notifiers
@@ -13,4 +14,18 @@ def build_dispatchers(config: Any, store: Any) -> List[Any]:
         from monagent.notify.console import ConsoleDispatcher
 
         dispatchers.append(ConsoleDispatcher())
+    if notifiers.dingtalk or notifiers.webhooks:
+        from monagent.notify.dingtalk import DingTalkReceiver
+        from monagent.notify.dispatcher import ChatDispatcher
+        from monagent.notify.webhook import WebhookReceiver
+
+        for robot in notifiers.dingtalk:
+            dispatchers.append(ChatDispatcher(DingTalkReceiver(robot), robot.delivery))
+        for hook in notifiers.webhooks:
+            dispatchers.append(ChatDispatcher(WebhookReceiver(hook), hook.delivery))
+    if notifiers.alertmanager is not None:
+        from monagent.notify.alertmanager import AlertmanagerDispatcher
+
+        dispatchers.append(AlertmanagerDispatcher(notifiers.alertmanager, config.agent.hostname, store,
+                                                  started_at=time.time() if started_at is None else started_at))
     return dispatchers
