@@ -339,3 +339,31 @@ def test_no_rolling_minute_exceeds_the_limit_and_nothing_is_sent_during_a_lockou
         assert not [t for t in times if locked < t < locked + LOCKOUT]
     assert rig.outbox.queued_count(rig.receiver.name) == 0 or remaining
     assert clock.time() > start
+
+
+def test_dispatchers_rebuilt_on_reload_keep_counting_sends_to_the_same_robot(write_config, fake):
+    from monagent import config as config_module
+    from monagent.notify.chat import build_chat_dispatchers
+
+    path = write_config(f"""
+[notifiers.dingtalk.ops]
+webhook = "{fake.webhook('tok')}&reload=1"
+max_sends_per_minute = 3
+
+[notifiers.dingtalk.same_robot]
+webhook = "{fake.webhook('tok')}&reload=1"
+max_sends_per_minute = 3
+
+[notifiers.webhook.hook]
+url = "http://127.0.0.1:9/hook"
+""")
+    notifiers = config_module.load(path).notifiers
+    first = build_chat_dispatchers(notifiers)
+    assert [d.receiver_name for d in first] == ["dingtalk:ops", "dingtalk:same_robot", "webhook:hook"]
+    first[0]._window.record(100.0)
+    first[1]._window.record(101.0)
+    rebuilt = build_chat_dispatchers(notifiers)
+    assert rebuilt[0]._window.count(102.0) == 2
+    assert rebuilt[2]._window.count(102.0) == 0
+    for dispatcher in first + rebuilt:
+        dispatcher.receiver.close()

@@ -45,12 +45,13 @@ class ChatDispatcher:
     """Implements :class:`monagent.notify.base.Dispatcher` for one chat receiver."""
 
     def __init__(self, receiver: ChatReceiver, delivery: Delivery, *,
-                 monotonic: Callable[[], float] = time.monotonic, rand: Optional[Callable[[], float]] = None) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, rand: Optional[Callable[[], float]] = None,
+                 window: Optional[SlidingWindow] = None) -> None:
         self.receiver_name = receiver.name
         self.receiver = receiver
         self.delivery = delivery
         self._mono = monotonic
-        self._window = SlidingWindow(delivery.max_sends_per_minute)
+        self._window = window or SlidingWindow(delivery.max_sends_per_minute)
         self._backoff = Backoff(delivery.retry_initial, delivery.retry_max, rand)
         self._idle = True
         self._wait_until = 0.0

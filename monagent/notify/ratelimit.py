@@ -6,8 +6,9 @@ Times are monotonic seconds supplied by the caller, so tests drive both with a f
 from __future__ import annotations
 
 import random
+import threading
 from collections import deque
-from typing import Callable, Deque, Optional
+from typing import Callable, Deque, Dict, Optional
 
 WINDOW = 60.0
 
@@ -66,3 +67,24 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+_SHARED: Dict[str, SlidingWindow] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_window(target: str, limit: int) -> SlidingWindow:
+    """The window of one robot URL, shared by every dispatcher of this process that sends to it.
+
+    DingTalk counts per robot, so two receivers configured with the same webhook share one
+    window, and a dispatcher rebuilt on reload keeps counting the sends of the old one.
+    ``target`` is a digest of the URL, never the URL itself (it holds the access token).
+    """
+    with _SHARED_LOCK:
+        window = _SHARED.get(target)
+        if window is None or window.limit != limit:
+            fresh = SlidingWindow(limit)
+            if window is not None:
+                fresh._sends.extend(window._sends)
+            window = _SHARED[target] = fresh
+        return window
