@@ -15,14 +15,9 @@ def build_dispatchers(config: Any, store: Any, started_at: Optional[float] = Non
 
         dispatchers.append(ConsoleDispatcher())
     if notifiers.dingtalk or notifiers.webhooks:
-        from monagent.notify.dingtalk import DingTalkReceiver
-        from monagent.notify.dispatcher import ChatDispatcher
-        from monagent.notify.webhook import WebhookReceiver
+        from monagent.notify.chat import build_chat_dispatchers
 
-        for robot in notifiers.dingtalk:
-            dispatchers.append(ChatDispatcher(DingTalkReceiver(robot), robot.delivery))
-        for hook in notifiers.webhooks:
-            dispatchers.append(ChatDispatcher(WebhookReceiver(hook), hook.delivery))
+        dispatchers.extend(build_chat_dispatchers(notifiers))
     if notifiers.alertmanager is not None:
         from monagent.notify.alertmanager import AlertmanagerDispatcher
 
