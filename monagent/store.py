@@ -233,8 +233,8 @@ class Store:
         import sqlite3
 
         with self._lock:
-            if not self.writable:
-                self._reopen()
+            if not self.writable and not self._reopen():
+                raise StoreUnavailable(f"{self.path} is still not writable")
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 self._apply(changes)
@@ -261,15 +261,16 @@ class Store:
         except sqlite3.Error:
             pass  # no transaction was open
 
-    def _reopen(self) -> None:
-        """After a failed write: a read-only or in-memory connection is replaced by a writable one if possible."""
+    def _reopen(self) -> bool:
+        """After a failed write: replace the connection (read-only, in memory, or failing) by a writable one."""
         try:
             conn = self._open_rw(self.path)
-        except (_Unwritable, _Corrupt):
-            return
+        except (_Unwritable, _Corrupt, StoreError):
+            return False
         old, self._conn = self._conn, conn
         if old is not None:
             old.close()
+        return True
 
     def _apply(self, c: Changes) -> None:
         db = self.conn

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Iterator, List
 
 import pytest
+from alerting_helpers import Clock, config, drain, occurrences, open_pipeline, outbox, run, value, verdict
 
 from monagent.alerting.machine import Phase
 from monagent.alerting.pipeline import AlertPipeline
 from monagent.api import Metric, Occurrence, Result, Status
 from monagent.events import AlertKey, EventKind
 from monagent.store import Store
-from tests.alerting_helpers import Clock, config, drain, occurrences, open_pipeline, outbox, run, value, verdict
 
 LOAD = """
 [checks.load]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from alerting_helpers import Clock, config, run, value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,6 @@ from monagent.alerting.pipeline import AlertPipeline
 from monagent.api import Status, Threshold
 from monagent.events import Event, EventKind
 from monagent.store import Store
-from tests.alerting_helpers import Clock, config, run, value
 
 OK, WARN, CRIT = Status.OK, Status.WARNING, Status.CRITICAL
 LEVELS = st.sampled_from([OK, WARN, CRIT])

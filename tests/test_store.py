@@ -1,0 +1,252 @@
+"""The SQLite store: schema and migrations, the outbox protocol and its bound, corruption, restore,
+read-only access for the CLI, and a full or read-only state directory (in a private mount namespace)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import List
+
+import pytest
+from alerting_helpers import Clock, config, drain, open_pipeline, run, value
+from conftest import NOBODY, ROOT, run_as
+
+from monagent.alerting.codec import event_to_json
+from monagent.api import Status
+from monagent.events import AlertKey, Event, EventKind
+from monagent.notify.base import ReceiverHealth
+from monagent.store import MIGRATIONS, SCHEMA_VERSION, Bounds, Changes, Store, StoreError
+
+
+def event(n: int, t: float = 1000.0) -> Event:
+    return Event(id=f"i-1:{n}", kind=EventKind.FIRING, key=AlertKey("load", "", "value"), severity=Status.CRITICAL,
+                 time=t, host="web01", summary=f"event {n}")
+
+
+def enqueue(store: Store, *events: Event, receiver: str = "console", now: float = 1000.0) -> int:
+    return store.commit(Changes(outbox=[(receiver, event_to_json(e), e.time) for e in events]), now)
+
+
+def test_a_new_store_uses_wal_full_sync_and_the_current_schema(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    try:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    finally:
+        store.close()
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "state.db")
+    conn.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    conn.execute("INSERT INTO alerts VALUES ('load\x1f\x1fvalue', '{\"phase\": \"firing\"}')")
+    conn.execute("INSERT INTO receiver_health VALUES ('console', '{\"sent\": 4}')")
+    conn.commit()
+    conn.close()
+    store = Store.open(tmp_path)
+    try:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert store.load().alerts == {"load\x1f\x1fvalue": '{"phase": "firing"}'}
+        assert store.health("console") == ReceiverHealth("console", sent=4)
+        store.kv_set("alertmanager", "load", {"startsAt": 1.0})
+        assert store.kv_get("alertmanager", "load") == {"startsAt": 1.0}
+    finally:
+        store.close()
+
+
+def test_a_database_from_a_newer_monagent_is_refused(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "state.db")
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StoreError, match="has schema version 99, newer than this monagent understands"):
+        Store.open(tmp_path)
+
+
+def test_a_corrupt_database_is_moved_aside_and_the_reset_is_announced_once(tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    cfg = config(tmp_path, "[checks.load]\ntype = \"gauge\"\n")
+    state = cfg.agent.state_dir
+    state.mkdir(parents=True)
+    (state / "state.db").write_bytes(b"this is not a database" * 100)
+    clock = Clock()
+    pipeline = open_pipeline(cfg, clock)
+    lines = drain(pipeline.store)
+    moved = pipeline.store.moved_to
+    pipeline.store.close()
+    assert moved is not None and moved.read_bytes().startswith(b"this is not a database")
+    assert lines == [f"NOTICE warning web01 state was reset: the state database could not be read and was moved "
+                     f"to {moved}"]
+    assert any(r.message.startswith(f"STATE RESET: the state database {state / 'state.db'} could not be read")
+               for r in caplog.records)
+    pipeline = open_pipeline(cfg, clock)
+    assert drain(pipeline.store) == ["NOTICE warning web01 monagent restarted after an unclean stop; it was last "
+                                     "seen alive at " + time.strftime("%Y-%m-%d %H:%M:%S",
+                                                                      time.localtime(clock.wall))]
+    pipeline.store.close()
+
+
+def test_the_outbox_bound_drops_the_oldest_entries_and_counts_them(tmp_path: Path) -> None:
+    store = Store.open(tmp_path, Bounds(max_entries=3))
+    try:
+        assert enqueue(store, *(event(n) for n in range(5))) == 2
+        assert [e.event.summary for e in store.pending("console", 2000.0)] == ["event 2", "event 3", "event 4"]
+        assert store.take_dropped_count("console") == 2
+        assert store.take_dropped_count("console") == 0
+        assert store.health("console").dropped == 2
+        assert store.queued_count("other") == 0
+    finally:
+        store.close()
+
+
+def test_entries_older_than_the_age_bound_are_dropped(tmp_path: Path) -> None:
+    store = Store.open(tmp_path, Bounds(max_age=3600.0))
+    try:
+        enqueue(store, event(1, t=1000.0), now=1000.0)
+        enqueue(store, event(2, t=5000.0), now=5000.0)
+        assert [e.event.summary for e in store.pending("console", 9000.0)] == ["event 2"]
+        assert store.take_dropped_count("console") == 1
+    finally:
+        store.close()
+
+
+def test_the_outbox_protocol_defer_complete_drop_and_health(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    try:
+        enqueue(store, event(1), event(2), event(3))
+        first, second, third = store.pending("console", 1000.0)
+        store.defer("console", [first.seq], not_before=1500.0)
+        assert [e.seq for e in store.pending("console", 1000.0)] == [second.seq, third.seq]
+        (later,) = [e for e in store.pending("console", 1500.0) if e.seq == first.seq]
+        assert (later.attempts, later.not_before, later.event) == (1, 1500.0, event(1))
+        store.complete("console", [second.seq])
+        store.drop("console", [third.seq], "payload rejected")
+        assert store.queued_count("console") == 1
+        assert store.take_dropped_count("console") == 1
+        store.set_health(ReceiverHealth("console", last_success=1.0, last_error="boom", broken=True, sent=3))
+        assert store.health("console") == ReceiverHealth("console", last_success=1.0, last_error="boom",
+                                                         broken=True, sent=3, dropped=1)
+    finally:
+        store.close()
+
+
+def test_a_delivery_thread_and_the_scheduler_share_the_store(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    delivered: List[int] = []
+    stop = threading.Event()
+
+    def deliver() -> None:
+        while not stop.is_set() or store.queued_count("console"):
+            entries = store.pending("console", float("inf"))
+            store.complete("console", [e.seq for e in entries])
+            delivered.extend(e.seq for e in entries)
+
+    thread = threading.Thread(target=deliver)
+    thread.start()
+    for n in range(200):
+        enqueue(store, event(n))
+    stop.set()
+    thread.join(10)
+    store.close()
+    assert len(delivered) == len(set(delivered)) == 200
+
+
+def _open_readonly_and_list(directory: str) -> List[str]:
+    store = Store.open_readonly(Path(directory))
+    try:
+        assert len(store.load().alerts) == 1
+    finally:
+        store.close()
+    return sorted(os.listdir(directory))
+
+
+def _fired_state(directory: Path) -> None:
+    cfg = config(directory, "[checks.load]\ntype = \"gauge\"\n[checks.load.alerting]\nfire_after_cycles = 1\n")
+    clock = Clock()
+    pipeline = open_pipeline(cfg, clock)
+    pipeline.observe([run("load", value(95))], *clock.step())
+    pipeline.close(clean=True)
+    pipeline.store.close()
+
+
+def test_status_as_another_user_reads_the_store_and_creates_no_file(public_tmp: Path) -> None:
+    _fired_state(public_tmp)
+    state = public_tmp / "state"
+    os.chmod(state, 0o755)
+    os.chmod(state / "state.db", 0o644)
+    assert sorted(os.listdir(state)) == ["state.db"]
+    assert run_as(NOBODY, _open_readonly_and_list, str(state)) == ["state.db"]
+
+
+def test_status_while_the_agent_writes_creates_no_file(tmp_path: Path) -> None:
+    _fired_state(tmp_path)
+    writer = Store.open(tmp_path / "state")
+    try:
+        before = sorted(os.listdir(tmp_path / "state"))
+        assert _open_readonly_and_list(str(tmp_path / "state")) == before
+    finally:
+        writer.close()
+
+
+SCRIPT = """
+import json, os, subprocess, sys
+sys.path[:0] = [{tests!r}, {root!r}]
+from pathlib import Path
+from alerting_helpers import Clock, config, open_pipeline, run, value
+directory = Path(sys.argv[1])
+mode = sys.argv[2]
+cfg = config(directory, '[checks.load]\\ntype = "gauge"\\n[checks.load.alerting]\\nfire_after_cycles = 1\\n')
+clock = Clock()
+state = str(cfg.agent.state_dir)
+if mode == "readonly":
+    os.makedirs(state)
+    subprocess.run(["mount", "--bind", state, state], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", state], check=True)
+pipeline = open_pipeline(cfg, clock)
+if mode == "full":
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"x" * 4096)
+    except OSError:
+        os.close(fd)
+committed = pipeline.observe([run("load", value(95))], *clock.step())
+held = len(pipeline._dirty.outbox)
+if mode == "full":
+    os.unlink(directory / "filler")
+else:
+    subprocess.run(["umount", state], check=True)
+after = pipeline.tick(*clock.step())
+kinds = [e.event.kind.value for e in pipeline.store.pending("console", float("inf"))]
+print(json.dumps({{"committed": committed, "held": held, "after": after, "kinds": kinds,
+                  "writable": pipeline.store.writable}}))
+"""
+
+
+def _in_private_mount(tmp_path: Path, mode: str) -> dict:
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT.format(tests=str(ROOT / "tests"), root=str(ROOT)))
+    target = tmp_path / "fs"
+    target.mkdir()
+    shell = f"mount -t tmpfs -o size=4m tmpfs {target} && exec {sys.executable} {script} {target} {mode}"
+    result = subprocess.run(["unshare", "-m", "sh", "-c", shell], capture_output=True, text=True, timeout=60)
+    if result.returncode != 0 and "unshare failed" in result.stderr:
+        pytest.skip("no permission for a private mount namespace here")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_full_disk_holds_events_in_memory_until_the_store_can_be_written(tmp_path: Path) -> None:
+    outcome = _in_private_mount(tmp_path, "full")
+    assert outcome == {"committed": 0, "held": 1, "after": 1, "kinds": ["firing"], "writable": True}
+
+
+def test_a_read_only_state_directory_holds_events_until_it_is_writable(tmp_path: Path) -> None:
+    outcome = _in_private_mount(tmp_path, "readonly")
+    assert outcome == {"committed": 0, "held": 1, "after": 1, "kinds": ["firing"], "writable": True}
