@@ -367,13 +367,14 @@ def test_times_follow_the_configured_time_zone():
     assert "- Since: 2026-09-21 22:08:20 CST" in shanghai
 
 
-def test_past_the_budget_the_rest_is_summed_up_by_severity():
+def test_past_the_budget_items_become_lines_and_the_rest_is_summed_up_by_severity():
     items = [Item(event(subject=f"/mnt/{i}", incident=f"c{i}"), (i,)) for i in range(40)]
     items += [Item(event(subject=f"/w/{i}", incident=f"w{i}", severity=Status.WARNING), (100 + i,)) for i in range(30)]
     items += [Item(event(EventKind.RESOLVED, subject=f"/r/{i}", incident=f"r{i}"), (200 + i,)) for i in range(20)]
     message = render(Batch(tuple(items), budget=6000), Style("en", "UTC"))
-    assert message.listed == 27
-    assert message.text.endswith("+63 more (13 critical, 30 warning, 20 resolved)")
+    assert message.listed == 54  # one line per item once the full blocks do not all fit
+    assert "\n- <font color=#FF0000>CRITICAL</font> firing disk /mnt/0 93% (threshold >= 90%) · " in message.text
+    assert message.text.endswith("+36 more (16 warning, 20 resolved)")
     assert len(json.dumps({"title": message.title, "text": message.text}, ensure_ascii=False).encode()) <= 6000
 
 

@@ -319,21 +319,21 @@ def render(batch: Batch, style: Style, measure: Optional[Callable[[str, str], in
     """The message for ``batch``; ``measure(title, text)`` gives the request body size in bytes."""
     r = Renderer(style)
     title = _title(batch, r)
-    defang = batch.reduced
-    if batch.digest:
-        blocks = [r.digest_line(item, defang) for item in batch.items]
-        sep = "\n"
-    else:
-        blocks = [r.block(item, defang) for item in batch.items]
-        sep = "\n\n"
     head = f"#### {title}"
     if batch.digest:
         head += "\n\n" + _digest_intro(batch, r)
-    tail = _tail(batch, r)
     measure = measure or (lambda t, x: json_len(t) + json_len(x))
-    frame = _Frame(title, head, sep, tail, measure)
-    listed = _fit(batch, blocks, frame, r)
-    text = frame.text(blocks[:listed], _more(batch.items[listed:], r))
+    tail = _tail(batch, r)
+    compact = _Frame(title, head, "\n", tail, measure)
+    lines = [r.digest_line(item, batch.reduced) for item in batch.items]
+    if not batch.digest:  # full blocks while they all fit; one line per item when they do not
+        full = _Frame(title, head, "\n\n", tail, measure)
+        blocks = [r.block(item, batch.reduced) for item in batch.items]
+        listed = _fit(batch, blocks, full, r)
+        if listed == len(blocks):
+            return Message(title, full.text(blocks, ""), listed, 0, _mobiles(batch, style))
+    listed = _fit(batch, lines, compact, r)
+    text = compact.text(lines[:listed], _more(batch.items[listed:], r))
     return Message(title, text, listed, len(batch.items) - listed, _mobiles(batch, style))
 
 
