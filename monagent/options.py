@@ -54,7 +54,8 @@ def validate_options(check_class: type, type_name: str, section: Section, keys: 
             close = difflib.get_close_matches(key, list(params) + ["type", "interval", "timeout", "enabled",
                                                                      "thresholds", "alerting"], n=1, cutoff=0.6)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
-            section.error(key, f'unknown option for check type "{type_name}"{hint}; accepted options: {accepted}')
+            own = f"accepted options: {accepted}" if params else "this check type takes no options of its own"
+            section.error(key, f'unknown option for check type "{type_name}"{hint}; {own}')
             continue
         ok, value, message = convert(section.raw(key), hints.get(key, Any), section)
         if ok:

@@ -52,16 +52,8 @@ intreval = "30s"
         'agent.toml:3: agent.splay: must be a duration such as "30s", "5m" or "4h", got 3',
         'agent.toml:6: alerting.fire_after_cyles: unknown key (did you mean "fire_after_cycles"?)',
         'agent.toml:10: checks.cpu.intreval: unknown option for check type "cpu" (did you mean "interval"?); '
-        "accepted options: " + problems_accepted_cpu(),
+        "this check type takes no options of its own",
     ]
-
-
-def problems_accepted_cpu() -> str:
-    from monagent.loader import Registry
-    from monagent.options import option_signature
-
-    cls = Registry().resolve("cpu")
-    return ", ".join(sorted(option_signature(cls))) or "none"
 
 
 def test_unknown_top_level_section_suggests_the_close_one():

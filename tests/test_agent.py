@@ -1,0 +1,226 @@
+"""The running agent as a subprocess: start-up errors, reload, SIGTERM during a send, DingTalk end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fake_dingtalk import FakeDingTalk, Fault
+
+SCRIPTED = textwrap.dedent('''
+    from pathlib import Path
+    from monagent.api import Check, Metric, MetricSpec, Result
+
+    class Scripted(Check):
+        """Reports the number written in a file (a stand-in for any measured value)."""
+
+        interval = 0.2
+        metrics = {"value": MetricSpec(unit="%", warning=50, critical=90, minimum=0, maximum=100)}
+
+        def __init__(self, *, path: str) -> None:
+            self.path = Path(path)
+
+        def run(self, ctx):
+            return Result(subject="demo", metrics=(Metric("value", float(self.path.read_text()), "%"),))
+''')
+
+
+def agent_config(tmp_path: Path, extra: str = "", checks: str = "") -> Path:
+    plugins = tmp_path / "checks.d"
+    plugins.mkdir(exist_ok=True, mode=0o755)
+    os.chmod(plugins, 0o755)
+    (plugins / "scripted.py").write_text(SCRIPTED)
+    os.chmod(plugins / "scripted.py", 0o644)
+    value = tmp_path / "value"
+    if not value.exists():
+        value.write_text("10")
+    path = tmp_path / "agent.toml"
+    path.write_text(textwrap.dedent(f"""
+        [agent]
+        hostname = "web01"
+        state_dir = "{tmp_path / 'state'}"
+        runtime_dir = "{tmp_path / 'run'}"
+        plugin_dirs = ["{plugins}"]
+        splay = "0"
+
+        [alerting]
+        fire_after_cycles = 2
+        clear_after_cycles = 2
+        startup_grace = "0"
+        group_wait = "0"
+
+        [checks.demo]
+        type = "scripted"
+        path = "{value}"
+        interval = "200ms"
+    """) + textwrap.dedent(checks) + textwrap.dedent(extra))
+    return path
+
+
+class Agent:
+    """``python -m monagent run`` with its output collected line by line."""
+
+    def __init__(self, config: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen([sys.executable, "-m", "monagent", "run", "-c", str(config)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.lines: list = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = 20.0, count: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(text in line for line in list(self.lines)) >= count:
+                return
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no line with {text!r} after {timeout}s; output:\n" + "\n".join(self.lines))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        return code
+
+
+@pytest.fixture
+def agents():
+    started = []
+
+    def start(config: Path) -> Agent:
+        agent = Agent(config)
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        if agent.proc.poll() is None:
+            agent.proc.kill()
+            agent.proc.wait(10)
+        if agent.proc.stdout and not agent.proc.stdout.closed:
+            agent.proc.stdout.close()
+
+
+def test_an_invalid_config_exits_78_with_every_problem_and_no_traceback(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text('[agent]\ninterval = "fast"\n[checks.x]\ntype = "nosuch"\n')
+    proc = subprocess.run([sys.executable, "-m", "monagent", "run", "-c", str(path)], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 78
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert lines[0] == (f'{path}:2: agent.interval: must be a duration such as "30s", "5m" or "4h" '
+                        '(units ms, s, m, h, d), got "fast"')
+    assert lines[1].startswith(f'{path}:4: checks.x.type: unknown check type "nosuch"')
+    assert lines[2] == "monagent: 2 configuration problems; nothing was started"
+    assert "Traceback" not in proc.stderr
+
+
+def test_usage_errors_exit_64():
+    proc = subprocess.run([sys.executable, "-m", "monagent", "frobnicate"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 64
+    assert "invalid choice: 'frobnicate'" in proc.stderr
+
+
+def test_a_reload_with_a_broken_file_keeps_the_running_config_and_a_valid_one_applies(tmp_path, agents):
+    config = agent_config(tmp_path)
+    agent = agents(config)
+    agent.wait_for("monagent started: 1 checks")
+    good_text = config.read_text()
+    config.write_text(good_text + '\n[checks.cpu]\ntype = "cpu"\nintreval = "1s"\n')
+    agent.proc.send_signal(signal.SIGHUP)
+    agent.wait_for("reload of")
+    agent.wait_for('checks.cpu.intreval: unknown option for check type "cpu" (did you mean "interval"?)')
+    assert agent.proc.poll() is None
+    # the running configuration still works: the check still fires
+    (tmp_path / "value").write_text("95")
+    agent.wait_for("FIRING critical web01 demo demo value 95%")
+    config.write_text(good_text + '\n[checks.cpu]\ntype = "cpu"\ninterval = "1s"\n')
+    agent.proc.send_signal(signal.SIGHUP)
+    agent.wait_for("configuration reloaded from")
+    agent.wait_for("2 checks (1 changed)")
+    assert agent.stop() == 0
+    assert sum(line.startswith("FIRING") for line in agent.lines) == 1, "\n".join(agent.lines)
+
+
+def test_sigterm_during_a_hung_send_exits_in_time_and_keeps_the_event(tmp_path, agents):
+    with FakeDingTalk() as robot:
+        robot.add_robot("tok", secret="SEC0123")
+        robot.fail_next(Fault("hang"))
+        config = agent_config(tmp_path, extra=f"""
+            [notifiers.console]
+            enabled = false
+            [notifiers.dingtalk.ops]
+            webhook = "{robot.webhook('tok')}"
+            secret = "SEC0123"
+            timeout = "60s"
+            group_wait = "0"
+            language = "en"
+        """)
+        (tmp_path / "value").write_text("95")
+        agent = agents(config)
+        deadline = time.monotonic() + 20
+        while not robot.hanging.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert robot.hanging.is_set(), "\n".join(agent.lines)
+        started = time.monotonic()
+        assert agent.stop() == 0
+        assert time.monotonic() - started < 28  # the stop deadline (20 s) beats TimeoutStopSec
+        assert robot.accepted == []
+        robot.release.set()  # the hung request may still be recorded: it was in flight (at-least-once)
+        time.sleep(0.5)
+        before = len(robot.accepted)
+        # a restart delivers what was queued: nothing was lost
+        second = agents(config)
+        second.wait_for("monagent started")
+        deadline = time.monotonic() + 20
+        while len(robot.accepted) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert second.stop() == 0
+        titles = [m.title for m in robot.accepted[before:]]
+        assert len(titles) == 1, titles
+        assert titles[0].startswith("[FIRING:1] web01")
+        assert "95%" in robot.accepted[before].text
+
+
+def test_the_shipped_config_runs_without_root(public_tmp):
+    """As nobody, with HOME in a temporary dir: the state goes to ~/.local/state, alerts to the console."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start the agent as another user")
+    root = Path(__file__).resolve().parent.parent
+    home = public_tmp / "home"
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                             "monagent", "run", "-c", str(root / "agent.toml")], cwd=str(public_tmp),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        time.sleep(4)
+        assert proc.poll() is None, proc.communicate()[0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, out
+    assert "monagent started: 5 checks, receivers: console" in out
+    assert (home / ".local" / "state" / "monagent").is_dir()
+    assert "Traceback" not in out
