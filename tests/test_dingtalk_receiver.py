@@ -257,3 +257,27 @@ def test_describe_says_what_an_errcode_means():
     assert describe(reply) == ("errcode 300001 (token is not exist)",
                                "the access token does not exist; fix: copy the whole webhook URL again from the "
                                "robot's settings (群设置 → 智能群助手 → the robot)")
+
+
+def test_the_fake_robot_locks_out_the_21st_message_of_a_minute_for_ten_minutes(fake, clock):
+    rx = receiver(fake)
+    try:
+        answers = [rx.deliver(one(), clock.time()).kind for _ in range(21)]
+        clock.advance(9 * 60)
+        still = rx.deliver(one(), clock.time()).kind
+        clock.advance(61)
+        again = rx.deliver(one(), clock.time()).kind
+    finally:
+        rx.close()
+    assert answers == [OutcomeKind.DELIVERED] * 20 + [OutcomeKind.LOCKED_OUT]
+    assert (still, again) == (OutcomeKind.LOCKED_OUT, OutcomeKind.DELIVERED)
+
+
+def test_the_fake_robot_refuses_a_body_over_twenty_thousand_bytes(fake, clock):
+    rx = receiver(fake)
+    try:
+        too_big = rx.post(b'{"msgtype":"markdown","markdown":{"title":"t","text":"' + b"x" * 20_000 + b'"}}',
+                          clock.time())
+    finally:
+        rx.close()
+    assert (too_big.outcome.kind, too_big.errcode) == (OutcomeKind.TOO_LARGE, 460101)

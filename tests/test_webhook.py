@@ -134,3 +134,14 @@ def test_http_statuses_map_to_outcomes(status, kind):
 
 def test_retry_after_sets_the_lockout():
     assert classify(429, "120", T0).not_before == T0 + 120
+
+
+def test_a_network_error_does_not_reveal_credentials_in_the_url():
+    config = parse_hook({"url": "http://user:pa55word@127.0.0.1:9/hook?token=s3cr3t", "timeout": "1s"})
+    receiver = WebhookReceiver(config)
+    try:
+        outcome = receiver.post(b"{}", T0)
+    finally:
+        receiver.close()
+    assert outcome.kind == OutcomeKind.RETRY
+    assert "s3cr3t" not in outcome.reason and "pa55word" not in outcome.reason

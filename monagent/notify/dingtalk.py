@@ -22,7 +22,7 @@ from monagent.confread import redact
 from monagent.events import OutboxEntry, Outcome, OutcomeKind
 from monagent.notify.coalesce import Batch, coalesce
 from monagent.notify.dingtalk_config import DingTalkConfig
-from monagent.notify.markdown import Message, Style, render, render_test, severity_name
+from monagent.notify.markdown import Style, render, render_test, severity_name
 
 if TYPE_CHECKING:
     import requests
@@ -136,7 +136,7 @@ class DingTalkReceiver:
     def deliver(self, batch: Batch, now: float) -> Outcome:
         at = self._at(batch)
         message = render(batch, self.style, lambda title, text: len(self._body(title, text, at)))
-        return self.post(self._body(message.title, message.text, at, message), now).outcome
+        return self.post(self._body(message.title, message.text, at), now).outcome
 
     def send_test(self, now: float, host: str) -> Reply:
         message = render_test(self.config.name, self.style, now, host)
@@ -164,7 +164,7 @@ class DingTalkReceiver:
         return {"atMobiles": mobiles, "atUserIds": users, "isAtAll": at_all} if (mobiles or users or at_all) else {}
 
     @staticmethod
-    def _body(title: str, text: str, at: Dict[str, Any], message: Optional[Message] = None) -> bytes:
+    def _body(title: str, text: str, at: Dict[str, Any]) -> bytes:
         payload: Dict[str, Any] = {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
         if at:
             payload["at"] = at

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from monagent.events import Event, EventKind, OutboxEntry, Outcome, OutcomeKind
@@ -88,7 +89,7 @@ class WebhookReceiver:
             response = self._session.post(self.config.url.reveal(), data=body, timeout=self.config.timeout,
                                           headers={"Content-Type": "application/json; charset=utf-8"})
         except requests.RequestException as exc:
-            return Outcome(OutcomeKind.RETRY, f"network error: {type(exc).__name__}: {scrub(str(exc))[:300]}")
+            return Outcome(OutcomeKind.RETRY, f"network error: {type(exc).__name__}: {scrub_url(str(exc))[:300]}")
         with response:
             return classify(response.status_code, response.headers.get("Retry-After", ""), now)
 
@@ -108,6 +109,15 @@ def classify(status: int, retry_after: str, now: float) -> Outcome:
     if status in _BROKEN_STATUSES:
         return Outcome(OutcomeKind.BROKEN, reason + " (check the webhook url and its credentials)", code=status)
     return Outcome(OutcomeKind.RETRY, reason, code=status)
+
+
+_QUERY = re.compile(r"\?[^\s'\")]+")
+_USERINFO = re.compile(r"//[^/\s@'\"]+@")
+
+
+def scrub_url(text: str) -> str:
+    """Text that may quote the webhook URL, without its query string or user:password (either may be a secret)."""
+    return _USERINFO.sub("//…(redacted)@", _QUERY.sub("?…(redacted)", scrub(text)))
 
 
 def _dump(data: Any) -> bytes:
