@@ -141,7 +141,7 @@ def parse_dmesg(text: str) -> CrashReport:
     headline = _headline(panic_line, panic_text, texts[marker_at] if marker_at is not None else "")
     start = marker_at if marker_at is not None else (panic_at if panic_at is not None else max(0, len(texts) - 40))
     comm, pid, taint, version = _identity(texts, start)
-    function, module = _faulting_function(texts, start)
+    function, module = _faulting_function(texts, start, panic_at)
     test_crash = any(_SYSRQ.search(t) for t in texts[: end + 1]) or function.startswith("sysrq_handle_crash+")
     if test_crash and headline and "(test crash)" not in headline:
         headline = f"{headline} (test crash)"
@@ -206,8 +206,12 @@ def _identity(texts: Sequence[str], start: int) -> Tuple[str, str, str, str]:
     return "", "", "", ""
 
 
-def _faulting_function(texts: Sequence[str], start: int) -> Tuple[str, str]:
-    """(function+off/len, module) from the first kernel IP line of the block, else the call trace."""
+def _faulting_function(texts: Sequence[str], start: int, panic_at: Optional[int]) -> Tuple[str, str]:
+    """(function+off/len, module) from the first kernel IP line of the block, else the call trace.
+
+    Without an IP line (a plain panic(): sysrq, panic_on_oom, hung task) the panicking stack is
+    the one after the panic line, so its trace is preferred to an earlier one (a blocked task's).
+    """
     for text in texts[start:]:
         rest = _ip_rest(text)
         if rest is None:
@@ -218,6 +222,10 @@ def _faulting_function(texts: Sequence[str], start: int) -> Tuple[str, str]:
         bare = _NO_SYMBOL.match(rest.strip())
         if bare:
             return f"no symbol ({bare.group('addr')})", ""
+    if panic_at is not None:
+        found = _first_trace_frame(texts, panic_at)
+        if found[0]:
+            return found
     return _first_trace_frame(texts, start)
 
 

@@ -165,6 +165,41 @@ CUT_BEFORE_PANIC = """\
 """
 
 
+HUNG_TASK = """\
+[  369.632092] INFO: task syz-executor1:12659 blocked for more than 120 seconds.
+[  369.639385]       Not tainted 4.16.0+ #10
+[  369.643677] "echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.
+[  369.651640] syz-executor1   D24528 12659   4453 0x00000004
+[  369.657281] Call Trace:
+[  369.659885]  __schedule+0x8fb/0x1ec0
+[  369.663630]  schedule+0xf5/0x430
+[  369.700010] Kernel panic - not syncing: hung_task: blocked tasks
+[  369.700011] CPU: 1 PID: 868 Comm: khungtaskd Not tainted 4.16.0+ #10
+[  369.700012] Call Trace:
+[  369.700013]  dump_stack+0x1a7/0x27d
+[  369.700014]  panic+0x1f8/0x42c
+[  369.700015]  watchdog+0x90c/0xd60
+"""
+
+KILL_INIT = """\
+[    2.100000] Run /sbin/init as init process
+[    2.200000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100
+[    2.300000] CPU: 0 PID: 1 Comm: init Not tainted 6.1.0-18-amd64 #1 Debian 6.1.76-1
+[    2.400000] Call Trace:
+[    2.500000]  <TASK>
+[    2.600000]  dump_stack_lvl+0x44/0x5c
+[    2.700000]  panic+0x118/0x2ed
+[    2.800000]  do_exit.cold+0x15/0x15
+"""
+
+GPF_IN_INTERRUPT = """\
+[  100.000000] general protection fault: 0000 [#1] SMP PTI
+[  100.100000] Modules linked in: zfs(PO) zunicode(PO)
+[  100.200000] CPU: 5 PID: 3021 Comm: z_wr_iss Tainted: P           O      4.15.0-20-generic #21-Ubuntu
+[  100.300000] RIP: 0010:zio_ready+0x4c/0x2f0 [zfs]
+[  100.400000] Kernel panic - not syncing: Fatal exception in interrupt
+"""
+
 @pytest.mark.parametrize("log, expected", [
     (OLD_X86_SYSRQ, ("BUG: unable to handle kernel NULL pointer dereference at           (null) (test crash)",
                      "sysrq_handle_crash+0x16/0x20", "", "bash", "2195", "3.13.0-24-generic", "not tainted", True)),
@@ -191,8 +226,15 @@ CUT_BEFORE_PANIC = """\
             False)),
     (CUT_BEFORE_PANIC, ("BUG: kernel NULL pointer dereference, address: 0000000000000008", "my_probe+0x12/0x80",
                         "mydrv", "systemd", "1", "6.8.0-51-generic", "GE", False)),
+    (HUNG_TASK, ("INFO: task syz-executor1:12659 blocked for more than 120 seconds.", "watchdog+0x90c/0xd60", "",
+                 "khungtaskd", "868", "4.16.0+", "not tainted", False)),
+    (KILL_INIT, ("Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100", "do_exit.cold+0x15/0x15",
+                 "", "init", "1", "6.1.0-18-amd64", "not tainted", False)),
+    (GPF_IN_INTERRUPT, ("general protection fault: 0000 [#1] SMP PTI", "zio_ready+0x4c/0x2f0", "zfs", "z_wr_iss",
+                        "3021", "4.15.0-20-generic", "PO", False)),
 ], ids=["old-x86-sysrq", "arm64-module", "kernel-bug-in-module", "gpf-6x-uid", "soft-lockup", "earlier-warning",
-        "panic-on-warn", "journal-2.6", "ppc64-sysrq", "s390-psw", "log-ends-before-panic"])
+        "panic-on-warn", "journal-2.6", "ppc64-sysrq", "s390-psw", "log-ends-before-panic", "hung-task", "kill-init",
+        "gpf-in-interrupt"])
 def test_the_rules_generalise_to_other_wordings_and_architectures(log, expected):
     assert summary(log) == expected
 
