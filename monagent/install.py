@@ -17,6 +17,7 @@ import grp
 import json
 import os
 import re
+import shlex
 import stat
 import sys
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class Report:
     steps: Tuple[Step, ...]
     commands: Tuple[str, ...] = ()  # what the administrator runs next
     warnings: Tuple[str, ...] = field(default_factory=tuple)
+    program: str = "monagent"  # how to run this monagent from a shell (it may not be on PATH)
 
 
 # ---------------------------------------------------------------- the executable
@@ -199,14 +201,15 @@ def install(root: Path = Path("/"), *, command: Optional[Sequence[str]] = None,
     if not dry_run:
         manifest = {"format": 1, "monagent": __version__, "exec_start": command, "files": [str(p) for p in OWNED]}
         _write(_under(root, MANIFEST), (json.dumps(manifest, indent=2) + "\n").encode(), 0o600, dry_run)
-    commands = [f"systemd-sysusers {SYSUSERS}", *fix_group, f"monagent validate -c {CONFIG}",
+    program = " ".join(shlex.quote(w) for w in command)
+    commands = [f"systemd-sysusers {SYSUSERS}", *fix_group, f"{program} validate -c {CONFIG}",
                 "systemctl daemon-reload", f"systemctl enable --now {UNIT_NAME}", f"journalctl -u {UNIT_NAME} -f"]
     warnings = _warnings(command)
     if config is None:
         from monagent.permissions import secret_warnings
 
         warnings += secret_warnings(_under(root, CONFIG))
-    return Report(tuple(steps), tuple(commands), tuple(warnings))
+    return Report(tuple(steps), tuple(commands), tuple(warnings), program)
 
 
 def _warnings(command: Sequence[str]) -> List[str]:

@@ -24,16 +24,20 @@ SYSUSERS = Path("etc/sysusers.d/monagent.conf")
 CONFIG = Path("etc/monagent/agent.toml")
 MANIFEST = Path("etc/monagent/.install-manifest")
 CONFIG_TEXT = '[agent]\nlog_level = "info"\n'
-NEXT_STEPS = [
-    "Next, as root on the target system:",
-    "  systemd-sysusers /etc/sysusers.d/monagent.conf",
-    "  chgrp monagent /etc/monagent/agent.toml",
-    "  monagent validate -c /etc/monagent/agent.toml",
-    "  systemctl daemon-reload",
-    "  systemctl enable --now monagent.service",
-    "  journalctl -u monagent.service -f",
-    "Then send a test message to your group: monagent notify-test -c /etc/monagent/agent.toml",
-]
+
+
+def next_steps(program: str):
+    return [
+        "Next, as root on the target system:",
+        "  systemd-sysusers /etc/sysusers.d/monagent.conf",
+        "  chgrp monagent /etc/monagent/agent.toml",
+        f"  {program} validate -c /etc/monagent/agent.toml",
+        "  systemctl daemon-reload",
+        "  systemctl enable --now monagent.service",
+        "  journalctl -u monagent.service -f",
+        f"Then send a test message to your group: {program} notify-test -c /etc/monagent/agent.toml",
+    ]
+
 
 no_monagent_group = pytest.mark.skipif(
     any(g.gr_name == "monagent" for g in grp.getgrall()), reason="this host already has a monagent group")
@@ -80,6 +84,13 @@ def test_the_installed_unit_differs_from_the_shipped_one_only_in_exec_start(root
     assert [(a, b) for a, b in zip(shipped, installed) if a != b] == [
         ("ExecStart=/usr/local/bin/monagent run --config /etc/monagent/agent.toml",
          "ExecStart=/opt/monagent/bin/monagent run --config /etc/monagent/agent.toml")]
+
+
+def test_the_next_steps_run_the_installed_monagent_even_when_it_is_not_on_path(root, source):
+    report = install(root, command=["/opt/monagent/bin/monagent"], config_source=source)
+    assert "/opt/monagent/bin/monagent validate -c /etc/monagent/agent.toml" in report.commands
+    report = install(root, command=["/opt/py 3/bin/python3", "-m", "monagent"], config_source=source)
+    assert report.program == "'/opt/py 3/bin/python3' -m monagent"
 
 
 def test_the_manifest_lists_what_install_wrote_and_not_the_config(root, source):
@@ -239,7 +250,7 @@ def test_the_cli_install_names_the_interpreters_console_script_in_exec_start(roo
         f"created   {root / CONFIG}  (mode 0640)",
     ]
     if not any(g.gr_name == "monagent" for g in grp.getgrall()):
-        assert lines[3:] == ["", *NEXT_STEPS]
+        assert lines[3:] == ["", *next_steps(program)]
 
 
 def test_the_installed_console_script_puts_itself_in_exec_start(root, source):

@@ -69,7 +69,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     print("\nNext, as root" + (" on the target system" if args.root else "") + ":")
     for command in report.commands:
         print(f"  {command}")
-    print("Then send a test message to your group: monagent notify-test -c /etc/monagent/agent.toml")
+    print(f"Then send a test message to your group: {report.program} notify-test -c /etc/monagent/agent.toml")
     return 0
 
 
