@@ -132,7 +132,8 @@ class Store:
         """Open (creating or migrating) the database; a corrupt one is moved aside and replaced."""
         state_dir = Path(state_dir)
         try:
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+            if not state_dir.is_dir():
+                state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         except OSError as exc:
             raise StoreError(f"cannot create the state directory {state_dir}: {exc.strerror or exc}") from None
         path = state_dir / DB_NAME

@@ -30,12 +30,14 @@ class Matcher:
 
     @classmethod
     def parse(cls, items: Sequence[str]) -> Matcher:
-        """``["check=root_disk", "subject=/var"]`` (the CLI form); raises ValueError on a bad item."""
+        """``["check=root_disk", "subject=/var"]`` (the CLI form; ``subject=`` is the empty subject).
+
+        Raises ValueError on a bad item."""
         pairs = []
         for item in items:
             label, sep, value = item.partition("=")
             label = label.strip()
-            if not sep or label not in LABELS or not value:
+            if not sep or label not in LABELS:
                 raise ValueError(f'bad matcher "{item}": use LABEL=GLOB with LABEL one of {", ".join(LABELS)}')
             pairs.append((label, (value,)))
         return cls(tuple(pairs))

@@ -148,6 +148,10 @@ def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
     if os.geteuid() != 0 and not (os.access(db, os.W_OK) and os.access(state_dir, os.W_OK)):
         return {"ok": False, "error": f"the agent is not running and {db} is not writable by this user; run as "
                                       "the agent's user or root"}
+    # Everything is imported before the switch to the owner's uid, which may not read the interpreter's files.
+    import sqlite3  # noqa: F401
+
+    import monagent.alerting.pipeline  # noqa: F401
     from monagent.store import Store
 
     with _as_owner(db):

@@ -1,0 +1,194 @@
+"""The control socket and the status/silence/ack commands, with and without a running agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import time
+from pathlib import Path
+from typing import Iterator, Tuple
+
+import pytest
+from alerting_helpers import Clock, run, value
+from conftest import NOBODY, run_monagent
+
+from monagent.alerting.pipeline import AlertPipeline
+from monagent.config import Config, load
+from monagent.control import AgentNotRunning, ControlServer, request
+from monagent.events import AlertKey
+from monagent.store import Store
+
+PLUGIN = '''
+from monagent.api import Check, MetricSpec, Result
+
+
+class Gauge(Check):
+    metrics = {"value": MetricSpec(unit="%", warning=80, critical=90)}
+
+    def run(self, ctx):
+        return Result()
+'''
+
+CONFIG = """
+[agent]
+hostname = "web01"
+state_dir = "{root}/state"
+runtime_dir = "{root}/run"
+plugin_dirs = ["{root}/plugins"]
+
+[alerting]
+startup_grace = "0"
+
+[[alerting.maintenance]]
+name = "patching"
+weekdays = ["sat-sun"]
+times = ["02:00-04:00"]
+time_zone = "Asia/Shanghai"
+match = {{ check = "load" }}
+
+[checks.load]
+type = "gauge"
+[checks.load.alerting]
+fire_after_cycles = 1
+"""
+
+
+@pytest.fixture
+def agent_files(public_tmp: Path) -> Iterator[Tuple[Path, Config]]:
+    tmp_path = public_tmp
+    plugins = tmp_path / "plugins"
+    plugins.mkdir(mode=0o755)
+    os.chmod(plugins, 0o755)
+    (plugins / "gauge.py").write_text(PLUGIN)
+    os.chmod(plugins / "gauge.py", 0o644)
+    path = tmp_path / "agent.toml"
+    path.write_text(CONFIG.format(root=tmp_path))
+    yield path, load(path)
+
+
+def firing_pipeline(cfg: Config) -> AlertPipeline:
+    clock = Clock(wall=time.time() - 120)
+    store = Store.open(cfg.agent.state_dir)
+    pipeline = AlertPipeline(cfg, store, now=clock.wall, monotonic=clock.mono, boot_id="b")
+    pipeline.observe([run("load", value(95, unit="%"))], *clock.step())
+    return pipeline
+
+
+@pytest.fixture
+def running(agent_files: Tuple[Path, Config]) -> Iterator[Tuple[Path, AlertPipeline]]:
+    path, cfg = agent_files
+    pipeline = firing_pipeline(cfg)
+    server = ControlServer(cfg.agent.runtime_dir / "control.sock", pipeline)
+    server.start()
+    try:
+        yield path, pipeline
+    finally:
+        server.stop()
+        pipeline.store.close()
+
+
+def test_the_socket_is_group_writable_only_and_answers_json_lines(running: Tuple[Path, AlertPipeline]) -> None:
+    path, pipeline = running
+    sock = pipeline.config.agent.runtime_dir / "control.sock"
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o660
+    assert request(sock, {"op": "ping"}) == {"ok": True}
+    assert request(sock, {"op": "reboot"}) == {"ok": False, "error": "unknown request 'reboot'"}
+    raw = socket.socket(socket.AF_UNIX)
+    raw.connect(str(sock))
+    raw.sendall(b"not json\n")
+    assert json.loads(raw.recv(1000)) == {"ok": False, "error": "bad request: send one JSON object on one line"}
+    raw.close()
+
+
+def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path: Path) -> None:
+    path = tmp_path / "control.sock"
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(path))
+    dead.close()
+    server = ControlServer(path, lambda message: {"ok": True})
+    server.start()
+    try:
+        with pytest.raises(OSError, match="another agent is listening"):
+            ControlServer(path, lambda message: {"ok": True}).start()
+    finally:
+        server.stop()
+    assert not path.exists()
+    with pytest.raises(AgentNotRunning):
+        request(path, {"op": "ping"})
+
+
+def test_silence_add_goes_through_the_running_agent(running: Tuple[Path, AlertPipeline]) -> None:
+    path, pipeline = running
+    result = run_monagent("silence", "add", "-c", str(path), "--match", "check=load", "--match", "subject=",
+                          "--duration", "2h", "--comment", "disk migration", "--author", "alice")
+    assert result.returncode == 0, result.stderr
+    (silence,) = pipeline.silences.values()
+    assert result.stdout.startswith(f"silence {silence.id} added: check=load, subject= until ")
+    assert result.stdout.endswith(" (2h)\n")
+    assert (silence.author, silence.comment) == ("alice", "disk migration")
+    listed = run_monagent("silence", "list", "-c", str(path), "--json")
+    assert [row["id"] for row in json.loads(listed.stdout)] == [silence.id]
+    expired = run_monagent("silence", "expire", "-c", str(path), silence.id)
+    assert expired.stdout == f"silence {silence.id} expired\n"
+    assert not pipeline.silences[silence.id].active(time.time() + 1)
+
+
+def test_ack_goes_through_the_running_agent(running: Tuple[Path, AlertPipeline]) -> None:
+    path, pipeline = running
+    result = run_monagent("ack", "-c", str(path), "load value", "--comment", "cleaning up", "--author", "bob")
+    assert result.returncode == 0, result.stderr
+    ack = pipeline.acks[AlertKey("load", "", "value")]
+    assert result.stdout == (f"acknowledged load value (incident {ack.incident}): no reminders until it resolves "
+                             "or gets worse\n")
+    missing = run_monagent("ack", "-c", str(path), "load nothing")
+    assert (missing.returncode, missing.stderr) == (1, "monagent: no firing alert load nothing\n")
+
+
+def test_without_an_agent_changes_go_into_the_store_as_its_owner(agent_files: Tuple[Path, Config]) -> None:
+    path, cfg = agent_files
+    pipeline = firing_pipeline(cfg)
+    pipeline.close(clean=True)
+    pipeline.store.close()
+    state = cfg.agent.state_dir
+    for item in (state, *state.iterdir()):
+        os.chown(item, NOBODY, NOBODY)
+    result = run_monagent("silence", "add", "-c", str(path), "--match", "check=load", "--duration", "30m",
+                          "--comment", "reboot")
+    assert result.returncode == 0, result.stderr
+    acked = run_monagent("ack", "-c", str(path), "load value", "--author", "carol")
+    assert acked.returncode == 0, acked.stderr
+    assert {item.name: item.stat().st_uid for item in state.iterdir()} == {"state.db": NOBODY}
+    status = run_monagent("status", "-c", str(path), "--json")
+    data = json.loads(status.stdout)
+    assert [(a["key"], a["phase"], a["severity"], a["value"], a["threshold"], a["acked_by"]) for a in data["alerts"]] \
+        == [("load value", "firing", "critical", 95.0, 90, "carol")]
+    assert [s["comment"] for s in data["silences"]] == ["reboot"]
+    assert data["outbox"] == {"console": 1}
+    assert data["agent"]["running"] is False
+
+
+def test_status_prints_alerts_outbox_silences_windows_and_notifiers(running: Tuple[Path, AlertPipeline]) -> None:
+    path, pipeline = running
+    pipeline.store.set_health(pipeline.store.health("console"))
+    env = dict(os.environ, TZ="UTC")
+    result = run_monagent("status", "-c", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("web01: agent running, last evaluation ")
+    assert lines[2:4] == ["Alerts:", lines[3]]
+    assert lines[3].startswith("  FIRING    critical load value  95% (>= 90)  since ")
+    assert lines[lines.index("Outbox:") + 1] == "  console: 1 queued"
+    assert lines[lines.index("Maintenance windows:") + 1] == (
+        "  patching: inactive  sat,sun 02:00-04:00 Asia/Shanghai  check=load")
+    assert lines[lines.index("Notifiers:") + 1] == "  console: ok, last success -, sent 0"
+
+
+def test_status_with_a_broken_config_exits_78(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text("[alerting]\nfire_after_cycles = 0\n")
+    result = run_monagent("status", "-c", str(path))
+    assert result.returncode == 78
+    assert result.stderr.splitlines()[0] == (
+        f"{path}:2: alerting.fire_after_cycles: must be an integer of at least 1, got 0")
