@@ -15,6 +15,7 @@ import logging
 import os
 import platform
 import pwd
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -67,7 +68,7 @@ class KdumpCheck(Check):
         self.scan_timeout_seconds = scan_timeout_seconds
         self.max_dumps = max_dumps
         self._settle: Dict[Tuple[str, str, int], Tuple[tuple, float]] = {}
-        self._reports: Dict[Tuple[str, tuple], Optional[CrashReport]] = {}
+        self._reports: Dict[Tuple[str, tuple], Tuple[Optional[CrashReport], str]] = {}
         self._logged: Set[Tuple[str, str, str]] = set()
         self._trusted = _trusted_uids(self.trusted_owners)
 
@@ -132,7 +133,8 @@ class KdumpCheck(Check):
             if status is None:
                 writing += 1
                 continue
-            occurrences.append(build_occurrence(shared, dump, status, self._report(scan.root, dump)))
+            reasoned = self._with_cached_reason(scan.root, dump)
+            occurrences.append(build_occurrence(shared, reasoned, status, reasoned.report))
         self._forget(scan.root, scan.dumps)
         return Result(subject=scan.root, status=Status.OK, reason=_describe(scan, len(occurrences), writing),
                       occurrences=tuple(occurrences))
@@ -164,13 +166,16 @@ class KdumpCheck(Check):
             return False
         return now - previous[1] >= self.settle_seconds
 
-    def _report(self, root: str, dump: FoundDump) -> Optional[CrashReport]:
+    def _with_cached_reason(self, root: str, dump: FoundDump) -> FoundDump:
+        """The dump with its reason: read by this scan, or remembered from the scan that read this log."""
         if dump.dmesg_key is None:
-            return dump.report
+            return dump
         key = (root, dump.dmesg_key)
-        if dump.report is not None or key not in self._reports:
-            self._reports[key] = dump.report
-        return self._reports[key]
+        if key in self._reports and dump.report is None and not dump.report_error:
+            report, error = self._reports[key]
+            return replace(dump, report=report, report_error=error)
+        self._reports[key] = (dump.report, dump.report_error)
+        return dump
 
     def _forget(self, root: str, dumps: Sequence[FoundDump]) -> None:
         """Drop remembered sizes and reasons of dumps that are gone (rotation, deletion)."""
@@ -180,6 +185,9 @@ class KdumpCheck(Check):
         self._reports = {k: v for k, v in self._reports.items() if k[0] != root or k[1] in keys}
 
     def _log_ignored(self, scan: RootScan) -> None:
+        """Log each untrusted entry once while it exists."""
+        current = {(scan.root, name, why) for name, why in scan.ignored}
+        self._logged = {k for k in self._logged if k[0] != scan.root or k in current}
         for name, why in scan.ignored:
             key = (scan.root, name, why)
             if key not in self._logged:

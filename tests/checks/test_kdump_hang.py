@@ -112,3 +112,20 @@ def test_a_dump_directory_the_agent_may_not_list_still_alerts_without_a_reason(t
     [occ] = [o for r in results for o in r.occurrences]
     assert occ.summary == "kernel crash (reason unavailable: no permission to list 2024-03-05-14-22)"
     assert (occ.facts["dump_status"], occ.facts["distro_layout"]) == ("unknown", "SUSE kdump")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.isdir("/dev/shm"), reason="needs root to drop privileges")
+def test_a_kernel_log_the_agent_may_not_read_is_named_in_the_summary_on_every_run(tmp_path):
+    base = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        os.chmod(base, 0o755)
+        root = base / "crash"
+        directory = dump_dir(root, "202601210724", {"dmesg.202601210724": SYSRQ, "dump.202601210724": b"KDUMP   "})
+        for path, mode in ((root, 0o755), (directory, 0o755), (directory / "dmesg.202601210724", 0o600)):
+            os.chmod(path, mode)  # as kdump-tools leaves them (doc listing)
+        ctx = FakeContext(make_proc(tmp_path), blocking=_as_nobody)
+        watcher = KdumpCheck(roots=[str(root)], read_kdump_config=False)
+        runs = [[o.summary for r in watcher.run(ctx) for o in r.occurrences] for _ in range(2)]
+    finally:
+        shutil.rmtree(base)
+    assert runs == [["kernel crash (reason unavailable: no permission to read dmesg.202601210724)"]] * 2
