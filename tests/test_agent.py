@@ -236,8 +236,8 @@ def test_the_shipped_config_runs_without_root(public_tmp):
             fd = os.open(log, os.O_WRONLY | os.O_CREAT, 0o644)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
-            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - pytest's capture objects stand there
-            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+            sys.stdout = open(1, "w", closefd=False)
+            sys.stderr = open(2, "w", closefd=False)
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
