@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pytest
 
@@ -56,7 +56,7 @@ def test_each_kind_of_event_is_one_readable_line(event: Event, line: str) -> Non
     assert format_line(event) == line
 
 
-def _store(tmp_path: Path, *events: Event, bounds: Bounds = Bounds()) -> Store:
+def _store(tmp_path: Path, *events: Event, bounds: Optional[Bounds] = None) -> Store:
     store = Store.open(tmp_path, bounds)
     store.commit(Changes(outbox=[("console", event_to_json(e), e.time) for e in events]), T + 600)
     return store

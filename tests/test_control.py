@@ -90,7 +90,7 @@ def running(agent_files: Tuple[Path, Config]) -> Iterator[Tuple[Path, AlertPipel
 
 
 def test_the_socket_is_group_writable_only_and_answers_json_lines(running: Tuple[Path, AlertPipeline]) -> None:
-    path, pipeline = running
+    _, pipeline = running
     sock = pipeline.config.agent.runtime_dir / "control.sock"
     assert stat.S_IMODE(sock.stat().st_mode) == 0o660
     assert request(sock, {"op": "ping"}) == {"ok": True}

@@ -130,6 +130,7 @@ def parse_alerting(section: Section) -> AlertingConfig:
     defaults = parse_overrides(section, AlertingConfig(), finish=False)
     base = AlertingConfig()
     builtin = section.boolean("builtin_inhibit", True)
+    windows = tuple(w for w in (_parse_window(s) for s in section.array_of_tables("maintenance")) if w)
     rules = tuple(r for r in (_parse_inhibit(s) for s in section.array_of_tables("inhibit")) if r is not None)
     config = AlertingConfig(
         defaults=defaults,
@@ -145,7 +146,7 @@ def parse_alerting(section: Section) -> AlertingConfig:
         retention=section.duration("retention", base.retention, minimum=1.0),
         outbox_max_entries=section.integer("outbox_max_entries", base.outbox_max_entries, minimum=1),
         outbox_max_age=section.duration("outbox_max_age", base.outbox_max_age, minimum=1.0),
-        maintenance=tuple(w for w in (_parse_window(s) for s in section.array_of_tables("maintenance")) if w),
+        maintenance=windows,
         inhibit=(BUILTIN_INHIBIT if builtin else ()) + rules,
     )
     section.finish()
@@ -173,7 +174,7 @@ def parse_overrides(section: Section, base: AlertingConfig, finish: bool = True)
         flap_high=section.number("flap_high", d.flap_high, minimum=0, maximum=100),
         resolve_after_suppression=section.boolean("resolve_after_suppression", d.resolve_after_suppression),
     )
-    if result.flap_low > result.flap_high:
+    if result.flap_low > result.flap_high and ("flap_low" in section or "flap_high" in section):
         section.error("flap_low", f"must not be above flap_high ({result.flap_high:g})")
     if finish:
         section.finish()

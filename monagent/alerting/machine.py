@@ -167,8 +167,9 @@ def _fire(s: AlertState, x: _Sample, changes: List[Transition]) -> AlertState:
     number = s.incidents + 1
     incident = f"{x.prefix}-{number}"
     changes.append(Transition(Change.FIRE, incident, x.level))
+    since = x.mono if s.pending_since is None else s.pending_since
     return replace(s, phase=Phase.FIRING, incident=incident, incidents=number, severity=x.level,
-                   firing_since=x.mono if s.pending_since is None else s.pending_since, reminders_sent=0, up_streak=0, down_streak=0, resolving_since=None)
+                   firing_since=since, reminders_sent=0, up_streak=0, down_streak=0, resolving_since=None)
 
 
 def _to_inactive(s: AlertState) -> AlertState:
