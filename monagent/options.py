@@ -36,7 +36,7 @@ def option_signature(check_class: type) -> Dict[str, inspect.Parameter]:
 def _hints(check_class: type) -> Dict[str, Any]:
     try:
         return typing.get_type_hints(check_class.__init__)  # type: ignore[misc]
-    except Exception:  # a plugin's annotation that does not evaluate: treat options as Any
+    except Exception:  # noqa: BLE001 - a plugin annotation that does not evaluate (NameError, TypeError on 3.9): options as Any
         return {}
 
 
@@ -77,48 +77,74 @@ def convert(value: Any, annotation: Any, section: Section) -> tuple:
         return convert(value, non_none[0] if len(non_none) == 1 else Any, section)
     if annotation is Any:
         return True, value, ""
-    if annotation is Duration:
-        if isinstance(value, str):
-            try:
-                return True, parse_duration(value), ""
-            except ValueError:
-                pass
-        return False, None, f'must be a duration such as "30s", "5m" or "4h", got {_describe(value)}'
-    if annotation is bool:
-        return (True, value, "") if isinstance(value, bool) else (False, None, f"must be true or false, got {_describe(value)}")
-    if annotation is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        return (True, value, "") if ok else (False, None, f"must be an integer, got {_describe(value)}")
-    if annotation is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return (True, float(value), "") if ok else (False, None, f"must be a number, got {_describe(value)}")
-    if annotation is str:
-        return (True, value, "") if isinstance(value, str) else (False, None, f"must be a string, got {_describe(value)}")
-    if annotation is Path:
-        if isinstance(value, str):
-            return True, Path(value), ""
-        return False, None, f"must be a path string, got {_describe(value)}"
-    if origin in (list, tuple, typing.Sequence, Sequence, typing.List, typing.Tuple) or (origin is not None and \
-            getattr(origin, "__name__", "") in ("Sequence", "list", "tuple")):
-        if not isinstance(value, list):
-            return False, None, f"must be an array, got {_describe(value)}"
-        inner = args[0] if args else Any
-        out = []
-        for item in value:
-            ok, converted, message = convert(item, inner, section)
-            if not ok:
-                return False, None, f"array items {message}"
-            out.append(converted)
-        return True, tuple(out), ""
-    if origin in (dict, typing.Mapping, Mapping) or getattr(origin, "__name__", "") in ("Mapping", "dict"):
-        if not isinstance(value, dict):
-            return False, None, f"must be a table, got {_describe(value)}"
-        inner = args[1] if len(args) == 2 else Any
-        result = {}
-        for k, item in value.items():
-            ok, converted, message = convert(item, inner, section)
-            if not ok:
-                return False, None, f"values {message}"
-            result[k] = converted
-        return True, result, ""
+    scalar = _SCALARS.get(annotation)
+    if scalar is not None:
+        return scalar(value)
+    name = getattr(origin, "__name__", "")
+    if origin in (list, tuple) or name in ("Sequence", "list", "tuple"):
+        return _convert_sequence(value, args[0] if args else Any, section)
+    if origin is dict or name in ("Mapping", "dict"):
+        return _convert_mapping(value, args[1] if len(args) == 2 else Any, section)
     return True, value, ""
+
+
+def _bad(what: str, value: Any) -> tuple:
+    return False, None, f"must be {what}, got {_describe(value)}"
+
+
+def _duration(value: Any) -> tuple:
+    if isinstance(value, str):
+        try:
+            return True, parse_duration(value), ""
+        except ValueError:
+            pass
+    return _bad('a duration such as "30s", "5m" or "4h"', value)
+
+
+def _bool(value: Any) -> tuple:
+    return (True, value, "") if isinstance(value, bool) else _bad("true or false", value)
+
+
+def _int(value: Any) -> tuple:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    return (True, value, "") if ok else _bad("an integer", value)
+
+
+def _float(value: Any) -> tuple:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return (True, float(value), "") if ok else _bad("a number", value)
+
+
+def _str(value: Any) -> tuple:
+    return (True, value, "") if isinstance(value, str) else _bad("a string", value)
+
+
+def _path(value: Any) -> tuple:
+    return (True, Path(value), "") if isinstance(value, str) else _bad("a path string", value)
+
+
+_SCALARS = {Duration: _duration, bool: _bool, int: _int, float: _float, str: _str, Path: _path}
+
+
+def _convert_sequence(value: Any, inner: Any, section: Section) -> tuple:
+    if not isinstance(value, list):
+        return _bad("an array", value)
+    out = []
+    for item in value:
+        ok, converted, message = convert(item, inner, section)
+        if not ok:
+            return False, None, f"array items {message}"
+        out.append(converted)
+    return True, tuple(out), ""
+
+
+def _convert_mapping(value: Any, inner: Any, section: Section) -> tuple:
+    if not isinstance(value, dict):
+        return _bad("a table", value)
+    result = {}
+    for key, item in value.items():
+        ok, converted, message = convert(item, inner, section)
+        if not ok:
+            return False, None, f"values {message}"
+        result[key] = converted
+    return True, result, ""

@@ -62,7 +62,7 @@ class Gated(Check):
         return Result(status=Status.OK)
 
 
-def drain(scheduler, now, mono, until=lambda runs: bool(runs), limit=5.0):
+def drain(scheduler, now, mono, until=bool, limit=5.0):
     """Step with a fixed clock until a run arrives (threads need real time to finish)."""
     deadline = time.monotonic() + limit
     collected = []
