@@ -23,6 +23,7 @@ from monagent.checks.kdump_scan import FoundDump
 from monagent.api import Occurrence, Status
 
 SUMMARY_MAX = 200
+_LOCAL_HOSTS = ("127.0.0.1", "::1")  # RHEL names local dumps 127.0.0.1-<date>: not a crashed client
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def facts(ctx: DumpContext, dump: FoundDump, status: str, report: Optional[Crash
         "free_space": human_bytes(ctx.free_bytes) if ctx.free_bytes is not None else "",
         "excerpt": "\n".join(rep.excerpt),
         "distro_layout": shape.layout.value,
-        "host": dump.entry.host,
+        "host": "" if dump.entry.host in _LOCAL_HOSTS else dump.entry.host,
         "capture_time": capture_time(dump.entry.stamp),
         "crash_time": shape.crash_time,
         "hardware": rep.hardware,

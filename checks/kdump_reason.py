@@ -156,7 +156,7 @@ def parse_dmesg(text: str) -> CrashReport:
         taint=taint,
         hardware=next((t[len("Hardware name: "):] for t in texts[start:] if t.startswith("Hardware name: ")), ""),
         test_crash=test_crash,
-        excerpt=_excerpt(lines, start),
+        excerpt=_excerpt(lines, _excerpt_start(texts, start)),
     )
 
 
@@ -267,6 +267,14 @@ def _banner_version(texts: Sequence[str]) -> str:
         if match:
             return match.group("version")
     return ""
+
+
+def _excerpt_start(texts: Sequence[str], start: int) -> int:
+    """Include the sysrq trigger line just before a test crash's panic line."""
+    for i in range(start - 1, max(-1, start - 4), -1):
+        if _SYSRQ.search(texts[i]):
+            return i
+    return start
 
 
 def _excerpt(lines: Sequence[_Line], start: int) -> Tuple[str, ...]:

@@ -524,3 +524,22 @@ def test_options_are_validated_as_the_config_file_would_be():
     with pytest.raises(ConfigError) as err:
         build_check(KdumpCheck, {"roots": ["var/crash"]})
     assert str(err.value).endswith("checks.test: roots: 'var/crash' is not an absolute path")
+
+
+def test_a_local_rhel_dump_names_no_client_host_and_the_excerpt_starts_at_the_sysrq_trigger(root, ctx):
+    _rhel_local(root)
+    facts = only(check(root).run(ctx)).facts
+    assert "host" not in facts
+    assert facts["excerpt"].splitlines()[:2] == ["sysrq: Trigger a crash",
+                                                 "Kernel panic - not syncing: sysrq triggered crash"]
+
+
+def test_a_directory_reused_by_a_stuck_clock_gets_a_new_revision_for_its_new_core(root, ctx):
+    directory = debian(root)
+    watcher = check(root)
+    first = only(watcher.run(ctx))
+    put(directory / "dump-incomplete", FLATTENED + b"second crash", when=CRASH + 60)  # same minute stamp, new dump
+    os.rename(directory / "dump-incomplete", directory / "dump.202601210724")
+    second = only(watcher.run(ctx))
+    assert (second.id, second.summary) == (first.id, SYSRQ_HEADLINE)
+    assert second.revision != first.revision
