@@ -82,7 +82,8 @@ def default_state_dir(environ: Mapping[str, str]) -> Path:
         return Path(environ["STATE_DIRECTORY"].split(":")[0])
     if os.geteuid() == 0:
         return Path("/var/lib/monagent")
-    base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME", "/tmp")) / ".local" / "state")
+    home = environ.get("HOME") or os.path.expanduser("~")
+    base = environ.get("XDG_STATE_HOME") or str(Path(home) / ".local" / "state")
     return Path(base) / "monagent"
 
 

@@ -99,7 +99,7 @@ def format_duration(seconds: float) -> str:
     """A short human form: ``90`` -> ``1m30s``."""
     if seconds < 1:
         return f"{int(seconds * 1000)}ms" if seconds else "0s"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size:
