@@ -22,7 +22,7 @@ def _fields(times: Any) -> Tuple[float, float, float, float]:
 
 def read_loadavg(ctx: Context) -> Tuple[float, float, float]:
     try:
-        text = (ctx.proc_root / "loadavg").read_text(encoding="ascii")
+        text = (ctx.proc_root / "loadavg").read_text(encoding="utf-8")
         one, five, fifteen = (float(v) for v in text.split()[:3])
     except (OSError, ValueError) as exc:
         raise CheckError(f"cannot read {ctx.proc_root}/loadavg: {exc}") from None
@@ -34,7 +34,7 @@ def cpu_count(ctx: Context) -> int:
     counter = getattr(ctx, "cpu_count", None)
     if counter is not None:
         return int(counter())
-    text = (ctx.proc_root / "stat").read_text(encoding="ascii", errors="replace")
+    text = (ctx.proc_root / "stat").read_text(encoding="utf-8", errors="replace")
     return max(1, sum(1 for line in text.splitlines() if line.startswith("cpu") and not line.startswith("cpu ")))
 
 

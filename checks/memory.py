@@ -15,7 +15,7 @@ def read_meminfo(ctx: Context) -> Dict[str, int]:
     """``/proc/meminfo`` in bytes, by field name."""
     path = ctx.proc_root / "meminfo"
     try:
-        text = path.read_text(encoding="ascii", errors="replace")
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise CheckError(f"cannot read {path}: {exc.strerror or exc}") from None
     values: Dict[str, int] = {}

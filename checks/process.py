@@ -148,7 +148,7 @@ class ProcessCheck(Check):
     def _read_pidfile(self) -> Tuple[Optional[int], str]:
         assert self.pidfile is not None
         try:
-            with open(self.pidfile, encoding="ascii", errors="replace") as handle:
+            with open(self.pidfile, encoding="utf-8", errors="replace") as handle:
                 text = handle.read(64).strip()
         except FileNotFoundError:
             return None, f"pidfile {self.pidfile} not found"

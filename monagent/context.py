@@ -49,7 +49,7 @@ class SystemFacts:
     def boot_id(self) -> str:
         if self._boot_id is None:
             path = self.proc_root / "sys" / "kernel" / "random" / "boot_id"
-            self._boot_id = path.read_text(encoding="ascii").strip()
+            self._boot_id = path.read_text(encoding="utf-8").strip()
         return self._boot_id
 
     def close(self) -> None:
@@ -96,7 +96,7 @@ class CycleContext:
     def _stat_facts(self) -> Dict[str, object]:
         with self._lock:
             if self._stat is None:
-                text = (self.proc_root / "stat").read_text(encoding="ascii", errors="replace")
+                text = (self.proc_root / "stat").read_text(encoding="utf-8", errors="replace")
                 self._stat = procfs.parse_stat(text)
             return self._stat
 

@@ -81,7 +81,7 @@ def read_processes(proc_root: Path) -> List[ProcessInfo]:
         # cost of building 2,000 rows; the values and their types are the same.
         row.__dict__.update(
             pid=int(name), ppid=int(fields[1]), comm=stat[stat.find(b"(") + 1:close].decode("utf-8", "replace"),
-            state=fields[0].decode("ascii", "replace"), _base=base,
+            state=fields[0].decode("utf-8", "replace"), _base=base,
             cpu_seconds=(int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
             rss_bytes=int(fields[21]) * PAGE_SIZE, started=int(fields[19]),
         )
