@@ -404,3 +404,22 @@ def test_every_body_fits_its_budget_whatever_the_text(subjects, excerpt, budget,
                       ensure_ascii=False, separators=(",", ":")).encode()
     assert len(body) <= budget
     assert message.listed + message.omitted == len(items)
+
+
+def test_an_occurrence_other_than_a_crash_lists_its_facts():
+    oom = event(EventKind.OCCURRENCE, check="oom", subject="", metric="kill", value=None, threshold=None, since=None,
+                check_type="oom", summary="OOM killer killed java (pid 4242)",
+                facts={"comm": "java", "pid": "4242", "rss": "3.1 GiB"})
+    message = render(Batch((Item(oom, (1,)),)), Style("zh", "Asia/Shanghai"))
+    assert message.title == "[告警:1] web01 OOM killer killed java (pid 4242)"
+    assert message.text == """#### [告警:1] web01 OOM killer killed java (pid 4242)
+
+**<font color=#FF0000>严重</font> 事件** OOM killer killed java (pid 4242)
+
+- 主机: web01
+- 检查: oom
+- 指标: kill
+- 时间: 2026-09-21 22:13:20 CST
+- comm: java
+- pid: 4242
+- rss: 3.1 GiB"""

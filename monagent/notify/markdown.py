@@ -263,7 +263,8 @@ class Renderer:
         out.append((L["trend"], sparkline(e.trend)))
         out.append((L["time_to_full"], escape(e.facts.get("time_to_full", ""))))
         out.append((L["growth"], escape(e.facts.get("trend", ""))))
-        out.append((L["summary"], escape(e.summary, defang=defang) if e.kind != EventKind.NOTICE else ""))
+        in_headline = e.kind in (EventKind.NOTICE, EventKind.OCCURRENCE)
+        out.append((L["summary"], "" if in_headline else escape(e.summary, defang=defang)))
         out.append((L["note"], escape(e.note, defang=defang)))
         if not defang and e.details:
             out.append((L["details"], escape(e.details, defang=defang)))
