@@ -125,8 +125,11 @@ def request(path: Path, message: Mapping[str, Any], timeout: float = 10.0) -> Di
     return answer if isinstance(answer, dict) else {"ok": False, "error": "bad answer"}
 
 
-def agent_running(path: Path) -> bool:
+def agent_running(path: Path) -> Optional[bool]:
+    """Whether an agent answers on ``path``; None when this user may not ask (the socket is 0660)."""
     try:
         return bool(request(path, {"op": "ping"}, timeout=2.0).get("ok"))
+    except PermissionError:
+        return None
     except (AgentNotRunning, OSError, ValueError):
         return False

@@ -315,3 +315,58 @@ def test_the_store_is_committed_before_observe_returns(tmp_path: Path, clock: Cl
         assert [e.event.kind for e in other.pending("console", float("inf"))] == [EventKind.FIRING]
     finally:
         other.close()
+
+
+def test_an_ack_also_mutes_the_de_escalation(tmp_path: Path, clock: Clock) -> None:
+    p = open_pipeline(config(tmp_path, LOAD), clock)
+    values(p, clock, "load", 95, 95)
+    p.ack("load value", author="ops", now=clock.wall)
+    assert values(p, clock, "load", 85, 85) == []
+    assert p.heard[AlertKey("load", "", "value")]["console"].severity == Status.WARNING
+    assert values(p, clock, "load", 10, 10) == ["RESOLVED warning web01 load value 10 since 14:14"]
+    assert p.acks == {}
+
+
+def test_notify_deescalation_false_keeps_quiet_about_a_lower_severity(tmp_path: Path, clock: Clock) -> None:
+    p = open_pipeline(config(tmp_path, LOAD + "notify_deescalation = false\n"), clock)
+    values(p, clock, "load", 95, 95)
+    assert values(p, clock, "load", 85, 85, 85) == []
+    assert values(p, clock, "load", 95) == ["ESCALATED critical web01 load value 95 (>= 90) since 14:14"]
+
+
+def test_an_expiring_ack_lets_reminders_resume(tmp_path: Path, clock: Clock) -> None:
+    p = open_pipeline(config(tmp_path, LOAD, 'repeat_interval = "10m"\n'), clock)
+    values(p, clock, "load", 95, 95)
+    p.ack("load value", author="ops", expires_at=clock.wall + 900, now=clock.wall)
+    now, mono = clock.step(600)
+    p.tick(now, mono)
+    assert drain(p.store) == []
+    now, mono = clock.step(600)
+    p.tick(now, mono)
+    assert drain(p.store) == ["REMINDER critical web01 load value 95 (>= 90) since 14:14"]
+
+
+def test_removing_a_threshold_retires_its_key(tmp_path: Path, clock: Clock) -> None:
+    disks = '[checks.disks]\ntype = "disk"\n[checks.disks.alerting]\nfire_after_cycles = 1\n'
+    p = open_pipeline(config(tmp_path, disks), clock)
+    assert observe(p, clock, run("disks", Result(subject="/", metrics=(Metric("used_percent", 99.0, "%"),)),
+                                 check_type="disk")) == ["FIRING critical web01 disks / used_percent 99% (>= 95) since 14:14"]
+    p.reload(config(tmp_path, disks.replace('type = "disk"\n', 'type = "verdict"\n')))
+    assert drain(p.store) == ["RESOLVED critical web01 disks / used_percent 99% since 14:14 (threshold removed)"]
+
+
+def test_idle_inactive_keys_and_old_seen_ids_are_pruned(tmp_path: Path, clock: Clock) -> None:
+    p = open_pipeline(config(tmp_path, LOAD + "[checks.crash]\ntype = \"kdump\"\n",
+                             'retention = "1h"\nseen_ttl = "2h"\n'), clock)
+    values(p, clock, "load", 95, 10)
+    observe(p, clock, run("crash", occurrences(Occurrence("d1", "panic")), check_type="kdump"))
+    now, mono = clock.step(3 * 3600)
+    p.tick(now, mono)
+    assert p.states == {}
+    assert all(not seen for seen in p.seen.values())
+    reopened = Store.open(tmp_path / "state")
+    try:
+        snapshot = reopened.load()
+        assert (snapshot.alerts, snapshot.seen) == ({}, {})
+    finally:
+        reopened.close()

@@ -7,7 +7,7 @@ receiver is named by its config name, never by its URL or token.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from monagent.alerting import codec
 from monagent.alerting.machine import Phase
@@ -68,7 +68,7 @@ def _silences(snapshot: Snapshot, now: float, include_expired: bool) -> List[Dic
     return sorted(rows, key=lambda r: r["ends_at"])
 
 
-def gather(config: Config, store: Store, now: float, *, running: bool) -> Dict[str, Any]:
+def gather(config: Config, store: Store, now: float, *, running: Optional[bool]) -> Dict[str, Any]:
     snapshot = store.load()
     receivers = list(config.notifiers.receiver_names)
     receivers += [r for r in store.receivers_with_entries() if r not in receivers]

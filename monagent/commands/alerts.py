@@ -339,7 +339,8 @@ def _value_text(row: Dict[str, Any]) -> str:
 
 def render_status(data: Dict[str, Any]) -> List[str]:
     agent = data["agent"]
-    lines = [f"{data['host']}: agent {'running' if agent['running'] else 'not running'}, last evaluation "
+    running = {True: "running", False: "not running", None: "state unknown (no access to its control socket)"}
+    lines = [f"{data['host']}: agent {running[agent['running']]}, last evaluation "
              f"{_clock(agent['last_eval_at'])}, state in {agent['state_dir']}", "", "Alerts:"]
     for row in data["alerts"]:
         extra = [word for word, on in (("flapping", row["flapping"]), (f"muted: {row['muted']}", row["muted"]),
