@@ -265,7 +265,7 @@ class WorkerPool:
 
     def _retire_stuck(self, worker: _Worker, key: Optional[Hashable], what: str) -> None:
         """A call timed out: keep its worker as the key's probe, or kill it."""
-        if key is None:
+        if key is None or self._closed:
             log.warning("%s did not return in time; killing worker %d", what, worker.pid)
             self._discard(worker)
             return
