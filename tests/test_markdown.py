@@ -423,3 +423,10 @@ def test_an_occurrence_other_than_a_crash_lists_its_facts():
 - comm: java
 - pid: 4242
 - rss: 3.1 GiB"""
+
+
+def test_a_summary_that_only_repeats_the_value_and_threshold_is_left_out():
+    bare = render(Batch((Item(event(summary="93.0% (>= 90)"), (1,)),)), EN).text
+    useful = render(Batch((Item(event(summary="nginx: 0 running, expected >= 1"), (1,)),)), EN).text
+    assert "Summary" not in bare
+    assert "- Summary: nginx: 0 running, expected >= 1" in useful

@@ -105,6 +105,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u200b-\u200f\u202a-\u202e\u20
 _SPECIAL = re.compile(r"([\\`*_\[\]<~])")
 _LINE_START = re.compile(r"^(\s*)([-+>#=]|\d+[.)])")
 _REGISTERS = re.compile(r"^\s*(R(?!IP\b)[A-Z0-9]{1,2}|[ECDFGS]S|CR\d|DR\d|Code|EFLAGS):")
+_BARE = re.compile(r"^\s*-?[\d.]+\s*\S{0,5}\s*\(\s*[<>]=?\s*-?[\d.]+\s*\S{0,5}\s*\)\s*$")  # "21.8% (>= 2)"
 _SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)://")
 
 
@@ -263,8 +264,8 @@ class Renderer:
         out.append((L["trend"], sparkline(e.trend)))
         out.append((L["time_to_full"], escape(e.facts.get("time_to_full", ""))))
         out.append((L["growth"], escape(e.facts.get("trend", ""))))
-        in_headline = e.kind in (EventKind.NOTICE, EventKind.OCCURRENCE)
-        out.append((L["summary"], "" if in_headline else escape(e.summary, defang=defang)))
+        said = e.kind in (EventKind.NOTICE, EventKind.OCCURRENCE) or (e.value is not None and _BARE.match(e.summary))
+        out.append((L["summary"], "" if said else escape(e.summary, defang=defang)))
         out.append((L["note"], escape(e.note, defang=defang)))
         if not defang and e.details:
             out.append((L["details"], escape(e.details, defang=defang)))
