@@ -430,3 +430,29 @@ def test_a_summary_that_only_repeats_the_value_and_threshold_is_left_out():
     useful = render(Batch((Item(event(summary="nginx: 0 running, expected >= 1"), (1,)),)), EN).text
     assert "Summary" not in bare
     assert "- Summary: nginx: 0 running, expected >= 1" in useful
+
+
+def test_a_crash_collected_on_a_dump_server_names_the_client_and_the_capture_clock():
+    crash = Event(id="c2", kind=EventKind.OCCURRENCE, key=AlertKey("kdump", "/srv/crash/10.0.0.7-2026-09-21-13:30", "dump"),
+                  severity=Status.CRITICAL, time=T0, host="dumpsrv", summary="crash", check_type="kdump",
+                  facts={"reason": "Out of memory and no killable processes...", "panic": "Kernel panic - not syncing: "
+                         "Out of memory: system-wide panic_on_oom is enabled", "host": "10.0.0.7",
+                         "capture_time": "2026-09-21 13:30", "hardware": "VMware Virtual Platform",
+                         "dump_path": "/srv/crash/10.0.0.7-2026-09-21-13:30", "dump_size": "812.0 MiB",
+                         "dump_format": "makedumpfile flattened", "dump_status": "complete", "test_crash": "no",
+                         "note": "remote (ssh) dump"})
+    text = render(Batch((Item(crash, (1,)),)), EN).text
+    assert text == """#### [kernel crash] 10.0.0.7: Out of memory and no killable processes...
+
+**<font color=#FF0000>CRITICAL</font> kernel crash** Out of memory and no killable processes...
+
+- Host: 10.0.0.7 (dump on dumpsrv)
+- Time: 2026-09-21 14:13:20 UTC
+- Captured: 2026-09-21 13:30 (capture-kernel clock)
+- Panic: Kernel panic - not syncing: Out of memory: system-wide panic\\_on\\_oom is enabled
+- Hardware: VMware Virtual Platform
+- Dump: /srv/crash/10.0.0.7-2026-09-21-13:30, 812.0 MiB, makedumpfile flattened (run makedumpfile -R before crash)
+- Status: complete
+- Note: remote (ssh) dump
+
+@13800000000"""

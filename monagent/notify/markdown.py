@@ -40,6 +40,9 @@ LABELS = {
         "summary": "Summary", "details": "Details", "was": "Severity was", "reminders": "reminders",
         "reason": "Reason", "where": "Where", "process": "Process", "kernel": "Kernel", "running": "running",
         "taint": "Taint", "dump": "Dump", "status": "Status", "free": "Free space", "excerpt": "Log excerpt",
+        "via": "dump on", "capture_time": "Captured", "capture_clock": "capture-kernel clock",
+        "crash_time": "Crash time", "panic": "Panic", "hardware": "Hardware", "apport": "Apport report",
+        "flattened": "run makedumpfile -R before crash",
         "more": "+{n} more ({parts})", "more.critical": "{n} critical", "more.warning": "{n} warning",
         "more.resolved": "{n} resolved",
         "dropped": "{n} earlier events were dropped (outbox bound reached or rejected by the receiver)",
@@ -63,6 +66,8 @@ LABELS = {
         "summary": "说明", "details": "详情", "was": "原级别", "reminders": "次提醒",
         "reason": "原因", "where": "位置", "process": "进程", "kernel": "内核", "running": "当前运行",
         "taint": "污染标记", "dump": "转储", "status": "完整性", "free": "剩余空间", "excerpt": "日志摘录",
+        "via": "转储于", "capture_time": "捕获时间", "capture_clock": "捕获内核时钟", "crash_time": "崩溃时间",
+        "panic": "Panic", "hardware": "硬件", "apport": "apport 报告", "flattened": "需先 makedumpfile -R 再用 crash 分析",
         "more": "+{n} 条未列出（{parts}）", "more.critical": "严重 {n}", "more.warning": "警告 {n}",
         "more.resolved": "已恢复 {n}",
         "dropped": "此前有 {n} 条事件被丢弃（超出队列上限或被接收方拒绝）",
@@ -279,30 +284,40 @@ class Renderer:
         L, f = self.L, event.facts
         test = f" ({L['test_crash']})" if f.get("test_crash", "").lower() in ("1", "true", "yes") else ""
         head = f"**{self.badge(event)} {L['tag.crash']}{test}** {headline(event, defang)}"
-        where = escape(f.get("function", ""), defang=defang)
-        if f.get("module"):
-            where += f" \\[{escape(f['module'], defang=defang)}\\]"
-        who = escape(f.get("comm", ""), defang=defang)
-        if f.get("pid"):
-            who += f" (pid {escape(f['pid'])})"
-        kernel = escape(f.get("kernel", ""))
-        if f.get("running_kernel") and f.get("running_kernel") != f.get("kernel"):
-            kernel += f" ({L['running']}: {escape(f['running_kernel'])})"
-        dump = ", ".join(escape(f[k], defang=defang) for k in ("dump_path", "dump_size", "dump_format") if f.get(k))
-        fields = [
-            (L["host"], escape(event.host)), (L["time"], self.time(event.time)),
-            (L["where"], where), (L["process"], who),
-            (L["kernel"], kernel), (L["taint"], escape(f.get("taint", ""))), (L["dump"], dump),
-            (L["status"], escape(f.get("dump_status", ""))), (L["free"], escape(f.get("free_space", ""))),
-            (L["note"], escape(event.note, defang=defang)),
-        ]
-        text = head + "\n\n" + "\n".join(f"- {k}: {v}" for k, v in fields if v)
+        text = head + "\n\n" + "\n".join(f"- {k}: {v}" for k, v in self.crash_fields(event, defang) if v)
         excerpt = [line for line in f.get("excerpt", "").splitlines()
                    if line.strip() and not _REGISTERS.match(line)][:EXCERPT_LINES]
         if excerpt and not defang:
             quoted = "\n\n".join("> " + escape(line, 200, line_start=True) for line in excerpt)
             text += f"\n\n{L['excerpt']}:\n\n{quoted}"
         return text
+
+    def crash_fields(self, event: Event, defang: bool) -> List[Tuple[str, str]]:
+        L, f = self.L, event.facts
+
+        def fact(key: str) -> str:
+            return escape(f.get(key, ""), defang=defang)
+
+        host = escape(event.host)
+        if f.get("host"):  # a dump server: the crashed client is named by the dump directory
+            host = f"{fact('host')} ({L['via']} {host})"
+        where = fact("function") + (f" \\[{fact('module')}\\]" if f.get("module") else "")
+        who = fact("comm") + (f" (pid {fact('pid')})" if f.get("pid") else "")
+        kernel = fact("kernel")
+        if f.get("running_kernel") and f.get("running_kernel") != f.get("kernel"):
+            kernel += f" ({L['running']}: {fact('running_kernel')})"
+        dump = ", ".join(fact(k) for k in ("dump_path", "dump_size", "dump_format") if f.get(k))
+        if "flattened" in f.get("dump_format", ""):
+            dump += f" ({L['flattened']})"
+        capture = f"{fact('capture_time')} ({L['capture_clock']})" if f.get("capture_time") else ""
+        note = "; ".join(n for n in (fact("note"), escape(event.note, defang=defang)) if n)
+        return [
+            (L["host"], host), (L["time"], self.time(event.time)), (L["capture_time"], capture),
+            (L["crash_time"], fact("crash_time")), (L["panic"], fact("panic")), (L["where"], where),
+            (L["process"], who), (L["kernel"], kernel), (L["taint"], fact("taint")),
+            (L["hardware"], fact("hardware")), (L["dump"], dump), (L["status"], fact("dump_status")),
+            (L["free"], fact("free_space")), (L["apport"], fact("apport_report")), (L["note"], note),
+        ]
 
     def digest_line(self, item: Item, defang: bool) -> str:
         event = item.event
@@ -440,7 +455,8 @@ def _title(batch: Batch, r: Renderer) -> str:
         title = f"[{L['tag.digest']}] {host} " + " · ".join(counts)
     elif is_crash(top):
         test = f" ({L['test_crash']})" if top.facts.get("test_crash", "").lower() in ("1", "true", "yes") else ""
-        title = f"[{L['tag.crash']}] {host}: {headline(top)}{test}"
+        crashed = escape(top.facts["host"]) if top.facts.get("host") else host  # a dump server's client
+        title = f"[{L['tag.crash']}] {crashed}: {headline(top)}{test}"
     elif problems:
         title = f"[{L['tag.firing']}:{problems}] {host} {headline(top)}"
     elif top.kind == EventKind.RESOLVED:
