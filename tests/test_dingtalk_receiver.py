@@ -219,7 +219,7 @@ def test_mentions_go_into_the_at_object_and_the_body(fake, clock):
         rx.close()
     critical, warning = fake.accepted
     assert critical.body["at"] == {"atMobiles": ["13800000000"], "atUserIds": ["u1"], "isAtAll": False}
-    assert critical.text.endswith("\n\n@13800000000")
+    assert critical.text.endswith("\n\n@13800000000 @u1")  # DingTalk wants each @ in the text too
     assert warning.body["at"] == {"atMobiles": [], "atUserIds": [], "isAtAll": True}
 
 

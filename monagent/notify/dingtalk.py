@@ -123,7 +123,7 @@ class DingTalkReceiver:
         self.config = config
         self.name = config.receiver_name
         self.style = Style(config.language, config.timezone, config.keywords,
-                           {sev: m.at_mobiles for sev, m in config.mentions.items()})
+                           {sev: m.at_mobiles + m.at_user_ids for sev, m in config.mentions.items()})
         self._session = session
         self._stale_timestamps = 0
 

@@ -89,7 +89,7 @@ class Style:
     language: str = "zh"
     timezone: Optional[str] = None
     keywords: Tuple[str, ...] = ()
-    mentions: Mapping[str, Sequence[str]] = field(default_factory=dict)  # severity -> mobiles, for the body
+    mentions: Mapping[str, Sequence[str]] = field(default_factory=dict)  # severity -> @-names (mobiles, user ids) for the body
 
     def label(self, key: str) -> str:
         return LABELS[self.language][key]
