@@ -32,12 +32,18 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     handler: Handler
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is not the agent's problem: a log line, not a traceback on stderr."""
+        log.debug("control request failed", exc_info=True)
+
 
 class _Connection(socketserver.StreamRequestHandler):
     server: _Server
 
     def handle(self) -> None:
         line = self.rfile.readline(MAX_REQUEST)
+        if not line.strip():
+            return  # a probe (another agent checking whether this one lives): nothing to answer
         try:
             message = json.loads(line)
             if not isinstance(message, dict):
@@ -46,7 +52,10 @@ class _Connection(socketserver.StreamRequestHandler):
             answer: Dict[str, Any] = {"ok": False, "error": "bad request: send one JSON object on one line"}
         else:
             answer = self.server.handler(message)
-        self.wfile.write(json.dumps(answer).encode() + b"\n")
+        try:
+            self.wfile.write(json.dumps(answer).encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("control client left before the answer")
 
 
 class ControlServer:

@@ -192,3 +192,19 @@ def test_status_with_a_broken_config_exits_78(tmp_path: Path) -> None:
     assert result.returncode == 78
     assert result.stderr.splitlines()[0] == (
         f"{path}:2: alerting.fire_after_cycles: must be an integer of at least 1, got 0")
+
+
+def test_a_probe_that_sends_nothing_gets_no_answer_and_no_traceback(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "control.sock"
+    server = ControlServer(path, lambda message: {"ok": True})
+    server.start()
+    try:
+        for _ in range(3):
+            probe = socket.socket(socket.AF_UNIX)
+            probe.connect(str(path))
+            probe.close()
+        assert request(path, {"op": "ping"}) == {"ok": True}
+    finally:
+        server.stop()
+    assert capsys.readouterr().err == ""
