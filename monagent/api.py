@@ -85,7 +85,8 @@ class Threshold:
     """Warning and critical levels of one metric, each with an optional clear value.
 
     With ``direction=ABOVE`` a value at or above ``critical`` is CRITICAL and it
-    clears only at or below ``critical_clear`` (hysteresis); ``BELOW`` mirrors it.
+    clears only at or below ``critical_clear`` (hysteresis). With ``BELOW`` a value
+    strictly below ``critical`` is CRITICAL and it clears at or above ``critical_clear``.
     A level left as None is not evaluated.
     """
 
@@ -129,10 +130,12 @@ class Threshold:
 
     @property
     def operator(self) -> str:
-        return ">=" if self.direction == Direction.ABOVE else "<="
+        return ">=" if self.direction == Direction.ABOVE else "<"
 
     def _reaches(self, value: float, limit: float) -> bool:
-        return value >= limit if self.direction == Direction.ABOVE else value <= limit
+        # "above" includes the limit (used 95% with critical = 95 is critical); "below" is strict, so
+        # count = { critical = 1, direction = "below" } means "fewer than 1 running" (DECISIONS.md section 1).
+        return value >= limit if self.direction == Direction.ABOVE else value < limit
 
     def _beyond(self, value: float, off: float) -> bool:
         return value > off if self.direction == Direction.ABOVE else value < off

@@ -262,7 +262,7 @@ def loads(source: str, file: str = "agent.toml", environ: Optional[Mapping[str, 
 
         registry = Registry(agent.plugin_dirs, trusted_owners=agent.trusted_plugin_owners)
     alerting = parse_alerting(root.table("alerting"))
-    notifiers = parse_notifiers(root.table("notifiers"))
+    notifiers = parse_notifiers(root.table("notifiers"), alerting)
     metrics = parse_metrics(root.table("metrics"))
     checks = []
     for name, section in root.table("checks").tables():

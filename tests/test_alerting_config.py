@@ -87,7 +87,7 @@ def test_bad_values_are_reported_with_file_line_and_key(tmp_path: Path) -> None:
         ':12: alerting.repeat_interval.warnin: unknown key (did you mean "warning"?)',
         ':10: alerting.fire_window: must be "N of M" with 1 <= N <= M <= 64, got "5 of 3"',
         ":11: alerting.flap_low: must not be above flap_high (30)",
-        ":13: alerting.max_sends_per_minute: must be an integer from 1 to 20, got 25",
+        ":13: alerting.max_sends_per_minute: must be an integer from 1 to 19, got 25",
         ':18: checks.load.alerting.lockout: unknown key; accepted keys: clear_after_cycles, deescalate_after_cycles, '
         'escalate_after_cycles, fire_after, fire_after_cycles, fire_window, flap_enabled, flap_high, flap_low, '
         'keep_firing_for, max_reminders, notify_deescalation, repeat_interval, resolve_after_suppression, '

@@ -123,7 +123,7 @@ def test_a_check_runs_against_a_fake_process_table_and_is_judged_by_its_default_
     assert report.statuses == {("nginx", "count"): Status.OK}
     down = run_check(WorkerCount, {"name": "postgres"}, ctx)
     assert down.statuses == {("postgres", "count"): Status.CRITICAL}
-    assert down.summary == "postgres: count 0 (<= 1)"
+    assert down.summary == "postgres: count 0 (< 1)"
 
 
 def test_command_lines_come_from_the_fake_table():

@@ -115,7 +115,7 @@ class AlertingConfig:
     group_wait: float = 10.0
     max_sends_per_minute: int = 18
     lockout: float = 600.0
-    body_budget_bytes: int = 18_000
+    body_budget_bytes: int = 20_000  # the whole request body, as DingTalk counts it
     mention_after_reminders: int = 0  # 0: off
     notify_transients: bool = False
     seen_ttl: float = 90 * 86400.0
@@ -137,7 +137,7 @@ def parse_alerting(section: Section) -> AlertingConfig:
         outage_tolerance=section.duration("outage_tolerance", base.outage_tolerance),
         startup_grace=section.duration("startup_grace", None),
         group_wait=section.duration("group_wait", base.group_wait),
-        max_sends_per_minute=section.integer("max_sends_per_minute", base.max_sends_per_minute, minimum=1, maximum=20),
+        max_sends_per_minute=section.integer("max_sends_per_minute", base.max_sends_per_minute, minimum=1, maximum=19),
         lockout=section.duration("lockout", base.lockout),
         body_budget_bytes=section.integer("body_budget_bytes", base.body_budget_bytes, minimum=1000, maximum=20_000),
         mention_after_reminders=section.integer("mention_after_reminders", 0, minimum=0),

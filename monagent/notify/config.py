@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from monagent.alerting.config import AlertingConfig
 from monagent.confread import Section
 from monagent.fleet_config import AlertmanagerConfig, parse_alertmanager
-from monagent.notify.dingtalk_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
+from monagent.notify.dingtalk_config import Delivery, DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
 from monagent.notify.route import Route, parse_route
 
 
@@ -41,10 +42,16 @@ def parse_console(section: Section) -> ConsoleConfig:
     return ConsoleConfig(enabled, route)
 
 
-def parse_notifiers(section: Section) -> NotifiersConfig:
+def parse_notifiers(section: Section, alerting: Optional[AlertingConfig] = None) -> NotifiersConfig:
+    """``alerting`` supplies the pacing defaults (group_wait, max_sends_per_minute, lockout, body budget)
+    that each robot may override in its own table."""
+    base = None
+    if alerting is not None:
+        base = Delivery(max_sends_per_minute=alerting.max_sends_per_minute, group_wait=alerting.group_wait,
+                        lockout=alerting.lockout, body_budget=alerting.body_budget_bytes)
     console = parse_console(section.table("console"))
-    dingtalk = tuple(parse_dingtalk(name, sub) for name, sub in section.table("dingtalk").tables())
-    webhooks = tuple(parse_webhook(name, sub) for name, sub in section.table("webhook").tables())
+    dingtalk = tuple(parse_dingtalk(name, sub, base) for name, sub in section.table("dingtalk").tables())
+    webhooks = tuple(parse_webhook(name, sub, base) for name, sub in section.table("webhook").tables())
     alertmanager = parse_alertmanager(section.table("alertmanager")) if "alertmanager" in section else None
     section.mark_used("alertmanager")
     section.finish()

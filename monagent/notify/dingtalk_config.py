@@ -8,7 +8,7 @@ inline, from ``${ENV}``, from ``*_file`` or from a systemd credential (``*_crede
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
@@ -80,7 +80,8 @@ class WebhookConfig:
         return f"webhook:{self.name}"
 
 
-def parse_dingtalk(name: str, section: Section) -> DingTalkConfig:
+def parse_dingtalk(name: str, section: Section, base: Optional[Delivery] = None) -> DingTalkConfig:
+    """One robot; ``base`` carries the pacing defaults from ``[alerting]``."""
     webhook = _robot_url(section)
     secret = section.secret("secret")
     if secret is not None and "://" in secret.reveal():
@@ -101,18 +102,21 @@ def parse_dingtalk(name: str, section: Section) -> DingTalkConfig:
         language=section.string("language", "zh", choices=LANGUAGES),
         timezone=_timezone(section),
         mentions=_mentions(section.table("mentions")),
-        delivery=_delivery(section, Delivery(), max_rate, DINGTALK_BODY_LIMIT),
+        delivery=_delivery(section, base or Delivery(), max_rate, DINGTALK_BODY_LIMIT),
     )
     section.finish()
     return config
 
 
-def parse_webhook(name: str, section: Section) -> WebhookConfig:
+def parse_webhook(name: str, section: Section, pacing: Optional[Delivery] = None) -> WebhookConfig:
+    """One webhook; ``pacing`` carries group_wait and lockout defaults from ``[alerting]``."""
     url = section.secret("url", required=True) or Secret("")
     if url and not url.reveal().startswith(("http://", "https://")):
         section.error("url", "must be an http:// or https:// URL")
     base = WebhookConfig.__dataclass_fields__["delivery"].default
     assert isinstance(base, Delivery)
+    if pacing is not None:
+        base = replace(base, group_wait=pacing.group_wait, lockout=pacing.lockout)
     config = WebhookConfig(
         name=name,
         url=url,
