@@ -1,0 +1,85 @@
+"""The shipped agent.toml is the commented reference: as shipped it is valid, and so is every option it shows."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from monagent.config import load, loads
+from monagent.confread import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "agent.toml"
+ENV = {"HOME": "/tmp/monagent-test-home"}
+OPTION = re.compile(r"^# ((\[\[?[a-z_.]+\]\]?(\s+#.*)?)|([a-z_.]+ = .*))$")
+
+
+def uncommented(tmp_path: Path) -> str:
+    """Every commented-out table and option line of the shipped file, switched on."""
+    (tmp_path / "am-token").write_text("token\n")
+    (tmp_path / "am-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    lines = []
+    for line in SHIPPED.read_text().splitlines():
+        match = OPTION.match(line)
+        text = match.group(1) if match else line
+        text = text.replace("/etc/monagent/am-token", str(tmp_path / "am-token"))
+        text = text.replace("/etc/monagent/am-ca.pem", str(tmp_path / "am-ca.pem"))
+        lines.append(text)
+    return "\n".join(lines) + "\n"
+
+
+def test_the_shipped_file_is_valid_as_shipped():
+    config = load(SHIPPED, environ=ENV)
+    assert [c.type for c in config.checks] == ["cpu", "memory", "disk", "kdump", "oom"]
+    assert config.notifiers.receiver_names == ("console",)
+    assert not config.metrics.enabled
+
+
+def test_every_option_the_shipped_file_shows_is_a_real_option_with_a_valid_example(tmp_path):
+    text = uncommented(tmp_path)
+    try:
+        config = loads(text, str(tmp_path / "agent.toml"), environ=ENV)
+    except ConfigError as err:
+        pytest.fail("the commented reference has invalid options:\n" + str(err))
+    assert {c.type for c in config.checks} >= {"cpu", "memory", "disk", "kdump", "oom", "process", "systemd", "nagios"}
+    assert config.notifiers.receiver_names == ("console", "dingtalk:ops", "webhook:ops", "alertmanager")
+    assert config.metrics.enabled is False
+    assert len(config.alerting.maintenance) == 1
+
+
+def test_the_shipped_defaults_match_the_code_defaults(tmp_path):
+    """Uncommenting a default changes nothing: the comments tell the truth."""
+    shipped = load(SHIPPED, environ=ENV)
+    text = uncommented(tmp_path)
+    # keep only the sections that exist when shipped, with their defaults switched on
+    sections = re.split(r"(?m)^(?=\[)", text)
+    kept = [s for s in sections if s.startswith(("[agent]", "[alerting]\n", "[checks.cpu]", "[checks.memory]",
+                                                 "[checks.disks]", "[checks.crash_dumps]", "[checks.oom]",
+                                                 "[notifiers.console]", "[metrics]"))]
+    kept = [s.split("\n[checks.disks.thresholds]")[0].split("\n[checks.cpu.thresholds]")[0]
+            .split("\n[checks.memory.thresholds]")[0] for s in kept]
+    body = "\n".join(kept)
+    body = re.sub(r'(?m)^(state_dir|runtime_dir) = .*$', "", body)
+    body = re.sub(r'(?m)^(startup_grace|deescalate_after_cycles) = .*$', "", body)  # defaults derived elsewhere
+    body = re.sub(r'(?m)^mounts = .*$', "", body)  # an example, not the default (all real filesystems)
+    body = re.sub(r'(?m)^hostname = .*$', "", body)
+    config = loads(body, "agent.toml", environ=ENV)
+    assert config.alerting == shipped.alerting
+    def essentials(checks):
+        return [(c.name, c.type, c.interval, c.timeout, c.thresholds, c.alerting) for c in checks]
+
+    assert essentials(config.checks) == essentials(shipped.checks)
+    from monagent.loader import Registry
+    from monagent.options import option_signature
+
+    registry = Registry()
+    for check in config.checks:
+        params = option_signature(registry.resolve(check.type))
+        for key, value in check.options.items():
+            default = params[key].default
+            default = tuple(default) if isinstance(default, list) else default
+            assert value == default, f"checks.{check.name}.{key}: the comment says {value!r}, the code {default!r}"
+    assert config.notifiers == shipped.notifiers
+    assert config.metrics == shipped.metrics
