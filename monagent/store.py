@@ -410,12 +410,18 @@ class Store:
                 self._done.setdefault(receiver, set()).update(seqs)
 
     def take_dropped_count(self, receiver: str) -> int:
+        import sqlite3
+
         with self._lock:
             row = self.conn.execute("SELECT dropped_unreported FROM receiver_health WHERE receiver = ?",
                                     (receiver,)).fetchone()
             if not row or not row[0]:
                 return 0
-            self.conn.execute("UPDATE receiver_health SET dropped_unreported = 0 WHERE receiver = ?", (receiver,))
+            try:
+                self.conn.execute("UPDATE receiver_health SET dropped_unreported = 0 WHERE receiver = ?",
+                                  (receiver,))
+            except sqlite3.Error:
+                return 0  # said next time, when the store can record that it was said
             return int(row[0])
 
     def health(self, receiver: str) -> ReceiverHealth:
@@ -453,12 +459,18 @@ class Store:
         return {k: json.loads(v) for k, v in rows}
 
     def kv_set(self, namespace: str, key: str, value: Any) -> None:
-        """Store a JSON value (None deletes it); committed before it returns."""
+        """Store a JSON value (None deletes it); committed before it returns, or logged when it cannot be."""
+        import sqlite3
+
         with self._lock:
-            if value is None:
-                self.conn.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
-            else:
-                self.conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (namespace, key, json.dumps(value)))
+            try:
+                if value is None:
+                    self.conn.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
+                else:
+                    self.conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)",
+                                      (namespace, key, json.dumps(value)))
+            except sqlite3.Error as exc:
+                log.warning("cannot record %s/%s in %s (%s)", namespace, key, self.path, exc)
 
 
 class _Corrupt(Exception):

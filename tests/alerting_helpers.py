@@ -65,9 +65,11 @@ plugin_dirs = []
 """
 
 
-def config(tmp_path: Path, extra: str = "", alerting: str = "", base: str = BASE) -> Config:
-    """A config with the in-test check types; ``alerting`` lines go into ``[alerting]``."""
-    if "startup_grace" not in alerting:
+def config(tmp_path: Path, extra: str = "", alerting: str = "", base: str = BASE, grace: bool = False) -> Config:
+    """A config with the in-test check types; ``alerting`` lines go into ``[alerting]``.
+
+    Startup grace is off unless ``grace`` (the default grace) or ``alerting`` sets it."""
+    if "startup_grace" not in alerting and not grace:
         alerting = 'startup_grace = "0"\n' + alerting
     text = base.format(state=tmp_path / "state", runtime=tmp_path / "run") + alerting + "\n" + extra
     return loads(text, str(tmp_path / "agent.toml"), environ={}, registry=Registry())  # type: ignore[arg-type]

@@ -370,3 +370,15 @@ def test_idle_inactive_keys_and_old_seen_ids_are_pruned(tmp_path: Path, clock: C
         assert (snapshot.alerts, snapshot.seen) == ({}, {})
     finally:
         reopened.close()
+
+
+def test_the_default_startup_grace_is_twice_each_checks_interval_and_at_least_a_minute(tmp_path: Path,
+                                                                                      clock: Clock) -> None:
+    checks = ('[checks.fast]\ntype = "gauge"\ninterval = "10s"\n[checks.fast.alerting]\nfire_after_cycles = 1\n'
+              '[checks.slow]\ntype = "gauge"\ninterval = "2m"\n[checks.slow.alerting]\nfire_after_cycles = 1\n')
+    p = open_pipeline(config(tmp_path, checks, grace=True), clock)
+    fired = []
+    for _ in range(4):
+        lines = observe(p, clock, run("fast", value(95)), run("slow", value(95)))
+        fired.append([line.split()[3] for line in lines])
+    assert fired == [["fast"], [], [], ["slow"]]  # runs 60 s apart; grace: fast 60 s, slow 240 s

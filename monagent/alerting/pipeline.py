@@ -102,10 +102,7 @@ class AlertPipeline:
         self._apply_config(config)
         snapshot = store.load()
         self._restore(snapshot, now, monotonic)
-        grace = config.alerting.startup_grace
-        if grace is None:
-            grace = max([2 * c.interval for c in config.checks] + [60.0])
-        self._grace_until = monotonic + grace
+        self._started = monotonic
         self._startup_notices(snapshot.meta, boot_id, now)
         for key in [k for k in self.states if config.check(k.check) is None]:
             self._retire(key, "check removed", now, monotonic)
@@ -114,9 +111,20 @@ class AlertPipeline:
 
     # ------------------------------------------------------------ configuration and restore
     def _apply_config(self, config: Config) -> None:
+        from monagent.store import Bounds
+
         self.config = config
         self.host = config.agent.hostname
         self.recipients = recipients_of(config)
+        self.store.bounds = Bounds(config.alerting.outbox_max_entries, config.alerting.outbox_max_age)
+
+    def _in_grace(self, check: str, mono: float) -> bool:
+        """Startup grace (d.8): ``startup_grace``, or max(2 x the check's interval, 60 s)."""
+        grace = self.config.alerting.startup_grace
+        if grace is None:
+            instance = self.config.check(check)
+            grace = max(2 * instance.interval if instance is not None else 0.0, 60.0)
+        return mono < self._started + grace
 
     def _params(self, key: AlertKey) -> AlertingOverrides:
         check = self.config.check(key.check)
@@ -244,7 +252,7 @@ class AlertPipeline:
                         discovered=sample.discovered, trend=trend)
         level = level_of(state, sample.value, sample.threshold, sample.verdict)
         state, changes = step(state, level, mono, params, prefix=incident_prefix(key),
-                              hold_fire=mono < self._grace_until)
+                              hold_fire=self._in_grace(key.check, mono))
         self.states[key] = state
         touched[key] = touched.get(key, ()) + changes
 
