@@ -175,7 +175,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise _Corrupt(str(exc)) from None
-        except _Corrupt:
+        except (_Corrupt, StoreError):
             conn.close()
             raise
         return conn

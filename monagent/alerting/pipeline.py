@@ -235,7 +235,7 @@ class AlertPipeline:
             for sample in result.samples:
                 self._apply_sample(sample, check.alerting, mono, touched)
             self._retire_gone(run.check, result, now, mono)
-            self._occurrences(run.check, result.occurrences, now)
+            self._occurrences(run, result.occurrences, now)
         self._companions(run, result, check.alerting, mono, touched)
 
     def _apply_sample(self, sample: Sample, params: AlertingOverrides, mono: float,
@@ -306,7 +306,8 @@ class AlertPipeline:
         log.info("RESOLVED %s (%s)", key, note)
         self._enqueue(tuple(told), event)
 
-    def _occurrences(self, check: str, found: Sequence[Tuple[str, Occurrence]], now: float) -> None:
+    def _occurrences(self, run: CheckRun, found: Sequence[Tuple[str, Occurrence]], now: float) -> None:
+        check = run.check
         seen = self.seen.setdefault(check, {})
         verdict = judge(found, seen, now)
         for ident, entry in verdict.updates.items():
@@ -315,17 +316,18 @@ class AlertPipeline:
         suppressions = self._suppressions(now)
         for subject, occurrence in verdict.announce:
             key = AlertKey(check, subject, OCCURRENCE_METRIC)
-            if suppressions.muted(key, "", now):
+            if suppressions.muted(key, run.check_type, now):
                 continue
             event = Event(id=event_id(check, occurrence), kind=EventKind.OCCURRENCE, key=key,
-                          severity=occurrence.severity, time=occurrence.time or now, host=self.host,
+                          severity=occurrence.severity, time=now, host=self.host, check_type=run.check_type,
+                          since=occurrence.time,
                           summary=occurrence.summary, facts=dict(occurrence.facts), details=occurrence.details)
             log.info("OCCURRENCE %s: %s", key, occurrence.summary)
             self._enqueue(notice_recipients(check, occurrence.severity, self.recipients, {}), event)
         if verdict.summarised:
             text, severity = summary_text(verdict.summarised)
             key = AlertKey(check, "", OCCURRENCE_METRIC)
-            if not suppressions.muted(key, "", now):
+            if not suppressions.muted(key, run.check_type, now):
                 event = notice_event(f"{check}:first-run:{int(now)}", key, text, now=now, host=self.host,
                                      severity=severity)
                 self._enqueue(notice_recipients(check, severity, self.recipients, {}), event)
