@@ -265,3 +265,45 @@ def test_the_shipped_config_runs_without_root(public_tmp):
     assert "monagent started: 5 checks, receivers: console" in out
     assert (home / ".local" / "state" / "monagent").is_dir()
     assert "Traceback" not in out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_running_agent_serves_its_checks_and_alerts_as_prometheus_metrics(tmp_path, agents):
+    import shutil
+    import urllib.request
+
+    port = _free_port()
+    config = agent_config(tmp_path, extra=f"""
+        [metrics]
+        enabled = true
+        listen = "127.0.0.1:{port}"
+    """)
+    (tmp_path / "value").write_text("95")
+    agent = agents(config)
+    agent.wait_for("FIRING critical web01 demo demo value 95%")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    assert agent.stop() == 0
+    lines = text.splitlines()
+    assert 'monagent_check_value{check="demo",host="web01",metric="value",subject="demo",unit="%"} 95.0' in lines \
+        or any(line.startswith("monagent_check_value{") and 'check="demo"' in line and line.endswith(" 95.0")
+               for line in lines)
+    assert any(line.startswith("monagent_check_status{") and 'check="demo"' in line and line.endswith(" 2.0")
+               for line in lines)
+    assert any(line.startswith("monagent_alert_phase{") and 'phase="firing"' in line and line.endswith(" 1.0")
+               for line in lines)
+    assert any(line.startswith('monagent_outbox_entries{receiver="console"}') for line in lines)
+    assert any(line.startswith("monagent_cycle_duration_seconds_count") for line in lines)
+    promtool = shutil.which("promtool")
+    if promtool:
+        lint = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+    elif os.environ.get("CI"):
+        pytest.fail("promtool is missing in CI (package prometheus)")
