@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple
 
 from monagent.events import AlertKey
 
@@ -48,3 +48,11 @@ class Matcher:
     @classmethod
     def from_json(cls, data: list) -> Matcher:
         return cls(tuple((str(label), tuple(str(p) for p in patterns)) for label, patterns in data))
+
+
+def find_key(keys: Iterable[AlertKey], text: str) -> Optional[AlertKey]:
+    """The key whose display form (``root_disk /var used_percent``), id or ``check/subject/metric`` is ``text``."""
+    for key in keys:
+        if text in (str(key), key.as_id(), f"{key.check}/{key.subject}/{key.metric}"):
+            return key
+    return None

@@ -12,39 +12,34 @@ under the same lock as the scheduler thread's calls.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from monagent.alerting import codec
+from monagent.alerting import persist
 from monagent.alerting.config import AlertingOverrides
-from monagent.alerting.machine import (
-    AlertState,
-    Change,
-    Phase,
-    Transition,
-    incident_prefix,
-    level_of,
-    restore,
-    step,
-    unknown,
-)
-from monagent.alerting.matchers import Matcher
+from monagent.alerting.machine import AlertState, Change, Phase, Transition, incident_prefix, level_of, step, unknown
+from monagent.alerting.matchers import find_key
 from monagent.alerting.messages import alert_event, notice_event
 from monagent.alerting.occurrences import SeenEntry, event_id, expired, judge, summary_text
-from monagent.alerting.policy import Heard, Recipient, notice_recipients, reconcile, reminder_due, reminder_recipients
+from monagent.alerting.policy import (
+    Heard,
+    notice_recipients,
+    recipients_of,
+    reconcile,
+    reminder_due,
+    reminder_recipients,
+)
 from monagent.alerting.samples import STATUS_METRIC, UNKNOWN_METRIC, CheckRun, Sample, Translation, translate
-from monagent.alerting.suppress import Ack, Silence, Suppressions
+from monagent.alerting.suppress import Ack, Silence, Suppressions, new_silence
 from monagent.api import Occurrence, Status
 from monagent.events import AlertKey, Event, EventKind
-from monagent.notify.route import Route
-from monagent.store import Changes, StoreUnavailable
+from monagent.store import StoreUnavailable
 
 if TYPE_CHECKING:
     from monagent.config import Config
-    from monagent.store import Store
+    from monagent.store import Snapshot, Store
 
 log = logging.getLogger(__name__)
 
@@ -52,35 +47,6 @@ AGENT_CHECK = "monagent"  # the check name of the agent's own notices (host rebo
 OCCURRENCE_METRIC = "occurrence"
 PRUNE_EVERY = 3600.0
 TREND_LENGTH = 10
-
-
-@dataclass
-class _Dirty:
-    keys: Set[AlertKey] = field(default_factory=set)
-    acks: Set[AlertKey] = field(default_factory=set)
-    silences: Set[str] = field(default_factory=set)
-    seen: Set[Tuple[str, str]] = field(default_factory=set)
-    outbox: List[Tuple[str, Event]] = field(default_factory=list)
-    meta: Dict[str, str] = field(default_factory=dict)
-
-
-def recipients_of(config: Config) -> Tuple[Recipient, ...]:
-    """Every configured receiver with its route, in the order of ``receiver_names``."""
-    notifiers = config.notifiers
-    routes: Dict[str, Route] = {"console": notifiers.console.route}
-    routes.update({f"dingtalk:{d.name}": d.route for d in notifiers.dingtalk})
-    routes.update({f"webhook:{w.name}": w.route for w in notifiers.webhooks})
-    if notifiers.alertmanager is not None:
-        routes["alertmanager"] = getattr(notifiers.alertmanager, "route", None) or Route()
-    return tuple(Recipient(name, routes.get(name, Route())) for name in notifiers.receiver_names)
-
-
-def find_key(keys: Iterable[AlertKey], text: str) -> Optional[AlertKey]:
-    """The key whose display form (``root_disk /var used_percent``) or id is ``text``."""
-    for key in keys:
-        if text in (str(key), key.as_id(), f"{key.check}/{key.subject}/{key.metric}"):
-            return key
-    return None
 
 
 def _clock_text(wall: float) -> str:
@@ -96,7 +62,7 @@ class AlertPipeline:
         self.silences: Dict[str, Silence] = {}
         self.acks: Dict[AlertKey, Ack] = {}
         self.seen: Dict[str, Dict[str, SeenEntry]] = {}
-        self._dirty = _Dirty()
+        self._dirty = persist.Dirty()
         self._now, self._mono = now, monotonic
         self._last_prune = monotonic
         self._apply_config(config)
@@ -130,26 +96,13 @@ class AlertPipeline:
         check = self.config.check(key.check)
         return check.alerting if check is not None else self.config.alerting.defaults
 
-    def _restore(self, snapshot: Any, now: float, mono: float) -> None:
-        offset = now - mono
-        last = float(snapshot.meta.get("last_eval_at", now))
-        gap = max(0.0, now - last)  # a clock stepped backwards counts as no gap
-        tolerance = self.config.alerting.outage_tolerance
-        for key_id, text in snapshot.alerts.items():
-            self.states[AlertKey.from_id(key_id)] = restore(codec.state_from_json(text, offset), gap, tolerance)
-        for key_id, by_receiver in snapshot.heard.items():
-            self.heard[AlertKey.from_id(key_id)] = {r: codec.heard_from_json(t) for r, t in by_receiver.items()}
-        for text in snapshot.silences.values():
-            silence = Silence.from_json(codec.json_loads(text))
-            self.silences[silence.id] = silence
-        for text in snapshot.acks.values():
-            ack = Ack.from_json(codec.json_loads(text))
-            self.acks[ack.key] = ack
-        for (check, ident), (revision, first, last_seen) in snapshot.seen.items():
-            self.seen.setdefault(check, {})[ident] = SeenEntry(revision, first, last_seen)
+    def _restore(self, snapshot: Snapshot, now: float, mono: float) -> None:
+        restored = persist.restore(snapshot, now, mono, self.config.alerting.outage_tolerance)
+        self.states, self.heard, self.silences = restored.states, restored.heard, restored.silences
+        self.acks, self.seen = restored.acks, restored.seen
         if snapshot.alerts:
             log.info("restored %d alert states (%d firing) after a gap of %.0f s", len(self.states),
-                     self.firing_count(), gap)
+                     self.firing_count(), restored.gap)
 
     def _startup_notices(self, meta: Mapping[str, str], boot_id: str, now: float) -> None:
         last = float(meta["last_eval_at"]) if "last_eval_at" in meta else None
@@ -465,30 +418,9 @@ class AlertPipeline:
             self._dirty.outbox.append((receiver, event))
 
     # ------------------------------------------------------------ committing
-    def _changes(self, offset: float) -> Changes:
-        dirty = self._dirty
-        changes = Changes(meta=dict(dirty.meta))
-        for key in dirty.keys:
-            state = self.states.get(key)
-            changes.alerts[key.as_id()] = None if state is None else codec.state_to_json(state, offset)
-            changes.heard[key.as_id()] = {r: codec.heard_to_json(h) for r, h in self.heard.get(key, {}).items()}
-        for key in dirty.acks:
-            ack = self.acks.get(key)
-            changes.acks[key.as_id()] = None if ack is None else codec.json_dumps(ack.to_json())
-        for ident in dirty.silences:
-            silence = self.silences.get(ident)
-            changes.silences[ident] = None if silence is None else (codec.json_dumps(silence.to_json()),
-                                                                      silence.ends_at)
-        for check, ident in dirty.seen:
-            entry = self.seen.get(check, {}).get(ident)
-            changes.seen[(check, ident)] = None if entry is None else (entry.revision, entry.first_seen,
-                                                                        entry.last_seen)
-        changes.outbox = [(r, codec.event_to_json(e), e.time) for r, e in dirty.outbox]
-        return changes
-
     def _commit(self, now: float) -> int:
         """One transaction; on failure everything stays dirty for the next try. Returns entries committed."""
-        changes = self._changes(self._now - self._mono)
+        changes = persist.changes(self._dirty, self, self._now - self._mono)
         if not changes:
             return 0
         try:
@@ -499,7 +431,7 @@ class AlertPipeline:
                 log.debug("%d outbox entries held in memory until the store is writable", held)
             return 0
         count = len(self._dirty.outbox)
-        self._dirty = _Dirty()
+        self._dirty = persist.Dirty()
         return count
 
     # ------------------------------------------------------------ silences and acks (control socket, CLI)
@@ -553,15 +485,4 @@ class AlertPipeline:
     __call__ = handle_request
 
 
-def new_silence(matchers: Sequence[str], *, ends_at: float, starts_at: Optional[float], author: str, comment: str,
-                now: float) -> Silence:
-    matcher = Matcher.parse(matchers)
-    if not matcher.pairs:
-        raise ValueError("a silence needs at least one --match LABEL=GLOB")
-    start = now if starts_at is None else starts_at
-    if ends_at <= max(start, now):
-        raise ValueError("the silence would end before it starts")
-    return Silence(secrets.token_hex(4), matcher, start, ends_at, author, comment, now)
-
-
-__all__ = ["AGENT_CHECK", "AlertPipeline", "find_key", "new_silence", "recipients_of"]
+__all__ = ["AGENT_CHECK", "AlertPipeline", "find_key", "new_silence"]

@@ -164,8 +164,8 @@ def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
 
 def _offline(store: Any, message: Dict[str, Any], now: float) -> Dict[str, Any]:
     from monagent.alerting import codec
-    from monagent.alerting.pipeline import find_key, new_silence
-    from monagent.alerting.suppress import Ack, Silence
+    from monagent.alerting.matchers import find_key
+    from monagent.alerting.suppress import Ack, Silence, new_silence
     from monagent.events import AlertKey
     from monagent.store import Changes, StoreUnavailable
 
