@@ -81,7 +81,7 @@ def _as_nobody(func, *args, timeout):
             os.setgid(65534)
             os.setuid(65534)
             payload = pickle.dumps(("ok", func(*args)))
-        except BaseException as exc:  # noqa: BLE001 -- the forked child must always report back and exit
+        except BaseException as exc:
             payload = pickle.dumps(("error", exc))
         with os.fdopen(write_end, "wb") as out:
             out.write(payload)
