@@ -382,3 +382,17 @@ def test_the_default_startup_grace_is_twice_each_checks_interval_and_at_least_a_
         lines = observe(p, clock, run("fast", value(95)), run("slow", value(95)))
         fired.append([line.split()[3] for line in lines])
     assert fired == [["fast"], [], [], ["slow"]]  # runs 60 s apart; grace: fast 60 s, slow 240 s
+
+
+def test_an_unreadable_alert_row_starts_that_key_fresh_and_keeps_the_others(tmp_path: Path, clock: Clock,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    cfg = config(tmp_path, LOAD)
+    p = open_pipeline(cfg, clock)
+    values(p, clock, "load", 95, 95)
+    p.store.conn.execute("INSERT INTO alerts VALUES ('x\x1f\x1fvalue', '{\"phase\": \"exploded\"}')")
+    p.close(clean=True)
+    p.store.close()
+    p = open_pipeline(cfg, clock)
+    assert list(p.states) == [AlertKey("load", "", "value")]
+    assert "alert state 'x\\x1f\\x1fvalue' in the store cannot be read ('exploded' is not a valid Phase); " \
+           "that key starts fresh" in caplog.text

@@ -21,7 +21,7 @@ from monagent.alerting.config import AlertingOverrides
 from monagent.alerting.machine import AlertState, Change, Phase, level_of, step
 from monagent.alerting.pipeline import AlertPipeline
 from monagent.api import Status, Threshold
-from monagent.events import Event, EventKind
+from monagent.events import AlertKey, Event, EventKind
 from monagent.store import Store
 
 OK, WARN, CRIT = Status.OK, Status.WARNING, Status.CRITICAL
@@ -381,3 +381,32 @@ def test_the_reference_model_itself_matches_a_hand_computed_history() -> None:
     assert naive(levels, p) == Naive(Phase.PENDING, OK, 1)
     assert naive(levels[:5], p) == Naive(Phase.FIRING, WARN, 1)
     assert naive(levels[:4], p) == Naive(Phase.FIRING, CRIT, 1)
+
+
+DISKS = '[checks.disks]\ntype = "disk"\n[checks.disks.alerting]\nfire_after_cycles = 1\nclear_after_cycles = 1\n' \
+        'flap_enabled = false\n'
+
+
+@PIPELINE_SETTINGS
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from([50.0, 90.0, 97.0])), max_size=25))
+def test_property_6_nothing_is_sent_about_space_while_the_same_mount_is_read_only(
+        steps: List[Tuple[bool, float]]) -> None:
+    from monagent.api import Metric, Result
+
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as directory:
+        cfg = config(Path(directory), DISKS)
+        clock = Clock()
+        store = Store.open(cfg.agent.state_dir)
+        pipeline = AlertPipeline(cfg, store, now=clock.wall, monotonic=clock.mono, boot_id="b")
+        read_only = AlertKey("disks", "/var", "read_only")
+        try:
+            for ro, used in steps:
+                result = Result(subject="/var", metrics=(Metric("read_only", float(ro)), Metric("used_percent", used)))
+                pipeline.observe([run("disks", result, check_type="disk")], *clock.step())
+                inhibited = pipeline.states[read_only].phase.open
+                entries = store.pending("console", float("inf"))
+                store.complete("console", [e.seq for e in entries])
+                if inhibited:
+                    assert [e.event.key.metric for e in entries if e.event.key.metric == "used_percent"] == []
+        finally:
+            store.close()

@@ -7,6 +7,7 @@ is retried later with the newest values). :func:`restore` rebuilds the memory at
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Set, Tuple
 
@@ -21,6 +22,8 @@ from monagent.store import Changes, Snapshot
 
 if TYPE_CHECKING:
     from monagent.alerting.pipeline import AlertPipeline
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,8 +54,12 @@ def restore(snapshot: Snapshot, now: float, mono: float, tolerance: float) -> Re
     offset = now - mono
     last = float(snapshot.meta.get("last_eval_at", now))
     gap = max(0.0, now - last)  # a clock stepped backwards counts as no gap
-    states = {AlertKey.from_id(k): restore_state(codec.state_from_json(t, offset), gap, tolerance)
-              for k, t in snapshot.alerts.items()}
+    states: Dict[AlertKey, AlertState] = {}
+    for key_id, text in snapshot.alerts.items():
+        try:
+            states[AlertKey.from_id(key_id)] = restore_state(codec.state_from_json(text, offset), gap, tolerance)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:  # one bad row must not stop the agent
+            log.error("alert state %r in the store cannot be read (%s); that key starts fresh", key_id, exc)
     heard = {AlertKey.from_id(k): {r: codec.heard_from_json(t) for r, t in by_receiver.items()}
              for k, by_receiver in snapshot.heard.items()}
     silences = {s.id: s for s in (Silence.from_json(codec.json_loads(t)) for t in snapshot.silences.values())}
