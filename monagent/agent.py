@@ -138,10 +138,14 @@ class Agent:
         from monagent.sdnotify import SystemdNotifier
         from monagent.store import Store
 
+        import faulthandler
+
+        faulthandler.enable()  # a watchdog SIGABRT then prints every thread's stack to the journal
         config = self.config
         self._warn_permissions(config)
         self._install_signals()
-        notifier = SystemdNotifier.from_environ(self.environ)
+        # Worker processes and Nagios plugins must not inherit NOTIFY_SOCKET / WATCHDOG_*: unset them here.
+        notifier = SystemdNotifier.from_environ(os.environ, unset=True)
         store = Store.open(config.agent.state_dir)
         facts = SystemFacts(config.agent.hostname)
         now, mono = time.time(), time.monotonic()
