@@ -396,3 +396,13 @@ def test_an_unreadable_alert_row_starts_that_key_fresh_and_keeps_the_others(tmp_
     assert list(p.states) == [AlertKey("load", "", "value")]
     assert "alert state 'x\\x1f\\x1fvalue' in the store cannot be read ('exploded' is not a valid Phase); " \
            "that key starts fresh" in caplog.text
+
+
+def test_a_check_removed_while_the_agent_was_down_is_resolved_at_start(tmp_path: Path, clock: Clock) -> None:
+    p = open_pipeline(config(tmp_path, LOAD), clock)
+    values(p, clock, "load", 95, 95)
+    p.close(clean=True)
+    p.store.close()
+    p = open_pipeline(config(tmp_path, "[checks.other]\ntype = \"gauge\"\n"), clock)
+    assert drain(p.store) == ["RESOLVED critical web01 load value 95 since 14:14 (check removed)"]
+    assert p.states == {}

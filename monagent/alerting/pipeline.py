@@ -70,8 +70,7 @@ class AlertPipeline:
         self._restore(snapshot, now, monotonic)
         self._started = monotonic
         self._startup_notices(snapshot.meta, boot_id, now)
-        for key in [k for k in self.states if config.check(k.check) is None]:
-            self._retire(key, "check removed", now, monotonic)
+        self._retire_unconfigured(now, monotonic)
         self._dirty.meta.update(boot_id=boot_id, clean_shutdown="0", last_eval_at=repr(now), started_at=repr(now))
         self._commit(now)
 
@@ -156,13 +155,17 @@ class AlertPipeline:
         """Keeps keys and incidents; retires the keys of removed checks and removed thresholds."""
         with self._lock:
             self._apply_config(config)
-            for key in list(self.states):
-                check = config.check(key.check)
-                if check is None:
-                    self._retire(key, "check removed", self._now, self._mono)
-                elif key.metric not in (STATUS_METRIC, UNKNOWN_METRIC) and key.metric not in check.thresholds:
-                    self._retire(key, "threshold removed", self._now, self._mono)
+            self._retire_unconfigured(self._now, self._mono)
             self._commit(self._now)
+
+    def _retire_unconfigured(self, now: float, mono: float) -> None:
+        """Keys of checks no longer configured, and of metrics that lost their threshold."""
+        for key in list(self.states):
+            check = self.config.check(key.check)
+            if check is None:
+                self._retire(key, "check removed", now, mono)
+            elif key.metric not in (STATUS_METRIC, UNKNOWN_METRIC) and key.metric not in check.thresholds:
+                self._retire(key, "threshold removed", now, mono)
 
     def close(self, clean: bool) -> None:
         with self._lock:
