@@ -91,6 +91,10 @@ class AlertPipeline:
             grace = max(2 * instance.interval if instance is not None else 0.0, 60.0)
         return mono < self._started + grace
 
+    def _prefix(self, key: AlertKey) -> str:
+        """Incident ids: the key's hash and the time (hex seconds), unique even after a pruned key fires again."""
+        return f"{incident_prefix(key)}-{int(self._now):x}"
+
     def _params(self, key: AlertKey) -> AlertingOverrides:
         check = self.config.check(key.check)
         return check.alerting if check is not None else self.config.alerting.defaults
@@ -207,7 +211,7 @@ class AlertPipeline:
                         unit=sample.unit, reason=sample.reason, facts=dict(sample.facts), details=sample.details,
                         discovered=sample.discovered, trend=trend)
         level = level_of(state, sample.value, sample.threshold, sample.verdict)
-        state, changes = step(state, level, mono, params, prefix=incident_prefix(key),
+        state, changes = step(state, level, mono, params, prefix=self._prefix(key),
                               hold_fire=self._in_grace(key.check, mono))
         self.states[key] = state
         touched[key] = touched.get(key, ()) + changes
@@ -224,7 +228,7 @@ class AlertPipeline:
             state = replace(state, check_type=run.check_type, reason=reason, unknown_streak=streak, value=None,
                             threshold=None)
             if streak >= params.unknown_after_cycles:
-                state, changes = step(state, Status.WARNING, mono, quick, prefix=incident_prefix(key))
+                state, changes = step(state, Status.WARNING, mono, quick, prefix=self._prefix(key))
                 state = replace(state, unknown_streak=streak)
                 touched[key] = touched.get(key, ()) + changes
             self.states[key] = state
@@ -232,7 +236,7 @@ class AlertPipeline:
         for key in [k for k in self.states if k.check == run.check and k.metric == UNKNOWN_METRIC]:
             if key.subject in result.unknown_subjects:
                 continue
-            state, changes = step(self.states[key], Status.OK, mono, quick, prefix=incident_prefix(key))
+            state, changes = step(self.states[key], Status.OK, mono, quick, prefix=self._prefix(key))
             self.states[key] = replace(state, unknown_streak=0)
             self._dirty.keys.add(key)
             touched[key] = touched.get(key, ()) + changes
@@ -358,7 +362,7 @@ class AlertPipeline:
         else:
             summary = f"stopped flapping ({percent:.0f}% state change); now {state.phase.value}"
         seq = state.seq + 1
-        ident = f"{state.incident or incident_prefix(key)}:{seq}"
+        ident = f"{state.incident or self._prefix(key)}:{seq}"
         severity = max(state.severity, Status.WARNING)
         event = Event(id=ident, kind=EventKind.FLAP_START if starting else EventKind.FLAP_END, key=key,
                       severity=severity, time=now, host=self.host, summary=summary, incident=state.incident,
