@@ -127,7 +127,7 @@ def test_bad_maintenance_windows_and_inhibit_rules_are_reported(tmp_path: Path) 
         ':12: alerting.maintenance.0.times: must be ranges such as "02:00-04:00" (start before end, up to 24:00), '
         'got "04:00-02:00"',
         ':13: alerting.maintenance.0.time_zone: unknown IANA time zone "Mars/Base" (e.g. "Asia/Shanghai", "UTC")',
-        ":14: alerting.maintenance.0.match.host: unknown label; use check, subject, metric, check_type",
+        ":14: alerting.maintenance.0.match.host: unknown label; use check, subject, metric, check_type, type, severity",
         ":15: alerting.inhibit.0: needs both source and target matchers",
     ]
 

@@ -406,3 +406,11 @@ def test_a_check_removed_while_the_agent_was_down_is_resolved_at_start(tmp_path:
     p = open_pipeline(config(tmp_path, "[checks.other]\ntype = \"gauge\"\n"), clock)
     assert drain(p.store) == ["RESOLVED critical web01 load value 95 since 14:14 (check removed)"]
     assert p.states == {}
+
+
+def test_a_silence_of_warnings_lets_the_escalation_to_critical_through(tmp_path: Path, clock: Clock) -> None:
+    p = open_pipeline(config(tmp_path, LOAD), clock)
+    silence = p.add_silence(["type=gauge", "severity=warning"], ends_at=clock.wall + 3600, now=clock.wall)
+    assert values(p, clock, "load", 85, 85, 85) == []
+    assert values(p, clock, "load", 95) == [
+        f"FIRING critical web01 load value 95 (>= 90) since 14:14 (started during silence {silence.id})"]

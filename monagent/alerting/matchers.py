@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 from monagent.events import AlertKey
 
-LABELS = ("check", "subject", "metric", "check_type")
+LABELS = ("check", "subject", "metric", "check_type", "type", "severity")
 
 
-def key_labels(key: AlertKey, check_type: str = "") -> Tuple[Tuple[str, str], ...]:
-    return (("check", key.check), ("subject", key.subject), ("metric", key.metric), ("check_type", check_type))
+def key_labels(key: AlertKey, check_type: str = "", severity: str = "") -> Dict[str, str]:
+    """The labels a matcher sees; ``type`` is short for ``check_type``; ``severity`` is the alert's current one."""
+    return {"check": key.check, "subject": key.subject, "metric": key.metric, "check_type": check_type,
+            "type": check_type, "severity": severity}
 
 
 @dataclass(frozen=True)
@@ -21,8 +23,8 @@ class Matcher:
 
     pairs: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
 
-    def matches(self, key: AlertKey, check_type: str = "") -> bool:
-        labels = dict(key_labels(key, check_type))
+    def matches(self, key: AlertKey, check_type: str = "", severity: str = "") -> bool:
+        labels = key_labels(key, check_type, severity)
         return all(any(fnmatch.fnmatchcase(labels[label], p) for p in patterns) for label, patterns in self.pairs)
 
     def describe(self) -> str:

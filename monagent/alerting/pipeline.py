@@ -49,6 +49,11 @@ PRUNE_EVERY = 3600.0
 TREND_LENGTH = 10
 
 
+def severity_label(state: AlertState) -> str:
+    """What a ``severity`` matcher sees: the incident's severity while open, else the latched level."""
+    return (state.severity if state.phase.open else state.latched).name.lower()
+
+
 def _clock_text(wall: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
 
@@ -124,7 +129,7 @@ class AlertPipeline:
     def _notice(self, ident: str, what: str, summary: str, now: float, since: Optional[float] = None) -> None:
         key = AlertKey(AGENT_CHECK, "", what)
         log.warning("%s", summary)
-        if self._suppressions(now).muted(key, "", now):
+        if self._suppressions(now).muted(key, "", now, "warning"):
             return
         event = notice_event(ident, key, summary, now=now, host=self.host, since=since)
         self._enqueue(notice_recipients(AGENT_CHECK, Status.WARNING, self.recipients, {}), event)
@@ -255,7 +260,7 @@ class AlertPipeline:
         told = {r: h for r, h in heard.items() if h.firing()}
         if state is None or not told:
             return
-        muted = self._suppressions(now).muted(key, state.check_type, now)
+        muted = self._suppressions(now).muted(key, state.check_type, now, severity_label(state))
         if muted:
             log.info("%s retired (%s) while muted (%s): no resolve sent", key, note, muted)
             return
@@ -276,7 +281,7 @@ class AlertPipeline:
         suppressions = self._suppressions(now)
         for subject, occurrence in verdict.announce:
             key = AlertKey(check, subject, OCCURRENCE_METRIC)
-            if suppressions.muted(key, run.check_type, now):
+            if suppressions.muted(key, run.check_type, now, occurrence.severity.name.lower()):
                 continue
             event = Event(id=event_id(check, occurrence), kind=EventKind.OCCURRENCE, key=key,
                           severity=occurrence.severity, time=now, host=self.host, check_type=run.check_type,
@@ -287,7 +292,7 @@ class AlertPipeline:
         if verdict.summarised:
             text, severity = summary_text(verdict.summarised)
             key = AlertKey(check, "", OCCURRENCE_METRIC)
-            if not suppressions.muted(key, run.check_type, now):
+            if not suppressions.muted(key, run.check_type, now, severity.name.lower()):
                 event = notice_event(f"{check}:first-run:{int(now)}", key, text, now=now, host=self.host,
                                      severity=severity)
                 self._enqueue(notice_recipients(check, severity, self.recipients, {}), event)
@@ -297,14 +302,14 @@ class AlertPipeline:
         return Suppressions(
             windows=self.config.alerting.maintenance, silences=tuple(self.silences.values()),
             inhibit=self.config.alerting.inhibit,
-            open_keys=tuple((k, s.check_type) for k, s in self.states.items() if s.phase.open),
+            open_keys=tuple((k, s.check_type, severity_label(s)) for k, s in self.states.items() if s.phase.open),
         )
 
     def _notify(self, touched: Mapping[AlertKey, Tuple[Transition, ...]], now: float, mono: float) -> None:
         suppressions = self._suppressions(now)
         for key, changes in touched.items():
             state = self.states[key]
-            muted = suppressions.muted(key, state.check_type, now)
+            muted = suppressions.muted(key, state.check_type, now, severity_label(state))
             for change in changes:
                 if change.change in (Change.FLAP_START, Change.FLAP_END) and not muted:
                     self._flap_notice(key, state, change, now, mono)
@@ -381,7 +386,7 @@ class AlertPipeline:
             if ack is not None and ack.active(state.incident, now):
                 continue
             suppressions = suppressions or self._suppressions(now)
-            if suppressions.muted(key, state.check_type, now):
+            if suppressions.muted(key, state.check_type, now, severity_label(state)):
                 continue
             receivers = reminder_recipients(state, self.heard.get(key, {}))
             seq = state.seq + (1 if receivers else 0)

@@ -78,38 +78,39 @@ class Ack:
 
 @dataclass(frozen=True)
 class Suppressions:
-    """Everything that can mute a key at one moment; ``open_keys`` are the keys in FIRING or RESOLVING."""
+    """Everything that can mute a key at one moment; ``open_keys`` are the keys in FIRING or RESOLVING
+    with their check type and severity."""
 
     windows: Tuple[MaintenanceWindow, ...] = ()
     silences: Tuple[Silence, ...] = ()
     inhibit: Tuple[InhibitRule, ...] = ()
-    open_keys: Tuple[Tuple[AlertKey, str], ...] = ()
+    open_keys: Tuple[Tuple[AlertKey, str, str], ...] = ()
 
-    def muted(self, key: AlertKey, check_type: str, now: float) -> str:
+    def muted(self, key: AlertKey, check_type: str, now: float, severity: str = "") -> str:
         """Sources 1-3 (window, silence, inhibition): why ``key`` is muted, or ""."""
         for window in self.windows:
-            if window.matcher.matches(key, check_type) and window.active(now):
+            if window.matcher.matches(key, check_type, severity) and window.active(now):
                 return f"maintenance {window.name}"
         for silence in self.silences:
-            if silence.active(now) and silence.matcher.matches(key, check_type):
+            if silence.active(now) and silence.matcher.matches(key, check_type, severity):
                 return f"silence {silence.id}"
         for rule in self.inhibit:
-            source = self._inhibitor(rule, key, check_type)
+            source = self._inhibitor(rule, key, check_type, severity)
             if source is not None:
                 return f"inhibited by {source}"
         return ""
 
-    def _inhibitor(self, rule: InhibitRule, key: AlertKey, check_type: str) -> Optional[AlertKey]:
-        if not rule.target.matches(key, check_type):
+    def _inhibitor(self, rule: InhibitRule, key: AlertKey, check_type: str, severity: str) -> Optional[AlertKey]:
+        if not rule.target.matches(key, check_type, severity):
             return None
-        both = rule.source.matches(key, check_type)
-        labels = dict(key_labels(key, check_type))
-        for source, source_type in self.open_keys:
-            if source == key or not rule.source.matches(source, source_type):
+        both = rule.source.matches(key, check_type, severity)
+        labels = key_labels(key, check_type, severity)
+        for source, source_type, source_severity in self.open_keys:
+            if source == key or not rule.source.matches(source, source_type, source_severity):
                 continue
-            if both and rule.target.matches(source, source_type):
+            if both and rule.target.matches(source, source_type, source_severity):
                 continue  # Alertmanager: a key matching both sides is not inhibited by one that does too
-            source_labels = dict(key_labels(source, source_type))
+            source_labels = key_labels(source, source_type, source_severity)
             if all(labels[name] == source_labels[name] for name in rule.equal):
                 return source
         return None

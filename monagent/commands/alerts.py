@@ -45,7 +45,9 @@ def register(sub: Any) -> None:
     actions = silence.add_subparsers(dest="action", metavar="ACTION")
     add = actions.add_parser("add", help="add a silence", formatter_class=fmt,
                              description="Add a silence. Each --match is LABEL=GLOB with LABEL one of check, "
-                                         "subject, metric, check_type; all must match.",
+                                         "subject, metric, type (the check type) or severity (warning, "
+                                         "critical); all must match. A silence of warnings lets an escalation "
+                                         "to critical through.",
                              epilog="example:\n  monagent silence add --match check=root_disk --duration 2h "
                                     "--comment 'resizing /var'")
     add_config_option(add)
