@@ -19,6 +19,7 @@ from monagent import __version__
 
 EX_USAGE = 64
 EX_CONFIG = 78
+QUIET_LOGGERS = ("urllib3",)  # libraries whose debug lines quote secrets (request URLs)
 
 # The command groups, in the order --help lists them. Explicit, not discovered.
 COMMAND_MODULES = (
@@ -59,6 +60,10 @@ def setup_logging(level: str = "info") -> None:
     under_systemd = bool(os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"))
     fmt = "%(levelname)s %(name)s: %(message)s" if under_systemd else "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr, force=True)
+    # urllib3 logs every request line at debug, query string included: a DingTalk webhook's
+    # access_token and signature would land in the journal with --log-level debug.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
