@@ -11,6 +11,7 @@ metrics.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +181,7 @@ def _unknown_metric(name: str, metrics: Mapping[str, MetricSpec]) -> str:
     return f"unknown metric{hint}; this check type's metrics: {accepted}"
 
 
+_TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 _INSTANCE_KEYS = ("type", "interval", "timeout", "enabled", "thresholds", "alerting")
 
 
@@ -236,6 +238,18 @@ def _try_build(check_class: type, options: Mapping[str, Any], timeout: float, se
         close()
 
 
+def toml_problem(file: str, exc: Exception) -> Problem:
+    """A TOML syntax error as ``file:line: invalid TOML: message at column N`` (editors jump to it)."""
+    text = str(exc)
+    found = _TOML_WHERE.search(text)
+    if found is None:
+        return Problem(file, None, "", f"invalid TOML: {text}")
+    message = f"{text[:found.start()].rstrip()} at column {found.group(2)}{text[found.end():]}"
+    if text.startswith("Illegal character '\\n'"):
+        message += " (a string's closing quote is missing)"
+    return Problem(file, int(found.group(1)), "", f"invalid TOML: {message}")
+
+
 def load(path: Path, environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None) -> Config:
     """Read and validate ``path``; raise :class:`ConfigError` listing every problem."""
     file = str(path)
@@ -253,7 +267,7 @@ def loads(source: str, file: str = "agent.toml", environ: Optional[Mapping[str, 
     try:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([Problem(file, None, "", f"invalid TOML: {exc}")]) from None
+        raise ConfigError([toml_problem(file, exc)]) from None
     doc = Document(file, source, environ)
     root = Section(doc, (), data)
     agent = parse_agent(root.table("agent"))

@@ -72,10 +72,14 @@ def test_a_check_without_type_is_reported():
     assert problems('[checks.x]\ninterval = "1m"\n') == ["agent.toml:1: checks.x.type: is required"]
 
 
-def test_invalid_toml_gives_the_parsers_line_and_column():
-    (message,) = problems('[agent]\nhostname = "web01\n')
-    assert message.startswith("agent.toml: invalid TOML: ")
-    assert "line 2" in message and "column" in message
+def test_invalid_toml_names_the_line_first_like_every_other_problem():
+    assert problems('[agent]\nhostname = "web01\n') == [
+        "agent.toml:2: invalid TOML: Illegal character '\\n' at column 18 (a string's closing quote is missing)"]
+    assert problems('[agent]\n[agent]\n') == ["agent.toml:2: invalid TOML: Cannot declare ('agent',) twice at column 7"]
+
+
+def test_invalid_toml_at_the_end_of_the_file_keeps_the_parsers_words():
+    assert problems("[agent]\nhostname = ") == ["agent.toml: invalid TOML: Invalid value (at end of document)"]
 
 
 def test_unreadable_file_is_a_problem_not_a_traceback(tmp_path):
