@@ -131,14 +131,14 @@ class Agent:
         return pairs
 
     def run(self) -> int:
+        import faulthandler
+
         from monagent.alerting.pipeline import AlertPipeline
         from monagent.context import SystemFacts
         from monagent.notify.build import build_dispatchers
         from monagent.scheduler import Scheduler
         from monagent.sdnotify import SystemdNotifier
         from monagent.store import Store
-
-        import faulthandler
 
         faulthandler.enable()  # a watchdog SIGABRT then prints every thread's stack to the journal
         config = self.config
