@@ -161,8 +161,10 @@ class Agent:
         log.info("monagent started: %d checks, receivers: %s, state in %s", len(config.checks),
                  ", ".join(config.notifiers.receiver_names) or "none", config.agent.state_dir)
         notifier.ready()
+        clean = False
         try:
             self._loop(notifier)
+            clean = True
         finally:
             notifier.stopping()
             log.info("stopping: in-flight sends get %.0f s, everything else stays in the outbox", STOP_DEADLINE)
@@ -171,7 +173,7 @@ class Agent:
             for server in (control, metrics):
                 if server is not None:
                     server.stop()
-            pipeline.close(clean=True)
+            pipeline.close(clean=clean)  # an exception exit is reported as an unclean stop at the next start
             facts.close()
             store.close()
         return 0
