@@ -62,6 +62,7 @@ class CheckConfig:
     thresholds: Mapping[str, Threshold]
     alerting: AlertingOverrides
     line: Optional[int] = None
+    load_error: str = ""  # the check type could not be loaded: where from and why (runs report UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -211,8 +212,10 @@ def parse_check(name: str, section: Section, agent: AgentConfig, alerting: Alert
     else:
         section.mark_used(*section.keys())
     section.finish()
+    info = getattr(registry, "infos", {}).get(type_name)
+    load_error = f"{info.source}: {info.error}" if info is not None and info.error else ""
     return CheckConfig(name, type_name, interval, timeout, enabled, options, thresholds, overrides,
-                       section.doc.line_of(section.path))
+                       section.doc.line_of(section.path), load_error)
 
 
 def _try_build(check_class: type, options: Mapping[str, Any], timeout: float, section: Section) -> None:

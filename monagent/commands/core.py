@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from monagent.cli import EX_CONFIG, EX_USAGE, config_error_exit
 
@@ -77,13 +79,44 @@ def _load(args: argparse.Namespace) -> Any:
     return config_module.load(config_path(args))
 
 
+@contextlib.contextmanager
+def _loader_quiet() -> Iterator[None]:
+    """The loader logs each check type it cannot load; a command that prints the reason itself
+    (validate's problems, check's UNKNOWN row, plugins' ERROR column) keeps those lines out."""
+    logger = logging.getLogger("monagent.loader")
+    before = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = before
+
+
+def unloadable_types(config: Any) -> List[Any]:
+    """One problem per check instance whose type cannot be loaded (a plugin file with a syntax
+    error, or refused for its permissions): the agent would start and report it UNKNOWN forever."""
+    from monagent.confread import Problem, locate_keys
+
+    try:
+        lines = locate_keys(Path(config.file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        lines = {}
+    return [Problem(config.file, lines.get(("checks", c.name, "type"), c.line), f"checks.{c.name}.type",
+                    f'check type "{c.type}" cannot be loaded: {c.load_error}')
+            for c in config.checks if getattr(c, "load_error", "")]
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from monagent.confread import ConfigError
 
     try:
-        config = _load(args)
+        with _loader_quiet():
+            config = _load(args)
     except ConfigError as err:
         return config_error_exit(err)
+    broken = unloadable_types(config)
+    if broken:
+        return config_error_exit(ConfigError(broken))
     names = ", ".join(f"{c.name} ({c.type})" for c in config.checks) or "none"
     print(f"{config.file}: OK; {len(config.checks)} checks: {names}; receivers: "
           f"{', '.join(config.notifiers.receiver_names) or 'none'}")
@@ -105,19 +138,22 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     path = config_path(args)
     if path.exists() or args.config:
         try:
-            config = _load(args)
+            with _loader_quiet():
+                config = _load(args)
             plugin_dirs, owners = config.agent.plugin_dirs, config.agent.trusted_plugin_owners
         except ConfigError as err:
             return config_error_exit(err)
     registry = Registry(plugin_dirs, trusted_owners=owners)
     rows = []
     for name, source in registry.available():
-        registry.resolve(name)
+        with _loader_quiet():  # the ERROR column says why
+            registry.resolve(name)
         info = registry.infos.get(name)
         rows.append((name, source, f"ERROR: {info.error}" if info and info.error else "ok"))
     width = max((len(r[0]) for r in rows), default=4)
-    for name, source, state in rows:
-        print(f"{name:<{width}}  {state:<4}  {source}")
+    source_width = max((len(r[1]) for r in rows), default=6)
+    for name, source, state in rows:  # the state last: an error's reason may be long
+        print(f"{name:<{width}}  {source:<{source_width}}  {state}")
     print(f"plugin directories: {', '.join(str(p) for p in plugin_dirs) or 'none'}")
     return 1 if any(r[2] != "ok" for r in rows) else 0
 
@@ -127,7 +163,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from monagent.confread import ConfigError
 
     try:
-        config = _load(args)
+        with _loader_quiet():
+            config = _load(args)
     except ConfigError as err:
         config_error_exit(err)
         return int(Status.UNKNOWN)
@@ -137,7 +174,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.nagios and len(selected) != 1:
         print("monagent: --nagios needs exactly one check NAME", file=sys.stderr)
         return EX_USAGE
-    runs = run_once(config, selected)
+    with _loader_quiet():  # a type that cannot be loaded is an UNKNOWN row with the reason
+        runs = run_once(config, selected)
     judged = _judge(config, runs)
     overall = worst(j.status for _, items in judged for j in items) if judged else Status.OK
     if args.nagios:

@@ -1,0 +1,78 @@
+"""``monagent validate``, ``check`` and ``plugins`` with check types that cannot be loaded."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from monagent.cli import main
+
+GOOD = """
+from monagent.api import Check, Result
+
+class Fine(Check):
+    def run(self, ctx):
+        return Result(subject="x")
+"""
+
+
+@pytest.fixture
+def broken_plugins(plugin_dir, write_config):
+    (plugin_dir / "broken.py").write_text("from monagent.api import Check\nclass X(Check)\n    pass\n")
+    writable = plugin_dir / "shared.py"
+    writable.write_text(GOOD)
+    os.chmod(plugin_dir / "broken.py", 0o644)
+    os.chmod(writable, 0o664)
+    return write_config(f"""[agent]
+plugin_dirs = ["{plugin_dir}"]
+
+[checks.b]
+type = "broken"
+
+[checks.s]
+interval = "1m"
+type = "shared"
+""")
+
+
+def test_validate_reports_each_check_whose_type_cannot_be_loaded_with_file_line_and_key(
+        broken_plugins, plugin_dir, capsys):
+    assert main(["validate", "-c", str(broken_plugins)]) == 78
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f'{broken_plugins}:5: checks.b.type: check type "broken" cannot be loaded: {plugin_dir}/broken.py: '
+        "SyntaxError: expected ':' (broken.py, line 2)",
+        f'{broken_plugins}:9: checks.s.type: check type "shared" cannot be loaded: {plugin_dir}/shared.py: '
+        f"refused: {plugin_dir}/shared.py is writable by group (mode 0664); run chmod go-w {plugin_dir}/shared.py",
+        "monagent: 2 configuration problems; nothing was started",
+    ]
+
+
+def test_validate_accepts_the_same_plugin_once_it_is_fixed(broken_plugins, plugin_dir, capsys):
+    os.chmod(plugin_dir / "shared.py", 0o644)
+    (plugin_dir / "broken.py").write_text(GOOD)
+    assert main(["validate", "-c", str(broken_plugins)]) == 0
+    assert capsys.readouterr().out == f"{broken_plugins}: OK; 2 checks: b (broken), s (shared); receivers: console\n"
+
+
+def test_check_shows_an_unloadable_type_once_as_an_unknown_row(broken_plugins, capsys):
+    assert main(["check", "-c", str(broken_plugins), "b"]) == 3
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[1] == (
+        'b      -        UNKNOWN  check type "broken" failed to load: SyntaxError: expected \':\' (broken.py, line 2)')
+    assert captured.err == ""
+
+
+def test_plugins_puts_the_error_last_so_the_columns_stay_aligned(broken_plugins, plugin_dir, capsys):
+    assert main(["plugins", "-c", str(broken_plugins)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    broken = next(line for line in lines if line.startswith("broken "))
+    cpu = next(line for line in lines if line.startswith("cpu "))
+    assert broken.index(str(plugin_dir)) == cpu.index("entry point")
+    assert broken.endswith("ERROR: SyntaxError: expected ':' (broken.py, line 2)")
+    assert cpu.endswith("  ok")
+    assert lines[-1] == f"plugin directories: {plugin_dir}"
+    assert captured.err == ""
