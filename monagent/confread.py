@@ -303,7 +303,9 @@ class Section:
         if value is _MISSING:
             return None if default is _MISSING else default
         if not isinstance(value, str) and not (isinstance(value, int) and not isinstance(value, bool) and value == 0):
-            self.error(key, f'must be a duration such as "30s", "5m" or "4h", got {_describe(value)}')
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            hint = f' (a number has no unit: write "{_fmt(value)}s" for seconds)' if number else ""
+            self.error(key, f'must be a duration such as "30s", "5m" or "4h", got {_describe(value)}{hint}')
             return None if default is _MISSING else default
         try:
             seconds = parse_duration(str(value))

@@ -49,7 +49,8 @@ intreval = "30s"
 """
     assert problems(text) == [
         'agent.toml:2: agent.interval: must be a duration such as "30s", "5m" or "4h" (units ms, s, m, h, d), got "5x"',
-        'agent.toml:3: agent.splay: must be a duration such as "30s", "5m" or "4h", got 3',
+        'agent.toml:3: agent.splay: must be a duration such as "30s", "5m" or "4h", got 3 '
+        '(a number has no unit: write "3s" for seconds)',
         'agent.toml:6: alerting.fire_after_cyles: unknown key (did you mean "fire_after_cycles"?)',
         'agent.toml:10: checks.cpu.intreval: unknown option for check type "cpu" (did you mean "interval"?); '
         "this check type takes no options of its own",
@@ -70,6 +71,12 @@ def test_unknown_check_type_lists_what_is_available():
 
 def test_a_check_without_type_is_reported():
     assert problems('[checks.x]\ninterval = "1m"\n') == ["agent.toml:1: checks.x.type: is required"]
+
+
+def test_a_duration_given_as_a_float_suggests_the_seconds_spelling():
+    assert problems('[checks.cpu]\ntype = "cpu"\ninterval = 2.5\n') == [
+        'agent.toml:3: checks.cpu.interval: must be a duration such as "30s", "5m" or "4h", got 2.5 '
+        '(a number has no unit: write "2.5s" for seconds)']
 
 
 def test_invalid_toml_names_the_line_first_like_every_other_problem():
