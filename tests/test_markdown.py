@@ -456,3 +456,26 @@ def test_a_crash_collected_on_a_dump_server_names_the_client_and_the_capture_clo
 - Note: remote (ssh) dump
 
 @13800000000"""
+
+
+def process_down(kind: EventKind = EventKind.FIRING, **fields) -> Event:
+    fields.setdefault("summary", "0 running, expected >= 1")
+    return event(kind, check="nginx", subject="nginx", metric="status", value=None, threshold=None, operator="",
+                 check_type="process", **fields)
+
+
+def test_a_problem_without_a_value_says_what_is_wrong_in_the_title_a_phone_shows():
+    message = render(Batch((Item(process_down(), (1,)),)), ZH)
+    assert message.title == "监控 [告警:1] web01 nginx nginx: 0 running, expected >= 1"
+    assert message.text == (
+        "#### 监控 [告警:1] web01 nginx nginx: 0 running, expected >= 1\n\n"
+        "**<font color=#FF0000>严重</font> 告警** nginx nginx: 0 running, expected >= 1\n\n"
+        "- 主机: web01\n- 检查: nginx (process)\n- 对象: nginx\n- 开始时间: 2026-09-21 22:08:20 CST\n\n"
+        "@13800000000")
+
+
+def test_a_resolve_without_a_value_keeps_its_summary_below_the_headline():
+    resolved = process_down(EventKind.RESOLVED, duration=300.0, summary="1 running")
+    message = render(Batch((Item(resolved, (1,)),)), EN)
+    assert message.title == "[RESOLVED] web01 nginx nginx"
+    assert "- Summary: 1 running" in message.text

@@ -200,7 +200,18 @@ def headline(event: Event, defang: bool = False) -> str:
     text = " ".join(p for p in parts if p)
     if event.kind in (EventKind.NOTICE, EventKind.OCCURRENCE) and event.summary:
         text = event.summary
+    elif verdict_in_headline(event):
+        text += f": {event.summary}"
     return escape(text, HEADLINE_CHARS, defang)
+
+
+_PROBLEM_KINDS = (EventKind.FIRING, EventKind.ESCALATED, EventKind.DEESCALATED, EventKind.REMINDER)
+
+
+def verdict_in_headline(event: Event) -> bool:
+    """A problem without a value ("nginx: 0 running, expected >= 1") says what is wrong in its
+    headline, so the title a phone shows in its notification is enough to act on."""
+    return event.kind in _PROBLEM_KINDS and event.value is None and bool(event.summary)
 
 
 class Renderer:
@@ -269,7 +280,8 @@ class Renderer:
         out.append((L["trend"], sparkline(e.trend)))
         out.append((L["time_to_full"], escape(e.facts.get("time_to_full", ""))))
         out.append((L["growth"], escape(e.facts.get("trend", ""))))
-        said = e.kind in (EventKind.NOTICE, EventKind.OCCURRENCE) or (e.value is not None and _BARE.match(e.summary))
+        said = (e.kind in (EventKind.NOTICE, EventKind.OCCURRENCE) or verdict_in_headline(e)
+                or (e.value is not None and _BARE.match(e.summary)))
         out.append((L["summary"], "" if said else escape(e.summary, defang=defang)))
         out.append((L["note"], escape(e.note, defang=defang)))
         if not defang and e.details:
