@@ -283,7 +283,7 @@ class Subject:
 
 def start_sleepers(total: int) -> List[subprocess.Popen]:  # type: ignore[type-arg]
     """Idle processes until the machine has about ``total``."""
-    missing = total - sum(1 for entry in os.listdir("/proc") if entry.isdigit())
+    missing = total - running()
     return [subprocess.Popen(["sleep", "86400"], stdin=subprocess.DEVNULL, start_new_session=True)
             for _ in range(max(0, missing))]
 
@@ -308,16 +308,26 @@ def kill_all(procs: Sequence[subprocess.Popen]) -> None:  # type: ignore[type-ar
         proc.wait()
 
 
-def measure(subjects: Sequence[Subject], cycles: int, interval: float) -> None:
-    """Start together; sample half-way between cycles, cycles + 1 times (the first cycle is not counted)."""
+def running() -> int:
+    return sum(1 for entry in os.listdir("/proc") if entry.isdigit())
+
+
+def measure(subjects: Sequence[Subject], cycles: int, interval: float) -> int:
+    """Start together; sample half-way between cycles, cycles + 1 times (the first cycle is not counted).
+
+    Returns the largest number of processes seen at a sample.
+    """
     for subject in subjects:
         subject.start()
     start = time.monotonic()
+    most = 0
     for k in range(cycles + 1):
         time.sleep(max(0.0, start + interval / 2 + k * interval - time.monotonic()))
         for subject in subjects:
             subject.sample()
+        most = max(most, running())
         print(f"  sample {k}/{cycles}", file=sys.stderr, flush=True)
+    return most
 
 
 # ---------------------------------------------------------------- report
@@ -368,7 +378,7 @@ def main() -> None:
     ]
     try:
         print(f"measuring {cycles} cycles of 10 s; work in {tmp}", file=sys.stderr)
-        measure(subjects, cycles, 10.0)
+        total = measure(subjects, cycles, 10.0)
     finally:
         for subject in subjects:
             subject.stop()
@@ -376,7 +386,6 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     results = {s.name: s.summary() for s in subjects}
-    total = sum(1 for entry in os.listdir("/proc") if entry.isdigit()) + len(sleepers) + len(services)
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, about {total} processes, {cycles} cycles of 10 s")
     print(report(results))
     if args.json:
