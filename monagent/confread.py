@@ -191,6 +191,15 @@ def _describe(value: Any) -> str:
     return str(value)
 
 
+def _kind_of(value: Any) -> str:
+    """What a value is, without the value (for secrets)."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return _describe(value) if isinstance(value, (dict, list)) else "a date or time"
+
+
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -349,6 +358,9 @@ class Section:
                 self.error(key, f"is required (or {file_key}, or {cred_key})")
             return None
         which = given[0]
+        if which == key and not isinstance(self.data[key], str):  # never echo a secret, even a mistyped one
+            self.error(key, f"must be a string, got {_kind_of(self.data[key])} (its value is not shown)")
+            return None
         if which == key:
             value = self.string(key)
             return Secret(value) if value else None
