@@ -65,3 +65,26 @@ def test_an_invalid_configuration_exits_78(write_config, fake, capsys):
     path = config(write_config, fake, extra="max_sends_per_minute = 25")
     assert main(["notify-test", "-c", str(path)]) == 78
     assert "max_sends_per_minute: must be below 20, got 25" in capsys.readouterr().err
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_robot_is_explained_in_a_few_words_without_the_token(write_config, capsys):
+    port = closed_port()
+    path = write_config(f"""
+[notifiers.dingtalk.ops]
+webhook = "http://127.0.0.1:{port}/robot/send?access_token=unreachabletoken"
+secret = "{SECRET}"
+""")
+    assert main(["notify-test", "-c", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "  FAILED: no errcode from DingTalk (the agent would keep the message and retry)",
+        f"  meaning: network error: ConnectionError: connection refused by 127.0.0.1:{port} "
+        "(nothing listens there, or a proxy is needed)",
+    ]

@@ -187,7 +187,10 @@ class DingTalkReceiver:
             response = self._session.post(self.url(now), data=body, timeout=self.config.timeout,
                                           headers={"Content-Type": "application/json; charset=utf-8"})
         except requests.RequestException as exc:
-            reason = f"network error: {type(exc).__name__}: {scrub(str(exc))[:300]}"
+            from monagent.notify.neterror import describe_network_error
+
+            said = describe_network_error(exc, self.config.timeout) or scrub(str(exc))[:300]
+            reason = f"network error: {type(exc).__name__}: {said}"
             return Reply(Outcome(OutcomeKind.RETRY, reason))
         with response:
             return self._reply(response.status_code, response.content, now)
@@ -223,10 +226,18 @@ class DingTalkReceiver:
         return Outcome(info.kind, reason, code=code)
 
 
+_WITHOUT_ERRCODE = {
+    OutcomeKind.RETRY: "the agent would keep the message and retry",
+    OutcomeKind.BROKEN: "the agent would keep the message and stop sending until this is fixed",
+    OutcomeKind.LOCKED_OUT: "the agent would keep the message and pause",
+}
+
+
 def describe(reply: Reply) -> Tuple[str, str]:
     """(outcome line, meaning line) for ``monagent notify-test``."""
-    if reply.errcode is None:
-        return reply.outcome.kind.value, reply.outcome.reason
+    if reply.errcode is None:  # no answer from DingTalk at all: say so, and what the agent would do
+        then = _WITHOUT_ERRCODE.get(reply.outcome.kind, reply.outcome.kind.value)
+        return f"no errcode from DingTalk ({then})", reply.outcome.reason
     info = explain(reply.errcode, reply.errmsg)
     meaning = info.meaning if reply.errcode != 0 else "the robot accepted the message"
     fix = f"; fix: {info.fix}" if info.fix and reply.errcode != 0 else ""

@@ -89,7 +89,10 @@ class WebhookReceiver:
             response = self._session.post(self.config.url.reveal(), data=body, timeout=self.config.timeout,
                                           headers={"Content-Type": "application/json; charset=utf-8"})
         except requests.RequestException as exc:
-            return Outcome(OutcomeKind.RETRY, f"network error: {type(exc).__name__}: {scrub_url(str(exc))[:300]}")
+            from monagent.notify.neterror import describe_network_error
+
+            said = describe_network_error(exc, self.config.timeout) or scrub_url(str(exc))[:300]
+            return Outcome(OutcomeKind.RETRY, f"network error: {type(exc).__name__}: {said}")
         with response:
             return classify(response.status_code, response.headers.get("Retry-After", ""), now)
 
