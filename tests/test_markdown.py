@@ -121,7 +121,7 @@ EXPECTED_ZH = {
 - 原级别: 严重
 - 开始时间: 2026-09-21 22:08:20 CST
 - 恢复时间: 2026-09-21 22:43:20 CST
-- 持续时间: 35m"""),
+- 持续时间: 35分"""),
     "crash": ("监控 [内核崩溃] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086", r"""#### 监控 [内核崩溃] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086
 
 **<font color=#FF0000>严重</font> 内核崩溃** BUG: kernel NULL pointer dereference, address: 0000000000000086
@@ -177,7 +177,7 @@ EXPECTED_ZH = {
 自 2026-09-21 22:03:20 CST 起共 5 条事件，因钉钉限流锁定延后发送。 其间已自行恢复、未列出的告警：1 条。
 
 - <font color=#FF0000>严重</font> 告警 disk /var 93% (阈值 >= 90%) · 2026-09-21 22:13:20 CST
-- <font color=#008000>已恢复</font> cpu 20% (阈值 >= 90%) · 持续 10m · 2026-09-21 22:13:20 CST
+- <font color=#008000>已恢复</font> cpu 20% (阈值 >= 90%) · 持续 10分 · 2026-09-21 22:13:20 CST
 - <font color=#FF9900>警告</font> 告警 mem 88% (阈值 >= 85%) · 2026-09-21 22:13:20 CST
 
 @13800000000"""),
@@ -479,3 +479,10 @@ def test_a_resolve_without_a_value_keeps_its_summary_below_the_headline():
     message = render(Batch((Item(resolved, (1,)),)), EN)
     assert message.title == "[RESOLVED] web01 nginx nginx"
     assert "- Summary: 1 running" in message.text
+
+
+@pytest.mark.parametrize("seconds, said", [(28, "28秒"), (5400, "1小时30分"), (93600, "1天2小时"), (0.25, "250毫秒")])
+def test_durations_read_as_chinese_units_in_chinese_messages(seconds, said):
+    resolved = process_down(EventKind.RESOLVED, duration=seconds, summary="1 running")
+    assert f"- 持续时间: {said}\n" in render(Batch((Item(resolved, (1,)),)), ZH).text + "\n"
+    assert "- Duration: " in render(Batch((Item(resolved, (1,)),)), EN).text

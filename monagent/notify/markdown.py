@@ -111,6 +111,8 @@ _SPECIAL = re.compile(r"([\\`*_\[\]<~])")
 _LINE_START = re.compile(r"^(\s*)([-+>#=]|\d+[.)])")
 _REGISTERS = re.compile(r"^\s*(R(?!IP\b)[A-Z0-9]{1,2}|[ECDFGS]S|CR\d|DR\d|Code|EFLAGS):")
 _BARE = re.compile(r"^\s*-?[\d.]+\s*\S{0,5}\s*\(\s*[<>]=?\s*-?[\d.]+\s*\S{0,5}\s*\)\s*$")  # "21.8% (>= 2)"
+_UNIT = re.compile(r"ms|[dhms]")
+_ZH_UNITS = {"ms": "毫秒", "d": "天", "h": "小时", "m": "分", "s": "秒"}
 _SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)://")
 
 
@@ -223,6 +225,13 @@ class Renderer:
     def time(self, ts: float) -> str:
         return format_time(ts, self.zone)
 
+    def duration(self, seconds: float) -> str:
+        """``1h30m``; in Chinese ``1小时30分`` (units spelled as a reader says them)."""
+        text = format_duration(seconds)
+        if self.style.language != "zh":
+            return text
+        return _UNIT.sub(lambda m: _ZH_UNITS[m.group(0)], text)
+
     def badge(self, event: Event) -> str:
         if event.kind == EventKind.RESOLVED:
             return f"<font color={COLOURS['resolved']}>{self.L['resolved']}</font>"
@@ -274,7 +283,7 @@ class Renderer:
         if e.kind == EventKind.RESOLVED:
             out.append((L["resolved_at"], self.time(e.time)))
             if e.duration is not None:
-                out.append((L["duration"], format_duration(e.duration)))
+                out.append((L["duration"], self.duration(e.duration)))
         elif e.since is None:
             out.append((L["time"], self.time(e.time)))
         out.append((L["trend"], sparkline(e.trend)))
@@ -337,7 +346,7 @@ class Renderer:
         if event.value is not None and not is_crash(event):
             text += self.threshold(event)
         if event.kind == EventKind.RESOLVED and event.duration is not None:
-            text += f" · {self.L['after']} {format_duration(event.duration)}"
+            text += f" · {self.L['after']} {self.duration(event.duration)}"
         return text + f" · {self.time(event.time)}"
 
 
