@@ -65,7 +65,8 @@ class Instance:
     last_duration: float = 0.0
 
 
-def _normalise(value: Any) -> Tuple[Result, ...]:
+def normalise_results(value: Any) -> Tuple[Result, ...]:
+    """What ``run()`` returned (one Result, an iterable of them, or None) as a tuple; anything else is a TypeError."""
     if isinstance(value, Result):
         return (value,)
     if value is None:
@@ -81,7 +82,7 @@ def _execute(check: Check, ctx: Context, box: Dict[str, Any], name: str) -> None
     # The isolation boundary: any exception of check code (ours or a user's plugin) becomes
     # UNKNOWN for that check only; the scheduler and the other checks go on.
     try:
-        box["results"] = _normalise(check.run(ctx))
+        box["results"] = normalise_results(check.run(ctx))
     except Exception as exc:
         from monagent.api import CheckError, StuckCall
 

@@ -29,7 +29,6 @@ from typing import (
     Any,
     Callable,
     Dict,
-    Iterable,
     List,
     Mapping,
     Optional,
@@ -56,6 +55,7 @@ from monagent.api import (
 from monagent.confread import ConfigError, Document, Problem, Section
 from monagent.judge import Judged, judge_all
 from monagent.procfs import CpuTimes
+from monagent.scheduler import normalise_results
 
 __all__ = [
     "HANGS",
@@ -334,18 +334,6 @@ class CheckReport:
             raise KeyError(f"no alert key ({subject!r}, {metric!r}); keys: {sorted(self.statuses)}") from None
 
 
-def _normalise(value: Union[Result, Iterable[Result], None]) -> Tuple[Result, ...]:
-    if isinstance(value, Result):
-        return (value,)
-    if value is None:
-        return ()
-    results = tuple(value)
-    for item in results:
-        if not isinstance(item, Result):
-            raise TypeError(f"run() must return Result values, got {type(item).__name__}")
-    return results
-
-
 def run_check(check: Union[type, Check], options: Optional[Mapping[str, Any]] = None,
               context: Optional[Any] = None, thresholds: Optional[Mapping[str, ThresholdSpec]] = None, *,
               name: str = "test") -> CheckReport:
@@ -364,7 +352,7 @@ def run_check(check: Union[type, Check], options: Optional[Mapping[str, Any]] = 
     resolved = resolve_thresholds(check_class, thresholds, name=name)
     ctx = context if context is not None else FakeContext()
     try:
-        results = _normalise(instance.run(ctx))
+        results = normalise_results(instance.run(ctx))
     except (CheckError, StuckCall) as exc:
         results = (Result(status=Status.UNKNOWN, reason=str(exc)),)
     return CheckReport(results, judge_all(results, resolved), resolved)
