@@ -88,3 +88,14 @@ secret = "{SECRET}"
         f"  meaning: network error: ConnectionError: connection refused by 127.0.0.1:{port} "
         "(nothing listens there, or a proxy is needed)",
     ]
+
+
+def test_an_unreachable_webhook_says_what_the_agent_would_do(write_config, capsys):
+    port = closed_port()
+    path = write_config(f'[notifiers.webhook.hooks]\nurl = "http://127.0.0.1:{port}/hook?key=webhookkey"\n')
+    assert main(["notify-test", "-c", str(path)]) == 1
+    assert capsys.readouterr().out == (
+        f"webhook:hooks: sending a test message to http://127.0.0.1:{port}/hook?…(redacted)\n"
+        "  FAILED: retry (the agent would keep the message and retry)\n"
+        f"  meaning: network error: ConnectionError: connection refused by 127.0.0.1:{port} "
+        "(nothing listens there, or a proxy is needed)\n")

@@ -80,6 +80,7 @@ def _test_webhook(hook: Any, host: str) -> bool:
     from monagent.api import Status
     from monagent.events import AlertKey, Event, EventKind, OutcomeKind
     from monagent.notify.coalesce import Batch, Item
+    from monagent.notify.dingtalk import AGENT_WOULD
     from monagent.notify.webhook import WebhookReceiver
 
     receiver = WebhookReceiver(hook)
@@ -92,7 +93,8 @@ def _test_webhook(hook: Any, host: str) -> bool:
     finally:
         receiver.close()
     ok = outcome.kind == OutcomeKind.DELIVERED
-    lines: List[str] = [f"  {'OK' if ok else 'FAILED'}: {outcome.kind.value}"]
+    then = AGENT_WOULD.get(outcome.kind)
+    lines: List[str] = [f"  {'OK' if ok else 'FAILED'}: {outcome.kind.value}" + (f" ({then})" if then else "")]
     if outcome.reason:
         lines.append(f"  meaning: {outcome.reason}")
     print("\n".join(lines))

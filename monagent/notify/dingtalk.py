@@ -226,7 +226,7 @@ class DingTalkReceiver:
         return Outcome(info.kind, reason, code=code)
 
 
-_WITHOUT_ERRCODE = {
+AGENT_WOULD = {  # what the agent does with a message after an outcome (for notify-test)
     OutcomeKind.RETRY: "the agent would keep the message and retry",
     OutcomeKind.BROKEN: "the agent would keep the message and stop sending until this is fixed",
     OutcomeKind.LOCKED_OUT: "the agent would keep the message and pause",
@@ -236,7 +236,7 @@ _WITHOUT_ERRCODE = {
 def describe(reply: Reply) -> Tuple[str, str]:
     """(outcome line, meaning line) for ``monagent notify-test``."""
     if reply.errcode is None:  # no answer from DingTalk at all: say so, and what the agent would do
-        then = _WITHOUT_ERRCODE.get(reply.outcome.kind, reply.outcome.kind.value)
+        then = AGENT_WOULD.get(reply.outcome.kind, reply.outcome.kind.value)
         return f"no errcode from DingTalk ({then})", reply.outcome.reason
     info = explain(reply.errcode, reply.errmsg)
     meaning = info.meaning if reply.errcode != 0 else "the robot accepted the message"
