@@ -226,7 +226,7 @@ class Subject:
     argv: List[str]
     log: Path
     cwd: Path = Path("/")
-    proc: Optional[subprocess.Popen] = None  # type: ignore[type-arg]
+    proc: Optional[subprocess.Popen] = None
     group: Optional[CpuGroup] = None
     precise: List[float] = field(default_factory=list)  # cgroup seconds at each sample
     ticks: List[float] = field(default_factory=list)  # /proc stat seconds at each sample
@@ -281,14 +281,14 @@ class Subject:
         }
 
 
-def start_sleepers(total: int) -> List[subprocess.Popen]:  # type: ignore[type-arg]
+def start_sleepers(total: int) -> List[subprocess.Popen]:
     """Idle processes until the machine has about ``total``."""
     missing = total - running()
     return [subprocess.Popen(["sleep", "86400"], stdin=subprocess.DEVNULL, start_new_session=True)
             for _ in range(max(0, missing))]
 
 
-def start_services(tmp: Path) -> List[subprocess.Popen]:  # type: ignore[type-arg]
+def start_services(tmp: Path) -> List[subprocess.Popen]:
     """The five services the process rules watch: ``sleep`` under other names (comm follows the file name)."""
     bindir = tmp / "bin"
     bindir.mkdir()
@@ -301,7 +301,7 @@ def start_services(tmp: Path) -> List[subprocess.Popen]:  # type: ignore[type-ar
     return procs
 
 
-def kill_all(procs: Sequence[subprocess.Popen]) -> None:  # type: ignore[type-arg]
+def kill_all(procs: Sequence[subprocess.Popen]) -> None:
     for proc in procs:
         proc.kill()
     for proc in procs:
