@@ -138,6 +138,8 @@ class Agent:
         from monagent.notify.build import build_dispatchers
         from monagent.scheduler import Scheduler
         from monagent.sdnotify import SystemdNotifier
+        from monagent.statelock import StateDirBusy
+        from monagent.statelock import claim as claim_state_dir
         from monagent.store import Store
 
         faulthandler.enable()  # a watchdog SIGABRT then prints every thread's stack to the journal
@@ -146,6 +148,11 @@ class Agent:
         self._install_signals()
         # Worker processes and Nagios plugins must not inherit NOTIFY_SOCKET / WATCHDOG_*: unset them here.
         notifier = SystemdNotifier.from_environ(os.environ, unset=True)
+        try:
+            state_lock = claim_state_dir(config.agent.state_dir)
+        except StateDirBusy as busy:
+            log.error("%s", busy)
+            return 1
         store = Store.open(config.agent.state_dir)
         facts = SystemFacts(config.agent.hostname)
         now, mono = time.time(), time.monotonic()
@@ -176,6 +183,7 @@ class Agent:
             pipeline.close(clean=clean)  # an exception exit is reported as an unclean stop at the next start
             facts.close()
             store.close()
+            state_lock.release()
         return 0
 
     def dispatchers(self) -> List[Any]:
