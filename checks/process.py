@@ -27,6 +27,7 @@ class ProcessCheck(Check):
 
     interval = 30.0
     timeout = 10.0
+    warmup = 1.0  # `monagent check`: a baseline run this long before the reported one (cpu_percent)
     metrics: ClassVar[Dict[str, MetricSpec]] = {
         "count": MetricSpec(description="matching processes, zombies excluded", minimum=0),
         "cpu_percent": MetricSpec(unit="%", description="highest CPU use of one matching process over the "

@@ -337,7 +337,9 @@ class Check:
     - ``interval``, ``timeout``: defaults in seconds, overridable per instance;
     - ``metrics``: name -> :class:`MetricSpec`; thresholds in the config may only
       name these (None: any name, for checks whose metrics are discovered, e.g. Nagios perfdata);
-    - ``run_at_start``: run at once at agent start instead of after a random splay.
+    - ``run_at_start``: run at once at agent start instead of after a random splay;
+    - ``warmup``: seconds between a baseline run and the reported one in ``monagent check``,
+      for checks that measure over an interval (CPU percent, rates); 0 (default): one run.
 
     Options are keyword-only ``__init__`` arguments with annotations and defaults;
     an argument without a default is required.
@@ -347,6 +349,7 @@ class Check:
     timeout: ClassVar[float] = 30.0
     metrics: ClassVar[Optional[Mapping[str, MetricSpec]]] = {}
     run_at_start: ClassVar[bool] = False
+    warmup: ClassVar[float] = 0.0
 
     def run(self, ctx: Context) -> Union[Result, Iterable[Result]]:
         raise NotImplementedError

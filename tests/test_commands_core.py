@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -76,3 +77,43 @@ def test_plugins_puts_the_error_last_so_the_columns_stay_aligned(broken_plugins,
     assert cpu.endswith("  ok")
     assert lines[-1] == f"plugin directories: {plugin_dir}"
     assert captured.err == ""
+
+
+COUNTING = """
+from pathlib import Path
+from monagent.api import Check, Metric, Result
+
+class Counting(Check):
+    warmup = {warmup}
+
+    def __init__(self, *, path: str) -> None:
+        self.path = Path(path)
+        self.runs = 0
+
+    def run(self, ctx):
+        self.runs += 1
+        with self.path.open("a") as log:
+            log.write("run\\n")
+        return Result(subject="x", metrics=(Metric("runs", self.runs),))
+"""
+
+
+@pytest.mark.parametrize("warmup, runs", [(0.0, 1), (0.01, 2)])
+def test_check_runs_a_type_with_a_warmup_once_for_a_baseline_then_reports_the_second_run(
+        plugin_dir, write_config, capsys, warmup, runs):
+    (plugin_dir / "counting.py").write_text(COUNTING.format(warmup=warmup))
+    os.chmod(plugin_dir / "counting.py", 0o644)
+    log = plugin_dir.parent / "runs.log"
+    path = write_config(f'[agent]\nplugin_dirs = ["{plugin_dir}"]\n[checks.c]\ntype = "counting"\npath = "{log}"\n')
+    assert main(["check", "-c", str(path), "--nagios", "c"]) == 0
+    assert capsys.readouterr().out == f"c OK: runs {runs} | 'x runs'={runs}\n"
+    assert log.read_text() == "run\n" * runs
+
+
+def test_a_one_shot_cpu_check_reports_its_utilisation_instead_of_warming_up(write_config, capsys):
+    path = write_config('[checks.cpu]\ntype = "cpu"\n')
+    main(["check", "-c", str(path), "--json", "cpu"])
+    (result,) = json.loads(capsys.readouterr().out)[0]["results"]
+    used = next(m for m in result["metrics"] if m["name"] == "used_percent")
+    assert isinstance(used["value"], float) and 0 <= used["value"] <= 100
+    assert not result["summary"].startswith("warming up")

@@ -212,6 +212,7 @@ def run_once(config: Any, selected: Sequence[Any]) -> List[Any]:
         for check_config in selected:
             cls = registry.resolve(check_config.type) or broken_check_class(check_config.type, "unknown check type")
             pairs.append((check_config, build_check(cls, check_config)))
+        _warm_up(pairs, facts)
         scheduler = Scheduler(pairs, facts.cycle, monotonic=time.monotonic(), splay=0)
         runs = scheduler.run_all_once(time.time(), time.monotonic(), time.sleep,
                                       lambda: (time.time(), time.monotonic()))
@@ -220,6 +221,20 @@ def run_once(config: Any, selected: Sequence[Any]) -> List[Any]:
         facts.close()
     order = {c.name: i for i, c in enumerate(selected)}
     return sorted(runs, key=lambda r: order.get(r.check, 0))
+
+
+def _warm_up(pairs: Sequence[Tuple[Any, Any]], facts: Any) -> None:
+    """Checks that measure over an interval (CPU percent) declare ``warmup = seconds``: run them
+    once for a baseline and wait that long, so one shot reports a value instead of "warming up"."""
+    from monagent.scheduler import Scheduler
+
+    warm = [(c, check) for c, check in pairs if c.enabled and getattr(check, "warmup", 0)]
+    if not warm:
+        return
+    scheduler = Scheduler(warm, facts.cycle, monotonic=time.monotonic(), splay=0)
+    scheduler.run_all_once(time.time(), time.monotonic(), time.sleep, lambda: (time.time(), time.monotonic()))
+    scheduler.instances.clear()  # the instances run again below: not closed here
+    time.sleep(max(float(getattr(check, "warmup", 0)) for _, check in warm))
 
 
 def _judge(config: Any, runs: Sequence[Any]) -> List[Tuple[Any, Tuple[Any, ...]]]:
