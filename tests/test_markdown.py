@@ -83,7 +83,7 @@ EXPECTED_ZH = {
 - 当前值: 93% (阈值 >= 90%)
 - 开始时间: 2026-09-21 22:08:20 CST
 - 趋势: ▁▂▄▅▆█
-- 预计写满: 3h20m
+- 预计写满: 3小时20分
 - 增长速度: +1.2%/h
 
 @13800000000"""),
@@ -174,7 +174,7 @@ EXPECTED_ZH = {
 - 时间: 2026-09-21 22:13:20 CST"""),
     "digest": ("监控 [汇总] web01 告警 2 · 已恢复 1", r"""#### 监控 [汇总] web01 告警 2 · 已恢复 1
 
-自 2026-09-21 22:03:20 CST 起共 5 条事件，因钉钉限流锁定延后发送。 其间已自行恢复、未列出的告警：1 条。
+自 2026-09-21 22:03:20 CST 起共 5 条事件，因钉钉限流锁定延后发送。其间已自行恢复、未列出的告警：1 条。
 
 - <font color=#FF0000>严重</font> 告警 disk /var 93% (阈值 >= 90%) · 2026-09-21 22:13:20 CST
 - <font color=#008000>已恢复</font> cpu 20% (阈值 >= 90%) · 持续 10分 · 2026-09-21 22:13:20 CST
@@ -486,3 +486,10 @@ def test_durations_read_as_chinese_units_in_chinese_messages(seconds, said):
     resolved = process_down(EventKind.RESOLVED, duration=seconds, summary="1 running")
     assert f"- 持续时间: {said}\n" in render(Batch((Item(resolved, (1,)),)), ZH).text + "\n"
     assert "- Duration: " in render(Batch((Item(resolved, (1,)),)), EN).text
+
+
+@pytest.mark.parametrize("estimate, said", [("~4h", "约4小时"), ("~35m", "约35分"), ("~3d", "约3天"), ("soon", "soon")])
+def test_the_disk_time_to_full_estimate_reads_in_chinese(estimate, said):
+    firing = event(facts={"time_to_full": estimate})
+    assert f"- 预计写满: {said}\n" in render(Batch((Item(firing, (1,)),)), ZH).text
+    assert f"- Full in: {escape(estimate)}\n" in render(Batch((Item(firing, (1,)),)), EN).text

@@ -112,6 +112,7 @@ _LINE_START = re.compile(r"^(\s*)([-+>#=]|\d+[.)])")
 _REGISTERS = re.compile(r"^\s*(R(?!IP\b)[A-Z0-9]{1,2}|[ECDFGS]S|CR\d|DR\d|Code|EFLAGS):")
 _BARE = re.compile(r"^\s*-?[\d.]+\s*\S{0,5}\s*\(\s*[<>]=?\s*-?[\d.]+\s*\S{0,5}\s*\)\s*$")  # "21.8% (>= 2)"
 _UNIT = re.compile(r"ms|[dhms]")
+_DURATION_TEXT = re.compile(r"~?(\d+(ms|[dhms]))+")  # "3h20m"; the disk check's estimates: "~4h"
 _ZH_UNITS = {"ms": "毫秒", "d": "天", "h": "小时", "m": "分", "s": "秒"}
 _SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)://")
 
@@ -227,10 +228,13 @@ class Renderer:
 
     def duration(self, seconds: float) -> str:
         """``1h30m``; in Chinese ``1小时30分`` (units spelled as a reader says them)."""
-        text = format_duration(seconds)
-        if self.style.language != "zh":
+        return self.localise_duration(format_duration(seconds))
+
+    def localise_duration(self, text: str) -> str:
+        """A duration text such as ``3h20m`` in the message's language; any other text unchanged."""
+        if self.style.language != "zh" or not _DURATION_TEXT.fullmatch(text):
             return text
-        return _UNIT.sub(lambda m: _ZH_UNITS[m.group(0)], text)
+        return _UNIT.sub(lambda m: _ZH_UNITS[m.group(0)], text.replace("~", "约"))
 
     def badge(self, event: Event) -> str:
         if event.kind == EventKind.RESOLVED:
@@ -287,7 +291,7 @@ class Renderer:
         elif e.since is None:
             out.append((L["time"], self.time(e.time)))
         out.append((L["trend"], sparkline(e.trend)))
-        out.append((L["time_to_full"], escape(e.facts.get("time_to_full", ""))))
+        out.append((L["time_to_full"], escape(self.localise_duration(e.facts.get("time_to_full", "")))))
         out.append((L["growth"], escape(e.facts.get("trend", ""))))
         said = (e.kind in (EventKind.NOTICE, EventKind.OCCURRENCE) or verdict_in_headline(e)
                 or (e.value is not None and _BARE.match(e.summary)))
@@ -504,7 +508,7 @@ def _digest_intro(batch: Batch, r: Renderer) -> str:
     text = r.L["digest.intro"].format(count=events + batch.cancelled_events, since=r.time(batch.held_since),
                                       why=sep.join(reasons))
     if batch.cancelled:
-        text += " " + r.L["digest.cancelled"].format(n=batch.cancelled)
+        text += ("" if r.style.language == "zh" else " ") + r.L["digest.cancelled"].format(n=batch.cancelled)
     return text
 
 
