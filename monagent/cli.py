@@ -2,8 +2,8 @@
 
 Each command group lives in ``monagent/commands/<group>.py`` with a
 ``register(subparsers)`` function; a command sets ``func`` on its parser and
-returns an exit code. Exit codes: 0 success, 64 usage error, 78 invalid
-configuration; ``monagent check`` exits with the worst status (0-3).
+returns an exit code. Exit codes: 0 success, 64 usage error, 77 permission denied,
+78 invalid configuration; ``monagent check`` exits with the worst status (0-3).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from monagent import __version__
 
 EX_USAGE = 64
 EX_CONFIG = 78
+EX_NOPERM = 77
 QUIET_LOGGERS = ("urllib3",)  # libraries whose debug lines quote secrets (request URLs)
 
 # The command groups, in the order --help lists them. Explicit, not discovered.
@@ -76,6 +77,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except PermissionError as exc:  # a state dir or socket of an agent running as another user: no traceback
+        what = f": {exc.filename}" if exc.filename else ""
+        print(f"monagent: permission denied{what}; run this as root or as the user the agent runs as",
+              file=sys.stderr)
+        return EX_NOPERM
     except BrokenPipeError:  # `monagent check --json | head`: the reader left, nothing to report
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -43,3 +43,30 @@ def test_urllib3_warnings_still_follow_the_chosen_level(restore_logging):
     assert not logging.getLogger("urllib3").isEnabledFor(logging.WARNING)
     setup_logging("debug")
     assert logging.getLogger("urllib3").isEnabledFor(logging.WARNING)
+
+
+def _status(config: str) -> tuple:
+    import contextlib
+    import io
+
+    from monagent.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["status", "-c", config])
+    return code, err.getvalue()
+
+
+def test_a_state_directory_the_user_cannot_read_is_a_one_line_error_not_a_traceback(public_tmp):
+    from conftest import NOBODY, run_as
+
+    state = public_tmp / "state"
+    state.mkdir(mode=0o700)
+    (state / "state.db").write_bytes(b"")
+    config = public_tmp / "agent.toml"
+    config.write_text(f'[agent]\nstate_dir = "{state}"\nruntime_dir = "{public_tmp / "run"}"\n')
+    config.chmod(0o644)
+    _status(str(config))  # as root first: the child cannot import from a root-only interpreter dir
+    code, err = run_as(NOBODY, _status, str(config))
+    assert (code, err) == (77, f"monagent: permission denied: {state / 'state.db'}; "
+                               "run this as root or as the user the agent runs as\n")
