@@ -117,3 +117,17 @@ def test_a_one_shot_cpu_check_reports_its_utilisation_instead_of_warming_up(writ
     used = next(m for m in result["metrics"] if m["name"] == "used_percent")
     assert isinstance(used["value"], float) and 0 <= used["value"] <= 100
     assert not result["summary"].startswith("warming up")
+
+
+def test_nagios_mode_says_on_stdout_why_there_is_no_result_when_the_config_is_invalid(write_config, capsys):
+    path = write_config('[checks.disks]\ntype = "dsik"\n')
+    assert main(["check", "-c", str(path), "--nagios", "disks"]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == (f"disks UNKNOWN: {path} has 1 configuration problem; run: monagent validate -c {path}\n")
+    assert captured.err.startswith(f'{path}:2: checks.disks.type: unknown check type "dsik"')
+
+
+def test_nagios_mode_names_a_check_that_is_not_configured_on_stdout(write_config, capsys):
+    path = write_config('[checks.memory]\ntype = "memory"\n')
+    assert main(["check", "-c", str(path), "--nagios", "disks"]) == 3
+    assert capsys.readouterr().out == f"disks UNKNOWN: no check named disks in {path}\n"

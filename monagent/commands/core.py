@@ -167,9 +167,16 @@ def cmd_check(args: argparse.Namespace) -> int:
             config = _load(args)
     except ConfigError as err:
         config_error_exit(err)
+        if args.nagios:  # NRPE and Icinga show stdout only: say why there is no result
+            count = len(getattr(err, "problems", [err]))
+            name = args.names[0] if len(args.names) == 1 else "monagent"
+            print(f"{name} UNKNOWN: {config_path(args)} has {count} configuration problem{'s' if count != 1 else ''}; "
+                  f"run: monagent validate -c {config_path(args)}")
         return int(Status.UNKNOWN)
     selected = _select(config, args.names)
     if selected is None:
+        if args.nagios and len(args.names) == 1:
+            print(f"{args.names[0]} UNKNOWN: no check named {args.names[0]} in {config.file}")
         return int(Status.UNKNOWN)
     if args.nagios and len(selected) != 1:
         print("monagent: --nagios needs exactly one check NAME", file=sys.stderr)
