@@ -57,7 +57,7 @@ def test_a_value_over_the_threshold_fires_once_after_the_confirmation_cycles(tmp
     assert values(p, clock, "load", 85) == ["FIRING warning web01 load value 85 (>= 80) since 14:15"]
     assert values(p, clock, "load", 85, 86) == []
     assert values(p, clock, "load", 10) == []
-    assert values(p, clock, "load", 10) == ["RESOLVED warning web01 load value 10 since 14:15"]
+    assert values(p, clock, "load", 10) == ["RESOLVED web01 load value 10 (was warning since 14:15)"]
 
 
 def test_warning_then_critical_is_one_incident_with_an_escalation(tmp_path: Path, clock: Clock) -> None:
@@ -78,7 +78,7 @@ def test_a_receiver_hears_a_resolve_only_for_a_firing_it_heard(tmp_path: Path, c
     values(p, clock, "load", 85, 85, 95)
     assert drain(p.store, "webhook:pager") == ["FIRING critical web01 load value 95 (>= 90) since 14:18"]
     values(p, clock, "load", 10, 10)
-    assert drain(p.store, "webhook:pager") == ["RESOLVED critical web01 load value 10 since 14:18"]
+    assert drain(p.store, "webhook:pager") == ["RESOLVED web01 load value 10 (was critical since 14:18)"]
 
 
 def test_a_failing_check_keeps_its_alert_and_fires_check_is_failing_after_three_runs(tmp_path: Path,
@@ -92,8 +92,8 @@ def test_a_failing_check_keeps_its_alert_and_fires_check_is_failing_after_three_
     assert observe(p, clock, failing) == ["FIRING warning web01 load #unknown check is failing: TimeoutError: "
                                           "no answer in 30s since 14:18"]
     assert p.states[AlertKey("load", "", "value")].phase == Phase.FIRING
-    assert values(p, clock, "load", 95) == ["RESOLVED warning web01 load #unknown check is failing: "
-                                            "TimeoutError: no answer in 30s since 14:18"]
+    assert values(p, clock, "load", 95) == ["RESOLVED web01 load #unknown check is failing: "
+                                            "TimeoutError: no answer in 30s (was warning since 14:18)"]
 
 
 def test_a_verdict_unknown_keeps_the_last_verdict(tmp_path: Path, clock: Clock) -> None:
@@ -113,7 +113,7 @@ def test_a_discovered_subject_that_disappears_is_resolved_as_no_longer_present(t
     assert observe(p, clock, run("disks", var, srv, check_type="disk")) == [
         "FIRING critical web01 disks /var used_percent 97% (>= 95) since 14:14"]
     assert observe(p, clock, run("disks", srv, check_type="disk")) == [
-        "RESOLVED critical web01 disks /var used_percent 97% since 14:14 (no longer present)"]
+        "RESOLVED web01 disks /var used_percent 97% (was critical since 14:14) (no longer present)"]
     assert AlertKey("disks", "/var", "used_percent") not in p.states
 
 
@@ -125,7 +125,7 @@ def test_a_removed_check_is_resolved_as_check_removed_and_reload_keeps_the_other
     values(p, clock, "load", 95, 95)
     values(p, clock, "other", 95)
     p.reload(config(tmp_path, "[checks.other]\ntype = \"gauge\"\n[checks.other.alerting]\nfire_after_cycles = 5\n"))
-    assert drain(p.store) == ["RESOLVED critical web01 load value 95 since 14:14 (check removed)"]
+    assert drain(p.store) == ["RESOLVED web01 load value 95 (was critical since 14:14) (check removed)"]
     assert values(p, clock, "other", 95) == []  # the incident was kept: no second FIRING
     assert p.states[AlertKey("other", "", "value")].phase == Phase.FIRING
 
@@ -197,7 +197,7 @@ def test_a_problem_that_ended_during_a_silence_is_closed_after_it(tmp_path: Path
     values(p, clock, "load", 95, 95)
     silence = p.add_silence(["check=load"], ends_at=clock.wall + 300, now=clock.wall)
     assert values(p, clock, "load", 10, 10, 10, 10) == []
-    assert values(p, clock, "load", 10) == [f"RESOLVED critical web01 load value 10 since 14:14 "
+    assert values(p, clock, "load", 10) == [f"RESOLVED web01 load value 10 (was critical since 14:14) "
                                             f"(while silence {silence.id})"]
 
 
@@ -323,7 +323,7 @@ def test_an_ack_also_mutes_the_de_escalation(tmp_path: Path, clock: Clock) -> No
     p.ack("load value", author="ops", now=clock.wall)
     assert values(p, clock, "load", 85, 85) == []
     assert p.heard[AlertKey("load", "", "value")]["console"].severity == Status.WARNING
-    assert values(p, clock, "load", 10, 10) == ["RESOLVED warning web01 load value 10 since 14:14"]
+    assert values(p, clock, "load", 10, 10) == ["RESOLVED web01 load value 10 (was warning since 14:14)"]
     assert p.acks == {}
 
 
@@ -352,7 +352,7 @@ def test_removing_a_threshold_retires_its_key(tmp_path: Path, clock: Clock) -> N
     assert observe(p, clock, run("disks", Result(subject="/", metrics=(Metric("used_percent", 99.0, "%"),)),
                                  check_type="disk")) == ["FIRING critical web01 disks / used_percent 99% (>= 95) since 14:14"]
     p.reload(config(tmp_path, disks.replace('type = "disk"\n', 'type = "verdict"\n')))
-    assert drain(p.store) == ["RESOLVED critical web01 disks / used_percent 99% since 14:14 (threshold removed)"]
+    assert drain(p.store) == ["RESOLVED web01 disks / used_percent 99% (was critical since 14:14) (threshold removed)"]
 
 
 def test_idle_inactive_keys_and_old_seen_ids_are_pruned(tmp_path: Path, clock: Clock) -> None:
@@ -404,7 +404,7 @@ def test_a_check_removed_while_the_agent_was_down_is_resolved_at_start(tmp_path:
     p.close(clean=True)
     p.store.close()
     p = open_pipeline(config(tmp_path, "[checks.other]\ntype = \"gauge\"\n"), clock)
-    assert drain(p.store) == ["RESOLVED critical web01 load value 95 since 14:14 (check removed)"]
+    assert drain(p.store) == ["RESOLVED web01 load value 95 (was critical since 14:14) (check removed)"]
     assert p.states == {}
 
 

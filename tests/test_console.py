@@ -42,7 +42,7 @@ def ev(kind: EventKind, **kw: object) -> Event:
      "DEESCALATED warning web01 root_disk /var used_percent 86% (>= 85) since 14:13"),
     (ev(EventKind.REMINDER), "REMINDER critical web01 root_disk /var used_percent 93% (>= 90) since 14:13"),
     (ev(EventKind.RESOLVED, summary="71%", note="check removed"),
-     "RESOLVED critical web01 root_disk /var used_percent 71% since 14:13 (check removed)"),
+     "RESOLVED web01 root_disk /var used_percent 71% (was critical since 14:13) (check removed)"),
     (ev(EventKind.OCCURRENCE, key=AlertKey("kdump", "/var/crash", "occurrence"), summary="kernel panic: Fatal "
         "exception", since=None), "OCCURRENCE critical web01 kdump /var/crash kernel panic: Fatal exception"),
     (ev(EventKind.FLAP_START, summary="is flapping (36% state change); notifications paused until it settles",
@@ -69,7 +69,7 @@ def test_the_dispatcher_prints_everything_pending_and_marks_it_delivered(tmp_pat
         ConsoleDispatcher(ConsoleReceiver(stream=out)).pump(store, T + 601)
         assert out.getvalue().splitlines() == [
             "FIRING critical web01 root_disk /var used_percent 93% (>= 90) since 14:13",
-            "RESOLVED critical web01 root_disk /var used_percent 12% since 14:13",
+            "RESOLVED web01 root_disk /var used_percent 12% (was critical since 14:13)",
         ]
         assert store.queued_count("console") == 0
         health = store.health("console")

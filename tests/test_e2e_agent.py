@@ -59,7 +59,7 @@ interval = "200ms"
 """
 
 FIRING = "FIRING critical web01 scripted value 95% (>= 90) since"
-RESOLVED = "RESOLVED critical web01 scripted value 10% since"
+RESOLVED = "RESOLVED web01 scripted value 10% (was critical since"
 
 
 class Agent:

@@ -80,6 +80,13 @@ class AlertPipeline:
         self._commit(now)
 
     # ------------------------------------------------------------ configuration and restore
+    def _audit(self, message: str, *args: Any) -> None:
+        """Every transition goes to the log once, at INFO: the journal is the audit trail even when no
+        receiver is reachable. With the console receiver on, its line is that record, so the log
+        line drops to DEBUG instead of printing each alert twice."""
+        level = logging.DEBUG if self.config.notifiers.console.enabled else logging.INFO
+        log.log(level, message, *args)
+
     def _apply_config(self, config: Config) -> None:
         from monagent.store import Bounds
 
@@ -268,7 +275,7 @@ class AlertPipeline:
         event = alert_event(EventKind.RESOLVED, key, state, incident=first.incident,
                             event_id=f"{first.incident}:{state.seq + 1}", severity=first.severity, now=now, mono=mono,
                             host=self.host, note=note)
-        log.info("RESOLVED %s (%s)", key, note)
+        self._audit("RESOLVED %s (%s)", key, note)
         self._enqueue(tuple(told), event)
 
     def _occurrences(self, run: CheckRun, found: Sequence[Tuple[str, Occurrence]], now: float) -> None:
@@ -287,7 +294,7 @@ class AlertPipeline:
                           severity=occurrence.severity, time=now, host=self.host, check_type=run.check_type,
                           since=occurrence.time,
                           summary=occurrence.summary, facts=dict(occurrence.facts), details=occurrence.details)
-            log.info("OCCURRENCE %s: %s", key, occurrence.summary)
+            self._audit("OCCURRENCE %s: %s", key, occurrence.summary)
             self._enqueue(notice_recipients(check, occurrence.severity, self.recipients, {}), event)
         if verdict.summarised:
             text, severity = summary_text(verdict.summarised)
@@ -344,7 +351,7 @@ class AlertPipeline:
                 note = f"started during {after}" if kind == EventKind.FIRING else f"while {after}"
             event = alert_event(kind, key, state, incident=incident, event_id=f"{incident}:{seq}", severity=severity,
                                 now=now, mono=mono, host=self.host, note=note)
-            log.info("%s %s %s %s", kind.value.upper(), severity.name.lower(), key, event.summary)
+            self._audit("%s %s %s %s", kind.value.upper(), severity.name.lower(), key, event.summary)
             self._enqueue(receivers, event)
         notified = any(k != EventKind.RESOLVED for k in by_kind)
         self.states[key] = replace(state, seq=seq, suppressed="",
@@ -373,7 +380,7 @@ class AlertPipeline:
                       severity=severity, time=now, host=self.host, summary=summary, incident=state.incident,
                       check_type=state.check_type, value=state.value, unit=state.unit)
         self.states[key] = replace(self.states[key], seq=seq)
-        log.info("%s %s %s", event.kind.value.upper(), key, summary)
+        self._audit("%s %s %s", event.kind.value.upper(), key, summary)
         self._enqueue(notice_recipients(key.check, severity, self.recipients, self.heard.get(key, {})), event)
 
     def _remind(self, now: float, mono: float) -> None:

@@ -46,12 +46,24 @@ def format_line(event: Event) -> str:
         where = [event.key.check, event.key.subject]
     else:
         where = [str(event.key)]
-    parts = [label, event.severity.name.lower(), event.host, *where, event.summary]
-    if event.since is not None and event.kind not in (EventKind.NOTICE, EventKind.OCCURRENCE):
-        parts.append(f"since {_clock(event.since)}")
+    if event.kind == EventKind.RESOLVED:
+        # "RESOLVED web01 root_disk /var used_percent 71% (was critical since 10:02)"
+        parts = [label, event.host, *where, event.summary, _was(event)]
+    else:
+        parts = [label, event.severity.name.lower(), event.host, *where, event.summary]
+        if event.since is not None and event.kind not in (EventKind.NOTICE, EventKind.OCCURRENCE):
+            parts.append(f"since {_clock(event.since)}")
     if event.note:
         parts.append(f"({event.note})")
     return " ".join(p for p in parts if p)
+
+
+def _was(event: Event) -> str:
+    """What a resolved alert had been, so the line cannot be read as still critical."""
+    text = f"was {event.severity.name.lower()}"
+    if event.since is not None:
+        text += f" since {_clock(event.since)}"
+    return f"({text})"
 
 
 class ConsoleReceiver:
