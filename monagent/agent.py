@@ -25,7 +25,8 @@ from monagent.confread import ConfigError
 log = logging.getLogger(__name__)
 
 STOP_DEADLINE = 20.0  # seconds for in-flight sends on SIGTERM; the unit's TimeoutStopSec is longer
-LOOP_MAX_SLEEP = 1.0
+LOOP_MAX_SLEEP = 5.0  # timers (reminders, windows) are checked at least this often; well under WatchdogSec/2
+STATUS_REFRESH = 30.0  # the systemd STATUS= line is recomputed after runs, else this often
 
 
 class Delivery:
@@ -195,6 +196,7 @@ class Agent:
         scheduler, pipeline, delivery = self.scheduler, self.pipeline, self.delivery
         gate = WatchdogGate(notifier.watchdog_interval())
         last_status = ""
+        status_at = 0.0
         while not self._stop.is_set():
             started = time.monotonic()
             now, mono = time.time(), started
@@ -211,10 +213,12 @@ class Agent:
                 gate.progress(time.monotonic())
             if gate.due(time.monotonic()):
                 notifier.watchdog()
-            status = self._status_line()
-            if status != last_status:
-                notifier.status(status)
-                last_status = status
+            if notifier.enabled and (runs or queued or time.monotonic() - status_at >= STATUS_REFRESH):
+                status_at = time.monotonic()
+                status = self._status_line()
+                if status != last_status:
+                    notifier.status(status)
+                    last_status = status
             if self._reload.is_set():
                 self._reload.clear()
                 notifier.reloading()

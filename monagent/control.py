@@ -15,10 +15,13 @@ import os
 import socket
 import socketserver
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
 
 log = logging.getLogger(__name__)
+
+IDLE_POLL = 30.0  # seconds between the control thread's idle wake-ups
 
 MAX_REQUEST = 65536
 Handler = Callable[[Mapping[str, Any]], Dict[str, Any]]
@@ -78,7 +81,9 @@ class ControlServer:
         os.chmod(self.path, 0o660)
         server.handler = self.handler
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+        # A long poll: an idle agent should not wake 5 times a second for nothing; stop() wakes the
+        # loop with a connection of its own instead.
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": IDLE_POLL},
                                         name="control", daemon=True)
         self._thread.start()
         log.info("control socket listening on %s", self.path)
@@ -86,8 +91,14 @@ class ControlServer:
     def stop(self) -> None:
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
+        server = self._server
+        stopper = threading.Thread(target=server.shutdown, name="control-stop", daemon=True)
+        stopper.start()
+        deadline = time.monotonic() + 5.0
+        while stopper.is_alive() and time.monotonic() < deadline:
+            _wake(self.path)  # serve_forever sees the shutdown request once select() returns
+            stopper.join(0.05)
+        server.server_close()
         if self._thread is not None:
             self._thread.join(5.0)
         self._server = None
@@ -95,6 +106,17 @@ class ControlServer:
             self.path.unlink()
         except FileNotFoundError:
             pass
+
+
+def _wake(path: Path) -> None:
+    """Connect and leave at once: returns the server's select() without a request."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        pass
+    finally:
+        probe.close()
 
 
 def _remove_stale(path: Path) -> None:

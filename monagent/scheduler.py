@@ -2,10 +2,10 @@
 
 Each instance runs on its own interval with a random first-run splay (or at once
 for types with ``run_at_start``). A run still in flight when the next is due is
-skipped and counted, never stacked. A run goes into a thread of its own: one that
-raises yields UNKNOWN with the exception text (traceback logged once); one that
-passes its timeout yields UNKNOWN "still running after N s" and its thread is
-abandoned (Python threads cannot be killed; calls that can block in the kernel go
+skipped and counted, never stacked. Each instance runs in a long-lived thread of its
+own: a run that raises yields UNKNOWN with the exception text (traceback logged once);
+one that passes its timeout yields UNKNOWN "still running after N s" and only that
+instance waits for it (Python threads cannot be killed; calls that can block in the kernel go
 through the context's worker processes, which have hard timeouts). Facts are
 gathered once per cycle: every check started in one step shares one context.
 
@@ -15,6 +15,7 @@ The scheduler never reads the clock: ``step(now, monotonic)`` is given the time.
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 from dataclasses import dataclass, field
@@ -47,9 +48,33 @@ def build_check(check_class: type, config: CheckConfig) -> Check:
 class _Run:
     started_mono: float
     started_wall: float
-    thread: threading.Thread
+    done: threading.Event
     box: Dict[str, Any] = field(default_factory=dict)
     timed_out: bool = False
+
+
+class _Worker:
+    """The long-lived thread of one instance: one run at a time, no thread created per run."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Optional[Tuple[Check, Context, _Run, str]]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name=f"check:{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, check: Check, ctx: Context, run: _Run, name: str) -> None:
+        self._jobs.put((check, ctx, run, name))
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            check, ctx, run, name = job
+            _execute(check, ctx, run.box, name)
+            run.done.set()
 
 
 @dataclass
@@ -58,6 +83,7 @@ class Instance:
     check: Check
     next_due: float
     run: Optional[_Run] = None
+    worker: Optional[_Worker] = None
     skipped: int = 0
     runs: int = 0
     timeouts: int = 0
@@ -112,6 +138,8 @@ class Scheduler:
     def remove(self, name: str) -> None:
         instance = self.instances.pop(name, None)
         if instance is not None:
+            if instance.worker is not None:
+                instance.worker.stop()
             _close(instance.check)
 
     def close(self) -> None:
@@ -162,7 +190,7 @@ class Scheduler:
     def unhealthy(self) -> bool:
         """Too many abandoned threads: stop feeding the watchdog so systemd restarts the agent."""
         return self.abandoned - sum(1 for i in self.instances.values() if i.run and i.run.timed_out
-                                    and not i.run.thread.is_alive()) > ABANDONED_THREAD_CAP
+                                    and i.run.done.is_set()) > ABANDONED_THREAD_CAP
 
     # -- internals
     def _start(self, instance: Instance, ctx: Context, now: float, monotonic: float) -> None:
@@ -174,12 +202,12 @@ class Scheduler:
             log.warning("check %s: previous run still in flight, run skipped (%d skipped so far)",
                         instance.config.name, instance.skipped)
             return
-        box: Dict[str, Any] = {}
-        thread = threading.Thread(target=_execute, args=(instance.check, ctx, box, instance.config.name),
-                                  name=f"check:{instance.config.name}", daemon=True)
-        instance.run = _Run(monotonic, now, thread, box)
+        if instance.worker is None:
+            instance.worker = _Worker(instance.config.name)
+        run = _Run(monotonic, now, threading.Event())
+        instance.run = run
         instance.runs += 1
-        thread.start()
+        instance.worker.submit(instance.check, ctx, run, instance.config.name)
 
     def _collect(self, now: float, monotonic: float) -> List[CheckRun]:
         out: List[CheckRun] = []
@@ -187,7 +215,7 @@ class Scheduler:
             run = instance.run
             if run is None:
                 continue
-            if not run.thread.is_alive():
+            if run.done.is_set():
                 instance.run = None
                 instance.last_duration = monotonic - run.started_mono
                 if run.timed_out:

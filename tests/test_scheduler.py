@@ -143,6 +143,10 @@ def test_a_run_still_in_flight_is_skipped_never_stacked():
         scheduler.step(1000.0, 0.0)
         for second in range(1, 6):
             scheduler.step(1000.0 + second, float(second))
+        deadline = time.monotonic() + 5
+        while gated.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
         assert gated.calls == 1
         assert scheduler.instances["slow"].skipped == 5
     finally:
