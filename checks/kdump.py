@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import pwd
 from dataclasses import replace
 from pathlib import Path
@@ -241,7 +240,7 @@ def _running_kernel(proc_root: Path) -> str:
     try:
         return (Path(proc_root) / "sys/kernel/osrelease").read_text(encoding="ascii", errors="replace").strip()
     except OSError:
-        return platform.release()
+        return os.uname().release
 
 
 def _mountpoint_of(ctx: Context, spec: str) -> Optional[str]:

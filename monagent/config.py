@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
@@ -100,7 +99,7 @@ def default_runtime_dir(environ: Mapping[str, str]) -> Path:
 
 def parse_agent(section: Section) -> AgentConfig:
     environ = section.doc.environ
-    hostname = section.string("hostname", "") or socket.gethostname()
+    hostname = section.string("hostname", "") or os.uname().nodename
     state_dir = section.path_value("state_dir", None) or default_state_dir(environ)
     runtime_dir = section.path_value("runtime_dir", None) or default_runtime_dir(environ)
     plugin_dirs = tuple(

@@ -7,7 +7,6 @@ tells the Alertmanagers of an HA cluster its current alerts (docs/fleet.md).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +88,8 @@ def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and "localhost"; an empty host means every interface."""
     if host == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -60,6 +60,18 @@ def _entry_points() -> Dict[str, object]:
     return {ep.name: ep for ep in group}
 
 
+def _own_entry_points() -> Dict[str, object]:
+    """monagent's own registrations in the group, read from its own distribution only: resolving a
+    built-in type then costs one small file instead of a scan of every installed distribution."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution("monagent")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return {}
+    return {ep.name: ep for ep in dist.entry_points if ep.group == GROUP}
+
+
 def permission_problem(path: Path, allowed_uids: Sequence[int]) -> Optional[str]:
     """Why ``path`` (a plugin file or directory) must not be loaded, or None when it is safe.
 
@@ -97,6 +109,7 @@ class Registry:
         self._classes: Dict[str, type] = {}
         self.infos: Dict[str, TypeInfo] = {}
         self._eps: Optional[Dict[str, object]] = None
+        self._own: Optional[Dict[str, object]] = None
 
     # -- discovery
     def entry_points(self) -> Dict[str, object]:
@@ -132,7 +145,10 @@ class Registry:
         if type_name in self._classes:
             return self._classes[type_name]
         files = self.plugin_files()
-        eps = self.entry_points()
+        if self._own is None:
+            self._own = _own_entry_points()
+        # The same entry-point mechanism for all; monagent's own group entries are looked up first.
+        eps = self._own if type_name in self._own else self.entry_points()
         if type_name in files and type_name in eps:
             self._report(section, f'check type "{type_name}" is both a built-in/entry point and a plugin file '
                                   f"({files[type_name]}); rename the file")
