@@ -143,7 +143,8 @@ def test_ack_goes_through_the_running_agent(running: Tuple[Path, AlertPipeline])
     assert result.stdout == (f"acknowledged load value (incident {ack.incident}): no reminders until it resolves "
                              "or gets worse\n")
     missing = run_monagent("ack", "-c", str(path), "load nothing")
-    assert (missing.returncode, missing.stderr) == (1, "monagent: no firing alert load nothing\n")
+    assert (missing.returncode, missing.stderr) == (
+        1, "monagent: no firing alert load nothing; `monagent status` lists the firing alerts with their keys\n")
 
 
 def test_without_an_agent_changes_go_into_the_store_as_its_owner(agent_files: Tuple[Path, Config]) -> None:

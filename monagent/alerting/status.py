@@ -1,16 +1,18 @@
 """What ``monagent status`` shows, gathered from the store (read-only) and the config.
 
-Alerts with phase, severity, since, last value and threshold; outbox depth per
+Alerts that are not inactive, with phase, severity, since, last value and threshold;
+checks whose last runs gave no verdict (failing, alerting yet or not); outbox depth per
 receiver; silences and maintenance windows; per-receiver health. No secrets: a
 receiver is named by its config name, never by its URL or token.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 from monagent.alerting import codec
-from monagent.alerting.machine import Phase
+from monagent.alerting.machine import AlertState, Phase
+from monagent.alerting.samples import UNKNOWN_METRIC
 from monagent.alerting.suppress import Ack, Silence
 from monagent.events import AlertKey
 
@@ -21,13 +23,27 @@ if TYPE_CHECKING:
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def _alerts(snapshot: Snapshot, now: float) -> List[Dict[str, Any]]:
-    acks = {ack.key: ack for ack in (Ack.from_json(codec.json_loads(t)) for t in snapshot.acks.values())}
+def _states(snapshot: Snapshot) -> Dict[AlertKey, AlertState]:
+    # on disk times are wall clock already
+    return {AlertKey.from_id(k): codec.state_from_json(t, 0.0) for k, t in sorted(snapshot.alerts.items())}
+
+
+def _failing_runs(states: Mapping[AlertKey, AlertState], key: AlertKey) -> int:
+    """How many runs in a row the check could not judge ``key``'s subject (or could not run at all).
+
+    Read from the ``#unknown`` companions, which every run of the check updates; a key's own
+    ``unknown_streak`` is only reset by a later verdict for that very key, which a check that
+    reports a status only when it fails never sends."""
+    runs = [s.unknown_streak for k, s in states.items()
+            if k.check == key.check and k.metric == UNKNOWN_METRIC and k.subject in ("", key.subject)]
+    return max(runs, default=0)
+
+
+def _alerts(states: Mapping[AlertKey, AlertState], acks: Mapping[AlertKey, Ack], now: float) -> List[Dict[str, Any]]:
+    """Keys that are not inactive: pending, firing or resolving."""
     rows = []
-    for key_id, text in sorted(snapshot.alerts.items()):
-        key = AlertKey.from_id(key_id)
-        state = codec.state_from_json(text, 0.0)  # on disk times are wall clock already
-        if state.phase == Phase.INACTIVE and not state.unknown_streak:
+    for key, state in states.items():
+        if state.phase == Phase.INACTIVE:
             continue
         threshold = state.threshold.limit_for(state.severity if state.phase.open else state.latched) \
             if state.threshold is not None else None
@@ -39,9 +55,23 @@ def _alerts(snapshot: Snapshot, now: float) -> List[Dict[str, Any]]:
             "value": state.value, "unit": state.unit, "threshold": threshold,
             "operator": state.threshold.operator if state.threshold is not None else "",
             "reason": state.reason, "flapping": state.flapping, "muted": state.suppressed,
-            "unknown_streak": state.unknown_streak, "stale": state.stale,
+            "unknown_streak": _failing_runs(states, key), "stale": state.stale,
             "acked_by": ack.author if ack is not None and ack.active(state.incident, now) else None,
         })
+    return rows
+
+
+def _failing(config: Config, states: Mapping[AlertKey, AlertState]) -> List[Dict[str, Any]]:
+    """Checks (or subjects) whose last runs gave no verdict, whether or not that alerts yet."""
+    rows = []
+    for key, state in states.items():
+        if key.metric != UNKNOWN_METRIC or not state.unknown_streak:
+            continue
+        check = config.check(key.check)
+        params = check.alerting if check is not None else config.alerting.defaults
+        rows.append({"key": str(key), "check": key.check, "subject": key.subject, "runs": state.unknown_streak,
+                     "alerting": state.phase.open, "alert_after": params.unknown_after_cycles,
+                     "reason": state.reason})
     return rows
 
 
@@ -74,12 +104,15 @@ def gather(config: Config, store: Store, now: float, *, running: Optional[bool])
     receivers += [r for r in store.receivers_with_entries() if r not in receivers]
     health = {r: store.health(r) for r in receivers}
     meta = snapshot.meta
+    states = _states(snapshot)
+    acks = {ack.key: ack for ack in (Ack.from_json(codec.json_loads(t)) for t in snapshot.acks.values())}
     return {
         "host": config.agent.hostname,
         "agent": {"running": running, "state_dir": str(config.agent.state_dir),
                   "last_eval_at": float(meta["last_eval_at"]) if "last_eval_at" in meta else None,
                   "clean_shutdown": meta.get("clean_shutdown") == "1"},
-        "alerts": _alerts(snapshot, now),
+        "alerts": _alerts(states, acks, now),
+        "failing": _failing(config, states),
         "outbox": {r: store.queued_count(r) for r in receivers},
         "silences": _silences(snapshot, now, include_expired=False),
         "windows": _windows(config, now),

@@ -13,22 +13,29 @@ import contextlib
 import getpass
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-from monagent.cli import config_error_exit
+from monagent.cli import EX_USAGE, config_error_exit
 from monagent.commands.core import add_config_option, config_path
 
-EX_FAILURE = 1
+EX_FAILURE = 1  # the request was well formed but could not be done (no such silence, no such firing alert)
+SILENCE_ID = re.compile(r"[0-9a-f]{8}")
+SEVERITIES = ("warning", "critical")  # what a severity matcher can meet: an open alert's severity
+KEY_HELP = ('the alert\'s key as the Alerts section of `monagent status` prints it: CHECK [SUBJECT] METRIC, e.g. '
+            '"root_disk /var used_percent" or "load value" (quote it; `monagent status --json` has it as "key")')
+ID_HELP = "the silence's 8-hex-digit ID, as `monagent silence add` printed it and `monagent silence list` shows it"
 
 
 def register(sub: Any) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     status = sub.add_parser("status", help="show alerts, outbox, silences and notifier health", formatter_class=fmt,
                             description="Show the alerts that are not inactive (phase, severity, since, last value "
-                                        "and threshold), the outbox depth per receiver, active silences and "
+                                        "and threshold), the checks failing now (runs in a row without a verdict, "
+                                        "before and after that alerts), the outbox depth per receiver, active silences and "
                                         "maintenance windows, and each notifier's health and last error. Reads the "
                                         "state database without changing it.",
                             epilog="examples:\n  monagent status\n  monagent status --json | jq .alerts")
@@ -68,7 +75,7 @@ def register(sub: Any) -> None:
                                             "check run.",
                                 epilog="example:\n  monagent silence expire 1a2b3c4d")
     add_config_option(expire)
-    expire.add_argument("id", metavar="ID")
+    expire.add_argument("id", metavar="ID", help=ID_HELP)
     expire.set_defaults(func=cmd_silence_expire)
     silence.set_defaults(func=lambda args: _usage(silence))
 
@@ -78,7 +85,7 @@ def register(sub: Any) -> None:
                                      "ends the acknowledgement. KEY is as `monagent status` prints it.",
                          epilog="example:\n  monagent ack 'root_disk /var used_percent' --comment 'cleaning up logs'")
     add_config_option(ack)
-    ack.add_argument("key", metavar="KEY")
+    ack.add_argument("key", metavar="KEY", help=KEY_HELP)
     ack.add_argument("--comment", default="", help="shown in status")
     ack.add_argument("--author", default=None, help="who (default: the invoking user)")
     ack.add_argument("--expires", default=None, metavar="DURATION", help="end the acknowledgement after this long")
@@ -87,7 +94,11 @@ def register(sub: Any) -> None:
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
-    return 64
+    return EX_USAGE
+
+
+class UsageError(ValueError):
+    """A bad argument: exit 64 with the message."""
 
 
 # ---------------------------------------------------------------- shared plumbing
@@ -107,9 +118,9 @@ def _author(args: argparse.Namespace) -> str:
     return args.author or os.environ.get("SUDO_USER") or getpass.getuser()
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = EX_FAILURE) -> int:
     print(f"monagent: {message}", file=sys.stderr)
-    return EX_FAILURE
+    return code
 
 
 def _clock(wall: Optional[float]) -> str:
@@ -203,33 +214,87 @@ def _offline(store: Any, message: Dict[str, Any], now: float) -> Dict[str, Any]:
     return answer
 
 
-def _duration(text: str) -> float:
+def _duration(option: str, text: str) -> float:
+    """Seconds; raises UsageError."""
     from monagent.confread import parse_duration
 
     try:
         seconds = parse_duration(text)
     except ValueError:
-        raise SystemExit(_fail(f'bad duration "{text}": use e.g. "30m", "2h", "1d"')) from None
+        raise UsageError(f'{option}: bad duration "{text}": use e.g. "30m", "2h", "1d", "1h30m"') from None
     if seconds <= 0:
-        raise SystemExit(_fail("the duration must be more than 0"))
+        raise UsageError(f'{option}: the duration must be more than 0, got "{text}"')
     return seconds
+
+
+def _matcher(items: Sequence[str]) -> Any:
+    """The parsed ``--match`` items; raises UsageError."""
+    from monagent.alerting.matchers import Matcher
+
+    try:
+        return Matcher.parse(items)
+    except ValueError as exc:
+        raise UsageError(f"--match: {exc}") from None
+
+
+def _check_key(text: str) -> None:
+    """Raises UsageError unless ``text`` has the shape of an alert key (find_key's forms)."""
+    words = text.split()
+    if len(words) >= 2 or "\x1f" in text or (len(words) == 1 and text.count("/") >= 2):
+        return
+    raise UsageError(f'bad KEY "{text}": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. '
+                     '"root_disk /var used_percent"')
+
+
+def _check_silence_id(text: str) -> str:
+    if not SILENCE_ID.fullmatch(text.lower()):
+        raise UsageError(f'bad silence ID "{text}": an ID is 8 hex digits as `monagent silence list` shows it, '
+                         'e.g. 1a2b3c4d')
+    return text.lower()
+
+
+def unmatched_warnings(config: Any, matcher: Any) -> List[str]:
+    """What in ``matcher`` matches nothing configured: no check (by name and type), or no severity."""
+    import fnmatch
+
+    from monagent.alerting.pipeline import AGENT_CHECK
+
+    def hits(label: str, value: str) -> bool:
+        return all(any(fnmatch.fnmatchcase(value, p) for p in patterns)
+                   for name, patterns in matcher.pairs if name == label)
+
+    warnings = []
+    by_check = [(label, patterns) for label, patterns in matcher.pairs if label in ("check", "type", "check_type")]
+    checks = [(c.name, c.type) for c in config.checks] + [(AGENT_CHECK, "")]
+    if by_check and not any(hits("check", name) and hits("type", kind) and hits("check_type", kind)
+                            for name, kind in checks):
+        typed = any(label != "check" for label, _ in by_check)
+        configured = ", ".join(f"{c.name} ({c.type})" if typed else c.name for c in config.checks) or "none"
+        asked = ", ".join(f"{label}={'|'.join(p)}" for label, p in by_check)
+        warnings.append(f"no configured check matches {asked}; configured: {configured}")
+    if not any(hits("severity", level) for level in SEVERITIES):
+        asked = ", ".join(f"severity={'|'.join(p)}" for label, p in matcher.pairs if label == "severity")
+        warnings.append(f"no severity matches {asked}; severities: {', '.join(SEVERITIES)}")
+    return warnings
+
 
 
 # ---------------------------------------------------------------- commands
 
 
 def cmd_silence_add(args: argparse.Namespace) -> int:
-    from monagent.alerting.matchers import Matcher
     from monagent.confread import ConfigError, format_duration
 
-    duration = _duration(args.duration)
     try:
-        Matcher.parse(args.match)
+        matcher = _matcher(args.match)
+        duration = _duration("--duration", args.duration)
         config = _config(args)
-    except ValueError as exc:
-        return _fail(str(exc))
+    except UsageError as exc:
+        return _fail(str(exc), EX_USAGE)
     except ConfigError as err:
         return config_error_exit(err)
+    for warning in unmatched_warnings(config, matcher):
+        print(f"warning: {warning}; adding the silence anyway (it applies once one exists)", file=sys.stderr)
     answer = _change(config, {"op": "silence_add", "matchers": args.match, "ends_at": time.time() + duration,
                               "author": _author(args), "comment": args.comment})
     if not answer.get("ok"):
@@ -244,28 +309,40 @@ def cmd_silence_expire(args: argparse.Namespace) -> int:
     from monagent.confread import ConfigError
 
     try:
+        ident = _check_silence_id(args.id)
         config = _config(args)
+    except UsageError as exc:
+        return _fail(str(exc), EX_USAGE)
     except ConfigError as err:
         return config_error_exit(err)
-    answer = _change(config, {"op": "silence_expire", "id": args.id})
+    answer = _change(config, {"op": "silence_expire", "id": ident})
     if not answer.get("ok"):
-        return _fail(answer.get("error", "failed"))
-    print(f"silence {args.id} expired")
+        error = answer.get("error", "failed")
+        if error == f"no silence {ident}":
+            error = f"no silence with ID {ident}; `monagent silence list --all` shows the IDs"
+        return _fail(error)
+    print(f"silence {ident} expired")
     return 0
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
     from monagent.confread import ConfigError
 
-    expires = time.time() + _duration(args.expires) if args.expires else None
     try:
+        _check_key(args.key)
+        expires = time.time() + _duration("--expires", args.expires) if args.expires is not None else None
         config = _config(args)
+    except UsageError as exc:
+        return _fail(str(exc), EX_USAGE)
     except ConfigError as err:
         return config_error_exit(err)
     answer = _change(config, {"op": "ack", "key": args.key, "author": _author(args), "comment": args.comment,
                               "expires_at": expires})
     if not answer.get("ok"):
-        return _fail(answer.get("error", "failed"))
+        error = answer.get("error", "failed")
+        if error == f"no firing alert {args.key}":
+            error += "; `monagent status` lists the firing alerts with their keys"
+        return _fail(error)
     print(f"acknowledged {args.key} (incident {answer['ack']['incident']}): no reminders until it resolves or "
           "gets worse")
     return 0
@@ -339,6 +416,16 @@ def _value_text(row: Dict[str, Any]) -> str:
     return text
 
 
+def _runs_text(prefix: str, runs: int) -> str:
+    return f"{prefix}{runs} run{'s' if runs != 1 else ''} in a row without a verdict"
+
+
+def _failing_text(row: Dict[str, Any]) -> str:
+    what = " ".join(part for part in (row["check"], row["subject"]) if part)
+    alerting = "alerting" if row["alerting"] else f"alerts after {row['alert_after']}"
+    return f"  {what}: {_runs_text('', row['runs'])} ({alerting}): {row['reason'] or 'no reason given'}"
+
+
 def render_status(data: Dict[str, Any]) -> List[str]:
     agent = data["agent"]
     running = {True: "running", False: "not running", None: "state unknown (no access to its control socket)"}
@@ -347,10 +434,14 @@ def render_status(data: Dict[str, Any]) -> List[str]:
     for row in data["alerts"]:
         extra = [word for word, on in (("flapping", row["flapping"]), (f"muted: {row['muted']}", row["muted"]),
                                        (f"acked by {row['acked_by']}", row["acked_by"]),
-                                       (f"{row['unknown_streak']} unknown runs", row["unknown_streak"])) if on]
+                                       (_runs_text("check failing: ", row["unknown_streak"]),
+                                        row["unknown_streak"])) if on]
         lines.append(f"  {row['phase'].upper():<9} {row['severity'] or '-':<8} {row['key']}  {_value_text(row)}  "
                      f"since {_clock(row['since'])}" + (f"  [{'; '.join(extra)}]" if extra else ""))
     if not data["alerts"]:
+        lines.append("  none")
+    lines += ["", "Checks failing:"] + [_failing_text(row) for row in data["failing"]]
+    if not data["failing"]:
         lines.append("  none")
     lines += ["", "Outbox:"] + [f"  {r}: {n} queued" for r, n in data["outbox"].items()]
     lines += ["", "Silences:"] + [f"  {s['id']} {s['state']} until {_clock(s['ends_at'])}  {s['match']}  by "
