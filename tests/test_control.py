@@ -209,3 +209,89 @@ def test_a_probe_that_sends_nothing_gets_no_answer_and_no_traceback(tmp_path: Pa
     finally:
         server.stop()
     assert capsys.readouterr().err == ""
+
+
+def silence_add(path: Path, *options: str):
+    return run_monagent("silence", "add", "-c", str(path), *options, "--comment", "test")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (("--match", "nonsense", "--duration", "2h"),
+     'monagent: --match: bad matcher "nonsense": use LABEL=GLOB with LABEL one of check, subject, metric, '
+     "check_type, type, severity\n"),
+    (("--match", "host=web01", "--duration", "2h"),
+     'monagent: --match: bad matcher "host=web01": use LABEL=GLOB with LABEL one of check, subject, metric, '
+     "check_type, type, severity\n"),
+    (("--match", "check=load", "--duration", "2 hours"),
+     'monagent: --duration: bad duration "2 hours": use e.g. "30m", "2h", "1d", "1h30m"\n'),
+    (("--match", "check=load", "--duration", "0"),
+     'monagent: --duration: the duration must be more than 0, got "0"\n'),
+])
+def test_silence_add_with_a_bad_match_or_duration_is_a_usage_error(agent_files: Tuple[Path, Config],
+                                                                   options: Tuple[str, ...], message: str) -> None:
+    path, _ = agent_files
+    result = silence_add(path, *options)
+    assert (result.returncode, result.stderr, result.stdout) == (64, message, "")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("load",), 'monagent: bad KEY "load": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. '
+                '"root_disk /var used_percent"\n'),
+    (("  ",), 'monagent: bad KEY "  ": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. '
+              '"root_disk /var used_percent"\n'),
+    (("load value", "--expires", "soon"), 'monagent: --expires: bad duration "soon": use e.g. "30m", "2h", "1d", '
+                                          '"1h30m"\n'),
+])
+def test_ack_with_a_malformed_key_or_expiry_is_a_usage_error(agent_files: Tuple[Path, Config],
+                                                             args: Tuple[str, ...], message: str) -> None:
+    path, _ = agent_files
+    result = run_monagent("ack", "-c", str(path), *args)
+    assert (result.returncode, result.stderr) == (64, message)
+
+
+def test_silence_expire_refuses_a_malformed_id_and_names_an_unknown_one(running: Tuple[Path, AlertPipeline]) -> None:
+    path, _ = running
+    bad = run_monagent("silence", "expire", "-c", str(path), "last-one")
+    assert (bad.returncode, bad.stderr) == (64, 'monagent: bad silence ID "last-one": an ID is 8 hex digits as '
+                                                '`monagent silence list` shows it, e.g. 1a2b3c4d\n')
+    unknown = run_monagent("silence", "expire", "-c", str(path), "DEADBEEF")
+    assert (unknown.returncode, unknown.stderr) == (
+        1, "monagent: no silence with ID deadbeef; `monagent silence list --all` shows the IDs\n")
+
+
+def test_without_an_agent_an_unknown_silence_id_gets_the_same_answer(agent_files: Tuple[Path, Config]) -> None:
+    path, cfg = agent_files
+    pipeline = firing_pipeline(cfg)
+    pipeline.close(clean=True)
+    pipeline.store.close()
+    unknown = run_monagent("silence", "expire", "-c", str(path), "deadbeef")
+    assert (unknown.returncode, unknown.stderr) == (
+        1, "monagent: no silence with ID deadbeef; `monagent silence list --all` shows the IDs\n")
+
+
+def test_a_silence_for_no_configured_check_warns_and_is_added_anyway(running: Tuple[Path, AlertPipeline]) -> None:
+    path, pipeline = running
+    typo = silence_add(path, "--match", "check=laod", "--duration", "1h")
+    assert typo.returncode == 0, typo.stderr
+    assert typo.stderr == ("warning: no configured check matches check=laod; configured: load; adding the silence "
+                           "anyway (it applies once one exists)\n")
+    assert [s.matcher.describe() for s in pipeline.silences.values()] == ["check=laod"]
+    wrong_type = silence_add(path, "--match", "check=l*", "--match", "type=disk", "--match", "severity=crit",
+                             "--duration", "1h")
+    assert wrong_type.stderr.splitlines() == [
+        "warning: no configured check matches check=l*, type=disk; configured: load (gauge); adding the silence "
+        "anyway (it applies once one exists)",
+        "warning: no severity matches severity=crit; severities: warning, critical; adding the silence anyway "
+        "(it applies once one exists)"]
+    for fine in (("--match", "check=lo*"), ("--match", "check=monagent"), ("--match", "type=gauge"),
+                 ("--match", "severity=warning"), ("--match", "subject=/var")):
+        result = silence_add(path, *fine, "--duration", "1h")
+        assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_the_positional_arguments_of_ack_and_silence_expire_are_explained_in_help() -> None:
+    ack = run_monagent("ack", "--help").stdout
+    assert "KEY the alert's key as the Alerts section of `monagent status` prints it" in " ".join(ack.split())
+    expire = run_monagent("silence", "expire", "--help").stdout
+    assert ("ID the silence's 8-hex-digit ID, as `monagent silence add` printed it and `monagent silence list` "
+            "shows it") in " ".join(expire.split())
