@@ -136,6 +136,30 @@ def _source(kind: str, given: Optional[Path] = None) -> Path:
     raise InstallError(f"cannot find the shipped {kind} file (looked in {looked}){hint}")
 
 
+# Problems that only the service's own environment can settle: EnvironmentFile= and LoadCredential=.
+_DEFERRED = re.compile(r"environment variable \S+ is not set$|CREDENTIALS_DIRECTORY is not set\b")
+
+
+def validate_config(source: Path) -> List[str]:
+    """Refuse a config ``source`` that ``monagent.config.load`` rejects: raises its ConfigError.
+
+    References to the environment or to systemd credentials cannot be checked here (the
+    service sets them); those problems, and any other on the same keys, come back as warnings."""
+    from monagent.config import load
+    from monagent.confread import ConfigError
+
+    try:
+        load(source)
+    except ConfigError as err:
+        deferred = {(p.file, p.key) for p in err.problems if _DEFERRED.match(p.message)}
+        real = [p for p in err.problems if (p.file, p.key) not in deferred]
+        if real:
+            raise ConfigError(real) from None
+        return [f"{p}: not checked now, the service's environment must provide it" for p in err.problems
+                if _DEFERRED.match(p.message)]
+    return []
+
+
 def _under(root: Path, path: Path) -> Path:
     return root / path.relative_to("/")
 
@@ -191,6 +215,7 @@ def install(root: Path = Path("/"), *, command: Optional[Sequence[str]] = None,
     sysusers = _source("sysusers").read_bytes()
     # Every source is found before anything is written: no half installs.
     config = None if _under(root, CONFIG).exists() else _source("config", config_source)
+    deferred = validate_config(config) if config is not None and config_source is not None else []
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     steps = [
         Step(_write(_under(root, UNIT), unit.encode(), 0o644, dry_run), _under(root, UNIT), exec_start),
@@ -204,7 +229,7 @@ def install(root: Path = Path("/"), *, command: Optional[Sequence[str]] = None,
     program = " ".join(shlex.quote(w) for w in command)
     commands = [f"systemd-sysusers {SYSUSERS}", *fix_group, f"{program} validate -c {CONFIG}",
                 "systemctl daemon-reload", f"systemctl enable --now {UNIT_NAME}", f"journalctl -u {UNIT_NAME} -f"]
-    warnings = _warnings(command)
+    warnings = _warnings(command) + deferred
     if config is None:
         from monagent.permissions import secret_warnings
 
@@ -265,8 +290,11 @@ def uninstall(root: Path = Path("/"), *, dry_run: bool = False) -> Report:
         _under(root, MANIFEST).unlink()
     steps.append(Step(Action.KEPT, _under(root, CONFIG.parent), "configuration"))
     steps.append(Step(Action.KEPT, _under(root, Path("/var/lib/monagent")), f"state, if any, and the {GROUP} user"))
+    # Stopping is harmless when `systemctl disable --now` ran first, as it should; the unit stays loaded until
+    # daemon-reload, so a still running agent can be stopped even now its file is gone.
     commands = [f"systemctl stop {UNIT_NAME}", "systemctl daemon-reload"]
     return Report(tuple(steps), tuple(commands))
 
 
-__all__ = ["Action", "InstallError", "Report", "Step", "install", "monagent_command", "render_unit", "uninstall"]
+__all__ = ["Action", "InstallError", "Report", "Step", "install", "monagent_command", "render_unit", "uninstall",
+           "validate_config"]

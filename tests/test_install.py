@@ -318,3 +318,42 @@ def test_a_monagent_under_a_private_home_gets_a_warning(root, source, public_tmp
     assert report.warnings == (
         f"{private} is not searchable by other users, so the monagent user reaches {private / 'bin/monagent'} "
         "only through CAP_DAC_READ_SEARCH; install monagent in a venv outside it (python3 -m venv /opt/monagent)",)
+
+
+def test_an_invalid_config_source_is_refused_with_its_problems_and_nothing_is_installed(root, tmp_path):
+    bad = tmp_path / "agent.toml"
+    bad.write_text('[agent]\nlog_level = "loud"\n\n[alerting]\nfire_after_cycles = 0\n', encoding="utf-8")
+    result = run_monagent("install", "--root", str(root), "--config-source", str(bad))
+    assert result.returncode == 78
+    assert result.stderr.splitlines() == [
+        f"monagent install: {bad} is not a valid configuration; nothing was installed",
+        f"{bad}:2: agent.log_level: must be one of debug, info, warning, error; got \"loud\"",
+        f"{bad}:5: alerting.fire_after_cycles: must be an integer of at least 1, got 0",
+        "monagent: 2 configuration problems; nothing was started",
+    ]
+    assert result.stdout == ""
+    assert list(root.iterdir()) == []
+
+
+def test_a_config_source_that_needs_the_services_environment_installs_with_a_warning(root, tmp_path, monkeypatch):
+    monkeypatch.delenv("DINGTALK_URL", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    source = tmp_path / "agent.toml"
+    source.write_text('[notifiers.dingtalk.ops]\nwebhook = "${DINGTALK_URL}"\nsecret_credential = "dingtalk-secret"\n',
+                      encoding="utf-8")
+    report = install(root, command=["/opt/monagent/bin/monagent"], config_source=source)
+    assert (root / CONFIG).read_bytes() == source.read_bytes()
+    assert [w for w in report.warnings if "not checked now" in w] == [
+        f"{source}:2: notifiers.dingtalk.ops.webhook: environment variable DINGTALK_URL is not set: not checked now, "
+        "the service's environment must provide it",
+        f"{source}:3: notifiers.dingtalk.ops.secret_credential: CREDENTIALS_DIRECTORY is not set (use LoadCredential= "
+        "in the unit): not checked now, the service's environment must provide it",
+    ]
+
+
+def test_the_uninstall_example_stops_and_disables_first_and_reloads_systemd_last():
+    result = run_monagent("uninstall", "--help")
+    assert result.stdout.endswith("example:\n  sudo systemctl disable --now monagent && sudo monagent uninstall && "
+                                  "sudo systemctl daemon-reload\n")
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "systemd.md").read_text(encoding="utf-8")
+    assert "systemctl disable --now monagent && monagent uninstall && systemctl daemon-reload" in docs

@@ -24,15 +24,18 @@ def register(sub: Any) -> None:
     install.add_argument("--root", type=Path, default=None, metavar="DIR",
                          help="install under DIR instead of / (a staging tree; no root needed)")
     install.add_argument("--config-source", type=Path, default=None, metavar="FILE",
-                         help="the agent.toml to copy when none exists (default: the one shipped with monagent)")
+                         help="the agent.toml to copy when none exists, after validating it (default: the one "
+                              "shipped with monagent)")
     install.add_argument("--dry-run", action="store_true", help="show what would be written, write nothing")
     install.set_defaults(func=cmd_install)
 
     uninstall = sub.add_parser(
         "uninstall", help="remove the systemd service (keeps config and state)", formatter_class=fmt,
         description="Remove the unit and the sysusers.d entry that `monagent install` wrote (and the links "
-                    "`systemctl enable` made). /etc/monagent, /var/lib/monagent and the monagent user are kept.",
-        epilog="example:\n  sudo monagent uninstall && sudo systemctl stop monagent && sudo systemctl daemon-reload")
+                    "`systemctl enable` made). /etc/monagent, /var/lib/monagent and the monagent user are kept. "
+                    "Stop and disable the service first, then reload systemd.",
+        epilog="example:\n  sudo systemctl disable --now monagent && sudo monagent uninstall && "
+               "sudo systemctl daemon-reload")
     uninstall.add_argument("--root", type=Path, default=None, metavar="DIR",
                            help="uninstall from DIR instead of /")
     uninstall.set_defaults(func=cmd_uninstall)
@@ -56,12 +59,18 @@ def _print_report(report: Any, dry_run: bool = False) -> None:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
+    from monagent.cli import config_error_exit
+    from monagent.confread import ConfigError
     from monagent.install import InstallError, install
 
     if _needs_root(args, "install"):
         return EX_NOPERM
     try:
         report = install(args.root or Path("/"), config_source=args.config_source, dry_run=args.dry_run)
+    except ConfigError as err:
+        print(f"monagent install: {args.config_source} is not a valid configuration; nothing was installed",
+              file=sys.stderr)
+        return config_error_exit(err)
     except (InstallError, OSError) as exc:
         print(f"monagent install: {exc}", file=sys.stderr)
         return EX_ERROR
