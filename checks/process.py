@@ -3,7 +3,8 @@
 A rule matches by ``name`` (the kernel's comm, exact), ``cmdline`` (a regular
 expression searched in the space-joined argv), ``user`` and ``pidfile``; all given
 criteria must hold. The process table comes from the cycle's context, read once for
-every rule; a command line is read only for processes that pass the cheaper criteria.
+every rule; a command line is read only for processes that pass the cheaper criteria, and
+the state, CPU and RSS (/proc/PID/stat) only for the processes that match.
 """
 
 from __future__ import annotations
@@ -63,9 +64,11 @@ class ProcessCheck(Check):
             wanted_pid, note = self._read_pidfile()
         uid = self._resolve_uid() if self.user else None
         matches = [] if self.pidfile and wanted_pid is None else self._match(ctx, uid, wanted_pid)
+        # The first look at a row's state reads its /proc/PID/stat; "X" is dead, or gone since the scan.
+        matches = [p for p in matches if p.state != "X"]
         if self.pidfile and wanted_pid is not None and not matches:
             note = f"pidfile {self.pidfile} names pid {wanted_pid}, which is not running"
-        running = [p for p in matches if p.state not in ("Z", "X")]
+        running = [p for p in matches if p.state != "Z"]
         zombies = len(matches) - len(running)
         cpu, rss = self._usage(ctx.monotonic, running)
         status, text = self._verdict(ctx, len(running))

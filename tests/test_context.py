@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import List
 
 import psutil
 import pytest
@@ -64,21 +65,56 @@ def test_the_process_table_is_scanned_once_per_cycle_and_again_next_cycle(proc_c
     ctx = system.cycle(1000.0, 50.0)
     first = ctx.processes()
     shutil.copytree(proc_copy / "1400", proc_copy / "1500")
-    (proc_copy / "1500" / "stat").write_text((proc_copy / "1400" / "stat").read_text().replace("1400", "1500", 1))
     assert ctx.processes() is first
     assert 1500 not in {p.pid for p in first}
     assert 1500 in {p.pid for p in system.cycle(1060.0, 110.0).processes()}
 
 
 def test_a_process_that_vanishes_during_the_scan_is_skipped(proc_copy):
-    (proc_copy / "4242").mkdir()  # listed by listdir, gone before its stat is read
+    (proc_copy / "4242").mkdir()  # listed by listdir, gone before its comm is read
     (proc_copy / "4243").mkdir()
+    (proc_copy / "4243" / "comm").write_text("python3\n")
     stat = (proc_copy / "1400" / "stat").read_text().replace("1400", "4243", 1)
     (proc_copy / "4243" / "stat").write_text(stat)  # its status is gone when the uid is asked for
     ctx = SystemFacts("web-01", proc_root=proc_copy).cycle(1000.0, 50.0)
     table = {p.pid: p for p in ctx.processes()}
     assert 4242 not in table and 1 in table
-    assert table[4243].uid == -1 and table[4243].comm == "python3"
+    assert table[4243].uid == -1 and table[4243].comm == "python3" and table[4243].state == "S"
+
+
+def test_the_scan_reads_only_names_and_a_stat_waits_until_a_field_of_it_is_asked_for(facts, monkeypatch):
+    reads: List[str] = []
+    real = procfs.read_small
+
+    def counting(path: str) -> bytes:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(procfs, "read_small", counting)
+    table = {p.pid: p for p in facts.cycle(1000.0, 50.0).processes()}
+    assert sorted(reads) == sorted(f"{DATA}/{pid}/comm" for pid in table)
+    assert table[1300].comm == "(sd-pam)" and len(reads) == len(table)
+    assert table[814].rss_bytes == 30720 * PAGE_SIZE
+    assert reads[len(table):] == [f"{DATA}/814/stat"]
+
+
+def test_a_process_gone_between_the_name_and_the_stat_read_is_dead_with_zero_figures(proc_copy):
+    ctx = SystemFacts("web-01", proc_root=proc_copy).cycle(1000.0, 50.0)
+    table = {p.pid: p for p in ctx.processes()}
+    shutil.rmtree(proc_copy / "814")
+    gone = table[814]
+    assert (gone.comm, gone.state, gone.ppid, gone.cpu_seconds, gone.rss_bytes, gone.started, gone.uid) == (
+        "nginx", "X", 0, 0.0, 0, 0, -1)
+    assert (table[813].state, table[813].ppid) == ("S", 812)
+
+
+def test_one_stat_read_fills_every_field_of_it_for_the_rest_of_the_cycle(proc_copy):
+    ctx = SystemFacts("web-01", proc_root=proc_copy).cycle(1000.0, 50.0)
+    worker = next(p for p in ctx.processes() if p.pid == 814)
+    assert worker.state == "R"
+    (proc_copy / "814" / "stat").unlink()
+    assert (worker.ppid, worker.cpu_seconds, worker.rss_bytes, worker.started) == (
+        812, (5120 + 2001) / CLOCK_TICKS, 30720 * PAGE_SIZE, 1841)
 
 
 def test_the_command_line_is_read_on_demand_and_cached_for_the_cycle(proc_copy):

@@ -126,6 +126,47 @@ def test_twenty_rules_cost_one_scan_of_the_process_table(monkeypatch):
     assert len(scans) == 1
 
 
+def test_a_name_rule_reads_the_stat_of_its_matches_only(monkeypatch):
+    from monagent import procfs
+
+    reads: List[str] = []
+    real = procfs.read_small
+
+    def counting(path: str) -> bytes:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(procfs, "read_small", counting)
+    result = ProcessCheck(name="nginx").run(Counting())
+    assert values(result)["zombies"] == 1
+    assert sorted(path for path in reads if not path.endswith("/comm")) == [
+        f"{DATA}/{pid}/stat" for pid in (812, 813, 814, 815)]
+
+
+def test_a_matching_process_gone_before_its_stat_is_read_is_neither_running_nor_a_zombie(tmp_path):
+    root = tmp_path / "proc"
+    shutil.copytree(DATA, root)
+    ctx = Counting(root)
+    ctx.processes()  # the cycle's table has every nginx
+    shutil.rmtree(root / "814")
+    shutil.rmtree(root / "815")  # the zombie was reaped
+    result = ProcessCheck(name="nginx").run(ctx)
+    assert values(result) == {"count": 2, "cpu_percent": None, "rss_bytes": 21504 * PAGE_SIZE, "zombies": 0}
+    assert result.facts == {"pids": "812, 813"}
+
+
+def test_a_pidfiles_process_gone_before_its_stat_is_read_is_not_running(tmp_path):
+    root = tmp_path / "proc"
+    shutil.copytree(DATA, root)
+    pidfile = tmp_path / "nginx.pid"
+    pidfile.write_text("812\n")
+    ctx = Counting(root)
+    ctx.processes()
+    shutil.rmtree(root / "812")
+    result = ProcessCheck(pidfile=str(pidfile), label="nginx").run(ctx)
+    assert result.reason == f"0 running, expected >= 1; pidfile {pidfile} names pid 812, which is not running"
+
+
 def test_bad_rules_are_refused_when_the_check_is_built():
     with pytest.raises(ValueError, match=r"^a process rule needs at least one of name, cmdline, user, pidfile$"):
         ProcessCheck()
@@ -150,6 +191,7 @@ def spawned():
     def spawn(argv: List[str], executable: str = "/bin/sleep") -> subprocess.Popen:
         proc = subprocess.Popen(argv, executable=executable)
         procs.append(proc)
+        wait_for_exec(proc.pid, argv[0])
         return proc
 
     yield spawn
@@ -162,6 +204,16 @@ def wait_for_state(pid: int, state: str) -> None:
     deadline = time.monotonic() + 10
     while Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != state:
         assert time.monotonic() < deadline, f"pid {pid} never reached state {state}"
+        time.sleep(0.01)
+
+
+def wait_for_exec(pid: int, argv0: str) -> None:
+    """Popen returns while exec may still be setting up argv: the scan is quick enough to see that."""
+    deadline = time.monotonic() + 10
+    while not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(argv0.encode() + b"\0"):
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] == "Z":
+            return  # it ran and exited already
+        assert time.monotonic() < deadline, f"pid {pid} never ran {argv0}"
         time.sleep(0.01)
 
 
@@ -215,6 +267,19 @@ def test_a_process_that_exits_between_the_scan_and_its_command_line_read_is_not_
     proc.wait()
     result = ProcessCheck(cmdline=f"^{tag} ").run(ctx)
     assert values(result)["count"] == 0 and result.status == Status.CRITICAL
+
+
+def test_a_real_process_that_exits_between_the_name_scan_and_its_stat_read_is_not_counted(spawned, tmp_path):
+    program = tmp_path / "magone"
+    shutil.copy("/bin/sleep", program)
+    proc = spawned([str(program), "1000"], executable=str(program))
+    ctx = live()
+    assert [p.comm for p in ctx.processes() if p.pid == proc.pid] == ["magone"]  # named in the table
+    proc.kill()
+    proc.wait()  # reaped: its /proc entry is gone
+    result = ProcessCheck(name="magone").run(ctx)
+    assert values(result)["count"] == 0 and values(result)["zombies"] == 0
+    assert result.reason == "0 running, expected >= 1"
 
 
 def as_nobody(rule: ProcessCheck, hidepid: bool = False) -> str:
