@@ -1,18 +1,29 @@
 """Between the pipeline's memory and the store: what changed since the last commit, and the restore.
 
-The pipeline marks what it changes in a :class:`Dirty`; :func:`changes` turns that into
-one :class:`~monagent.store.Changes` (serialised at that moment, so a commit that failed
-is retried later with the newest values). :func:`restore` rebuilds the memory at start.
+The pipeline marks what it may have changed in a :class:`Dirty`; :func:`changes` turns that
+into one :class:`~monagent.store.Changes` (serialised at that moment, so a commit that
+failed is retried later with the newest values). :func:`restore` rebuilds the memory at start.
+
+Not every sample is worth a write. A :class:`Ledger` remembers, per key, what the store
+holds as of the last commit that worked. A key goes into a cycle's transaction when a field
+that decides what happens after a crash changed (phase, latched level, severity, incident
+and seq, every streak, the pending/resolving/firing times, window, flap history, reminders,
+suppression, what each receiver heard, ...). The fields that only describe the last sample
+(:data:`VALUE_ONLY`: value, trend, facts, reason, details, last_sample_at) are written with
+the next such write, else at most every :data:`VALUE_FLUSH_EVERY` seconds and at close. After
+a crash the restored keys then lose nothing but a last value at most that old, which the
+next sample replaces; the lifecycle, the incidents and the reminder clock are exact.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Set, Tuple
+import operator
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from monagent.alerting import codec
-from monagent.alerting.machine import AlertState
+from monagent.alerting.machine import AlertState, Phase
 from monagent.alerting.machine import restore as restore_state
 from monagent.alerting.occurrences import SeenEntry
 from monagent.alerting.policy import Heard
@@ -24,6 +35,33 @@ if TYPE_CHECKING:
     from monagent.alerting.pipeline import AlertPipeline
 
 log = logging.getLogger(__name__)
+
+VALUE_FLUSH_EVERY = 60.0  # seconds between writes of keys whose last-sample fields alone changed
+# Describe the last sample; nothing in the lifecycle or the notification policy reads them back.
+VALUE_ONLY = ("value", "trend", "facts", "reason", "details", "last_sample_at")
+# Compared to decide whether a value-only write is due; last_sample_at moves on every sample and only
+# feeds the 7-day retention, so alone it is never worth a write (it rides along with any other).
+_SHOWN = ("value", "trend", "facts", "reason", "details")
+
+
+def _getter(names: Tuple[str, ...]) -> Callable[[AlertState], Tuple[Any, ...]]:
+    get = operator.attrgetter(*names)
+    return get if len(names) > 1 else (lambda state: (get(state),))
+
+
+# The streaks the machine reads in only one phase (bad_streak: the fire condition in PENDING; good_streak: the
+# clear condition in RESOLVING, entered with good_streak = 1). Elsewhere the next sample resets or overwrites
+# them before any read, so a steady healthy key (good_streak + 1 every cycle) or a steady firing one
+# (bad_streak + 1) is not rewritten every cycle; tests/test_alerting_persist.py pins this down.
+_PHASE_STREAKS = ("bad_streak", "good_streak")
+_BASE = _getter(tuple(f.name for f in fields(AlertState) if f.name not in VALUE_ONLY + _PHASE_STREAKS))
+_SHOWN_OF = _getter(_SHOWN)
+
+
+def matters(state: AlertState) -> Tuple[Any, ...]:
+    """The fields whose stored copy must be current for a restart after a crash to behave as no crash."""
+    return (*_BASE(state), state.bad_streak if state.phase == Phase.PENDING else None,
+            state.good_streak if state.phase == Phase.RESOLVING else None)
 
 
 @dataclass
@@ -37,6 +75,35 @@ class Dirty:
 
     def __bool__(self) -> bool:
         return any((self.keys, self.acks, self.silences, self.seen, self.outbox, self.meta))
+
+
+@dataclass(frozen=True)
+class Written:
+    """What the store holds for one key: the fields that matter, the shown ones, the heard records."""
+
+    matters: Tuple[Any, ...]
+    shown: Tuple[Any, ...]
+    heard: Mapping[str, Heard]
+
+
+@dataclass
+class Ledger:
+    """Per key, what the last commit that worked wrote (None: deleted); updated only after it worked."""
+
+    flushed_at: float  # monotonic time of the last commit that wrote every value-only change
+    written: Dict[AlertKey, Written] = field(default_factory=dict)
+
+    def flush_due(self, mono: float) -> bool:
+        return mono - self.flushed_at >= VALUE_FLUSH_EVERY
+
+    def record(self, update: Mapping[AlertKey, Optional[Written]], flushed: bool, mono: float) -> None:
+        for key, written in update.items():
+            if written is None:
+                self.written.pop(key, None)
+            else:
+                self.written[key] = written
+        if flushed:
+            self.flushed_at = mono
 
 
 @dataclass
@@ -70,13 +137,27 @@ def restore(snapshot: Snapshot, now: float, mono: float, tolerance: float) -> Re
     return Restored(states, heard, silences, acks, seen, gap)
 
 
-def changes(dirty: Dirty, memory: AlertPipeline, offset: float) -> Changes:
-    """The writes for everything marked dirty, from the pipeline's current memory."""
+def changes(dirty: Dirty, memory: AlertPipeline, offset: float, ledger: Ledger,
+            flush: bool) -> Tuple[Changes, Dict[AlertKey, Optional[Written]]]:
+    """The writes for everything marked dirty that differs from what the store holds, from the pipeline's
+    current memory; with ``flush`` also every key whose shown fields alone changed. Returns them and the
+    ledger update to :meth:`Ledger.record` once they are committed."""
     result = Changes(meta=dict(dirty.meta))
-    for key in dirty.keys:
+    update: Dict[AlertKey, Optional[Written]] = {}
+    for key in (set(dirty.keys) | set(memory.states)) if flush else dirty.keys:
         state = memory.states.get(key)
-        result.alerts[key.as_id()] = None if state is None else codec.state_to_json(state, offset)
-        result.heard[key.as_id()] = {r: codec.heard_to_json(h) for r, h in memory.heard.get(key, {}).items()}
+        if state is None:  # retired or pruned (only a dirty key can be missing)
+            update[key] = None
+            result.alerts[key.as_id()] = None
+            result.heard[key.as_id()] = {}
+            continue
+        written = _due(key, state, memory.heard.get(key, {}), ledger, flush)
+        if written is None:
+            continue
+        update[key] = written
+        result.alerts[key.as_id()] = codec.state_to_json(state, offset)
+        if key not in ledger.written or written.heard != ledger.written[key].heard:
+            result.heard[key.as_id()] = {r: codec.heard_to_json(h) for r, h in written.heard.items()}
     for key in dirty.acks:
         ack = memory.acks.get(key)
         result.acks[key.as_id()] = None if ack is None else codec.json_dumps(ack.to_json())
@@ -87,4 +168,19 @@ def changes(dirty: Dirty, memory: AlertPipeline, offset: float) -> Changes:
         entry = memory.seen.get(check, {}).get(ident)
         result.seen[(check, ident)] = None if entry is None else (entry.revision, entry.first_seen, entry.last_seen)
     result.outbox = [(r, codec.event_to_json(e), e.time) for r, e in dirty.outbox]
-    return result
+    return result, update
+
+
+def _due(key: AlertKey, state: AlertState, heard: Mapping[str, Heard], ledger: Ledger,
+         flush: bool) -> Optional[Written]:
+    """The key's new :class:`Written` when it has to be written now, else None."""
+    before = ledger.written.get(key)
+    matters_now = matters(state)
+    if before is not None and matters_now == before.matters and heard == before.heard:
+        if not flush:
+            return None
+        shown = _SHOWN_OF(state)
+        if shown == before.shown:
+            return None
+        return Written(matters_now, shown, dict(heard))
+    return Written(matters_now, _SHOWN_OF(state), dict(heard))

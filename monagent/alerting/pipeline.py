@@ -68,6 +68,7 @@ class AlertPipeline:
         self.acks: Dict[AlertKey, Ack] = {}
         self.seen: Dict[str, Dict[str, SeenEntry]] = {}
         self._dirty = persist.Dirty()
+        self._ledger = persist.Ledger(flushed_at=monotonic)
         self._now, self._mono = now, monotonic
         self._last_prune = monotonic
         self._apply_config(config)
@@ -186,7 +187,7 @@ class AlertPipeline:
     def close(self, clean: bool) -> None:
         with self._lock:
             self._dirty.meta.update(clean_shutdown="1" if clean else "0", last_eval_at=repr(self._now))
-            self._commit(self._now)
+            self._commit(self._now, flush=True)
 
     def firing_count(self) -> int:
         with self._lock:
@@ -285,6 +286,8 @@ class AlertPipeline:
         for ident, entry in verdict.updates.items():
             seen[ident] = entry
             self._dirty.seen.add((check, ident))
+        if not (verdict.announce or verdict.summarised):
+            return
         suppressions = self._suppressions(now)
         for subject, occurrence in verdict.announce:
             key = AlertKey(check, subject, OCCURRENCE_METRIC)
@@ -354,8 +357,9 @@ class AlertPipeline:
             self._audit("%s %s %s %s", kind.value.upper(), severity.name.lower(), key, event.summary)
             self._enqueue(receivers, event)
         notified = any(k != EventKind.RESOLVED for k in by_kind)
-        self.states[key] = replace(state, seq=seq, suppressed="",
-                                   last_notified_at=mono if notified else state.last_notified_at)
+        if by_kind or state.suppressed:  # else nothing changes (the common case: a quiet key)
+            self.states[key] = replace(state, seq=seq, suppressed="",
+                                       last_notified_at=mono if notified else state.last_notified_at)
         if decision.heard:
             self.heard[key] = dict(decision.heard)
         else:
@@ -437,10 +441,15 @@ class AlertPipeline:
             self._dirty.outbox.append((receiver, event))
 
     # ------------------------------------------------------------ committing
-    def _commit(self, now: float) -> int:
-        """One transaction; on failure everything stays dirty for the next try. Returns entries committed."""
-        changes = persist.changes(self._dirty, self, self._now - self._mono)
+    def _commit(self, now: float, flush: bool = False) -> int:
+        """One transaction; on failure everything stays dirty for the next try. Returns entries committed.
+
+        Keys whose last-sample fields alone changed wait for ``flush`` or the periodic flush (persist.py)."""
+        flush = flush or self._ledger.flush_due(self._mono)
+        changes, update = persist.changes(self._dirty, self, self._now - self._mono, self._ledger, flush)
         if not changes:
+            self._ledger.record(update, flush, self._mono)
+            self._dirty = persist.Dirty()
             return 0
         try:
             self.store.commit(changes, now)
@@ -449,6 +458,7 @@ class AlertPipeline:
             if held:
                 log.debug("%d outbox entries held in memory until the store is writable", held)
             return 0
+        self._ledger.record(update, flush, self._mono)
         count = len(self._dirty.outbox)
         self._dirty = persist.Dirty()
         return count
