@@ -6,8 +6,9 @@ Usage: python bench/process_scan.py [--sizes 75,500,2000] [--rounds 30]
 For each size (the total number of processes on the machine, reached by spawning idle
 ``sleep`` processes, all killed at the end; a size below what is already running is
 measured as it is) it measures process CPU time per scan for: monagent.procfs.read_processes
-(stat only), the same plus the uid of every process (status), a raw read of every
-/proc/PID/comm (the lower bound of any scan), a cycle of 20 name rules + 1 user rule
+(names only: comm), the same plus the state of every process (stat, what the scan read
+before stat became lazy), the same plus the uid of every process (status), a raw read of
+every /proc/PID/comm (the lower bound of any scan), a cycle of 20 name rules + 1 user rule
 through the context, a cycle of the reference config's 5 rules (4 names, 1 command-line
 regex, as bench_agent.py runs them), the same 5 rules with psutil as bench/floor.py does
 them, and psutil.process_iter with name/status/ppid/uids (cache cleared, and cached).
@@ -80,7 +81,9 @@ def measure(rounds: int) -> Dict[str, float]:
 
     try:
         return {
-            "monagent scan (stat only)": per_call_ms(lambda: read_processes(Path("/proc")), rounds),
+            "monagent scan (names only)": per_call_ms(lambda: read_processes(Path("/proc")), rounds),
+            "monagent scan + every stat": per_call_ms(lambda: [p.state for p in read_processes(Path("/proc"))],
+                                                      rounds),
             "monagent scan + every uid": per_call_ms(lambda: [p.uid for p in read_processes(Path("/proc"))], rounds),
             "raw read of every comm": per_call_ms(raw_comm, rounds),
             "monagent cycle, 21 rules": per_call_ms(lambda: cycle(rules), rounds),

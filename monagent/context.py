@@ -5,6 +5,8 @@ the registry of stuck calls) and the boot id. ``facts.cycle(now, monotonic)`` gi
 each scheduler cycle a fresh :class:`CycleContext`, which reads the process table, the
 mount table and /proc/stat lazily, at most once, however many checks ask: twenty
 process rules cost one scan. Checks run in threads, so each lazy fill holds a lock.
+The scan reads process names only, unless the previous cycle's rules read the stat of
+most processes (then it reads stat up front: one file per process instead of two).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class SystemFacts:
         self._own_pool = pool is None
         self._lock = threading.Lock()
         self._boot_id: Optional[str] = None
+        self.last_scan: Optional[procfs.Tally] = None  # the previous cycle's stat reads: how to scan next
 
     @property
     def pool(self) -> WorkerPool:
@@ -77,7 +80,10 @@ class CycleContext:
     def processes(self) -> Sequence[ProcessInfo]:
         with self._lock:
             if self._processes is None:
-                self._processes = procfs.read_processes(self.proc_root)
+                last, tally = self.facts.last_scan, procfs.Tally()
+                self._processes = procfs.read_processes(self.proc_root, tally,
+                                                        with_stat=last is not None and last.stat_heavy)
+                self.facts.last_scan = tally
             return self._processes
 
     def cmdline(self, pid: int) -> Sequence[str]:

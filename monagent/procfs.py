@@ -5,7 +5,9 @@ Every function takes the procfs root, so tests point it at a captured tree
 file per process (``comm``, the name) with ``os.open``/``os.read``, leaves ``stat``
 (state, ppid, CPU, RSS), ``status`` (the uid) and ``cmdline`` until a rule asks for
 them, and builds no objects it does not return. At 2,000 processes the names cost about
-half of what reading every ``stat`` did, and a tenth of ``psutil.process_iter``.
+half of what reading every ``stat`` does, and a tenth of ``psutil.process_iter``. When
+the rules read the stat of most processes anyway (a user rule matching most of them),
+the context has the next scan read ``stat`` instead of ``comm`` (:class:`Tally`).
 """
 
 from __future__ import annotations
@@ -36,16 +38,31 @@ def read_small(path: str) -> bytes:
         os.close(fd)
 
 
+class Tally:
+    """How many rows of one scan had their stat read: tells the next scan whether to read it up front."""
+
+    __slots__ = ("rows", "stats")
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.stats = 0  # counted without a lock: a lost increment only blurs the share
+
+    @property
+    def stat_heavy(self) -> bool:
+        """More than half the rows: one stat per process beats a comm and then a stat for most."""
+        return self.stats * 2 > self.rows
+
+
 class _Row(ProcessInfo):
     """A process-table row that knows only its pid and name until a rule looks closer.
 
-    The scan reads /proc/PID/comm alone; ``ppid``, ``state``, ``cpu_seconds``,
-    ``rss_bytes`` and ``started`` come from one read of /proc/PID/stat on first use of
-    any of them, and ``uid`` from /proc/PID/status on first use (status is the costliest
-    file: the kernel formats ~50 lines for it). Most rules match by name, so stat is read
-    for their matches only. A process gone by then reads as state ``"X"`` (dead) with
-    zero figures; its uid is -1. One that exec'd in between keeps the name the scan saw
-    (a stat read with the scan would have been as stale: exec keeps pid and start time).
+    ``ppid``, ``state``, ``cpu_seconds``, ``rss_bytes`` and ``started`` come from one
+    read of /proc/PID/stat on first use of any of them, and ``uid`` from /proc/PID/status
+    on first use (status is the costliest file: the kernel formats ~50 lines for it).
+    Most rules match by name, so stat is read for their matches only. A process gone by
+    then reads as state ``"X"`` (dead) with zero figures; its uid is -1. One that exec'd
+    in between keeps the name the scan saw (a stat read with the scan would have been as
+    stale: exec keeps the pid and the start time).
     """
 
     @property
@@ -76,8 +93,11 @@ class _Row(ProcessInfo):
         return cached
 
     def _fill(self) -> _Stat:
-        """Read stat once; its five fields are stored as one tuple, so threads see a whole set."""
-        stat = self.__dict__["_stat"] = _read_stat(self.__dict__["_base"])
+        """Parse stat once (read now, or kept raw by a stat-first scan); one tuple, so threads see a whole set."""
+        fields = self.__dict__
+        raw = fields.pop("_raw", None)
+        stat = fields["_stat"] = _read_stat(fields["_base"]) if raw is None else _parse_stat(raw)
+        fields["_tally"].stats += 1
         return stat
 
 
@@ -88,9 +108,12 @@ _DEAD: _Stat = (0, "X", 0.0, 0, 0)
 
 def _read_stat(base: str) -> _Stat:
     try:
-        stat = read_small(base + "stat")
+        return _parse_stat(read_small(base + "stat"))
     except _GONE:
         return _DEAD  # exited after its name was read
+
+
+def _parse_stat(stat: bytes) -> _Stat:
     close = stat.rfind(b")")
     fields = stat[close + 2:].split()
     if close < 0 or len(fields) < 22:
@@ -108,13 +131,16 @@ def _read_uid(base: str) -> int:
     return int(status[at + 5:status.find(b"\n", at + 5)].split()[0]) if at >= 0 else -1
 
 
-def read_processes(proc_root: Path) -> List[ProcessInfo]:
+def read_processes(proc_root: Path, tally: Optional[Tally] = None, with_stat: bool = False) -> List[ProcessInfo]:
     """Every process (thread-group leader) visible in ``proc_root``, by pid and name.
 
-    Only /proc/PID/comm is read here; processes gone before it are skipped. The other
-    fields are read when first asked for (see :class:`_Row`).
+    Only /proc/PID/comm is read; the other fields when first asked for (see :class:`_Row`),
+    and ``tally`` counts those reads. ``with_stat`` reads /proc/PID/stat instead of comm
+    (the name is in it too) and keeps it raw for the rows that get asked: cheaper when
+    most rows will be. Processes gone before the read are skipped.
     """
     root = str(proc_root)
+    tally = Tally() if tally is None else tally
     table: List[ProcessInfo] = []
     append = table.append
     new = _Row.__new__
@@ -123,14 +149,19 @@ def read_processes(proc_root: Path) -> List[ProcessInfo]:
             continue
         base = f"{root}/{name}/"
         try:
-            comm = read_small(base + "comm")
+            data = read_small(base + ("stat" if with_stat else "comm"))
         except _GONE:
             continue  # exited between listdir and read, or hidden from us
         row = new(_Row)
         # Bypassing the frozen dataclass __init__ (one object.__setattr__ per field) halves the
         # cost of building 2,000 rows.
-        row.__dict__.update(pid=int(name), comm=comm[:-1].decode("utf-8", "replace"), _base=base)
+        if with_stat:
+            row.__dict__.update(pid=int(name), comm=data[data.find(b"(") + 1:data.rfind(b")")].decode(
+                "utf-8", "replace"), _base=base, _tally=tally, _raw=data)
+        else:
+            row.__dict__.update(pid=int(name), comm=data[:-1].decode("utf-8", "replace"), _base=base, _tally=tally)
         append(row)
+    tally.rows += len(table)
     return table
 
 

@@ -117,6 +117,33 @@ def test_one_stat_read_fills_every_field_of_it_for_the_rest_of_the_cycle(proc_co
         812, (5120 + 2001) / CLOCK_TICKS, 30720 * PAGE_SIZE, 1841)
 
 
+def test_after_a_cycle_that_read_most_stats_the_next_scan_reads_stat_and_not_comm(facts, monkeypatch):
+    reads: List[str] = []
+    real = procfs.read_small
+
+    def counting(path: str) -> bytes:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(procfs, "read_small", counting)
+    light = facts.cycle(1000.0, 50.0).processes()
+    assert sorted(p.state for p in light if p.comm == "nginx") == ["R", "S", "S", "Z"]
+    reads.clear()
+    heavy = facts.cycle(1060.0, 110.0).processes()  # 4 of 10 stats read last cycle: names again
+    assert {path.rsplit("/", 1)[1] for path in reads} == {"comm"}
+    assert all(p.state for p in heavy)  # this cycle reads every stat
+    reads.clear()
+    table = {p.pid: p for p in facts.cycle(1120.0, 170.0).processes()}
+    assert {path.rsplit("/", 1)[1] for path in reads} == {"stat"} and len(reads) == 10
+    assert table[1300].comm == "(sd-pam)" and table[1200].comm == "gunicorn-worker"
+    worker = table[814]
+    assert (worker.state, worker.ppid, worker.rss_bytes, worker.started) == ("R", 812, 30720 * PAGE_SIZE, 1841)
+    assert len(reads) == 10  # parsed from the scan's read
+    reads.clear()
+    facts.cycle(1180.0, 230.0).processes()  # 1 of 10 read last cycle: names again
+    assert {path.rsplit("/", 1)[1] for path in reads} == {"comm"}
+
+
 def test_the_command_line_is_read_on_demand_and_cached_for_the_cycle(proc_copy):
     ctx = SystemFacts("web-01", proc_root=proc_copy).cycle(1000.0, 50.0)
     assert ctx.cmdline(1400) == ("/usr/bin/python3", "/opt/app/worker.py", "--queue", "emails")
@@ -158,7 +185,7 @@ def test_cpu_times_boot_time_and_boot_id_come_from_proc(facts):
 def test_checks_in_several_threads_share_one_scan(facts, monkeypatch):
     calls = []
     real = procfs.read_processes
-    monkeypatch.setattr(procfs, "read_processes", lambda root: calls.append(root) or real(root))
+    monkeypatch.setattr(procfs, "read_processes", lambda root, *args, **kwargs: calls.append(root) or real(root, *args, **kwargs))
     ctx = facts.cycle(1000.0, 50.0)
     seen = []
     threads = [threading.Thread(target=lambda: seen.append(ctx.processes())) for _ in range(8)]

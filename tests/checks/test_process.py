@@ -119,7 +119,7 @@ def test_twenty_rules_cost_one_scan_of_the_process_table(monkeypatch):
 
     scans = []
     real = procfs.read_processes
-    monkeypatch.setattr(procfs, "read_processes", lambda root: scans.append(root) or real(root))
+    monkeypatch.setattr(procfs, "read_processes", lambda root, *args, **kwargs: scans.append(root) or real(root, *args, **kwargs))
     ctx = Counting()
     for n in range(20):
         ProcessCheck(name=f"daemon{n}").run(ctx)
