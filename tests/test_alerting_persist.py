@@ -263,3 +263,22 @@ def _run_load(cfg: Config, levels: Sequence[float], crash: bool) -> List[str]:
             lines += [line for line in drain(p.store) if not line.startswith("NOTICE")]
     p.store.close()
     return lines
+
+
+def test_a_wall_clock_step_rewrites_every_key_so_a_crash_keeps_the_reminder_clock(tmp_path: Path) -> None:
+    cfg = config(tmp_path, FOUR)
+    clock = Clock()
+    p = open_pipeline(cfg, clock)
+    for _ in range(3):
+        cycle(p, clock, fire=95, calm=20)
+    before = p.states[key("fire")]
+    assert before.phase == Phase.FIRING and before.last_notified_at is not None
+    writes = alert_writes(p.store)
+    clock.wall += 3600  # NTP stepped the clock an hour ahead; the monotonic clock did not move
+    cycle(p, clock, fire=95, calm=20)
+    assert sorted(sql.split("'")[1] for sql in writes if " alerts " in sql) == ["calm\x1f\x1fvalue", "fire\x1f\x1fvalue"]
+    p.store.close()  # crash
+    p = open_pipeline(cfg, clock)
+    assert p.states[key("fire")].last_notified_at == pytest.approx(before.last_notified_at)
+    assert p.states[key("fire")].firing_since == pytest.approx(before.firing_since)
+    p.store.close()

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VALUE_FLUSH_EVERY = 60.0  # seconds between writes of keys whose last-sample fields alone changed
+CLOCK_TOLERANCE = 1.0  # seconds the wall clock may move against the monotonic one before every key is rewritten
 # Describe the last sample; nothing in the lifecycle or the notification policy reads them back.
 VALUE_ONLY = ("value", "trend", "facts", "reason", "details", "last_sample_at")
 # Compared to decide whether a value-only write is due; last_sample_at moves on every sample and only
@@ -91,12 +92,22 @@ class Ledger:
     """Per key, what the last commit that worked wrote (None: deleted); updated only after it worked."""
 
     flushed_at: float  # monotonic time of the last commit that wrote every value-only change
+    offset: float  # wall - monotonic when every key was last written: the frame of the times on disk
     written: Dict[AlertKey, Written] = field(default_factory=dict)
 
     def flush_due(self, mono: float) -> bool:
         return mono - self.flushed_at >= VALUE_FLUSH_EVERY
 
-    def record(self, update: Mapping[AlertKey, Optional[Written]], flushed: bool, mono: float) -> None:
+    def clock_moved(self, offset: float) -> bool:
+        """The wall clock stepped (or drifted) by a second or more since every key was written: the times on
+        disk are wall-clock seconds, so every key has to be written again in the new frame."""
+        if abs(offset - self.offset) < CLOCK_TOLERANCE:
+            return False
+        self.written.clear()
+        return True
+
+    def record(self, update: Mapping[AlertKey, Optional[Written]], flushed: bool, mono: float,
+               offset: float) -> None:
         for key, written in update.items():
             if written is None:
                 self.written.pop(key, None)
@@ -104,6 +115,8 @@ class Ledger:
                 self.written[key] = written
         if flushed:
             self.flushed_at = mono
+            if not self.written.keys() - update.keys():  # every key in this frame
+                self.offset = offset
 
 
 @dataclass

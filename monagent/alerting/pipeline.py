@@ -68,7 +68,7 @@ class AlertPipeline:
         self.acks: Dict[AlertKey, Ack] = {}
         self.seen: Dict[str, Dict[str, SeenEntry]] = {}
         self._dirty = persist.Dirty()
-        self._ledger = persist.Ledger(flushed_at=monotonic)
+        self._ledger = persist.Ledger(flushed_at=monotonic, offset=now - monotonic)
         self._now, self._mono = now, monotonic
         self._last_prune = monotonic
         self._apply_config(config)
@@ -445,10 +445,11 @@ class AlertPipeline:
         """One transaction; on failure everything stays dirty for the next try. Returns entries committed.
 
         Keys whose last-sample fields alone changed wait for ``flush`` or the periodic flush (persist.py)."""
-        flush = flush or self._ledger.flush_due(self._mono)
-        changes, update = persist.changes(self._dirty, self, self._now - self._mono, self._ledger, flush)
+        offset = self._now - self._mono
+        flush = self._ledger.clock_moved(offset) or flush or self._ledger.flush_due(self._mono)
+        changes, update = persist.changes(self._dirty, self, offset, self._ledger, flush)
         if not changes:
-            self._ledger.record(update, flush, self._mono)
+            self._ledger.record(update, flush, self._mono, offset)
             self._dirty = persist.Dirty()
             return 0
         try:
@@ -458,7 +459,7 @@ class AlertPipeline:
             if held:
                 log.debug("%d outbox entries held in memory until the store is writable", held)
             return 0
-        self._ledger.record(update, flush, self._mono)
+        self._ledger.record(update, flush, self._mono, offset)
         count = len(self._dirty.outbox)
         self._dirty = persist.Dirty()
         return count
