@@ -11,7 +11,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Set, Tuple, Union
 
 import pytest
 from alerting_helpers import Clock, config, drain, open_pipeline, run, value, verdict
@@ -250,14 +250,49 @@ def test_restored_streaks_survive_a_crash_in_every_phase_in_a_generated_run() ->
     ]
 
 
-def _run_load(cfg: Config, levels: Sequence[float], crash: bool) -> List[str]:
+SLOW = """
+[checks.pend]
+type = "gauge"
+[checks.pend.alerting]
+fire_after_cycles = 30
+clear_after_cycles = 30
+"""
+
+
+def test_a_crash_keeps_long_streaks_after_the_flap_history_stopped_changing(tmp_path: Path) -> None:
+    """After 21 equal samples only the streak moves; it is still written every cycle in PENDING and RESOLVING."""
+    levels = [95.0] * 30 + [10.0] * 30
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain = _run_load(config(tmp_path / "a", SLOW), levels, crash=False)
+    crashing = _run_load(config(tmp_path / "b", SLOW), levels, crash={26, 56})
+    assert crashing == plain == [
+        "FIRING critical web01 pend value 95 (>= 90) since 14:13",
+        "RESOLVED web01 pend value 10 (was critical since 14:13)",
+    ]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from([10.0, 50.0, 79.0, 85.0, 92.0, 99.0]), max_size=40), st.sets(st.integers(0, 39)),
+       st.booleans())
+def test_crashes_at_any_cycle_send_exactly_what_a_run_without_them_sends(levels: List[float], crashes: set,
+                                                                        flap: bool) -> None:
+    alerting = f"flap_enabled = {str(flap).lower()}\n"
+    with tempfile.TemporaryDirectory(dir=SHM) as a, tempfile.TemporaryDirectory(dir=SHM) as b:
+        plain = _run_load(config(Path(a), FOUR, alerting), levels, crash=False)
+        crashing = _run_load(config(Path(b), FOUR, alerting), levels, crash=crashes)
+    assert crashing == plain
+
+
+def _run_load(cfg: Config, levels: Sequence[float], crash: Union[bool, Set[int]]) -> List[str]:
+    """Console lines of the "pend" key fed ``levels`` every 10 s; ``crash``: after every cycle, or these."""
     clock = Clock()
     p = open_pipeline(cfg, clock)
     drain(p.store)
     lines: List[str] = []
-    for level in levels:
+    for i, level in enumerate(levels):
         lines += cycle(p, clock, pend=level)
-        if crash:
+        if crash is True or (isinstance(crash, set) and i in crash):
             p.store.close()
             p = open_pipeline(cfg, clock)
             lines += [line for line in drain(p.store) if not line.startswith("NOTICE")]
