@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Set, Tuple, Union
 
 import pytest
-from alerting_helpers import Clock, config, drain, open_pipeline, run, value, verdict
+from alerting_helpers import Clock, config, drain, occurrences, open_pipeline, run, value, verdict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +22,7 @@ from monagent.alerting import persist
 from monagent.alerting.config import AlertingOverrides
 from monagent.alerting.machine import AlertState, Phase, step
 from monagent.alerting.pipeline import AlertPipeline
-from monagent.api import Status
+from monagent.api import Occurrence, Status
 from monagent.config import Config
 from monagent.events import AlertKey
 from monagent.store import Store
@@ -316,4 +316,38 @@ def test_a_wall_clock_step_rewrites_every_key_so_a_crash_keeps_the_reminder_cloc
     p = open_pipeline(cfg, clock)
     assert p.states[key("fire")].last_notified_at == pytest.approx(before.last_notified_at)
     assert p.states[key("fire")].firing_since == pytest.approx(before.firing_since)
+    p.store.close()
+
+
+def seen_writes(store: Store) -> List[str]:
+    seen: List[str] = []
+    store.conn.set_trace_callback(lambda sql: seen.append(sql) if " seen " in sql else None)
+    return seen
+
+
+def test_an_occurrence_seen_again_is_not_rewritten_each_cycle_and_a_crash_never_announces_it_twice(
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path, '[checks.crash]\ntype = "kdump"\n')
+    clock = Clock()
+    p = open_pipeline(cfg, clock)
+    panic = Occurrence("dump-1", "kernel panic")
+
+    def crash_run(*found: Occurrence) -> List[str]:
+        now, mono = clock.step(10)
+        p.observe([run("crash", occurrences(*found), check_type="kdump")], now, mono)
+        return drain(p.store)
+
+    assert crash_run() == []  # first run: nothing found
+    writes = seen_writes(p.store)
+    assert crash_run(panic) == ["OCCURRENCE critical web01 crash /var/crash kernel panic"]
+    assert [sql.split("'")[3] for sql in writes] == ["dump-1"]  # in the transaction of its outbox entry
+    writes.clear()
+    for _ in range(3):
+        assert crash_run(panic) == []
+    assert writes == []  # only last_seen moved
+    p.store.close()  # crash
+    p = open_pipeline(cfg, clock)
+    drain(p.store)
+    assert crash_run(panic) == []
+    assert crash_run(panic, Occurrence("dump-2", "Oops")) == ["OCCURRENCE critical web01 crash /var/crash Oops"]
     p.store.close()

@@ -10,7 +10,9 @@ that decides what happens after a crash changed (phase, latched level, severity,
 and seq, every streak, the pending/resolving/firing times, window, flap history, reminders,
 suppression, what each receiver heard, ...). The fields that only describe the last sample
 (:data:`VALUE_ONLY`: value, trend, facts, reason, details, last_sample_at) are written with
-the next such write, else at most every :data:`VALUE_FLUSH_EVERY` seconds and at close. After
+the next such write, else at most every :data:`VALUE_FLUSH_EVERY` seconds and at close; so is
+the ``last_seen`` time of an occurrence seen again (it only feeds the 90-day ``seen_ttl``),
+while a new occurrence or revision goes in with the outbox entry that announces it. After
 a crash the restored keys then lose nothing but a last value at most that old, which the
 next sample replaces; the lifecycle, the incidents and the reminder clock are exact.
 """
@@ -94,6 +96,7 @@ class Ledger:
     flushed_at: float  # monotonic time of the last commit that wrote every value-only change
     offset: float  # wall - monotonic when every key was last written: the frame of the times on disk
     written: Dict[AlertKey, Written] = field(default_factory=dict)
+    seen_behind: Set[Tuple[str, str]] = field(default_factory=set)  # seen entries whose last_seen alone moved
 
     def flush_due(self, mono: float) -> bool:
         return mono - self.flushed_at >= VALUE_FLUSH_EVERY
@@ -115,6 +118,7 @@ class Ledger:
                 self.written[key] = written
         if flushed:
             self.flushed_at = mono
+            self.seen_behind.clear()
             if not self.written.keys() - update.keys():  # every key in this frame
                 self.offset = offset
 
@@ -177,7 +181,7 @@ def changes(dirty: Dirty, memory: AlertPipeline, offset: float, ledger: Ledger,
     for ident in dirty.silences:
         silence = memory.silences.get(ident)
         result.silences[ident] = None if silence is None else (codec.json_dumps(silence.to_json()), silence.ends_at)
-    for check, ident in dirty.seen:
+    for check, ident in (dirty.seen | ledger.seen_behind) if flush else dirty.seen:
         entry = memory.seen.get(check, {}).get(ident)
         result.seen[(check, ident)] = None if entry is None else (entry.revision, entry.first_seen, entry.last_seen)
     result.outbox = [(r, codec.event_to_json(e), e.time) for r, e in dirty.outbox]

@@ -284,8 +284,12 @@ class AlertPipeline:
         seen = self.seen.setdefault(check, {})
         verdict = judge(found, seen, now)
         for ident, entry in verdict.updates.items():
+            before = seen.get(ident)
             seen[ident] = entry
-            self._dirty.seen.add((check, ident))
+            if before is None or (before.revision, before.first_seen) != (entry.revision, entry.first_seen):
+                self._dirty.seen.add((check, ident))
+            else:  # seen again: only last_seen moved, written with the periodic flush (persist.py)
+                self._ledger.seen_behind.add((check, ident))
         if not (verdict.announce or verdict.summarised):
             return
         suppressions = self._suppressions(now)
