@@ -175,9 +175,9 @@ def read_cmdline(proc_root: Path, pid: int) -> Tuple[str, ...]:
         chunks = []
         while True:
             chunk = os.read(fd, 65536)
-            if not chunk:
-                break
             chunks.append(chunk)
+            if len(chunk) < 65536:
+                break  # the kernel fills a read as far as argv goes: a short one is the end
     except OSError:  # ESRCH while the process exits
         return ()
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -151,6 +152,22 @@ def test_the_command_line_is_read_on_demand_and_cached_for_the_cycle(proc_copy):
     assert ctx.cmdline(1400) == ("/usr/bin/python3", "/opt/app/worker.py", "--queue", "emails")
     assert ctx.cmdline(2) == ()  # a kernel thread
     assert ctx.cmdline(99999) == ()  # gone
+
+
+def test_a_command_line_longer_than_one_read_is_read_whole():
+    args = [f"{n:06d}" + "x" * 994 for n in range(100)]  # 100,100 bytes with the NULs: two reads
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *args])
+    try:
+        ctx = SystemFacts("here").cycle(time.time(), time.monotonic())
+        deadline = time.monotonic() + 10
+        while len(ctx.cmdline(proc.pid)) < 3:  # exec is still setting argv up
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+            ctx = SystemFacts("here").cycle(time.time(), time.monotonic())
+        assert list(ctx.cmdline(proc.pid)) == [sys.executable, "-c", "import time; time.sleep(60)", *args]
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_mounts_come_from_the_host_mountinfo_with_escapes_undone(facts):
