@@ -7,14 +7,15 @@ failed is retried later with the newest values). :func:`restore` rebuilds the me
 Not every sample is worth a write. A :class:`Ledger` remembers, per key, what the store
 holds as of the last commit that worked. A key goes into a cycle's transaction when a field
 that decides what happens after a crash changed (phase, latched level, severity, incident
-and seq, every streak, the pending/resolving/firing times, window, flap history, reminders,
-suppression, what each receiver heard, ...). The fields that only describe the last sample
+and seq, the streaks the machine will read, the pending/resolving/firing times, window, flap
+history, reminders, suppression, what each receiver heard, ...: :func:`matters`). The fields that only describe the last sample
 (:data:`VALUE_ONLY`: value, trend, facts, reason, details, last_sample_at) are written with
 the next such write, else at most every :data:`VALUE_FLUSH_EVERY` seconds and at close; so is
 the ``last_seen`` time of an occurrence seen again (it only feeds the 90-day ``seen_ttl``),
 while a new occurrence or revision goes in with the outbox entry that announces it. After
 a crash the restored keys then lose nothing but a last value at most that old, which the
-next sample replaces; the lifecycle, the incidents and the reminder clock are exact.
+next sample replaces; the lifecycle, the incidents and the reminder clock are exact. Meta
+(``last_eval_at``, which the outage gap is measured from) is still written every cycle.
 """
 
 from __future__ import annotations

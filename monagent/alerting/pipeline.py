@@ -5,7 +5,8 @@ The agent calls :meth:`AlertPipeline.observe` with each cycle's finished runs an
 machine and policy), then commit the new states, what each receiver heard and the
 new outbox entries in one transaction before any delivery is attempted. When the
 store cannot be written, the changes stay in memory and go in with the next
-commit that works. The control socket's requests (silence, ack) run here too,
+commit that works. A key whose sample changed only its last value is not written
+every cycle (persist.py says what is written when). The control socket's requests (silence, ack) run here too,
 under the same lock as the scheduler thread's calls.
 """
 
