@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
 
@@ -74,7 +75,11 @@ class Config:
     checks: Tuple[CheckConfig, ...] = field(default_factory=tuple)
 
     def check(self, name: str) -> Optional[CheckConfig]:
-        return next((c for c in self.checks if c.name == name), None)
+        return self._checks_by_name.get(name)
+
+    @cached_property
+    def _checks_by_name(self) -> Dict[str, CheckConfig]:
+        return {c.name: c for c in self.checks}
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:

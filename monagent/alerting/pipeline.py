@@ -215,6 +215,8 @@ class AlertPipeline:
     def _apply_sample(self, sample: Sample, params: AlertingOverrides, mono: float,
                       touched: Dict[AlertKey, Tuple[Transition, ...]]) -> None:
         key = sample.key
+        if sample.unknown and key not in self.states:
+            return  # nothing known to keep; the check's "#unknown" companion records the failure
         state = self.states.get(key) or AlertState()
         self._dirty.keys.add(key)
         if sample.unknown:
