@@ -155,7 +155,7 @@ class Agent:
             log.error("%s", busy)
             return 1
         store = Store.open(config.agent.state_dir)
-        facts = SystemFacts(config.agent.hostname)
+        facts = SystemFacts(config.agent.hostname, pool_size=config.agent.max_workers)
         now, mono = time.time(), time.monotonic()
         self.started_at = now
         pipeline = AlertPipeline(config, store, now=now, monotonic=mono, boot_id=facts.cycle(now, mono).boot_id())

@@ -119,7 +119,7 @@ def parse_agent(section: Section) -> AgentConfig:
         interval=section.duration("interval", 60.0, minimum=0.1),
         timeout=section.duration("timeout", 30.0, minimum=0.1),
         splay=section.duration("splay", 10.0),
-        max_workers=section.integer("max_workers", 8, minimum=1, maximum=256),
+        max_workers=section.integer("max_workers", 2, minimum=1, maximum=64),
         log_level=section.string("log_level", "info", choices=("debug", "info", "warning", "error")),
         trusted_plugin_owners=section.strings("trusted_plugin_owners", ()),
     )

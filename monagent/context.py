@@ -26,8 +26,9 @@ class SystemFacts:
     """Long-lived: the procfs root, the mount table's path, the worker pool, the boot id."""
 
     def __init__(self, hostname: str, proc_root: Path = Path("/proc"), mountinfo: Optional[Path] = None,
-                 pool: Optional[WorkerPool] = None) -> None:
+                 pool: Optional[WorkerPool] = None, pool_size: int = 2) -> None:
         self.hostname = hostname
+        self._pool_size = pool_size
         self.proc_root = Path(proc_root)
         self.mountinfo = mountinfo if mountinfo is not None else self.proc_root / "1" / "mountinfo"
         # /proc/1 is hidden under hidepid=; the agent's own view is then the best there is.
@@ -43,7 +44,7 @@ class SystemFacts:
         """The worker pool, started on first use (no worker process when no check needs one)."""
         with self._lock:
             if self._pool is None:
-                self._pool = WorkerPool()
+                self._pool = WorkerPool(self._pool_size)
             return self._pool
 
     def cycle(self, now: float, monotonic: float) -> CycleContext:

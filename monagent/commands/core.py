@@ -213,7 +213,7 @@ def run_once(config: Any, selected: Sequence[Any]) -> List[Any]:
     from monagent.scheduler import Scheduler, build_check
 
     registry = Registry(config.agent.plugin_dirs, trusted_owners=config.agent.trusted_plugin_owners)
-    facts = SystemFacts(config.agent.hostname)
+    facts = SystemFacts(config.agent.hostname, pool_size=config.agent.max_workers)
     try:
         pairs = []
         for check_config in selected:
