@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import socket
+import os
 import sys
 import time
 from typing import Any, List
-from urllib.parse import parse_qs, urlsplit
 
 from monagent.cli import EX_USAGE, config_error_exit
 from monagent.commands.core import add_config_option, config_path
@@ -44,13 +43,15 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
         what = f'no robot or webhook named "{args.robot}"' if args.robot else "no robot or webhook"
         print(f"monagent notify-test: {what}{where}", file=sys.stderr)
         return EX_USAGE
-    host = config.agent.hostname or socket.gethostname()
+    host = config.agent.hostname or os.uname().nodename
     results = [_test_robot(robot, host) for robot in robots] + [_test_webhook(hook, host) for hook in hooks]
     return 0 if all(results) else 1
 
 
 def safe_url(url: str) -> str:
     """The URL with its access token redacted: ``https://oapi.dingtalk.com/robot/send?access_token=f0ca…``."""
+    from urllib.parse import parse_qs, urlsplit
+
     from monagent.confread import redact
 
     parts = urlsplit(url)
