@@ -75,11 +75,11 @@ class _OwnEntryPoint:
         return module
 
 
-def _own_entry_points() -> Dict[str, object]:
+def _own_entry_points(package_dir: Optional[Path] = None) -> Dict[str, object]:
     """monagent's own registrations in the group, read from its own distribution only: resolving a
     built-in type then costs one small file instead of importlib.metadata and a scan of every
     installed distribution (which is what makes ``monagent validate`` slow)."""
-    package_dir = Path(__file__).resolve().parent
+    package_dir = package_dir or Path(__file__).resolve().parent
     for info in package_dir.parent.glob("monagent-*.dist-info/entry_points.txt"):
         import configparser
 

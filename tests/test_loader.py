@@ -157,3 +157,21 @@ def test_a_name_clash_between_a_file_and_a_builtin_is_a_config_error(plugin_dir)
     assert str(info.value) == (
         f'agent.toml:4: checks.d.type: check type "disk" is both a built-in/entry point and a plugin file '
         f"({plugin_dir / 'disk.py'}); rename the file")
+
+
+def test_an_installed_monagent_resolves_its_own_types_from_its_dist_info(tmp_path):
+    """A non-editable install keeps entry_points.txt beside the package: read it without importlib.metadata."""
+    from monagent.loader import _own_entry_points
+
+    package = tmp_path / "monagent"
+    package.mkdir()
+    info = tmp_path / "monagent-0.1.0.dist-info"
+    info.mkdir()
+    (info / "entry_points.txt").write_text(
+        "[console_scripts]\nmonagent = monagent.cli:main\n\n"
+        "[monagent.checks]\ncpu = monagent.checks.cpu:CpuCheck\nDiskCase = monagent.checks.disk:DiskCheck\n")
+    eps = _own_entry_points(package)
+    assert sorted(eps) == ["DiskCase", "cpu"]
+    from monagent.checks.cpu import CpuCheck
+
+    assert eps["cpu"].load() is CpuCheck
