@@ -37,6 +37,7 @@ class MemoryCheck(Check):
     """Available memory percent (alerts when it gets low) and swap used percent."""
 
     interval = 30.0
+    cheap = True
     timeout = 10.0
     metrics: ClassVar[Dict[str, MetricSpec]] = {
         "available_percent": MetricSpec(unit="%", description="memory available without swapping (MemAvailable)",

@@ -339,7 +339,11 @@ class Check:
       name these (None: any name, for checks whose metrics are discovered, e.g. Nagios perfdata);
     - ``run_at_start``: run at once at agent start instead of after a random splay;
     - ``warmup``: seconds between a baseline run and the reported one in ``monagent check``,
-      for checks that measure over an interval (CPU percent, rates); 0 (default): one run.
+      for checks that measure over an interval (CPU percent, rates); 0 (default): one run;
+    - ``cheap``: runs take milliseconds and do not block (reads of /proc, no network, no
+      subprocess): such checks share one thread and run one after another, which costs less
+      CPU than a thread each. One that hangs all the same is abandoned and the others go on.
+      Default False: a thread of its own.
 
     Options are keyword-only ``__init__`` arguments with annotations and defaults;
     an argument without a default is required.
@@ -350,6 +354,7 @@ class Check:
     metrics: ClassVar[Optional[Mapping[str, MetricSpec]]] = {}
     run_at_start: ClassVar[bool] = False
     warmup: ClassVar[float] = 0.0
+    cheap: ClassVar[bool] = False
 
     def run(self, ctx: Context) -> Union[Result, Iterable[Result]]:
         raise NotImplementedError

@@ -18,6 +18,7 @@ import logging
 import queue
 import random
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -51,6 +52,62 @@ class _Run:
     done: threading.Event
     box: Dict[str, Any] = field(default_factory=dict)
     timed_out: bool = False
+
+
+@dataclass
+class _Job:
+    check: Check
+    ctx: Context
+    run: _Run
+    name: str
+
+
+class _Lane:
+    """One thread that runs the runs of cheap checks one after another (``Check.cheap``).
+
+    When a run on it passes its timeout the lane is abandoned: its thread finishes (or never
+    finishes) that run and exits, and the runs still queued move to a new lane.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self.current: Optional[_Run] = None
+        self._thread = threading.Thread(target=self._loop, name="checks:cheap", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: _Job) -> None:
+        with self._cond:
+            self._jobs.append(job)
+            self._cond.notify()
+
+    def holds(self, run: _Run) -> bool:
+        with self._cond:
+            return self.current is run or any(job.run is run for job in self._jobs)
+
+    def abandon(self) -> List[_Job]:
+        """Stop taking runs; return those not started yet."""
+        with self._cond:
+            self._closed = True
+            pending = list(self._jobs)
+            self._jobs.clear()
+            self._cond.notify()
+        return pending
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job = self._jobs.popleft()
+                self.current = job.run
+            _execute(job.check, job.ctx, job.run.box, job.name)
+            job.run.done.set()
+            with self._cond:
+                self.current = None
 
 
 class _Worker:
@@ -127,6 +184,7 @@ class Scheduler:
         self._splay = splay
         self.instances: Dict[str, Instance] = {}
         self.abandoned = 0
+        self._lane: Optional[_Lane] = None
         for config, check in instances:
             self.add(config, check, monotonic)
 
@@ -145,6 +203,9 @@ class Scheduler:
     def close(self) -> None:
         for name in list(self.instances):
             self.remove(name)
+        if self._lane is not None:
+            self._lane.abandon()
+            self._lane = None
 
     # -- the loop body
     def step(self, now: float, monotonic: float) -> List[CheckRun]:
@@ -202,11 +263,16 @@ class Scheduler:
             log.warning("check %s: previous run still in flight, run skipped (%d skipped so far)",
                         instance.config.name, instance.skipped)
             return
-        if instance.worker is None:
-            instance.worker = _Worker(instance.config.name)
         run = _Run(monotonic, now, threading.Event())
         instance.run = run
         instance.runs += 1
+        if getattr(instance.check, "cheap", False):
+            if self._lane is None:
+                self._lane = _Lane()
+            self._lane.submit(_Job(instance.check, ctx, run, instance.config.name))
+            return
+        if instance.worker is None:
+            instance.worker = _Worker(instance.config.name)
         instance.worker.submit(instance.check, ctx, run, instance.config.name)
 
     def _collect(self, now: float, monotonic: float) -> List[CheckRun]:
@@ -227,8 +293,18 @@ class Scheduler:
                 self.abandoned += 1
                 seconds = _fmt_seconds(monotonic - run.started_mono)
                 log.warning("check %s still running after %s s; reported UNKNOWN", instance.config.name, seconds)
+                self._free_lane_of(run)
                 out.append(self._unknown(instance, run, monotonic, f"still running after {seconds} s"))
         return out
+
+    def _free_lane_of(self, run: _Run) -> None:
+        """A cheap check that hangs must not hold up the others: give them a new lane."""
+        lane = self._lane
+        if lane is None or not lane.holds(run):
+            return
+        self._lane = _Lane()
+        for job in lane.abandon():
+            self._lane.submit(job)
 
     def _finished(self, instance: Instance, run: _Run, monotonic: float) -> CheckRun:
         if "error" in run.box:

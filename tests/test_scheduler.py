@@ -168,3 +168,45 @@ def test_run_all_once_waits_for_every_result_or_timeout():
         assert sorted((r.check, r.results[0].status) for r in runs) == [("good", None), ("stuck", Status.UNKNOWN)]
     finally:
         blocked.release()
+
+
+class CheapCounting(Counting):
+    cheap = True
+
+    def run(self, ctx):
+        self.thread = threading.current_thread().name
+        return super().run(ctx)
+
+
+class CheapBlocking(Blocking):
+    cheap = True
+
+
+def test_cheap_checks_share_one_thread_and_run_one_after_another():
+    a, b = CheapCounting(), CheapCounting()
+    scheduler = make([(cfg("a"), a), (cfg("b"), b)])
+    try:
+        drain(scheduler, 1000.0, 0.0, until=lambda runs: len(runs) == 2)
+        assert a.thread == b.thread == "checks:cheap"
+    finally:
+        scheduler.close()
+
+
+def test_a_cheap_check_that_hangs_is_abandoned_and_the_other_cheap_checks_go_on():
+    stuck, good = CheapBlocking(), CheapCounting()
+    scheduler = make([(cfg("stuck", interval=10, timeout=3), stuck), (cfg("good", interval=10), good)])
+    try:
+        scheduler.step(1000.0, 0.0)  # stuck was submitted first: good waits behind it on the lane
+        time.sleep(0.2)
+        assert good.calls == 0
+        runs = scheduler.step(1003.0, 3.0)  # stuck times out: the lane is replaced, good runs on the new one
+        assert [(r.check, r.results[0].reason) for r in runs] == [("stuck", "still running after 3 s")]
+        later = drain(scheduler, 1003.5, 3.5, until=lambda runs: any(r.check == "good" for r in runs))
+        assert [r.check for r in later] == ["good"]
+        assert good.calls == 1
+        drain(scheduler, 1010.0, 10.0, until=lambda runs: any(r.check == "good" for r in runs))
+        assert good.calls == 2
+        assert scheduler.instances["stuck"].skipped == 1
+    finally:
+        stuck.release()
+        scheduler.close()
