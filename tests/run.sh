@@ -35,5 +35,13 @@ echo "== mypy"
 .venv/bin/mypy
 echo "== vermin (Python 3.9 compatibility)"
 .venv/bin/vermin --target=3.9- --violations --eval-annotations --no-tips --exclude-regex '^\.venv' monagent checks
+echo "== systemd-analyze on the unit as installed (ExecStart must exist; exposure at most 3.0)"
+if command -v systemd-analyze >/dev/null; then
+    unit_root=$(mktemp -d)
+    .venv/bin/monagent install --root "$unit_root" >/dev/null
+    systemd-analyze verify "$unit_root/etc/systemd/system/monagent.service"
+    systemd-analyze security --offline=true --threshold=30 "$unit_root/etc/systemd/system/monagent.service" | tail -1
+    rm -rf "$unit_root"
+fi
 echo "== pytest"
 exec .venv/bin/python -m pytest -q "$@"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -18,7 +19,8 @@ from monagent.install import install
 UNIT_FILE = ROOT / "systemd" / "monagent.service"
 MAX_EXPOSURE = 3.0
 
-needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None and not os.environ.get("CI"),
+                                   reason="systemd-analyze is not installed (package systemd); in CI this fails")
 
 
 def directives(text: str) -> List[Tuple[str, str, str]]:
