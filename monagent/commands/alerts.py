@@ -17,7 +17,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from monagent.cli import EX_USAGE, config_error_exit
 from monagent.commands.core import add_config_option, config_path
@@ -354,8 +354,9 @@ def _open_readonly(config: Any) -> Any:
     return Store.open_readonly(Path(config.agent.state_dir))
 
 
-def cmd_silence_list(args: argparse.Namespace) -> int:
-    from monagent.alerting.status import silences
+def _read_state(args: argparse.Namespace, read: Any) -> Tuple[Optional[int], Any]:
+    """Load the config, open the state read-only and return ``(None, read(config, store))``, or
+    ``(exit code, None)`` after printing why it could not."""
     from monagent.confread import ConfigError
     from monagent.store import StoreError
 
@@ -363,13 +364,21 @@ def cmd_silence_list(args: argparse.Namespace) -> int:
         config = _config(args)
         store = _open_readonly(config)
     except ConfigError as err:
-        return config_error_exit(err)
+        return config_error_exit(err), None
     except StoreError as exc:
-        return _fail(str(exc))
+        return _fail(str(exc)), None
     try:
-        rows = silences(store, time.time(), include_expired=args.all)
+        return None, read(config, store)
     finally:
         store.close()
+
+
+def cmd_silence_list(args: argparse.Namespace) -> int:
+    from monagent.alerting.status import silences
+
+    code, rows = _read_state(args, lambda config, store: silences(store, time.time(), include_expired=args.all))
+    if code is not None:
+        return code
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -383,21 +392,12 @@ def cmd_silence_list(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from monagent.alerting.status import gather
-    from monagent.confread import ConfigError
     from monagent.control import agent_running
-    from monagent.store import StoreError
 
-    try:
-        config = _config(args)
-        store = _open_readonly(config)
-    except ConfigError as err:
-        return config_error_exit(err)
-    except StoreError as exc:
-        return _fail(str(exc))
-    try:
-        data = gather(config, store, time.time(), running=agent_running(_socket(config)))
-    finally:
-        store.close()
+    code, data = _read_state(args, lambda config, store: gather(config, store, time.time(),
+                                                                running=agent_running(_socket(config))))
+    if code is not None:
+        return code
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
