@@ -118,7 +118,7 @@ class AlertingConfig:
     body_budget_bytes: int = 20_000  # the whole request body, as DingTalk counts it
     mention_after_reminders: int = 0  # 0: off
     notify_transients: bool = False
-    seen_ttl: float = 90 * 86400.0
+    seen_ttl: float = 180 * 86400.0  # a crash dump is remembered 180 days after it is gone
     retention: float = 7 * 86400.0
     outbox_max_entries: int = 10_000
     outbox_max_age: float = 7 * 86400.0

@@ -11,7 +11,7 @@ and seq, the streaks the machine will read, the pending/resolving/firing times, 
 history, reminders, suppression, what each receiver heard, ...: :func:`matters`). The fields that only describe the last sample
 (:data:`VALUE_ONLY`: value, trend, facts, reason, details, last_sample_at) are written with
 the next such write, else at most every :data:`VALUE_FLUSH_EVERY` seconds and at close; so is
-the ``last_seen`` time of an occurrence seen again (it only feeds the 90-day ``seen_ttl``),
+the ``last_seen`` time of an occurrence seen again (it only feeds the 180-day ``seen_ttl``),
 while a new occurrence or revision goes in with the outbox entry that announces it. After
 a crash the restored keys then lose nothing but a last value at most that old, which the
 next sample replaces; the lifecycle, the incidents and the reminder clock are exact. Meta
