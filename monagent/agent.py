@@ -111,33 +111,14 @@ class Agent:
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
 
     # -- building the parts from a config
-    def _registry(self, config: Any) -> Any:
-        from monagent.loader import Registry
-
-        return Registry(config.agent.plugin_dirs, trusted_owners=config.agent.trusted_plugin_owners)
-
-    def _instances(self, config: Any, registry: Any) -> List[Any]:
-        from monagent.loader import broken_check_class
-        from monagent.scheduler import build_check
-
-        pairs = []
-        for check_config in config.checks:
-            cls = registry.resolve(check_config.type) or broken_check_class(check_config.type, "unknown check type")
-            try:
-                pairs.append((check_config, build_check(cls, check_config)))
-            except Exception as exc:  # noqa: BLE001 - a plugin constructor that raises disables only its check
-                log.error("check %s could not be built: %s: %s", check_config.name, type(exc).__name__, exc)
-                broken = broken_check_class(check_config.type, f"{type(exc).__name__}: {exc}")
-                pairs.append((check_config, broken()))
-        return pairs
-
     def run(self) -> int:
         import faulthandler
 
         from monagent.alerting.pipeline import AlertPipeline
         from monagent.context import SystemFacts
+        from monagent.loader import Registry
         from monagent.notify.build import build_dispatchers
-        from monagent.scheduler import Scheduler
+        from monagent.scheduler import Scheduler, build_instances
         from monagent.sdnotify import SystemdNotifier
         from monagent.statelock import StateDirBusy
         from monagent.statelock import claim as claim_state_dir
@@ -159,7 +140,7 @@ class Agent:
         now, mono = time.time(), time.monotonic()
         self.started_at = now
         pipeline = AlertPipeline(config, store, now=now, monotonic=mono, boot_id=facts.cycle(now, mono).boot_id())
-        scheduler = Scheduler(self._instances(config, self._registry(config)), facts.cycle, monotonic=mono,
+        scheduler = Scheduler(build_instances(config.checks, Registry.for_agent(config.agent)), facts.cycle, monotonic=mono,
                               splay=config.agent.splay)
         delivery = Delivery(store, build_dispatchers(config, store, started_at=now))
         self.scheduler, self.pipeline, self.store, self.delivery = scheduler, pipeline, store, delivery
@@ -272,7 +253,9 @@ class Agent:
         return server
 
     def _do_reload(self) -> Optional[Any]:
+        from monagent.loader import Registry
         from monagent.notify.build import build_dispatchers
+        from monagent.scheduler import build_instances
 
         config, scheduler, pipeline, delivery, store = (self.config, self.scheduler, self.pipeline, self.delivery,
                                                         self.store)
@@ -283,17 +266,15 @@ class Agent:
             for problem in err.problems:
                 log.error("  %s", problem)
             return None
-        registry = self._registry(new)
         old_by_name = {c.name: c for c in config.checks}
         mono = time.monotonic()
         for name in list(scheduler.instances):
-            if name not in {c.name for c in new.checks}:
+            if new.check(name) is None:
                 scheduler.remove(name)
         changed = [c for c in new.checks if old_by_name.get(c.name) != c]
         for check_config in changed:
             scheduler.remove(check_config.name)
-        fresh = type(new)(new.file, new.agent, new.alerting, new.notifiers, new.metrics, tuple(changed))
-        for check_config, check in self._instances(fresh, registry):
+        for check_config, check in build_instances(changed, Registry.for_agent(new.agent)):
             scheduler.add(check_config, check, mono)
         pipeline.reload(new)
         if new.notifiers != config.notifiers:

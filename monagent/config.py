@@ -225,11 +225,9 @@ def parse_check(name: str, section: Section, agent: AgentConfig, alerting: Alert
 def _try_build(check_class: type, options: Mapping[str, Any], timeout: float, section: Section) -> None:
     """Build the instance once so the check's own option checks (``ValueError("option: ...")``) are
     reported as configuration problems instead of an UNKNOWN at run time."""
-    from monagent.options import option_signature
+    from monagent.options import instance_kwargs
 
-    kwargs = dict(options)
-    if "timeout" in option_signature(check_class) and "timeout" not in kwargs:
-        kwargs["timeout"] = timeout
+    kwargs = instance_kwargs(check_class, options, timeout)
     try:
         instance = check_class(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -281,7 +279,7 @@ def loads(source: str, file: str = "agent.toml", environ: Optional[Mapping[str, 
     if registry is None:
         from monagent.loader import Registry
 
-        registry = Registry(agent.plugin_dirs, trusted_owners=agent.trusted_plugin_owners)
+        registry = Registry.for_agent(agent)
     alerting = parse_alerting(root.table("alerting"))
     notifiers = parse_notifiers(root.table("notifiers"), alerting)
     metrics = parse_metrics(root.table("metrics"))

@@ -141,6 +141,11 @@ class Registry:
         self._eps: Optional[Dict[str, object]] = None
         self._own: Optional[Dict[str, object]] = None
 
+    @classmethod
+    def for_agent(cls, agent: Any) -> Registry:
+        """The registry of an ``[agent]`` section: its plugin directories and trusted owners."""
+        return cls(agent.plugin_dirs, trusted_owners=agent.trusted_plugin_owners)
+
     # -- discovery
     def entry_points(self) -> Dict[str, object]:
         if self._eps is None:

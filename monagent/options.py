@@ -33,6 +33,15 @@ def option_signature(check_class: type) -> Dict[str, inspect.Parameter]:
     }
 
 
+def instance_kwargs(check_class: type, options: Mapping[str, Any], timeout: float) -> Dict[str, Any]:
+    """The keyword arguments that build one instance: its validated options, plus the instance's
+    timeout for a type that takes a ``timeout`` option (the Nagios check's hard deadline)."""
+    kwargs = dict(options)
+    if "timeout" in option_signature(check_class) and "timeout" not in kwargs:
+        kwargs["timeout"] = timeout
+    return kwargs
+
+
 def _hints(check_class: type) -> Dict[str, Any]:
     try:
         return typing.get_type_hints(check_class.__init__)  # type: ignore[misc]

@@ -15,12 +15,11 @@ The scheduler never reads the clock: ``step(now, monotonic)`` is given the time.
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from monagent.alerting.samples import CheckRun
 from monagent.api import Check, Context, Result, Status
@@ -32,17 +31,25 @@ ABANDONED_THREAD_CAP = 20
 
 
 def build_check(check_class: type, config: CheckConfig) -> Check:
-    """Build one instance from its validated options.
+    """Build one instance from its validated options (see :func:`monagent.options.instance_kwargs`)."""
+    from monagent.options import instance_kwargs
 
-    A type that takes a ``timeout`` option (the Nagios check's hard deadline) gets the
-    instance's timeout unless the options set one.
-    """
-    from monagent.options import option_signature
+    return check_class(**instance_kwargs(check_class, config.options, config.timeout))
 
-    options = dict(config.options)
-    if "timeout" in option_signature(check_class) and "timeout" not in options:
-        options["timeout"] = config.timeout
-    return check_class(**options)
+
+def build_instances(checks: Iterable[CheckConfig], registry: Any) -> List[Tuple[CheckConfig, Check]]:
+    """Resolve and build every instance; one whose type or constructor fails reports UNKNOWN instead."""
+    from monagent.loader import broken_check_class
+
+    pairs = []
+    for check_config in checks:
+        cls = registry.resolve(check_config.type) or broken_check_class(check_config.type, "unknown check type")
+        try:
+            pairs.append((check_config, build_check(cls, check_config)))
+        except Exception as exc:  # noqa: BLE001 - a plugin constructor that raises disables only its check
+            log.error("check %s could not be built: %s: %s", check_config.name, type(exc).__name__, exc)
+            pairs.append((check_config, broken_check_class(check_config.type, f"{type(exc).__name__}: {exc}")()))
+    return pairs
 
 
 @dataclass
@@ -63,18 +70,19 @@ class _Job:
 
 
 class _Lane:
-    """One thread that runs the runs of cheap checks one after another (``Check.cheap``).
+    """One thread that runs its queued runs one after another: the shared lane of cheap checks
+    (``Check.cheap``), or the lane of one instance of its own.
 
-    When a run on it passes its timeout the lane is abandoned: its thread finishes (or never
-    finishes) that run and exits, and the runs still queued move to a new lane.
+    When a run on the shared lane passes its timeout the lane is abandoned: its thread finishes (or
+    never finishes) that run and exits, and the runs still queued move to a new lane.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "checks:cheap") -> None:
         self._jobs: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self.current: Optional[_Run] = None
-        self._thread = threading.Thread(target=self._loop, name="checks:cheap", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, job: _Job) -> None:
@@ -110,37 +118,13 @@ class _Lane:
                 self.current = None
 
 
-class _Worker:
-    """The long-lived thread of one instance: one run at a time, no thread created per run."""
-
-    def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[Optional[Tuple[Check, Context, _Run, str]]] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name=f"check:{name}", daemon=True)
-        self._thread.start()
-
-    def submit(self, check: Check, ctx: Context, run: _Run, name: str) -> None:
-        self._jobs.put((check, ctx, run, name))
-
-    def stop(self) -> None:
-        self._jobs.put(None)
-
-    def _loop(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            check, ctx, run, name = job
-            _execute(check, ctx, run.box, name)
-            run.done.set()
-
-
 @dataclass
 class Instance:
     config: CheckConfig
     check: Check
     next_due: float
     run: Optional[_Run] = None
-    worker: Optional[_Worker] = None
+    lane: Optional[_Lane] = None  # its own thread, for a check that is not cheap
     skipped: int = 0
     runs: int = 0
     timeouts: int = 0
@@ -196,8 +180,8 @@ class Scheduler:
     def remove(self, name: str) -> None:
         instance = self.instances.pop(name, None)
         if instance is not None:
-            if instance.worker is not None:
-                instance.worker.stop()
+            if instance.lane is not None:
+                instance.lane.abandon()
             _close(instance.check)
 
     def close(self) -> None:
@@ -249,9 +233,9 @@ class Scheduler:
 
     @property
     def unhealthy(self) -> bool:
-        """Too many abandoned threads: stop feeding the watchdog so systemd restarts the agent."""
-        return self.abandoned - sum(1 for i in self.instances.values() if i.run and i.run.timed_out
-                                    and i.run.done.is_set()) > ABANDONED_THREAD_CAP
+        """Too many runs still stuck past their timeout: stop feeding the watchdog so systemd restarts
+        the agent. A stuck run that finally returns no longer counts."""
+        return self.abandoned > ABANDONED_THREAD_CAP
 
     # -- internals
     def _start(self, instance: Instance, ctx: Context, now: float, monotonic: float) -> None:
@@ -271,9 +255,9 @@ class Scheduler:
                 self._lane = _Lane()
             self._lane.submit(_Job(instance.check, ctx, run, instance.config.name))
             return
-        if instance.worker is None:
-            instance.worker = _Worker(instance.config.name)
-        instance.worker.submit(instance.check, ctx, run, instance.config.name)
+        if instance.lane is None:
+            instance.lane = _Lane(f"check:{instance.config.name}")
+        instance.lane.submit(_Job(instance.check, ctx, run, instance.config.name))
 
     def _collect(self, now: float, monotonic: float) -> List[CheckRun]:
         out: List[CheckRun] = []
@@ -285,6 +269,7 @@ class Scheduler:
                 instance.run = None
                 instance.last_duration = monotonic - run.started_mono
                 if run.timed_out:
+                    self.abandoned -= 1
                     continue  # already reported as UNKNOWN; a late result is discarded
                 out.append(self._finished(instance, run, monotonic))
             elif not run.timed_out and monotonic - run.started_mono >= instance.config.timeout:

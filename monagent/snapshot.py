@@ -24,11 +24,7 @@ def check_snapshots(config: Any, last_runs: Mapping[str, Any]) -> List[CheckSnap
 def alert_snapshots(pipeline: Any, now: float, monotonic: float) -> List[AlertSnapshot]:
     offset = now - monotonic
     out = []
-    with pipeline._lock:  # the pipeline's states are read under its own lock
-        states = list(pipeline.states.items())
-    for key, state in states:
-        if state.phase.value == "inactive":
-            continue
+    for key, state in pipeline.open_alerts():
         since = state.firing_since if state.firing_since is not None else state.pending_since
         out.append(AlertSnapshot(key.check, key.subject, key.metric, state.phase.value, state.severity,
                                  None if since is None else since + offset))

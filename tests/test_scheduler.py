@@ -210,3 +210,23 @@ def test_a_cheap_check_that_hangs_is_abandoned_and_the_other_cheap_checks_go_on(
     finally:
         stuck.release()
         scheduler.close()
+
+
+def test_stuck_runs_past_the_cap_make_the_scheduler_unhealthy_until_they_return(monkeypatch):
+    import monagent.scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "ABANDONED_THREAD_CAP", 1)
+    first, second = Blocking(), Blocking()
+    scheduler = make([(cfg("one", timeout=1), first), (cfg("two", timeout=1), second)])
+    try:
+        scheduler.step(1000.0, 0.0)
+        scheduler.step(1001.0, 1.0)  # both pass their timeout: two runs stuck, cap 1
+        assert scheduler.unhealthy
+        first.release()
+        second.release()
+        drain(scheduler, 1001.5, 1.5, until=lambda runs: all(i.run is None for i in scheduler.instances.values()))
+        assert not scheduler.unhealthy  # the stuck runs returned: no restart for old trouble
+    finally:
+        first.release()
+        second.release()
+        scheduler.close()

@@ -190,6 +190,11 @@ class AlertPipeline:
             self._dirty.meta.update(clean_shutdown="1" if clean else "0", last_eval_at=repr(self._now))
             self._commit(self._now, flush=True)
 
+    def open_alerts(self) -> List[Tuple[AlertKey, AlertState]]:
+        """Every key that is not inactive, with its state (for the metrics endpoint)."""
+        with self._lock:
+            return [(key, state) for key, state in self.states.items() if state.phase != Phase.INACTIVE]
+
     def firing_count(self) -> int:
         with self._lock:
             return sum(1 for s in self.states.values() if s.phase.open)

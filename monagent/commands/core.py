@@ -209,16 +209,12 @@ def _select(config: Any, names: Sequence[str]) -> Optional[List[Any]]:
 def run_once(config: Any, selected: Sequence[Any]) -> List[Any]:
     """Run ``selected`` instances once through the agent's own loader and scheduler."""
     from monagent.context import SystemFacts
-    from monagent.loader import Registry, broken_check_class
-    from monagent.scheduler import Scheduler, build_check
+    from monagent.loader import Registry
+    from monagent.scheduler import Scheduler, build_instances
 
-    registry = Registry(config.agent.plugin_dirs, trusted_owners=config.agent.trusted_plugin_owners)
     facts = SystemFacts(config.agent.hostname, pool_size=config.agent.max_workers)
     try:
-        pairs = []
-        for check_config in selected:
-            cls = registry.resolve(check_config.type) or broken_check_class(check_config.type, "unknown check type")
-            pairs.append((check_config, build_check(cls, check_config)))
+        pairs = build_instances(selected, Registry.for_agent(config.agent))
         _warm_up(pairs, facts)
         scheduler = Scheduler(pairs, facts.cycle, monotonic=time.monotonic(), splay=0)
         runs = scheduler.run_all_once(time.time(), time.monotonic(), time.sleep,
