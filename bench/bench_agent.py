@@ -59,7 +59,7 @@ def _stat_fields(pid: int) -> Optional[List[str]]:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()  # fields from the state on (3rd field)
+    return text[text.rindex(")") + 2 :].split()  # fields from the state on (3rd field)
 
 
 def tree_pids(root: int) -> List[int]:
@@ -177,9 +177,12 @@ def monitrc(tmp: Path, crash: Path) -> Path:
     ]
     for name in SERVICES:
         pattern = CMDLINE_RULE if name == SERVICES[-1] else name
-        lines += [f'check process {name} matching "{pattern}"',
-                  "    if cpu usage > 90% then alert",
-                  "    if memory > 2 GB then alert", ""]
+        lines += [
+            f'check process {name} matching "{pattern}"',
+            "    if cpu usage > 90% then alert",
+            "    if memory > 2 GB then alert",
+            "",
+        ]
     lines += [f"check directory crash with path {crash}", "    if changed timestamp then alert", ""]
     path = tmp / "monitrc"
     path.write_text("\n".join(lines))
@@ -238,9 +241,15 @@ class Subject:
         self.group = CpuGroup.create(self.name)
         join = self.group.join if self.group is not None else None
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=self.cwd, start_new_session=True,
-                                         preexec_fn=join)  # noqa: PLW1509 - no threads here
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.cwd,
+                start_new_session=True,
+                preexec_fn=join,  # noqa: PLW1509 - no threads here
+            )
 
     def sample(self) -> None:
         assert self.proc is not None
@@ -273,19 +282,24 @@ class Subject:
     def summary(self) -> Dict[str, object]:
         cycles = self.per_cycle_ms()
         return {
-            "cpu_ms_median": statistics.median(cycles), "cpu_ms_min": min(cycles), "cpu_ms_max": max(cycles),
+            "cpu_ms_median": statistics.median(cycles),
+            "cpu_ms_min": min(cycles),
+            "cpu_ms_max": max(cycles),
             "cpu_ms_mean_stat": (self.ticks[-1] - self.ticks[0]) * 1000 / len(cycles),
             "cpu_source": "cgroup" if self.precise else "proc-stat",
-            "peak_rss_mib": self.hwm_kib / 1024, "pss_tree_mib": self.pss_peak_kib / 1024,
-            "processes": self.processes, "cycles_ms": [round(ms, 2) for ms in cycles],
+            "peak_rss_mib": self.hwm_kib / 1024,
+            "pss_tree_mib": self.pss_peak_kib / 1024,
+            "processes": self.processes,
+            "cycles_ms": [round(ms, 2) for ms in cycles],
         }
 
 
 def start_sleepers(total: int) -> List[subprocess.Popen]:
     """Idle processes until the machine has about ``total``."""
     missing = total - running()
-    return [subprocess.Popen(["sleep", "86400"], stdin=subprocess.DEVNULL, start_new_session=True)
-            for _ in range(max(0, missing))]
+    return [
+        subprocess.Popen(["sleep", "86400"], stdin=subprocess.DEVNULL, start_new_session=True) for _ in range(max(0, missing))
+    ]
 
 
 def start_services(tmp: Path) -> List[subprocess.Popen]:
@@ -296,8 +310,7 @@ def start_services(tmp: Path) -> List[subprocess.Popen]:
     procs = []
     for name in SERVICES:
         (bindir / name).symlink_to(sleep)
-        procs.append(subprocess.Popen([str(bindir / name), "86400"], stdin=subprocess.DEVNULL,
-                                      start_new_session=True))
+        procs.append(subprocess.Popen([str(bindir / name), "86400"], stdin=subprocess.DEVNULL, start_new_session=True))
     return procs
 
 
@@ -338,14 +351,18 @@ def report(results: Dict[str, Dict[str, object]]) -> str:
     rows = [head]
     for name, r in results.items():
         spread = f"{r['cpu_ms_median']:.2f} ({r['cpu_ms_min']:.2f}-{r['cpu_ms_max']:.2f})"
-        rows.append(f"{name:8} {spread:>30} {r['cpu_ms_mean_stat']:>11.1f} {r['peak_rss_mib']:>5.1f} MiB"
-                    f" {r['pss_tree_mib']:>5.1f} MiB {r['processes']:>5}")
+        rows.append(
+            f"{name:8} {spread:>30} {r['cpu_ms_mean_stat']:>11.1f} {r['peak_rss_mib']:>5.1f} MiB"
+            f" {r['pss_tree_mib']:>5.1f} MiB {r['processes']:>5}"
+        )
     agent = results["agent"]
     for other in ("monit", "floor"):
         theirs = results[other]
-        rows.append(f"agent/{other}: CPU {_ratio(agent['cpu_ms_median'], theirs['cpu_ms_median'])}, "
-                    f"peak RSS {_ratio(agent['peak_rss_mib'], theirs['peak_rss_mib'])}, "
-                    f"PSS {_ratio(agent['pss_tree_mib'], theirs['pss_tree_mib'])}")
+        rows.append(
+            f"agent/{other}: CPU {_ratio(agent['cpu_ms_median'], theirs['cpu_ms_median'])}, "
+            f"peak RSS {_ratio(agent['peak_rss_mib'], theirs['peak_rss_mib'])}, "
+            f"PSS {_ratio(agent['pss_tree_mib'], theirs['pss_tree_mib'])}"
+        )
     return "\n".join(rows)
 
 

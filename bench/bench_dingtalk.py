@@ -76,8 +76,7 @@ def run(name: str, arrivals: Dict[int, List], horizon: int) -> None:
         for second in range(horizon):
             batch = arrivals.get(second, [])
             if batch:
-                store.commit(Changes(outbox=[(RECEIVER, event_to_json(e), clock.time()) for e in batch]),
-                             clock.time())
+                store.commit(Changes(outbox=[(RECEIVER, event_to_json(e), clock.time()) for e in batch]), clock.time())
                 arrived.update((e.id, clock.time()) for e in batch)
             dispatcher.pump(outbox, clock.time())
             clock.advance(1)
@@ -90,27 +89,35 @@ def run(name: str, arrivals: Dict[int, List], horizon: int) -> None:
     report(name, fake, arrived, outbox.done, queued=queued, wall=wall)
 
 
-def report(name: str, fake: FakeDingTalk, arrived: Dict[str, float], done: Dict[str, float], *, queued: int,
-           wall: float) -> None:
+def report(name: str, fake: FakeDingTalk, arrived: Dict[str, float], done: Dict[str, float], *, queued: int, wall: float) -> None:
     latencies = sorted(done[i] - arrived[i] for i in done)
-    listed = sum(len(re.findall(r"^- <font", m.text, re.M)) + len(re.findall(r"^\*\*<font", m.text, re.M))
-                 for m in fake.accepted)
+    listed = sum(len(re.findall(r"^- <font", m.text, re.M)) + len(re.findall(r"^\*\*<font", m.text, re.M)) for m in fake.accepted)
     summed = sum(int(n) for m in fake.accepted for n in re.findall(r"^\+(\d+) ", m.text, re.M))
     per_minute = max(sum(1 for u in fake.requests if t <= u < t + 60) for t in fake.requests)
     lockouts = sum(1 for _, _, code in fake.answers if code in (410100, 130101))
     print(f"== {name}")
     print(f"  events: {len(arrived)}; delivered (confirmed): {len(done)}; still queued: {queued}")
-    print(f"  messages sent: {len(fake.requests)} (accepted {len(fake.accepted)}); items listed {listed}, "
-          f"summed up in '+N more' {summed}, cancelled or merged {len(done) - listed - summed}")
-    print(f"  largest body: {max(m.size for m in fake.accepted)} bytes; most sends in a rolling minute: "
-          f"{per_minute}; lockouts: {lockouts}")
-    print(f"  time to deliver (fake s): median {statistics.median(latencies):.0f}, worst {latencies[-1]:.0f}; "
-          f"wall time of the run: {wall:.2f} s")
+    print(
+        f"  messages sent: {len(fake.requests)} (accepted {len(fake.accepted)}); items listed {listed}, "
+        f"summed up in '+N more' {summed}, cancelled or merged {len(done) - listed - summed}"
+    )
+    print(
+        f"  largest body: {max(m.size for m in fake.accepted)} bytes; most sends in a rolling minute: "
+        f"{per_minute}; lockouts: {lockouts}"
+    )
+    print(
+        f"  time to deliver (fake s): median {statistics.median(latencies):.0f}, worst {latencies[-1]:.0f}; "
+        f"wall time of the run: {wall:.2f} s"
+    )
 
 
 def burst() -> Dict[int, List]:
-    return {0: [event(subject=f"/data/{n}", incident=f"b{n}", time=T0,
-                      severity=Status.CRITICAL if n % 4 == 0 else Status.WARNING) for n in range(500)]}
+    return {
+        0: [
+            event(subject=f"/data/{n}", incident=f"b{n}", time=T0, severity=Status.CRITICAL if n % 4 == 0 else Status.WARNING)
+            for n in range(500)
+        ]
+    }
 
 
 def stream(rng: random.Random) -> Dict[int, List]:

@@ -32,9 +32,14 @@ PROCESSES = ("mbsvc1", "mbsvc2", "mbsvc3", "mbsvc4", "mbsvc5")
 
 def config_text(tmp: Path) -> str:
     lines = [
-        "[agent]", 'hostname = "bench"', f'state_dir = "{tmp}/state"', f'runtime_dir = "{tmp}/run"',
-        "plugin_dirs = []", "",
-        '[checks.cpu]\ntype = "cpu"\n', '[checks.memory]\ntype = "memory"\n',
+        "[agent]",
+        'hostname = "bench"',
+        f'state_dir = "{tmp}/state"',
+        f'runtime_dir = "{tmp}/run"',
+        "plugin_dirs = []",
+        "",
+        '[checks.cpu]\ntype = "cpu"\n',
+        '[checks.memory]\ntype = "memory"\n',
         '[checks.root]\ntype = "disk"\nmounts = ["/"]\n',
         f'[checks.crash]\ntype = "kdump"\nroots = ["{tmp}/crash"]\nread_kdump_config = false\n',
     ]
@@ -47,16 +52,41 @@ def runs(i: int, now: float, firing: bool) -> List[CheckRun]:
     wobble = (i % 7) * 0.1
     cpu = 97.0 if firing else 12.0 + wobble
     return [
-        CheckRun("cpu", "cpu", now, 0.01, (Result(metrics=(Metric("used_percent", cpu, "%"),
-                                                            Metric("load15_per_core", 0.2 + wobble / 10))),)),
+        CheckRun(
+            "cpu",
+            "cpu",
+            now,
+            0.01,
+            (Result(metrics=(Metric("used_percent", cpu, "%"), Metric("load15_per_core", 0.2 + wobble / 10))),),
+        ),
         CheckRun("memory", "memory", now, 0.01, (Result(metrics=(Metric("available_percent", 60.0 - wobble, "%"),)),)),
-        CheckRun("root", "disk", now, 0.01, (Result(subject="/", metrics=(
-            Metric("used_percent", 40.0 + wobble / 100, "%"), Metric("inodes_percent", 5.0, "%"),
-            Metric("read_only", 0.0))),)),
+        CheckRun(
+            "root",
+            "disk",
+            now,
+            0.01,
+            (
+                Result(
+                    subject="/",
+                    metrics=(
+                        Metric("used_percent", 40.0 + wobble / 100, "%"),
+                        Metric("inodes_percent", 5.0, "%"),
+                        Metric("read_only", 0.0),
+                    ),
+                ),
+            ),
+        ),
         CheckRun("crash", "kdump", now, 0.01, (Result(subject="crash", status=Status.OK, reason="no crash dumps"),)),
-    ] + [CheckRun(name, "process", now, 0.01, (Result(status=Status.OK, reason=f"1 process ({100 + i % 3} MB)",
-                                                      facts={"pids": str(4000 + i % 5)}),))
-         for name in PROCESSES]
+    ] + [
+        CheckRun(
+            name,
+            "process",
+            now,
+            0.01,
+            (Result(status=Status.OK, reason=f"1 process ({100 + i % 3} MB)", facts={"pids": str(4000 + i % 5)}),),
+        )
+        for name in PROCESSES
+    ]
 
 
 def measure(directory: str, cycles: int, firing: bool) -> None:
@@ -87,9 +117,11 @@ def measure(directory: str, cycles: int, firing: bool) -> None:
         keys, open_ = len(pipeline.states), pipeline.firing_count()
         pipeline.close(clean=True)
         store.close()
-    print(f"{cycles} observe() calls, {keys} keys ({open_} open), store under {directory}: "
-          f"CPU {cpu / cycles * 1000:.3f} ms/call (of which the commit {spent[0] / cycles * 1000:.3f}), "
-          f"wall {elapsed / cycles * 1000:.3f} ms/call")
+    print(
+        f"{cycles} observe() calls, {keys} keys ({open_} open), store under {directory}: "
+        f"CPU {cpu / cycles * 1000:.3f} ms/call (of which the commit {spent[0] / cycles * 1000:.3f}), "
+        f"wall {elapsed / cycles * 1000:.3f} ms/call"
+    )
 
 
 def main() -> None:

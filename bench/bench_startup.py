@@ -48,13 +48,19 @@ def wall_ms(argv: Sequence[str], runs: int, cwd: Path) -> List[float]:
 
 def import_offenders(python: Path, args: Sequence[str], cwd: Path, top: int) -> Tuple[float, List[str]]:
     """Total import time (ms) of one run and the modules with the largest self / own cumulative time."""
-    done = subprocess.run([str(python), "-X", "importtime", "-m", "monagent", *args], cwd=cwd,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+    done = subprocess.run(
+        [str(python), "-X", "importtime", "-m", "monagent", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
     rows: List[Tuple[int, int, str]] = []
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        own, cumulative, name = line[len("import time:"):].split("|")
+        own, cumulative, name = line[len("import time:") :].split("|")
         rows.append((int(own), int(cumulative), name.rstrip()))
     total = sum(own for own, _, _ in rows) / 1000
     by_self = sorted(rows, reverse=True)[:top]
@@ -82,16 +88,17 @@ def main() -> None:
         config = agent_toml(tmp, tmp / "crash")
         exe, python = args.venv / "bin" / "monagent", args.venv / "bin" / "python"
         commands: Dict[str, List[str]] = {"--help": ["--help"], "validate": ["validate", "-c", str(config)]}
-        print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-              f"{args.runs} runs each, target <= {TARGET_MS:.0f} ms")
+        print(
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+            f"{args.runs} runs each, target <= {TARGET_MS:.0f} ms"
+        )
         baseline = statistics.median(wall_ms([str(python), "-c", "pass"], args.runs, tmp))
         print(f"  {'python -c pass':22} median {baseline:6.1f} ms (the interpreter alone)")
         for name, argv in commands.items():
             times = wall_ms([str(exe), *argv], args.runs, tmp)
             median = statistics.median(times)
             verdict = "ok" if median <= TARGET_MS else "OVER TARGET"
-            print(f"  monagent {name:13} median {median:6.1f} ms  (min {min(times):.1f}, max {max(times):.1f})"
-                  f"  {verdict}")
+            print(f"  monagent {name:13} median {median:6.1f} ms  (min {min(times):.1f}, max {max(times):.1f})  {verdict}")
         for name, argv in commands.items():
             total, lines = import_offenders(python, argv, tmp, args.top)
             print(f"imports of monagent {name}: {total:.1f} ms in all (with -X importtime); largest self times:")

@@ -82,8 +82,7 @@ def measure(rounds: int) -> Dict[str, float]:
     try:
         return {
             "monagent scan (names only)": per_call_ms(lambda: read_processes(Path("/proc")), rounds),
-            "monagent scan + every stat": per_call_ms(lambda: [p.state for p in read_processes(Path("/proc"))],
-                                                      rounds),
+            "monagent scan + every stat": per_call_ms(lambda: [p.state for p in read_processes(Path("/proc"))], rounds),
             "monagent scan + every uid": per_call_ms(lambda: [p.uid for p in read_processes(Path("/proc"))], rounds),
             "raw read of every comm": per_call_ms(raw_comm, rounds),
             "monagent cycle, 21 rules": per_call_ms(lambda: cycle(rules), rounds),

@@ -46,14 +46,21 @@ class CpuCheck(Check):
     timeout = 10.0
     warmup = 1.0  # `monagent check`: a baseline run this long before the reported one
     metrics: ClassVar[Dict[str, MetricSpec]] = {
-        "used_percent": MetricSpec(unit="%", description="CPU busy time (everything but idle and iowait)",
-                                   warning=90, critical=98, minimum=0, maximum=100),
+        "used_percent": MetricSpec(
+            unit="%",
+            description="CPU busy time (everything but idle and iowait)",
+            warning=90,
+            critical=98,
+            minimum=0,
+            maximum=100,
+        ),
         "iowait_percent": MetricSpec(unit="%", description="CPU time waiting for I/O", minimum=0, maximum=100),
         "steal_percent": MetricSpec(unit="%", description="CPU time taken by the hypervisor", minimum=0, maximum=100),
         "load1_per_core": MetricSpec(description="1-minute load average divided by the CPU count", minimum=0),
         "load5_per_core": MetricSpec(description="5-minute load average divided by the CPU count", minimum=0),
-        "load15_per_core": MetricSpec(description="15-minute load average divided by the CPU count",
-                                      warning=2, critical=4, minimum=0),
+        "load15_per_core": MetricSpec(
+            description="15-minute load average divided by the CPU count", warning=2, critical=4, minimum=0
+        ),
     }
 
     def __init__(self) -> None:

@@ -15,20 +15,32 @@ from monagent.api import Check, Context, Direction, DiskUsage, Metric, MetricSpe
 
 #: Filesystem types that hold no data of their own, are always full (squashfs, iso9660) or
 #: are someone else's business (container layers, desktop FUSE helpers).
-PSEUDO_FSTYPES = frozenset("""
+PSEUDO_FSTYPES = frozenset(
+    """
     autofs binfmt_misc bpf cgroup cgroup2 configfs debugfs devpts devtmpfs efivarfs erofs fusectl
     hugetlbfs iso9660 mqueue nfsd nsfs overlay aufs pipefs proc pstore ramfs rpc_pipefs securityfs
     selinuxfs sockfs squashfs sysfs tmpfs tracefs devfs rootfs none
     fuse.lxcfs fuse.gvfsd-fuse fuse.portal fuse.snapfuse fuse.xdg-document-portal fuse.kio-fuse
-""".split())
+""".split()
+)
 
 #: Mount points under these belong to the system or to container runtimes.
-EXCLUDED_PREFIXES = ("/proc/", "/sys/", "/dev/", "/snap/", "/run/credentials/", "/run/snapd/", "/run/containerd/",
-                     "/run/docker/", "/var/lib/docker/", "/var/lib/containers/", "/var/lib/kubelet/pods/")
+EXCLUDED_PREFIXES = (
+    "/proc/",
+    "/sys/",
+    "/dev/",
+    "/snap/",
+    "/run/credentials/",
+    "/run/snapd/",
+    "/run/containerd/",
+    "/run/docker/",
+    "/var/lib/docker/",
+    "/var/lib/containers/",
+    "/var/lib/kubelet/pods/",
+)
 
 
-def real_filesystems(mounts: Sequence[Mount], exclude: Sequence[str] = (),
-                     exclude_fstypes: Sequence[str] = ()) -> List[Mount]:
+def real_filesystems(mounts: Sequence[Mount], exclude: Sequence[str] = (), exclude_fstypes: Sequence[str] = ()) -> List[Mount]:
     """The mounts an operator means by "the disks": no pseudo filesystems, one entry per device."""
     top: Dict[str, Mount] = {}
     for mount in mounts:  # a later mount on the same point hides the earlier one
@@ -110,21 +122,45 @@ class DiskCheck(Check):
     interval = 60.0
     timeout = 30.0
     metrics: ClassVar[Dict[str, MetricSpec]] = {
-        "used_percent": MetricSpec(unit="%", description="space used as df shows it (the root reserve counts)",
-                                   warning=85, critical=95, minimum=0, maximum=100),
-        "free_bytes": MetricSpec(unit="B", description="space available to unprivileged users",
-                                 direction=Direction.BELOW, minimum=0),
-        "inodes_percent": MetricSpec(unit="%", description="inodes used (no value where the filesystem has none)",
-                                     warning=85, critical=95, minimum=0, maximum=100),
-        "read_only": MetricSpec(unit="", description="1 when the filesystem turned read-only unexpectedly",
-                                critical=1, minimum=0, maximum=1),
-        "hours_to_full": MetricSpec(unit="h", description="hours until full at the recent rate (none when not filling)",
-                                    direction=Direction.BELOW, minimum=0),
+        "used_percent": MetricSpec(
+            unit="%",
+            description="space used as df shows it (the root reserve counts)",
+            warning=85,
+            critical=95,
+            minimum=0,
+            maximum=100,
+        ),
+        "free_bytes": MetricSpec(
+            unit="B", description="space available to unprivileged users", direction=Direction.BELOW, minimum=0
+        ),
+        "inodes_percent": MetricSpec(
+            unit="%",
+            description="inodes used (no value where the filesystem has none)",
+            warning=85,
+            critical=95,
+            minimum=0,
+            maximum=100,
+        ),
+        "read_only": MetricSpec(
+            unit="", description="1 when the filesystem turned read-only unexpectedly", critical=1, minimum=0, maximum=1
+        ),
+        "hours_to_full": MetricSpec(
+            unit="h",
+            description="hours until full at the recent rate (none when not filling)",
+            direction=Direction.BELOW,
+            minimum=0,
+        ),
     }
 
-    def __init__(self, *, mounts: Optional[Sequence[str]] = None, exclude: Sequence[str] = (),
-                 exclude_fstypes: Sequence[str] = (), statfs_timeout: float = 5.0,
-                 trend_window: float = 3600.0) -> None:
+    def __init__(
+        self,
+        *,
+        mounts: Optional[Sequence[str]] = None,
+        exclude: Sequence[str] = (),
+        exclude_fstypes: Sequence[str] = (),
+        statfs_timeout: float = 5.0,
+        trend_window: float = 3600.0,
+    ) -> None:
         if statfs_timeout <= 0 or trend_window <= 0:
             raise ValueError("statfs_timeout and trend_window must be positive")
         self.mounts = tuple(mounts) if mounts is not None else None
@@ -160,8 +196,12 @@ class DiskCheck(Check):
         except StuckCall as exc:
             return Result(subject=point, status=Status.UNKNOWN, reason=str(exc), discovered=discovered)
         except OSError as exc:
-            return Result(subject=point, status=Status.UNKNOWN, discovered=discovered,
-                          reason=f"statfs of {point} failed: {exc.strerror or exc}")
+            return Result(
+                subject=point,
+                status=Status.UNKNOWN,
+                discovered=discovered,
+                reason=f"statfs of {point} failed: {exc.strerror or exc}",
+            )
         facts = {"filesystem": f"{mount.fstype} {mount.source}", "free": human_bytes(usage.free)}
         read_only = self._read_only(mount)
         if read_only:
@@ -189,8 +229,7 @@ class DiskCheck(Check):
             return "was read-write, now read-only"
         return ""
 
-    def _trend(self, when: float, mount: Mount, usage: DiskUsage,
-               facts: Dict[str, str]) -> Tuple[str, Optional[float]]:
+    def _trend(self, when: float, mount: Mount, usage: DiskUsage, facts: Dict[str, str]) -> Tuple[str, Optional[float]]:
         capacity = usage.used + usage.free
         trend = self._trends.get(mount.mountpoint)
         if trend is None:

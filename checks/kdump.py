@@ -107,8 +107,7 @@ class KdumpCheck(Check):
             unique.append((os.path.normpath(self.abrt_spool), True))
         return unique
 
-    def _scan(self, ctx: Context, root: str, abrt: bool,
-              trusted: FrozenSet[int]) -> Tuple[Optional[RootScan], Optional[Result]]:
+    def _scan(self, ctx: Context, root: str, abrt: bool, trusted: FrozenSet[int]) -> Tuple[Optional[RootScan], Optional[Result]]:
         from monagent.checks.kdump_scan import ScanRequest, scan_root
 
         known = frozenset(key for (r, key) in self._reports if r == root)
@@ -129,8 +128,9 @@ class KdumpCheck(Check):
         if not scan.exists:
             self._forget(scan.root, ())
             return Result(subject=scan.root, status=Status.OK, reason=f"{scan.root} does not exist (no dumps)")
-        shared = DumpContext(scan.real, scan.free_bytes, _running_kernel(ctx.proc_root), ctx.boot_time(),
-                             self.announce_window_seconds)
+        shared = DumpContext(
+            scan.real, scan.free_bytes, _running_kernel(ctx.proc_root), ctx.boot_time(), self.announce_window_seconds
+        )
         occurrences: List[Occurrence] = []
         writing = 0
         for dump in scan.dumps:
@@ -143,8 +143,9 @@ class KdumpCheck(Check):
             reasoned = self._with_cached_reason(scan.root, dump)
             occurrences.append(build_occurrence(shared, reasoned, status, reasoned.report))
         self._forget(scan.root, scan.dumps)
-        return Result(subject=scan.root, status=Status.OK, reason=_describe(scan, len(occurrences), writing),
-                      occurrences=tuple(occurrences))
+        return Result(
+            subject=scan.root, status=Status.OK, reason=_describe(scan, len(occurrences), writing), occurrences=tuple(occurrences)
+        )
 
     def _status(self, ctx: Context, root: str, dump: FoundDump) -> Optional[str]:
         """complete / incomplete / failed / unknown, or None while the dump is still being written."""
@@ -201,8 +202,7 @@ class KdumpCheck(Check):
             key = (scan.root, name, why)
             if key not in self._logged:
                 self._logged.add(key)
-                log.warning("%s: %r %s; not treated as a kernel crash dump (see trusted_owners)",
-                            scan.root, name, why)
+                log.warning("%s: %r %s; not treated as a kernel crash dump (see trusted_owners)", scan.root, name, why)
 
 
 def _trusted_uids(owners: Sequence[str]) -> FrozenSet[int]:

@@ -66,9 +66,9 @@ def vmcore_dmesg(data: bytes) -> str:
     for i, line in enumerate(lines):
         if not line.startswith(b"VmCoreDmesg:"):
             continue
-        value = line[len(b"VmCoreDmesg:"):].strip()
+        value = line[len(b"VmCoreDmesg:") :].strip()
         body: List[bytes] = []
-        for cont in lines[i + 1:]:
+        for cont in lines[i + 1 :]:
             if not cont.startswith(b" "):
                 break
             body.append(cont[1:])

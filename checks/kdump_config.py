@@ -97,7 +97,7 @@ def _kdump_conf_path(path: str, mountpoint_of: MountLookup) -> str:
 
 def _suse_local(value: str) -> str:
     if value.startswith("file://"):
-        return value[len("file://"):]
+        return value[len("file://") :]
     if "://" in value:
         return ""
     return value

@@ -88,8 +88,13 @@ def recognise(name: str, is_dir: bool) -> Optional[EntryName]:
         return EntryName(Layout.DEBIAN_FTP, match.group("host"), match.group("stamp")) if match else None
     if name.endswith(".new"):
         return None
-    for pattern, layout in ((DEBIAN_DIR, Layout.DEBIAN), (RHEL_DIR, Layout.RHEL), (SUSE_DIR, Layout.SUSE),
-                            (RAW_OR_OLD_SUSE_DIR, Layout.RHEL_RAW), (RHEL_TEST_DIR, Layout.RHEL_TEST)):
+    for pattern, layout in (
+        (DEBIAN_DIR, Layout.DEBIAN),
+        (RHEL_DIR, Layout.RHEL),
+        (SUSE_DIR, Layout.SUSE),
+        (RAW_OR_OLD_SUSE_DIR, Layout.RHEL_RAW),
+        (RHEL_TEST_DIR, Layout.RHEL_TEST),
+    ):
         match = pattern.match(name)
         if match:
             return EntryName(layout, match.groupdict().get("host") or "", match.group("stamp"))
@@ -140,8 +145,11 @@ def _debian(names: Collection[str]) -> Shape:
 
 
 def _rhel(layout: Layout, names: Collection[str], status: str) -> Shape:
-    dmesg = "vmcore-dmesg.txt" if "vmcore-dmesg.txt" in names else (
-        "vmcore-dmesg-incomplete.txt" if "vmcore-dmesg-incomplete.txt" in names else "")
+    dmesg = (
+        "vmcore-dmesg.txt"
+        if "vmcore-dmesg.txt" in names
+        else ("vmcore-dmesg-incomplete.txt" if "vmcore-dmesg-incomplete.txt" in names else "")
+    )
     core = next((n for n in ("vmcore", "vmcore.flat") if n in names), "")
     if layout == Layout.ABRT:
         return Shape(Signal.COMPLETE if core else Signal.NO_SIGNAL, layout, core=core, dmesg=dmesg)
@@ -169,11 +177,17 @@ def _suse(names: Collection[str], readme: str) -> Shape:
         vmcore_status = fields.get("vmcore status", "")
         lowered = vmcore_status.lower()
         if lowered.startswith(("error", "deleted")):
-            return Shape(Signal.FAILED, Layout.SUSE, core=core, dmesg=dmesg, note=f"vmcore status: {vmcore_status}",
-                         kernel=kernel, crash_time=crash_time)
+            return Shape(
+                Signal.FAILED,
+                Layout.SUSE,
+                core=core,
+                dmesg=dmesg,
+                note=f"vmcore status: {vmcore_status}",
+                kernel=kernel,
+                crash_time=crash_time,
+            )
         note = f"vmcore status: {vmcore_status}" if lowered.startswith("skipped") else ""
-        return Shape(Signal.COMPLETE, Layout.SUSE, core=core, dmesg=dmesg, note=note, kernel=kernel,
-                     crash_time=crash_time)
+        return Shape(Signal.COMPLETE, Layout.SUSE, core=core, dmesg=dmesg, note=note, kernel=kernel, crash_time=crash_time)
     signal = Signal.WRITING if SUSE_PLACEHOLDER in readme else Signal.NO_SIGNAL
     return Shape(signal, Layout.SUSE, core=core, dmesg=dmesg)
 
@@ -184,8 +198,14 @@ def _suse_old(names: Collection[str], readme: str) -> Shape:
     dmesg = "dmesg.txt" if "dmesg.txt" in names else ""
     fields = readme_fields(readme)
     signal = Signal.COMPLETE if "README.txt" in names else Signal.NO_SIGNAL
-    return Shape(signal, Layout.SUSE_OLD, core=core, dmesg=dmesg, kernel=fields.get("kernel version", ""),
-                 crash_time=fields.get("crash time", ""))
+    return Shape(
+        signal,
+        Layout.SUSE_OLD,
+        core=core,
+        dmesg=dmesg,
+        kernel=fields.get("kernel version", ""),
+        crash_time=fields.get("crash time", ""),
+    )
 
 
 def readme_fields(text: str) -> Dict[str, str]:

@@ -71,9 +71,7 @@ _IP_LINES = (
 _SYMBOL_RE = re.compile(_SYMBOL)
 _NO_SYMBOL = re.compile(r"^(?P<addr>0x[0-9a-f]+|[0-9a-f]{8,})\s*$")
 _TRACE_START = re.compile(r"^(?:Call Trace:|Call trace:|Backtrace:|\[<[0-9a-f]+>\] |\[[0-9a-f]+\] \[[0-9a-f]+\] )")
-_FRAME = re.compile(
-    r"^(?:\(?\[<?[0-9a-f]+>?\]\s*)*(?P<unreliable>\?\s+)?" + _SYMBOL + r"(?P<tail>.*)$"
-)
+_FRAME = re.compile(r"^(?:\(?\[<?[0-9a-f]+>?\]\s*)*(?P<unreliable>\?\s+)?" + _SYMBOL + r"(?P<tail>.*)$")
 _SKIP_FRAMES = re.compile(
     r"^(?:dump_stack\w*|__dump_stack|panic|vpanic|nmi_panic|__warn\w*|warn_slowpath\w*|show_stack\w*"
     r"|dump_backtrace\w*|show_trace\w*|printk\w*|_printk|vprintk\w*|dump_header|oops_end|die|__die\w*"
@@ -120,7 +118,7 @@ def split_lines(text: str) -> List[_Line]:
     for raw in text.splitlines():
         match = _PREFIX.match(raw)
         caller = (match.group("caller") or "") if match else ""
-        body = raw[match.end():] if match else raw
+        body = raw[match.end() :] if match else raw
         if match and match.end() and body.startswith(" "):
             body = body[1:]  # the one space after the prefix
         body = _CONTROL.sub("", body).rstrip()
@@ -137,7 +135,7 @@ def parse_dmesg(text: str) -> CrashReport:
     end = panic_at if panic_at is not None else len(texts)
     panic_text = _PANIC.search(texts[panic_at]).group("text").strip() if panic_at is not None else ""  # type: ignore[union-attr]
     marker_at = _oops_block_start(texts, end, allow_warning="panic_on_warn" in panic_text)
-    panic_line = texts[panic_at][texts[panic_at].find("Kernel panic"):] if panic_at is not None else ""
+    panic_line = texts[panic_at][texts[panic_at].find("Kernel panic") :] if panic_at is not None else ""
     headline = _headline(panic_line, panic_text, texts[marker_at] if marker_at is not None else "")
     start = marker_at if marker_at is not None else (panic_at if panic_at is not None else max(0, len(texts) - 40))
     comm, pid, taint, version = _identity(texts, start)
@@ -154,7 +152,7 @@ def parse_dmesg(text: str) -> CrashReport:
         pid=pid,
         kernel=version or _banner_version(texts),
         taint=taint,
-        hardware=next((t[len("Hardware name: "):] for t in texts[start:] if t.startswith("Hardware name: ")), ""),
+        hardware=next((t[len("Hardware name: ") :] for t in texts[start:] if t.startswith("Hardware name: ")), ""),
         test_crash=test_crash,
         excerpt=_excerpt(lines, _excerpt_start(texts, start)),
     )

@@ -126,8 +126,17 @@ def scan_root(request: ScanRequest) -> RootScan:
         candidates.sort(key=lambda c: c.mtime, reverse=True)
         skipped = max(0, len(candidates) - request.max_dumps)
         dumps = [d for d in (_examine(root, c) for c in candidates[: request.max_dumps]) if d is not None]
-        return RootScan(request.root, os.path.realpath(request.root), True, st.st_dev, st.st_ino,
-                        vfs.f_bavail * vfs.f_frsize, tuple(dumps), tuple(ignored), skipped)
+        return RootScan(
+            request.root,
+            os.path.realpath(request.root),
+            True,
+            st.st_dev,
+            st.st_ino,
+            vfs.f_bavail * vfs.f_frsize,
+            tuple(dumps),
+            tuple(ignored),
+            skipped,
+        )
     finally:
         os.close(root_fd)
 
@@ -176,8 +185,14 @@ def _examine(root: _Root, cand: _Candidate) -> Optional[FoundDump]:
         dir_fd = os.open(cand.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root.fd)
     except PermissionError:
         itself = FileStat(".", 0, int(cand.mtime * 1e9), cand.ino)
-        return FoundDump(cand.name, cand.ino, cand.entry, Shape(Signal.UNREADABLE, cand.entry.layout), (itself,),
-                         report_error=f"no permission to list {cand.name}")
+        return FoundDump(
+            cand.name,
+            cand.ino,
+            cand.entry,
+            Shape(Signal.UNREADABLE, cand.entry.layout),
+            (itself,),
+            report_error=f"no permission to list {cand.name}",
+        )
     except OSError:
         return None  # gone between listing and opening (rotation), or replaced by a symlink
     try:
@@ -210,11 +225,12 @@ def _found(root: _Root, fd: int, cand: _Candidate, shape: Shape, files: List[Fil
     if report is None and dmesg_key not in request.known_dmesg and apport_name:
         text = read_report(root.fd, apport_name)
         if text:
-            report, error = parse_dmesg(text[-request.tail_bytes:]), ""
+            report, error = parse_dmesg(text[-request.tail_bytes :]), ""
     if dmesg is None and not error and report is None:
         error = "no kernel log beside the dump"
-    return FoundDump(cand.name, cand.ino, cand.entry, shape, tuple(files), core, core_format, dmesg_key, report,
-                     error, apport_name)
+    return FoundDump(
+        cand.name, cand.ino, cand.entry, shape, tuple(files), core, core_format, dmesg_key, report, error, apport_name
+    )
 
 
 def _regular_files(dir_fd: int) -> List[FileStat]:
@@ -277,5 +293,5 @@ def _read_tail(dir_fd: int, name: str, limit: int) -> Tuple[str, str]:
     finally:
         os.close(fd)
     if before != b"\n":  # started inside a line: drop its partial end
-        data = data[data.find(b"\n") + 1:]
+        data = data[data.find(b"\n") + 1 :]
     return data.decode("utf-8", errors="replace"), ""

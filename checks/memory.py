@@ -40,12 +40,19 @@ class MemoryCheck(Check):
     cheap = True
     timeout = 10.0
     metrics: ClassVar[Dict[str, MetricSpec]] = {
-        "available_percent": MetricSpec(unit="%", description="memory available without swapping (MemAvailable)",
-                                        warning=10, critical=5, direction=Direction.BELOW, minimum=0, maximum=100),
-        "available_bytes": MetricSpec(unit="B", description="MemAvailable in bytes", direction=Direction.BELOW,
-                                      minimum=0),
-        "swap_used_percent": MetricSpec(unit="%", description="swap in use (no value when there is no swap)",
-                                        minimum=0, maximum=100),
+        "available_percent": MetricSpec(
+            unit="%",
+            description="memory available without swapping (MemAvailable)",
+            warning=10,
+            critical=5,
+            direction=Direction.BELOW,
+            minimum=0,
+            maximum=100,
+        ),
+        "available_bytes": MetricSpec(unit="B", description="MemAvailable in bytes", direction=Direction.BELOW, minimum=0),
+        "swap_used_percent": MetricSpec(
+            unit="%", description="swap in use (no value when there is no swap)", minimum=0, maximum=100
+        ),
     }
 
     def __init__(self) -> None:
@@ -61,13 +68,19 @@ class MemoryCheck(Check):
         swap_total = info.get("SwapTotal", 0)
         swap_used = swap_total - info.get("SwapFree", 0)
         swap_percent = round(100.0 * swap_used / swap_total, 2) if swap_total else None
-        parts = [f"{available_percent:.0f}% available ({_gib(available)} of {_gib(total)})"
-                 if available_percent is not None else "no memory size reported"]
+        parts = [
+            f"{available_percent:.0f}% available ({_gib(available)} of {_gib(total)})"
+            if available_percent is not None
+            else "no memory size reported"
+        ]
         parts.append(f"swap {swap_percent:.0f}% used" if swap_percent is not None else "no swap")
         metrics = (
             Metric("available_percent", available_percent, "%", 0, 100),
             Metric("available_bytes", available, "B", 0, total),
             Metric("swap_used_percent", swap_percent, "%", 0, 100),
         )
-        return Result(metrics=metrics, reason=", ".join(parts),
-                      facts={"total": _gib(total), "swap_total": _gib(swap_total) if swap_total else "none"})
+        return Result(
+            metrics=metrics,
+            reason=", ".join(parts),
+            facts={"total": _gib(total), "swap_total": _gib(swap_total) if swap_total else "none"},
+        )

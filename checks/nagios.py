@@ -117,11 +117,18 @@ class _Run:
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str], limit: int) -> None:
         self.proc = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd="/", env=dict(env), close_fds=True, start_new_session=True,
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd="/",
+            env=dict(env),
+            close_fds=True,
+            start_new_session=True,
             # glibc resets its locks in the child, and the hook makes a single prctl() call
             # looked up in the parent: the usual preexec_fn-with-threads deadlock cannot happen.
-            preexec_fn=_ambient_clearer())  # noqa: PLW1509
+            preexec_fn=_ambient_clearer(),  # noqa: PLW1509
+        )
         self.out, self.err = _Capped(limit), _Capped(limit)
         self.selector = selectors.DefaultSelector()
         assert self.proc.stdout is not None and self.proc.stderr is not None
@@ -225,10 +232,16 @@ class NagiosCheck(Check):
 
     metrics = None  # perfdata labels are discovered: thresholds may name any of them
 
-    def __init__(self, *, command: Sequence[str], timeout: Optional[float] = None,
-                 env_allow: Sequence[str] = ("PATH", "LANG", "LC_ALL", "TZ"),
-                 env: Optional[Mapping[str, str]] = None, output_limit: int = 8192,
-                 timeout_state: str = "unknown") -> None:
+    def __init__(
+        self,
+        *,
+        command: Sequence[str],
+        timeout: Optional[float] = None,
+        env_allow: Sequence[str] = ("PATH", "LANG", "LC_ALL", "TZ"),
+        env: Optional[Mapping[str, str]] = None,
+        output_limit: int = 8192,
+        timeout_state: str = "unknown",
+    ) -> None:
         self.command = tuple(command)
         self.deadline = float(type(self).timeout if timeout is None else timeout)
         self.env_allow = tuple(env_allow)
@@ -294,8 +307,9 @@ class NagiosCheck(Check):
         code = outcome.returncode
         said = f": {summary}" if summary else ""
         if outcome.timed_out:
-            return self.timeout_state, (f"{self.name} timed out (timeout {_seconds(self.deadline)}); "
-                                        f"its process group was killed{said}")
+            return self.timeout_state, (
+                f"{self.name} timed out (timeout {_seconds(self.deadline)}); its process group was killed{said}"
+            )
         if code < 0:
             return Status.UNKNOWN, f"{self.name} was killed by signal {_signal_name(-code)}{said}"
         if code > 3:
@@ -314,4 +328,3 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
-

@@ -82,8 +82,13 @@ class OomCheck(Check):
     def run(self, ctx: Context) -> List[Result]:
         total = self._vmstat_oom_kill()
         if total is None:
-            return [Result(subject="system", status=Status.UNKNOWN,
-                           reason=f"{self.proc_root}/vmstat has no oom_kill counter (kernel older than 4.13?)")]
+            return [
+                Result(
+                    subject="system",
+                    status=Status.UNKNOWN,
+                    reason=f"{self.proc_root}/vmstat has no oom_kill counter (kernel older than 4.13?)",
+                )
+            ]
         services = self._service_counters()
         first = self._system is None
         previous_total = self._system if self._system is not None else total
@@ -98,13 +103,28 @@ class OomCheck(Check):
             return [Result(subject="system", status=Status.OK, reason=reason)]
         kills = self._new_kills()
         boot_id = ctx.boot_id()
-        results = [Result(subject="system", status=Status.OK, reason=reason, occurrences=tuple(
-            [_occurrence(f"oom:{boot_id}:{total}", system_delta, total, _unclaimed(kills, service_deltas),
-                         now=ctx.now)] if system_delta else []))]
+        results = [
+            Result(
+                subject="system",
+                status=Status.OK,
+                reason=reason,
+                occurrences=tuple(
+                    [_occurrence(f"oom:{boot_id}:{total}", system_delta, total, _unclaimed(kills, service_deltas), now=ctx.now)]
+                    if system_delta
+                    else []
+                ),
+            )
+        ]
         for service, (delta, ino) in sorted(service_deltas.items()):
             mine = [k for k in kills if _memcg_service(k.memcg) == service]
-            occ = _occurrence(f"oom:{boot_id}:{service}:{ino}:{services[service][1]}", delta, services[service][1],
-                              mine, now=ctx.now, service=service)
+            occ = _occurrence(
+                f"oom:{boot_id}:{service}:{ino}:{services[service][1]}",
+                delta,
+                services[service][1],
+                mine,
+                now=ctx.now,
+                service=service,
+            )
             results.append(Result(subject=service, occurrences=(occ,)))
         return results
 
@@ -144,8 +164,7 @@ class OomCheck(Check):
         return kills
 
 
-def _service_deltas(before: Mapping[str, Tuple[int, int]],
-                    now: Mapping[str, Tuple[int, int]]) -> Dict[str, Tuple[int, int]]:
+def _service_deltas(before: Mapping[str, Tuple[int, int]], now: Mapping[str, Tuple[int, int]]) -> Dict[str, Tuple[int, int]]:
     """service -> (kills since the last run, cgroup inode); a recreated cgroup counts from zero."""
     deltas = {}
     for service, (ino, count) in now.items():
@@ -164,9 +183,8 @@ def _memcg_service(memcg: str) -> str:
     return memcg.rstrip("/").rsplit("/", 1)[-1] if memcg.endswith(".service") else ""
 
 
-def _occurrence(occ_id: str, delta: int, total: int, kills: Sequence[Kill], *, now: float,
-                service: str = "") -> Occurrence:
-    shown = list(kills)[-min(delta, MAX_KILLS_SHOWN):] if kills else []
+def _occurrence(occ_id: str, delta: int, total: int, kills: Sequence[Kill], *, now: float, service: str = "") -> Occurrence:
+    shown = list(kills)[-min(delta, MAX_KILLS_SHOWN) :] if kills else []
     where = f"{service}: " if service else ""
     if shown:
         last = shown[-1]
@@ -213,12 +231,22 @@ def parse_kills(records: Sequence[Tuple[int, str]]) -> List[Kill]:
         if not match:
             continue
         same = fields.get("pid") == match.group("pid")
-        kills.append(Kill(
-            seq=seq, pid=match.group("pid"), comm=match.group("comm"), anon_rss_kb=int(match.group("anon_rss")),
-            total_vm_kb=int(match.group("total_vm")), file_rss_kb=int(match.group("file_rss")),
-            shmem_rss_kb=int(match.group("shmem_rss")), uid=match.group("uid") or "",
-            oom_score_adj=match.group("adj") or "", memcg=fields.get("task_memcg", "") if same else "",
-            constraint=fields.get("constraint", "") if same else "", line=text[match.start():].strip()))
+        kills.append(
+            Kill(
+                seq=seq,
+                pid=match.group("pid"),
+                comm=match.group("comm"),
+                anon_rss_kb=int(match.group("anon_rss")),
+                total_vm_kb=int(match.group("total_vm")),
+                file_rss_kb=int(match.group("file_rss")),
+                shmem_rss_kb=int(match.group("shmem_rss")),
+                uid=match.group("uid") or "",
+                oom_score_adj=match.group("adj") or "",
+                memcg=fields.get("task_memcg", "") if same else "",
+                constraint=fields.get("constraint", "") if same else "",
+                line=text[match.start() :].strip(),
+            )
+        )
         fields = {}
     return kills
 

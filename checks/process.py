@@ -32,15 +32,26 @@ class ProcessCheck(Check):
     warmup = 1.0  # `monagent check`: a baseline run this long before the reported one (cpu_percent)
     metrics: ClassVar[Dict[str, MetricSpec]] = {
         "count": MetricSpec(description="matching processes, zombies excluded", minimum=0),
-        "cpu_percent": MetricSpec(unit="%", description="highest CPU use of one matching process over the "
-                                  "interval (100 = one core, as top shows it)", minimum=0),
+        "cpu_percent": MetricSpec(
+            unit="%",
+            description="highest CPU use of one matching process over the interval (100 = one core, as top shows it)",
+            minimum=0,
+        ),
         "rss_bytes": MetricSpec(unit="B", description="largest resident memory of one matching process", minimum=0),
         "zombies": MetricSpec(description="matching processes that are zombies (exited, not reaped)", minimum=0),
     }
 
-    def __init__(self, *, name: Optional[str] = None, cmdline: Optional[str] = None, user: Optional[str] = None,
-                 pidfile: Optional[str] = None, min_count: int = 1, max_count: Optional[int] = None,
-                 label: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: Optional[str] = None,
+        cmdline: Optional[str] = None,
+        user: Optional[str] = None,
+        pidfile: Optional[str] = None,
+        min_count: int = 1,
+        max_count: Optional[int] = None,
+        label: Optional[str] = None,
+    ) -> None:
         if not (name or cmdline or user or pidfile):
             raise ValueError("a process rule needs at least one of name, cmdline, user, pidfile")
         if min_count < 0 or (max_count is not None and max_count < min_count):
@@ -91,15 +102,15 @@ class ProcessCheck(Check):
         pids = sorted(p.pid for p in running)
         facts = {"pids": ", ".join(map(str, pids[:10])) + (" ..." if len(pids) > 10 else "")}
         reason = "; ".join([text, *details]) if details else text
-        return Result(subject=self.label, metrics=metrics, status=status, reason=reason,
-                      facts=facts if running else {})
+        return Result(subject=self.label, metrics=metrics, status=status, reason=reason, facts=facts if running else {})
 
     def _verdict(self, ctx: Context, count: int) -> Tuple[Status, str]:
         text = f"{count} running"  # messages show it after the subject: "nginx: 0 running, expected >= 1"
         if count < self.min_count:
             if os.geteuid() != 0 and not any(p.pid == 1 for p in ctx.processes()):
-                return Status.UNKNOWN, (f"{text}, but other users' processes are hidden from the agent "
-                                        f"(/proc mounted with hidepid=)")
+                return Status.UNKNOWN, (
+                    f"{text}, but other users' processes are hidden from the agent (/proc mounted with hidepid=)"
+                )
             return Status.CRITICAL, f"{text}, expected >= {self.min_count}"
         if self.max_count is not None and count > self.max_count:
             return Status.CRITICAL, f"{text}, expected <= {self.max_count}"
@@ -133,8 +144,7 @@ class ProcessCheck(Check):
         first = argv[0]
         return os.path.basename(first) == name or os.path.basename(first.split(" ")[0]) == name
 
-    def _usage(self, when: float, running: List[ProcessInfo]) -> Tuple[Optional[Tuple[float, int]],
-                                                                      Optional[Tuple[int, int]]]:
+    def _usage(self, when: float, running: List[ProcessInfo]) -> Tuple[Optional[Tuple[float, int]], Optional[Tuple[int, int]]]:
         """(max CPU percent, pid) since the previous run and (max RSS, pid); CPU needs two samples."""
         previous, self._cpu = self._cpu, {}
         best_cpu: Optional[Tuple[float, int]] = None

@@ -32,8 +32,17 @@ from typing import ClassVar, Dict, List, Mapping, Optional, Sequence
 from monagent.api import Check, Context, Metric, MetricSpec, Result, Status
 
 _COMMAND_TIMEOUT = 10.0  # seconds; systemctl answers in milliseconds unless PID 1 is wedged
-_SHOW_PROPERTIES = ("Id", "Description", "LoadState", "Result", "ExecMainCode", "ExecMainStatus", "NRestarts",
-                    "InactiveEnterTimestamp", "StateChangeTimestamp")
+_SHOW_PROPERTIES = (
+    "Id",
+    "Description",
+    "LoadState",
+    "Result",
+    "ExecMainCode",
+    "ExecMainStatus",
+    "NRestarts",
+    "InactiveEnterTimestamp",
+    "StateChangeTimestamp",
+)
 # waitid(2) si_code values systemd reports as ExecMainCode.
 _CLD_EXITED, _CLD_KILLED, _CLD_DUMPED = 1, 2, 3
 
@@ -59,8 +68,14 @@ class SystemdCheck(Check):
         "failed_units": MetricSpec(unit="", description="failed units matching units and not exclude"),
     }
 
-    def __init__(self, *, units: Sequence[str] = ("*",), exclude: Sequence[str] = (), systemctl: str = "systemctl",
-                 systemd_run_dir: Path = Path("/run/systemd/system")) -> None:
+    def __init__(
+        self,
+        *,
+        units: Sequence[str] = ("*",),
+        exclude: Sequence[str] = (),
+        systemctl: str = "systemctl",
+        systemd_run_dir: Path = Path("/run/systemd/system"),
+    ) -> None:
         self.units = tuple(units)
         self.exclude = tuple(exclude)
         self.systemctl = systemctl
@@ -85,8 +100,10 @@ class SystemdCheck(Check):
     # -- systemctl
     def _failed_units(self) -> List[FailedUnit]:
         if not self.systemd_run_dir.is_dir():
-            raise _Unavailable(f"systemd is not running as PID 1 on this host ({self.systemd_run_dir} does not "
-                               "exist); the systemd check needs a systemd host")
+            raise _Unavailable(
+                f"systemd is not running as PID 1 on this host ({self.systemd_run_dir} does not "
+                "exist); the systemd check needs a systemd host"
+            )
         output = self._systemctl("list-units", "--state=failed", "--output=json", "--no-pager")
         return parse_list_units(output)
 
@@ -100,8 +117,9 @@ class SystemdCheck(Check):
     def _systemctl(self, *args: str) -> str:
         command = [self.systemctl, *args]
         try:
-            done = subprocess.run(command, capture_output=True, timeout=_COMMAND_TIMEOUT, env=_environ(),
-                                  stdin=subprocess.DEVNULL, check=False)
+            done = subprocess.run(
+                command, capture_output=True, timeout=_COMMAND_TIMEOUT, env=_environ(), stdin=subprocess.DEVNULL, check=False
+            )
         except FileNotFoundError:
             raise _Unavailable(f"{self.systemctl} not found: is this a systemd host?") from None
         except PermissionError:
@@ -117,8 +135,13 @@ class SystemdCheck(Check):
 
 def _environ() -> Dict[str, str]:
     """A fixed locale (stable timestamps), no pager, no colours, nothing of systemd's supervision."""
-    return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C.UTF-8",
-            "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0", "SYSTEMD_LOG_LEVEL": "err"}
+    return {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "LC_ALL": "C.UTF-8",
+        "SYSTEMD_PAGER": "",
+        "SYSTEMD_COLORS": "0",
+        "SYSTEMD_LOG_LEVEL": "err",
+    }
 
 
 def _matches(name: str, pattern: str) -> bool:
@@ -134,8 +157,11 @@ def parse_list_units(output: str) -> List[FailedUnit]:
         rows = json.loads(output)
     except ValueError:
         lines = output.strip().splitlines()
-        raise _Unavailable(f"systemctl list-units printed no JSON (first line: {lines[0][:80]})" if lines
-                           else "systemctl list-units printed nothing") from None
+        raise _Unavailable(
+            f"systemctl list-units printed no JSON (first line: {lines[0][:80]})"
+            if lines
+            else "systemctl list-units printed nothing"
+        ) from None
     if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("unit"), str) for r in rows):
         raise _Unavailable("systemctl list-units printed JSON of an unexpected shape")
     return [FailedUnit(r["unit"], str(r.get("load", "")), str(r.get("description", ""))) for r in rows]
@@ -173,8 +199,7 @@ def unit_result(unit: FailedUnit, props: Mapping[str, str]) -> Result:
     """The CRITICAL subject of one failed unit."""
     why = props.get("Result", "")
     since = props.get("InactiveEnterTimestamp") or props.get("StateChangeTimestamp") or ""
-    reason = f"{unit.name} failed" + (f" ({why})" if why and why != "success" else "") + (
-        f" since {since}" if since else "")
+    reason = f"{unit.name} failed" + (f" ({why})" if why and why != "success" else "") + (f" since {since}" if since else "")
     facts: Dict[str, str] = {}
     description = props.get("Description") or unit.description
     if description and description != unit.name:
@@ -187,8 +212,7 @@ def unit_result(unit: FailedUnit, props: Mapping[str, str]) -> Result:
     if (props.get("LoadState") or unit.load) == "not-found":
         facts["unit file"] = f"gone; systemctl reset-failed {unit.name} clears this"
     details = f"journalctl -b -u {unit.name} -n 50 --no-pager"
-    return Result(subject=unit.name, status=Status.CRITICAL, reason=reason, facts=facts, details=details,
-                  discovered=True)
+    return Result(subject=unit.name, status=Status.CRITICAL, reason=reason, facts=facts, details=details, discovered=True)
 
 
 __all__ = ["FailedUnit", "SystemdCheck", "parse_list_units", "parse_show", "unit_result"]

@@ -84,8 +84,7 @@ class Delivery:
 
 
 class Agent:
-    def __init__(self, path: Path, *, log_level: Optional[str] = None,
-                 environ: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, path: Path, *, log_level: Optional[str] = None, environ: Optional[Dict[str, str]] = None) -> None:
         self.path = Path(path)
         self.environ = dict(os.environ if environ is None else environ)
         self.config = config_module.load(self.path, self.environ)
@@ -140,15 +139,23 @@ class Agent:
         now, mono = time.time(), time.monotonic()
         self.started_at = now
         pipeline = AlertPipeline(config, store, now=now, monotonic=mono, boot_id=facts.cycle(now, mono).boot_id())
-        scheduler = Scheduler(build_instances(config.checks, Registry.for_agent(config.agent)), facts.cycle, monotonic=mono,
-                              splay=config.agent.splay)
+        scheduler = Scheduler(
+            build_instances(config.checks, Registry.for_agent(config.agent)),
+            facts.cycle,
+            monotonic=mono,
+            splay=config.agent.splay,
+        )
         delivery = Delivery(store, build_dispatchers(config, store, started_at=now))
         self.scheduler, self.pipeline, self.store, self.delivery = scheduler, pipeline, store, delivery
         delivery.start()
         control = self._start_control(config, pipeline)
         metrics = self._start_metrics(config, scheduler, pipeline, store)
-        log.info("monagent started: %d checks, receivers: %s, state in %s", len(config.checks),
-                 ", ".join(config.notifiers.receiver_names) or "none", config.agent.state_dir)
+        log.info(
+            "monagent started: %d checks, receivers: %s, state in %s",
+            len(config.checks),
+            ", ".join(config.notifiers.receiver_names) or "none",
+            config.agent.state_dir,
+        )
         notifier.ready()
         clean = False
         try:
@@ -233,8 +240,9 @@ class Agent:
             server = ControlServer(path, pipeline)
             server.start()
         except OSError as exc:
-            log.warning("control socket %s not available (%s); silence and ack write the store directly", path,
-                        exc.strerror or exc)
+            log.warning(
+                "control socket %s not available (%s); silence and ack write the store directly", path, exc.strerror or exc
+            )
             return None
         return server
 
@@ -257,8 +265,7 @@ class Agent:
         from monagent.notify.build import build_dispatchers
         from monagent.scheduler import build_instances
 
-        config, scheduler, pipeline, delivery, store = (self.config, self.scheduler, self.pipeline, self.delivery,
-                                                        self.store)
+        config, scheduler, pipeline, delivery, store = (self.config, self.scheduler, self.pipeline, self.delivery, self.store)
         try:
             new = config_module.load(self.path, self.environ)
         except ConfigError as err:

@@ -79,8 +79,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except PermissionError as exc:  # a state dir or socket of an agent running as another user: no traceback
         what = f": {exc.filename}" if exc.filename else ""
-        print(f"monagent: permission denied{what}; run this as root or as the user the agent runs as",
-              file=sys.stderr)
+        print(f"monagent: permission denied{what}; run this as root or as the user the agent runs as", file=sys.stderr)
         return EX_NOPERM
     except BrokenPipeError:  # `monagent check --json | head`: the reader left, nothing to report
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -93,6 +92,8 @@ def config_error_exit(error: Exception, code: int = EX_CONFIG) -> int:
     problems: List[object] = list(getattr(error, "problems", [error]))
     for problem in problems:
         print(problem, file=sys.stderr)
-    print(f"monagent: {len(problems)} configuration problem{'s' if len(problems) != 1 else ''}; nothing was started",
-          file=sys.stderr)
+    print(
+        f"monagent: {len(problems)} configuration problem{'s' if len(problems) != 1 else ''}; nothing was started",
+        file=sys.stderr,
+    )
     return code

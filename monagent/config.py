@@ -150,7 +150,7 @@ def _check_order(section: Section, t: Threshold) -> None:
     worse = (lambda a, b: a >= b) if t.direction == Direction.ABOVE else (lambda a, b: a <= b)
     word = "above" if t.direction == Direction.ABOVE else "below"
     if t.warning is not None and t.critical is not None and not worse(t.critical, t.warning):
-        section.error("critical", f"must not be less severe than warning ({t.warning}) for direction = \"{word}\"")
+        section.error("critical", f'must not be less severe than warning ({t.warning}) for direction = "{word}"')
     for level, clear in (("warning", t.warning_clear), ("critical", t.critical_clear)):
         on = getattr(t, level)
         if clear is not None and on is None:
@@ -190,8 +190,9 @@ _TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 _INSTANCE_KEYS = ("type", "interval", "timeout", "enabled", "thresholds", "alerting")
 
 
-def parse_check(name: str, section: Section, agent: AgentConfig, alerting: AlertingConfig,
-                registry: Registry) -> Optional[CheckConfig]:
+def parse_check(
+    name: str, section: Section, agent: AgentConfig, alerting: AlertingConfig, registry: Registry
+) -> Optional[CheckConfig]:
     from monagent.options import validate_options
 
     type_name = section.string("type")
@@ -200,8 +201,7 @@ def parse_check(name: str, section: Section, agent: AgentConfig, alerting: Alert
         return None
     check_class = registry.resolve(type_name, section)
     interval = section.duration("interval", getattr(check_class, "interval", agent.interval), minimum=0.1)
-    timeout = section.duration("timeout", min(getattr(check_class, "timeout", agent.timeout), agent.timeout),
-                               minimum=0.1)
+    timeout = section.duration("timeout", min(getattr(check_class, "timeout", agent.timeout), agent.timeout), minimum=0.1)
     enabled = section.boolean("enabled", True)
     overrides = parse_overrides(section.table("alerting"), alerting)
     metrics = getattr(check_class, "metrics", None) if check_class else None
@@ -218,8 +218,9 @@ def parse_check(name: str, section: Section, agent: AgentConfig, alerting: Alert
     section.finish()
     info = getattr(registry, "infos", {}).get(type_name)
     load_error = f"{info.source}: {info.error}" if info is not None and info.error else ""
-    return CheckConfig(name, type_name, interval, timeout, enabled, options, thresholds, overrides,
-                       section.doc.line_of(section.path), load_error)
+    return CheckConfig(
+        name, type_name, interval, timeout, enabled, options, thresholds, overrides, section.doc.line_of(section.path), load_error
+    )
 
 
 def _try_build(check_class: type, options: Mapping[str, Any], timeout: float, section: Section) -> None:
@@ -249,7 +250,7 @@ def toml_problem(file: str, exc: Exception) -> Problem:
     found = _TOML_WHERE.search(text)
     if found is None:
         return Problem(file, None, "", f"invalid TOML: {text}")
-    message = f"{text[:found.start()].rstrip()} at column {found.group(2)}{text[found.end():]}"
+    message = f"{text[: found.start()].rstrip()} at column {found.group(2)}{text[found.end() :]}"
     if text.startswith("Illegal character '\\n'"):
         message += " (a string's closing quote is missing)"
     return Problem(file, int(found.group(1)), "", f"invalid TOML: {message}")
@@ -267,8 +268,9 @@ def load(path: Path, environ: Optional[Mapping[str, str]] = None, registry: Opti
     return loads(source, file, environ, registry)
 
 
-def loads(source: str, file: str = "agent.toml", environ: Optional[Mapping[str, str]] = None,
-          registry: Optional[Registry] = None) -> Config:
+def loads(
+    source: str, file: str = "agent.toml", environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None
+) -> Config:
     try:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:

@@ -147,7 +147,7 @@ def locate_keys(source: str) -> Dict[Tuple[str, ...], int]:
             continue
         path = table + tuple(_split_dotted(key.group(1)))
         lines.setdefault(path, number)
-        rest = line[key.end():]
+        rest = line[key.end() :]
         if "{" in rest:
             for inner in _INLINE_KEY.finditer(rest):
                 lines.setdefault(path + (inner.group(1).strip('"'),), number)
@@ -273,8 +273,15 @@ class Section:
 
         return _ENV_REF.sub(sub, value)
 
-    def number(self, key: str, default: Any = _MISSING, *, minimum: Optional[float] = None,
-               maximum: Optional[float] = None, integer: bool = False) -> Any:
+    def number(
+        self,
+        key: str,
+        default: Any = _MISSING,
+        *,
+        minimum: Optional[float] = None,
+        maximum: Optional[float] = None,
+        integer: bool = False,
+    ) -> Any:
         value = self._take(key, default)
         if value is _MISSING:
             return None if default is _MISSING else default
@@ -293,8 +300,7 @@ class Section:
             return None if default is _MISSING else default
         return value
 
-    def integer(self, key: str, default: Any = _MISSING, *, minimum: Optional[int] = None,
-                maximum: Optional[int] = None) -> Any:
+    def integer(self, key: str, default: Any = _MISSING, *, minimum: Optional[int] = None, maximum: Optional[int] = None) -> Any:
         return self.number(key, default, minimum=minimum, maximum=maximum, integer=True)
 
     def boolean(self, key: str, default: Any = _MISSING) -> Any:

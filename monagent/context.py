@@ -25,8 +25,14 @@ T = TypeVar("T")
 class SystemFacts:
     """Long-lived: the procfs root, the mount table's path, the worker pool, the boot id."""
 
-    def __init__(self, hostname: str, proc_root: Path = Path("/proc"), mountinfo: Optional[Path] = None,
-                 pool: Optional[WorkerPool] = None, pool_size: int = 2) -> None:
+    def __init__(
+        self,
+        hostname: str,
+        proc_root: Path = Path("/proc"),
+        mountinfo: Optional[Path] = None,
+        pool: Optional[WorkerPool] = None,
+        pool_size: int = 2,
+    ) -> None:
         self.hostname = hostname
         self._pool_size = pool_size
         self.proc_root = Path(proc_root)
@@ -82,8 +88,7 @@ class CycleContext:
         with self._lock:
             if self._processes is None:
                 last, tally = self.facts.last_scan, procfs.Tally()
-                self._processes = procfs.read_processes(self.proc_root, tally,
-                                                        with_stat=last is not None and last.stat_heavy)
+                self._processes = procfs.read_processes(self.proc_root, tally, with_stat=last is not None and last.stat_heavy)
                 self.facts.last_scan = tally
             return self._processes
 
@@ -127,8 +132,7 @@ class CycleContext:
 
     def disk_usage(self, path: str, timeout: float = 5.0) -> DiskUsage:
         """statvfs in a worker; a mount that hangs costs one worker until it answers again."""
-        return self.facts.pool.call(procfs.statvfs_usage, path, timeout=timeout, key=("statfs", path),
-                                    what=f"statfs of {path}")
+        return self.facts.pool.call(procfs.statvfs_usage, path, timeout=timeout, key=("statfs", path), what=f"statfs of {path}")
 
     def run_blocking(self, func: Callable[..., T], *args: Any, timeout: float = 10.0) -> T:
         return self.facts.pool.call(func, *args, timeout=timeout)

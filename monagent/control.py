@@ -83,8 +83,9 @@ class ControlServer:
         self._server = server
         # A long poll: an idle agent should not wake 5 times a second for nothing; stop() wakes the
         # loop with a connection of its own instead.
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": IDLE_POLL},
-                                        name="control", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": IDLE_POLL}, name="control", daemon=True
+        )
         self._thread.start()
         log.info("control socket listening on %s", self.path)
 

@@ -104,12 +104,15 @@ def parse_metrics(section: Section) -> MetricsConfig:
     try:
         host, _ = split_listen(listen)
     except ValueError as exc:
-        section.error("listen", f"{exc}; got \"{listen}\"")
+        section.error("listen", f'{exc}; got "{listen}"')
         listen, host = DEFAULT_LISTEN, "127.0.0.1"
     if not is_loopback(host) and not allow_remote:
-        section.error("listen", f'"{listen}" is not a loopback address: the metrics show every check of this '
-                                "host to whoever connects; set allow_remote = true to listen there anyway "
-                                "(and firewall it)")
+        section.error(
+            "listen",
+            f'"{listen}" is not a loopback address: the metrics show every check of this '
+            "host to whoever connects; set allow_remote = true to listen there anyway "
+            "(and firewall it)",
+        )
     if not path.startswith("/") or any(c.isspace() for c in path):
         section.error("path", f'must start with "/" and contain no spaces, got "{path}"')
         path = "/metrics"
@@ -125,8 +128,11 @@ def parse_alertmanager(section: Section) -> AlertmanagerConfig:
     repost = section.duration("repost_interval", 60.0, minimum=1.0)
     lead = section.duration("ends_at_lead", 240.0, minimum=1.0)
     if lead <= repost:
-        section.error("ends_at_lead", f"must be longer than repost_interval ({_secs(repost)}), got {_secs(lead)}: "
-                                      "Alertmanager would resolve every alert between two posts")
+        section.error(
+            "ends_at_lead",
+            f"must be longer than repost_interval ({_secs(repost)}), got {_secs(lead)}: "
+            "Alertmanager would resolve every alert between two posts",
+        )
     username = section.string("username", "")
     password = section.secret("password")
     token = section.secret("bearer_token")

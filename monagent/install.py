@@ -39,8 +39,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 # Package data first (a wheel), then the checkout the package runs from (an editable install).
 _SOURCES = {
     "unit": (_PACKAGE_DIR / "data" / "monagent.service", _PACKAGE_DIR.parent / "systemd" / "monagent.service"),
-    "sysusers": (_PACKAGE_DIR / "data" / "monagent-sysusers.conf",
-                 _PACKAGE_DIR.parent / "systemd" / "monagent-sysusers.conf"),
+    "sysusers": (_PACKAGE_DIR / "data" / "monagent-sysusers.conf", _PACKAGE_DIR.parent / "systemd" / "monagent-sysusers.conf"),
     "config": (_PACKAGE_DIR / "data" / "agent.toml", _PACKAGE_DIR.parent / "agent.toml"),
 }
 
@@ -155,8 +154,9 @@ def validate_config(source: Path) -> List[str]:
         real = [p for p in err.problems if (p.file, p.key) not in deferred]
         if real:
             raise ConfigError(real) from None
-        return [f"{p}: not checked now, the service's environment must provide it" for p in err.problems
-                if _DEFERRED.match(p.message)]
+        return [
+            f"{p}: not checked now, the service's environment must provide it" for p in err.problems if _DEFERRED.match(p.message)
+        ]
     return []
 
 
@@ -207,8 +207,14 @@ def _install_config(root: Path, source: Optional[Path], group: str, dry_run: boo
     return Step(Action.CREATED, target, "mode 0640" + ("" if fix else f", owner root:{group}")), fix
 
 
-def install(root: Path = Path("/"), *, command: Optional[Sequence[str]] = None,
-            config_source: Optional[Path] = None, group: str = GROUP, dry_run: bool = False) -> Report:
+def install(
+    root: Path = Path("/"),
+    *,
+    command: Optional[Sequence[str]] = None,
+    config_source: Optional[Path] = None,
+    group: str = GROUP,
+    dry_run: bool = False,
+) -> Report:
     """Install the unit, the sysusers entry and (if absent) the config under ``root``."""
     command = list(command) if command is not None else monagent_command()
     unit = render_unit(_source("unit").read_text(encoding="utf-8"), command)
@@ -227,8 +233,14 @@ def install(root: Path = Path("/"), *, command: Optional[Sequence[str]] = None,
         manifest = {"format": 1, "monagent": __version__, "exec_start": command, "files": [str(p) for p in OWNED]}
         _write(_under(root, MANIFEST), (json.dumps(manifest, indent=2) + "\n").encode(), 0o600, dry_run)
     program = " ".join(shlex.quote(w) for w in command)
-    commands = [f"systemd-sysusers {SYSUSERS}", *fix_group, f"{program} validate -c {CONFIG}",
-                "systemctl daemon-reload", f"systemctl enable --now {UNIT_NAME}", f"journalctl -u {UNIT_NAME} -f"]
+    commands = [
+        f"systemd-sysusers {SYSUSERS}",
+        *fix_group,
+        f"{program} validate -c {CONFIG}",
+        "systemctl daemon-reload",
+        f"systemctl enable --now {UNIT_NAME}",
+        f"journalctl -u {UNIT_NAME} -f",
+    ]
     warnings = _warnings(command) + deferred
     if config is None:
         from monagent.permissions import secret_warnings
@@ -242,8 +254,10 @@ def _warnings(command: Sequence[str]) -> List[str]:
     closed = unreachable_dir(program)
     if closed is None:
         return []
-    return [f"{closed} is not searchable by other users, so the {GROUP} user reaches {program} only through "
-            f"CAP_DAC_READ_SEARCH; install monagent in a venv outside it (python3 -m venv /opt/monagent)"]
+    return [
+        f"{closed} is not searchable by other users, so the {GROUP} user reaches {program} only through "
+        f"CAP_DAC_READ_SEARCH; install monagent in a venv outside it (python3 -m venv /opt/monagent)"
+    ]
 
 
 # ---------------------------------------------------------------- uninstall
@@ -296,5 +310,14 @@ def uninstall(root: Path = Path("/"), *, dry_run: bool = False) -> Report:
     return Report(tuple(steps), tuple(commands))
 
 
-__all__ = ["Action", "InstallError", "Report", "Step", "install", "monagent_command", "render_unit", "uninstall",
-           "validate_config"]
+__all__ = [
+    "Action",
+    "InstallError",
+    "Report",
+    "Step",
+    "install",
+    "monagent_command",
+    "render_unit",
+    "uninstall",
+    "validate_config",
+]

@@ -119,8 +119,11 @@ def permission_problem(path: Path, allowed_uids: Sequence[int]) -> Optional[str]
             owner = str(st.st_uid)
         return f"{path} is owned by {owner}; plugins must be owned by root or the agent's user"
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        who = "group and others" if st.st_mode & stat.S_IWGRP and st.st_mode & stat.S_IWOTH else (
-            "group" if st.st_mode & stat.S_IWGRP else "others")
+        who = (
+            "group and others"
+            if st.st_mode & stat.S_IWGRP and st.st_mode & stat.S_IWOTH
+            else ("group" if st.st_mode & stat.S_IWGRP else "others")
+        )
         return f"{path} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}); run chmod go-w {path}"
     return None
 
@@ -185,8 +188,11 @@ class Registry:
         # The same entry-point mechanism for all; monagent's own group entries are looked up first.
         eps = self._own if type_name in self._own else self.entry_points()
         if type_name in files and type_name in eps:
-            self._report(section, f'check type "{type_name}" is both a built-in/entry point and a plugin file '
-                                  f"({files[type_name]}); rename the file")
+            self._report(
+                section,
+                f'check type "{type_name}" is both a built-in/entry point and a plugin file '
+                f"({files[type_name]}); rename the file",
+            )
             return None
         if type_name in files:
             cls = self._load_file(type_name, files[type_name])
@@ -198,8 +204,7 @@ class Registry:
             names = sorted(set(files) | set(eps))
             close = difflib.get_close_matches(type_name, names, n=1, cutoff=0.6)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
-            self._report(section, f'unknown check type "{type_name}"{hint}; available: {", ".join(names)}',
-                         key="type")
+            self._report(section, f'unknown check type "{type_name}"{hint}; available: {", ".join(names)}', key="type")
             return None
         self._classes[type_name] = cls
         return cls
@@ -246,13 +251,16 @@ class Registry:
             return self._fail(type_name, str(path), f"{type(exc).__name__}: {exc}")
         cls = getattr(module, "CHECK", None)
         if cls is None:
-            found = [v for v in vars(module).values()
-                     if isinstance(v, type) and issubclass(v, Check) and v is not Check
-                     and v.__module__ == module_name]
+            found = [
+                v
+                for v in vars(module).values()
+                if isinstance(v, type) and issubclass(v, Check) and v is not Check and v.__module__ == module_name
+            ]
             if len(found) != 1:
                 what = "no subclass" if not found else f"{len(found)} subclasses"
-                return self._fail(type_name, str(path), f"defines {what} of monagent.api.Check; "
-                                                        "define one, or set CHECK = TheClass")
+                return self._fail(
+                    type_name, str(path), f"defines {what} of monagent.api.Check; define one, or set CHECK = TheClass"
+                )
             cls = found[0]
         if not (isinstance(cls, type) and issubclass(cls, Check)):
             return self._fail(type_name, str(path), "CHECK is not a subclass of monagent.api.Check")

@@ -137,15 +137,17 @@ def _agent_families(snap: AgentSnapshot) -> Iterator[Any]:
     info = GaugeMetricFamily("monagent_build_info", "monagent version (always 1)", labels=["host", "version"])
     info.add_metric([snap.host, snap.version], 1)
     yield info
-    yield GaugeMetricFamily("monagent_start_time_seconds", "when the agent started, seconds since the epoch",
-                            value=snap.started_at)
+    yield GaugeMetricFamily(
+        "monagent_start_time_seconds", "when the agent started, seconds since the epoch", value=snap.started_at
+    )
     hist = snap.cycle_seconds
     cycle = HistogramMetricFamily("monagent_cycle_duration_seconds", "wall time of one check cycle")
     buckets = [(_le(bound), count) for bound, count in hist.buckets] + [("+Inf", hist.count)]
     cycle.add_metric([], buckets, hist.total)
     yield cycle
-    skipped = CounterMetricFamily("monagent_check_skipped_runs", "runs skipped because the previous run "
-                                  "of the check was still going", labels=["check"])
+    skipped = CounterMetricFamily(
+        "monagent_check_skipped_runs", "runs skipped because the previous run of the check was still going", labels=["check"]
+    )
     for check, count in sorted(snap.skipped_runs.items()):
         skipped.add_metric([check], count)
     yield skipped
@@ -160,10 +162,16 @@ def _le(bound: float) -> str:
 def _check_families(snap: AgentSnapshot) -> Iterator[Any]:
     from prometheus_client.core import GaugeMetricFamily
 
-    value = GaugeMetricFamily("monagent_check_value", "the latest value of each check metric, in its unit label",
-                              labels=["host", "check", "subject", "metric", "unit"])
-    status = GaugeMetricFamily("monagent_check_status", "the latest status of each check subject: "
-                               "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", labels=["host", "check", "subject", "type"])
+    value = GaugeMetricFamily(
+        "monagent_check_value",
+        "the latest value of each check metric, in its unit label",
+        labels=["host", "check", "subject", "metric", "unit"],
+    )
+    status = GaugeMetricFamily(
+        "monagent_check_status",
+        "the latest status of each check subject: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+        labels=["host", "check", "subject", "type"],
+    )
     for check in snap.checks:
         status.add_metric([snap.host, check.check, check.subject, check.type], int(check.status))
         for metric in check.metrics:
@@ -177,12 +185,15 @@ def _alert_families(snap: AgentSnapshot) -> Iterator[Any]:
     from prometheus_client.core import GaugeMetricFamily
 
     keys = ["host", "check", "subject", "metric"]
-    phase = GaugeMetricFamily("monagent_alert_phase", "1 for the phase each alert key is in (inactive keys are "
-                              "absent)", labels=[*keys, "phase"])
-    severity = GaugeMetricFamily("monagent_alert_severity", "the severity of each alert key: 1 WARNING, "
-                                 "2 CRITICAL, 3 UNKNOWN", labels=keys)
-    since = GaugeMetricFamily("monagent_alert_since_timestamp_seconds", "when each alert key entered its phase, "
-                              "seconds since the epoch", labels=keys)
+    phase = GaugeMetricFamily(
+        "monagent_alert_phase", "1 for the phase each alert key is in (inactive keys are absent)", labels=[*keys, "phase"]
+    )
+    severity = GaugeMetricFamily(
+        "monagent_alert_severity", "the severity of each alert key: 1 WARNING, 2 CRITICAL, 3 UNKNOWN", labels=keys
+    )
+    since = GaugeMetricFamily(
+        "monagent_alert_since_timestamp_seconds", "when each alert key entered its phase, seconds since the epoch", labels=keys
+    )
     for alert in snap.alerts:
         labels = [snap.host, alert.check, alert.subject, alert.metric]
         phase.add_metric([*labels, str(getattr(alert.phase, "value", alert.phase))], 1)
@@ -205,13 +216,17 @@ def _delivery_families(snap: AgentSnapshot) -> Iterator[Any]:
     for receiver, count in sorted(snap.notifier_sends.items()):
         sends.add_metric([receiver], count)
     yield sends
-    failures = CounterMetricFamily("monagent_notifier_failures", "failed delivery attempts by outcome class "
-                                   "(retry, locked_out, rejected, too_large, broken)", labels=["receiver", "class"])
+    failures = CounterMetricFamily(
+        "monagent_notifier_failures",
+        "failed delivery attempts by outcome class (retry, locked_out, rejected, too_large, broken)",
+        labels=["receiver", "class"],
+    )
     for (receiver, kind), count in sorted(snap.notifier_failures.items()):
         failures.add_metric([receiver, kind], count)
     yield failures
-    am_up = GaugeMetricFamily("monagent_alertmanager_up", "1 when the last post to this Alertmanager was "
-                              "accepted", labels=["url"])
+    am_up = GaugeMetricFamily(
+        "monagent_alertmanager_up", "1 when the last post to this Alertmanager was accepted", labels=["url"]
+    )
     for url, up in sorted(snap.alertmanager_up.items()):
         am_up.add_metric([url], 1 if up else 0)
     yield am_up
@@ -249,8 +264,7 @@ class MetricsServer:
     thread-safe (return the newest frozen snapshot the agent stored).
     """
 
-    def __init__(self, config: MetricsConfig, snapshot: Callable[[], AgentSnapshot], *,
-                 poll_interval: float = 0.5) -> None:
+    def __init__(self, config: MetricsConfig, snapshot: Callable[[], AgentSnapshot], *, poll_interval: float = 0.5) -> None:
         self.config = config
         self._snapshot = snapshot
         self.poll_interval = poll_interval  # how soon stop() is noticed; each poll wakes the thread
@@ -272,10 +286,10 @@ class MetricsServer:
         try:
             self._server = server_class((host, port), handler)
         except OSError as exc:
-            raise MetricsServerError(f"metrics: cannot listen on {self.config.listen}: "
-                                     f"{exc.strerror or exc}") from None
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(self.poll_interval,),
-                                        name="metrics", daemon=True)
+            raise MetricsServerError(f"metrics: cannot listen on {self.config.listen}: {exc.strerror or exc}") from None
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(self.poll_interval,), name="metrics", daemon=True
+        )
         self._thread.start()
         log.info("serving Prometheus metrics on http://%s%s", self.config.listen, self.config.path)
 

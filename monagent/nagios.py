@@ -171,17 +171,17 @@ def _read_label(text: str, pos: int) -> Tuple[Optional[str], int, str]:
         i = pos + 1
         while i < len(text):
             if text[i] == "'":
-                if text[i + 1:i + 2] == "'":
+                if text[i + 1 : i + 2] == "'":
                     chars.append("'")
                     i += 2
                     continue
-                if text[i + 1:i + 2] == "=":
+                if text[i + 1 : i + 2] == "=":
                     return "".join(chars), i + 2, ""
                 break
             chars.append(text[i])
             i += 1
         # Skip only the first word: an unbalanced quote must not swallow the good fields after it.
-        return None, _token_end(text, pos), "the quoted label is not closed by \"'=\""
+        return None, _token_end(text, pos), 'the quoted label is not closed by "\'="'
     end = pos
     while end < len(text) and text[end] not in _WHITESPACE and text[end] != "=":
         end += 1
@@ -217,7 +217,7 @@ def _parse_range(label: str, name: str, raw: str, notes: List[str]) -> Optional[
 
 def _parse_limit(label: str, name: str, raw: str, uom: str, notes: List[str]) -> Optional[float]:
     if uom and raw.endswith(uom):
-        raw = raw[:-len(uom)]
+        raw = raw[: -len(uom)]
     if not raw:
         return None
     try:
@@ -239,9 +239,15 @@ def _parse_fields(label: str, text: str) -> Tuple[Optional[PerfDatum], List[str]
     if not ok:
         why = "it has no value" if not value_text else f'"{value_text}" is not a number'
         return None, [*notes, f'skipped "{label}={text}": {why}']
-    datum = PerfDatum(label, value, uom,
-                      _parse_range(label, "warning", warn, notes), _parse_range(label, "critical", crit, notes),
-                      _parse_limit(label, "minimum", low, uom, notes), _parse_limit(label, "maximum", high, uom, notes))
+    datum = PerfDatum(
+        label,
+        value,
+        uom,
+        _parse_range(label, "warning", warn, notes),
+        _parse_range(label, "critical", crit, notes),
+        _parse_limit(label, "minimum", low, uom, notes),
+        _parse_limit(label, "maximum", high, uom, notes),
+    )
     return datum, notes
 
 
@@ -332,8 +338,22 @@ def _quote_label(label: str) -> str:
     return "'" + label.replace("'", "''") + "'"
 
 
-_UOM = {"": "", "%": "%", "s": "s", "ms": "ms", "us": "us", "c": "c", "B": "B", "KB": "KB", "MB": "MB",
-        "GB": "GB", "TB": "TB", "seconds": "s", "bytes": "B", "percent": "%"}
+_UOM = {
+    "": "",
+    "%": "%",
+    "s": "s",
+    "ms": "ms",
+    "us": "us",
+    "c": "c",
+    "B": "B",
+    "KB": "KB",
+    "MB": "MB",
+    "GB": "GB",
+    "TB": "TB",
+    "seconds": "s",
+    "bytes": "B",
+    "percent": "%",
+}
 
 
 def nagios_uom(unit: str) -> str:
@@ -371,8 +391,15 @@ def perf_label(subject: str, metric_name: str) -> str:
     return f"{subject} {metric_name}" if subject else metric_name
 
 
-def format_nagios(check_name: str, status: Status, summary: str, metrics: Iterable[MetricEntry] = (),
-                  thresholds: Mapping[str, Threshold] = {}, *, long_text: str = "") -> str:
+def format_nagios(
+    check_name: str,
+    status: Status,
+    summary: str,
+    metrics: Iterable[MetricEntry] = (),
+    thresholds: Mapping[str, Threshold] = {},
+    *,
+    long_text: str = "",
+) -> str:
     """One Nagios plugin line: ``NAME STATUS: summary | perfdata`` (no trailing newline).
 
     ``metrics`` holds :class:`Metric` values (labelled by their name) or ``(label, Metric)``

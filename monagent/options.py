@@ -60,8 +60,9 @@ def validate_options(check_class: type, type_name: str, section: Section, keys: 
         if key not in params:
             import difflib
 
-            close = difflib.get_close_matches(key, list(params) + ["type", "interval", "timeout", "enabled",
-                                                                     "thresholds", "alerting"], n=1, cutoff=0.6)
+            close = difflib.get_close_matches(
+                key, list(params) + ["type", "interval", "timeout", "enabled", "thresholds", "alerting"], n=1, cutoff=0.6
+            )
             hint = f' (did you mean "{close[0]}"?)' if close else ""
             own = f"accepted options: {accepted}" if params else "this check type takes no options of its own"
             section.error(key, f'unknown option for check type "{type_name}"{hint}; {own}')

@@ -54,12 +54,10 @@ def _secret_keys(data: Mapping[str, Any], prefix: Tuple[str, ...] = ()) -> Itera
 
 def _message(path: Path, what: str) -> str:
     mode = stat.S_IMODE(path.stat().st_mode)
-    return (f"{path} holds a secret ({what}) and other users can read it (mode {mode:04o}); "
-            f"run: chmod o-r {path}")
+    return f"{path} holds a secret ({what}) and other users can read it (mode {mode:04o}); run: chmod o-r {path}"
 
 
-def secret_warnings(config_path: Path, config: object = None, *,
-                    environ: Optional[Mapping[str, str]] = None) -> List[str]:
+def secret_warnings(config_path: Path, config: object = None, *, environ: Optional[Mapping[str, str]] = None) -> List[str]:
     """One warning per file holding a secret that other users can read.
 
     ``config`` (the loaded :class:`~monagent.config.Config`) is accepted for the caller's

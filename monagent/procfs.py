@@ -115,11 +115,16 @@ def _read_stat(base: str) -> _Stat:
 
 def _parse_stat(stat: bytes) -> _Stat:
     close = stat.rfind(b")")
-    fields = stat[close + 2:].split()
+    fields = stat[close + 2 :].split()
     if close < 0 or len(fields) < 22:
         return _DEAD
-    return (int(fields[1]), fields[0].decode("utf-8", "replace"), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
-            int(fields[21]) * PAGE_SIZE, int(fields[19]))
+    return (
+        int(fields[1]),
+        fields[0].decode("utf-8", "replace"),
+        (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+        int(fields[21]) * PAGE_SIZE,
+        int(fields[19]),
+    )
 
 
 def _read_uid(base: str) -> int:
@@ -128,7 +133,7 @@ def _read_uid(base: str) -> int:
     except _GONE:
         return -1
     at = status.find(b"\nUid:")
-    return int(status[at + 5:status.find(b"\n", at + 5)].split()[0]) if at >= 0 else -1
+    return int(status[at + 5 : status.find(b"\n", at + 5)].split()[0]) if at >= 0 else -1
 
 
 def read_processes(proc_root: Path, tally: Optional[Tally] = None, with_stat: bool = False) -> List[ProcessInfo]:
@@ -156,8 +161,13 @@ def read_processes(proc_root: Path, tally: Optional[Tally] = None, with_stat: bo
         # Bypassing the frozen dataclass __init__ (one object.__setattr__ per field) halves the
         # cost of building 2,000 rows.
         if with_stat:
-            row.__dict__.update(pid=int(name), comm=data[data.find(b"(") + 1:data.rfind(b")")].decode(
-                "utf-8", "replace"), _base=base, _tally=tally, _raw=data)
+            row.__dict__.update(
+                pid=int(name),
+                comm=data[data.find(b"(") + 1 : data.rfind(b")")].decode("utf-8", "replace"),
+                _base=base,
+                _tally=tally,
+                _raw=data,
+            )
         else:
             row.__dict__.update(pid=int(name), comm=data[:-1].decode("utf-8", "replace"), _base=base, _tally=tally)
         append(row)
@@ -203,11 +213,19 @@ def parse_mountinfo(text: str) -> List[Mount]:
         parts = line.split(" ")
         try:
             dash = parts.index("-", 6)
-            mounts.append(Mount(
-                mount_id=int(parts[0]), parent_id=int(parts[1]), device=parts[2], root=unescape(parts[3]),
-                mountpoint=unescape(parts[4]), options=tuple(parts[5].split(",")), fstype=parts[dash + 1],
-                source=unescape(parts[dash + 2]), super_options=tuple(parts[dash + 3].split(",")),
-            ))
+            mounts.append(
+                Mount(
+                    mount_id=int(parts[0]),
+                    parent_id=int(parts[1]),
+                    device=parts[2],
+                    root=unescape(parts[3]),
+                    mountpoint=unescape(parts[4]),
+                    options=tuple(parts[5].split(",")),
+                    fstype=parts[dash + 1],
+                    source=unescape(parts[dash + 2]),
+                    super_options=tuple(parts[dash + 3].split(",")),
+                )
+            )
         except (ValueError, IndexError):
             continue
     return mounts

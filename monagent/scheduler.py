@@ -161,8 +161,15 @@ def _execute(check: Check, ctx: Context, box: Dict[str, Any], name: str) -> None
 
 
 class Scheduler:
-    def __init__(self, instances: Sequence[Tuple[CheckConfig, Check]], context_factory: Callable[[float, float], Context],
-                 *, monotonic: float, splay: float = 10.0, rng: Optional[random.Random] = None) -> None:
+    def __init__(
+        self,
+        instances: Sequence[Tuple[CheckConfig, Check]],
+        context_factory: Callable[[float, float], Context],
+        *,
+        monotonic: float,
+        splay: float = 10.0,
+        rng: Optional[random.Random] = None,
+    ) -> None:
         self._context_factory = context_factory
         self._rng = rng or random.Random()  # noqa: S311 - splay, not security
         self._splay = splay
@@ -213,14 +220,16 @@ class Scheduler:
                 times.append(instance.run.started_mono + instance.config.timeout)
         return min(times) if times else monotonic + 1.0
 
-    def run_all_once(self, now: float, monotonic: float, wait: Callable[[float], None],
-                     clock: Callable[[], Tuple[float, float]]) -> List[CheckRun]:
+    def run_all_once(
+        self, now: float, monotonic: float, wait: Callable[[float], None], clock: Callable[[], Tuple[float, float]]
+    ) -> List[CheckRun]:
         """Run every enabled instance once, now, and wait for each result or timeout (``monagent check``)."""
         ctx = self._context_factory(now, monotonic)
         for instance in self.instances.values():
             if instance.config.enabled:
                 self._start(instance, ctx, now, monotonic)
         results: List[CheckRun] = []
+
         def waiting() -> bool:
             return any(i.run is not None and not i.run.timed_out for i in self.instances.values())
 
@@ -244,8 +253,9 @@ class Scheduler:
             instance.next_due = monotonic + instance.config.interval
         if instance.run is not None:
             instance.skipped += 1
-            log.warning("check %s: previous run still in flight, run skipped (%d skipped so far)",
-                        instance.config.name, instance.skipped)
+            log.warning(
+                "check %s: previous run still in flight, run skipped (%d skipped so far)", instance.config.name, instance.skipped
+            )
             return
         run = _Run(monotonic, now, threading.Event())
         instance.run = run
@@ -295,13 +305,19 @@ class Scheduler:
         if "error" in run.box:
             instance.errors += 1
             return self._unknown(instance, run, monotonic, run.box["error"])
-        return CheckRun(instance.config.name, instance.config.type, run.started_wall,
-                        monotonic - run.started_mono, tuple(run.box.get("results", ())))
+        return CheckRun(
+            instance.config.name,
+            instance.config.type,
+            run.started_wall,
+            monotonic - run.started_mono,
+            tuple(run.box.get("results", ())),
+        )
 
     def _unknown(self, instance: Instance, run: _Run, monotonic: float, reason: str) -> CheckRun:
         result = Result(status=Status.UNKNOWN, reason=reason)
-        return CheckRun(instance.config.name, instance.config.type, run.started_wall,
-                        monotonic - run.started_mono, (result,), error=reason)
+        return CheckRun(
+            instance.config.name, instance.config.type, run.started_wall, monotonic - run.started_mono, (result,), error=reason
+        )
 
 
 def _fmt_seconds(seconds: float) -> str:

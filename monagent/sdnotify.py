@@ -70,16 +70,21 @@ def _monotonic_usec() -> int:
 class SystemdNotifier:
     """Sends notifications to one ``$NOTIFY_SOCKET`` (or nowhere, when there is none)."""
 
-    def __init__(self, address: Optional[str] = None, watchdog_usec: Optional[int] = None,
-                 monotonic_usec: Callable[[], int] = _monotonic_usec) -> None:
+    def __init__(
+        self,
+        address: Optional[str] = None,
+        watchdog_usec: Optional[int] = None,
+        monotonic_usec: Callable[[], int] = _monotonic_usec,
+    ) -> None:
         self.address = address or None
         self.watchdog_usec = watchdog_usec
         self._monotonic_usec = monotonic_usec
         self._warned = False
 
     @classmethod
-    def from_environ(cls, environ: Optional[MutableMapping[str, str]] = None, *, pid: Optional[int] = None,
-                     unset: bool = False) -> SystemdNotifier:
+    def from_environ(
+        cls, environ: Optional[MutableMapping[str, str]] = None, *, pid: Optional[int] = None, unset: bool = False
+    ) -> SystemdNotifier:
         """Read ``NOTIFY_SOCKET``/``WATCHDOG_USEC``/``WATCHDOG_PID``; ``unset`` removes them (and
         ``LISTEN_*``) from ``environ`` so no child process inherits them, as sd_notify's flag does."""
         env = os.environ if environ is None else environ

@@ -26,8 +26,11 @@ def alert_snapshots(pipeline: Any, now: float, monotonic: float) -> List[AlertSn
     out = []
     for key, state in pipeline.open_alerts():
         since = state.firing_since if state.firing_since is not None else state.pending_since
-        out.append(AlertSnapshot(key.check, key.subject, key.metric, state.phase.value, state.severity,
-                                 None if since is None else since + offset))
+        out.append(
+            AlertSnapshot(
+                key.check, key.subject, key.metric, state.phase.value, state.severity, None if since is None else since + offset
+            )
+        )
     return out
 
 

@@ -49,8 +49,9 @@ def claim(state_dir: Path) -> StateLock:
         holder = handle.read().strip()
         handle.close()
         who = f"another monagent (pid {holder})" if holder.isdigit() else "another monagent"
-        raise StateDirBusy(f"{who} is running on the state directory {state_dir}; stop it first, "
-                           "or give this one its own [agent] state_dir") from None
+        raise StateDirBusy(
+            f"{who} is running on the state directory {state_dir}; stop it first, or give this one its own [agent] state_dir"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")

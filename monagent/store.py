@@ -114,8 +114,15 @@ def _connect(uri: str) -> sqlite3.Connection:
 class Store:
     """The SQLite store; implements the :class:`~monagent.notify.base.Outbox` protocol."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, *, read_only: bool = False,
-                 was_reset: bool = False, moved_to: Optional[Path] = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        *,
+        read_only: bool = False,
+        was_reset: bool = False,
+        moved_to: Optional[Path] = None,
+    ) -> None:
         self.path = path
         self._conn: Optional[sqlite3.Connection] = conn
         self._lock = threading.RLock()
@@ -141,12 +148,20 @@ class Store:
             store = cls(path, cls._open_rw(path))
         except _Corrupt as exc:
             moved = _move_aside(path)
-            log.error("STATE RESET: the state database %s could not be read (%s); it was moved to %s and monagent "
-                      "starts with empty state", path, exc, moved)
+            log.error(
+                "STATE RESET: the state database %s could not be read (%s); it was moved to %s and monagent "
+                "starts with empty state",
+                path,
+                exc,
+                moved,
+            )
             store = cls(path, cls._open_rw(path), was_reset=True, moved_to=moved)
         except _Unwritable as exc:
-            log.error("the state database %s cannot be written (%s); checks keep running and events are held "
-                      "in memory until it can", path, exc)
+            log.error(
+                "the state database %s cannot be written (%s); checks keep running and events are held in memory until it can",
+                path,
+                exc,
+            )
             store = cls(path, cls._open_ro_or_memory(path), read_only=False)
             store.writable = False
         if bounds is not None:
@@ -212,8 +227,10 @@ class Store:
             raise StoreError(f"cannot read the state database {path}: {exc}") from None
         if version != SCHEMA_VERSION:
             conn.close()
-            raise StoreError(f"the state database {path} has schema version {version}; this monagent reads "
-                             f"version {SCHEMA_VERSION} (run the agent once to migrate it)")
+            raise StoreError(
+                f"the state database {path} has schema version {version}; this monagent reads "
+                f"version {SCHEMA_VERSION} (run the agent once to migrate it)"
+            )
         return cls(path, conn, read_only=True)
 
     def close(self) -> None:
@@ -245,8 +262,9 @@ class Store:
             except sqlite3.Error as exc:
                 self._rollback()
                 if self.writable:
-                    log.error("the state database %s cannot be written (%s); events are held in memory until it "
-                              "can", self.path, exc)
+                    log.error(
+                        "the state database %s cannot be written (%s); events are held in memory until it can", self.path, exc
+                    )
                 self.writable = False
                 raise StoreUnavailable(str(exc)) from None
             if not self.writable:
@@ -282,8 +300,9 @@ class Store:
                 db.execute("INSERT OR REPLACE INTO alerts (key, state) VALUES (?, ?)", (key, text))
         for key, by_receiver in c.heard.items():
             db.execute("DELETE FROM heard WHERE key = ?", (key,))
-            db.executemany("INSERT INTO heard (key, receiver, state) VALUES (?, ?, ?)",
-                           [(key, r, t) for r, t in by_receiver.items()])
+            db.executemany(
+                "INSERT INTO heard (key, receiver, state) VALUES (?, ?, ?)", [(key, r, t) for r, t in by_receiver.items()]
+            )
         db.executemany("INSERT INTO outbox (receiver, event, created) VALUES (?, ?, ?)", c.outbox)
         for (check, ident), row in c.seen.items():
             if row is None:
@@ -306,15 +325,17 @@ class Store:
         db = self.conn
         total = 0
         for (receiver,) in db.execute("SELECT DISTINCT receiver FROM outbox").fetchall():
-            old = db.execute("DELETE FROM outbox WHERE receiver = ? AND created < ?",
-                             (receiver, now - self.bounds.max_age)).rowcount
+            old = db.execute(
+                "DELETE FROM outbox WHERE receiver = ? AND created < ?", (receiver, now - self.bounds.max_age)
+            ).rowcount
             extra = 0
             if receiver in receivers:
                 count = db.execute("SELECT count(*) FROM outbox WHERE receiver = ?", (receiver,)).fetchone()[0]
                 if count > self.bounds.max_entries:
                     extra = db.execute(
-                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE receiver = ? ORDER BY seq "
-                        "LIMIT ?)", (receiver, count - self.bounds.max_entries)).rowcount
+                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE receiver = ? ORDER BY seq LIMIT ?)",
+                        (receiver, count - self.bounds.max_entries),
+                    ).rowcount
             if old + extra:
                 log.warning("outbox of receiver %s over its bound: %d oldest entries dropped", receiver, old + extra)
                 self._count_dropped(receiver, old + extra)
@@ -325,7 +346,9 @@ class Store:
         self.conn.execute(
             "INSERT INTO receiver_health (receiver, data, dropped_total, dropped_unreported) VALUES (?, '{}', ?, ?) "
             "ON CONFLICT(receiver) DO UPDATE SET dropped_total = dropped_total + excluded.dropped_total, "
-            "dropped_unreported = dropped_unreported + excluded.dropped_unreported", (receiver, count, count))
+            "dropped_unreported = dropped_unreported + excluded.dropped_unreported",
+            (receiver, count, count),
+        )
 
     def _flush_done(self) -> None:
         for receiver, seqs in list(self._done.items()):
@@ -359,11 +382,15 @@ class Store:
 
         with self._lock:
             rows = self.conn.execute(
-                "SELECT seq, event, attempts, not_before FROM outbox WHERE receiver = ? AND not_before <= ? "
-                "ORDER BY seq LIMIT ?", (receiver, now, limit)).fetchall()
+                "SELECT seq, event, attempts, not_before FROM outbox WHERE receiver = ? AND not_before <= ? ORDER BY seq LIMIT ?",
+                (receiver, now, limit),
+            ).fetchall()
             done = self._done.get(receiver, set())
-        return [OutboxEntry(seq, receiver, event_from_json(text), attempts, not_before)
-                for seq, text, attempts, not_before in rows if seq not in done]
+        return [
+            OutboxEntry(seq, receiver, event_from_json(text), attempts, not_before)
+            for seq, text, attempts, not_before in rows
+            if seq not in done
+        ]
 
     def queued_count(self, receiver: str) -> int:
         with self._lock:
@@ -371,8 +398,11 @@ class Store:
             return int(count) - len(self._done.get(receiver, ()))
 
     def complete(self, receiver: str, seqs: Sequence[int]) -> None:
-        self._write_or_hold(receiver, seqs, lambda db: db.executemany(
-            "DELETE FROM outbox WHERE receiver = ? AND seq = ?", [(receiver, s) for s in seqs]))
+        self._write_or_hold(
+            receiver,
+            seqs,
+            lambda db: db.executemany("DELETE FROM outbox WHERE receiver = ? AND seq = ?", [(receiver, s) for s in seqs]),
+        )
 
     def defer(self, receiver: str, seqs: Sequence[int], not_before: float) -> None:
         import sqlite3
@@ -381,14 +411,14 @@ class Store:
             try:
                 self.conn.executemany(
                     "UPDATE outbox SET attempts = attempts + 1, not_before = ? WHERE receiver = ? AND seq = ?",
-                    [(not_before, receiver, s) for s in seqs])
+                    [(not_before, receiver, s) for s in seqs],
+                )
             except sqlite3.Error as exc:
                 log.warning("cannot record a retry time in %s (%s); the entries stay due", self.path, exc)
 
     def drop(self, receiver: str, seqs: Sequence[int], reason: str) -> None:
         def delete(db: Any) -> None:
-            count = sum(db.execute("DELETE FROM outbox WHERE receiver = ? AND seq = ?", (receiver, s)).rowcount
-                        for s in seqs)
+            count = sum(db.execute("DELETE FROM outbox WHERE receiver = ? AND seq = ?", (receiver, s)).rowcount for s in seqs)
             self._count_dropped(receiver, count)
 
         if seqs:
@@ -405,29 +435,25 @@ class Store:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
-                log.warning("cannot remove delivered entries from %s (%s); they are held until it is writable",
-                            self.path, exc)
+                log.warning("cannot remove delivered entries from %s (%s); they are held until it is writable", self.path, exc)
                 self._done.setdefault(receiver, set()).update(seqs)
 
     def take_dropped_count(self, receiver: str) -> int:
         import sqlite3
 
         with self._lock:
-            row = self.conn.execute("SELECT dropped_unreported FROM receiver_health WHERE receiver = ?",
-                                    (receiver,)).fetchone()
+            row = self.conn.execute("SELECT dropped_unreported FROM receiver_health WHERE receiver = ?", (receiver,)).fetchone()
             if not row or not row[0]:
                 return 0
             try:
-                self.conn.execute("UPDATE receiver_health SET dropped_unreported = 0 WHERE receiver = ?",
-                                  (receiver,))
+                self.conn.execute("UPDATE receiver_health SET dropped_unreported = 0 WHERE receiver = ?", (receiver,))
             except sqlite3.Error:
                 return 0  # said next time, when the store can record that it was said
             return int(row[0])
 
     def health(self, receiver: str) -> ReceiverHealth:
         with self._lock:
-            row = self.conn.execute("SELECT data, dropped_total FROM receiver_health WHERE receiver = ?",
-                                    (receiver,)).fetchone()
+            row = self.conn.execute("SELECT data, dropped_total FROM receiver_health WHERE receiver = ?", (receiver,)).fetchone()
         if row is None:
             return ReceiverHealth(receiver)
         data = json.loads(row[0])
@@ -443,7 +469,9 @@ class Store:
             try:
                 self.conn.execute(
                     "INSERT INTO receiver_health (receiver, data) VALUES (?, ?) "
-                    "ON CONFLICT(receiver) DO UPDATE SET data = excluded.data", (health.receiver, json.dumps(data)))
+                    "ON CONFLICT(receiver) DO UPDATE SET data = excluded.data",
+                    (health.receiver, json.dumps(data)),
+                )
             except sqlite3.Error as exc:
                 log.warning("cannot record the health of %s in %s (%s)", health.receiver, self.path, exc)
 
@@ -467,8 +495,7 @@ class Store:
                 if value is None:
                     self.conn.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
                 else:
-                    self.conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)",
-                                      (namespace, key, json.dumps(value)))
+                    self.conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (namespace, key, json.dumps(value)))
             except sqlite3.Error as exc:
                 log.warning("cannot record %s/%s in %s (%s)", namespace, key, self.path, exc)
 
@@ -484,8 +511,10 @@ class _Unwritable(Exception):
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise StoreError(f"the state database {path} has schema version {version}, newer than this monagent "
-                         f"understands ({SCHEMA_VERSION}); upgrade monagent or move the file away")
+        raise StoreError(
+            f"the state database {path} has schema version {version}, newer than this monagent "
+            f"understands ({SCHEMA_VERSION}); upgrade monagent or move the file away"
+        )
     for number in range(version, SCHEMA_VERSION):
         conn.execute("BEGIN IMMEDIATE")
         for statement in MIGRATIONS[number].split(";"):

@@ -87,18 +87,48 @@ def fake_process(pid: int, comm: str, *, ppid: int = 1, state: str = "S", uid: i
     return ProcessInfo(pid=pid, ppid=ppid, comm=comm, state=state, uid=uid)
 
 
-def fake_mount(mountpoint: str, fstype: str = "ext4", source: str = "/dev/sda1", *, options: Sequence[str] = ("rw",),
-               device: str = "8:1", mount_id: int = 0) -> Mount:
-    return Mount(mount_id=mount_id, parent_id=1, device=device, root="/", mountpoint=mountpoint,
-                 options=tuple(options), fstype=fstype, source=source, super_options=("rw",))
+def fake_mount(
+    mountpoint: str,
+    fstype: str = "ext4",
+    source: str = "/dev/sda1",
+    *,
+    options: Sequence[str] = ("rw",),
+    device: str = "8:1",
+    mount_id: int = 0,
+) -> Mount:
+    return Mount(
+        mount_id=mount_id,
+        parent_id=1,
+        device=device,
+        root="/",
+        mountpoint=mountpoint,
+        options=tuple(options),
+        fstype=fstype,
+        source=source,
+        super_options=("rw",),
+    )
 
 
-def fake_disk_usage(total: int, used: int, free: Optional[int] = None, *, inodes_total: int = 1_000_000,
-                    inodes_used: int = 1_000, read_only: bool = False) -> DiskUsage:
+def fake_disk_usage(
+    total: int,
+    used: int,
+    free: Optional[int] = None,
+    *,
+    inodes_total: int = 1_000_000,
+    inodes_used: int = 1_000,
+    read_only: bool = False,
+) -> DiskUsage:
     """A statvfs result; ``free`` (available to users) defaults to ``total - used`` (no reserved blocks)."""
     free = total - used if free is None else free
-    return DiskUsage(total=total, used=used, free=free, inodes_total=inodes_total, inodes_used=inodes_used,
-                     inodes_free=inodes_total - inodes_used, read_only=read_only)
+    return DiskUsage(
+        total=total,
+        used=used,
+        free=free,
+        inodes_total=inodes_total,
+        inodes_used=inodes_used,
+        inodes_free=inodes_total - inodes_used,
+        read_only=read_only,
+    )
 
 
 def fake_cpu_times(**seconds: float) -> CpuTimes:
@@ -120,13 +150,24 @@ class FakeContext:
     in ``calls`` as ``(name, argument, timeout)``.
     """
 
-    def __init__(self, *, hostname: str = "testhost", now: float = 1_700_000_000.0, monotonic: float = 1_000.0,
-                 proc_root: Path = Path("/proc"), processes: Sequence[ProcessInfo] = (),
-                 cmdlines: Optional[Mapping[int, Sequence[str]]] = None, mounts: Sequence[Mount] = (),
-                 disk_usage: Optional[Mapping[str, Any]] = None, cpu_times: Sequence[Any] = (),
-                 cpu_count: int = 1, boot_id: str = "00000000-0000-4000-8000-000000000000",
-                 boot_time: float = 1_699_990_000.0, blocking_hangs: bool = False,
-                 hanging_functions: Sequence[Callable[..., Any]] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        hostname: str = "testhost",
+        now: float = 1_700_000_000.0,
+        monotonic: float = 1_000.0,
+        proc_root: Path = Path("/proc"),
+        processes: Sequence[ProcessInfo] = (),
+        cmdlines: Optional[Mapping[int, Sequence[str]]] = None,
+        mounts: Sequence[Mount] = (),
+        disk_usage: Optional[Mapping[str, Any]] = None,
+        cpu_times: Sequence[Any] = (),
+        cpu_count: int = 1,
+        boot_id: str = "00000000-0000-4000-8000-000000000000",
+        boot_time: float = 1_699_990_000.0,
+        blocking_hangs: bool = False,
+        hanging_functions: Sequence[Callable[..., Any]] = (),
+    ) -> None:
         self.hostname = hostname
         self.now = now
         self.monotonic = monotonic
@@ -219,8 +260,13 @@ def _document(environ: Optional[Mapping[str, str]]) -> Document:
     return Document("<run_check>", "", environ or {})
 
 
-def build_check(check_class: type, options: Optional[Mapping[str, Any]] = None, *, name: str = "test",
-                environ: Optional[Mapping[str, str]] = None) -> Check:
+def build_check(
+    check_class: type,
+    options: Optional[Mapping[str, Any]] = None,
+    *,
+    name: str = "test",
+    environ: Optional[Mapping[str, str]] = None,
+) -> Check:
     """Validate ``options`` as ``[checks.NAME]`` keys would be, then build the check.
 
     Raises :class:`ConfigError` with the user's messages; a ``ValueError`` from the
@@ -251,16 +297,16 @@ def _as_table(threshold: ThresholdSpec) -> Dict[str, Any]:
     return table
 
 
-def resolve_thresholds(check_class: type, thresholds: Optional[Mapping[str, ThresholdSpec]] = None, *,
-                       name: str = "test") -> Dict[str, Threshold]:
+def resolve_thresholds(
+    check_class: type, thresholds: Optional[Mapping[str, ThresholdSpec]] = None, *, name: str = "test"
+) -> Dict[str, Threshold]:
     """The class's default thresholds overlaid with ``thresholds``: Threshold objects, or the
     ``{"warning": 85, "critical": 95}`` tables agent.toml has; both are validated like the config."""
     from monagent.config import parse_thresholds
 
     doc = _document(None)
     tables = {metric: _as_table(t) for metric, t in (thresholds or {}).items()}
-    result = parse_thresholds(Section(doc, ("checks", name, "thresholds"), tables),
-                              getattr(check_class, "metrics", None))
+    result = parse_thresholds(Section(doc, ("checks", name, "thresholds"), tables), getattr(check_class, "metrics", None))
     if doc.problems:
         raise ConfigError(doc.problems)
     return result
@@ -315,12 +361,10 @@ class CheckReport:
 
     def metric(self, name: str, subject: Optional[str] = None) -> Metric:
         """The metric ``name`` (of ``subject``, when several results report it)."""
-        found = [m for r in self.results if subject is None or r.subject == subject for m in r.metrics
-                 if m.name == name]
+        found = [m for r in self.results if subject is None or r.subject == subject for m in r.metrics if m.name == name]
         if len(found) != 1:
             where = f' of subject "{subject}"' if subject is not None else ""
-            raise KeyError(f'{len(found)} metrics named "{name}"{where}' + (
-                "; pass subject=" if len(found) > 1 else ""))
+            raise KeyError(f'{len(found)} metrics named "{name}"{where}' + ("; pass subject=" if len(found) > 1 else ""))
         return found[0]
 
     def value(self, name: str, subject: Optional[str] = None) -> Optional[float]:
@@ -334,9 +378,14 @@ class CheckReport:
             raise KeyError(f"no alert key ({subject!r}, {metric!r}); keys: {sorted(self.statuses)}") from None
 
 
-def run_check(check: Union[type, Check], options: Optional[Mapping[str, Any]] = None,
-              context: Optional[Any] = None, thresholds: Optional[Mapping[str, ThresholdSpec]] = None, *,
-              name: str = "test") -> CheckReport:
+def run_check(
+    check: Union[type, Check],
+    options: Optional[Mapping[str, Any]] = None,
+    context: Optional[Any] = None,
+    thresholds: Optional[Mapping[str, ThresholdSpec]] = None,
+    *,
+    name: str = "test",
+) -> CheckReport:
     """Build (from a class) or reuse (an instance) a check, run it once, and judge the results.
 
     ``CheckError`` from ``run`` becomes an UNKNOWN result with its message, as in the agent;

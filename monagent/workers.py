@@ -62,8 +62,12 @@ class _Worker:
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "monagent.workers"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
-            cwd="/", start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            close_fds=True,
+            cwd="/",
+            start_new_session=True,
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.wfd = self.proc.stdin.fileno()
@@ -160,8 +164,9 @@ class WorkerPool:
 
     # -- public -----------------------------------------------------------------------------------
 
-    def call(self, func: Callable[..., Any], *args: Any, timeout: float, key: Optional[Hashable] = None,
-             what: Optional[str] = None) -> Any:
+    def call(
+        self, func: Callable[..., Any], *args: Any, timeout: float, key: Optional[Hashable] = None, what: Optional[str] = None
+    ) -> Any:
         """Run ``func(*args)`` in a worker; raise :class:`StuckCall` after ``timeout`` seconds.
 
         ``what`` names the call in messages ("statfs of /mnt/nfs"); ``key`` enables the
@@ -286,8 +291,7 @@ class WorkerPool:
             self._poll_probes()
             probe = self._probes.get(key)
         if probe is not None:
-            raise StuckCall(f"{what} still stuck since {format_since(probe.since)} "
-                            f"(did not return within {timeout:g}s)")
+            raise StuckCall(f"{what} still stuck since {format_since(probe.since)} (did not return within {timeout:g}s)")
 
     def _poll_probes(self) -> None:
         """Clear probes whose call has returned (or whose process has gone). Holds the lock."""

@@ -47,7 +47,11 @@ class Verdict(Check):
 
 class Registry:
     types: ClassVar[Dict[str, type]] = {
-        "gauge": Gauge, "disk": Disk, "count": Count, "verdict": Verdict, "kdump": Verdict,
+        "gauge": Gauge,
+        "disk": Disk,
+        "count": Count,
+        "verdict": Verdict,
+        "kdump": Verdict,
     }
 
     def resolve(self, type_name: str, section: Optional[object] = None) -> type:

@@ -34,8 +34,7 @@ def plugin_dir(tmp_path):
 def run_monagent(*args: str, env=None, timeout: float = 60):
     import subprocess
 
-    return subprocess.run([sys.executable, "-m", "monagent", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run([sys.executable, "-m", "monagent", *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 NOBODY = 65534

@@ -71,8 +71,16 @@ def free_port() -> int:
 class Alertmanager:
     """One prometheus-alertmanager process on 127.0.0.1 with gossip off; ``stop``/``start`` keep the port."""
 
-    def __init__(self, binary: str, directory: Path, config: str = NULL_CONFIG, *, port: Optional[int] = None,
-                 flags: Sequence[str] = ("--cluster.listen-address=",), auth: str = "") -> None:
+    def __init__(
+        self,
+        binary: str,
+        directory: Path,
+        config: str = NULL_CONFIG,
+        *,
+        port: Optional[int] = None,
+        flags: Sequence[str] = ("--cluster.listen-address=",),
+        auth: str = "",
+    ) -> None:
         self.binary = binary
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -91,9 +99,17 @@ class Alertmanager:
     def start(self) -> None:
         self._log = open(self.directory / "alertmanager.log", "ab")  # closed in stop()
         self.process = subprocess.Popen(
-            [self.binary, f"--config.file={self.config_file}", f"--storage.path={self.directory / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", *self.flags, "--log.level=warn"],
-            stdout=self._log, stderr=subprocess.STDOUT)
+            [
+                self.binary,
+                f"--config.file={self.config_file}",
+                f"--storage.path={self.directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                *self.flags,
+                "--log.level=warn",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -205,12 +221,32 @@ class MemoryOutbox:
         self.healths[health.receiver] = health
 
 
-def event(kind: EventKind, *, check: str = "root_disk", subject: str = "/", metric: str = "used_percent",
-          severity: Status = Status.CRITICAL, at: Optional[float] = None, **fields) -> Event:
+def event(
+    kind: EventKind,
+    *,
+    check: str = "root_disk",
+    subject: str = "/",
+    metric: str = "used_percent",
+    severity: Status = Status.CRITICAL,
+    at: Optional[float] = None,
+    **fields,
+) -> Event:
     at = time.time() if at is None else at
-    defaults = dict(id=f"{check}:{kind.value}:{at}", kind=kind, key=AlertKey(check, subject, metric),
-                    severity=severity, time=at, host=HOST, summary=f"{HOST} {check} {subject} {metric} {kind.value}",
-                    check_type="disk", value=96.5, unit="%", threshold=95.0, operator=">=", since=at - 120)
+    defaults = dict(
+        id=f"{check}:{kind.value}:{at}",
+        kind=kind,
+        key=AlertKey(check, subject, metric),
+        severity=severity,
+        time=at,
+        host=HOST,
+        summary=f"{HOST} {check} {subject} {metric} {kind.value}",
+        check_type="disk",
+        value=96.5,
+        unit="%",
+        threshold=95.0,
+        operator=">=",
+        since=at - 120,
+    )
     defaults.update(fields)
     return Event(**defaults)
 

@@ -25,8 +25,7 @@ def toml_value(value: Any) -> str:
     return str(value)
 
 
-def parse_robot(options: Mapping[str, Any], name: str = "ops",
-                environ: Optional[Dict[str, str]] = None) -> DingTalkConfig:
+def parse_robot(options: Mapping[str, Any], name: str = "ops", environ: Optional[Dict[str, str]] = None) -> DingTalkConfig:
     """``[notifiers.dingtalk.NAME]`` with ``options``, through the real config reader."""
     lines = [f"[notifiers.dingtalk.{name}]"] + [f"{k} = {toml_value(v)}" for k, v in options.items()]
     return _parse("\n".join(lines), ("notifiers", "dingtalk", name), options, parse_dingtalk, name, environ=environ)
@@ -37,8 +36,9 @@ def parse_hook(options: Mapping[str, Any], name: str = "hook") -> WebhookConfig:
     return _parse("\n".join(lines), ("notifiers", "webhook", name), options, parse_webhook, name, environ=None)
 
 
-def _parse(source: str, path: Tuple[str, ...], options: Mapping[str, Any], parser: Any, name: str, *,
-           environ: Optional[Dict[str, str]]) -> Any:
+def _parse(
+    source: str, path: Tuple[str, ...], options: Mapping[str, Any], parser: Any, name: str, *, environ: Optional[Dict[str, str]]
+) -> Any:
     doc = Document("agent.toml", source, environ or {})
     section = Section(doc, path, dict(options))
     config = parser(name, section)
@@ -47,13 +47,35 @@ def _parse(source: str, path: Tuple[str, ...], options: Mapping[str, Any], parse
     return config
 
 
-def event(kind: EventKind = EventKind.FIRING, *, check: str = "disk", subject: str = "/var",
-          metric: str = "used_percent", severity: Status = Status.CRITICAL, time: float = T0,
-          incident: str = "inc-1", seq: int = 1, **fields: Any) -> Event:
+def event(
+    kind: EventKind = EventKind.FIRING,
+    *,
+    check: str = "disk",
+    subject: str = "/var",
+    metric: str = "used_percent",
+    severity: Status = Status.CRITICAL,
+    time: float = T0,
+    incident: str = "inc-1",
+    seq: int = 1,
+    **fields: Any,
+) -> Event:
     base: Dict[str, Any] = {
-        "host": "web01", "summary": "", "check_type": "disk", "value": 93.0, "unit": "%", "threshold": 90.0,
-        "operator": ">=", "since": time - 300,
+        "host": "web01",
+        "summary": "",
+        "check_type": "disk",
+        "value": 93.0,
+        "unit": "%",
+        "threshold": 90.0,
+        "operator": ">=",
+        "since": time - 300,
     }
     base.update(fields)
-    return Event(id=f"{incident}:{seq}", kind=kind, key=AlertKey(check, subject, metric), severity=severity,
-                 time=time, incident=incident, **base)
+    return Event(
+        id=f"{incident}:{seq}",
+        kind=kind,
+        key=AlertKey(check, subject, metric),
+        severity=severity,
+        time=time,
+        incident=incident,
+        **base,
+    )

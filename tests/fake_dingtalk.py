@@ -81,8 +81,7 @@ class FakeDingTalk:
         self.lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-dingtalk",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-dingtalk", daemon=True)
 
     # -- setup
     def add_robot(self, token: str, secret: Optional[str] = None, keywords: Tuple[str, ...] = ()) -> Robot:
@@ -143,8 +142,9 @@ class FakeDingTalk:
             return "sign not match"
         if abs(int(timestamp) - now * 1000) > 3600 * 1000:
             return "invalid timestamp"
-        expected = base64.b64encode(hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(),
-                                             hashlib.sha256).digest()).decode()
+        expected = base64.b64encode(
+            hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
+        ).decode()
         return "" if hmac.compare_digest(expected, sign) else "sign not match"
 
     def _check_content(self, robot: Robot, body: bytes, now: float) -> Tuple[int, Dict[str, Any]]:

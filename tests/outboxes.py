@@ -96,8 +96,10 @@ class SqliteOutbox:
         self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=10)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, receiver TEXT, event TEXT, "
-                          "attempts INTEGER DEFAULT 0, not_before REAL DEFAULT 0)")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, receiver TEXT, event TEXT, "
+            "attempts INTEGER DEFAULT 0, not_before REAL DEFAULT 0)"
+        )
         self.conn.execute("CREATE TABLE IF NOT EXISTS dropped (receiver TEXT PRIMARY KEY, n INTEGER)")
         self.conn.execute("CREATE TABLE IF NOT EXISTS health (receiver TEXT PRIMARY KEY, data TEXT)")
 
@@ -106,12 +108,15 @@ class SqliteOutbox:
 
     def add(self, receiver: str, *events: Event) -> None:
         with self.conn:
-            self.conn.executemany("INSERT INTO outbox (receiver, event) VALUES (?, ?)",
-                                  [(receiver, event_to_json(e)) for e in events])
+            self.conn.executemany(
+                "INSERT INTO outbox (receiver, event) VALUES (?, ?)", [(receiver, event_to_json(e)) for e in events]
+            )
 
     def pending(self, receiver: str, now: float, limit: int = 10_000) -> Sequence[OutboxEntry]:
-        rows = self.conn.execute("SELECT seq, event, attempts, not_before FROM outbox WHERE receiver = ? AND "
-                                 "not_before <= ? ORDER BY seq LIMIT ?", (receiver, now, limit)).fetchall()
+        rows = self.conn.execute(
+            "SELECT seq, event, attempts, not_before FROM outbox WHERE receiver = ? AND not_before <= ? ORDER BY seq LIMIT ?",
+            (receiver, now, limit),
+        ).fetchall()
         return [OutboxEntry(seq, receiver, event_from_json(ev), att, nb) for seq, ev, att, nb in rows]
 
     def queued_count(self, receiver: str) -> int:
@@ -123,14 +128,18 @@ class SqliteOutbox:
 
     def defer(self, receiver: str, seqs: Sequence[int], not_before: float) -> None:
         with self.conn:
-            self.conn.executemany("UPDATE outbox SET attempts = attempts + 1, not_before = ? WHERE receiver = ? AND "
-                                  "seq = ?", [(not_before, receiver, s) for s in seqs])
+            self.conn.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, not_before = ? WHERE receiver = ? AND seq = ?",
+                [(not_before, receiver, s) for s in seqs],
+            )
 
     def drop(self, receiver: str, seqs: Sequence[int], reason: str) -> None:
         with self.conn:
             self.complete(receiver, seqs)
-            self.conn.execute("INSERT INTO dropped VALUES (?, ?) ON CONFLICT(receiver) DO UPDATE SET n = n + ?",
-                              (receiver, len(seqs), len(seqs)))
+            self.conn.execute(
+                "INSERT INTO dropped VALUES (?, ?) ON CONFLICT(receiver) DO UPDATE SET n = n + ?",
+                (receiver, len(seqs), len(seqs)),
+            )
 
     def take_dropped_count(self, receiver: str) -> int:
         with self.conn:
@@ -144,5 +153,4 @@ class SqliteOutbox:
 
     def set_health(self, health: ReceiverHealth) -> None:
         with self.conn:
-            self.conn.execute("INSERT OR REPLACE INTO health VALUES (?, ?)",
-                              (health.receiver, json.dumps(asdict(health))))
+            self.conn.execute("INSERT OR REPLACE INTO health VALUES (?, ?)", (health.receiver, json.dumps(asdict(health))))

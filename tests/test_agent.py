@@ -42,11 +42,12 @@ def agent_config(tmp_path: Path, extra: str = "", checks: str = "") -> Path:
     if not value.exists():
         value.write_text("10")
     path = tmp_path / "agent.toml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         [agent]
         hostname = "web01"
-        state_dir = "{tmp_path / 'state'}"
-        runtime_dir = "{tmp_path / 'run'}"
+        state_dir = "{tmp_path / "state"}"
+        runtime_dir = "{tmp_path / "run"}"
         plugin_dirs = ["{plugins}"]
         splay = "0"
 
@@ -60,7 +61,10 @@ def agent_config(tmp_path: Path, extra: str = "", checks: str = "") -> Path:
         type = "scripted"
         path = "{value}"
         interval = "200ms"
-    """) + textwrap.dedent(checks) + textwrap.dedent(extra))
+    """)
+        + textwrap.dedent(checks)
+        + textwrap.dedent(extra)
+    )
     return path
 
 
@@ -70,8 +74,13 @@ class Agent:
     def __init__(self, config: Path) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
         env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen([sys.executable, "-m", "monagent", "run", "-c", str(config)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "monagent", "run", "-c", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
         self.lines: list = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -122,13 +131,13 @@ def agents():
 def test_an_invalid_config_exits_78_with_every_problem_and_no_traceback(tmp_path):
     path = tmp_path / "agent.toml"
     path.write_text('[agent]\ninterval = "fast"\n[checks.x]\ntype = "nosuch"\n')
-    proc = subprocess.run([sys.executable, "-m", "monagent", "run", "-c", str(path)], capture_output=True,
-                          text=True, timeout=30)
+    proc = subprocess.run([sys.executable, "-m", "monagent", "run", "-c", str(path)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 78
     assert proc.stdout == ""
     lines = proc.stderr.splitlines()
-    assert lines[0] == (f'{path}:2: agent.interval: must be a duration such as "30s", "5m" or "4h" '
-                        '(units ms, s, m, h, d), got "fast"')
+    assert lines[0] == (
+        f'{path}:2: agent.interval: must be a duration such as "30s", "5m" or "4h" (units ms, s, m, h, d), got "fast"'
+    )
     assert lines[1].startswith(f'{path}:4: checks.x.type: unknown check type "nosuch"')
     assert lines[2] == "monagent: 2 configuration problems; nothing was started"
     assert "Traceback" not in proc.stderr
@@ -165,16 +174,19 @@ def test_sigterm_during_a_hung_send_exits_in_time_and_keeps_the_event(tmp_path, 
     with FakeDingTalk() as robot:
         robot.add_robot("tok", secret="SEC0123")
         robot.fail_next(Fault("hang"))
-        config = agent_config(tmp_path, extra=f"""
+        config = agent_config(
+            tmp_path,
+            extra=f"""
             [notifiers.console]
             enabled = false
             [notifiers.dingtalk.ops]
-            webhook = "{robot.webhook('tok')}"
+            webhook = "{robot.webhook("tok")}"
             secret = "SEC0123"
             timeout = "60s"
             group_wait = "0"
             language = "en"
-        """)
+        """,
+        )
         (tmp_path / "value").write_text("95")
         agent = agents(config)
         deadline = time.monotonic() + 20
@@ -211,16 +223,57 @@ def test_the_shipped_config_runs_without_root(public_tmp):
         pytest.skip("needs root to start the agent as another user")
     import importlib
 
-    for module in ("monagent.agent", "monagent.alerting.pipeline", "monagent.context", "monagent.notify.build",
-                   "monagent.notify.console", "monagent.control", "monagent.scheduler", "monagent.sdnotify",
-                   "monagent.store", "monagent.metrics", "monagent.snapshot", "monagent.workers", "monagent.procfs",
-                   "monagent.checks.cpu", "monagent.checks.memory", "monagent.checks.disk", "monagent.checks.kdump",
-                   "monagent.checks.oom", "psutil", "sqlite3", "encodings.ascii", "encodings.latin_1",
-                   "encodings.idna", "getpass", "json", "zoneinfo", "multiprocessing.forkserver", "multiprocessing.spawn",
-                   "multiprocessing.connection", "multiprocessing.reduction", "multiprocessing.popen_forkserver",
-                   "multiprocessing.popen_spawn_posix", "multiprocessing.resource_tracker", "multiprocessing.queues",
-                   "multiprocessing.synchronize", "concurrent.futures.thread", "logging.handlers", "gzip", "bz2", "lzma",
-                   "zlib", "zipfile", "tarfile", "ctypes", "ctypes.util", "fcntl", "struct", "pwd", "grp"):
+    for module in (
+        "monagent.agent",
+        "monagent.alerting.pipeline",
+        "monagent.context",
+        "monagent.notify.build",
+        "monagent.notify.console",
+        "monagent.control",
+        "monagent.scheduler",
+        "monagent.sdnotify",
+        "monagent.store",
+        "monagent.metrics",
+        "monagent.snapshot",
+        "monagent.workers",
+        "monagent.procfs",
+        "monagent.checks.cpu",
+        "monagent.checks.memory",
+        "monagent.checks.disk",
+        "monagent.checks.kdump",
+        "monagent.checks.oom",
+        "psutil",
+        "sqlite3",
+        "encodings.ascii",
+        "encodings.latin_1",
+        "encodings.idna",
+        "getpass",
+        "json",
+        "zoneinfo",
+        "multiprocessing.forkserver",
+        "multiprocessing.spawn",
+        "multiprocessing.connection",
+        "multiprocessing.reduction",
+        "multiprocessing.popen_forkserver",
+        "multiprocessing.popen_spawn_posix",
+        "multiprocessing.resource_tracker",
+        "multiprocessing.queues",
+        "multiprocessing.synchronize",
+        "concurrent.futures.thread",
+        "logging.handlers",
+        "gzip",
+        "bz2",
+        "lzma",
+        "zlib",
+        "zipfile",
+        "tarfile",
+        "ctypes",
+        "ctypes.util",
+        "fcntl",
+        "struct",
+        "pwd",
+        "grp",
+    ):
         importlib.import_module(module)
     from monagent.cli import build_parser
 
@@ -243,8 +296,14 @@ def test_the_shipped_config_runs_without_root(public_tmp):
             os.setgid(65534)
             os.setuid(65534)
             os.environ["HOME"] = str(home)
-            for name in ("XDG_STATE_HOME", "XDG_RUNTIME_DIR", "STATE_DIRECTORY", "RUNTIME_DIRECTORY",
-                         "NOTIFY_SOCKET", "CONFIGURATION_DIRECTORY"):
+            for name in (
+                "XDG_STATE_HOME",
+                "XDG_RUNTIME_DIR",
+                "STATE_DIRECTORY",
+                "RUNTIME_DIRECTORY",
+                "NOTIFY_SOCKET",
+                "CONFIGURATION_DIRECTORY",
+            ):
                 os.environ.pop(name, None)
             os.chdir(public_tmp)
             from monagent.cli import main
@@ -281,11 +340,14 @@ def test_the_running_agent_serves_its_checks_and_alerts_as_prometheus_metrics(tm
     import urllib.request
 
     port = _free_port()
-    config = agent_config(tmp_path, extra=f"""
+    config = agent_config(
+        tmp_path,
+        extra=f"""
         [metrics]
         enabled = true
         listen = "127.0.0.1:{port}"
-    """)
+    """,
+    )
     (tmp_path / "value").write_text("95")
     agent = agents(config)
     agent.wait_for("FIRING critical web01 demo demo value 95%")
@@ -293,13 +355,11 @@ def test_the_running_agent_serves_its_checks_and_alerts_as_prometheus_metrics(tm
         text = response.read().decode()
     assert agent.stop() == 0
     lines = text.splitlines()
-    assert 'monagent_check_value{check="demo",host="web01",metric="value",subject="demo",unit="%"} 95.0' in lines \
-        or any(line.startswith("monagent_check_value{") and 'check="demo"' in line and line.endswith(" 95.0")
-               for line in lines)
-    assert any(line.startswith("monagent_check_status{") and 'check="demo"' in line and line.endswith(" 2.0")
-               for line in lines)
-    assert any(line.startswith("monagent_alert_phase{") and 'phase="firing"' in line and line.endswith(" 1.0")
-               for line in lines)
+    assert 'monagent_check_value{check="demo",host="web01",metric="value",subject="demo",unit="%"} 95.0' in lines or any(
+        line.startswith("monagent_check_value{") and 'check="demo"' in line and line.endswith(" 95.0") for line in lines
+    )
+    assert any(line.startswith("monagent_check_status{") and 'check="demo"' in line and line.endswith(" 2.0") for line in lines)
+    assert any(line.startswith("monagent_alert_phase{") and 'phase="firing"' in line and line.endswith(" 1.0") for line in lines)
     assert any(line.startswith('monagent_outbox_entries{receiver="console"}') for line in lines)
     assert any(line.startswith("monagent_cycle_duration_seconds_count") for line in lines)
     promtool = shutil.which("promtool")

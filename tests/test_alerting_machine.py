@@ -17,8 +17,9 @@ P = AlertingOverrides(fire_after_cycles=2, clear_after_cycles=2, flap_enabled=Fa
 
 INACTIVE = AlertState()
 PENDING = AlertState(phase=Phase.PENDING, latched=WARN, bad_streak=1, pending_since=0.0)
-FIRING_W = AlertState(phase=Phase.FIRING, latched=WARN, severity=WARN, incident="k-1", incidents=1,
-                      firing_since=0.0, bad_streak=3)
+FIRING_W = AlertState(
+    phase=Phase.FIRING, latched=WARN, severity=WARN, incident="k-1", incidents=1, firing_since=0.0, bad_streak=3
+)
 FIRING_C = replace(FIRING_W, latched=CRIT, severity=CRIT)
 RESOLVING_W = replace(FIRING_W, phase=Phase.RESOLVING, latched=OK, good_streak=1, bad_streak=0, resolving_since=50.0)
 
@@ -26,43 +27,104 @@ RESOLVING_W = replace(FIRING_W, phase=Phase.RESOLVING, latched=OK, good_streak=1
 TABLE = [
     ("inactive stays inactive on a good sample", INACTIVE, OK, P, Phase.INACTIVE, (), OK),
     ("inactive goes pending on a bad sample", INACTIVE, WARN, P, Phase.PENDING, (), OK),
-    ("inactive fires at once with one cycle and no duration", INACTIVE, CRIT,
-     replace(P, fire_after_cycles=1), Phase.FIRING, (Change.FIRE,), CRIT),
+    (
+        "inactive fires at once with one cycle and no duration",
+        INACTIVE,
+        CRIT,
+        replace(P, fire_after_cycles=1),
+        Phase.FIRING,
+        (Change.FIRE,),
+        CRIT,
+    ),
     ("pending fires when the streak reaches fire_after_cycles", PENDING, WARN, P, Phase.FIRING, (Change.FIRE,), WARN),
-    ("pending stays pending while the streak is short", PENDING, WARN, replace(P, fire_after_cycles=3),
-     Phase.PENDING, (), OK),
-    ("pending waits for fire_after even when the streak is long", PENDING, WARN, replace(P, fire_after=120.0),
-     Phase.PENDING, (), OK),
+    ("pending stays pending while the streak is short", PENDING, WARN, replace(P, fire_after_cycles=3), Phase.PENDING, (), OK),
+    (
+        "pending waits for fire_after even when the streak is long",
+        PENDING,
+        WARN,
+        replace(P, fire_after=120.0),
+        Phase.PENDING,
+        (),
+        OK,
+    ),
     ("pending goes back to inactive silently on a good sample", PENDING, OK, P, Phase.INACTIVE, (), OK),
-    ("window mode keeps pending while a bad flag is left", replace(PENDING, window=(True,)), OK,
-     replace(P, fire_window=(2, 4)), Phase.PENDING, (), OK),
-    ("window mode fires with N bad among the last M", replace(PENDING, window=(True, False, False)), WARN,
-     replace(P, fire_window=(2, 4)), Phase.FIRING, (Change.FIRE,), WARN),
-    ("window mode goes inactive when no bad flag is left", replace(PENDING, window=(False, False, False)), OK,
-     replace(P, fire_window=(2, 3)), Phase.INACTIVE, (), OK),
+    (
+        "window mode keeps pending while a bad flag is left",
+        replace(PENDING, window=(True,)),
+        OK,
+        replace(P, fire_window=(2, 4)),
+        Phase.PENDING,
+        (),
+        OK,
+    ),
+    (
+        "window mode fires with N bad among the last M",
+        replace(PENDING, window=(True, False, False)),
+        WARN,
+        replace(P, fire_window=(2, 4)),
+        Phase.FIRING,
+        (Change.FIRE,),
+        WARN,
+    ),
+    (
+        "window mode goes inactive when no bad flag is left",
+        replace(PENDING, window=(False, False, False)),
+        OK,
+        replace(P, fire_window=(2, 3)),
+        Phase.INACTIVE,
+        (),
+        OK,
+    ),
     ("firing stays firing at the same severity", FIRING_W, WARN, P, Phase.FIRING, (), WARN),
     ("firing escalates at once", FIRING_W, CRIT, P, Phase.FIRING, (Change.ESCALATE,), CRIT),
-    ("firing escalates only after escalate_after_cycles", FIRING_W, CRIT,
-     replace(P, escalate_after_cycles=2), Phase.FIRING, (), WARN),
-    ("firing de-escalates after the confirmation", replace(FIRING_C, down_streak=1), WARN, P, Phase.FIRING,
-     (Change.DEESCALATE,), WARN),
+    (
+        "firing escalates only after escalate_after_cycles",
+        FIRING_W,
+        CRIT,
+        replace(P, escalate_after_cycles=2),
+        Phase.FIRING,
+        (),
+        WARN,
+    ),
+    (
+        "firing de-escalates after the confirmation",
+        replace(FIRING_C, down_streak=1),
+        WARN,
+        P,
+        Phase.FIRING,
+        (Change.DEESCALATE,),
+        WARN,
+    ),
     ("firing does not de-escalate on the first lower sample", FIRING_C, WARN, P, Phase.FIRING, (), CRIT),
-    ("firing resolves at once when the clear condition holds immediately", FIRING_W, OK,
-     replace(P, clear_after_cycles=1), Phase.INACTIVE, (Change.RESOLVE,), OK),
+    (
+        "firing resolves at once when the clear condition holds immediately",
+        FIRING_W,
+        OK,
+        replace(P, clear_after_cycles=1),
+        Phase.INACTIVE,
+        (Change.RESOLVE,),
+        OK,
+    ),
     ("firing goes resolving on a good sample", FIRING_W, OK, P, Phase.RESOLVING, (), WARN),
     ("resolving resolves when the clear condition holds", RESOLVING_W, OK, P, Phase.INACTIVE, (Change.RESOLVE,), OK),
-    ("resolving waits for keep_firing_for", RESOLVING_W, OK, replace(P, keep_firing_for=600.0),
-     Phase.RESOLVING, (), WARN),
+    ("resolving waits for keep_firing_for", RESOLVING_W, OK, replace(P, keep_firing_for=600.0), Phase.RESOLVING, (), WARN),
     ("resolving goes back to firing silently on a bad sample", RESOLVING_W, WARN, P, Phase.FIRING, (), WARN),
     ("resolving back to firing escalates when worse", RESOLVING_W, CRIT, P, Phase.FIRING, (Change.ESCALATE,), CRIT),
 ]
 
 
-@pytest.mark.parametrize(("name", "state", "level", "params", "phase", "changes", "severity"), TABLE,
-                         ids=[row[0] for row in TABLE])
+@pytest.mark.parametrize(
+    ("name", "state", "level", "params", "phase", "changes", "severity"), TABLE, ids=[row[0] for row in TABLE]
+)
 def test_lifecycle_transition(  # noqa: PLR0917 - one argument per table column
-    name: str, state: AlertState, level: Status, params: AlertingOverrides,
-    phase: Phase, changes: Tuple[Change, ...], severity: Status) -> None:
+    name: str,
+    state: AlertState,
+    level: Status,
+    params: AlertingOverrides,
+    phase: Phase,
+    changes: Tuple[Change, ...],
+    severity: Status,
+) -> None:
     new, made = step(state, level, 100.0, params, prefix="k")
     assert new.phase == phase
     assert tuple(t.change for t in made) == changes
@@ -103,10 +165,20 @@ def test_an_unknown_verdict_keeps_the_latched_level() -> None:
 HYST = Threshold(warning=85, critical=95, warning_clear=75, critical_clear=90)
 
 
-@pytest.mark.parametrize(("value", "previous", "expected"), [
-    (86, OK, WARN), (84, OK, OK), (84, WARN, WARN), (76, WARN, WARN), (75, WARN, OK), (95, WARN, CRIT),
-    (91, CRIT, CRIT), (90, CRIT, WARN), (70, CRIT, OK),
-])
+@pytest.mark.parametrize(
+    ("value", "previous", "expected"),
+    [
+        (86, OK, WARN),
+        (84, OK, OK),
+        (84, WARN, WARN),
+        (76, WARN, WARN),
+        (75, WARN, OK),
+        (95, WARN, CRIT),
+        (91, CRIT, CRIT),
+        (90, CRIT, WARN),
+        (70, CRIT, OK),
+    ],
+)
 def test_hysteresis_latches_until_past_the_clear_value(value: float, previous: Status, expected: Status) -> None:
     assert HYST.latch(value, previous) == expected
 
@@ -114,7 +186,13 @@ def test_hysteresis_latches_until_past_the_clear_value(value: float, previous: S
 def test_hysteresis_mirrors_for_direction_below() -> None:
     below = Threshold(warning=10, critical=5, warning_clear=20, critical_clear=8, direction=Direction.BELOW)
     assert [below.latch(v, p) for v, p in ((9, OK), (15, WARN), (20, WARN), (4, OK), (7, CRIT), (8, CRIT))] == [
-        WARN, WARN, OK, CRIT, CRIT, WARN]
+        WARN,
+        WARN,
+        OK,
+        CRIT,
+        CRIT,
+        WARN,
+    ]
 
 
 def test_a_value_hovering_at_the_warning_line_fires_once_and_resolves_only_below_the_clear_value() -> None:

@@ -29,13 +29,16 @@ from monagent.store import Store
 
 SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
-FOUR = "".join(f"""
+FOUR = "".join(
+    f"""
 [checks.{name}]
 type = "gauge"
 [checks.{name}.alerting]
 fire_after_cycles = 3
 clear_after_cycles = 3
-""" for name in ("pend", "fire", "clear", "calm"))
+"""
+    for name in ("pend", "fire", "clear", "calm")
+)
 
 
 @pytest.fixture(autouse=True)
@@ -58,11 +61,22 @@ def key(check: str) -> AlertKey:
 
 
 def lifecycle(state: AlertState) -> Tuple[object, ...]:
-    return (state.phase, state.latched, state.severity, state.incident, state.incidents, state.seq,
-            state.bad_streak if state.phase == Phase.PENDING else None,
-            state.good_streak if state.phase == Phase.RESOLVING else None,
-            state.pending_since, state.resolving_since, state.firing_since, state.last_notified_at,
-            state.reminders_sent, state.flap_hist)
+    return (
+        state.phase,
+        state.latched,
+        state.severity,
+        state.incident,
+        state.incidents,
+        state.seq,
+        state.bad_streak if state.phase == Phase.PENDING else None,
+        state.good_streak if state.phase == Phase.RESOLVING else None,
+        state.pending_since,
+        state.resolving_since,
+        state.firing_since,
+        state.last_notified_at,
+        state.reminders_sent,
+        state.flap_hist,
+    )
 
 
 # The "fire" key fires and the "clear" key fires and starts resolving; then one more cycle in which
@@ -79,8 +93,7 @@ AFTER: Sequence[Dict[str, float]] = (
 )
 
 
-def test_a_crash_restores_phases_streaks_and_incidents_when_the_last_values_were_not_written(
-        tmp_path: Path) -> None:
+def test_a_crash_restores_phases_streaks_and_incidents_when_the_last_values_were_not_written(tmp_path: Path) -> None:
     twin_dir, crash_dir = tmp_path / "twin", tmp_path / "crash"
     twin_dir.mkdir()
     crash_dir.mkdir()
@@ -206,16 +219,21 @@ def test_a_failed_commit_keeps_the_lifecycle_change_for_the_next_one(tmp_path: P
 
 LEVEL = st.sampled_from([Status.OK, Status.WARNING, Status.CRITICAL])
 PARAMS = st.builds(
-    lambda n, c, d, window: AlertingOverrides(fire_after_cycles=n, clear_after_cycles=c, deescalate_after_cycles=d,
-                                              fire_window=window),
-    st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.sampled_from([None, (2, 3), (3, 5)]),
+    lambda n, c, d, window: AlertingOverrides(
+        fire_after_cycles=n, clear_after_cycles=c, deescalate_after_cycles=d, fire_window=window
+    ),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.sampled_from([None, (2, 3), (3, 5)]),
 )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(LEVEL, max_size=30), st.lists(LEVEL, max_size=30), PARAMS, st.integers(0, 50), st.integers(0, 50))
 def test_streaks_the_ledger_skips_are_never_read_before_they_are_reset(
-        before: List[Status], after: List[Status], params: AlertingOverrides, bad: int, good: int) -> None:
+    before: List[Status], after: List[Status], params: AlertingOverrides, bad: int, good: int
+) -> None:
     """bad_streak outside PENDING and good_streak outside RESOLVING may be stale on disk: any value there
     gives the same transitions and the same persisted fields afterwards."""
     state = AlertState()
@@ -266,17 +284,19 @@ def test_a_crash_keeps_long_streaks_after_the_flap_history_stopped_changing(tmp_
     (tmp_path / "b").mkdir()
     plain = _run_load(config(tmp_path / "a", SLOW), levels, crash=False)
     crashing = _run_load(config(tmp_path / "b", SLOW), levels, crash={26, 56})
-    assert crashing == plain == [
-        "FIRING critical web01 pend value 95 (>= 90) since 14:13",
-        "RESOLVED web01 pend value 10 (was critical since 14:13)",
-    ]
+    assert (
+        crashing
+        == plain
+        == [
+            "FIRING critical web01 pend value 95 (>= 90) since 14:13",
+            "RESOLVED web01 pend value 10 (was critical since 14:13)",
+        ]
+    )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from([10.0, 50.0, 79.0, 85.0, 92.0, 99.0]), max_size=40), st.sets(st.integers(0, 39)),
-       st.booleans())
-def test_crashes_at_any_cycle_send_exactly_what_a_run_without_them_sends(levels: List[float], crashes: set,
-                                                                        flap: bool) -> None:
+@given(st.lists(st.sampled_from([10.0, 50.0, 79.0, 85.0, 92.0, 99.0]), max_size=40), st.sets(st.integers(0, 39)), st.booleans())
+def test_crashes_at_any_cycle_send_exactly_what_a_run_without_them_sends(levels: List[float], crashes: set, flap: bool) -> None:
     alerting = f"flap_enabled = {str(flap).lower()}\n"
     with tempfile.TemporaryDirectory(dir=SHM) as a, tempfile.TemporaryDirectory(dir=SHM) as b:
         plain = _run_load(config(Path(a), FOUR, alerting), levels, crash=False)
@@ -325,8 +345,7 @@ def seen_writes(store: Store) -> List[str]:
     return seen
 
 
-def test_an_occurrence_seen_again_is_not_rewritten_each_cycle_and_a_crash_never_announces_it_twice(
-        tmp_path: Path) -> None:
+def test_an_occurrence_seen_again_is_not_rewritten_each_cycle_and_a_crash_never_announces_it_twice(tmp_path: Path) -> None:
     cfg = config(tmp_path, '[checks.crash]\ntype = "kdump"\n')
     clock = Clock()
     p = open_pipeline(cfg, clock)

@@ -70,8 +70,7 @@ def test_warning_then_critical_is_one_incident_with_an_escalation(tmp_path: Path
 
 
 def test_a_receiver_hears_a_resolve_only_for_a_firing_it_heard(tmp_path: Path, clock: Clock) -> None:
-    cfg = config(tmp_path, LOAD + '\n[notifiers.webhook.pager]\nurl = "http://127.0.0.1:9/"\n'
-                 'severities = ["critical"]\n')
+    cfg = config(tmp_path, LOAD + '\n[notifiers.webhook.pager]\nurl = "http://127.0.0.1:9/"\nseverities = ["critical"]\n')
     p = open_pipeline(cfg, clock)
     values(p, clock, "load", 85, 85, 10, 10)
     assert drain(p.store, "webhook:pager") == []  # a warning incident: the pager never heard of it
@@ -81,58 +80,63 @@ def test_a_receiver_hears_a_resolve_only_for_a_firing_it_heard(tmp_path: Path, c
     assert drain(p.store, "webhook:pager") == ["RESOLVED web01 load value 10 (was critical since 14:18)"]
 
 
-def test_a_failing_check_keeps_its_alert_and_fires_check_is_failing_after_three_runs(tmp_path: Path,
-                                                                                      clock: Clock) -> None:
+def test_a_failing_check_keeps_its_alert_and_fires_check_is_failing_after_three_runs(tmp_path: Path, clock: Clock) -> None:
     p = open_pipeline(config(tmp_path, LOAD), clock)
     values(p, clock, "load", 95, 95)
-    failing = run("load", Result(status=Status.UNKNOWN, reason="TimeoutError: no answer in 30s"),
-                  error="TimeoutError: no answer in 30s")
+    failing = run(
+        "load", Result(status=Status.UNKNOWN, reason="TimeoutError: no answer in 30s"), error="TimeoutError: no answer in 30s"
+    )
     assert observe(p, clock, failing) == []
     assert observe(p, clock, failing) == []
-    assert observe(p, clock, failing) == ["FIRING warning web01 load #unknown check is failing: TimeoutError: "
-                                          "no answer in 30s since 14:18"]
+    assert observe(p, clock, failing) == [
+        "FIRING warning web01 load #unknown check is failing: TimeoutError: no answer in 30s since 14:18"
+    ]
     assert p.states[AlertKey("load", "", "value")].phase == Phase.FIRING
-    assert values(p, clock, "load", 95) == ["RESOLVED web01 load #unknown check is failing: "
-                                            "TimeoutError: no answer in 30s (was warning since 14:18)"]
+    assert values(p, clock, "load", 95) == [
+        "RESOLVED web01 load #unknown check is failing: TimeoutError: no answer in 30s (was warning since 14:18)"
+    ]
 
 
 def test_a_verdict_unknown_keeps_the_last_verdict(tmp_path: Path, clock: Clock) -> None:
-    p = open_pipeline(config(tmp_path, "[checks.web]\ntype = \"verdict\"\n[checks.web.alerting]\n"
-                                       "fire_after_cycles = 1\nunknown_after_cycles = 5\n"), clock)
+    p = open_pipeline(
+        config(
+            tmp_path, '[checks.web]\ntype = "verdict"\n[checks.web.alerting]\nfire_after_cycles = 1\nunknown_after_cycles = 5\n'
+        ),
+        clock,
+    )
     assert observe(p, clock, run("web", verdict(Status.CRITICAL, "HTTP 503"), check_type="verdict")) == [
-        "FIRING critical web01 web status HTTP 503 since 14:14"]
+        "FIRING critical web01 web status HTTP 503 since 14:14"
+    ]
     assert observe(p, clock, run("web", verdict(Status.UNKNOWN, "plugin timed out"), check_type="verdict")) == []
     assert p.states[AlertKey("web", "", "status")].phase == Phase.FIRING
 
 
 def test_a_discovered_subject_that_disappears_is_resolved_as_no_longer_present(tmp_path: Path, clock: Clock) -> None:
-    p = open_pipeline(config(tmp_path, "[checks.disks]\ntype = \"disk\"\n[checks.disks.alerting]\n"
-                                       "fire_after_cycles = 1\n"), clock)
+    p = open_pipeline(config(tmp_path, '[checks.disks]\ntype = "disk"\n[checks.disks.alerting]\nfire_after_cycles = 1\n'), clock)
     var = Result(subject="/var", metrics=(Metric("used_percent", 97.0, "%"),), discovered=True)
     srv = Result(subject="/srv", metrics=(Metric("used_percent", 10.0, "%"),), discovered=True)
     assert observe(p, clock, run("disks", var, srv, check_type="disk")) == [
-        "FIRING critical web01 disks /var used_percent 97% (>= 95) since 14:14"]
+        "FIRING critical web01 disks /var used_percent 97% (>= 95) since 14:14"
+    ]
     assert observe(p, clock, run("disks", srv, check_type="disk")) == [
-        "RESOLVED web01 disks /var used_percent 97% (was critical since 14:14) (no longer present)"]
+        "RESOLVED web01 disks /var used_percent 97% (was critical since 14:14) (no longer present)"
+    ]
     assert AlertKey("disks", "/var", "used_percent") not in p.states
 
 
-def test_a_removed_check_is_resolved_as_check_removed_and_reload_keeps_the_others(tmp_path: Path,
-                                                                                  clock: Clock) -> None:
-    cfg = config(tmp_path, LOAD + "\n[checks.other]\ntype = \"gauge\"\n[checks.other.alerting]\n"
-                                  "fire_after_cycles = 1\n")
+def test_a_removed_check_is_resolved_as_check_removed_and_reload_keeps_the_others(tmp_path: Path, clock: Clock) -> None:
+    cfg = config(tmp_path, LOAD + '\n[checks.other]\ntype = "gauge"\n[checks.other.alerting]\nfire_after_cycles = 1\n')
     p = open_pipeline(cfg, clock)
     values(p, clock, "load", 95, 95)
     values(p, clock, "other", 95)
-    p.reload(config(tmp_path, "[checks.other]\ntype = \"gauge\"\n[checks.other.alerting]\nfire_after_cycles = 5\n"))
+    p.reload(config(tmp_path, '[checks.other]\ntype = "gauge"\n[checks.other.alerting]\nfire_after_cycles = 5\n'))
     assert drain(p.store) == ["RESOLVED web01 load value 95 (was critical since 14:14) (check removed)"]
     assert values(p, clock, "other", 95) == []  # the incident was kept: no second FIRING
     assert p.states[AlertKey("other", "", "value")].phase == Phase.FIRING
 
 
-def test_occurrences_are_summarised_on_the_first_run_and_announced_once_afterwards(tmp_path: Path,
-                                                                                   clock: Clock) -> None:
-    p = open_pipeline(config(tmp_path, "[checks.crash]\ntype = \"kdump\"\n"), clock)
+def test_occurrences_are_summarised_on_the_first_run_and_announced_once_afterwards(tmp_path: Path, clock: Clock) -> None:
+    p = open_pipeline(config(tmp_path, '[checks.crash]\ntype = "kdump"\n'), clock)
     old = [Occurrence(f"dump-{i}", f"kernel panic {i}", time=float(i)) for i in range(3)]
     fresh = Occurrence("dump-9", "kernel BUG at mm/slub.c", announce_on_first_run=True)
     assert observe(p, clock, run("crash", occurrences(*old, fresh), check_type="kdump")) == [
@@ -143,17 +147,20 @@ def test_occurrences_are_summarised_on_the_first_run_and_announced_once_afterwar
     assert observe(p, clock, run("crash", occurrences(*old, fresh), check_type="kdump")) == []
     new = Occurrence("dump-10", "Oops in ext4", severity=Status.WARNING)
     assert observe(p, clock, run("crash", occurrences(*old, fresh, new), check_type="kdump")) == [
-        "OCCURRENCE warning web01 crash /var/crash Oops in ext4"]
+        "OCCURRENCE warning web01 crash /var/crash Oops in ext4"
+    ]
     updated = Occurrence("dump-10", "Oops in ext4 (dump complete)", severity=Status.WARNING, revision="complete")
     assert observe(p, clock, run("crash", occurrences(updated), check_type="kdump")) == [
-        "OCCURRENCE warning web01 crash /var/crash Oops in ext4 (dump complete)"]
+        "OCCURRENCE warning web01 crash /var/crash Oops in ext4 (dump complete)"
+    ]
 
 
 def test_an_empty_first_run_means_the_next_occurrence_is_announced(tmp_path: Path, clock: Clock) -> None:
-    p = open_pipeline(config(tmp_path, "[checks.crash]\ntype = \"kdump\"\n"), clock)
+    p = open_pipeline(config(tmp_path, '[checks.crash]\ntype = "kdump"\n'), clock)
     assert observe(p, clock, run("crash", occurrences(), check_type="kdump")) == []
     assert observe(p, clock, run("crash", occurrences(Occurrence("d1", "panic")), check_type="kdump")) == [
-        "OCCURRENCE critical web01 crash /var/crash panic"]
+        "OCCURRENCE critical web01 crash /var/crash panic"
+    ]
 
 
 def test_a_reboot_is_noticed_once_with_the_last_seen_time(tmp_path: Path, clock: Clock) -> None:
@@ -164,8 +171,7 @@ def test_a_reboot_is_noticed_once_with_the_last_seen_time(tmp_path: Path, clock:
     p.store.close()
     clock.step(600)
     p = open_pipeline(cfg, clock, boot_id="boot-b")
-    assert drain(p.store) == ["NOTICE warning web01 host rebooted; the previous boot was last seen alive at "
-                              "2026-09-21 14:14:20"]
+    assert drain(p.store) == ["NOTICE warning web01 host rebooted; the previous boot was last seen alive at 2026-09-21 14:14:20"]
     p.close(clean=True)
     p.store.close()
     p = open_pipeline(cfg, clock, boot_id="boot-b")
@@ -178,18 +184,19 @@ def test_an_unclean_stop_is_noticed_at_the_next_start(tmp_path: Path, clock: Clo
     values(p, clock, "load", 10)
     p.store.close()  # killed: close() never ran
     p = open_pipeline(cfg, clock)
-    assert drain(p.store) == ["NOTICE warning web01 monagent restarted after an unclean stop; it was last seen "
-                              "alive at 2026-09-21 14:14:20"]
+    assert drain(p.store) == [
+        "NOTICE warning web01 monagent restarted after an unclean stop; it was last seen alive at 2026-09-21 14:14:20"
+    ]
 
 
 def test_a_problem_that_started_during_a_silence_is_announced_after_it(tmp_path: Path, clock: Clock) -> None:
     p = open_pipeline(config(tmp_path, LOAD), clock)
-    silence = p.add_silence(["check=load"], ends_at=clock.wall + 300, author="ops", comment="deploy",
-                            now=clock.wall)
+    silence = p.add_silence(["check=load"], ends_at=clock.wall + 300, author="ops", comment="deploy", now=clock.wall)
     assert values(p, clock, "load", 95, 95, 95) == []
     p.expire_silence(silence.id, now=clock.wall)
     assert values(p, clock, "load", 95) == [
-        f"FIRING critical web01 load value 95 (>= 90) since 14:14 (started during silence {silence.id})"]
+        f"FIRING critical web01 load value 95 (>= 90) since 14:14 (started during silence {silence.id})"
+    ]
 
 
 def test_a_problem_that_ended_during_a_silence_is_closed_after_it(tmp_path: Path, clock: Clock) -> None:
@@ -197,8 +204,9 @@ def test_a_problem_that_ended_during_a_silence_is_closed_after_it(tmp_path: Path
     values(p, clock, "load", 95, 95)
     silence = p.add_silence(["check=load"], ends_at=clock.wall + 300, now=clock.wall)
     assert values(p, clock, "load", 10, 10, 10, 10) == []
-    assert values(p, clock, "load", 10) == [f"RESOLVED web01 load value 10 (was critical since 14:14) "
-                                            f"(while silence {silence.id})"]
+    assert values(p, clock, "load", 10) == [
+        f"RESOLVED web01 load value 10 (was critical since 14:14) (while silence {silence.id})"
+    ]
 
 
 def test_resolve_after_suppression_false_closes_silently(tmp_path: Path, clock: Clock) -> None:
@@ -210,18 +218,20 @@ def test_resolve_after_suppression_false_closes_silently(tmp_path: Path, clock: 
 
 
 def test_a_maintenance_window_in_its_time_zone_mutes_the_key(tmp_path: Path, clock: Clock) -> None:
-    window = ('\n[[alerting.maintenance]]\nname = "patching"\nweekdays = ["mon"]\ntimes = ["22:00-23:00"]\n'
-              'time_zone = "Asia/Shanghai"\nmatch = { check = "load" }\n')
+    window = (
+        '\n[[alerting.maintenance]]\nname = "patching"\nweekdays = ["mon"]\ntimes = ["22:00-23:00"]\n'
+        'time_zone = "Asia/Shanghai"\nmatch = { check = "load" }\n'
+    )
     p = open_pipeline(config(tmp_path, LOAD, window), clock)  # 14:14 UTC is 22:14 in Shanghai
     assert values(p, clock, "load", 95, 95) == []
     clock.step(3600)
     assert values(p, clock, "load", 95) == [
-        "FIRING critical web01 load value 95 (>= 90) since 14:14 (started during maintenance patching)"]
+        "FIRING critical web01 load value 95 (>= 90) since 14:14 (started during maintenance patching)"
+    ]
 
 
 def test_a_read_only_mount_inhibits_the_space_alert_of_the_same_mount_only(tmp_path: Path, clock: Clock) -> None:
-    p = open_pipeline(config(tmp_path, "[checks.disks]\ntype = \"disk\"\n[checks.disks.alerting]\n"
-                                       "fire_after_cycles = 1\n"), clock)
+    p = open_pipeline(config(tmp_path, '[checks.disks]\ntype = "disk"\n[checks.disks.alerting]\nfire_after_cycles = 1\n'), clock)
     var = Result(subject="/var", metrics=(Metric("used_percent", 97.0, "%"), Metric("read_only", 1.0)))
     srv = Result(subject="/srv", metrics=(Metric("used_percent", 97.0, "%"),))
     assert observe(p, clock, run("disks", var, srv, check_type="disk")) == [
@@ -286,8 +296,9 @@ def test_a_restart_after_a_long_outage_starts_pending_again(tmp_path: Path, cloc
 
 
 def test_flapping_sends_one_notice_and_one_message_when_it_settles(tmp_path: Path, clock: Clock) -> None:
-    cfg = config(tmp_path, "[checks.load]\ntype = \"gauge\"\n[checks.load.alerting]\nfire_after_cycles = 1\n"
-                           "clear_after_cycles = 1\n")
+    cfg = config(
+        tmp_path, '[checks.load]\ntype = "gauge"\n[checks.load.alerting]\nfire_after_cycles = 1\nclear_after_cycles = 1\n'
+    )
     p = open_pipeline(cfg, clock)
     lines = values(p, clock, "load", *([95, 10] * 6), *([95] * 22))
     assert lines[6:] == [
@@ -349,15 +360,15 @@ def test_an_expiring_ack_lets_reminders_resume(tmp_path: Path, clock: Clock) -> 
 def test_removing_a_threshold_retires_its_key(tmp_path: Path, clock: Clock) -> None:
     disks = '[checks.disks]\ntype = "disk"\n[checks.disks.alerting]\nfire_after_cycles = 1\n'
     p = open_pipeline(config(tmp_path, disks), clock)
-    assert observe(p, clock, run("disks", Result(subject="/", metrics=(Metric("used_percent", 99.0, "%"),)),
-                                 check_type="disk")) == ["FIRING critical web01 disks / used_percent 99% (>= 95) since 14:14"]
+    assert observe(
+        p, clock, run("disks", Result(subject="/", metrics=(Metric("used_percent", 99.0, "%"),)), check_type="disk")
+    ) == ["FIRING critical web01 disks / used_percent 99% (>= 95) since 14:14"]
     p.reload(config(tmp_path, disks.replace('type = "disk"\n', 'type = "verdict"\n')))
     assert drain(p.store) == ["RESOLVED web01 disks / used_percent 99% (was critical since 14:14) (threshold removed)"]
 
 
 def test_idle_inactive_keys_and_old_seen_ids_are_pruned(tmp_path: Path, clock: Clock) -> None:
-    p = open_pipeline(config(tmp_path, LOAD + "[checks.crash]\ntype = \"kdump\"\n",
-                             'retention = "1h"\nseen_ttl = "2h"\n'), clock)
+    p = open_pipeline(config(tmp_path, LOAD + '[checks.crash]\ntype = "kdump"\n', 'retention = "1h"\nseen_ttl = "2h"\n'), clock)
     values(p, clock, "load", 95, 10)
     observe(p, clock, run("crash", occurrences(Occurrence("d1", "panic")), check_type="kdump"))
     now, mono = clock.step(3 * 3600)
@@ -372,10 +383,11 @@ def test_idle_inactive_keys_and_old_seen_ids_are_pruned(tmp_path: Path, clock: C
         reopened.close()
 
 
-def test_the_default_startup_grace_is_twice_each_checks_interval_and_at_least_a_minute(tmp_path: Path,
-                                                                                      clock: Clock) -> None:
-    checks = ('[checks.fast]\ntype = "gauge"\ninterval = "10s"\n[checks.fast.alerting]\nfire_after_cycles = 1\n'
-              '[checks.slow]\ntype = "gauge"\ninterval = "2m"\n[checks.slow.alerting]\nfire_after_cycles = 1\n')
+def test_the_default_startup_grace_is_twice_each_checks_interval_and_at_least_a_minute(tmp_path: Path, clock: Clock) -> None:
+    checks = (
+        '[checks.fast]\ntype = "gauge"\ninterval = "10s"\n[checks.fast.alerting]\nfire_after_cycles = 1\n'
+        '[checks.slow]\ntype = "gauge"\ninterval = "2m"\n[checks.slow.alerting]\nfire_after_cycles = 1\n'
+    )
     p = open_pipeline(config(tmp_path, checks, grace=True), clock)
     fired = []
     for _ in range(4):
@@ -384,8 +396,9 @@ def test_the_default_startup_grace_is_twice_each_checks_interval_and_at_least_a_
     assert fired == [["fast"], [], [], ["slow"]]  # runs 60 s apart; grace: fast 60 s, slow 240 s
 
 
-def test_an_unreadable_alert_row_starts_that_key_fresh_and_keeps_the_others(tmp_path: Path, clock: Clock,
-                                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unreadable_alert_row_starts_that_key_fresh_and_keeps_the_others(
+    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
     cfg = config(tmp_path, LOAD)
     p = open_pipeline(cfg, clock)
     values(p, clock, "load", 95, 95)
@@ -394,8 +407,10 @@ def test_an_unreadable_alert_row_starts_that_key_fresh_and_keeps_the_others(tmp_
     p.store.close()
     p = open_pipeline(cfg, clock)
     assert list(p.states) == [AlertKey("load", "", "value")]
-    assert "alert state 'x\\x1f\\x1fvalue' in the store cannot be read ('exploded' is not a valid Phase); " \
-           "that key starts fresh" in caplog.text
+    assert (
+        "alert state 'x\\x1f\\x1fvalue' in the store cannot be read ('exploded' is not a valid Phase); "
+        "that key starts fresh" in caplog.text
+    )
 
 
 def test_a_check_removed_while_the_agent_was_down_is_resolved_at_start(tmp_path: Path, clock: Clock) -> None:
@@ -403,7 +418,7 @@ def test_a_check_removed_while_the_agent_was_down_is_resolved_at_start(tmp_path:
     values(p, clock, "load", 95, 95)
     p.close(clean=True)
     p.store.close()
-    p = open_pipeline(config(tmp_path, "[checks.other]\ntype = \"gauge\"\n"), clock)
+    p = open_pipeline(config(tmp_path, '[checks.other]\ntype = "gauge"\n'), clock)
     assert drain(p.store) == ["RESOLVED web01 load value 95 (was critical since 14:14) (check removed)"]
     assert p.states == {}
 
@@ -413,4 +428,5 @@ def test_a_silence_of_warnings_lets_the_escalation_to_critical_through(tmp_path:
     silence = p.add_silence(["type=gauge", "severity=warning"], ends_at=clock.wall + 3600, now=clock.wall)
     assert values(p, clock, "load", 85, 85, 85) == []
     assert values(p, clock, "load", 95) == [
-        f"FIRING critical web01 load value 95 (>= 90) since 14:14 (started during silence {silence.id})"]
+        f"FIRING critical web01 load value 95 (>= 90) since 14:14 (started during silence {silence.id})"
+    ]

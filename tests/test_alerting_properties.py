@@ -47,7 +47,7 @@ def naive(levels: Sequence[Status], p: AlertingOverrides) -> Naive:
     n, c = p.fire_after_cycles, p.clear_after_cycles
     incidents, start = 0, None
     for i in range(len(levels)):
-        last_n, last_c = levels[max(0, i - n + 1): i + 1], levels[max(0, i - c + 1): i + 1]
+        last_n, last_c = levels[max(0, i - n + 1) : i + 1], levels[max(0, i - c + 1) : i + 1]
         if start is None:
             if len(last_n) == n and all(x >= WARN for x in last_n):
                 start, incidents = i, incidents + 1
@@ -64,15 +64,16 @@ def _naive_severity(incident: Sequence[Status], d: int) -> Status:
     """WARNING without any CRITICAL; else CRITICAL unless d WARNINGs in a row followed the last CRITICAL."""
     if CRIT not in incident:
         return WARN
-    after = incident[len(incident) - incident[::-1].index(CRIT):]
+    after = incident[len(incident) - incident[::-1].index(CRIT) :]
     text = "".join("w" if x == WARN else "." for x in after)
     return WARN if "w" * d in text else CRIT
 
 
 PARAMS = st.builds(
-    lambda n, c, d: AlertingOverrides(fire_after_cycles=n, clear_after_cycles=c, deescalate_after_cycles=d,
-                                      flap_enabled=False),
-    st.integers(1, 4), st.integers(1, 4), st.integers(1, 3),
+    lambda n, c, d: AlertingOverrides(fire_after_cycles=n, clear_after_cycles=c, deescalate_after_cycles=d, flap_enabled=False),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(1, 3),
 )
 
 
@@ -86,8 +87,7 @@ def machine_run(levels: Sequence[Status], p: AlertingOverrides) -> Tuple[AlertSt
 
 @SETTINGS
 @given(st.lists(LEVELS, max_size=40), PARAMS)
-def test_the_machine_agrees_with_a_naive_model_that_replays_the_whole_history(levels: List[Status],
-                                                                              p: AlertingOverrides) -> None:
+def test_the_machine_agrees_with_a_naive_model_that_replays_the_whole_history(levels: List[Status], p: AlertingOverrides) -> None:
     state = AlertState()
     for i, level in enumerate(levels):
         state, _ = step(state, level, float(i), p, prefix="k")
@@ -102,8 +102,9 @@ def test_the_machine_agrees_with_a_naive_model_that_replays_the_whole_history(le
 
 @SETTINGS
 @given(st.lists(st.tuples(st.integers(1, 3), st.integers(1, 5)), max_size=10), st.integers(1, 4), LEVELS)
-def test_property_1_a_bad_run_shorter_than_the_fire_condition_never_fires(runs: List[Tuple[int, int]], extra: int,
-                                                                        bad: Status) -> None:
+def test_property_1_a_bad_run_shorter_than_the_fire_condition_never_fires(
+    runs: List[Tuple[int, int]], extra: int, bad: Status
+) -> None:
     fire_after = 3 + extra
     p = AlertingOverrides(fire_after_cycles=fire_after, flap_enabled=False)
     levels = []
@@ -125,8 +126,7 @@ def test_property_1_window_mode_never_fires_with_fewer_than_n_bad_in_any_window(
 
 @SETTINGS
 @given(st.lists(st.integers(1, 3), min_size=1, max_size=10), st.integers(4, 6))
-def test_property_2_good_runs_shorter_than_the_clear_condition_never_resolve(good_runs: List[int],
-                                                                          clear: int) -> None:
+def test_property_2_good_runs_shorter_than_the_clear_condition_never_resolve(good_runs: List[int], clear: int) -> None:
     p = AlertingOverrides(fire_after_cycles=1, clear_after_cycles=clear, flap_enabled=False)
     levels = [CRIT]
     for length in good_runs:
@@ -137,10 +137,12 @@ def test_property_2_good_runs_shorter_than_the_clear_condition_never_resolve(goo
 
 
 @SETTINGS
-@given(st.lists(LEVELS, max_size=15), st.lists(st.floats(75.0, 85.0, exclude_min=True, exclude_max=True),
-                                                 min_size=1, max_size=20))
-def test_property_3_values_between_the_clear_and_on_values_never_change_the_latch(prefix: List[Status],
-                                                                                values: List[float]) -> None:
+@given(
+    st.lists(LEVELS, max_size=15), st.lists(st.floats(75.0, 85.0, exclude_min=True, exclude_max=True), min_size=1, max_size=20)
+)
+def test_property_3_values_between_the_clear_and_on_values_never_change_the_latch(
+    prefix: List[Status], values: List[float]
+) -> None:
     threshold = Threshold(warning=85, critical=95, warning_clear=75, critical_clear=75)
     p = AlertingOverrides(fire_after_cycles=2, clear_after_cycles=2, flap_enabled=False)
     state, _ = machine_run([x for x in prefix if x != CRIT], p)
@@ -154,8 +156,9 @@ def test_property_3_values_between_the_clear_and_on_values_never_change_the_latc
 
 @SETTINGS
 @given(st.lists(st.one_of(LEVELS, st.none()), max_size=40), PARAMS)
-def test_property_11_unknown_samples_are_invisible_to_the_lifecycle(samples: List[Optional[Status]],
-                                                                  p: AlertingOverrides) -> None:
+def test_property_11_unknown_samples_are_invisible_to_the_lifecycle(
+    samples: List[Optional[Status]], p: AlertingOverrides
+) -> None:
     from monagent.alerting.machine import unknown
 
     with_unknown = AlertState()
@@ -315,8 +318,9 @@ def test_property_7_reminders_are_spaced_and_capped(steps: List[Tuple[str, float
         assert all(n <= 3 for n in reminders.values())
 
 
-FLAPPY = st.lists(st.one_of(st.tuples(st.just("value"), st.sampled_from([10.0, 99.0])),
-                            st.tuples(st.just("tick"), st.just(400.0))), max_size=40)
+FLAPPY = st.lists(
+    st.one_of(st.tuples(st.just("value"), st.sampled_from([10.0, 99.0])), st.tuples(st.just("tick"), st.just(400.0))), max_size=40
+)
 
 
 @PIPELINE_SETTINGS
@@ -340,15 +344,14 @@ def test_property_10_a_flapping_episode_sends_at_most_three_messages(steps: List
 
 @PIPELINE_SETTINGS
 @given(st.lists(STEP, max_size=25), st.sampled_from([10.0, 85.0, 95.0]))
-def test_property_12_eventually_what_each_receiver_heard_matches_the_state(steps: List[Tuple[str, float]],
-                                                                        final: float) -> None:
+def test_property_12_eventually_what_each_receiver_heard_matches_the_state(steps: List[Tuple[str, float]], final: float) -> None:
     settle = [("tick", 900.0), ("tick", 900.0)] + [("value", final)] * 6
     with tempfile.TemporaryDirectory(dir=SHM) as directory:
         sc = Scenario(Path(directory))
         try:
             sc.run([*steps, *settle])
             pipeline = sc.pipeline
-            (key, state), = [(k, s) for k, s in pipeline.states.items() if k.metric == "value"]
+            ((key, state),) = [(k, s) for k, s in pipeline.states.items() if k.metric == "value"]
             heard = pipeline.heard.get(key, {})
             for receiver in ("console", "webhook:pager"):
                 h = heard.get(receiver)
@@ -388,14 +391,15 @@ def test_the_reference_model_itself_matches_a_hand_computed_history() -> None:
     assert naive(levels[:4], p) == Naive(Phase.FIRING, CRIT, 1)
 
 
-DISKS = '[checks.disks]\ntype = "disk"\n[checks.disks.alerting]\nfire_after_cycles = 1\nclear_after_cycles = 1\n' \
-        'flap_enabled = false\n'
+DISKS = (
+    '[checks.disks]\ntype = "disk"\n[checks.disks.alerting]\nfire_after_cycles = 1\nclear_after_cycles = 1\n'
+    "flap_enabled = false\n"
+)
 
 
 @PIPELINE_SETTINGS
 @given(st.lists(st.tuples(st.booleans(), st.sampled_from([50.0, 90.0, 97.0])), max_size=25))
-def test_property_6_nothing_is_sent_about_space_while_the_same_mount_is_read_only(
-        steps: List[Tuple[bool, float]]) -> None:
+def test_property_6_nothing_is_sent_about_space_while_the_same_mount_is_read_only(steps: List[Tuple[bool, float]]) -> None:
     from monagent.api import Metric, Result
 
     with tempfile.TemporaryDirectory(dir=SHM) as directory:
@@ -418,10 +422,8 @@ def test_property_6_nothing_is_sent_about_space_while_the_same_mount_is_read_onl
 
 
 @PIPELINE_SETTINGS
-@given(st.lists(STEP.filter(lambda s: s[0] not in ("silence", "restart")), max_size=25),
-       st.sets(st.integers(0, 25), max_size=5))
-def test_property_13_crashes_between_steps_lose_and_repeat_nothing(steps: List[Tuple[str, float]],
-                                                                   crashes: set) -> None:
+@given(st.lists(STEP.filter(lambda s: s[0] not in ("silence", "restart")), max_size=25), st.sets(st.integers(0, 25), max_size=5))
+def test_property_13_crashes_between_steps_lose_and_repeat_nothing(steps: List[Tuple[str, float]], crashes: set) -> None:
     crashed = [step for i, s in enumerate(steps) for step in ([("crash", 0.0), s] if i in crashes else [s])]
     plain, with_crashes = scenario(steps), scenario(crashed)
     assert [(r, e.id, e.kind) for r, e in with_crashes.sent] == [(r, e.id, e.kind) for r, e in plain.sent]

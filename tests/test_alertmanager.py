@@ -87,11 +87,20 @@ def test_a_firing_alert_appears_in_alertmanager_with_labels_annotations_and_star
     dispatcher.pump(outbox, now)
 
     [alert] = [a for a in alertmanager.alerts() if a["labels"]["alertname"] == "DiskUsedPercent"]
-    assert alert["labels"] == {"alertname": "DiskUsedPercent", "instance": "web1", "check": "root_disk",
-                               "subject": "/", "metric": "used_percent", "severity": "critical",
-                               "team": "ops", "env": "prod"}
-    assert alert["annotations"] == {"summary": "web1 root_disk / used_percent firing",
-                                    "description": "value: 96.5% (>= 95)\ntime_to_full: ~4h"}
+    assert alert["labels"] == {
+        "alertname": "DiskUsedPercent",
+        "instance": "web1",
+        "check": "root_disk",
+        "subject": "/",
+        "metric": "used_percent",
+        "severity": "critical",
+        "team": "ops",
+        "env": "prod",
+    }
+    assert alert["annotations"] == {
+        "summary": "web1 root_disk / used_percent firing",
+        "description": "value: 96.5% (>= 95)\ntime_to_full: ~4h",
+    }
     assert alert["startsAt"] == rfc3339(now - 120)
     assert alert["endsAt"] == rfc3339(now + 240)
     assert alert["status"]["state"] in ("active", "unprocessed")
@@ -108,8 +117,7 @@ def test_the_watchdog_alert_is_posted_with_every_post_for_the_host(alertmanager,
     dispatcher.pump(MemoryOutbox(), time.time())
 
     [alert] = alertmanager.alerts()
-    assert alert["labels"] == {"alertname": "MonagentWatchdog", "instance": "web1", "severity": "none",
-                               "team": "ops"}
+    assert alert["labels"] == {"alertname": "MonagentWatchdog", "instance": "web1", "severity": "none", "team": "ops"}
     assert alert["annotations"]["summary"] == "monagent on web1 is running"
     assert alert["startsAt"] == rfc3339(started)
 
@@ -260,8 +268,7 @@ def test_both_alertmanagers_of_an_ha_pair_receive_every_alert(alertmanager, seco
         assert [a["alertname"] for a in server.labels()] == ["DiskUsedPercent", "MonagentWatchdog"]
 
 
-def test_one_member_down_still_delivers_and_it_catches_up_at_the_next_repost(alertmanager, second_alertmanager,
-                                                                             closing):
+def test_one_member_down_still_delivers_and_it_catches_up_at_the_next_repost(alertmanager, second_alertmanager, closing):
     second_alertmanager.stop()
     dispatcher = dispatcher_for(am_config(alertmanager.url, second_alertmanager.url))
     closing(dispatcher)
@@ -286,8 +293,19 @@ def test_an_occurrence_is_posted_with_a_short_end_and_forgotten_after_it(alertma
     closing(dispatcher)
     outbox = MemoryOutbox()
     now = time.time()
-    outbox.add(event(EventKind.OCCURRENCE, check="kdump", subject="/var/crash", metric="dump", id="dump-2026-11-28",
-                     at=now, check_type="kdump", value=None, summary="web1 kernel crash dump found"))
+    outbox.add(
+        event(
+            EventKind.OCCURRENCE,
+            check="kdump",
+            subject="/var/crash",
+            metric="dump",
+            id="dump-2026-11-28",
+            at=now,
+            check_type="kdump",
+            value=None,
+            summary="web1 kernel crash dump found",
+        )
+    )
 
     dispatcher.pump(outbox, now)
 
@@ -308,8 +326,10 @@ def test_a_wrong_base_url_is_reported_as_broken_with_what_to_fix(alertmanager, c
 
     health = outbox.health("alertmanager")
     assert health.broken is True
-    assert health.last_error == (f"{alertmanager.url}/monitoring: HTTP 404, no /api/v2/alerts there: give the "
-                                 "Alertmanager's base URL (with its --web.route-prefix, if any)")
+    assert health.last_error == (
+        f"{alertmanager.url}/monitoring: HTTP 404, no /api/v2/alerts there: give the "
+        "Alertmanager's base URL (with its --web.route-prefix, if any)"
+    )
 
 
 # ---------------------------------------------------------------- without a server
@@ -347,12 +367,15 @@ def test_retries_back_off_from_5_seconds_to_the_repost_interval():
 BCRYPT_OF_S3CRET_PW = "$2b$04$RaDamxct.kxdmGkIEaHH8uN6ax9nZFtghMXPo.A.iA94QV4x1F7gy"  # cost 4: fast to check
 
 
-def test_an_alertmanager_behind_basic_auth_gets_alerts_and_a_wrong_password_is_broken(am_binary, tmp_path,
-                                                                                       closing, caplog):
+def test_an_alertmanager_behind_basic_auth_gets_alerts_and_a_wrong_password_is_broken(am_binary, tmp_path, closing, caplog):
     web = tmp_path / "web.yml"
     web.write_text(f"basic_auth_users:\n  monagent: {BCRYPT_OF_S3CRET_PW}\n", encoding="utf-8")
-    server = Alertmanager(am_binary, tmp_path / "am", flags=["--cluster.listen-address=", f"--web.config.file={web}"],
-                          auth="Basic " + base64.b64encode(b"monagent:s3cret-pw").decode())
+    server = Alertmanager(
+        am_binary,
+        tmp_path / "am",
+        flags=["--cluster.listen-address=", f"--web.config.file={web}"],
+        auth="Basic " + base64.b64encode(b"monagent:s3cret-pw").decode(),
+    )
     server.start()
     try:
         good = dispatcher_for(am_config(server.url, username="monagent", password=Secret("s3cret-pw")))
@@ -369,8 +392,10 @@ def test_an_alertmanager_behind_basic_auth_gets_alerts_and_a_wrong_password_is_b
         server.stop()
     assert good_box.health("alertmanager").sent == 1
     health = bad_box.health("alertmanager")
-    assert (health.broken, health.last_error) == (True, f"{server.url}: HTTP 401, authentication refused: check "
-                                                        "username and password_file, or bearer_token")
+    assert (health.broken, health.last_error) == (
+        True,
+        f"{server.url}: HTTP 401, authentication refused: check username and password_file, or bearer_token",
+    )
     assert "s3cret" not in caplog.text and "wrong-pw" not in caplog.text
 
 
@@ -382,20 +407,25 @@ def test_basic_auth_and_bearer_tokens_are_sent_and_never_shown():
     assert "s3cret" not in repr(basic.config) and "t0ken" not in repr(bearer.config)
 
 
-@pytest.mark.parametrize(("check_type", "metric", "expected"), [
-    ("disk", "used_percent", "DiskUsedPercent"),
-    ("process", "count", "ProcessCount"),
-    ("nagios", "#unknown", "NagiosUnknown"),
-    ("systemd", "status", "SystemdStatus"),
-])
+@pytest.mark.parametrize(
+    ("check_type", "metric", "expected"),
+    [
+        ("disk", "used_percent", "DiskUsedPercent"),
+        ("process", "count", "ProcessCount"),
+        ("nagios", "#unknown", "NagiosUnknown"),
+        ("systemd", "status", "SystemdStatus"),
+    ],
+)
 def test_alertnames_are_the_check_type_and_metric_in_camel_case(check_type, metric, expected):
     assert alertname(check_type, metric) == expected
 
 
 def test_http_answers_are_classified_with_what_to_fix():
     assert classify("http://am:9093", 401, "").kind == OutcomeKind.BROKEN
-    assert classify("http://am:9093", 400, '{"code":400,"message":"bad label"}').reason == \
-        'http://am:9093: HTTP 400, alerts rejected: {"code":400,"message":"bad label"}'
+    assert (
+        classify("http://am:9093", 400, '{"code":400,"message":"bad label"}').reason
+        == 'http://am:9093: HTTP 400, alerts rejected: {"code":400,"message":"bad label"}'
+    )
     assert classify("http://am:9093", 503, "").kind == OutcomeKind.RETRY
 
 
@@ -405,8 +435,10 @@ def test_an_unreadable_stored_alert_is_dropped_with_a_warning(caplog):
     dispatcher = dispatcher_for(am_config("http://am:9093"), kv)
     assert dispatcher.active.alerts == {}
     assert kv.kv_items(NAMESPACE) == {}
-    assert "alertmanager: a stored alert is unreadable (AttributeError: 'int' object has no attribute 'items'); " \
-           "it is dropped" in caplog.text
+    assert (
+        "alertmanager: a stored alert is unreadable (AttributeError: 'int' object has no attribute 'items'); "
+        "it is dropped" in caplog.text
+    )
 
 
 def test_an_alert_alertmanager_refuses_is_dropped_and_the_others_still_arrive(alertmanager, closing, caplog):
@@ -424,8 +456,10 @@ def test_an_alert_alertmanager_refuses_is_dropped_and_the_others_still_arrive(al
     assert [a["alertname"] for a in alertmanager.labels()] == ["DiskUsedPercent", "MonagentWatchdog"]
     assert list(kv.kv_items(NAMESPACE)) == ["root_disk\x1f/\x1fused_percent"]
     assert outbox.health("alertmanager").last_success == now
-    assert "alertmanager: dropping an alert it refuses (labels {'alertname': 'Old', 'bad-name': 'x'}): " \
-           f"{alertmanager.url}: HTTP 400, alerts rejected: " in caplog.text
+    assert (
+        "alertmanager: dropping an alert it refuses (labels {'alertname': 'Old', 'bad-name': 'x'}): "
+        f"{alertmanager.url}: HTTP 400, alerts rejected: " in caplog.text
+    )
 
 
 # ---------------------------------------------------------------- configuration
@@ -447,7 +481,8 @@ def test_the_alertmanager_defaults_follow_prometheus():
 
 
 def test_alertmanager_options_are_read_with_secrets_from_the_environment():
-    config = parse("""\
+    config = parse(
+        """\
 [notifiers.alertmanager]
 urls = ["http://am1:9093"]
 repost_interval = "30s"
@@ -458,7 +493,9 @@ tls_verify = false
 severities = ["critical"]
 [notifiers.alertmanager.labels]
 team = "ops"
-""", {"AM_PASSWORD": "pw"})
+""",
+        {"AM_PASSWORD": "pw"},
+    )
     assert (config.repost_interval, config.ends_at_lead, config.tls_verify) == (30.0, 120.0, False)
     assert config.password == Secret("pw")
     assert config.labels == {"team": "ops"}
@@ -485,13 +522,12 @@ severity = "high"
 "bad-name" = "x"
 """)
     assert str(info.value).splitlines() == [
-        'agent.toml:2: notifiers.alertmanager.urls: each must be an http:// or https:// URL such as '
+        "agent.toml:2: notifiers.alertmanager.urls: each must be an http:// or https:// URL such as "
         '"http://am1:9093", got "am1:9093"',
         "agent.toml:2: notifiers.alertmanager.urls: must not carry credentials; use username and password_file",
         "agent.toml:3: notifiers.alertmanager.ends_at_lead: must be longer than repost_interval (1m), got 30s: "
         "Alertmanager would resolve every alert between two posts",
-        "agent.toml:4: notifiers.alertmanager.bearer_token: give either username/password or bearer_token, "
-        "not both",
+        "agent.toml:4: notifiers.alertmanager.bearer_token: give either username/password or bearer_token, not both",
         "agent.toml:8: notifiers.alertmanager.labels.severity: is set by monagent itself; reserved labels: "
         "alertname, instance, check, subject, metric, severity, occurrence",
         "agent.toml:9: notifiers.alertmanager.labels.bad-name: is not a valid Prometheus label name "

@@ -30,8 +30,7 @@ def test_debug_logging_never_shows_a_webhooks_access_token(restore_logging, caps
     setup_logging("debug")
     with FakeDingTalk() as fake, requests.Session() as session:
         fake.add_robot("tok3n5ecret")
-        session.post(fake.webhook("tok3n5ecret"), json={"msgtype": "text", "text": {"content": "x"}},
-                     timeout=5).close()
+        session.post(fake.webhook("tok3n5ecret"), json={"msgtype": "text", "text": {"content": "x"}}, timeout=5).close()
     logging.getLogger("monagent.test").debug("debug lines are shown")
     err = capsys.readouterr().err
     assert "DEBUG monagent.test: debug lines are shown" in err
@@ -68,5 +67,7 @@ def test_a_state_directory_the_user_cannot_read_is_a_one_line_error_not_a_traceb
     config.chmod(0o644)
     _status(str(config))  # as root first: the child cannot import from a root-only interpreter dir
     code, err = run_as(NOBODY, _status, str(config))
-    assert (code, err) == (77, f"monagent: permission denied: {state / 'state.db'}; "
-                               "run this as root or as the user the agent runs as\n")
+    assert (code, err) == (
+        77,
+        f"monagent: permission denied: {state / 'state.db'}; run this as root or as the user the agent runs as\n",
+    )

@@ -37,8 +37,7 @@ type = "shared"
 """)
 
 
-def test_validate_reports_each_check_whose_type_cannot_be_loaded_with_file_line_and_key(
-        broken_plugins, plugin_dir, capsys):
+def test_validate_reports_each_check_whose_type_cannot_be_loaded_with_file_line_and_key(broken_plugins, plugin_dir, capsys):
     assert main(["validate", "-c", str(broken_plugins)]) == 78
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -62,7 +61,8 @@ def test_check_shows_an_unloadable_type_once_as_an_unknown_row(broken_plugins, c
     assert main(["check", "-c", str(broken_plugins), "b"]) == 3
     captured = capsys.readouterr()
     assert captured.out.splitlines()[1] == (
-        'b      -        UNKNOWN  check type "broken" failed to load: SyntaxError: expected \':\' (broken.py, line 2)')
+        "b      -        UNKNOWN  check type \"broken\" failed to load: SyntaxError: expected ':' (broken.py, line 2)"
+    )
     assert captured.err == ""
 
 
@@ -100,7 +100,8 @@ class Counting(Check):
 
 @pytest.mark.parametrize("warmup, runs", [(0.0, 1), (0.01, 2)])
 def test_check_runs_a_type_with_a_warmup_once_for_a_baseline_then_reports_the_second_run(
-        plugin_dir, write_config, capsys, warmup, runs):
+    plugin_dir, write_config, capsys, warmup, runs
+):
     (plugin_dir / "counting.py").write_text(COUNTING.format(warmup=warmup))
     os.chmod(plugin_dir / "counting.py", 0o644)
     log = plugin_dir.parent / "runs.log"

@@ -58,9 +58,7 @@ intreval = "30s"
 
 
 def test_unknown_top_level_section_suggests_the_close_one():
-    assert problems("[notifier.console]\nenabled = true\n") == [
-        'agent.toml:1: notifier: unknown key (did you mean "notifiers"?)'
-    ]
+    assert problems("[notifier.console]\nenabled = true\n") == ['agent.toml:1: notifier: unknown key (did you mean "notifiers"?)']
 
 
 def test_unknown_check_type_lists_what_is_available():
@@ -76,13 +74,15 @@ def test_a_check_without_type_is_reported():
 def test_a_duration_given_as_a_float_suggests_the_seconds_spelling():
     assert problems('[checks.cpu]\ntype = "cpu"\ninterval = 2.5\n') == [
         'agent.toml:3: checks.cpu.interval: must be a duration such as "30s", "5m" or "4h", got 2.5 '
-        '(a number has no unit: write "2.5s" for seconds)']
+        '(a number has no unit: write "2.5s" for seconds)'
+    ]
 
 
 def test_invalid_toml_names_the_line_first_like_every_other_problem():
     assert problems('[agent]\nhostname = "web01\n') == [
-        "agent.toml:2: invalid TOML: Illegal character '\\n' at column 18 (a string's closing quote is missing)"]
-    assert problems('[agent]\n[agent]\n') == ["agent.toml:2: invalid TOML: Cannot declare ('agent',) twice at column 7"]
+        "agent.toml:2: invalid TOML: Illegal character '\\n' at column 18 (a string's closing quote is missing)"
+    ]
+    assert problems("[agent]\n[agent]\n") == ["agent.toml:2: invalid TOML: Cannot declare ('agent',) twice at column 7"]
 
 
 def test_invalid_toml_at_the_end_of_the_file_keeps_the_parsers_words():
@@ -96,12 +96,15 @@ def test_unreadable_file_is_a_problem_not_a_traceback(tmp_path):
 
 
 def test_thresholds_default_from_the_check_type_and_merge_with_config():
-    config = loads("""
+    config = loads(
+        """
 [checks.root_disk]
 type = "disk"
 [checks.root_disk.thresholds]
 used_percent = { warning = 80, critical = 90, warning_clear = 75 }
-""", environ=ENV)
+""",
+        environ=ENV,
+    )
     check = config.check("root_disk")
     assert check is not None
     assert check.thresholds["used_percent"] == Threshold(80, 90, 75, None, Direction.ABOVE)
@@ -117,8 +120,7 @@ name = "nginx"
 count = { warning = 1, critical = 2, direction = "below" }
 """
     assert problems(text) == [
-        'agent.toml:6: checks.nginx.thresholds.count.critical: must not be less severe than warning (1) for '
-        'direction = "below"'
+        'agent.toml:6: checks.nginx.thresholds.count.critical: must not be less severe than warning (1) for direction = "below"'
     ]
 
 

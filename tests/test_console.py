@@ -29,29 +29,53 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def ev(kind: EventKind, **kw: object) -> Event:
-    base = dict(id="a-1:1", kind=kind, key=VAR, severity=Status.CRITICAL, time=T + 600, host="web01",
-                summary="93% (>= 90)", since=T)
+    base = dict(
+        id="a-1:1", kind=kind, key=VAR, severity=Status.CRITICAL, time=T + 600, host="web01", summary="93% (>= 90)", since=T
+    )
     base.update(kw)
     return Event(**base)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("event", "line"), [
-    (ev(EventKind.FIRING), "FIRING critical web01 root_disk /var used_percent 93% (>= 90) since 14:13"),
-    (ev(EventKind.ESCALATED), "ESCALATED critical web01 root_disk /var used_percent 93% (>= 90) since 14:13"),
-    (ev(EventKind.DEESCALATED, severity=Status.WARNING, summary="86% (>= 85)"),
-     "DEESCALATED warning web01 root_disk /var used_percent 86% (>= 85) since 14:13"),
-    (ev(EventKind.REMINDER), "REMINDER critical web01 root_disk /var used_percent 93% (>= 90) since 14:13"),
-    (ev(EventKind.RESOLVED, summary="71%", note="check removed"),
-     "RESOLVED web01 root_disk /var used_percent 71% (was critical since 14:13) (check removed)"),
-    (ev(EventKind.OCCURRENCE, key=AlertKey("kdump", "/var/crash", "occurrence"), summary="kernel panic: Fatal "
-        "exception", since=None), "OCCURRENCE critical web01 kdump /var/crash kernel panic: Fatal exception"),
-    (ev(EventKind.FLAP_START, summary="is flapping (36% state change); notifications paused until it settles",
-        since=None), "FLAPPING critical web01 root_disk /var used_percent is flapping (36% state change); "
-                     "notifications paused until it settles"),
-    (ev(EventKind.NOTICE, key=AlertKey("monagent", "", "host"), severity=Status.WARNING,
-        summary="host rebooted; the previous boot was last seen alive at 2026-09-21 14:13:20"),
-     "NOTICE warning web01 host rebooted; the previous boot was last seen alive at 2026-09-21 14:13:20"),
-], ids=lambda x: x.kind.value if isinstance(x, Event) else "")
+@pytest.mark.parametrize(
+    ("event", "line"),
+    [
+        (ev(EventKind.FIRING), "FIRING critical web01 root_disk /var used_percent 93% (>= 90) since 14:13"),
+        (ev(EventKind.ESCALATED), "ESCALATED critical web01 root_disk /var used_percent 93% (>= 90) since 14:13"),
+        (
+            ev(EventKind.DEESCALATED, severity=Status.WARNING, summary="86% (>= 85)"),
+            "DEESCALATED warning web01 root_disk /var used_percent 86% (>= 85) since 14:13",
+        ),
+        (ev(EventKind.REMINDER), "REMINDER critical web01 root_disk /var used_percent 93% (>= 90) since 14:13"),
+        (
+            ev(EventKind.RESOLVED, summary="71%", note="check removed"),
+            "RESOLVED web01 root_disk /var used_percent 71% (was critical since 14:13) (check removed)",
+        ),
+        (
+            ev(
+                EventKind.OCCURRENCE,
+                key=AlertKey("kdump", "/var/crash", "occurrence"),
+                summary="kernel panic: Fatal exception",
+                since=None,
+            ),
+            "OCCURRENCE critical web01 kdump /var/crash kernel panic: Fatal exception",
+        ),
+        (
+            ev(EventKind.FLAP_START, summary="is flapping (36% state change); notifications paused until it settles", since=None),
+            "FLAPPING critical web01 root_disk /var used_percent is flapping (36% state change); "
+            "notifications paused until it settles",
+        ),
+        (
+            ev(
+                EventKind.NOTICE,
+                key=AlertKey("monagent", "", "host"),
+                severity=Status.WARNING,
+                summary="host rebooted; the previous boot was last seen alive at 2026-09-21 14:13:20",
+            ),
+            "NOTICE warning web01 host rebooted; the previous boot was last seen alive at 2026-09-21 14:13:20",
+        ),
+    ],
+    ids=lambda x: x.kind.value if isinstance(x, Event) else "",
+)
 def test_each_kind_of_event_is_one_readable_line(event: Event, line: str) -> None:
     assert format_line(event) == line
 
@@ -83,8 +107,7 @@ def test_dropped_entries_are_reported_before_the_next_lines(tmp_path: Path) -> N
     store = _store(tmp_path, *(ev(EventKind.REMINDER, id=f"a-1:{n}") for n in range(4)), bounds=Bounds(max_entries=2))
     try:
         ConsoleDispatcher(ConsoleReceiver(stream=out)).pump(store, T + 601)
-        assert out.getvalue().splitlines()[0] == (
-            "NOTICE 2 events were dropped for receiver console (outbox bound reached)")
+        assert out.getvalue().splitlines()[0] == ("NOTICE 2 events were dropped for receiver console (outbox bound reached)")
         assert len(out.getvalue().splitlines()) == 3
     finally:
         store.close()

@@ -96,7 +96,7 @@ def test_the_scan_reads_only_names_and_a_stat_waits_until_a_field_of_it_is_asked
     assert sorted(reads) == sorted(f"{DATA}/{pid}/comm" for pid in table)
     assert table[1300].comm == "(sd-pam)" and len(reads) == len(table)
     assert table[814].rss_bytes == 30720 * PAGE_SIZE
-    assert reads[len(table):] == [f"{DATA}/814/stat"]
+    assert reads[len(table) :] == [f"{DATA}/814/stat"]
 
 
 def test_a_process_gone_between_the_name_and_the_stat_read_is_dead_with_zero_figures(proc_copy):
@@ -105,7 +105,14 @@ def test_a_process_gone_between_the_name_and_the_stat_read_is_dead_with_zero_fig
     shutil.rmtree(proc_copy / "814")
     gone = table[814]
     assert (gone.comm, gone.state, gone.ppid, gone.cpu_seconds, gone.rss_bytes, gone.started, gone.uid) == (
-        "nginx", "X", 0, 0.0, 0, 0, -1)
+        "nginx",
+        "X",
+        0,
+        0.0,
+        0,
+        0,
+        -1,
+    )
     assert (table[813].state, table[813].ppid) == ("S", 812)
 
 
@@ -115,7 +122,11 @@ def test_one_stat_read_fills_every_field_of_it_for_the_rest_of_the_cycle(proc_co
     assert worker.state == "R"
     (proc_copy / "814" / "stat").unlink()
     assert (worker.ppid, worker.cpu_seconds, worker.rss_bytes, worker.started) == (
-        812, (5120 + 2001) / CLOCK_TICKS, 30720 * PAGE_SIZE, 1841)
+        812,
+        (5120 + 2001) / CLOCK_TICKS,
+        30720 * PAGE_SIZE,
+        1841,
+    )
 
 
 def test_after_a_cycle_that_read_most_stats_the_next_scan_reads_stat_and_not_comm(facts, monkeypatch):
@@ -251,8 +262,12 @@ def test_a_process_denied_to_an_unprivileged_agent_is_still_counted(tmp_path):
 def test_disk_usage_is_computed_the_way_df_does(tmp_path):
     mountpoint = tmp_path / "small"
     mountpoint.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=100", "tmpfs", str(mountpoint)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=100", "tmpfs", str(mountpoint)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here")
     system = SystemFacts("here")
     try:

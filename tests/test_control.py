@@ -20,7 +20,7 @@ from monagent.control import AgentNotRunning, ControlServer, request
 from monagent.events import AlertKey
 from monagent.store import Store
 
-PLUGIN = '''
+PLUGIN = """
 from monagent.api import Check, MetricSpec, Result
 
 
@@ -29,7 +29,7 @@ class Gauge(Check):
 
     def run(self, ctx):
         return Result()
-'''
+"""
 
 CONFIG = """
 [agent]
@@ -121,8 +121,22 @@ def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path: Path) -> No
 
 def test_silence_add_goes_through_the_running_agent(running: Tuple[Path, AlertPipeline]) -> None:
     path, pipeline = running
-    result = run_monagent("silence", "add", "-c", str(path), "--match", "check=load", "--match", "subject=",
-                          "--duration", "2h", "--comment", "disk migration", "--author", "alice")
+    result = run_monagent(
+        "silence",
+        "add",
+        "-c",
+        str(path),
+        "--match",
+        "check=load",
+        "--match",
+        "subject=",
+        "--duration",
+        "2h",
+        "--comment",
+        "disk migration",
+        "--author",
+        "alice",
+    )
     assert result.returncode == 0, result.stderr
     (silence,) = pipeline.silences.values()
     assert result.stdout.startswith(f"silence {silence.id} added: check=load, subject= until ")
@@ -140,11 +154,12 @@ def test_ack_goes_through_the_running_agent(running: Tuple[Path, AlertPipeline])
     result = run_monagent("ack", "-c", str(path), "load value", "--comment", "cleaning up", "--author", "bob")
     assert result.returncode == 0, result.stderr
     ack = pipeline.acks[AlertKey("load", "", "value")]
-    assert result.stdout == (f"acknowledged load value (incident {ack.incident}): no reminders until it resolves "
-                             "or gets worse\n")
+    assert result.stdout == (f"acknowledged load value (incident {ack.incident}): no reminders until it resolves or gets worse\n")
     missing = run_monagent("ack", "-c", str(path), "load nothing")
     assert (missing.returncode, missing.stderr) == (
-        1, "monagent: no firing alert load nothing; `monagent status` lists the firing alerts with their keys\n")
+        1,
+        "monagent: no firing alert load nothing; `monagent status` lists the firing alerts with their keys\n",
+    )
 
 
 def test_without_an_agent_changes_go_into_the_store_as_its_owner(agent_files: Tuple[Path, Config]) -> None:
@@ -155,16 +170,16 @@ def test_without_an_agent_changes_go_into_the_store_as_its_owner(agent_files: Tu
     state = cfg.agent.state_dir
     for item in (state, *state.iterdir()):
         os.chown(item, NOBODY, NOBODY)
-    result = run_monagent("silence", "add", "-c", str(path), "--match", "check=load", "--duration", "30m",
-                          "--comment", "reboot")
+    result = run_monagent("silence", "add", "-c", str(path), "--match", "check=load", "--duration", "30m", "--comment", "reboot")
     assert result.returncode == 0, result.stderr
     acked = run_monagent("ack", "-c", str(path), "load value", "--author", "carol")
     assert acked.returncode == 0, acked.stderr
     assert {item.name: item.stat().st_uid for item in state.iterdir()} == {"state.db": NOBODY}
     status = run_monagent("status", "-c", str(path), "--json")
     data = json.loads(status.stdout)
-    assert [(a["key"], a["phase"], a["severity"], a["value"], a["threshold"], a["acked_by"]) for a in data["alerts"]] \
-        == [("load value", "firing", "critical", 95.0, 90, "carol")]
+    assert [(a["key"], a["phase"], a["severity"], a["value"], a["threshold"], a["acked_by"]) for a in data["alerts"]] == [
+        ("load value", "firing", "critical", 95.0, 90, "carol")
+    ]
     assert [s["comment"] for s in data["silences"]] == ["reboot"]
     assert data["outbox"] == {"console": 1}
     assert data["agent"]["running"] is False
@@ -182,7 +197,8 @@ def test_status_prints_alerts_outbox_silences_windows_and_notifiers(running: Tup
     assert lines[3].startswith("  FIRING    critical load value  95% (>= 90)  since ")
     assert lines[lines.index("Outbox:") + 1] == "  console: 1 queued"
     assert lines[lines.index("Maintenance windows:") + 1] == (
-        "  patching: inactive  sat,sun 02:00-04:00 Asia/Shanghai  check=load")
+        "  patching: inactive  sat,sun 02:00-04:00 Asia/Shanghai  check=load"
+    )
     assert lines[lines.index("Notifiers:") + 1] == "  console: ok, last success -, sent 0"
 
 
@@ -191,12 +207,10 @@ def test_status_with_a_broken_config_exits_78(tmp_path: Path) -> None:
     path.write_text("[alerting]\nfire_after_cycles = 0\n")
     result = run_monagent("status", "-c", str(path))
     assert result.returncode == 78
-    assert result.stderr.splitlines()[0] == (
-        f"{path}:2: alerting.fire_after_cycles: must be an integer of at least 1, got 0")
+    assert result.stderr.splitlines()[0] == (f"{path}:2: alerting.fire_after_cycles: must be an integer of at least 1, got 0")
 
 
-def test_a_probe_that_sends_nothing_gets_no_answer_and_no_traceback(tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_probe_that_sends_nothing_gets_no_answer_and_no_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "control.sock"
     server = ControlServer(path, lambda message: {"ok": True})
     server.start()
@@ -215,35 +229,53 @@ def silence_add(path: Path, *options: str):
     return run_monagent("silence", "add", "-c", str(path), *options, "--comment", "test")
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    (("--match", "nonsense", "--duration", "2h"),
-     'monagent: --match: bad matcher "nonsense": use LABEL=GLOB with LABEL one of check, subject, metric, '
-     "check_type, type, severity\n"),
-    (("--match", "host=web01", "--duration", "2h"),
-     'monagent: --match: bad matcher "host=web01": use LABEL=GLOB with LABEL one of check, subject, metric, '
-     "check_type, type, severity\n"),
-    (("--match", "check=load", "--duration", "2 hours"),
-     'monagent: --duration: bad duration "2 hours": use e.g. "30m", "2h", "1d", "1h30m"\n'),
-    (("--match", "check=load", "--duration", "0"),
-     'monagent: --duration: the duration must be more than 0, got "0"\n'),
-])
-def test_silence_add_with_a_bad_match_or_duration_is_a_usage_error(agent_files: Tuple[Path, Config],
-                                                                   options: Tuple[str, ...], message: str) -> None:
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ("--match", "nonsense", "--duration", "2h"),
+            'monagent: --match: bad matcher "nonsense": use LABEL=GLOB with LABEL one of check, subject, metric, '
+            "check_type, type, severity\n",
+        ),
+        (
+            ("--match", "host=web01", "--duration", "2h"),
+            'monagent: --match: bad matcher "host=web01": use LABEL=GLOB with LABEL one of check, subject, metric, '
+            "check_type, type, severity\n",
+        ),
+        (
+            ("--match", "check=load", "--duration", "2 hours"),
+            'monagent: --duration: bad duration "2 hours": use e.g. "30m", "2h", "1d", "1h30m"\n',
+        ),
+        (("--match", "check=load", "--duration", "0"), 'monagent: --duration: the duration must be more than 0, got "0"\n'),
+    ],
+)
+def test_silence_add_with_a_bad_match_or_duration_is_a_usage_error(
+    agent_files: Tuple[Path, Config], options: Tuple[str, ...], message: str
+) -> None:
     path, _ = agent_files
     result = silence_add(path, *options)
     assert (result.returncode, result.stderr, result.stdout) == (64, message, "")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("load",), 'monagent: bad KEY "load": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. '
-                '"root_disk /var used_percent"\n'),
-    (("  ",), 'monagent: bad KEY "  ": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. '
-              '"root_disk /var used_percent"\n'),
-    (("load value", "--expires", "soon"), 'monagent: --expires: bad duration "soon": use e.g. "30m", "2h", "1d", '
-                                          '"1h30m"\n'),
-])
-def test_ack_with_a_malformed_key_or_expiry_is_a_usage_error(agent_files: Tuple[Path, Config],
-                                                             args: Tuple[str, ...], message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("load",),
+            'monagent: bad KEY "load": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. '
+            '"root_disk /var used_percent"\n',
+        ),
+        (
+            ("  ",),
+            'monagent: bad KEY "  ": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. '
+            '"root_disk /var used_percent"\n',
+        ),
+        (("load value", "--expires", "soon"), 'monagent: --expires: bad duration "soon": use e.g. "30m", "2h", "1d", "1h30m"\n'),
+    ],
+)
+def test_ack_with_a_malformed_key_or_expiry_is_a_usage_error(
+    agent_files: Tuple[Path, Config], args: Tuple[str, ...], message: str
+) -> None:
     path, _ = agent_files
     result = run_monagent("ack", "-c", str(path), *args)
     assert (result.returncode, result.stderr) == (64, message)
@@ -252,11 +284,15 @@ def test_ack_with_a_malformed_key_or_expiry_is_a_usage_error(agent_files: Tuple[
 def test_silence_expire_refuses_a_malformed_id_and_names_an_unknown_one(running: Tuple[Path, AlertPipeline]) -> None:
     path, _ = running
     bad = run_monagent("silence", "expire", "-c", str(path), "last-one")
-    assert (bad.returncode, bad.stderr) == (64, 'monagent: bad silence ID "last-one": an ID is 8 hex digits as '
-                                                '`monagent silence list` shows it, e.g. 1a2b3c4d\n')
+    assert (bad.returncode, bad.stderr) == (
+        64,
+        'monagent: bad silence ID "last-one": an ID is 8 hex digits as `monagent silence list` shows it, e.g. 1a2b3c4d\n',
+    )
     unknown = run_monagent("silence", "expire", "-c", str(path), "DEADBEEF")
     assert (unknown.returncode, unknown.stderr) == (
-        1, "monagent: no silence with ID deadbeef; `monagent silence list --all` shows the IDs\n")
+        1,
+        "monagent: no silence with ID deadbeef; `monagent silence list --all` shows the IDs\n",
+    )
 
 
 def test_without_an_agent_an_unknown_silence_id_gets_the_same_answer(agent_files: Tuple[Path, Config]) -> None:
@@ -266,25 +302,34 @@ def test_without_an_agent_an_unknown_silence_id_gets_the_same_answer(agent_files
     pipeline.store.close()
     unknown = run_monagent("silence", "expire", "-c", str(path), "deadbeef")
     assert (unknown.returncode, unknown.stderr) == (
-        1, "monagent: no silence with ID deadbeef; `monagent silence list --all` shows the IDs\n")
+        1,
+        "monagent: no silence with ID deadbeef; `monagent silence list --all` shows the IDs\n",
+    )
 
 
 def test_a_silence_for_no_configured_check_warns_and_is_added_anyway(running: Tuple[Path, AlertPipeline]) -> None:
     path, pipeline = running
     typo = silence_add(path, "--match", "check=laod", "--duration", "1h")
     assert typo.returncode == 0, typo.stderr
-    assert typo.stderr == ("warning: no configured check matches check=laod; configured: load; adding the silence "
-                           "anyway (it applies once one exists)\n")
+    assert typo.stderr == (
+        "warning: no configured check matches check=laod; configured: load; adding the silence "
+        "anyway (it applies once one exists)\n"
+    )
     assert [s.matcher.describe() for s in pipeline.silences.values()] == ["check=laod"]
-    wrong_type = silence_add(path, "--match", "check=l*", "--match", "type=disk", "--match", "severity=crit",
-                             "--duration", "1h")
+    wrong_type = silence_add(path, "--match", "check=l*", "--match", "type=disk", "--match", "severity=crit", "--duration", "1h")
     assert wrong_type.stderr.splitlines() == [
         "warning: no configured check matches check=l*, type=disk; configured: load (gauge); adding the silence "
         "anyway (it applies once one exists)",
         "warning: no severity matches severity=crit; severities: warning, critical; adding the silence anyway "
-        "(it applies once one exists)"]
-    for fine in (("--match", "check=lo*"), ("--match", "check=monagent"), ("--match", "type=gauge"),
-                 ("--match", "severity=warning"), ("--match", "subject=/var")):
+        "(it applies once one exists)",
+    ]
+    for fine in (
+        ("--match", "check=lo*"),
+        ("--match", "check=monagent"),
+        ("--match", "type=gauge"),
+        ("--match", "severity=warning"),
+        ("--match", "subject=/var"),
+    ):
         result = silence_add(path, *fine, "--duration", "1h")
         assert (result.returncode, result.stderr) == (0, "")
 
@@ -293,5 +338,6 @@ def test_the_positional_arguments_of_ack_and_silence_expire_are_explained_in_hel
     ack = run_monagent("ack", "--help").stdout
     assert "KEY the alert's key as the Alerts section of `monagent status` prints it" in " ".join(ack.split())
     expire = run_monagent("silence", "expire", "--help").stdout
-    assert ("ID the silence's 8-hex-digit ID, as `monagent silence add` printed it and `monagent silence list` "
-            "shows it") in " ".join(expire.split())
+    assert (
+        "ID the silence's 8-hex-digit ID, as `monagent silence add` printed it and `monagent silence list` shows it"
+    ) in " ".join(expire.split())

@@ -27,14 +27,26 @@ def test_the_defaults_of_a_robot():
 
 
 def test_every_option_of_a_robot():
-    robot = parse_robot({
-        "access_token": "f0cafe", "secret": "SECabc", "keywords": ["监控"], "timeout": "5s", "language": "en",
-        "timezone": "Asia/Shanghai", "max_sends_per_minute": 10, "group_wait": "30s", "lockout": "15m",
-        "body_budget": 15000, "retry_initial": "2s", "retry_max": "10m", "reprobe_interval": "1h",
-        "checks": ["kdump*"], "severities": ["critical"],
-        "mentions": {"critical": {"at_mobiles": ["13800000000", "+852-12345678"], "at_user_ids": ["u1"],
-                                  "at_all": True}},
-    })
+    robot = parse_robot(
+        {
+            "access_token": "f0cafe",
+            "secret": "SECabc",
+            "keywords": ["监控"],
+            "timeout": "5s",
+            "language": "en",
+            "timezone": "Asia/Shanghai",
+            "max_sends_per_minute": 10,
+            "group_wait": "30s",
+            "lockout": "15m",
+            "body_budget": 15000,
+            "retry_initial": "2s",
+            "retry_max": "10m",
+            "reprobe_interval": "1h",
+            "checks": ["kdump*"],
+            "severities": ["critical"],
+            "mentions": {"critical": {"at_mobiles": ["13800000000", "+852-12345678"], "at_user_ids": ["u1"], "at_all": True}},
+        }
+    )
     assert robot.webhook.reveal() == f"{DINGTALK_SEND_URL}?access_token=f0cafe"
     assert robot.secret == Secret("SECabc")
     assert robot.mentions == {"critical": Mentions(("13800000000", "+852-12345678"), ("u1",), True)}
@@ -44,40 +56,49 @@ def test_every_option_of_a_robot():
 
 def test_the_secret_can_come_from_the_environment_a_file_or_a_credential(tmp_path):
     (tmp_path / "secret").write_text("SECfromfile\n")
-    assert parse_robot({"webhook": URL, "secret": "${DT_SECRET}"}, environ={"DT_SECRET": "SECenv"}).secret == \
-        Secret("SECenv")
+    assert parse_robot({"webhook": URL, "secret": "${DT_SECRET}"}, environ={"DT_SECRET": "SECenv"}).secret == Secret("SECenv")
     assert parse_robot({"webhook": URL, "secret_file": str(tmp_path / "secret")}).secret == Secret("SECfromfile")
-    robot = parse_robot({"webhook": URL, "secret_credential": "secret"},
-                        environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    robot = parse_robot({"webhook": URL, "secret_credential": "secret"}, environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
     assert robot.secret == Secret("SECfromfile")
 
 
 def test_the_rate_must_stay_below_dingtalks_cap():
     assert problems({"webhook": URL, "max_sends_per_minute": 20}) == [
         "agent.toml:3: notifiers.dingtalk.ops.max_sends_per_minute: must be below 20, got 20 (DingTalk allows 20 a "
-        "minute and locks the robot for 10 minutes past it)"]
+        "minute and locks the robot for 10 minutes past it)"
+    ]
 
 
 def test_a_whole_url_pasted_as_the_access_token_is_explained():
     assert problems({"access_token": URL}) == [
         "agent.toml:2: notifiers.dingtalk.ops.access_token: looks like the whole webhook URL; put it in webhook = "
-        "\"...\" instead (access_token is only the value after access_token=)"]
+        '"..." instead (access_token is only the value after access_token=)'
+    ]
 
 
 def test_a_webhook_without_its_token_is_refused():
     assert problems({"webhook": "https://oapi.dingtalk.com/robot/send"}) == [
         "agent.toml:2: notifiers.dingtalk.ops.webhook: has no access_token=… in it; copy the whole webhook URL "
-        "from the robot's settings"]
+        "from the robot's settings"
+    ]
 
 
 def test_a_robot_needs_a_webhook_or_a_token():
     assert problems({"secret": "SECabc"}) == [
-        "agent.toml:1: notifiers.dingtalk.ops.webhook: is required (the robot's webhook URL), or give access_token"]
+        "agent.toml:1: notifiers.dingtalk.ops.webhook: is required (the robot's webhook URL), or give access_token"
+    ]
 
 
 def test_bad_language_time_zone_keywords_and_mentions_are_each_reported():
-    found = problems({"webhook": URL, "language": "fr", "timezone": "Mars/Olympus", "keywords": [""] * 11,
-                      "mentions": {"urgent": {"at_all": True}, "warning": {"at_mobiles": ["138 0000"]}}})
+    found = problems(
+        {
+            "webhook": URL,
+            "language": "fr",
+            "timezone": "Mars/Olympus",
+            "keywords": [""] * 11,
+            "mentions": {"urgent": {"at_all": True}, "warning": {"at_mobiles": ["138 0000"]}},
+        }
+    )
     assert found == [
         "agent.toml:5: notifiers.dingtalk.ops.keywords: DingTalk accepts at most 10 keywords, got 11",
         "agent.toml:5: notifiers.dingtalk.ops.keywords: must not contain empty strings",
@@ -92,7 +113,8 @@ def test_bad_language_time_zone_keywords_and_mentions_are_each_reported():
 
 def test_a_misspelt_option_gets_a_suggestion():
     assert problems({"webhook": URL, "keyword": ["x"]}) == [
-        'agent.toml:3: notifiers.dingtalk.ops.keyword: unknown key (did you mean "keywords"?)']
+        'agent.toml:3: notifiers.dingtalk.ops.keyword: unknown key (did you mean "keywords"?)'
+    ]
 
 
 def test_the_secret_never_shows_in_the_config_repr():

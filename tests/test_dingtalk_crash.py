@@ -60,8 +60,12 @@ def events(now: float):
 
 
 def child(tmp_path, fake):
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), fake.webhook("tok"), SECRET],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path), fake.webhook("tok"), SECRET],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def subjects(text: str):
@@ -116,8 +120,7 @@ def test_a_lockout_survives_a_restart_through_the_store(tmp_path):
 
     clock = FakeClock()
     store = Store.open(tmp_path)
-    store.commit(Changes(outbox=[(RECEIVER, event_to_json(e), clock.time()) for e in events(clock.time())[:3]]),
-                 clock.time())
+    store.commit(Changes(outbox=[(RECEIVER, event_to_json(e), clock.time()) for e in events(clock.time())[:3]]), clock.time())
     try:
         with FakeDingTalk(clock.time) as fake:
             fake.add_robot("tok", secret=SECRET)

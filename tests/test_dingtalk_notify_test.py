@@ -35,8 +35,10 @@ def test_a_working_robot_gets_the_test_message_and_the_command_says_ok(write_con
     out = capsys.readouterr().out
     port = fake.webhook("x").split("/")[2]
     assert code == 0
-    assert out == (f"dingtalk:ops: sending a test message to http://{port}/robot/send?access_token=good…(redacted) "
-                   "(signed)\n  OK: errcode 0 (ok)\n  meaning: the robot accepted the message\n")
+    assert out == (
+        f"dingtalk:ops: sending a test message to http://{port}/robot/send?access_token=good…(redacted) "
+        "(signed)\n  OK: errcode 0 (ok)\n  meaning: the robot accepted the message\n"
+    )
     assert [m.title for m in fake.accepted] == ["[TEST] web01 monagent test message"]
 
 
@@ -98,4 +100,5 @@ def test_an_unreachable_webhook_says_what_the_agent_would_do(write_config, capsy
         f"webhook:hooks: sending a test message to http://127.0.0.1:{port}/hook?…(redacted)\n"
         "  FAILED: retry (the agent would keep the message and retry)\n"
         f"  meaning: network error: ConnectionError: connection refused by 127.0.0.1:{port} "
-        "(nothing listens there, or a proxy is needed)\n")
+        "(nothing listens there, or a proxy is needed)\n"
+    )

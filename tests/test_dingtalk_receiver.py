@@ -29,8 +29,7 @@ def fake(clock):
 
 
 def receiver(fake, token="tok1", **options):
-    config = parse_robot({"webhook": fake.webhook(token), "secret": SECRET, "language": "en", "timezone": "UTC",
-                          **options})
+    config = parse_robot({"webhook": fake.webhook(token), "secret": SECRET, "language": "en", "timezone": "UTC", **options})
     return DingTalkReceiver(config)
 
 
@@ -77,8 +76,10 @@ def test_a_wrong_secret_marks_the_robot_broken_with_dingtalks_words_and_what_to_
     finally:
         rx.close()
     assert outcome.kind == OutcomeKind.BROKEN
-    assert outcome.reason == ("DingTalk errcode 310000: sign not match (the signature does not match; fix: copy the "
-                              "SEC… secret again from 安全设置 → 加签 into secret = \"...\")")
+    assert outcome.reason == (
+        "DingTalk errcode 310000: sign not match (the signature does not match; fix: copy the "
+        'SEC… secret again from 安全设置 → 加签 into secret = "...")'
+    )
     assert "SECwrong" not in outcome.reason
 
 
@@ -108,31 +109,34 @@ def test_an_unknown_token_is_a_configuration_fault(fake, clock):
     assert (outcome.kind, outcome.code) == (OutcomeKind.BROKEN, 300001)
 
 
-@pytest.mark.parametrize(("code", "errmsg", "kind"), [
-    (-1, "系统繁忙", OutcomeKind.RETRY),
-    (300001, "token is not exist", OutcomeKind.BROKEN),
-    (300005, "token is not exist", OutcomeKind.BROKEN),
-    (310000, "keywords not in content", OutcomeKind.BROKEN),
-    (310000, "ip 1.2.3.4 not in whitelist", OutcomeKind.BROKEN),
-    (310000, "description:ip 不在白名单中;solution:请联系对应群的管理员", OutcomeKind.BROKEN),
-    (400013, "群已被解散", OutcomeKind.BROKEN),
-    (400101, "access_token不存在", OutcomeKind.BROKEN),
-    (400102, "机器人已停用", OutcomeKind.BROKEN),
-    (400105, "不支持的消息类型", OutcomeKind.BROKEN),
-    (400106, "robot 不存在", OutcomeKind.BROKEN),
-    (410100, "发送速度太快而限流", OutcomeKind.LOCKED_OUT),
-    (130101, "send too fast, exceed 20 times per minute", OutcomeKind.LOCKED_OUT),
-    (430101, "含有不安全的外链", OutcomeKind.REJECTED),
-    (430102, "含有不合适的文本", OutcomeKind.REJECTED),
-    (430103, "含有不合适的图片", OutcomeKind.REJECTED),
-    (430104, "含有不合适的内容", OutcomeKind.REJECTED),
-    (460101, "message too long, exceed 20000 bytes", OutcomeKind.TOO_LARGE),
-    (101002, "message is too long", OutcomeKind.TOO_LARGE),
-    (40035, "缺少参数 json", OutcomeKind.BROKEN),
-    (43004, "无效的HTTP HEADER Content-Type", OutcomeKind.BROKEN),
-    (90030, "webhook over limit", OutcomeKind.LOCKED_OUT),
-    (123456, "something new", OutcomeKind.RETRY),
-])
+@pytest.mark.parametrize(
+    ("code", "errmsg", "kind"),
+    [
+        (-1, "系统繁忙", OutcomeKind.RETRY),
+        (300001, "token is not exist", OutcomeKind.BROKEN),
+        (300005, "token is not exist", OutcomeKind.BROKEN),
+        (310000, "keywords not in content", OutcomeKind.BROKEN),
+        (310000, "ip 1.2.3.4 not in whitelist", OutcomeKind.BROKEN),
+        (310000, "description:ip 不在白名单中;solution:请联系对应群的管理员", OutcomeKind.BROKEN),
+        (400013, "群已被解散", OutcomeKind.BROKEN),
+        (400101, "access_token不存在", OutcomeKind.BROKEN),
+        (400102, "机器人已停用", OutcomeKind.BROKEN),
+        (400105, "不支持的消息类型", OutcomeKind.BROKEN),
+        (400106, "robot 不存在", OutcomeKind.BROKEN),
+        (410100, "发送速度太快而限流", OutcomeKind.LOCKED_OUT),
+        (130101, "send too fast, exceed 20 times per minute", OutcomeKind.LOCKED_OUT),
+        (430101, "含有不安全的外链", OutcomeKind.REJECTED),
+        (430102, "含有不合适的文本", OutcomeKind.REJECTED),
+        (430103, "含有不合适的图片", OutcomeKind.REJECTED),
+        (430104, "含有不合适的内容", OutcomeKind.REJECTED),
+        (460101, "message too long, exceed 20000 bytes", OutcomeKind.TOO_LARGE),
+        (101002, "message is too long", OutcomeKind.TOO_LARGE),
+        (40035, "缺少参数 json", OutcomeKind.BROKEN),
+        (43004, "无效的HTTP HEADER Content-Type", OutcomeKind.BROKEN),
+        (90030, "webhook over limit", OutcomeKind.LOCKED_OUT),
+        (123456, "something new", OutcomeKind.RETRY),
+    ],
+)
 def test_every_errcode_of_the_reference_table_is_classified(fake, clock, code, errmsg, kind):
     fake.fail_next(Fault("errcode", code, errmsg))
     rx = receiver(fake)
@@ -210,8 +214,9 @@ def test_the_proxy_comes_from_the_environment(fake, clock, monkeypatch):
 
 
 def test_mentions_go_into_the_at_object_and_the_body(fake, clock):
-    rx = receiver(fake, mentions={"critical": {"at_mobiles": ["13800000000"], "at_user_ids": ["u1"]},
-                                  "warning": {"at_all": True}})
+    rx = receiver(
+        fake, mentions={"critical": {"at_mobiles": ["13800000000"], "at_user_ids": ["u1"]}, "warning": {"at_all": True}}
+    )
     try:
         rx.deliver(one(), clock.time())
         rx.deliver(one(event(severity=Status.WARNING)), clock.time())
@@ -224,8 +229,7 @@ def test_mentions_go_into_the_at_object_and_the_body(fake, clock):
 
 
 def test_five_hundred_chinese_alerts_fit_in_one_body_the_robot_accepts(fake, clock):
-    items = tuple(Item(event(subject=f"/数据/磁盘{i}", summary="磁盘空间不足" * 5, incident=f"i{i}"), (i,))
-                  for i in range(500))
+    items = tuple(Item(event(subject=f"/数据/磁盘{i}", summary="磁盘空间不足" * 5, incident=f"i{i}"), (i,)) for i in range(500))
     rx = receiver(fake, language="zh")
     try:
         outcome = rx.deliver(Batch(items), clock.time())
@@ -238,8 +242,9 @@ def test_five_hundred_chinese_alerts_fit_in_one_body_the_robot_accepts(fake, clo
 
 def test_neither_token_nor_secret_appears_in_logs_or_reasons(clock, caplog):
     caplog.set_level(logging.DEBUG)
-    config = parse_robot({"webhook": "http://127.0.0.1:9/robot/send?access_token=f0cafe1234567890", "secret": SECRET,
-                          "timeout": "1s"})
+    config = parse_robot(
+        {"webhook": "http://127.0.0.1:9/robot/send?access_token=f0cafe1234567890", "secret": SECRET, "timeout": "1s"}
+    )
     rx = DingTalkReceiver(config)
     try:
         outcome = rx.deliver(one(), clock.time())
@@ -248,16 +253,19 @@ def test_neither_token_nor_secret_appears_in_logs_or_reasons(clock, caplog):
     assert outcome.kind == OutcomeKind.RETRY
     text = outcome.reason + caplog.text + repr(config)
     assert "f0cafe1234567890" not in text and SECRET not in text
-    assert outcome.reason == ("network error: ConnectionError: connection refused by 127.0.0.1:9 "
-                              "(nothing listens there, or a proxy is needed)")
+    assert outcome.reason == (
+        "network error: ConnectionError: connection refused by 127.0.0.1:9 (nothing listens there, or a proxy is needed)"
+    )
 
 
 def test_describe_says_what_an_errcode_means():
     assert explain(410100).meaning == "sending too fast: the robot is rate limited for 10 minutes"
     reply = Reply(Outcome(OutcomeKind.BROKEN), 200, 300001, "token is not exist")
-    assert describe(reply) == ("errcode 300001 (token is not exist)",
-                               "the access token does not exist; fix: copy the whole webhook URL again from the "
-                               "robot's settings (群设置 → 智能群助手 → the robot)")
+    assert describe(reply) == (
+        "errcode 300001 (token is not exist)",
+        "the access token does not exist; fix: copy the whole webhook URL again from the "
+        "robot's settings (群设置 → 智能群助手 → the robot)",
+    )
 
 
 def test_the_fake_robot_locks_out_the_21st_message_of_a_minute_for_ten_minutes(fake, clock):
@@ -277,8 +285,7 @@ def test_the_fake_robot_locks_out_the_21st_message_of_a_minute_for_ten_minutes(f
 def test_the_fake_robot_refuses_a_body_over_twenty_thousand_bytes(fake, clock):
     rx = receiver(fake)
     try:
-        too_big = rx.post(b'{"msgtype":"markdown","markdown":{"title":"t","text":"' + b"x" * 20_000 + b'"}}',
-                          clock.time())
+        too_big = rx.post(b'{"msgtype":"markdown","markdown":{"title":"t","text":"' + b"x" * 20_000 + b'"}}', clock.time())
     finally:
         rx.close()
     assert (too_big.outcome.kind, too_big.errcode) == (OutcomeKind.TOO_LARGE, 460101)

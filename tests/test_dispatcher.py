@@ -25,8 +25,14 @@ class Rig:
 
     def __init__(self, fake: FakeDingTalk, clock: FakeClock, **options) -> None:
         self.fake, self.clock = fake, clock
-        settings_ = {"webhook": fake.webhook("tok"), "secret": SECRET, "language": "en", "timezone": "UTC",
-                     "group_wait": "10s", **options}
+        settings_ = {
+            "webhook": fake.webhook("tok"),
+            "secret": SECRET,
+            "language": "en",
+            "timezone": "UTC",
+            "group_wait": "10s",
+            **options,
+        }
         self.config = parse_robot(settings_)
         self.receiver = DingTalkReceiver(self.config)
         self.outbox = MemoryOutbox()
@@ -121,8 +127,10 @@ def test_several_reminders_become_one(rig):
 
 
 def test_an_escalation_supersedes_a_queued_firing(rig):
-    rig.add(fire(1, severity=Status.WARNING, value=91.0),
-            fire(1, kind=EventKind.ESCALATED, seq=2, severity=Status.CRITICAL, value=96.0, threshold=95.0))
+    rig.add(
+        fire(1, severity=Status.WARNING, value=91.0),
+        fire(1, kind=EventKind.ESCALATED, seq=2, severity=Status.CRITICAL, value=96.0, threshold=95.0),
+    )
     rig.run(10)
     assert rig.titles == ["[FIRING:1] web01 disk /mnt/1 96%"]
     assert "**<font color=#FF0000>CRITICAL</font> firing** disk /mnt/1 96%" in rig.fake.accepted[0].text
@@ -206,9 +214,11 @@ def test_an_hour_long_outage_ends_in_one_digest_that_accounts_for_every_event(ri
     assert len(rig.fake.accepted) == 1
     digest = rig.fake.accepted[0]
     assert digest.title == "[DIGEST] web01 40 firing"
-    assert digest.text.startswith("#### [DIGEST] web01 40 firing\n\n86 events since 2026-09-21 14:14:20 UTC, held "
-                                  "back while the receiver was unreachable. Fired and resolved in between (not "
-                                  "listed): 20.")
+    assert digest.text.startswith(
+        "#### [DIGEST] web01 40 firing\n\n86 events since 2026-09-21 14:14:20 UTC, held "
+        "back while the receiver was unreachable. Fired and resolved in between (not "
+        "listed): 20."
+    )
     listed = len(re.findall(r"^- ", digest.text, re.M))
     more = re.search(r"\+(\d+) more", digest.text)
     assert listed + (int(more.group(1)) if more else 0) == 40
@@ -309,10 +319,12 @@ replies = st.sampled_from([0, 0, 0, 0, 410100, 130101, -1, 460101])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(arrivals=st.lists(st.integers(0, 1200), min_size=1, max_size=60), answers=st.lists(replies, max_size=40),
-       limit=st.integers(1, 19))
-def test_no_rolling_minute_exceeds_the_limit_and_nothing_is_sent_during_a_lockout(fake, clock, arrivals, answers,
-                                                                                   limit):
+@given(
+    arrivals=st.lists(st.integers(0, 1200), min_size=1, max_size=60),
+    answers=st.lists(replies, max_size=40),
+    limit=st.integers(1, 19),
+)
+def test_no_rolling_minute_exceeds_the_limit_and_nothing_is_sent_during_a_lockout(fake, clock, arrivals, answers, limit):
     fake.requests.clear()
     fake.answers.clear()
     fake.robots["tok"].sends.clear()
@@ -347,11 +359,11 @@ def test_dispatchers_rebuilt_on_reload_keep_counting_sends_to_the_same_robot(wri
 
     path = write_config(f"""
 [notifiers.dingtalk.ops]
-webhook = "{fake.webhook('tok')}&reload=1"
+webhook = "{fake.webhook("tok")}&reload=1"
 max_sends_per_minute = 3
 
 [notifiers.dingtalk.same_robot]
-webhook = "{fake.webhook('tok')}&reload=1"
+webhook = "{fake.webhook("tok")}&reload=1"
 max_sends_per_minute = 3
 
 [notifiers.webhook.hook]

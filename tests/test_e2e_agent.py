@@ -20,7 +20,7 @@ from typing import Callable, List, Optional
 
 import pytest
 
-PLUGIN = '''
+PLUGIN = """
 import time
 from monagent.api import Check, Metric, MetricSpec, Result
 
@@ -36,7 +36,7 @@ class Scripted(Check):
         time.sleep(0.05)
         with open(self.path) as handle:
             return Result(metrics=(Metric("value", float(handle.read()), "%"),))
-'''
+"""
 
 CONFIG = """
 [agent]
@@ -68,8 +68,13 @@ class Agent:
     def __init__(self, root: Path) -> None:
         env = dict(os.environ, TZ="UTC", PYTHONUNBUFFERED="1")
         self.stderr = open(root / "agent.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "monagent", "run", "-c", str(root / "agent.toml")],
-                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "monagent", "run", "-c", str(root / "agent.toml")],
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            env=env,
+        )
         self.lines: List[str] = []
         self._queue: queue.Queue[Optional[str]] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -170,8 +175,13 @@ def test_the_agent_fires_once_survives_restarts_and_resolves_once(root: Path) ->
 
     third = Agent(root)
     try:
-        wait_for(lambda: any(line.startswith("NOTICE warning web01 monagent restarted after an unclean stop; it "
-                                             "was last seen alive at ") for line in third.lines), "the notice")
+        wait_for(
+            lambda: any(
+                line.startswith("NOTICE warning web01 monagent restarted after an unclean stop; it was last seen alive at ")
+                for line in third.lines
+            ),
+            "the notice",
+        )
         wait_for(lambda: count(second.lines + third.lines, FIRING) >= 1, "the committed FIRING, delivered")
         value.write_text("10")
         wait_for(lambda: count(third.lines, RESOLVED) == 1, "one RESOLVED of the second incident")

@@ -21,10 +21,12 @@ from monagent.testing import FakeContext, run_check
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "checks.d" / "nginx_up.py"
 
 # nginx's own layout, trailing spaces included
-STUB_STATUS = ("Active connections: 291 \n"
-               "server accepts handled requests\n"
-               " 16630948 16630948 {requests} \n"
-               "Reading: 6 Writing: 179 Waiting: 106 \n")
+STUB_STATUS = (
+    "Active connections: 291 \n"
+    "server accepts handled requests\n"
+    " 16630948 16630948 {requests} \n"
+    "Reading: 6 Writing: 179 Waiting: 106 \n"
+)
 
 
 class FakeNginx(BaseHTTPRequestHandler):
@@ -165,7 +167,8 @@ def test_the_agent_toml_stanza_of_the_docs_is_valid_and_a_wrong_option_is_report
         loads(stanza.replace("url =", "ulr ="), str(tmp_path / "agent.toml"), environ={})
     assert str(error.value) == (
         f'{tmp_path}/agent.toml:6: checks.nginx.ulr: unknown option for check type "nginx_up" (did you mean "url"?); '
-        "accepted options: contains, expect_status, request_timeout, url")
+        "accepted options: contains, expect_status, request_timeout, url"
+    )
 
 
 def test_a_url_that_is_not_http_is_refused(nginx_up):

@@ -101,15 +101,21 @@ def test_the_prometheus_config_passes_promtool(tmp_path):
 
 def test_prometheus_scrapes_an_agent_with_the_documented_job_and_relabelling(tmp_path):
     binary = need_binary(PROMETHEUS, "prometheus")
-    source = AgentSnapshot("web1", time.time(), checks=(
-        CheckSnapshot("root_disk", "disk", "/", Status.CRITICAL, (Metric("used_percent", 96.5, "%"),)),))
+    source = AgentSnapshot(
+        "web1",
+        time.time(),
+        checks=(CheckSnapshot("root_disk", "disk", "/", Status.CRITICAL, (Metric("used_percent", 96.5, "%"),)),),
+    )
     agent = MetricsServer(MetricsConfig(True, "127.0.0.1:0"), lambda: source, poll_interval=0.02)
     agent.start()
     port = free_port()
     config = prometheus_config(tmp_path, f'["127.0.0.1:{agent.address[1]}"]', interval="1s")
     log = open(tmp_path / "prometheus.log", "wb")
-    process = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         query = urllib.parse.quote('monagent_check_value{job="monagent"}')
 
@@ -127,9 +133,16 @@ def test_prometheus_scrapes_an_agent_with_the_documented_job_and_relabelling(tmp
         process.wait(timeout=30)
         log.close()
         agent.stop()
-    assert series["metric"] == {"__name__": "monagent_check_value", "job": "monagent", "instance": "127.0.0.1",
-                                "host": "web1", "check": "root_disk", "subject": "/", "metric": "used_percent",
-                                "unit": "%"}
+    assert series["metric"] == {
+        "__name__": "monagent_check_value",
+        "job": "monagent",
+        "instance": "127.0.0.1",
+        "host": "web1",
+        "check": "root_disk",
+        "subject": "/",
+        "metric": "used_percent",
+        "unit": "%",
+    }
     assert series["value"][1] == "96.5"
 
 
@@ -184,8 +197,7 @@ def documented_alertmanager(tmp_path):
     sink.close()
 
 
-def test_a_critical_alert_reaches_both_dingtalk_robots_and_the_watchdog_reaches_none(documented_alertmanager,
-                                                                                     closing):
+def test_a_critical_alert_reaches_both_dingtalk_robots_and_the_watchdog_reaches_none(documented_alertmanager, closing):
     am = documented_alertmanager
     dispatcher = dispatcher_for(am_config(am.url))
     closing(dispatcher)
@@ -196,8 +208,7 @@ def test_a_critical_alert_reaches_both_dingtalk_robots_and_the_watchdog_reaches_
 
     for path in ("/dingtalk/oncall/send", "/dingtalk/ops/send"):
         [labels] = until(lambda p=path: am.sink.alerts_at(p), f"the alert at {path}")
-        assert (labels["alertname"], labels["instance"], labels["severity"]) == ("DiskUsedPercent", "web1",
-                                                                                 "critical")
+        assert (labels["alertname"], labels["instance"], labels["severity"]) == ("DiskUsedPercent", "web1", "critical")
     receivers = {a["labels"]["alertname"]: [r["name"] for r in a["receivers"]] for a in am.alerts()}
     assert receivers == {"DiskUsedPercent": ["dingtalk-oncall", "dingtalk-ops"], "MonagentWatchdog": ["deadman"]}
 
@@ -208,11 +219,21 @@ def test_an_ha_pair_gets_every_alert_from_the_agent_and_the_group_gets_one_messa
     config = doc_block("# /etc/prometheus/alertmanager.yml").replace("http://127.0.0.1:8060", sink.url)
     config = config.replace("group_wait: 30s", "group_wait: 1s")
     gossip = [free_port(), free_port()]
-    timers = ["--cluster.peer-timeout=3s", "--cluster.settle-timeout=2s", "--cluster.gossip-interval=50ms",
-              "--cluster.pushpull-interval=1s"]
-    members = [Alertmanager(binary, tmp_path / f"am{i}", config, flags=[
-        f"--cluster.listen-address=127.0.0.1:{gossip[i]}", f"--cluster.peer=127.0.0.1:{gossip[1 - i]}", *timers])
-        for i in (0, 1)]
+    timers = [
+        "--cluster.peer-timeout=3s",
+        "--cluster.settle-timeout=2s",
+        "--cluster.gossip-interval=50ms",
+        "--cluster.pushpull-interval=1s",
+    ]
+    members = [
+        Alertmanager(
+            binary,
+            tmp_path / f"am{i}",
+            config,
+            flags=[f"--cluster.listen-address=127.0.0.1:{gossip[i]}", f"--cluster.peer=127.0.0.1:{gossip[1 - i]}", *timers],
+        )
+        for i in (0, 1)
+    ]
     try:
         for member in members:
             member.start()
@@ -249,10 +270,13 @@ def test_monagent_down_mutes_every_other_alert_of_that_host_only(documented_aler
     closing(web2)
     outbox.add(event(EventKind.FIRING, severity=Status.WARNING, host="web2"))
     web2.pump(outbox, time.time())
-    down = {"labels": {"alertname": "MonagentDown", "instance": "web1", "job": "monagent", "severity": "critical"},
-            "annotations": {"summary": "web1: monagent does not answer"}}
-    request = urllib.request.Request(f"{am.url}/api/v2/alerts", data=json.dumps([down]).encode(),
-                                     headers={"Content-Type": "application/json"})
+    down = {
+        "labels": {"alertname": "MonagentDown", "instance": "web1", "job": "monagent", "severity": "critical"},
+        "annotations": {"summary": "web1: monagent does not answer"},
+    }
+    request = urllib.request.Request(
+        f"{am.url}/api/v2/alerts", data=json.dumps([down]).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=5):
         pass
 

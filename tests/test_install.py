@@ -40,7 +40,8 @@ def next_steps(program: str):
 
 
 no_monagent_group = pytest.mark.skipif(
-    any(g.gr_name == "monagent" for g in grp.getgrall()), reason="this host already has a monagent group")
+    any(g.gr_name == "monagent" for g in grp.getgrall()), reason="this host already has a monagent group"
+)
 
 
 @pytest.fixture
@@ -68,9 +69,11 @@ def exec_start(root: Path) -> str:
 def test_install_puts_unit_sysusers_and_config_in_place_with_their_modes(root, source):
     report = install(root, command=["/opt/monagent/bin/monagent"], config_source=source)
     assert [(s.action, s.path) for s in report.steps] == [
-        (Action.CREATED, root / UNIT), (Action.CREATED, root / SYSUSERS), (Action.CREATED, root / CONFIG)]
-    assert (mode(root / UNIT), mode(root / SYSUSERS), mode(root / CONFIG), mode(root / MANIFEST)) == (
-        0o644, 0o644, 0o640, 0o600)
+        (Action.CREATED, root / UNIT),
+        (Action.CREATED, root / SYSUSERS),
+        (Action.CREATED, root / CONFIG),
+    ]
+    assert (mode(root / UNIT), mode(root / SYSUSERS), mode(root / CONFIG), mode(root / MANIFEST)) == (0o644, 0o644, 0o640, 0o600)
     assert exec_start(root) == "ExecStart=/opt/monagent/bin/monagent run --config /etc/monagent/agent.toml"
     assert (root / SYSUSERS).read_text() == (ROOT / "systemd/monagent-sysusers.conf").read_text()
     assert (root / CONFIG).read_text() == CONFIG_TEXT
@@ -82,8 +85,11 @@ def test_the_installed_unit_differs_from_the_shipped_one_only_in_exec_start(root
     shipped = (ROOT / "systemd/monagent.service").read_text().splitlines()
     installed = (root / UNIT).read_text().splitlines()
     assert [(a, b) for a, b in zip(shipped, installed) if a != b] == [
-        ("ExecStart=/usr/local/bin/monagent run --config /etc/monagent/agent.toml",
-         "ExecStart=/opt/monagent/bin/monagent run --config /etc/monagent/agent.toml")]
+        (
+            "ExecStart=/usr/local/bin/monagent run --config /etc/monagent/agent.toml",
+            "ExecStart=/opt/monagent/bin/monagent run --config /etc/monagent/agent.toml",
+        )
+    ]
 
 
 def test_the_next_steps_run_the_installed_monagent_even_when_it_is_not_on_path(root, source):
@@ -122,7 +128,8 @@ def test_reinstall_keeps_an_existing_config_and_rewrites_exec_start(root, source
     assert [(s.action, s.note) for s in report.steps] == [
         (Action.UPDATED, "ExecStart=/srv/venv/bin/monagent run --config /etc/monagent/agent.toml"),
         (Action.UNCHANGED, ""),
-        (Action.KEPT, "it exists; not overwritten")]
+        (Action.KEPT, "it exists; not overwritten"),
+    ]
     assert (root / CONFIG).read_text() == "# edited by the administrator\n"
     assert mode(root / CONFIG) == 0o600
     assert exec_start(root) == "ExecStart=/srv/venv/bin/monagent run --config /etc/monagent/agent.toml"
@@ -159,10 +166,16 @@ def test_uninstall_removes_what_install_put_and_keeps_config_and_state(root, sou
     assert link.is_symlink()
     report = uninstall(root)
     assert [(s.action, s.path) for s in report.steps] == [
-        (Action.REMOVED, link), (Action.REMOVED, root / UNIT), (Action.REMOVED, root / SYSUSERS),
-        (Action.KEPT, root / "etc/monagent"), (Action.KEPT, state)]
+        (Action.REMOVED, link),
+        (Action.REMOVED, root / UNIT),
+        (Action.REMOVED, root / SYSUSERS),
+        (Action.KEPT, root / "etc/monagent"),
+        (Action.KEPT, state),
+    ]
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink()) == [
-        "etc/monagent/agent.toml", "var/lib/monagent/monagent.db"]
+        "etc/monagent/agent.toml",
+        "var/lib/monagent/monagent.db",
+    ]
     assert report.commands == ("systemctl stop monagent.service", "systemctl daemon-reload")
 
 
@@ -228,8 +241,7 @@ def test_under_python_dash_m_the_console_script_beside_the_venv_interpreter_is_u
 
 def test_without_a_console_script_exec_start_runs_python_dash_m_monagent(tmp_path):
     (tmp_path / "python3").symlink_to(sys.executable)
-    assert monagent_command(argv0="-c", executable=str(tmp_path / "python3")) == [
-        str(tmp_path / "python3"), "-m", "monagent"]
+    assert monagent_command(argv0="-c", executable=str(tmp_path / "python3")) == [str(tmp_path / "python3"), "-m", "monagent"]
 
 
 def test_exec_start_quotes_a_path_with_a_space_and_escapes_specifiers():
@@ -257,8 +269,7 @@ def test_the_installed_console_script_puts_itself_in_exec_start(root, source):
     script = Path(sys.executable).parent / "monagent"
     if not script.is_file():
         pytest.skip("monagent is not installed as a console script beside this interpreter")
-    subprocess.run([str(script), "install", "--root", str(root), "--config-source", str(source)], check=True,
-                   capture_output=True)
+    subprocess.run([str(script), "install", "--root", str(root), "--config-source", str(source)], check=True, capture_output=True)
     assert exec_start(root) == f"ExecStart={script.resolve()} run --config /etc/monagent/agent.toml"
 
 
@@ -281,8 +292,9 @@ def test_the_cli_uninstall_reports_and_exits_0(root, source):
 def test_the_cli_uninstall_without_an_install_exits_1(root):
     result = run_monagent("uninstall", "--root", str(root))
     assert result.returncode == 1
-    assert result.stderr == (f"monagent uninstall: nothing to uninstall: {root / MANIFEST} does not exist "
-                             "(monagent install writes it)\n")
+    assert result.stderr == (
+        f"monagent uninstall: nothing to uninstall: {root / MANIFEST} does not exist (monagent install writes it)\n"
+    )
 
 
 def _cli_as_non_root(argv):
@@ -296,8 +308,9 @@ def _cli_as_non_root(argv):
 def test_without_root_and_without_root_dir_the_cli_exits_77(verb):
     code, err = run_as(NOBODY, _cli_as_non_root, [verb])
     assert code == 77
-    assert err == (f"monagent {verb}: must run as root (it writes to /etc); use sudo, or --root DIR to stage "
-                   "the files in a directory\n")
+    assert err == (
+        f"monagent {verb}: must run as root (it writes to /etc); use sudo, or --root DIR to stage the files in a directory\n"
+    )
 
 
 def test_reinstall_warns_when_the_kept_config_shows_its_secret_to_everyone(public_tmp, source):
@@ -306,8 +319,10 @@ def test_reinstall_warns_when_the_kept_config_shows_its_secret_to_everyone(publi
     (root / CONFIG).write_text('[notifiers.dingtalk.ops]\nwebhook = "https://oapi.dingtalk.com/robot/send?x=1"\n')
     os.chmod(root / CONFIG, 0o644)
     report = install(root, command=["/opt/monagent/bin/monagent"], config_source=source)
-    assert report.warnings == (f"{root / CONFIG} holds a secret (notifiers.dingtalk.ops.webhook) and other users can "
-                               f"read it (mode 0644); run: chmod o-r {root / CONFIG}",)
+    assert report.warnings == (
+        f"{root / CONFIG} holds a secret (notifiers.dingtalk.ops.webhook) and other users can "
+        f"read it (mode 0644); run: chmod o-r {root / CONFIG}",
+    )
 
 
 def test_a_monagent_under_a_private_home_gets_a_warning(root, source, public_tmp):
@@ -317,7 +332,8 @@ def test_a_monagent_under_a_private_home_gets_a_warning(root, source, public_tmp
     report = install(root, command=[str(private / "bin/monagent")], config_source=source)
     assert report.warnings == (
         f"{private} is not searchable by other users, so the monagent user reaches {private / 'bin/monagent'} "
-        "only through CAP_DAC_READ_SEARCH; install monagent in a venv outside it (python3 -m venv /opt/monagent)",)
+        "only through CAP_DAC_READ_SEARCH; install monagent in a venv outside it (python3 -m venv /opt/monagent)",
+    )
 
 
 def test_an_invalid_config_source_is_refused_with_its_problems_and_nothing_is_installed(root, tmp_path):
@@ -327,7 +343,7 @@ def test_an_invalid_config_source_is_refused_with_its_problems_and_nothing_is_in
     assert result.returncode == 78
     assert result.stderr.splitlines() == [
         f"monagent install: {bad} is not a valid configuration; nothing was installed",
-        f"{bad}:2: agent.log_level: must be one of debug, info, warning, error; got \"loud\"",
+        f'{bad}:2: agent.log_level: must be one of debug, info, warning, error; got "loud"',
         f"{bad}:5: alerting.fire_after_cycles: must be an integer of at least 1, got 0",
         "monagent: 2 configuration problems; nothing was started",
     ]
@@ -339,8 +355,9 @@ def test_a_config_source_that_needs_the_services_environment_installs_with_a_war
     monkeypatch.delenv("DINGTALK_URL", raising=False)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     source = tmp_path / "agent.toml"
-    source.write_text('[notifiers.dingtalk.ops]\nwebhook = "${DINGTALK_URL}"\nsecret_credential = "dingtalk-secret"\n',
-                      encoding="utf-8")
+    source.write_text(
+        '[notifiers.dingtalk.ops]\nwebhook = "${DINGTALK_URL}"\nsecret_credential = "dingtalk-secret"\n', encoding="utf-8"
+    )
     report = install(root, command=["/opt/monagent/bin/monagent"], config_source=source)
     assert (root / CONFIG).read_bytes() == source.read_bytes()
     assert [w for w in report.warnings if "not checked now" in w] == [
@@ -353,7 +370,8 @@ def test_a_config_source_that_needs_the_services_environment_installs_with_a_war
 
 def test_the_uninstall_example_stops_and_disables_first_and_reloads_systemd_last():
     result = run_monagent("uninstall", "--help")
-    assert result.stdout.endswith("example:\n  sudo systemctl disable --now monagent && sudo monagent uninstall && "
-                                  "sudo systemctl daemon-reload\n")
+    assert result.stdout.endswith(
+        "example:\n  sudo systemctl disable --now monagent && sudo monagent uninstall && sudo systemctl daemon-reload\n"
+    )
     docs = (Path(__file__).resolve().parent.parent / "docs" / "systemd.md").read_text(encoding="utf-8")
     assert "systemctl disable --now monagent && monagent uninstall && systemctl daemon-reload" in docs

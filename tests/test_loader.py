@@ -43,14 +43,20 @@ def config_text(plugin_dir, body):
 
 def test_a_plugin_file_provides_the_type_named_after_the_file(plugin_dir):
     write_plugin(plugin_dir, "queue_depth", GOOD)
-    config = loads(config_text(plugin_dir, """
+    config = loads(
+        config_text(
+            plugin_dir,
+            """
         [checks.spool]
         type = "queue_depth"
         path = "/var/spool/x"
         limit = 5
         [checks.spool.thresholds]
         depth = { critical = 50 }
-        """), environ={})
+        """,
+        ),
+        environ={},
+    )
     check = config.check("spool")
     assert check.options == {"path": "/var/spool/x", "limit": 5}
     assert check.thresholds["depth"].critical == 50 and check.thresholds["depth"].warning is None
@@ -59,12 +65,19 @@ def test_a_plugin_file_provides_the_type_named_after_the_file(plugin_dir):
 def test_plugin_options_are_validated_with_the_accepted_list(plugin_dir):
     write_plugin(plugin_dir, "queue_depth", GOOD)
     with pytest.raises(ConfigError) as info:
-        loads(config_text(plugin_dir, """
+        loads(
+            config_text(
+                plugin_dir,
+                """
             [checks.spool]
             type = "queue_depth"
             limit = "5"
             pth = "/x"
-            """), environ={}, file="a.toml")
+            """,
+            ),
+            environ={},
+            file="a.toml",
+        )
     assert [str(p) for p in info.value.problems] == [
         'a.toml:6: checks.spool.limit: must be an integer, got "5"',
         'a.toml:7: checks.spool.pth: unknown option for check type "queue_depth" (did you mean "path"?); '
@@ -76,20 +89,25 @@ def test_plugin_options_are_validated_with_the_accepted_list(plugin_dir):
 def test_a_plugin_that_fails_to_import_disables_only_its_own_type(plugin_dir):
     write_plugin(plugin_dir, "broken", "import not_a_module_anywhere\n")
     write_plugin(plugin_dir, "queue_depth", GOOD)
-    config = loads(config_text(plugin_dir, """
+    config = loads(
+        config_text(
+            plugin_dir,
+            """
         [checks.a]
         type = "broken"
         whatever = 1
         [checks.b]
         type = "queue_depth"
         path = "/x"
-        """), environ={})
+        """,
+        ),
+        environ={},
+    )
     registry = Registry([plugin_dir])
     cls = registry.resolve("broken")
     result = cls().run(None)
     assert result.status == Status.UNKNOWN
-    assert result.reason == ('check type "broken" failed to load: ModuleNotFoundError: '
-                             "No module named 'not_a_module_anywhere'")
+    assert result.reason == ("check type \"broken\" failed to load: ModuleNotFoundError: No module named 'not_a_module_anywhere'")
     assert registry.infos["broken"].error.startswith("ModuleNotFoundError")
     assert config.check("b").options == {"path": "/x"}
 
@@ -98,8 +116,7 @@ def test_a_group_writable_plugin_file_is_refused_with_the_reason(plugin_dir):
     path = write_plugin(plugin_dir, "queue_depth", GOOD, mode=0o664)
     registry = Registry([plugin_dir])
     cls = registry.resolve("queue_depth")
-    assert registry.infos["queue_depth"].error == (
-        f"refused: {path} is writable by group (mode 0664); run chmod go-w {path}")
+    assert registry.infos["queue_depth"].error == (f"refused: {path} is writable by group (mode 0664); run chmod go-w {path}")
     assert cls().run(None).status == Status.UNKNOWN
 
 
@@ -109,7 +126,8 @@ def test_a_world_writable_plugin_directory_is_refused(plugin_dir):
     registry = Registry([plugin_dir])
     registry.resolve("queue_depth")
     assert registry.infos["queue_depth"].error == (
-        f"refused: {plugin_dir} is writable by group and others (mode 0777); run chmod go-w {plugin_dir}")
+        f"refused: {plugin_dir} is writable by group and others (mode 0777); run chmod go-w {plugin_dir}"
+    )
 
 
 def test_a_plugin_owned_by_another_user_is_refused_for_an_unprivileged_agent(public_tmp):
@@ -156,7 +174,8 @@ def test_a_name_clash_between_a_file_and_a_builtin_is_a_config_error(plugin_dir)
         loads(config_text(plugin_dir, '[checks.d]\ntype = "disk"\n'), environ={})
     assert str(info.value) == (
         f'agent.toml:4: checks.d.type: check type "disk" is both a built-in/entry point and a plugin file '
-        f"({plugin_dir / 'disk.py'}); rename the file")
+        f"({plugin_dir / 'disk.py'}); rename the file"
+    )
 
 
 def test_an_installed_monagent_resolves_its_own_types_from_its_dist_info(tmp_path):
@@ -169,7 +188,8 @@ def test_an_installed_monagent_resolves_its_own_types_from_its_dist_info(tmp_pat
     info.mkdir()
     (info / "entry_points.txt").write_text(
         "[console_scripts]\nmonagent = monagent.cli:main\n\n"
-        "[monagent.checks]\ncpu = monagent.checks.cpu:CpuCheck\nDiskCase = monagent.checks.disk:DiskCheck\n")
+        "[monagent.checks]\ncpu = monagent.checks.cpu:CpuCheck\nDiskCase = monagent.checks.disk:DiskCheck\n"
+    )
     eps = _own_entry_points(package)
     assert sorted(eps) == ["DiskCase", "cpu"]
     from monagent.checks.cpu import CpuCheck

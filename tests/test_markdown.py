@@ -1,5 +1,4 @@
 """The exact markdown of every message kind, in Chinese and English; escaping; the body budget."""
-# ruff: noqa: E501 - the expected messages are quoted verbatim, long lines included
 
 from __future__ import annotations
 
@@ -16,28 +15,48 @@ from monagent.events import AlertKey, Event, EventKind
 from monagent.notify.coalesce import Batch, HeldReason, Item
 from monagent.notify.markdown import Style, escape, render, sparkline
 
-EXCERPT = "\n".join([  # tests/data is not needed: eight whole lines of syzbot report 480 (kdump fixtures)
-    "BUG: kernel NULL pointer dereference, address: 0000000000000086",
-    "#PF: supervisor instruction fetch in kernel mode",
-    "#PF: error_code(0x0010) - not-present page",
-    "Oops: 0010 [#1] PREEMPT SMP KASAN",
-    "CPU: 1 PID: 9969 Comm: syz-executor.0 Not tainted 5.6.0-rc6-syzkaller #0",
-    "RIP: 0010:0x86",
-    "RSP: 0018:ffffc90001b9f998 EFLAGS: 00010086",
-    "Call Trace:",
-    " ? handle_external_interrupt_irqoff+0x154/0x280",
-])
+EXCERPT = "\n".join(
+    [  # tests/data is not needed: eight whole lines of syzbot report 480 (kdump fixtures)
+        "BUG: kernel NULL pointer dereference, address: 0000000000000086",
+        "#PF: supervisor instruction fetch in kernel mode",
+        "#PF: error_code(0x0010) - not-present page",
+        "Oops: 0010 [#1] PREEMPT SMP KASAN",
+        "CPU: 1 PID: 9969 Comm: syz-executor.0 Not tainted 5.6.0-rc6-syzkaller #0",
+        "RIP: 0010:0x86",
+        "RSP: 0018:ffffc90001b9f998 EFLAGS: 00010086",
+        "Call Trace:",
+        " ? handle_external_interrupt_irqoff+0x154/0x280",
+    ]
+)
 
 
 def crash_event() -> Event:
     return Event(
-        id="crash-1", kind=EventKind.OCCURRENCE, key=AlertKey("kdump", "/var/crash/127.0.0.1-2026-09-21-13:30:02", "dump"),
-        severity=Status.CRITICAL, time=T0, host="web01", summary="kernel crash", check_type="kdump",
-        facts={"reason": "BUG: kernel NULL pointer dereference, address: 0000000000000086", "function": "0x86",
-               "comm": "syz-executor.0", "pid": "9969", "kernel": "5.6.0-rc6-syzkaller",
-               "running_kernel": "5.6.0-rc7", "taint": "G", "test_crash": "false", "dump_status": "complete",
-               "dump_path": "/var/crash/127.0.0.1-2026-09-21-13:30:02/dump.202609211330", "dump_size": "1.2 GiB",
-               "dump_format": "kdump-compressed", "free_space": "48 GiB", "excerpt": EXCERPT})
+        id="crash-1",
+        kind=EventKind.OCCURRENCE,
+        key=AlertKey("kdump", "/var/crash/127.0.0.1-2026-09-21-13:30:02", "dump"),
+        severity=Status.CRITICAL,
+        time=T0,
+        host="web01",
+        summary="kernel crash",
+        check_type="kdump",
+        facts={
+            "reason": "BUG: kernel NULL pointer dereference, address: 0000000000000086",
+            "function": "0x86",
+            "comm": "syz-executor.0",
+            "pid": "9969",
+            "kernel": "5.6.0-rc6-syzkaller",
+            "running_kernel": "5.6.0-rc7",
+            "taint": "G",
+            "test_crash": "false",
+            "dump_status": "complete",
+            "dump_path": "/var/crash/127.0.0.1-2026-09-21-13:30:02/dump.202609211330",
+            "dump_size": "1.2 GiB",
+            "dump_format": "kdump-compressed",
+            "free_space": "48 GiB",
+            "excerpt": EXCERPT,
+        },
+    )
 
 
 def firing_event() -> Event:
@@ -45,26 +64,65 @@ def firing_event() -> Event:
 
 
 def batches() -> dict:
-    notice = Event(id="n1", kind=EventKind.NOTICE, key=AlertKey("monagent", "", "restart"), severity=Status.OK,
-                   time=T0, host="web01", summary="agent restarted after 2h of downtime")
-    flap = event(EventKind.FLAP_START, check="nginx", subject="", metric="count", value=None, threshold=None,
-                 since=None, severity=Status.WARNING, check_type="process",
-                 summary="nginx process count changes state too often (34% of the last 21 samples)")
-    cpu_resolved = event(EventKind.RESOLVED, check="cpu", subject="", metric="usage_percent", value=20.0,
-                         threshold=90.0, incident="inc-9", duration=600.0, check_type="cpu")
-    mem = event(check="mem", subject="", metric="used_percent", severity=Status.WARNING, value=88.0, threshold=85.0,
-                incident="inc-5", check_type="memory")
+    notice = Event(
+        id="n1",
+        kind=EventKind.NOTICE,
+        key=AlertKey("monagent", "", "restart"),
+        severity=Status.OK,
+        time=T0,
+        host="web01",
+        summary="agent restarted after 2h of downtime",
+    )
+    flap = event(
+        EventKind.FLAP_START,
+        check="nginx",
+        subject="",
+        metric="count",
+        value=None,
+        threshold=None,
+        since=None,
+        severity=Status.WARNING,
+        check_type="process",
+        summary="nginx process count changes state too often (34% of the last 21 samples)",
+    )
+    cpu_resolved = event(
+        EventKind.RESOLVED,
+        check="cpu",
+        subject="",
+        metric="usage_percent",
+        value=20.0,
+        threshold=90.0,
+        incident="inc-9",
+        duration=600.0,
+        check_type="cpu",
+    )
+    mem = event(
+        check="mem",
+        subject="",
+        metric="used_percent",
+        severity=Status.WARNING,
+        value=88.0,
+        threshold=85.0,
+        incident="inc-5",
+        check_type="memory",
+    )
     return {
         "firing": Batch((Item(firing_event(), (1,)),)),
         "escalated": Batch((Item(event(EventKind.ESCALATED, value=96.0, threshold=95.0, seq=2), (2,)),)),
         "reminder": Batch((Item(event(EventKind.REMINDER, seq=3, time=T0 + 7200), (3, 4, 5), merged=3),)),
-        "resolved": Batch((Item(event(EventKind.RESOLVED, value=71.0, seq=4, time=T0 + 1800, since=T0 - 300,
-                                      duration=2100.0), (6,)),)),
+        "resolved": Batch(
+            (Item(event(EventKind.RESOLVED, value=71.0, seq=4, time=T0 + 1800, since=T0 - 300, duration=2100.0), (6,)),)
+        ),
         "crash": Batch((Item(crash_event(), (7,)),)),
         "flapping": Batch((Item(flap, (8,)),)),
         "notice": Batch((Item(notice, (9,)),)),
-        "digest": Batch((Item(firing_event(), (1,)), Item(cpu_resolved, (2,)), Item(mem, (3,))),
-                        held=(HeldReason.LOCKOUT,), held_since=T0 - 600, cancelled=1, cancelled_events=2),
+        "digest": Batch(
+            (Item(firing_event(), (1,)), Item(cpu_resolved, (2,)), Item(mem, (3,))),
+            held=(HeldReason.LOCKOUT,),
+            held_since=T0 - 600,
+            cancelled=1,
+            cancelled_events=2,
+        ),
     }
 
 
@@ -72,7 +130,9 @@ ZH = Style("zh", "Asia/Shanghai", keywords=("监控",), mentions={"critical": ("
 EN = Style("en", "UTC", mentions={"critical": ("13800000000",)})
 
 EXPECTED_ZH = {
-    "firing": ("监控 [告警:1] web01 disk /var 93%", r"""#### 监控 [告警:1] web01 disk /var 93%
+    "firing": (
+        "监控 [告警:1] web01 disk /var 93%",
+        r"""#### 监控 [告警:1] web01 disk /var 93%
 
 **<font color=#FF0000>严重</font> 告警** disk /var 93%
 
@@ -86,8 +146,11 @@ EXPECTED_ZH = {
 - 预计写满: 3小时20分
 - 增长速度: +1.2%/h
 
-@13800000000"""),
-    "escalated": ("监控 [告警:1] web01 disk /var 96%", r"""#### 监控 [告警:1] web01 disk /var 96%
+@13800000000""",
+    ),
+    "escalated": (
+        "监控 [告警:1] web01 disk /var 96%",
+        r"""#### 监控 [告警:1] web01 disk /var 96%
 
 **<font color=#FF0000>严重</font> 告警升级** disk /var 96%
 
@@ -98,8 +161,11 @@ EXPECTED_ZH = {
 - 当前值: 96% (阈值 >= 95%)
 - 开始时间: 2026-09-21 22:08:20 CST
 
-@13800000000"""),
-    "reminder": ("监控 [告警:1] web01 disk /var 93%", r"""#### 监控 [告警:1] web01 disk /var 93%
+@13800000000""",
+    ),
+    "reminder": (
+        "监控 [告警:1] web01 disk /var 93%",
+        r"""#### 监控 [告警:1] web01 disk /var 93%
 
 **<font color=#FF0000>严重</font> 告警持续 ×3** disk /var 93%
 
@@ -108,8 +174,11 @@ EXPECTED_ZH = {
 - 对象: /var
 - 指标: used\_percent
 - 当前值: 93% (阈值 >= 90%)
-- 开始时间: 2026-09-22 00:08:20 CST"""),
-    "resolved": ("监控 [已恢复] web01 disk /var 71%", r"""#### 监控 [已恢复] web01 disk /var 71%
+- 开始时间: 2026-09-22 00:08:20 CST""",
+    ),
+    "resolved": (
+        "监控 [已恢复] web01 disk /var 71%",
+        r"""#### 监控 [已恢复] web01 disk /var 71%
 
 **<font color=#008000>已恢复</font>** disk /var 71%
 
@@ -121,8 +190,11 @@ EXPECTED_ZH = {
 - 原级别: 严重
 - 开始时间: 2026-09-21 22:08:20 CST
 - 恢复时间: 2026-09-21 22:43:20 CST
-- 持续时间: 35分"""),
-    "crash": ("监控 [内核崩溃] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086", r"""#### 监控 [内核崩溃] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086
+- 持续时间: 35分""",
+    ),
+    "crash": (
+        "监控 [内核崩溃] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086",
+        r"""#### 监控 [内核崩溃] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086
 
 **<font color=#FF0000>严重</font> 内核崩溃** BUG: kernel NULL pointer dereference, address: 0000000000000086
 
@@ -154,8 +226,11 @@ EXPECTED_ZH = {
 
 > ? handle\_external\_interrupt\_irqoff+0x154/0x280
 
-@13800000000"""),
-    "flapping": ("监控 [抖动] web01 nginx", r"""#### 监控 [抖动] web01 nginx
+@13800000000""",
+    ),
+    "flapping": (
+        "监控 [抖动] web01 nginx",
+        r"""#### 监控 [抖动] web01 nginx
 
 **<font color=#FF9900>警告</font> 状态抖动** nginx
 
@@ -163,16 +238,22 @@ EXPECTED_ZH = {
 - 检查: nginx (process)
 - 指标: count
 - 时间: 2026-09-21 22:13:20 CST
-- 说明: nginx process count changes state too often (34% of the last 21 samples)"""),
-    "notice": ("监控 [通知] web01 agent restarted after 2h of downtime", r"""#### 监控 [通知] web01 agent restarted after 2h of downtime
+- 说明: nginx process count changes state too often (34% of the last 21 samples)""",
+    ),
+    "notice": (
+        "监控 [通知] web01 agent restarted after 2h of downtime",
+        r"""#### 监控 [通知] web01 agent restarted after 2h of downtime
 
 **<font color=#1E90FF>信息</font> 通知** agent restarted after 2h of downtime
 
 - 主机: web01
 - 检查: monagent
 - 指标: restart
-- 时间: 2026-09-21 22:13:20 CST"""),
-    "digest": ("监控 [汇总] web01 告警 2 · 已恢复 1", r"""#### 监控 [汇总] web01 告警 2 · 已恢复 1
+- 时间: 2026-09-21 22:13:20 CST""",
+    ),
+    "digest": (
+        "监控 [汇总] web01 告警 2 · 已恢复 1",
+        r"""#### 监控 [汇总] web01 告警 2 · 已恢复 1
 
 自 2026-09-21 22:03:20 CST 起共 5 条事件，因钉钉限流锁定延后发送。其间已自行恢复、未列出的告警：1 条。
 
@@ -180,11 +261,14 @@ EXPECTED_ZH = {
 - <font color=#008000>已恢复</font> cpu 20% (阈值 >= 90%) · 持续 10分 · 2026-09-21 22:13:20 CST
 - <font color=#FF9900>警告</font> 告警 mem 88% (阈值 >= 85%) · 2026-09-21 22:13:20 CST
 
-@13800000000"""),
+@13800000000""",
+    ),
 }
 
 EXPECTED_EN = {
-    "firing": ("[FIRING:1] web01 disk /var 93%", r"""#### [FIRING:1] web01 disk /var 93%
+    "firing": (
+        "[FIRING:1] web01 disk /var 93%",
+        r"""#### [FIRING:1] web01 disk /var 93%
 
 **<font color=#FF0000>CRITICAL</font> firing** disk /var 93%
 
@@ -198,8 +282,11 @@ EXPECTED_EN = {
 - Full in: 3h20m
 - Growth: +1.2%/h
 
-@13800000000"""),
-    "escalated": ("[FIRING:1] web01 disk /var 96%", r"""#### [FIRING:1] web01 disk /var 96%
+@13800000000""",
+    ),
+    "escalated": (
+        "[FIRING:1] web01 disk /var 96%",
+        r"""#### [FIRING:1] web01 disk /var 96%
 
 **<font color=#FF0000>CRITICAL</font> escalated** disk /var 96%
 
@@ -210,8 +297,11 @@ EXPECTED_EN = {
 - Value: 96% (threshold >= 95%)
 - Since: 2026-09-21 14:08:20 UTC
 
-@13800000000"""),
-    "reminder": ("[FIRING:1] web01 disk /var 93%", r"""#### [FIRING:1] web01 disk /var 93%
+@13800000000""",
+    ),
+    "reminder": (
+        "[FIRING:1] web01 disk /var 93%",
+        r"""#### [FIRING:1] web01 disk /var 93%
 
 **<font color=#FF0000>CRITICAL</font> still firing ×3** disk /var 93%
 
@@ -220,8 +310,11 @@ EXPECTED_EN = {
 - Subject: /var
 - Metric: used\_percent
 - Value: 93% (threshold >= 90%)
-- Since: 2026-09-21 16:08:20 UTC"""),
-    "resolved": ("[RESOLVED] web01 disk /var 71%", r"""#### [RESOLVED] web01 disk /var 71%
+- Since: 2026-09-21 16:08:20 UTC""",
+    ),
+    "resolved": (
+        "[RESOLVED] web01 disk /var 71%",
+        r"""#### [RESOLVED] web01 disk /var 71%
 
 **<font color=#008000>RESOLVED</font>** disk /var 71%
 
@@ -233,8 +326,11 @@ EXPECTED_EN = {
 - Severity was: CRITICAL
 - Since: 2026-09-21 14:08:20 UTC
 - Resolved at: 2026-09-21 14:43:20 UTC
-- Duration: 35m"""),
-    "crash": ("[kernel crash] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086", r"""#### [kernel crash] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086
+- Duration: 35m""",
+    ),
+    "crash": (
+        "[kernel crash] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086",
+        r"""#### [kernel crash] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086
 
 **<font color=#FF0000>CRITICAL</font> kernel crash** BUG: kernel NULL pointer dereference, address: 0000000000000086
 
@@ -266,8 +362,11 @@ Log excerpt:
 
 > ? handle\_external\_interrupt\_irqoff+0x154/0x280
 
-@13800000000"""),
-    "flapping": ("[FLAPPING] web01 nginx", r"""#### [FLAPPING] web01 nginx
+@13800000000""",
+    ),
+    "flapping": (
+        "[FLAPPING] web01 nginx",
+        r"""#### [FLAPPING] web01 nginx
 
 **<font color=#FF9900>WARNING</font> flapping started** nginx
 
@@ -275,16 +374,22 @@ Log excerpt:
 - Check: nginx (process)
 - Metric: count
 - Time: 2026-09-21 14:13:20 UTC
-- Summary: nginx process count changes state too often (34% of the last 21 samples)"""),
-    "notice": ("[NOTICE] web01 agent restarted after 2h of downtime", r"""#### [NOTICE] web01 agent restarted after 2h of downtime
+- Summary: nginx process count changes state too often (34% of the last 21 samples)""",
+    ),
+    "notice": (
+        "[NOTICE] web01 agent restarted after 2h of downtime",
+        r"""#### [NOTICE] web01 agent restarted after 2h of downtime
 
 **<font color=#1E90FF>INFO</font> notice** agent restarted after 2h of downtime
 
 - Host: web01
 - Check: monagent
 - Metric: restart
-- Time: 2026-09-21 14:13:20 UTC"""),
-    "digest": ("[DIGEST] web01 2 firing · 1 resolved", r"""#### [DIGEST] web01 2 firing · 1 resolved
+- Time: 2026-09-21 14:13:20 UTC""",
+    ),
+    "digest": (
+        "[DIGEST] web01 2 firing · 1 resolved",
+        r"""#### [DIGEST] web01 2 firing · 1 resolved
 
 5 events since 2026-09-21 14:03:20 UTC, held back by a rate-limit lockout. Fired and resolved in between (not listed): 1.
 
@@ -292,7 +397,8 @@ Log excerpt:
 - <font color=#008000>RESOLVED</font> cpu 20% (threshold >= 90%) · after 10m · 2026-09-21 14:13:20 UTC
 - <font color=#FF9900>WARNING</font> firing mem 88% (threshold >= 85%) · 2026-09-21 14:13:20 UTC
 
-@13800000000"""),
+@13800000000""",
+    ),
 }
 
 
@@ -333,8 +439,10 @@ def test_machine_text_cannot_forge_markdown_headings_links_html_or_mentions():
     assert "\n#### [FIRING:0]" not in text
     assert re.search(r"(?<!\\)<font color=#008000>", text) is None
     assert "[click](" not in text and "**bold**" not in text and "`code`" not in text
-    assert r"- Subject: x #### \[FIRING:0\] fake \<font color=#008000>RESOLVED\</font> \[click\](http://evil) " \
-           r"\*\*bold\*\* \`code\`" in text
+    assert (
+        r"- Subject: x #### \[FIRING:0\] fake \<font color=#008000>RESOLVED\</font> \[click\](http://evil) "
+        r"\*\*bold\*\* \`code\`" in text
+    )
 
 
 def test_escaping_keeps_one_line_and_defangs_links_in_the_reduced_form():
@@ -393,26 +501,47 @@ words = st.text(alphabet=st.sampled_from(list("磁盘空间不足进程崩溃abc
 
 
 @settings(max_examples=60, deadline=None)
-@given(subjects=st.lists(words, min_size=1, max_size=120), excerpt=words, budget=st.integers(2000, 20_000),
-       digest=st.booleans(), chinese=st.booleans())
+@given(
+    subjects=st.lists(words, min_size=1, max_size=120),
+    excerpt=words,
+    budget=st.integers(2000, 20_000),
+    digest=st.booleans(),
+    chinese=st.booleans(),
+)
 def test_every_body_fits_its_budget_whatever_the_text(subjects, excerpt, budget, digest, chinese):
-    items = [Item(event(subject=s, summary=s * 3, incident=f"i{n}", facts={"excerpt": excerpt * 5}), (n,))
-             for n, s in enumerate(subjects)]
+    items = [
+        Item(event(subject=s, summary=s * 3, incident=f"i{n}", facts={"excerpt": excerpt * 5}), (n,))
+        for n, s in enumerate(subjects)
+    ]
     batch = Batch(tuple(items), budget=budget, held=(HeldReason.RATE_LIMIT,) if digest else ())
     message = render(batch, ZH if chinese else EN)
-    body = json.dumps({"msgtype": "markdown", "markdown": {"title": message.title, "text": message.text}},
-                      ensure_ascii=False, separators=(",", ":")).encode()
+    body = json.dumps(
+        {"msgtype": "markdown", "markdown": {"title": message.title, "text": message.text}},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()
     assert len(body) <= budget
     assert message.listed + message.omitted == len(items)
 
 
 def test_an_occurrence_other_than_a_crash_lists_its_facts():
-    oom = event(EventKind.OCCURRENCE, check="oom", subject="", metric="kill", value=None, threshold=None, since=None,
-                check_type="oom", summary="OOM killer killed java (pid 4242)",
-                facts={"comm": "java", "pid": "4242", "rss": "3.1 GiB"})
+    oom = event(
+        EventKind.OCCURRENCE,
+        check="oom",
+        subject="",
+        metric="kill",
+        value=None,
+        threshold=None,
+        since=None,
+        check_type="oom",
+        summary="OOM killer killed java (pid 4242)",
+        facts={"comm": "java", "pid": "4242", "rss": "3.1 GiB"},
+    )
     message = render(Batch((Item(oom, (1,)),)), Style("zh", "Asia/Shanghai"))
     assert message.title == "[告警:1] web01 OOM killer killed java (pid 4242)"
-    assert message.text == """#### [告警:1] web01 OOM killer killed java (pid 4242)
+    assert (
+        message.text
+        == """#### [告警:1] web01 OOM killer killed java (pid 4242)
 
 **<font color=#FF0000>严重</font> 事件** OOM killer killed java (pid 4242)
 
@@ -423,6 +552,7 @@ def test_an_occurrence_other_than_a_crash_lists_its_facts():
 - comm: java
 - pid: 4242
 - rss: 3.1 GiB"""
+    )
 
 
 def test_a_summary_that_only_repeats_the_value_and_threshold_is_left_out():
@@ -433,16 +563,33 @@ def test_a_summary_that_only_repeats_the_value_and_threshold_is_left_out():
 
 
 def test_a_crash_collected_on_a_dump_server_names_the_client_and_the_capture_clock():
-    crash = Event(id="c2", kind=EventKind.OCCURRENCE, key=AlertKey("kdump", "/srv/crash/10.0.0.7-2026-09-21-13:30", "dump"),
-                  severity=Status.CRITICAL, time=T0, host="dumpsrv", summary="crash", check_type="kdump",
-                  facts={"reason": "Out of memory and no killable processes...", "panic": "Kernel panic - not syncing: "
-                         "Out of memory: system-wide panic_on_oom is enabled", "host": "10.0.0.7",
-                         "capture_time": "2026-09-21 13:30", "hardware": "VMware Virtual Platform",
-                         "dump_path": "/srv/crash/10.0.0.7-2026-09-21-13:30", "dump_size": "812.0 MiB",
-                         "dump_format": "makedumpfile flattened", "dump_status": "complete", "test_crash": "no",
-                         "note": "remote (ssh) dump"})
+    crash = Event(
+        id="c2",
+        kind=EventKind.OCCURRENCE,
+        key=AlertKey("kdump", "/srv/crash/10.0.0.7-2026-09-21-13:30", "dump"),
+        severity=Status.CRITICAL,
+        time=T0,
+        host="dumpsrv",
+        summary="crash",
+        check_type="kdump",
+        facts={
+            "reason": "Out of memory and no killable processes...",
+            "panic": "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+            "host": "10.0.0.7",
+            "capture_time": "2026-09-21 13:30",
+            "hardware": "VMware Virtual Platform",
+            "dump_path": "/srv/crash/10.0.0.7-2026-09-21-13:30",
+            "dump_size": "812.0 MiB",
+            "dump_format": "makedumpfile flattened",
+            "dump_status": "complete",
+            "test_crash": "no",
+            "note": "remote (ssh) dump",
+        },
+    )
     text = render(Batch((Item(crash, (1,)),)), EN).text
-    assert text == """#### [kernel crash] 10.0.0.7: Out of memory and no killable processes...
+    assert (
+        text
+        == """#### [kernel crash] 10.0.0.7: Out of memory and no killable processes...
 
 **<font color=#FF0000>CRITICAL</font> kernel crash** Out of memory and no killable processes...
 
@@ -456,12 +603,22 @@ def test_a_crash_collected_on_a_dump_server_names_the_client_and_the_capture_clo
 - Note: remote (ssh) dump
 
 @13800000000"""
+    )
 
 
 def process_down(kind: EventKind = EventKind.FIRING, **fields) -> Event:
     fields.setdefault("summary", "0 running, expected >= 1")
-    return event(kind, check="nginx", subject="nginx", metric="status", value=None, threshold=None, operator="",
-                 check_type="process", **fields)
+    return event(
+        kind,
+        check="nginx",
+        subject="nginx",
+        metric="status",
+        value=None,
+        threshold=None,
+        operator="",
+        check_type="process",
+        **fields,
+    )
 
 
 def test_a_problem_without_a_value_says_what_is_wrong_in_the_title_a_phone_shows():
@@ -471,7 +628,8 @@ def test_a_problem_without_a_value_says_what_is_wrong_in_the_title_a_phone_shows
         "#### 监控 [告警:1] web01 nginx nginx: 0 running, expected >= 1\n\n"
         "**<font color=#FF0000>严重</font> 告警** nginx nginx: 0 running, expected >= 1\n\n"
         "- 主机: web01\n- 检查: nginx (process)\n- 对象: nginx\n- 开始时间: 2026-09-21 22:08:20 CST\n\n"
-        "@13800000000")
+        "@13800000000"
+    )
 
 
 def test_a_resolve_without_a_value_keeps_its_summary_below_the_headline():

@@ -39,8 +39,13 @@ def snapshot(**changes) -> AgentSnapshot:
         started_at=1764340800.0,
         version="0.1.0",
         checks=(
-            CheckSnapshot("root_disk", "disk", "/", Status.CRITICAL,
-                          (Metric("used_percent", 96.5, "%"), Metric("inodes_percent", 12.0, "%"))),
+            CheckSnapshot(
+                "root_disk",
+                "disk",
+                "/",
+                Status.CRITICAL,
+                (Metric("used_percent", 96.5, "%"), Metric("inodes_percent", 12.0, "%")),
+            ),
             CheckSnapshot("cpu", "cpu", "", Status.OK, (Metric("usage_percent", None, "%"),)),
             CheckSnapshot("nginx", "process", "nginx", Status.UNKNOWN),
         ),
@@ -87,8 +92,7 @@ def test_the_exposition_shows_checks_alerts_delivery_and_the_agent_itself():
         'monagent_check_status{check="nginx",host="web1",subject="nginx",type="process"} 3.0',
         'monagent_alert_phase{check="root_disk",host="web1",metric="used_percent",phase="firing",subject="/"} 1.0',
         'monagent_alert_severity{check="root_disk",host="web1",metric="used_percent",subject="/"} 2.0',
-        'monagent_alert_since_timestamp_seconds{check="root_disk",host="web1",metric="used_percent",subject="/"} '
-        "1.7643409e+09",
+        'monagent_alert_since_timestamp_seconds{check="root_disk",host="web1",metric="used_percent",subject="/"} 1.7643409e+09',
         'monagent_outbox_entries{receiver="alertmanager"} 0.0',
         'monagent_outbox_entries{receiver="dingtalk:ops"} 3.0',
         'monagent_notifier_sends_total{receiver="alertmanager"} 12.0',
@@ -206,8 +210,10 @@ def test_stop_frees_the_port():
 
 
 def test_importing_the_fleet_modules_loads_neither_prometheus_client_nor_requests():
-    code = ("import sys, monagent.metrics, monagent.notify.alertmanager, monagent.fleet_config; "
-            "print(sorted(m for m in ('prometheus_client', 'requests') if m in sys.modules))")
+    code = (
+        "import sys, monagent.metrics, monagent.notify.alertmanager, monagent.fleet_config; "
+        "print(sorted(m for m in ('prometheus_client', 'requests') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout == "[]\n"
 
@@ -225,8 +231,13 @@ def parse(text: str) -> MetricsConfig:
 
 def test_metrics_are_off_by_default_and_listen_on_loopback():
     config = parse("")
-    assert (config.enabled, config.listen, config.path, config.host, config.port) == \
-        (False, "127.0.0.1:9717", "/metrics", "127.0.0.1", 9717)
+    assert (config.enabled, config.listen, config.path, config.host, config.port) == (
+        False,
+        "127.0.0.1:9717",
+        "/metrics",
+        "127.0.0.1",
+        9717,
+    )
 
 
 def test_a_remote_listen_address_is_refused_unless_allowed():
@@ -234,16 +245,20 @@ def test_a_remote_listen_address_is_refused_unless_allowed():
         parse('[metrics]\nenabled = true\nlisten = "0.0.0.0:9717"\n')
     assert str(info.value) == (
         'agent.toml:3: metrics.listen: "0.0.0.0:9717" is not a loopback address: the metrics show every check of '
-        "this host to whoever connects; set allow_remote = true to listen there anyway (and firewall it)")
+        "this host to whoever connects; set allow_remote = true to listen there anyway (and firewall it)"
+    )
     config = parse('[metrics]\nenabled = true\nlisten = "10.0.0.5:9717"\nallow_remote = true\n')
     assert (config.host, config.port) == ("10.0.0.5", 9717)
 
 
-@pytest.mark.parametrize(("listen", "message"), [
-    ("9717", 'must be "host:port", such as "127.0.0.1:9717" or "[::1]:9717"; got "9717"'),
-    ("127.0.0.1:99999", 'port must be from 1 to 65535, got 99999; got "127.0.0.1:99999"'),
-    ("::1:9717", 'an IPv6 address needs brackets, such as "[::1]:9717"; got "::1:9717"'),
-])
+@pytest.mark.parametrize(
+    ("listen", "message"),
+    [
+        ("9717", 'must be "host:port", such as "127.0.0.1:9717" or "[::1]:9717"; got "9717"'),
+        ("127.0.0.1:99999", 'port must be from 1 to 65535, got 99999; got "127.0.0.1:99999"'),
+        ("::1:9717", 'an IPv6 address needs brackets, such as "[::1]:9717"; got "::1:9717"'),
+    ],
+)
 def test_a_malformed_listen_address_says_what_is_expected(listen, message):
     with pytest.raises(ConfigError) as info:
         parse(f'[metrics]\nlisten = "{listen}"\n')

@@ -151,14 +151,26 @@ def test_u_means_the_value_could_not_be_determined():
 def test_empty_and_trailing_fields_may_be_left_out():
     data, notes = parse_perfdata("a=1 b=2;;;; c=3;;5 d=4;;;;10")
     assert notes == ()
-    assert data == (PerfDatum("a", 1.0), PerfDatum("b", 2.0), PerfDatum("c", 3.0, critical=Range(0, 5)),
-                    PerfDatum("d", 4.0, maximum=10.0))
+    assert data == (
+        PerfDatum("a", 1.0),
+        PerfDatum("b", 2.0),
+        PerfDatum("c", 3.0, critical=Range(0, 5)),
+        PerfDatum("d", 4.0, maximum=10.0),
+    )
 
 
 def test_every_unit_of_measure_is_kept_and_min_max_may_repeat_it():
     data, _ = parse_perfdata("a=1s b=2us c=3KB d=4MB e=5TB f=6c g=7B h=23662166016B;;;0B;270552530944B")
-    assert [(d.label, d.uom) for d in data] == [("a", "s"), ("b", "us"), ("c", "KB"), ("d", "MB"), ("e", "TB"),
-                                                ("f", "c"), ("g", "B"), ("h", "B")]
+    assert [(d.label, d.uom) for d in data] == [
+        ("a", "s"),
+        ("b", "us"),
+        ("c", "KB"),
+        ("d", "MB"),
+        ("e", "TB"),
+        ("f", "c"),
+        ("g", "B"),
+        ("h", "B"),
+    ]
     assert (data[-1].value, data[-1].minimum, data[-1].maximum) == (23662166016.0, 0.0, 270552530944.0)
 
 
@@ -170,13 +182,13 @@ def test_numbers_may_be_negative_fractional_exponential_or_use_a_decimal_comma()
 
 def test_malformed_fields_are_skipped_with_a_note_and_the_good_ones_kept():
     data, notes = parse_perfdata(
-        "good=1;2;3;0;10 junk 'unclosed=4 =5 novalue= bad=abc range=3;x:y;@5:1 lim=1;;;low;high "
-        "extra=1;2;3;4;5;6 good=9")
+        "good=1;2;3;0;10 junk 'unclosed=4 =5 novalue= bad=abc range=3;x:y;@5:1 lim=1;;;low;high extra=1;2;3;4;5;6 good=9"
+    )
     assert [(d.label, d.value) for d in data] == [("good", 1.0), ("range", 3.0), ("lim", 1.0), ("extra", 1.0)]
     assert data[1].warning is None and data[1].critical is None
     assert list(notes) == [
         'skipped "junk": no "=" after the label',
-        "skipped \"'unclosed=4\": the quoted label is not closed by \"'=\"",
+        'skipped "\'unclosed=4": the quoted label is not closed by "\'="',
         'skipped "=5": the label is empty',
         'skipped "novalue=": it has no value',
         'skipped "bad=abc": "abc" is not a number',
@@ -200,12 +212,14 @@ def test_no_perfdata_text_makes_the_parser_raise(text):
 
 
 def test_the_first_line_splits_into_summary_and_perfdata():
-    out = parse_output("DISK OK - free space: / 81331MiB (78% inode=97%);| /=23662166016B;216442024755;"
-                       "243497277849;0;270552530944\n")
+    out = parse_output(
+        "DISK OK - free space: / 81331MiB (78% inode=97%);| /=23662166016B;216442024755;243497277849;0;270552530944\n"
+    )
     assert out.summary == "DISK OK - free space: / 81331MiB (78% inode=97%);"
     assert out.long_text == ""
-    assert out.perfdata == (PerfDatum("/", 23662166016.0, "B", Range(0, 216442024755.0), Range(0, 243497277849.0),
-                                      0.0, 270552530944.0),)
+    assert out.perfdata == (
+        PerfDatum("/", 23662166016.0, "B", Range(0, 216442024755.0), Range(0, 243497277849.0), 0.0, 270552530944.0),
+    )
 
 
 def test_later_lines_are_long_text_until_a_bar_and_perfdata_after_it():
@@ -216,7 +230,8 @@ def test_later_lines_are_long_text_until_a_bar_and_perfdata_after_it():
         "/home 69357 MB (27%);\n"
         "/var/log 819 MB (84%); | /boot=68MB;88;93;0;98\n"
         "/home=69357MB;253404;253409;0;253414 \n"
-        "/var/log=818MB;970;975;0;980\n")
+        "/var/log=818MB;970;975;0;980\n"
+    )
     assert out.summary == "DISK OK - free space: / 3326 MB (56%);"
     assert out.long_text == "/ 15272 MB (77%);\n/boot 68 MB (69%);\n/home 69357 MB (27%);\n/var/log 819 MB (84%);"
     assert [d.label for d in out.perfdata] == ["/", "/boot", "/home", "/var/log"]
@@ -240,23 +255,40 @@ def test_output_without_perfdata_or_without_anything_parses_to_a_summary_only():
 
 def test_numbers_print_with_perfdata_digits_only():
     assert [format_number(v) for v in (0.0, 93.0, 0.23, -1.5, 1e-7, 12345678901.0, 1e20)] == [
-        "0", "93", "0.23", "-1.5", "0.0000001", "12345678901", "100000000000000000000"]
+        "0",
+        "93",
+        "0.23",
+        "-1.5",
+        "0.0000001",
+        "12345678901",
+        "100000000000000000000",
+    ]
 
 
 def test_format_nagios_prints_one_line_with_perfdata_and_monagent_thresholds_as_ranges():
     line = format_nagios(
-        "root_disk", Status.CRITICAL, "/var 93% used (>= 90)",
-        [("/var used_percent", Metric("used_percent", 93.0, "%", 0.0, 100.0)),
-         ("/var free_bytes", Metric("free_bytes", 7e9, "bytes"))],
-        {"used_percent": Threshold(warning=85, critical=90)})
-    assert line == ("root_disk CRITICAL: /var 93% used (>= 90) | '/var used_percent'=93%;85;90;0;100 "
-                    "'/var free_bytes'=7000000000B")
+        "root_disk",
+        Status.CRITICAL,
+        "/var 93% used (>= 90)",
+        [
+            ("/var used_percent", Metric("used_percent", 93.0, "%", 0.0, 100.0)),
+            ("/var free_bytes", Metric("free_bytes", 7e9, "bytes")),
+        ],
+        {"used_percent": Threshold(warning=85, critical=90)},
+    )
+    assert line == (
+        "root_disk CRITICAL: /var 93% used (>= 90) | '/var used_percent'=93%;85;90;0;100 '/var free_bytes'=7000000000B"
+    )
 
 
 def test_format_nagios_writes_u_for_a_missing_value_and_a_below_threshold_as_start_colon():
-    line = format_nagios("nginx", Status.OK, "1 running",
-                         [Metric("count", 1, ""), Metric("rate", None, "1/s")],
-                         {"count": Threshold(critical=1, direction=Direction.BELOW)})
+    line = format_nagios(
+        "nginx",
+        Status.OK,
+        "1 running",
+        [Metric("count", 1, ""), Metric("rate", None, "1/s")],
+        {"count": Threshold(critical=1, direction=Direction.BELOW)},
+    )
     assert line == "nginx OK: 1 running | count=1;;1: rate=U"
 
 
@@ -268,14 +300,16 @@ def test_format_nagios_keeps_the_line_one_line_and_without_a_stray_bar():
 
 
 def test_what_format_nagios_prints_parses_back_to_the_same_metrics():
-    metrics = [("it's / used", Metric("used", 93.5, "%", 0, 100)), Metric("load1", 0.25, ""),
-               ("temp", Metric("temp", None, "", None, None))]
+    metrics = [
+        ("it's / used", Metric("used", 93.5, "%", 0, 100)),
+        Metric("load1", 0.25, ""),
+        ("temp", Metric("temp", None, "", None, None)),
+    ]
     line = format_nagios("c", Status.OK, "fine", metrics, {"used": Threshold(80, 90)})
     out = parse_output(line)
     assert out.summary == "c OK: fine"
     assert out.notes == ()
-    assert out.metrics() == (Metric("it's / used", 93.5, "%", 0.0, 100.0), Metric("load1", 0.25, ""),
-                             Metric("temp", None, ""))
+    assert out.metrics() == (Metric("it's / used", 93.5, "%", 0.0, 100.0), Metric("load1", 0.25, ""), Metric("temp", None, ""))
     assert out.perfdata[0].warning == Range(0, 80) and out.perfdata[0].critical == Range(0, 90)
 
 

@@ -23,7 +23,8 @@ def test_a_closed_port_is_connection_refused_with_host_and_port_only():
         port = probe.getsockname()[1]
     exc = failure(f"http://127.0.0.1:{port}/robot/send?access_token=s3cr3t", 5)
     assert describe_network_error(exc, 5) == (
-        f"connection refused by 127.0.0.1:{port} (nothing listens there, or a proxy is needed)")
+        f"connection refused by 127.0.0.1:{port} (nothing listens there, or a proxy is needed)"
+    )
 
 
 def test_a_server_that_accepts_and_never_answers_is_a_read_timeout():

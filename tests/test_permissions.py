@@ -55,15 +55,21 @@ def test_a_world_readable_file_in_a_private_directory_is_not_readable_by_others(
 
 
 def test_secrets_taken_from_the_environment_do_not_make_the_config_secret(public_tmp):
-    config = write(public_tmp / "agent.toml",
-                   '[notifiers.dingtalk.ops]\nwebhook = "${DINGTALK_WEBHOOK}"\nsecret = "${DINGTALK_SECRET}"\n', 0o644)
+    config = write(
+        public_tmp / "agent.toml",
+        '[notifiers.dingtalk.ops]\nwebhook = "${DINGTALK_WEBHOOK}"\nsecret = "${DINGTALK_SECRET}"\n',
+        0o644,
+    )
     assert secret_warnings(config, environ={}) == []
 
 
 def test_a_world_readable_secret_file_is_named_with_its_key(public_tmp):
     write(public_tmp / "dingtalk.secret", "SEC0123456789\n", 0o644)
-    config = write(public_tmp / "agent.toml",
-                   '[notifiers.dingtalk.ops]\nwebhook_credential = "ops"\nsecret_file = "dingtalk.secret"\n', 0o644)
+    config = write(
+        public_tmp / "agent.toml",
+        '[notifiers.dingtalk.ops]\nwebhook_credential = "ops"\nsecret_file = "dingtalk.secret"\n',
+        0o644,
+    )
     assert secret_warnings(config) == [
         f"{public_tmp / 'dingtalk.secret'} holds a secret (notifiers.dingtalk.ops.secret_file) and other users "
         f"can read it (mode 0644); run: chmod o-r {public_tmp / 'dingtalk.secret'}"
@@ -72,8 +78,9 @@ def test_a_world_readable_secret_file_is_named_with_its_key(public_tmp):
 
 def test_a_secret_file_path_may_use_an_environment_variable(public_tmp):
     write(public_tmp / "am.password", "hunter2\n", 0o604)
-    config = write(public_tmp / "agent.toml",
-                   '[notifiers.alertmanager]\nusername = "am"\npassword_file = "${SECRETS}/am.password"\n', 0o600)
+    config = write(
+        public_tmp / "agent.toml", '[notifiers.alertmanager]\nusername = "am"\npassword_file = "${SECRETS}/am.password"\n', 0o600
+    )
     assert secret_warnings(config, environ={"SECRETS": str(public_tmp)}) == [
         f"{public_tmp / 'am.password'} holds a secret (notifiers.alertmanager.password_file) and other users "
         f"can read it (mode 0604); run: chmod o-r {public_tmp / 'am.password'}"
@@ -87,9 +94,12 @@ def test_a_private_secret_file_is_fine(public_tmp):
 
 
 def test_a_url_outside_the_notifiers_is_not_a_secret(public_tmp):
-    config = write(public_tmp / "agent.toml",
-                   '[checks.site]\ntype = "http"\nurl = "https://example.com/"\n'
-                   '[notifiers.alertmanager]\nurls = ["http://127.0.0.1:9093"]\n', 0o644)
+    config = write(
+        public_tmp / "agent.toml",
+        '[checks.site]\ntype = "http"\nurl = "https://example.com/"\n'
+        '[notifiers.alertmanager]\nurls = ["http://127.0.0.1:9093"]\n',
+        0o644,
+    )
     assert secret_warnings(config) == []
 
 

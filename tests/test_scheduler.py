@@ -75,16 +75,14 @@ def drain(scheduler, now, mono, until=bool, limit=5.0):
 
 
 def make(pairs, splay=0.0, mono=0.0):
-    return Scheduler(pairs, lambda now, mono: ("ctx", now, mono), monotonic=mono, splay=splay,
-                     rng=random.Random(7))
+    return Scheduler(pairs, lambda now, mono: ("ctx", now, mono), monotonic=mono, splay=splay, rng=random.Random(7))
 
 
 def test_each_instance_runs_on_its_own_interval():
     fast, slow = Counting(), Counting()
     scheduler = make([(cfg("fast", interval=10), fast), (cfg("slow", interval=30), slow)])
     for second in range(0, 61, 10):
-        drain(scheduler, 1000.0 + second, float(second),
-              until=lambda runs, s=second: len(runs) >= (2 if s % 30 == 0 else 1))
+        drain(scheduler, 1000.0 + second, float(second), until=lambda runs, s=second: len(runs) >= (2 if s % 30 == 0 else 1))
     assert fast.calls == 7
     assert slow.calls == 3
 

@@ -104,8 +104,7 @@ def test_a_vanished_socket_warns_once_and_never_raises(tmp_path, caplog):
 
 def test_from_environ_can_unset_the_supervision_variables_so_children_do_not_inherit_them(listener):
     path, _sock = listener
-    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "60000000", "WATCHDOG_PID": "42", "LISTEN_FDS": "1",
-           "PATH": "/usr/bin"}
+    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "60000000", "WATCHDOG_PID": "42", "LISTEN_FDS": "1", "PATH": "/usr/bin"}
     notifier = SystemdNotifier.from_environ(env, pid=42, unset=True)
     assert env == {"PATH": "/usr/bin"}
     assert notifier.enabled
@@ -113,8 +112,16 @@ def test_from_environ_can_unset_the_supervision_variables_so_children_do_not_inh
 
 
 def test_child_environ_strips_notify_watchdog_and_listen_variables():
-    env = {"NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "1", "WATCHDOG_PID": "1",
-           "LISTEN_PID": "1", "LISTEN_FDS": "1", "LISTEN_FDNAMES": "x", "LANG": "C.UTF-8", "PATH": "/bin"}
+    env = {
+        "NOTIFY_SOCKET": "/run/systemd/notify",
+        "WATCHDOG_USEC": "1",
+        "WATCHDOG_PID": "1",
+        "LISTEN_PID": "1",
+        "LISTEN_FDS": "1",
+        "LISTEN_FDNAMES": "x",
+        "LANG": "C.UTF-8",
+        "PATH": "/bin",
+    }
     assert child_environ(env) == {"LANG": "C.UTF-8", "PATH": "/bin"}
 
 

@@ -55,18 +55,35 @@ def test_the_shipped_defaults_match_the_code_defaults(tmp_path):
     text = uncommented(tmp_path)
     # keep only the sections that exist when shipped, with their defaults switched on
     sections = re.split(r"(?m)^(?=\[)", text)
-    kept = [s for s in sections if s.startswith(("[agent]", "[alerting]\n", "[checks.cpu]", "[checks.memory]",
-                                                 "[checks.disks]", "[checks.crash_dumps]", "[checks.oom]",
-                                                 "[notifiers.console]", "[metrics]"))]
-    kept = [s.split("\n[checks.disks.thresholds]")[0].split("\n[checks.cpu.thresholds]")[0]
-            .split("\n[checks.memory.thresholds]")[0] for s in kept]
+    kept = [
+        s
+        for s in sections
+        if s.startswith(
+            (
+                "[agent]",
+                "[alerting]\n",
+                "[checks.cpu]",
+                "[checks.memory]",
+                "[checks.disks]",
+                "[checks.crash_dumps]",
+                "[checks.oom]",
+                "[notifiers.console]",
+                "[metrics]",
+            )
+        )
+    ]
+    kept = [
+        s.split("\n[checks.disks.thresholds]")[0].split("\n[checks.cpu.thresholds]")[0].split("\n[checks.memory.thresholds]")[0]
+        for s in kept
+    ]
     body = "\n".join(kept)
-    body = re.sub(r'(?m)^(state_dir|runtime_dir) = .*$', "", body)
-    body = re.sub(r'(?m)^(startup_grace|deescalate_after_cycles) = .*$', "", body)  # defaults derived elsewhere
-    body = re.sub(r'(?m)^mounts = .*$', "", body)  # an example, not the default (all real filesystems)
-    body = re.sub(r'(?m)^hostname = .*$', "", body)
+    body = re.sub(r"(?m)^(state_dir|runtime_dir) = .*$", "", body)
+    body = re.sub(r"(?m)^(startup_grace|deescalate_after_cycles) = .*$", "", body)  # defaults derived elsewhere
+    body = re.sub(r"(?m)^mounts = .*$", "", body)  # an example, not the default (all real filesystems)
+    body = re.sub(r"(?m)^hostname = .*$", "", body)
     config = loads(body, "agent.toml", environ=ENV)
     assert config.alerting == shipped.alerting
+
     def essentials(checks):
         return [(c.name, c.type, c.interval, c.timeout, c.thresholds, c.alerting) for c in checks]
 

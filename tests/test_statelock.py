@@ -15,8 +15,10 @@ def test_a_second_claim_on_the_same_state_directory_names_the_holder(tmp_path):
     try:
         with pytest.raises(StateDirBusy) as info:
             claim(tmp_path / "state")
-        assert str(info.value) == (f"another monagent (pid {os.getpid()}) is running on the state directory "
-                                   f"{tmp_path / 'state'}; stop it first, or give this one its own [agent] state_dir")
+        assert str(info.value) == (
+            f"another monagent (pid {os.getpid()}) is running on the state directory "
+            f"{tmp_path / 'state'}; stop it first, or give this one its own [agent] state_dir"
+        )
     finally:
         first.release()
 
@@ -43,7 +45,8 @@ def test_a_second_agent_on_the_same_state_directory_exits_without_a_false_unclea
         second.stop()
         assert [line.split(" ", 2)[2] for line in second.lines] == [
             f"ERROR monagent.agent: another monagent (pid {first.proc.pid}) is running on the state directory "
-            f"{tmp_path / 'state'}; stop it first, or give this one its own [agent] state_dir"]
+            f"{tmp_path / 'state'}; stop it first, or give this one its own [agent] state_dir"
+        ]
         assert first.proc.poll() is None
         assert not any("unclean" in line for line in first.lines)
     finally:

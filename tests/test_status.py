@@ -43,7 +43,7 @@ def observe(agent: Tuple[AlertPipeline, Clock], *results: Result, error: str = "
 def section(data: Dict[str, Any], title: str) -> List[str]:
     lines = render_status(data)
     start = lines.index(title) + 1
-    return lines[start:lines.index("", start)]
+    return lines[start : lines.index("", start)]
 
 
 def cannot_judge() -> Result:
@@ -58,8 +58,7 @@ def test_a_subject_the_check_cannot_judge_shows_as_failing_not_as_an_inactive_al
     data = observe(agent, cannot_judge())
     assert data["alerts"] == []
     assert section(data, "Alerts:") == ["  none"]
-    assert section(data, "Checks failing:") == [
-        f"  disks /: 1 run in a row without a verdict (alerts after 3): {DENIED}"]
+    assert section(data, "Checks failing:") == [f"  disks /: 1 run in a row without a verdict (alerts after 3): {DENIED}"]
 
 
 def test_the_failing_streak_ends_when_later_runs_report_only_metrics(agent) -> None:
@@ -75,10 +74,8 @@ def test_a_failing_streak_long_enough_to_alert_is_listed_as_alerting(agent) -> N
     for _ in range(2):
         observe(agent, cannot_judge())
     data = observe(agent, cannot_judge())
-    assert [(row["key"], row["phase"], row["severity"]) for row in data["alerts"]] == [
-        ("disks / #unknown", "firing", "warning")]
-    assert section(data, "Checks failing:") == [
-        f"  disks /: 3 runs in a row without a verdict (alerting): {DENIED}"]
+    assert [(row["key"], row["phase"], row["severity"]) for row in data["alerts"]] == [("disks / #unknown", "firing", "warning")]
+    assert section(data, "Checks failing:") == [f"  disks /: 3 runs in a row without a verdict (alerting): {DENIED}"]
 
 
 def test_a_firing_alert_of_a_check_that_stopped_running_says_the_check_is_failing(agent) -> None:
@@ -89,7 +86,6 @@ def test_a_firing_alert_of_a_check_that_stopped_running_says_the_check_is_failin
     (line,) = section(data, "Alerts:")
     assert line.startswith("  FIRING    critical disks / used_percent  97% (>= 95)  since ")
     assert line.endswith("  [check failing: 1 run in a row without a verdict]")
-    assert section(data, "Checks failing:") == [
-        "  disks: 1 run in a row without a verdict (alerts after 3): timed out after 10s"]
+    assert section(data, "Checks failing:") == ["  disks: 1 run in a row without a verdict (alerts after 3): timed out after 10s"]
     data = observe(agent, used(97))
     assert data["alerts"][0]["unknown_streak"] == 0 and data["failing"] == []

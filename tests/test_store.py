@@ -25,8 +25,15 @@ from monagent.store import MIGRATIONS, SCHEMA_VERSION, Bounds, Changes, Store, S
 
 
 def event(n: int, t: float = 1000.0) -> Event:
-    return Event(id=f"i-1:{n}", kind=EventKind.FIRING, key=AlertKey("load", "", "value"), severity=Status.CRITICAL,
-                 time=t, host="web01", summary=f"event {n}")
+    return Event(
+        id=f"i-1:{n}",
+        kind=EventKind.FIRING,
+        key=AlertKey("load", "", "value"),
+        severity=Status.CRITICAL,
+        time=t,
+        host="web01",
+        summary=f"event {n}",
+    )
 
 
 def enqueue(store: Store, *events: Event, receiver: str = "console", now: float = 1000.0) -> int:
@@ -69,9 +76,10 @@ def test_a_database_from_a_newer_monagent_is_refused(tmp_path: Path) -> None:
         Store.open(tmp_path)
 
 
-def test_a_corrupt_database_is_moved_aside_and_the_reset_is_announced_once(tmp_path: Path,
-                                                                           caplog: pytest.LogCaptureFixture) -> None:
-    cfg = config(tmp_path, "[checks.load]\ntype = \"gauge\"\n")
+def test_a_corrupt_database_is_moved_aside_and_the_reset_is_announced_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = config(tmp_path, '[checks.load]\ntype = "gauge"\n')
     state = cfg.agent.state_dir
     state.mkdir(parents=True)
     (state / "state.db").write_bytes(b"this is not a database" * 100)
@@ -81,14 +89,15 @@ def test_a_corrupt_database_is_moved_aside_and_the_reset_is_announced_once(tmp_p
     moved = pipeline.store.moved_to
     pipeline.store.close()
     assert moved is not None and moved.read_bytes().startswith(b"this is not a database")
-    assert lines == [f"NOTICE warning web01 state was reset: the state database could not be read and was moved "
-                     f"to {moved}"]
-    assert any(r.message.startswith(f"STATE RESET: the state database {state / 'state.db'} could not be read")
-               for r in caplog.records)
+    assert lines == [f"NOTICE warning web01 state was reset: the state database could not be read and was moved to {moved}"]
+    assert any(
+        r.message.startswith(f"STATE RESET: the state database {state / 'state.db'} could not be read") for r in caplog.records
+    )
     pipeline = open_pipeline(cfg, clock)
-    assert drain(pipeline.store) == ["NOTICE warning web01 monagent restarted after an unclean stop; it was last "
-                                     "seen alive at " + time.strftime("%Y-%m-%d %H:%M:%S",
-                                                                      time.localtime(clock.wall))]
+    assert drain(pipeline.store) == [
+        "NOTICE warning web01 monagent restarted after an unclean stop; it was last "
+        "seen alive at " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(clock.wall))
+    ]
     pipeline.store.close()
 
 
@@ -130,8 +139,9 @@ def test_the_outbox_protocol_defer_complete_drop_and_health(tmp_path: Path) -> N
         assert store.queued_count("console") == 1
         assert store.take_dropped_count("console") == 1
         store.set_health(ReceiverHealth("console", last_success=1.0, last_error="boom", broken=True, sent=3))
-        assert store.health("console") == ReceiverHealth("console", last_success=1.0, last_error="boom",
-                                                         broken=True, sent=3, dropped=1)
+        assert store.health("console") == ReceiverHealth(
+            "console", last_success=1.0, last_error="boom", broken=True, sent=3, dropped=1
+        )
     finally:
         store.close()
 
@@ -167,7 +177,7 @@ def _open_readonly_and_list(directory: str) -> List[str]:
 
 
 def _fired_state(directory: Path) -> None:
-    cfg = config(directory, "[checks.load]\ntype = \"gauge\"\n[checks.load.alerting]\nfire_after_cycles = 1\n")
+    cfg = config(directory, '[checks.load]\ntype = "gauge"\n[checks.load.alerting]\nfire_after_cycles = 1\n')
     clock = Clock()
     pipeline = open_pipeline(cfg, clock)
     pipeline.observe([run("load", value(95))], *clock.step())

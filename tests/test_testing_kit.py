@@ -115,8 +115,7 @@ class Reboot(Check):
 
 
 def test_a_check_runs_against_a_fake_process_table_and_is_judged_by_its_default_threshold():
-    ctx = FakeContext(processes=[fake_process(10, "nginx"), fake_process(11, "nginx", ppid=10),
-                                 fake_process(12, "sshd")])
+    ctx = FakeContext(processes=[fake_process(10, "nginx"), fake_process(11, "nginx", ppid=10), fake_process(12, "sshd")])
     report = run_check(WorkerCount, {"name": "nginx"}, ctx)
     assert report.value("count") == 2
     assert report.status == Status.OK
@@ -127,19 +126,25 @@ def test_a_check_runs_against_a_fake_process_table_and_is_judged_by_its_default_
 
 
 def test_command_lines_come_from_the_fake_table():
-    ctx = FakeContext(processes=[fake_process(10, "python3"), fake_process(11, "python3")],
-                      cmdlines={10: ["python3", "-m", "celery"], 11: ["python3", "manage.py"]})
+    ctx = FakeContext(
+        processes=[fake_process(10, "python3"), fake_process(11, "python3")],
+        cmdlines={10: ["python3", "-m", "celery"], 11: ["python3", "manage.py"]},
+    )
     assert run_check(WorkerCount, {"name": "python3", "argument": "celery"}, ctx).value("count") == 1
 
 
 def test_every_mount_gets_a_result_and_a_hanging_one_is_unknown_with_the_agents_wording():
     ctx = FakeContext(
         mounts=[fake_mount("/"), fake_mount("/data", "xfs"), fake_mount("/mnt/nfs"), fake_mount("/proc", "proc")],
-        disk_usage={"/": fake_disk_usage(100, 50), "/data": fake_disk_usage(1000, 960), "/mnt/nfs": HANGS})
+        disk_usage={"/": fake_disk_usage(100, 50), "/data": fake_disk_usage(1000, 960), "/mnt/nfs": HANGS},
+    )
     report = run_check(MountSpace, context=ctx)
     assert report.subjects() == ["/", "/data", "/mnt/nfs"]
-    assert report.statuses == {("/", "used_percent"): Status.OK, ("/data", "used_percent"): Status.CRITICAL,
-                               ("/mnt/nfs", "status"): Status.UNKNOWN}
+    assert report.statuses == {
+        ("/", "used_percent"): Status.OK,
+        ("/data", "used_percent"): Status.CRITICAL,
+        ("/mnt/nfs", "status"): Status.UNKNOWN,
+    }
     assert report.result("/mnt/nfs").reason == "statfs of /mnt/nfs did not return within 2s"
     assert report.status == Status.CRITICAL
     assert ctx.calls == [("statfs", "/", 2.0), ("statfs", "/data", 2.0), ("statfs", "/mnt/nfs", 2.0)]
@@ -224,7 +229,7 @@ def test_bad_thresholds_are_reported_like_the_config_reports_them():
     assert str(error.value).split("\n") == [
         '<run_check>: checks.test.thresholds.used_pct: unknown metric (did you mean "used_percent"?); '
         "this check type's metrics: used_percent",
-        '<run_check>: checks.test.thresholds.used_percent.critical: must not be less severe than warning (90) '
+        "<run_check>: checks.test.thresholds.used_percent.critical: must not be less severe than warning (90) "
         'for direction = "above"',
     ]
 
@@ -235,8 +240,9 @@ def test_options_belong_to_a_class_not_to_a_built_instance():
 
 
 def test_a_metric_asked_for_without_its_subject_must_be_unique():
-    ctx = FakeContext(mounts=[fake_mount("/"), fake_mount("/var")],
-                      disk_usage={"/": fake_disk_usage(10, 1), "/var": fake_disk_usage(10, 2)})
+    ctx = FakeContext(
+        mounts=[fake_mount("/"), fake_mount("/var")], disk_usage={"/": fake_disk_usage(10, 1), "/var": fake_disk_usage(10, 2)}
+    )
     report = run_check(MountSpace, context=ctx)
     assert report.value("used_percent", "/var") == 20.0
     with pytest.raises(KeyError, match='2 metrics named "used_percent"; pass subject='):

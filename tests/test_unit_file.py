@@ -19,8 +19,10 @@ from monagent.install import install
 UNIT_FILE = ROOT / "systemd" / "monagent.service"
 MAX_EXPOSURE = 3.0
 
-needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None and not os.environ.get("CI"),
-                                   reason="systemd-analyze is not installed (package systemd); in CI this fails")
+needs_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None and not os.environ.get("CI"),
+    reason="systemd-analyze is not installed (package systemd); in CI this fails",
+)
 
 
 def directives(text: str) -> List[Tuple[str, str, str]]:
@@ -46,24 +48,27 @@ def service() -> Dict[str, List[str]]:
     return table
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("Type", "notify"),
-    ("NotifyAccess", "main"),
-    ("Restart", "on-failure"),
-    ("ExecReload", "/bin/kill -HUP $MAINPID"),
-    ("RestartPreventExitStatus", "78"),
-    ("User", "monagent"),
-    ("Group", "monagent"),
-    ("StateDirectory", "monagent"),
-    ("ConfigurationDirectory", "monagent"),
-    ("RuntimeDirectory", "monagent"),
-    ("KillMode", "mixed"),
-    ("NoNewPrivileges", "yes"),
-    ("ProtectSystem", "strict"),
-    ("ProtectHome", "read-only"),
-    ("ProtectProc", "default"),
-    ("ProcSubset", "all"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("Type", "notify"),
+        ("NotifyAccess", "main"),
+        ("Restart", "on-failure"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
+        ("RestartPreventExitStatus", "78"),
+        ("User", "monagent"),
+        ("Group", "monagent"),
+        ("StateDirectory", "monagent"),
+        ("ConfigurationDirectory", "monagent"),
+        ("RuntimeDirectory", "monagent"),
+        ("KillMode", "mixed"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "read-only"),
+        ("ProtectProc", "default"),
+        ("ProcSubset", "all"),
+    ],
+)
 def test_the_service_section_sets(key, value):
     assert service()[key] == [value]
 
@@ -74,14 +79,17 @@ def test_only_the_two_capabilities_the_checks_need_are_granted():
     assert set(" ".join(service()["CapabilityBoundingSet"]).split()) == wanted
 
 
-@pytest.mark.parametrize(("key", "blinding"), [
-    ("ProtectProc", {"invisible", "noaccess", "ptraceable"}),
-    ("ProcSubset", {"pid"}),
-    ("ProtectHome", {"yes", "true", "tmpfs"}),
-    ("PrivateUsers", {"yes", "true", "1", "self", "identity"}),
-    ("PrivateNetwork", {"yes", "true", "1"}),
-    ("PrivatePIDs", {"yes", "true", "1"}),
-])
+@pytest.mark.parametrize(
+    ("key", "blinding"),
+    [
+        ("ProtectProc", {"invisible", "noaccess", "ptraceable"}),
+        ("ProcSubset", {"pid"}),
+        ("ProtectHome", {"yes", "true", "tmpfs"}),
+        ("PrivateUsers", {"yes", "true", "1", "self", "identity"}),
+        ("PrivateNetwork", {"yes", "true", "1"}),
+        ("PrivatePIDs", {"yes", "true", "1"}),
+    ],
+)
 def test_no_directive_blinds_the_monitoring_agent(key, blinding):
     assert not blinding & set(service().get(key, []))
 

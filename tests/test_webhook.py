@@ -76,7 +76,9 @@ def test_a_batch_is_posted_as_json_with_the_rendered_text_and_every_event(hook):
     assert (body["receiver"], body["status"]) == ("webhook:hook", "firing")
     assert body["title"] == "[FIRING:1] web01 disk /var 93%"
     assert [(e["kind"], e["subject"], e["severity"]) for e in body["events"]] == [
-        ("firing", "/var", "critical"), ("resolved", "/home", "resolved")]
+        ("firing", "/var", "critical"),
+        ("resolved", "/home", "resolved"),
+    ]
     assert body["omitted"] == 0 and outbox.queued_count(receiver.name) == 0
 
 
@@ -123,11 +125,20 @@ def test_events_past_the_body_budget_are_counted_as_omitted(hook):
     assert len(data["events"]) + data["omitted"] == 50 and data["omitted"] > 0
 
 
-@pytest.mark.parametrize(("status", "kind"), [
-    (200, OutcomeKind.DELIVERED), (204, OutcomeKind.DELIVERED), (400, OutcomeKind.REJECTED),
-    (401, OutcomeKind.BROKEN), (404, OutcomeKind.BROKEN), (413, OutcomeKind.TOO_LARGE),
-    (429, OutcomeKind.LOCKED_OUT), (500, OutcomeKind.RETRY), (502, OutcomeKind.RETRY),
-])
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (200, OutcomeKind.DELIVERED),
+        (204, OutcomeKind.DELIVERED),
+        (400, OutcomeKind.REJECTED),
+        (401, OutcomeKind.BROKEN),
+        (404, OutcomeKind.BROKEN),
+        (413, OutcomeKind.TOO_LARGE),
+        (429, OutcomeKind.LOCKED_OUT),
+        (500, OutcomeKind.RETRY),
+        (502, OutcomeKind.RETRY),
+    ],
+)
 def test_http_statuses_map_to_outcomes(status, kind):
     assert classify(status, "", T0).kind == kind
 

@@ -33,7 +33,8 @@ from monagent.api import Check, Context, Metric, MetricSpec, Result, Status
 _STUB_STATUS = re.compile(
     r"Active connections:\s*(?P<active>\d+)\s+server accepts handled requests\s+"
     r"(?P<accepts>\d+)\s+(?P<handled>\d+)\s+(?P<requests>\d+)\s+"
-    r"Reading:\s*(?P<reading>\d+)\s+Writing:\s*(?P<writing>\d+)\s+Waiting:\s*(?P<waiting>\d+)")
+    r"Reading:\s*(?P<reading>\d+)\s+Writing:\s*(?P<writing>\d+)\s+Waiting:\s*(?P<waiting>\d+)"
+)
 _BODY_LIMIT = 65536
 
 
@@ -43,16 +44,20 @@ class NginxUp(Check):
     interval: ClassVar[float] = 30.0
     timeout: ClassVar[float] = 15.0
     metrics: ClassVar[Dict[str, MetricSpec]] = {
-        "latency_seconds": MetricSpec(unit="s", description="time to fetch the whole page",
-                                      warning=1.0, critical=5.0, minimum=0),
+        "latency_seconds": MetricSpec(unit="s", description="time to fetch the whole page", warning=1.0, critical=5.0, minimum=0),
         "active_connections": MetricSpec(description="open client connections, idle ones included", minimum=0),
         "waiting_connections": MetricSpec(description="idle keep-alive connections", minimum=0),
-        "requests_per_second": MetricSpec(unit="1/s", description="requests served per second since the last run",
-                                          minimum=0),
+        "requests_per_second": MetricSpec(unit="1/s", description="requests served per second since the last run", minimum=0),
     }
 
-    def __init__(self, *, url: str = "http://127.0.0.1/nginx_status", expect_status: int = 200,
-                 contains: str = "", request_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        url: str = "http://127.0.0.1/nginx_status",
+        expect_status: int = 200,
+        contains: str = "",
+        request_timeout: float = 5.0,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f'url: must start with http:// or https://, got "{url}"')
         self.url = url
@@ -72,8 +77,9 @@ class NginxUp(Check):
             reason = f"HTTP {status} from {self.url} (expected {self.expect_status})"
             return Result(status=Status.CRITICAL, reason=reason, details=body[:500])
         if self.contains and self.contains not in body:
-            return Result(status=Status.CRITICAL, reason=f'the page at {self.url} does not contain "{self.contains}"',
-                          details=body[:500])
+            return Result(
+                status=Status.CRITICAL, reason=f'the page at {self.url} does not contain "{self.contains}"', details=body[:500]
+            )
         metrics = [Metric("latency_seconds", round(latency, 4), "s")]
         metrics.extend(self._stub_status_metrics(body, ctx.monotonic))
         return Result(status=Status.OK, reason=f"HTTP {status} in {latency * 1000:.0f} ms", metrics=tuple(metrics))
@@ -96,9 +102,11 @@ class NginxUp(Check):
         if self.previous is not None and now > self.previous[0] and requests >= self.previous[1]:
             rate = round((requests - self.previous[1]) / (now - self.previous[0]), 3)
         self.previous = (now, requests)
-        return (Metric("active_connections", int(match.group("active"))),
-                Metric("waiting_connections", int(match.group("waiting"))),
-                Metric("requests_per_second", rate, "1/s"))
+        return (
+            Metric("active_connections", int(match.group("active"))),
+            Metric("waiting_connections", int(match.group("waiting"))),
+            Metric("requests_per_second", rate, "1/s"),
+        )
 
 
 def _why(exc: OSError) -> str:

@@ -89,8 +89,7 @@ def incident_prefix(key: AlertKey) -> str:
     return hashlib.sha1(key.as_id().encode(), usedforsecurity=False).hexdigest()[:8]
 
 
-def level_of(state: AlertState, value: Optional[float], threshold: Optional[Threshold],
-             verdict: Optional[Status]) -> Status:
+def level_of(state: AlertState, value: Optional[float], threshold: Optional[Threshold], verdict: Optional[Status]) -> Status:
     """The latched level of a VALUE sample: a verdict as given, a value through the Schmitt trigger."""
     if verdict is not None:
         return verdict if verdict != Status.UNKNOWN else state.latched
@@ -117,8 +116,9 @@ class _Sample:
         return self.level >= Status.WARNING
 
 
-def step(state: AlertState, level: Status, mono: float, params: AlertingOverrides, *,
-         prefix: str, hold_fire: bool = False) -> Tuple[AlertState, Tuple[Transition, ...]]:
+def step(
+    state: AlertState, level: Status, mono: float, params: AlertingOverrides, *, prefix: str, hold_fire: bool = False
+) -> Tuple[AlertState, Tuple[Transition, ...]]:
     """One VALUE sample at ``level``. ``hold_fire`` (startup grace) defers any move into FIRING."""
     x = _Sample(level, mono, params, prefix, hold_fire)
     changes: List[Transition] = []
@@ -140,9 +140,15 @@ def _bookkeep(state: AlertState, x: _Sample, changes: List[Transition]) -> Alert
     flapping = flap.update(state.flapping, hist, params.flap_low, params.flap_high) if params.flap_enabled else False
     if flapping != state.flapping:
         changes.append(Transition(Change.FLAP_START if flapping else Change.FLAP_END, state.incident, x.level))
-    window = (*state.window, x.bad)[-params.fire_window[1]:] if params.fire_window else ()
+    window = (*state.window, x.bad)[-params.fire_window[1] :] if params.fire_window else ()
     return replace(
-        state, latched=x.level, flap_hist=hist, flapping=flapping, window=window, unknown_streak=0, stale=False,
+        state,
+        latched=x.level,
+        flap_hist=hist,
+        flapping=flapping,
+        window=window,
+        unknown_streak=0,
+        stale=False,
         last_sample_at=x.mono,
         bad_streak=state.bad_streak + 1 if x.bad else 0,
         good_streak=state.good_streak + 1 if not x.bad else 0,
@@ -168,14 +174,34 @@ def _fire(s: AlertState, x: _Sample, changes: List[Transition]) -> AlertState:
     incident = f"{x.prefix}-{number}"
     changes.append(Transition(Change.FIRE, incident, x.level))
     since = x.mono if s.pending_since is None else s.pending_since
-    return replace(s, phase=Phase.FIRING, incident=incident, incidents=number, severity=x.level,
-                   firing_since=since, reminders_sent=0, up_streak=0, down_streak=0, resolving_since=None)
+    return replace(
+        s,
+        phase=Phase.FIRING,
+        incident=incident,
+        incidents=number,
+        severity=x.level,
+        firing_since=since,
+        reminders_sent=0,
+        up_streak=0,
+        down_streak=0,
+        resolving_since=None,
+    )
 
 
 def _to_inactive(s: AlertState) -> AlertState:
-    return replace(s, phase=Phase.INACTIVE, severity=Status.OK, incident="", pending_since=None,
-                   resolving_since=None, reminders_sent=0, up_streak=0, down_streak=0,
-                   stale=False, last_notified_at=None)
+    return replace(
+        s,
+        phase=Phase.INACTIVE,
+        severity=Status.OK,
+        incident="",
+        pending_since=None,
+        resolving_since=None,
+        reminders_sent=0,
+        up_streak=0,
+        down_streak=0,
+        stale=False,
+        last_notified_at=None,
+    )
 
 
 def _from_inactive(s: AlertState, x: _Sample, changes: List[Transition]) -> AlertState:

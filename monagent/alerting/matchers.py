@@ -13,8 +13,14 @@ LABELS = ("check", "subject", "metric", "check_type", "type", "severity")
 
 def key_labels(key: AlertKey, check_type: str = "", severity: str = "") -> Dict[str, str]:
     """The labels a matcher sees; ``type`` is short for ``check_type``; ``severity`` is the alert's current one."""
-    return {"check": key.check, "subject": key.subject, "metric": key.metric, "check_type": check_type,
-            "type": check_type, "severity": severity}
+    return {
+        "check": key.check,
+        "subject": key.subject,
+        "metric": key.metric,
+        "check_type": check_type,
+        "type": check_type,
+        "severity": severity,
+    }
 
 
 @dataclass(frozen=True)

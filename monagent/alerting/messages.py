@@ -29,22 +29,64 @@ def describe(key: AlertKey, state: AlertState, severity: Status, with_limit: boo
     return text
 
 
-def alert_event(kind: EventKind, key: AlertKey, state: AlertState, *, incident: str, event_id: str,
-                severity: Status, now: float, mono: float, host: str, note: str = "") -> Event:
+def alert_event(
+    kind: EventKind,
+    key: AlertKey,
+    state: AlertState,
+    *,
+    incident: str,
+    event_id: str,
+    severity: Status,
+    now: float,
+    mono: float,
+    host: str,
+    note: str = "",
+) -> Event:
     since = None if state.firing_since is None else now - (mono - state.firing_since)
     threshold = state.threshold
     limit = threshold.limit_for(severity) if threshold is not None else None
     return Event(
-        id=event_id, kind=kind, key=key, severity=severity, time=now, host=host,
+        id=event_id,
+        kind=kind,
+        key=key,
+        severity=severity,
+        time=now,
+        host=host,
         summary=describe(key, state, severity, with_limit=kind != EventKind.RESOLVED),
-        incident=incident, check_type=state.check_type, value=state.value, unit=state.unit,
-        threshold=limit, operator=threshold.operator if threshold is not None and limit is not None else "",
-        since=since, duration=None if since is None else max(0.0, now - since), trend=state.trend,
-        facts=dict(state.facts), details=state.details, note=note,
+        incident=incident,
+        check_type=state.check_type,
+        value=state.value,
+        unit=state.unit,
+        threshold=limit,
+        operator=threshold.operator if threshold is not None and limit is not None else "",
+        since=since,
+        duration=None if since is None else max(0.0, now - since),
+        trend=state.trend,
+        facts=dict(state.facts),
+        details=state.details,
+        note=note,
     )
 
 
-def notice_event(event_id: str, key: AlertKey, summary: str, *, now: float, host: str,
-                 severity: Status = Status.WARNING, since: Optional[float] = None, details: str = "") -> Event:
-    return Event(id=event_id, kind=EventKind.NOTICE, key=key, severity=severity, time=now, host=host,
-                 summary=summary, since=since, details=details)
+def notice_event(
+    event_id: str,
+    key: AlertKey,
+    summary: str,
+    *,
+    now: float,
+    host: str,
+    severity: Status = Status.WARNING,
+    since: Optional[float] = None,
+    details: str = "",
+) -> Event:
+    return Event(
+        id=event_id,
+        kind=EventKind.NOTICE,
+        key=key,
+        severity=severity,
+        time=now,
+        host=host,
+        summary=summary,
+        since=since,
+        details=details,
+    )

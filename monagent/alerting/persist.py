@@ -64,8 +64,11 @@ _SHOWN_OF = _getter(_SHOWN)
 
 def matters(state: AlertState) -> Tuple[Any, ...]:
     """The fields whose stored copy must be current for a restart after a crash to behave as no crash."""
-    return (*_BASE(state), state.bad_streak if state.phase == Phase.PENDING else None,
-            state.good_streak if state.phase == Phase.RESOLVING else None)
+    return (
+        *_BASE(state),
+        state.bad_streak if state.phase == Phase.PENDING else None,
+        state.good_streak if state.phase == Phase.RESOLVING else None,
+    )
 
 
 @dataclass
@@ -110,8 +113,7 @@ class Ledger:
         self.written.clear()
         return True
 
-    def record(self, update: Mapping[AlertKey, Optional[Written]], flushed: bool, mono: float,
-               offset: float) -> None:
+    def record(self, update: Mapping[AlertKey, Optional[Written]], flushed: bool, mono: float, offset: float) -> None:
         for key, written in update.items():
             if written is None:
                 self.written.pop(key, None)
@@ -145,8 +147,10 @@ def restore(snapshot: Snapshot, now: float, mono: float, tolerance: float) -> Re
             states[AlertKey.from_id(key_id)] = restore_state(codec.state_from_json(text, offset), gap, tolerance)
         except (ValueError, KeyError, TypeError, IndexError) as exc:  # one bad row must not stop the agent
             log.error("alert state %r in the store cannot be read (%s); that key starts fresh", key_id, exc)
-    heard = {AlertKey.from_id(k): {r: codec.heard_from_json(t) for r, t in by_receiver.items()}
-             for k, by_receiver in snapshot.heard.items()}
+    heard = {
+        AlertKey.from_id(k): {r: codec.heard_from_json(t) for r, t in by_receiver.items()}
+        for k, by_receiver in snapshot.heard.items()
+    }
     silences = {s.id: s for s in (Silence.from_json(codec.json_loads(t)) for t in snapshot.silences.values())}
     acks = {a.key: a for a in (Ack.from_json(codec.json_loads(t)) for t in snapshot.acks.values())}
     seen: Dict[str, Dict[str, SeenEntry]] = {}
@@ -155,8 +159,9 @@ def restore(snapshot: Snapshot, now: float, mono: float, tolerance: float) -> Re
     return Restored(states, heard, silences, acks, seen, gap)
 
 
-def changes(dirty: Dirty, memory: AlertPipeline, offset: float, ledger: Ledger,
-            flush: bool) -> Tuple[Changes, Dict[AlertKey, Optional[Written]]]:
+def changes(
+    dirty: Dirty, memory: AlertPipeline, offset: float, ledger: Ledger, flush: bool
+) -> Tuple[Changes, Dict[AlertKey, Optional[Written]]]:
     """The writes for everything marked dirty that differs from what the store holds, from the pipeline's
     current memory; with ``flush`` also every key whose shown fields alone changed. Returns them and the
     ledger update to :meth:`Ledger.record` once they are committed."""
@@ -189,8 +194,7 @@ def changes(dirty: Dirty, memory: AlertPipeline, offset: float, ledger: Ledger,
     return result, update
 
 
-def _due(key: AlertKey, state: AlertState, heard: Mapping[str, Heard], ledger: Ledger,
-         flush: bool) -> Optional[Written]:
+def _due(key: AlertKey, state: AlertState, heard: Mapping[str, Heard], ledger: Ledger, flush: bool) -> Optional[Written]:
     """The key's new :class:`Written` when it has to be written now, else None."""
     before = ledger.written.get(key)
     matters_now = matters(state)

@@ -118,22 +118,31 @@ class AlertPipeline:
         self.states, self.heard, self.silences = restored.states, restored.heard, restored.silences
         self.acks, self.seen = restored.acks, restored.seen
         if snapshot.alerts:
-            log.info("restored %d alert states (%d firing) after a gap of %.0f s", len(self.states),
-                     self.firing_count(), restored.gap)
+            log.info(
+                "restored %d alert states (%d firing) after a gap of %.0f s", len(self.states), self.firing_count(), restored.gap
+            )
 
     def _startup_notices(self, meta: Mapping[str, str], boot_id: str, now: float) -> None:
         last = float(meta["last_eval_at"]) if "last_eval_at" in meta else None
         seen_at = f"last seen alive at {_clock_text(last)}" if last is not None else "last seen alive: unknown"
         if self.store.was_reset:
-            self._notice(f"state-reset:{int(now)}", "state", f"state was reset: the state database could not be read "
-                         f"and was moved to {self.store.moved_to}", now)
+            self._notice(
+                f"state-reset:{int(now)}",
+                "state",
+                f"state was reset: the state database could not be read and was moved to {self.store.moved_to}",
+                now,
+            )
         previous = meta.get("boot_id")
         if previous and boot_id and previous != boot_id:
-            self._notice(f"host-rebooted:{boot_id}", "host", f"host rebooted; the previous boot was {seen_at}", now,
-                         since=last)
+            self._notice(f"host-rebooted:{boot_id}", "host", f"host rebooted; the previous boot was {seen_at}", now, since=last)
         elif meta.get("clean_shutdown") == "0":
-            self._notice(f"agent-restarted:{int(now)}", "agent",
-                         f"monagent restarted after an unclean stop; it was {seen_at}", now, since=last)
+            self._notice(
+                f"agent-restarted:{int(now)}",
+                "agent",
+                f"monagent restarted after an unclean stop; it was {seen_at}",
+                now,
+                since=last,
+            )
 
     def _notice(self, ident: str, what: str, summary: str, now: float, since: Optional[float] = None) -> None:
         key = AlertKey(AGENT_CHECK, "", what)
@@ -164,8 +173,7 @@ class AlertPipeline:
             if monotonic - self._last_prune >= PRUNE_EVERY:
                 self._last_prune = monotonic
                 self._prune(now, monotonic)
-            if not (self._dirty.keys or self._dirty.outbox or self._dirty.acks or self._dirty.seen
-                    or self._dirty.silences):
+            if not (self._dirty.keys or self._dirty.outbox or self._dirty.acks or self._dirty.seen or self._dirty.silences):
                 return 0
             return self._commit(now)
 
@@ -200,8 +208,7 @@ class AlertPipeline:
             return sum(1 for s in self.states.values() if s.phase.open)
 
     # ------------------------------------------------------------ evaluation
-    def _observe_run(self, run: CheckRun, now: float, mono: float,
-                     touched: Dict[AlertKey, Tuple[Transition, ...]]) -> None:
+    def _observe_run(self, run: CheckRun, now: float, mono: float, touched: Dict[AlertKey, Tuple[Transition, ...]]) -> None:
         check = self.config.check(run.check)
         if check is None:
             return  # removed by a reload while it ran
@@ -217,8 +224,9 @@ class AlertPipeline:
             self._occurrences(run, result.occurrences, now)
         self._companions(run, result, check.alerting, mono, touched)
 
-    def _apply_sample(self, sample: Sample, params: AlertingOverrides, mono: float,
-                      touched: Dict[AlertKey, Tuple[Transition, ...]]) -> None:
+    def _apply_sample(
+        self, sample: Sample, params: AlertingOverrides, mono: float, touched: Dict[AlertKey, Tuple[Transition, ...]]
+    ) -> None:
         key = sample.key
         if sample.unknown and key not in self.states:
             return  # nothing known to keep; the check's "#unknown" companion records the failure
@@ -228,26 +236,47 @@ class AlertPipeline:
             self.states[key] = unknown(replace(state, check_type=sample.check_type))
             return
         trend = (*state.trend, sample.value)[-TREND_LENGTH:] if sample.value is not None else state.trend
-        state = replace(state, check_type=sample.check_type, value=sample.value, threshold=sample.threshold,
-                        unit=sample.unit, reason=sample.reason, facts=dict(sample.facts), details=sample.details,
-                        discovered=sample.discovered, trend=trend)
+        state = replace(
+            state,
+            check_type=sample.check_type,
+            value=sample.value,
+            threshold=sample.threshold,
+            unit=sample.unit,
+            reason=sample.reason,
+            facts=dict(sample.facts),
+            details=sample.details,
+            discovered=sample.discovered,
+            trend=trend,
+        )
         level = level_of(state, sample.value, sample.threshold, sample.verdict)
-        state, changes = step(state, level, mono, params, prefix=self._prefix(key),
-                              hold_fire=self._in_grace(key.check, mono))
+        state, changes = step(state, level, mono, params, prefix=self._prefix(key), hold_fire=self._in_grace(key.check, mono))
         self.states[key] = state
         touched[key] = touched.get(key, ()) + changes
 
-    def _companions(self, run: CheckRun, result: Translation, params: AlertingOverrides, mono: float,
-                    touched: Dict[AlertKey, Tuple[Transition, ...]]) -> None:
+    def _companions(
+        self,
+        run: CheckRun,
+        result: Translation,
+        params: AlertingOverrides,
+        mono: float,
+        touched: Dict[AlertKey, Tuple[Transition, ...]],
+    ) -> None:
         """The ``#unknown`` key of a check (or subject) that could not judge N runs in a row (d.3)."""
-        quick = replace(params, fire_after_cycles=1, fire_after=0.0, fire_window=None, clear_after_cycles=1,
-                        keep_firing_for=0.0, flap_enabled=False, repeat_critical=0.0)
+        quick = replace(
+            params,
+            fire_after_cycles=1,
+            fire_after=0.0,
+            fire_window=None,
+            clear_after_cycles=1,
+            keep_firing_for=0.0,
+            flap_enabled=False,
+            repeat_critical=0.0,
+        )
         for subject, reason in result.unknown_subjects.items():
             key = AlertKey(run.check, subject, UNKNOWN_METRIC)
             state = self.states.get(key) or AlertState()
             streak = state.unknown_streak + 1
-            state = replace(state, check_type=run.check_type, reason=reason, unknown_streak=streak, value=None,
-                            threshold=None)
+            state = replace(state, check_type=run.check_type, reason=reason, unknown_streak=streak, value=None, threshold=None)
             if streak >= params.unknown_after_cycles:
                 state, changes = step(state, Status.WARNING, mono, quick, prefix=self._prefix(key))
                 state = replace(state, unknown_streak=streak)
@@ -281,9 +310,18 @@ class AlertPipeline:
             log.info("%s retired (%s) while muted (%s): no resolve sent", key, note, muted)
             return
         first = next(iter(told.values()))
-        event = alert_event(EventKind.RESOLVED, key, state, incident=first.incident,
-                            event_id=f"{first.incident}:{state.seq + 1}", severity=first.severity, now=now, mono=mono,
-                            host=self.host, note=note)
+        event = alert_event(
+            EventKind.RESOLVED,
+            key,
+            state,
+            incident=first.incident,
+            event_id=f"{first.incident}:{state.seq + 1}",
+            severity=first.severity,
+            now=now,
+            mono=mono,
+            host=self.host,
+            note=note,
+        )
         self._audit("RESOLVED %s (%s)", key, note)
         self._enqueue(tuple(told), event)
 
@@ -305,24 +343,33 @@ class AlertPipeline:
             key = AlertKey(check, subject, OCCURRENCE_METRIC)
             if suppressions.muted(key, run.check_type, now, occurrence.severity.name.lower()):
                 continue
-            event = Event(id=event_id(check, occurrence), kind=EventKind.OCCURRENCE, key=key,
-                          severity=occurrence.severity, time=now, host=self.host, check_type=run.check_type,
-                          since=occurrence.time,
-                          summary=occurrence.summary, facts=dict(occurrence.facts), details=occurrence.details)
+            event = Event(
+                id=event_id(check, occurrence),
+                kind=EventKind.OCCURRENCE,
+                key=key,
+                severity=occurrence.severity,
+                time=now,
+                host=self.host,
+                check_type=run.check_type,
+                since=occurrence.time,
+                summary=occurrence.summary,
+                facts=dict(occurrence.facts),
+                details=occurrence.details,
+            )
             self._audit("OCCURRENCE %s: %s", key, occurrence.summary)
             self._enqueue(notice_recipients(check, occurrence.severity, self.recipients, {}), event)
         if verdict.summarised:
             text, severity = summary_text(verdict.summarised)
             key = AlertKey(check, "", OCCURRENCE_METRIC)
             if not suppressions.muted(key, run.check_type, now, severity.name.lower()):
-                event = notice_event(f"{check}:first-run:{int(now)}", key, text, now=now, host=self.host,
-                                     severity=severity)
+                event = notice_event(f"{check}:first-run:{int(now)}", key, text, now=now, host=self.host, severity=severity)
                 self._enqueue(notice_recipients(check, severity, self.recipients, {}), event)
 
     # ------------------------------------------------------------ notification
     def _suppressions(self, now: float) -> Suppressions:
         return Suppressions(
-            windows=self.config.alerting.maintenance, silences=tuple(self.silences.values()),
+            windows=self.config.alerting.maintenance,
+            silences=tuple(self.silences.values()),
             inhibit=self.config.alerting.inhibit,
             open_keys=tuple((k, s.check_type, severity_label(s)) for k, s in self.states.items() if s.phase.open),
         )
@@ -350,8 +397,9 @@ class AlertPipeline:
         ack = self.acks.get(key)
         acked = ack.severity if ack is not None and ack.active(state.incident, now) else None
         after = state.suppressed
-        decision = reconcile(key, state, heard, self.recipients, self._params(key), acked_severity=acked,
-                             after_suppression=bool(after))
+        decision = reconcile(
+            key, state, heard, self.recipients, self._params(key), acked_severity=acked, after_suppression=bool(after)
+        )
         by_kind: Dict[EventKind, List[str]] = {}
         for receiver, kind in decision.sends:
             by_kind.setdefault(kind, []).append(receiver)
@@ -364,14 +412,25 @@ class AlertPipeline:
             note = ""
             if after:
                 note = f"started during {after}" if kind == EventKind.FIRING else f"while {after}"
-            event = alert_event(kind, key, state, incident=incident, event_id=f"{incident}:{seq}", severity=severity,
-                                now=now, mono=mono, host=self.host, note=note)
+            event = alert_event(
+                kind,
+                key,
+                state,
+                incident=incident,
+                event_id=f"{incident}:{seq}",
+                severity=severity,
+                now=now,
+                mono=mono,
+                host=self.host,
+                note=note,
+            )
             self._audit("%s %s %s %s", kind.value.upper(), severity.name.lower(), key, event.summary)
             self._enqueue(receivers, event)
         notified = any(k != EventKind.RESOLVED for k in by_kind)
         if by_kind or state.suppressed:  # else nothing changes (the common case: a quiet key)
-            self.states[key] = replace(state, seq=seq, suppressed="",
-                                       last_notified_at=mono if notified else state.last_notified_at)
+            self.states[key] = replace(
+                state, seq=seq, suppressed="", last_notified_at=mono if notified else state.last_notified_at
+            )
         if decision.heard:
             self.heard[key] = dict(decision.heard)
         else:
@@ -392,9 +451,19 @@ class AlertPipeline:
         seq = state.seq + 1
         ident = f"{state.incident or self._prefix(key)}:{seq}"
         severity = max(state.severity, Status.WARNING)
-        event = Event(id=ident, kind=EventKind.FLAP_START if starting else EventKind.FLAP_END, key=key,
-                      severity=severity, time=now, host=self.host, summary=summary, incident=state.incident,
-                      check_type=state.check_type, value=state.value, unit=state.unit)
+        event = Event(
+            id=ident,
+            kind=EventKind.FLAP_START if starting else EventKind.FLAP_END,
+            key=key,
+            severity=severity,
+            time=now,
+            host=self.host,
+            summary=summary,
+            incident=state.incident,
+            check_type=state.check_type,
+            value=state.value,
+            unit=state.unit,
+        )
         self.states[key] = replace(self.states[key], seq=seq)
         self._audit("%s %s %s", event.kind.value.upper(), key, summary)
         self._enqueue(notice_recipients(key.check, severity, self.recipients, self.heard.get(key, {})), event)
@@ -413,13 +482,22 @@ class AlertPipeline:
                 continue
             receivers = reminder_recipients(state, self.heard.get(key, {}))
             seq = state.seq + (1 if receivers else 0)
-            self.states[key] = replace(state, seq=seq, last_notified_at=mono,
-                                       reminders_sent=state.reminders_sent + (1 if receivers else 0))
+            self.states[key] = replace(
+                state, seq=seq, last_notified_at=mono, reminders_sent=state.reminders_sent + (1 if receivers else 0)
+            )
             self._dirty.keys.add(key)
             if receivers:
-                event = alert_event(EventKind.REMINDER, key, state, incident=state.incident,
-                                    event_id=f"{state.incident}:{seq}", severity=state.severity, now=now, mono=mono,
-                                    host=self.host)
+                event = alert_event(
+                    EventKind.REMINDER,
+                    key,
+                    state,
+                    incident=state.incident,
+                    event_id=f"{state.incident}:{seq}",
+                    severity=state.severity,
+                    now=now,
+                    mono=mono,
+                    host=self.host,
+                )
                 self._enqueue(receivers, event)
 
     def _expire_acks(self, now: float) -> None:
@@ -477,18 +555,31 @@ class AlertPipeline:
         return count
 
     # ------------------------------------------------------------ silences and acks (control socket, CLI)
-    def add_silence(self, matchers: Sequence[str], *, ends_at: float, starts_at: Optional[float] = None,
-                    author: str = "", comment: str = "", now: Optional[float] = None) -> Silence:
+    def add_silence(
+        self,
+        matchers: Sequence[str],
+        *,
+        ends_at: float,
+        starts_at: Optional[float] = None,
+        author: str = "",
+        comment: str = "",
+        now: Optional[float] = None,
+    ) -> Silence:
         """Raises ValueError for a bad matcher or an end in the past."""
         now = time.time() if now is None else now
-        silence = new_silence(matchers, ends_at=ends_at, starts_at=starts_at, author=author, comment=comment,
-                              now=now)
+        silence = new_silence(matchers, ends_at=ends_at, starts_at=starts_at, author=author, comment=comment, now=now)
         with self._lock:
             self.silences[silence.id] = silence
             self._dirty.silences.add(silence.id)
             self._commit(self._now)
-        log.info("silence %s added by %s until %s: %s (%s)", silence.id, author or "?", _clock_text(silence.ends_at),
-                 silence.matcher.describe(), comment)
+        log.info(
+            "silence %s added by %s until %s: %s (%s)",
+            silence.id,
+            author or "?",
+            _clock_text(silence.ends_at),
+            silence.matcher.describe(),
+            comment,
+        )
         return silence
 
     def expire_silence(self, silence_id: str, now: Optional[float] = None) -> Silence:
@@ -502,8 +593,15 @@ class AlertPipeline:
         log.info("silence %s expired", silence_id)
         return silence
 
-    def ack(self, key_text: str, *, author: str = "", comment: str = "", expires_at: Optional[float] = None,
-            now: Optional[float] = None) -> Ack:
+    def ack(
+        self,
+        key_text: str,
+        *,
+        author: str = "",
+        comment: str = "",
+        expires_at: Optional[float] = None,
+        now: Optional[float] = None,
+    ) -> Ack:
         """Raises KeyError when no firing alert has that key."""
         now = time.time() if now is None else now
         with self._lock:

@@ -54,17 +54,23 @@ class Decision:
     clear_ack: bool = False
 
 
-def reconcile(key: AlertKey, state: AlertState, heard: Mapping[str, Heard], recipients: Sequence[Recipient],
-              params: AlertingOverrides, *, acked_severity: Optional[Status] = None,
-              after_suppression: bool = False) -> Decision:
+def reconcile(
+    key: AlertKey,
+    state: AlertState,
+    heard: Mapping[str, Heard],
+    recipients: Sequence[Recipient],
+    params: AlertingOverrides,
+    *,
+    acked_severity: Optional[Status] = None,
+    after_suppression: bool = False,
+) -> Decision:
     """Bring every receiver's ``heard`` in line with the confirmed state; called when nothing mutes the key."""
     new: Dict[str, Heard] = dict(heard)
     sends: List[Tuple[str, EventKind]] = []
     clear_ack = False
     names = {r.name for r in recipients}
     for recipient in recipients:
-        kind = _decide(key, state, heard.get(recipient.name), recipient.route,
-                       _Policy(params, acked_severity, after_suppression))
+        kind = _decide(key, state, heard.get(recipient.name), recipient.route, _Policy(params, acked_severity, after_suppression))
         if kind is None:
             continue
         if kind == EventKind.ESCALATED and acked_severity is not None and state.severity > acked_severity:
@@ -92,8 +98,7 @@ class _Policy:
     after_suppression: bool
 
 
-def _decide(key: AlertKey, state: AlertState, heard: Optional[Heard], route: Route,
-            policy: _Policy) -> Optional[EventKind]:
+def _decide(key: AlertKey, state: AlertState, heard: Optional[Heard], route: Route, policy: _Policy) -> Optional[EventKind]:
     if state.phase.open:
         if heard is not None and heard.firing(state.incident):
             if state.severity > heard.severity:
@@ -123,11 +128,11 @@ def reminder_recipients(state: AlertState, heard: Mapping[str, Heard]) -> Tuple[
     return tuple(sorted(name for name, h in heard.items() if h.firing(state.incident)))
 
 
-def notice_recipients(check: str, severity: Status, recipients: Sequence[Recipient],
-                      heard: Mapping[str, Heard]) -> Tuple[str, ...]:
+def notice_recipients(
+    check: str, severity: Status, recipients: Sequence[Recipient], heard: Mapping[str, Heard]
+) -> Tuple[str, ...]:
     """Flap notices, occurrences and host notices: the routes that take them, plus whoever heard the incident."""
-    return tuple(r.name for r in recipients
-                 if r.route.matches(check, severity) or (r.name in heard and heard[r.name].firing()))
+    return tuple(r.name for r in recipients if r.route.matches(check, severity) or (r.name in heard and heard[r.name].firing()))
 
 
 def recipients_of(config: Config) -> Tuple[Recipient, ...]:

@@ -23,16 +23,22 @@ def handle(pipeline: AlertPipeline, message: Mapping[str, Any]) -> Dict[str, Any
             return {"ok": True}
         if op == "silence_add":
             silence = pipeline.add_silence(
-                [str(m) for m in message.get("matchers", [])], ends_at=float(message["ends_at"]),
-                starts_at=_optional_float(message.get("starts_at")), author=str(message.get("author", "")),
-                comment=str(message.get("comment", "")))
+                [str(m) for m in message.get("matchers", [])],
+                ends_at=float(message["ends_at"]),
+                starts_at=_optional_float(message.get("starts_at")),
+                author=str(message.get("author", "")),
+                comment=str(message.get("comment", "")),
+            )
             return {"ok": True, "silence": silence.to_json()}
         if op == "silence_expire":
             return {"ok": True, "silence": pipeline.expire_silence(str(message["id"])).to_json()}
         if op == "ack":
-            ack = pipeline.ack(str(message["key"]), author=str(message.get("author", "")),
-                               comment=str(message.get("comment", "")),
-                               expires_at=_optional_float(message.get("expires_at")))
+            ack = pipeline.ack(
+                str(message["key"]),
+                author=str(message.get("author", "")),
+                comment=str(message.get("comment", "")),
+                expires_at=_optional_float(message.get("expires_at")),
+            )
             return {"ok": True, "ack": ack.to_json()}
     except KeyError as exc:
         what = "silence" if op == "silence_expire" else "firing alert"

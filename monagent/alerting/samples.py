@@ -86,9 +86,17 @@ def translate(run: CheckRun, thresholds: Mapping[str, Threshold]) -> Translation
         if result.status is not None:
             if result.status == Status.UNKNOWN:
                 unknown[result.subject] = result.reason
-            samples.append(Sample(AlertKey(run.check, result.subject, STATUS_METRIC), run.check_type,
-                                  verdict=result.status, reason=result.reason, facts=dict(result.facts),
-                                  details=result.details, discovered=result.discovered))
+            samples.append(
+                Sample(
+                    AlertKey(run.check, result.subject, STATUS_METRIC),
+                    run.check_type,
+                    verdict=result.status,
+                    reason=result.reason,
+                    facts=dict(result.facts),
+                    details=result.details,
+                    discovered=result.discovered,
+                )
+            )
         occurrences.extend((result.subject, o) for o in result.occurrences)
     reported = frozenset(r.subject for r in run.results)
     return Translation(tuple(samples), unknown, reported, tuple(occurrences), False)
@@ -100,8 +108,17 @@ def _metric_samples(run: CheckRun, result: Result, thresholds: Mapping[str, Thre
         threshold = thresholds.get(metric.name)
         if threshold is None or metric.value is None:
             continue
-        samples.append(Sample(AlertKey(run.check, result.subject, metric.name), run.check_type,
-                              value=float(metric.value), threshold=threshold, unit=metric.unit,
-                              reason=result.reason, facts=dict(result.facts), details=result.details,
-                              discovered=result.discovered))
+        samples.append(
+            Sample(
+                AlertKey(run.check, result.subject, metric.name),
+                run.check_type,
+                value=float(metric.value),
+                threshold=threshold,
+                unit=metric.unit,
+                reason=result.reason,
+                facts=dict(result.facts),
+                details=result.details,
+                discovered=result.discovered,
+            )
+        )
     return tuple(samples)

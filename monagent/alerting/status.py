@@ -34,8 +34,11 @@ def _failing_runs(states: Mapping[AlertKey, AlertState], key: AlertKey) -> int:
     Read from the ``#unknown`` companions, which every run of the check updates; a key's own
     ``unknown_streak`` is only reset by a later verdict for that very key, which a check that
     reports a status only when it fails never sends."""
-    runs = [s.unknown_streak for k, s in states.items()
-            if k.check == key.check and k.metric == UNKNOWN_METRIC and k.subject in ("", key.subject)]
+    runs = [
+        s.unknown_streak
+        for k, s in states.items()
+        if k.check == key.check and k.metric == UNKNOWN_METRIC and k.subject in ("", key.subject)
+    ]
     return max(runs, default=0)
 
 
@@ -45,19 +48,33 @@ def _alerts(states: Mapping[AlertKey, AlertState], acks: Mapping[AlertKey, Ack],
     for key, state in states.items():
         if state.phase == Phase.INACTIVE:
             continue
-        threshold = state.threshold.limit_for(state.severity if state.phase.open else state.latched) \
-            if state.threshold is not None else None
+        threshold = (
+            state.threshold.limit_for(state.severity if state.phase.open else state.latched)
+            if state.threshold is not None
+            else None
+        )
         ack = acks.get(key)
-        rows.append({
-            "key": str(key), "check": key.check, "subject": key.subject, "metric": key.metric,
-            "phase": state.phase.value, "severity": state.severity.name.lower() if state.phase.open else "",
-            "since": state.firing_since if state.phase.open else state.pending_since,
-            "value": state.value, "unit": state.unit, "threshold": threshold,
-            "operator": state.threshold.operator if state.threshold is not None else "",
-            "reason": state.reason, "flapping": state.flapping, "muted": state.suppressed,
-            "unknown_streak": _failing_runs(states, key), "stale": state.stale,
-            "acked_by": ack.author if ack is not None and ack.active(state.incident, now) else None,
-        })
+        rows.append(
+            {
+                "key": str(key),
+                "check": key.check,
+                "subject": key.subject,
+                "metric": key.metric,
+                "phase": state.phase.value,
+                "severity": state.severity.name.lower() if state.phase.open else "",
+                "since": state.firing_since if state.phase.open else state.pending_since,
+                "value": state.value,
+                "unit": state.unit,
+                "threshold": threshold,
+                "operator": state.threshold.operator if state.threshold is not None else "",
+                "reason": state.reason,
+                "flapping": state.flapping,
+                "muted": state.suppressed,
+                "unknown_streak": _failing_runs(states, key),
+                "stale": state.stale,
+                "acked_by": ack.author if ack is not None and ack.active(state.incident, now) else None,
+            }
+        )
     return rows
 
 
@@ -69,9 +86,17 @@ def _failing(config: Config, states: Mapping[AlertKey, AlertState]) -> List[Dict
             continue
         check = config.check(key.check)
         params = check.alerting if check is not None else config.alerting.defaults
-        rows.append({"key": str(key), "check": key.check, "subject": key.subject, "runs": state.unknown_streak,
-                     "alerting": state.phase.open, "alert_after": params.unknown_after_cycles,
-                     "reason": state.reason})
+        rows.append(
+            {
+                "key": str(key),
+                "check": key.check,
+                "subject": key.subject,
+                "runs": state.unknown_streak,
+                "alerting": state.phase.open,
+                "alert_after": params.unknown_after_cycles,
+                "reason": state.reason,
+            }
+        )
     return rows
 
 
@@ -79,9 +104,16 @@ def _windows(config: Config, now: float) -> List[Dict[str, Any]]:
     rows = []
     for window in config.alerting.maintenance:
         times = [f"{r.start // 60:02d}:{r.start % 60:02d}-{r.end // 60:02d}:{r.end % 60:02d}" for r in window.times]
-        rows.append({"name": window.name, "active": window.active(now),
-                     "weekdays": [_WEEKDAYS[d] for d in window.weekdays], "times": times,
-                     "time_zone": window.time_zone, "match": window.matcher.describe()})
+        rows.append(
+            {
+                "name": window.name,
+                "active": window.active(now),
+                "weekdays": [_WEEKDAYS[d] for d in window.weekdays],
+                "times": times,
+                "time_zone": window.time_zone,
+                "match": window.matcher.describe(),
+            }
+        )
     return rows
 
 
@@ -92,9 +124,17 @@ def _silences(snapshot: Snapshot, now: float, include_expired: bool) -> List[Dic
         state = silence.state(now)
         if state == "expired" and not include_expired:
             continue
-        rows.append({"id": silence.id, "state": state, "match": silence.matcher.describe(),
-                     "starts_at": silence.starts_at, "ends_at": silence.ends_at, "author": silence.author,
-                     "comment": silence.comment})
+        rows.append(
+            {
+                "id": silence.id,
+                "state": state,
+                "match": silence.matcher.describe(),
+                "starts_at": silence.starts_at,
+                "ends_at": silence.ends_at,
+                "author": silence.author,
+                "comment": silence.comment,
+            }
+        )
     return sorted(rows, key=lambda r: r["ends_at"])
 
 
@@ -108,19 +148,30 @@ def gather(config: Config, store: Store, now: float, *, running: Optional[bool])
     acks = {ack.key: ack for ack in (Ack.from_json(codec.json_loads(t)) for t in snapshot.acks.values())}
     return {
         "host": config.agent.hostname,
-        "agent": {"running": running, "state_dir": str(config.agent.state_dir),
-                  "last_eval_at": float(meta["last_eval_at"]) if "last_eval_at" in meta else None,
-                  "clean_shutdown": meta.get("clean_shutdown") == "1"},
+        "agent": {
+            "running": running,
+            "state_dir": str(config.agent.state_dir),
+            "last_eval_at": float(meta["last_eval_at"]) if "last_eval_at" in meta else None,
+            "clean_shutdown": meta.get("clean_shutdown") == "1",
+        },
         "alerts": _alerts(states, acks, now),
         "failing": _failing(config, states),
         "outbox": {r: store.queued_count(r) for r in receivers},
         "silences": _silences(snapshot, now, include_expired=False),
         "windows": _windows(config, now),
         "notifiers": [
-            {"receiver": r, "last_success": h.last_success, "last_error": h.last_error,
-             "last_error_at": h.last_error_at, "last_error_class": h.last_error_class,
-             "locked_until": h.locked_until, "broken": h.broken, "sent": h.sent, "failed": h.failed,
-             "dropped": h.dropped}
+            {
+                "receiver": r,
+                "last_success": h.last_success,
+                "last_error": h.last_error,
+                "last_error_at": h.last_error_at,
+                "last_error_class": h.last_error_class,
+                "locked_until": h.locked_until,
+                "broken": h.broken,
+                "sent": h.sent,
+                "failed": h.failed,
+                "dropped": h.dropped,
+            }
             for r, h in health.items()
         ],
     }

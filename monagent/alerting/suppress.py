@@ -37,15 +37,27 @@ class Silence:
         return "active" if now < self.ends_at else "expired"
 
     def to_json(self) -> Dict[str, Any]:
-        return {"id": self.id, "matchers": self.matcher.to_json(), "starts_at": self.starts_at,
-                "ends_at": self.ends_at, "author": self.author, "comment": self.comment,
-                "created_at": self.created_at}
+        return {
+            "id": self.id,
+            "matchers": self.matcher.to_json(),
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "author": self.author,
+            "comment": self.comment,
+            "created_at": self.created_at,
+        }
 
     @classmethod
     def from_json(cls, data: Dict[str, Any]) -> Silence:
-        return cls(str(data["id"]), Matcher.from_json(data["matchers"]), float(data["starts_at"]),
-                   float(data["ends_at"]), str(data.get("author", "")), str(data.get("comment", "")),
-                   float(data.get("created_at", 0.0)))
+        return cls(
+            str(data["id"]),
+            Matcher.from_json(data["matchers"]),
+            float(data["starts_at"]),
+            float(data["ends_at"]),
+            str(data.get("author", "")),
+            str(data.get("comment", "")),
+            float(data.get("created_at", 0.0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -64,16 +76,28 @@ class Ack:
         return incident == self.incident and (self.expires_at is None or now < self.expires_at)
 
     def to_json(self) -> Dict[str, Any]:
-        return {"key": [self.key.check, self.key.subject, self.key.metric], "incident": self.incident,
-                "severity": int(self.severity), "author": self.author, "at": self.at, "comment": self.comment,
-                "expires_at": self.expires_at}
+        return {
+            "key": [self.key.check, self.key.subject, self.key.metric],
+            "incident": self.incident,
+            "severity": int(self.severity),
+            "author": self.author,
+            "at": self.at,
+            "comment": self.comment,
+            "expires_at": self.expires_at,
+        }
 
     @classmethod
     def from_json(cls, data: Dict[str, Any]) -> Ack:
         expires = data.get("expires_at")
-        return cls(AlertKey(*data["key"]), str(data["incident"]), Status(int(data["severity"])),
-                   str(data.get("author", "")), float(data["at"]), str(data.get("comment", "")),
-                   None if expires is None else float(expires))
+        return cls(
+            AlertKey(*data["key"]),
+            str(data["incident"]),
+            Status(int(data["severity"])),
+            str(data.get("author", "")),
+            float(data["at"]),
+            str(data.get("comment", "")),
+            None if expires is None else float(expires),
+        )
 
 
 @dataclass(frozen=True)
@@ -120,8 +144,9 @@ def active_silences(silences: Sequence[Silence], now: float) -> Tuple[Silence, .
     return tuple(s for s in silences if s.active(now))
 
 
-def new_silence(matchers: Sequence[str], *, ends_at: float, starts_at: Optional[float], author: str, comment: str,
-                now: float) -> Silence:
+def new_silence(
+    matchers: Sequence[str], *, ends_at: float, starts_at: Optional[float], author: str, comment: str, now: float
+) -> Silence:
     """A silence from CLI matchers (``check=root_disk``); raises ValueError for bad input."""
     matcher = Matcher.parse(matchers)
     if not matcher.pairs:

@@ -25,65 +25,89 @@ from monagent.commands.core import add_config_option, config_path
 EX_FAILURE = 1  # the request was well formed but could not be done (no such silence, no such firing alert)
 SILENCE_ID = re.compile(r"[0-9a-f]{8}")
 SEVERITIES = ("warning", "critical")  # what a severity matcher can meet: an open alert's severity
-KEY_HELP = ('the alert\'s key as the Alerts section of `monagent status` prints it: CHECK [SUBJECT] METRIC, e.g. '
-            '"root_disk /var used_percent" or "load value" (quote it; `monagent status --json` has it as "key")')
+KEY_HELP = (
+    "the alert's key as the Alerts section of `monagent status` prints it: CHECK [SUBJECT] METRIC, e.g. "
+    '"root_disk /var used_percent" or "load value" (quote it; `monagent status --json` has it as "key")'
+)
 ID_HELP = "the silence's 8-hex-digit ID, as `monagent silence add` printed it and `monagent silence list` shows it"
 
 
 def register(sub: Any) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    status = sub.add_parser("status", help="show alerts, outbox, silences and notifier health", formatter_class=fmt,
-                            description="Show the alerts that are not inactive (phase, severity, since, last value "
-                                        "and threshold), the checks failing now (runs in a row without a verdict, "
-                                        "before and after that alerts), the outbox depth per receiver, active silences and "
-                                        "maintenance windows, and each notifier's health and last error. Reads the "
-                                        "state database without changing it.",
-                            epilog="examples:\n  monagent status\n  monagent status --json | jq .alerts")
+    status = sub.add_parser(
+        "status",
+        help="show alerts, outbox, silences and notifier health",
+        formatter_class=fmt,
+        description="Show the alerts that are not inactive (phase, severity, since, last value "
+        "and threshold), the checks failing now (runs in a row without a verdict, "
+        "before and after that alerts), the outbox depth per receiver, active silences and "
+        "maintenance windows, and each notifier's health and last error. Reads the "
+        "state database without changing it.",
+        epilog="examples:\n  monagent status\n  monagent status --json | jq .alerts",
+    )
     add_config_option(status)
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=cmd_status)
 
-    silence = sub.add_parser("silence", help="add, list or expire silences", formatter_class=fmt,
-                             description="Silences mute notifications (never evaluation) for the alert keys they "
-                                         "match, from now until they end. When one ends, what the group heard is "
-                                         "reconciled with the current state.",
-                             epilog="example:\n  monagent silence add --match check=root_disk --match subject=/var "
-                                    "--duration 2h --comment 'disk migration'")
+    silence = sub.add_parser(
+        "silence",
+        help="add, list or expire silences",
+        formatter_class=fmt,
+        description="Silences mute notifications (never evaluation) for the alert keys they "
+        "match, from now until they end. When one ends, what the group heard is "
+        "reconciled with the current state.",
+        epilog="example:\n  monagent silence add --match check=root_disk --match subject=/var "
+        "--duration 2h --comment 'disk migration'",
+    )
     actions = silence.add_subparsers(dest="action", metavar="ACTION")
-    add = actions.add_parser("add", help="add a silence", formatter_class=fmt,
-                             description="Add a silence. Each --match is LABEL=GLOB with LABEL one of check, "
-                                         "subject, metric, type (the check type) or severity (warning, "
-                                         "critical); all must match. A silence of warnings lets an escalation "
-                                         "to critical through.",
-                             epilog="example:\n  monagent silence add --match check=root_disk --duration 2h "
-                                    "--comment 'resizing /var'")
+    add = actions.add_parser(
+        "add",
+        help="add a silence",
+        formatter_class=fmt,
+        description="Add a silence. Each --match is LABEL=GLOB with LABEL one of check, "
+        "subject, metric, type (the check type) or severity (warning, "
+        "critical); all must match. A silence of warnings lets an escalation "
+        "to critical through.",
+        epilog="example:\n  monagent silence add --match check=root_disk --duration 2h --comment 'resizing /var'",
+    )
     add_config_option(add)
     add.add_argument("--match", action="append", required=True, metavar="LABEL=GLOB", help="a matcher (repeatable)")
     add.add_argument("--duration", required=True, help='how long, e.g. "30m", "2h", "1d"')
     add.add_argument("--comment", required=True, help="why (shown in status)")
     add.add_argument("--author", default=None, help="who (default: the invoking user)")
     add.set_defaults(func=cmd_silence_add)
-    listing = actions.add_parser("list", help="list silences", formatter_class=fmt,
-                                 description="List pending and active silences (--all: expired ones too).",
-                                 epilog="example:\n  monagent silence list --all")
+    listing = actions.add_parser(
+        "list",
+        help="list silences",
+        formatter_class=fmt,
+        description="List pending and active silences (--all: expired ones too).",
+        epilog="example:\n  monagent silence list --all",
+    )
     add_config_option(listing)
     listing.add_argument("--all", action="store_true", help="include expired silences")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(func=cmd_silence_list)
-    expire = actions.add_parser("expire", help="end a silence now", formatter_class=fmt,
-                                description="End a silence now; notifications for its keys resume after the next "
-                                            "check run.",
-                                epilog="example:\n  monagent silence expire 1a2b3c4d")
+    expire = actions.add_parser(
+        "expire",
+        help="end a silence now",
+        formatter_class=fmt,
+        description="End a silence now; notifications for its keys resume after the next check run.",
+        epilog="example:\n  monagent silence expire 1a2b3c4d",
+    )
     add_config_option(expire)
     expire.add_argument("id", metavar="ID", help=ID_HELP)
     expire.set_defaults(func=cmd_silence_expire)
     silence.set_defaults(func=lambda args: _usage(silence))
 
-    ack = sub.add_parser("ack", help="acknowledge a firing alert (stops its reminders)", formatter_class=fmt,
-                         description="Acknowledge a firing alert: no reminders or de-escalation messages until it "
-                                     "resolves; an escalation above the acknowledged severity is still sent and "
-                                     "ends the acknowledgement. KEY is as `monagent status` prints it.",
-                         epilog="example:\n  monagent ack 'root_disk /var used_percent' --comment 'cleaning up logs'")
+    ack = sub.add_parser(
+        "ack",
+        help="acknowledge a firing alert (stops its reminders)",
+        formatter_class=fmt,
+        description="Acknowledge a firing alert: no reminders or de-escalation messages until it "
+        "resolves; an escalation above the acknowledged severity is still sent and "
+        "ends the acknowledgement. KEY is as `monagent status` prints it.",
+        epilog="example:\n  monagent ack 'root_disk /var used_percent' --comment 'cleaning up logs'",
+    )
     add_config_option(ack)
     ack.add_argument("key", metavar="KEY", help=KEY_HELP)
     ack.add_argument("--comment", default="", help="shown in status")
@@ -152,15 +176,20 @@ def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
     except AgentNotRunning:
         pass
     except PermissionError:
-        return {"ok": False, "error": f"cannot reach the agent's control socket {_socket(config)}: permission "
-                                      "denied (run as root or as a member of the agent's group)"}
+        return {
+            "ok": False,
+            "error": f"cannot reach the agent's control socket {_socket(config)}: permission "
+            "denied (run as root or as a member of the agent's group)",
+        }
     state_dir = Path(config.agent.state_dir)
     db = state_dir / "state.db"
     if not db.exists():
         return {"ok": False, "error": f"no state database in {state_dir}: start the agent once first"}
     if os.geteuid() != 0 and not (os.access(db, os.W_OK) and os.access(state_dir, os.W_OK)):
-        return {"ok": False, "error": f"the agent is not running and {db} is not writable by this user; run as "
-                                      "the agent's user or root"}
+        return {
+            "ok": False,
+            "error": f"the agent is not running and {db} is not writable by this user; run as the agent's user or root",
+        }
     # Everything is imported before the switch to the owner's uid, which may not read the interpreter's files.
     import sqlite3  # noqa: F401
 
@@ -186,23 +215,27 @@ def _offline(store: Any, message: Dict[str, Any], now: float) -> Dict[str, Any]:
     changes = Changes()
     answer: Dict[str, Any] = {"ok": True}
     if message["op"] == "silence_add":
-        silence = new_silence(message["matchers"], ends_at=message["ends_at"], starts_at=None,
-                              author=message["author"], comment=message["comment"], now=now)
+        silence = new_silence(
+            message["matchers"],
+            ends_at=message["ends_at"],
+            starts_at=None,
+            author=message["author"],
+            comment=message["comment"],
+            now=now,
+        )
         answer["silence"] = silence.to_json()
     elif message["op"] == "silence_expire":
         if message["id"] not in snapshot.silences:
             return {"ok": False, "error": f"no silence {message['id']}"}
         old = Silence.from_json(codec.json_loads(snapshot.silences[message["id"]]))
-        silence = Silence(old.id, old.matcher, old.starts_at, min(now, old.ends_at), old.author, old.comment,
-                          old.created_at)
+        silence = Silence(old.id, old.matcher, old.starts_at, min(now, old.ends_at), old.author, old.comment, old.created_at)
         answer["silence"] = silence.to_json()
     else:
         key = find_key((AlertKey.from_id(k) for k in snapshot.alerts), message["key"])
         state = codec.state_from_json(snapshot.alerts[key.as_id()], 0.0) if key is not None else None
         if key is None or state is None or not state.phase.open:
             return {"ok": False, "error": f"no firing alert {message['key']}"}
-        ack = Ack(key, state.incident, state.severity, message["author"], now, message["comment"],
-                  message.get("expires_at"))
+        ack = Ack(key, state.incident, state.severity, message["author"], now, message["comment"], message.get("expires_at"))
         changes.acks[key.as_id()] = codec.json_dumps(ack.to_json())
         answer["ack"] = ack.to_json()
     if message["op"] != "ack":
@@ -242,14 +275,14 @@ def _check_key(text: str) -> None:
     words = text.split()
     if len(words) >= 2 or "\x1f" in text or (len(words) == 1 and text.count("/") >= 2):
         return
-    raise UsageError(f'bad KEY "{text}": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. '
-                     '"root_disk /var used_percent"')
+    raise UsageError(
+        f'bad KEY "{text}": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. "root_disk /var used_percent"'
+    )
 
 
 def _check_silence_id(text: str) -> str:
     if not SILENCE_ID.fullmatch(text.lower()):
-        raise UsageError(f'bad silence ID "{text}": an ID is 8 hex digits as `monagent silence list` shows it, '
-                         'e.g. 1a2b3c4d')
+        raise UsageError(f'bad silence ID "{text}": an ID is 8 hex digits as `monagent silence list` shows it, e.g. 1a2b3c4d')
     return text.lower()
 
 
@@ -260,14 +293,12 @@ def unmatched_warnings(config: Any, matcher: Any) -> List[str]:
     from monagent.alerting.pipeline import AGENT_CHECK
 
     def hits(label: str, value: str) -> bool:
-        return all(any(fnmatch.fnmatchcase(value, p) for p in patterns)
-                   for name, patterns in matcher.pairs if name == label)
+        return all(any(fnmatch.fnmatchcase(value, p) for p in patterns) for name, patterns in matcher.pairs if name == label)
 
     warnings = []
     by_check = [(label, patterns) for label, patterns in matcher.pairs if label in ("check", "type", "check_type")]
     checks = [(c.name, c.type) for c in config.checks] + [(AGENT_CHECK, "")]
-    if by_check and not any(hits("check", name) and hits("type", kind) and hits("check_type", kind)
-                            for name, kind in checks):
+    if by_check and not any(hits("check", name) and hits("type", kind) and hits("check_type", kind) for name, kind in checks):
         typed = any(label != "check" for label, _ in by_check)
         configured = ", ".join(f"{c.name} ({c.type})" if typed else c.name for c in config.checks) or "none"
         asked = ", ".join(f"{label}={'|'.join(p)}" for label, p in by_check)
@@ -276,7 +307,6 @@ def unmatched_warnings(config: Any, matcher: Any) -> List[str]:
         asked = ", ".join(f"severity={'|'.join(p)}" for label, p in matcher.pairs if label == "severity")
         warnings.append(f"no severity matches {asked}; severities: {', '.join(SEVERITIES)}")
     return warnings
-
 
 
 # ---------------------------------------------------------------- commands
@@ -295,8 +325,16 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
         return config_error_exit(err)
     for warning in unmatched_warnings(config, matcher):
         print(f"warning: {warning}; adding the silence anyway (it applies once one exists)", file=sys.stderr)
-    answer = _change(config, {"op": "silence_add", "matchers": args.match, "ends_at": time.time() + duration,
-                              "author": _author(args), "comment": args.comment})
+    answer = _change(
+        config,
+        {
+            "op": "silence_add",
+            "matchers": args.match,
+            "ends_at": time.time() + duration,
+            "author": _author(args),
+            "comment": args.comment,
+        },
+    )
     if not answer.get("ok"):
         return _fail(answer.get("error", "failed"))
     silence = answer["silence"]
@@ -336,15 +374,15 @@ def cmd_ack(args: argparse.Namespace) -> int:
         return _fail(str(exc), EX_USAGE)
     except ConfigError as err:
         return config_error_exit(err)
-    answer = _change(config, {"op": "ack", "key": args.key, "author": _author(args), "comment": args.comment,
-                              "expires_at": expires})
+    answer = _change(
+        config, {"op": "ack", "key": args.key, "author": _author(args), "comment": args.comment, "expires_at": expires}
+    )
     if not answer.get("ok"):
         error = answer.get("error", "failed")
         if error == f"no firing alert {args.key}":
             error += "; `monagent status` lists the firing alerts with their keys"
         return _fail(error)
-    print(f"acknowledged {args.key} (incident {answer['ack']['incident']}): no reminders until it resolves or "
-          "gets worse")
+    print(f"acknowledged {args.key} (incident {answer['ack']['incident']}): no reminders until it resolves or gets worse")
     return 0
 
 
@@ -385,8 +423,10 @@ def cmd_silence_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no silences")
     for row in rows:
-        print(f"{row['id']}  {row['state']:<8} {_clock(row['starts_at'])} - {_clock(row['ends_at'])}  {row['match']}  "
-              f"by {row['author']}: {row['comment']}")
+        print(
+            f"{row['id']}  {row['state']:<8} {_clock(row['starts_at'])} - {_clock(row['ends_at'])}  {row['match']}  "
+            f"by {row['author']}: {row['comment']}"
+        )
     return 0
 
 
@@ -394,8 +434,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     from monagent.alerting.status import gather
     from monagent.control import agent_running
 
-    code, data = _read_state(args, lambda config, store: gather(config, store, time.time(),
-                                                                running=agent_running(_socket(config))))
+    code, data = _read_state(
+        args, lambda config, store: gather(config, store, time.time(), running=agent_running(_socket(config)))
+    )
     if code is not None:
         return code
     if args.json:
@@ -429,34 +470,49 @@ def _failing_text(row: Dict[str, Any]) -> str:
 def render_status(data: Dict[str, Any]) -> List[str]:
     agent = data["agent"]
     running = {True: "running", False: "not running", None: "state unknown (no access to its control socket)"}
-    lines = [f"{data['host']}: agent {running[agent['running']]}, last evaluation "
-             f"{_clock(agent['last_eval_at'])}, state in {agent['state_dir']}", "", "Alerts:"]
+    lines = [
+        f"{data['host']}: agent {running[agent['running']]}, last evaluation "
+        f"{_clock(agent['last_eval_at'])}, state in {agent['state_dir']}",
+        "",
+        "Alerts:",
+    ]
     for row in data["alerts"]:
-        extra = [word for word, on in (("flapping", row["flapping"]), (f"muted: {row['muted']}", row["muted"]),
-                                       (f"acked by {row['acked_by']}", row["acked_by"]),
-                                       (_runs_text("check failing: ", row["unknown_streak"]),
-                                        row["unknown_streak"])) if on]
-        lines.append(f"  {row['phase'].upper():<9} {row['severity'] or '-':<8} {row['key']}  {_value_text(row)}  "
-                     f"since {_clock(row['since'])}" + (f"  [{'; '.join(extra)}]" if extra else ""))
+        extra = [
+            word
+            for word, on in (
+                ("flapping", row["flapping"]),
+                (f"muted: {row['muted']}", row["muted"]),
+                (f"acked by {row['acked_by']}", row["acked_by"]),
+                (_runs_text("check failing: ", row["unknown_streak"]), row["unknown_streak"]),
+            )
+            if on
+        ]
+        lines.append(
+            f"  {row['phase'].upper():<9} {row['severity'] or '-':<8} {row['key']}  {_value_text(row)}  "
+            f"since {_clock(row['since'])}" + (f"  [{'; '.join(extra)}]" if extra else "")
+        )
     if not data["alerts"]:
         lines.append("  none")
     lines += ["", "Checks failing:"] + [_failing_text(row) for row in data["failing"]]
     if not data["failing"]:
         lines.append("  none")
     lines += ["", "Outbox:"] + [f"  {r}: {n} queued" for r, n in data["outbox"].items()]
-    lines += ["", "Silences:"] + [f"  {s['id']} {s['state']} until {_clock(s['ends_at'])}  {s['match']}  by "
-                                  f"{s['author']}: {s['comment']}" for s in data["silences"]]
+    lines += ["", "Silences:"] + [
+        f"  {s['id']} {s['state']} until {_clock(s['ends_at'])}  {s['match']}  by {s['author']}: {s['comment']}"
+        for s in data["silences"]
+    ]
     if not data["silences"]:
         lines.append("  none")
     lines += ["", "Maintenance windows:"] + [
         f"  {w['name']}: {'ACTIVE' if w['active'] else 'inactive'}  {','.join(w['weekdays'])} {','.join(w['times'])} "
-        f"{w['time_zone']}  {w['match']}" for w in data["windows"]]
+        f"{w['time_zone']}  {w['match']}"
+        for w in data["windows"]
+    ]
     if not data["windows"]:
         lines.append("  none")
     lines += ["", "Notifiers:"]
     for h in data["notifiers"]:
-        state = "BROKEN" if h["broken"] else ("locked out until " + _clock(h["locked_until"])
-                                              if h["locked_until"] else "ok")
+        state = "BROKEN" if h["broken"] else ("locked out until " + _clock(h["locked_until"]) if h["locked_until"] else "ok")
         text = f"  {h['receiver']}: {state}, last success {_clock(h['last_success'])}, sent {h['sent']}"
         if h["dropped"]:
             text += f", dropped {h['dropped']}"

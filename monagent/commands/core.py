@@ -23,8 +23,9 @@ def default_config_path() -> str:
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", default=None, metavar="FILE",
-                        help=f"configuration file (default: {default_config_path()})")
+    parser.add_argument(
+        "-c", "--config", default=None, metavar="FILE", help=f"configuration file (default: {default_config_path()})"
+    )
 
 
 def config_path(args: argparse.Namespace) -> Path:
@@ -33,22 +34,31 @@ def config_path(args: argparse.Namespace) -> Path:
 
 def register(sub: Any) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    run = sub.add_parser("run", help="run the agent in the foreground", formatter_class=fmt,
-                         description="Run the agent in the foreground: schedule the checks, turn their results "
-                                     "into alerts and deliver them. Stops on SIGTERM; SIGHUP reloads the config.",
-                         epilog="example:\n  monagent run -c /etc/monagent/agent.toml")
+    run = sub.add_parser(
+        "run",
+        help="run the agent in the foreground",
+        formatter_class=fmt,
+        description="Run the agent in the foreground: schedule the checks, turn their results "
+        "into alerts and deliver them. Stops on SIGTERM; SIGHUP reloads the config.",
+        epilog="example:\n  monagent run -c /etc/monagent/agent.toml",
+    )
     add_config_option(run)
-    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=None,
-                     help="override [agent] log_level")
+    run.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default=None, help="override [agent] log_level"
+    )
     run.set_defaults(func=cmd_run)
 
-    check = sub.add_parser("check", help="run checks once and print their status", formatter_class=fmt,
-                           description="Run the configured checks once, through the same loader, executor and "
-                                       "timeouts as the agent, and print a table. Thresholds are compared without "
-                                       "history (no hysteresis). Exit status is the worst status: 0 OK, 1 WARNING, "
-                                       "2 CRITICAL, 3 UNKNOWN (a configuration error is 3).",
-                           epilog="examples:\n  monagent check\n  monagent check root_disk --json\n"
-                                  "  monagent check nginx --nagios    # for NRPE / Icinga")
+    check = sub.add_parser(
+        "check",
+        help="run checks once and print their status",
+        formatter_class=fmt,
+        description="Run the configured checks once, through the same loader, executor and "
+        "timeouts as the agent, and print a table. Thresholds are compared without "
+        "history (no hysteresis). Exit status is the worst status: 0 OK, 1 WARNING, "
+        "2 CRITICAL, 3 UNKNOWN (a configuration error is 3).",
+        epilog="examples:\n  monagent check\n  monagent check root_disk --json\n"
+        "  monagent check nginx --nagios    # for NRPE / Icinga",
+    )
     add_config_option(check)
     check.add_argument("names", nargs="*", metavar="NAME", help="check instances to run (default: all enabled)")
     out = check.add_mutually_exclusive_group()
@@ -56,19 +66,27 @@ def register(sub: Any) -> None:
     out.add_argument("--nagios", action="store_true", help="print one Nagios plugin line with perfdata (one NAME)")
     check.set_defaults(func=cmd_check)
 
-    validate = sub.add_parser("validate", help="validate the configuration", formatter_class=fmt,
-                              description="Parse and validate the configuration and the check types it uses; "
-                                          "print every problem with file, line and key. Exit 0 when valid, 78 "
-                                          "when not.",
-                              epilog="example:\n  monagent validate -c /etc/monagent/agent.toml")
+    validate = sub.add_parser(
+        "validate",
+        help="validate the configuration",
+        formatter_class=fmt,
+        description="Parse and validate the configuration and the check types it uses; "
+        "print every problem with file, line and key. Exit 0 when valid, 78 "
+        "when not.",
+        epilog="example:\n  monagent validate -c /etc/monagent/agent.toml",
+    )
     add_config_option(validate)
     validate.set_defaults(func=cmd_validate)
 
-    plugins = sub.add_parser("plugins", help="list check types and where they come from", formatter_class=fmt,
-                             description="List every check type: built-in and third-party entry points "
-                                         "(group monagent.checks) and *.py files in the plugin directories, "
-                                         "with load errors.",
-                             epilog="example:\n  monagent plugins -c /etc/monagent/agent.toml")
+    plugins = sub.add_parser(
+        "plugins",
+        help="list check types and where they come from",
+        formatter_class=fmt,
+        description="List every check type: built-in and third-party entry points "
+        "(group monagent.checks) and *.py files in the plugin directories, "
+        "with load errors.",
+        epilog="example:\n  monagent plugins -c /etc/monagent/agent.toml",
+    )
     add_config_option(plugins)
     plugins.set_defaults(func=cmd_plugins)
 
@@ -101,9 +119,16 @@ def unloadable_types(config: Any) -> List[Any]:
         lines = locate_keys(Path(config.file).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         lines = {}
-    return [Problem(config.file, lines.get(("checks", c.name, "type"), c.line), f"checks.{c.name}.type",
-                    f'check type "{c.type}" cannot be loaded: {c.load_error}')
-            for c in config.checks if getattr(c, "load_error", "")]
+    return [
+        Problem(
+            config.file,
+            lines.get(("checks", c.name, "type"), c.line),
+            f"checks.{c.name}.type",
+            f'check type "{c.type}" cannot be loaded: {c.load_error}',
+        )
+        for c in config.checks
+        if getattr(c, "load_error", "")
+    ]
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -118,8 +143,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if broken:
         return config_error_exit(ConfigError(broken))
     names = ", ".join(f"{c.name} ({c.type})" for c in config.checks) or "none"
-    print(f"{config.file}: OK; {len(config.checks)} checks: {names}; receivers: "
-          f"{', '.join(config.notifiers.receiver_names) or 'none'}")
+    print(
+        f"{config.file}: OK; {len(config.checks)} checks: {names}; receivers: "
+        f"{', '.join(config.notifiers.receiver_names) or 'none'}"
+    )
     try:
         from monagent.permissions import secret_warnings
     except ImportError:
@@ -170,8 +197,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.nagios:  # NRPE and Icinga show stdout only: say why there is no result
             count = len(getattr(err, "problems", [err]))
             name = args.names[0] if len(args.names) == 1 else "monagent"
-            print(f"{name} UNKNOWN: {config_path(args)} has {count} configuration problem{'s' if count != 1 else ''}; "
-                  f"run: monagent validate -c {config_path(args)}")
+            print(
+                f"{name} UNKNOWN: {config_path(args)} has {count} configuration problem{'s' if count != 1 else ''}; "
+                f"run: monagent validate -c {config_path(args)}"
+            )
         return int(Status.UNKNOWN)
     selected = _select(config, args.names)
     if selected is None:
@@ -200,8 +229,10 @@ def _select(config: Any, names: Sequence[str]) -> Optional[List[Any]]:
     known = {c.name: c for c in config.checks}
     missing = [n for n in names if n not in known]
     if missing:
-        print(f"monagent: no check named {', '.join(missing)} in {config.file}; configured: "
-              f"{', '.join(known) or 'none'}", file=sys.stderr)
+        print(
+            f"monagent: no check named {', '.join(missing)} in {config.file}; configured: {', '.join(known) or 'none'}",
+            file=sys.stderr,
+        )
         return None
     return [known[n] for n in names]
 
@@ -217,8 +248,7 @@ def run_once(config: Any, selected: Sequence[Any]) -> List[Any]:
         pairs = build_instances(selected, Registry.for_agent(config.agent))
         _warm_up(pairs, facts)
         scheduler = Scheduler(pairs, facts.cycle, monotonic=time.monotonic(), splay=0)
-        runs = scheduler.run_all_once(time.time(), time.monotonic(), time.sleep,
-                                      lambda: (time.time(), time.monotonic()))
+        runs = scheduler.run_all_once(time.time(), time.monotonic(), time.sleep, lambda: (time.time(), time.monotonic()))
         scheduler.close()
     finally:
         facts.close()
@@ -268,25 +298,43 @@ def _print_table(judged: Sequence[Tuple[Any, Tuple[Any, ...]]], runs: Sequence[A
 def _as_json(judged: Sequence[Tuple[Any, Tuple[Any, ...]]], runs: Sequence[Any]) -> List[Dict[str, Any]]:
     out = []
     for run, items in judged:
-        out.append({
-            "check": run.check,
-            "type": run.check_type,
-            "duration_seconds": round(run.duration, 4),
-            "error": run.error or None,
-            "results": [{
-                "subject": j.result.subject,
-                "status": j.status.name,
-                "summary": j.summary,
-                "metrics": [{"name": m.metric.name, "value": m.metric.value, "unit": m.metric.unit,
-                             "status": m.status.name,
-                             "threshold": None if m.threshold is None else {
-                                 "warning": m.threshold.warning, "critical": m.threshold.critical,
-                                 "direction": m.threshold.direction.value}} for m in j.metrics],
-                "occurrences": [{"id": o.id, "summary": o.summary, "severity": o.severity.name,
-                                 "facts": dict(o.facts)} for o in j.result.occurrences],
-                "facts": dict(j.result.facts),
-            } for j in items],
-        })
+        out.append(
+            {
+                "check": run.check,
+                "type": run.check_type,
+                "duration_seconds": round(run.duration, 4),
+                "error": run.error or None,
+                "results": [
+                    {
+                        "subject": j.result.subject,
+                        "status": j.status.name,
+                        "summary": j.summary,
+                        "metrics": [
+                            {
+                                "name": m.metric.name,
+                                "value": m.metric.value,
+                                "unit": m.metric.unit,
+                                "status": m.status.name,
+                                "threshold": None
+                                if m.threshold is None
+                                else {
+                                    "warning": m.threshold.warning,
+                                    "critical": m.threshold.critical,
+                                    "direction": m.threshold.direction.value,
+                                },
+                            }
+                            for m in j.metrics
+                        ],
+                        "occurrences": [
+                            {"id": o.id, "summary": o.summary, "severity": o.severity.name, "facts": dict(o.facts)}
+                            for o in j.result.occurrences
+                        ],
+                        "facts": dict(j.result.facts),
+                    }
+                    for j in items
+                ],
+            }
+        )
     return out
 
 
@@ -295,8 +343,9 @@ def _nagios_line(config: Any, item: Tuple[Any, Tuple[Any, ...]]) -> str:
 
     run, judged = item
     status = worst(j.status for j in judged) if judged else Status.OK
-    parts = [f"{j.result.subject}: {j.summary}" if j.result.subject else j.summary for j in judged
-             if j.status != Status.OK] or [j.summary for j in judged][:3]
+    parts = [f"{j.result.subject}: {j.summary}" if j.result.subject else j.summary for j in judged if j.status != Status.OK] or [
+        j.summary for j in judged
+    ][:3]
     summary = "; ".join(p for p in parts if p) or "no results"
     check_config = config.check(run.check)
     thresholds = check_config.thresholds if check_config else {}

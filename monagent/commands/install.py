@@ -15,36 +15,46 @@ EX_NOPERM = 77  # sysexits.h: the command needs root
 def register(sub: Any) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     install = sub.add_parser(
-        "install", help="install the systemd service (as root)", formatter_class=fmt,
+        "install",
+        help="install the systemd service (as root)",
+        formatter_class=fmt,
         description="Install monagent as a hardened systemd service: the unit (its ExecStart runs this monagent, "
-                    "so a venv or pipx install works), the sysusers.d entry for the monagent user, and, only if "
-                    "none exists, a default /etc/monagent/agent.toml (mode 0640). Prints the commands to run next.",
-        epilog="examples:\n  sudo /opt/monagent/bin/monagent install\n"
-               "  monagent install --root /tmp/stage --dry-run")
-    install.add_argument("--root", type=Path, default=None, metavar="DIR",
-                         help="install under DIR instead of / (a staging tree; no root needed)")
-    install.add_argument("--config-source", type=Path, default=None, metavar="FILE",
-                         help="the agent.toml to copy when none exists, after validating it (default: the one "
-                              "shipped with monagent)")
+        "so a venv or pipx install works), the sysusers.d entry for the monagent user, and, only if "
+        "none exists, a default /etc/monagent/agent.toml (mode 0640). Prints the commands to run next.",
+        epilog="examples:\n  sudo /opt/monagent/bin/monagent install\n  monagent install --root /tmp/stage --dry-run",
+    )
+    install.add_argument(
+        "--root", type=Path, default=None, metavar="DIR", help="install under DIR instead of / (a staging tree; no root needed)"
+    )
+    install.add_argument(
+        "--config-source",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the agent.toml to copy when none exists, after validating it (default: the one shipped with monagent)",
+    )
     install.add_argument("--dry-run", action="store_true", help="show what would be written, write nothing")
     install.set_defaults(func=cmd_install)
 
     uninstall = sub.add_parser(
-        "uninstall", help="remove the systemd service (keeps config and state)", formatter_class=fmt,
+        "uninstall",
+        help="remove the systemd service (keeps config and state)",
+        formatter_class=fmt,
         description="Remove the unit and the sysusers.d entry that `monagent install` wrote (and the links "
-                    "`systemctl enable` made). /etc/monagent, /var/lib/monagent and the monagent user are kept. "
-                    "Stop and disable the service first, then reload systemd.",
-        epilog="example:\n  sudo systemctl disable --now monagent && sudo monagent uninstall && "
-               "sudo systemctl daemon-reload")
-    uninstall.add_argument("--root", type=Path, default=None, metavar="DIR",
-                           help="uninstall from DIR instead of /")
+        "`systemctl enable` made). /etc/monagent, /var/lib/monagent and the monagent user are kept. "
+        "Stop and disable the service first, then reload systemd.",
+        epilog="example:\n  sudo systemctl disable --now monagent && sudo monagent uninstall && sudo systemctl daemon-reload",
+    )
+    uninstall.add_argument("--root", type=Path, default=None, metavar="DIR", help="uninstall from DIR instead of /")
     uninstall.set_defaults(func=cmd_uninstall)
 
 
 def _needs_root(args: argparse.Namespace, verb: str) -> bool:
     if args.root is None and os.geteuid() != 0:
-        print(f"monagent {verb}: must run as root (it writes to /etc); use sudo, or --root DIR to stage "
-              "the files in a directory", file=sys.stderr)
+        print(
+            f"monagent {verb}: must run as root (it writes to /etc); use sudo, or --root DIR to stage the files in a directory",
+            file=sys.stderr,
+        )
         return True
     return False
 
@@ -68,8 +78,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     try:
         report = install(args.root or Path("/"), config_source=args.config_source, dry_run=args.dry_run)
     except ConfigError as err:
-        print(f"monagent install: {args.config_source} is not a valid configuration; nothing was installed",
-              file=sys.stderr)
+        print(f"monagent install: {args.config_source} is not a valid configuration; nothing was installed", file=sys.stderr)
         return config_error_exit(err)
     except (InstallError, OSError) as exc:
         print(f"monagent install: {exc}", file=sys.stderr)

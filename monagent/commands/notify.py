@@ -14,16 +14,22 @@ from monagent.commands.core import add_config_option, config_path
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(
-        "notify-test", help="send a test message to the DingTalk robots and webhooks",
+        "notify-test",
+        help="send a test message to the DingTalk robots and webhooks",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Send one test message to each configured DingTalk robot (or only --robot NAME) and to each "
-                    "generic webhook, then print DingTalk's answer and what its errcode means. The access token "
-                    "and signing secret are never printed. Exit 0 when every receiver accepted the message, "
-                    "1 when one did not, 78 when the configuration is invalid.",
-        epilog="examples:\n  monagent notify-test\n  monagent notify-test --robot ops -c /etc/monagent/agent.toml")
+        "generic webhook, then print DingTalk's answer and what its errcode means. The access token "
+        "and signing secret are never printed. Exit 0 when every receiver accepted the message, "
+        "1 when one did not, 78 when the configuration is invalid.",
+        epilog="examples:\n  monagent notify-test\n  monagent notify-test --robot ops -c /etc/monagent/agent.toml",
+    )
     add_config_option(parser)
-    parser.add_argument("--robot", metavar="NAME", default=None,
-                        help="only this robot ([notifiers.dingtalk.NAME]) or webhook ([notifiers.webhook.NAME])")
+    parser.add_argument(
+        "--robot",
+        metavar="NAME",
+        default=None,
+        help="only this robot ([notifiers.dingtalk.NAME]) or webhook ([notifiers.webhook.NAME])",
+    )
     parser.set_defaults(func=cmd_notify_test)
 
 
@@ -86,8 +92,15 @@ def _test_webhook(hook: Any, host: str) -> bool:
 
     receiver = WebhookReceiver(hook)
     now = time.time()
-    event = Event(id=f"notify-test:{int(now)}", kind=EventKind.NOTICE, key=AlertKey("monagent", "", "notify-test"),
-                  severity=Status.OK, time=now, host=host, summary="monagent test message")
+    event = Event(
+        id=f"notify-test:{int(now)}",
+        kind=EventKind.NOTICE,
+        key=AlertKey("monagent", "", "notify-test"),
+        severity=Status.OK,
+        time=now,
+        host=host,
+        summary="monagent test message",
+    )
     print(f"webhook:{hook.name}: sending a test message to {safe_url(hook.url.reveal())}")
     try:
         outcome = receiver.deliver(Batch((Item(event, (0,)),), budget=hook.delivery.body_budget), now)

@@ -90,13 +90,23 @@ class AmAlert:
         }
 
     def to_json(self) -> Dict[str, Any]:
-        return {"labels": dict(self.labels), "annotations": dict(self.annotations), "starts_at": self.starts_at,
-                "ends_at": self.ends_at, "forget_at": self.forget_at}
+        return {
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "forget_at": self.forget_at,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AmAlert:
-        return cls(_labels(data["labels"]), _labels(data["annotations"]), float(data["starts_at"]),
-                   data.get("ends_at"), data.get("forget_at"))
+        return cls(
+            _labels(data["labels"]),
+            _labels(data["annotations"]),
+            float(data["starts_at"]),
+            data.get("ends_at"),
+            data.get("forget_at"),
+        )
 
 
 def _labels(mapping: Mapping[str, str]) -> Labels:
@@ -120,14 +130,16 @@ def severity_label(severity: Status) -> str:
 
 def event_labels(event: Event, extra: Mapping[str, str]) -> Labels:
     labels = dict(extra)
-    labels.update({
-        "alertname": alertname(event.check_type or event.key.check, event.key.metric),
-        "instance": event.host,
-        "check": event.key.check,
-        "subject": event.key.subject,
-        "metric": event.key.metric,
-        "severity": severity_label(event.severity),
-    })
+    labels.update(
+        {
+            "alertname": alertname(event.check_type or event.key.check, event.key.metric),
+            "instance": event.host,
+            "check": event.key.check,
+            "subject": event.key.subject,
+            "metric": event.key.metric,
+            "severity": severity_label(event.severity),
+        }
+    )
     if event.kind == EventKind.OCCURRENCE:
         labels["occurrence"] = event.id
     return _labels(labels)
@@ -187,8 +199,7 @@ class ActiveSet:
             try:
                 alerts[ident] = AmAlert.from_json(item)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                log.warning("alertmanager: a stored alert is unreadable (%s: %s); it is dropped", type(exc).__name__,
-                            exc)
+                log.warning("alertmanager: a stored alert is unreadable (%s: %s); it is dropped", type(exc).__name__, exc)
                 kv.kv_set(NAMESPACE, ident, None)
         return cls(alerts)
 
@@ -231,8 +242,7 @@ class ActiveSet:
         return previous != alert
 
     def _resolve(self, alert: AmAlert, at: float) -> None:
-        self.alerts[f"resolved:{fingerprint(alert.labels)}"] = replace(alert, ends_at=at,
-                                                                        forget_at=at + RESOLVED_RETENTION)
+        self.alerts[f"resolved:{fingerprint(alert.labels)}"] = replace(alert, ends_at=at, forget_at=at + RESOLVED_RETENTION)
 
     def expire(self, now: float) -> None:
         """Forget resolves past their retention and occurrences past their end (Alertmanager has them ended)."""
@@ -297,8 +307,9 @@ class AlertmanagerReceiver:
         import requests
 
         try:
-            response = self._http(url).post(f"{url}/api/v2/alerts", data=body, timeout=self.config.timeout,
-                                         headers=self._headers(), verify=self._verify())
+            response = self._http(url).post(
+                f"{url}/api/v2/alerts", data=body, timeout=self.config.timeout, headers=self._headers(), verify=self._verify()
+            )
         except requests.RequestException as exc:
             return self._failed(url, now, Outcome(OutcomeKind.RETRY, f"{url}: cannot reach it: {_short(exc)}"))
         with response:
@@ -353,11 +364,17 @@ def classify(url: str, code: int, text: str) -> Outcome:
     """What an HTTP answer from ``/api/v2/alerts`` means, with what to fix."""
     said = " ".join(text.split())[:200]
     if code in (401, 403):
-        return Outcome(OutcomeKind.BROKEN, f"{url}: HTTP {code}, authentication refused: check username and "
-                                           "password_file, or bearer_token", code=code)
+        return Outcome(
+            OutcomeKind.BROKEN,
+            f"{url}: HTTP {code}, authentication refused: check username and password_file, or bearer_token",
+            code=code,
+        )
     if code == 404:
-        return Outcome(OutcomeKind.BROKEN, f"{url}: HTTP 404, no /api/v2/alerts there: give the Alertmanager's "
-                                           "base URL (with its --web.route-prefix, if any)", code=code)
+        return Outcome(
+            OutcomeKind.BROKEN,
+            f"{url}: HTTP 404, no /api/v2/alerts there: give the Alertmanager's base URL (with its --web.route-prefix, if any)",
+            code=code,
+        )
     if code == 400:
         return Outcome(OutcomeKind.REJECTED, f"{url}: HTTP 400, alerts rejected: {said}", code=code)
     return Outcome(OutcomeKind.RETRY, f"{url}: HTTP {code}: {said}", code=code)
@@ -379,8 +396,14 @@ class AlertmanagerDispatcher:
 
     receiver_name = RECEIVER
 
-    def __init__(self, config: AlertmanagerConfig, host: str, kv: KeyValue, started_at: float,
-                 receiver: Optional[AlertmanagerReceiver] = None) -> None:
+    def __init__(
+        self,
+        config: AlertmanagerConfig,
+        host: str,
+        kv: KeyValue,
+        started_at: float,
+        receiver: Optional[AlertmanagerReceiver] = None,
+    ) -> None:
         self.config = config
         self.host = host
         self.kv = kv
@@ -438,8 +461,10 @@ class AlertmanagerDispatcher:
         labels = dict(self.config.labels)
         labels.update({"alertname": self.config.watchdog_name, "instance": self.host, "severity": "none"})
         summary = f"monagent on {self.host} is running"
-        description = ("This alert fires for as long as the agent runs (a dead man's switch). "
-                       "When it is missing, the agent or the host is gone.")
+        description = (
+            "This alert fires for as long as the agent runs (a dead man's switch). "
+            "When it is missing, the agent or the host is gone."
+        )
         return AmAlert(_labels(labels), _labels({"summary": summary, "description": description}), self.started_at)
 
     def _post(self, outbox: Outbox, now: float) -> None:
@@ -472,9 +497,16 @@ class AlertmanagerDispatcher:
             return
         self._next_post = now + min(self._retry_delay, self.config.repost_interval)
         self._retry_delay = min(self._retry_delay * 2, self.config.repost_interval)
-        outbox.set_health(replace(health, last_error=outcome.reason, last_error_at=now,
-                                  last_error_class=outcome.kind.value, broken=outcome.kind == OutcomeKind.BROKEN,
-                                  failed=health.failed + 1))
+        outbox.set_health(
+            replace(
+                health,
+                last_error=outcome.reason,
+                last_error_at=now,
+                last_error_class=outcome.kind.value,
+                broken=outcome.kind == OutcomeKind.BROKEN,
+                failed=health.failed + 1,
+            )
+        )
 
 
 __all__ = [

@@ -21,6 +21,9 @@ def build_dispatchers(config: Any, store: Any, started_at: Optional[float] = Non
     if notifiers.alertmanager is not None:
         from monagent.notify.alertmanager import AlertmanagerDispatcher
 
-        dispatchers.append(AlertmanagerDispatcher(notifiers.alertmanager, config.agent.hostname, store,
-                                                  started_at=time.time() if started_at is None else started_at))
+        dispatchers.append(
+            AlertmanagerDispatcher(
+                notifiers.alertmanager, config.agent.hostname, store, started_at=time.time() if started_at is None else started_at
+            )
+        )
     return dispatchers

@@ -47,8 +47,12 @@ def parse_notifiers(section: Section, alerting: Optional[AlertingConfig] = None)
     that each robot may override in its own table."""
     base = None
     if alerting is not None:
-        base = Delivery(max_sends_per_minute=alerting.max_sends_per_minute, group_wait=alerting.group_wait,
-                        lockout=alerting.lockout, body_budget=alerting.body_budget_bytes)
+        base = Delivery(
+            max_sends_per_minute=alerting.max_sends_per_minute,
+            group_wait=alerting.group_wait,
+            lockout=alerting.lockout,
+            body_budget=alerting.body_budget_bytes,
+        )
     console = parse_console(section.table("console"))
     dingtalk = tuple(parse_dingtalk(name, sub, base) for name, sub in section.table("dingtalk").tables())
     webhooks = tuple(parse_webhook(name, sub, base) for name, sub in section.table("webhook").tables())

@@ -83,8 +83,7 @@ class ConsoleReceiver:
             for entry in entries:
                 self.write(format_line(entry.event))
         except OSError as exc:  # a closed pipe or a full disk behind a redirect: try again later
-            return Outcome(OutcomeKind.RETRY, f"cannot write to the console: {exc.strerror or exc}",
-                           not_before=now + RETRY_AFTER)
+            return Outcome(OutcomeKind.RETRY, f"cannot write to the console: {exc.strerror or exc}", not_before=now + RETRY_AFTER)
         return DELIVERED
 
 
@@ -112,8 +111,15 @@ class ConsoleDispatcher:
             return
         log.warning("console: %s", outcome.reason)
         outbox.defer(name, seqs, outcome.not_before or now + RETRY_AFTER)
-        outbox.set_health(replace(health, last_error=outcome.reason, last_error_at=now,
-                                  last_error_class=outcome.kind.value, failed=health.failed + len(seqs)))
+        outbox.set_health(
+            replace(
+                health,
+                last_error=outcome.reason,
+                last_error_at=now,
+                last_error_class=outcome.kind.value,
+                failed=health.failed + len(seqs),
+            )
+        )
 
     def next_due(self, now: float) -> Optional[float]:
         return None

@@ -39,8 +39,13 @@ class ErrCode:
     fix: str
 
 
-_BROKEN, _RETRY, _LOCKED, _REJECTED, _LARGE = (OutcomeKind.BROKEN, OutcomeKind.RETRY, OutcomeKind.LOCKED_OUT,
-                                                OutcomeKind.REJECTED, OutcomeKind.TOO_LARGE)
+_BROKEN, _RETRY, _LOCKED, _REJECTED, _LARGE = (
+    OutcomeKind.BROKEN,
+    OutcomeKind.RETRY,
+    OutcomeKind.LOCKED_OUT,
+    OutcomeKind.REJECTED,
+    OutcomeKind.TOO_LARGE,
+)
 _TOKEN_FIX = "copy the whole webhook URL again from the robot's settings (群设置 → 智能群助手 → the robot)"  # noqa: S105 - advice, not a password
 ERRCODES: Dict[int, ErrCode] = {
     0: ErrCode(OutcomeKind.DELIVERED, "ok", ""),
@@ -52,10 +57,16 @@ ERRCODES: Dict[int, ErrCode] = {
     400102: ErrCode(_BROKEN, "the robot is disabled", "ask a group admin to re-enable the robot"),
     400105: ErrCode(_BROKEN, "unsupported msgtype", "report a monagent bug"),
     400106: ErrCode(_BROKEN, "the robot does not exist or is not in the group", _TOKEN_FIX),
-    410100: ErrCode(_LOCKED, "sending too fast: the robot is rate limited for 10 minutes",
-                    "lower max_sends_per_minute, or check that nothing else sends through this robot"),
-    130101: ErrCode(_LOCKED, "sending too fast (over 20 a minute): the robot is rate limited for 10 minutes",
-                    "lower max_sends_per_minute, or check that nothing else sends through this robot"),
+    410100: ErrCode(
+        _LOCKED,
+        "sending too fast: the robot is rate limited for 10 minutes",
+        "lower max_sends_per_minute, or check that nothing else sends through this robot",
+    ),
+    130101: ErrCode(
+        _LOCKED,
+        "sending too fast (over 20 a minute): the robot is rate limited for 10 minutes",
+        "lower max_sends_per_minute, or check that nothing else sends through this robot",
+    ),
     430101: ErrCode(_REJECTED, "content rejected: unsafe external link", "none; the message is resent without links"),
     430102: ErrCode(_REJECTED, "content rejected: unsuitable text", "none; a reduced message is tried once"),
     430103: ErrCode(_REJECTED, "content rejected: unsuitable image", "none; a reduced message is tried once"),
@@ -67,14 +78,22 @@ ERRCODES: Dict[int, ErrCode] = {
     90030: ErrCode(_LOCKED, "the robot's message quota is used up", "wait for the quota to renew (monthly)"),
 }
 _SECURITY_310000 = (
-    (("keyword", "关键词"), "the message has none of the robot's keywords",
-     "set keywords = [...] to the robot's 自定义关键词 (monagent puts one in the title and body)"),
-    (("whitelist", "白名单", " ip "), "this host's public IP is not in the robot's IP allowlist",
-     "add the egress IP or range under 安全设置 → IP地址(段)"),
-    (("timestamp", "时间戳已过期", "时间戳无效"), "the signature timestamp is more than an hour off",
-     "fix this host's clock (NTP); monagent signs every request afresh"),
-    (("sign", "签名"), "the signature does not match",
-     "copy the SEC… secret again from 安全设置 → 加签 into secret = \"...\""),
+    (
+        ("keyword", "关键词"),
+        "the message has none of the robot's keywords",
+        "set keywords = [...] to the robot's 自定义关键词 (monagent puts one in the title and body)",
+    ),
+    (
+        ("whitelist", "白名单", " ip "),
+        "this host's public IP is not in the robot's IP allowlist",
+        "add the egress IP or range under 安全设置 → IP地址(段)",
+    ),
+    (
+        ("timestamp", "时间戳已过期", "时间戳无效"),
+        "the signature timestamp is more than an hour off",
+        "fix this host's clock (NTP); monagent signs every request afresh",
+    ),
+    (("sign", "签名"), "the signature does not match", 'copy the SEC… secret again from 安全设置 → 加签 into secret = "..."'),
 )
 
 
@@ -87,8 +106,11 @@ def explain(code: int, errmsg: str = "") -> ErrCode:
                 continue
             if any(w in text for w in words):
                 return ErrCode(_BROKEN, meaning, fix)
-        return ErrCode(_BROKEN, "a security setting rejected the message (keyword, signature or IP allowlist)",
-                       "compare keywords/secret with the robot's 安全设置")
+        return ErrCode(
+            _BROKEN,
+            "a security setting rejected the message (keyword, signature or IP allowlist)",
+            "compare keywords/secret with the robot's 安全设置",
+        )
     return ERRCODES.get(code, ErrCode(_RETRY, f"unknown errcode {code}", "none known; retried with backoff"))
 
 
@@ -122,8 +144,12 @@ class DingTalkReceiver:
     def __init__(self, config: DingTalkConfig, session: Optional[requests.Session] = None) -> None:
         self.config = config
         self.name = config.receiver_name
-        self.style = Style(config.language, config.timezone, config.keywords,
-                           {sev: m.at_mobiles + m.at_user_ids for sev, m in config.mentions.items()})
+        self.style = Style(
+            config.language,
+            config.timezone,
+            config.keywords,
+            {sev: m.at_mobiles + m.at_user_ids for sev, m in config.mentions.items()},
+        )
         self._session = session
         self._stale_timestamps = 0
 
@@ -184,8 +210,9 @@ class DingTalkReceiver:
         if self._session is None:
             self._session = requests.Session()  # proxies from HTTP(S)_PROXY/NO_PROXY; verify=True
         try:
-            response = self._session.post(self.url(now), data=body, timeout=self.config.timeout,
-                                          headers={"Content-Type": "application/json; charset=utf-8"})
+            response = self._session.post(
+                self.url(now), data=body, timeout=self.config.timeout, headers={"Content-Type": "application/json; charset=utf-8"}
+            )
         except requests.RequestException as exc:
             from monagent.notify.neterror import describe_network_error
 
@@ -207,8 +234,7 @@ class DingTalkReceiver:
         if status == 429:
             return Outcome(OutcomeKind.LOCKED_OUT, f"HTTP {status} (too many requests)", code=status)
         if 400 <= status < 500 and status != 408:
-            return Outcome(OutcomeKind.BROKEN, f"HTTP {status} from the webhook URL: check webhook (or the proxy)",
-                           code=status)
+            return Outcome(OutcomeKind.BROKEN, f"HTTP {status} from the webhook URL: check webhook (or the proxy)", code=status)
         return Outcome(OutcomeKind.RETRY, f"HTTP {status} without a DingTalk answer", code=status)
 
     def _classify(self, code: int, errmsg: str, now: float) -> Outcome:

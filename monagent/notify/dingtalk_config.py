@@ -142,8 +142,11 @@ def _robot_url(section: Section) -> Secret:
         if token is None:
             return Secret("")
         if "://" in token.reveal() or "access_token=" in token.reveal():
-            section.error("access_token", "looks like the whole webhook URL; put it in webhook = \"...\" instead "
-                                          "(access_token is only the value after access_token=)")
+            section.error(
+                "access_token",
+                'looks like the whole webhook URL; put it in webhook = "..." instead '
+                "(access_token is only the value after access_token=)",
+            )
             return Secret("")
         return Secret(f"{DINGTALK_SEND_URL}?access_token={token.reveal()}")
     section.mark_used("access_token", "access_token_file", "access_token_credential")
@@ -194,8 +197,11 @@ def _delivery(section: Section, base: Delivery, max_rate: int, max_body: int) ->
     raw = section.data.get("max_sends_per_minute")
     if max_rate < DINGTALK_RATE_CAP and isinstance(raw, int) and not isinstance(raw, bool) and raw > max_rate:
         section.mark_used("max_sends_per_minute")
-        section.error("max_sends_per_minute", f"must be below {DINGTALK_RATE_CAP}, got {raw} (DingTalk allows "
-                      f"{DINGTALK_RATE_CAP} a minute and locks the robot for 10 minutes past it)")
+        section.error(
+            "max_sends_per_minute",
+            f"must be below {DINGTALK_RATE_CAP}, got {raw} (DingTalk allows "
+            f"{DINGTALK_RATE_CAP} a minute and locks the robot for 10 minutes past it)",
+        )
         rate = base.max_sends_per_minute
     else:
         rate = section.integer("max_sends_per_minute", base.max_sends_per_minute, minimum=1, maximum=max_rate)

@@ -44,9 +44,15 @@ class ChatReceiver(Protocol):
 class ChatDispatcher:
     """Implements :class:`monagent.notify.base.Dispatcher` for one chat receiver."""
 
-    def __init__(self, receiver: ChatReceiver, delivery: Delivery, *,
-                 monotonic: Callable[[], float] = time.monotonic, rand: Optional[Callable[[], float]] = None,
-                 window: Optional[SlidingWindow] = None) -> None:
+    def __init__(
+        self,
+        receiver: ChatReceiver,
+        delivery: Delivery,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        rand: Optional[Callable[[], float]] = None,
+        window: Optional[SlidingWindow] = None,
+    ) -> None:
         self.receiver_name = receiver.name
         self.receiver = receiver
         self.delivery = delivery
@@ -121,14 +127,24 @@ class ChatDispatcher:
             outbox.complete(self.receiver_name, plan.cancelled)
             self._cancelled += plan.cancelled_incidents
             self._cancelled_events += len(plan.cancelled)
-            log.info("%s: %d alerts fired and resolved before the group heard of them; not sent",
-                     self.receiver_name, plan.cancelled_incidents)
+            log.info(
+                "%s: %d alerts fired and resolved before the group heard of them; not sent",
+                self.receiver_name,
+                plan.cancelled_incidents,
+            )
         if not plan.items:
             return True
         self._dropped += outbox.take_dropped_count(self.receiver_name)
-        batch = Batch(plan.items, dropped=self._dropped, cancelled=self._cancelled,
-                      cancelled_events=self._cancelled_events, held=tuple(sorted(self._held, key=lambda h: h.value)),
-                      held_since=min(e.event.time for e in entries), reduced=self._reduced_next, budget=self._budget)
+        batch = Batch(
+            plan.items,
+            dropped=self._dropped,
+            cancelled=self._cancelled,
+            cancelled_events=self._cancelled_events,
+            held=tuple(sorted(self._held, key=lambda h: h.value)),
+            held_since=min(e.event.time for e in entries),
+            reduced=self._reduced_next,
+            budget=self._budget,
+        )
         self._window.record(mono)
         outcome = self._send(batch, now)
         return self._handle(outbox, batch, outcome, now, mono)
@@ -162,8 +178,9 @@ class ChatDispatcher:
         if kind == OutcomeKind.DELIVERED:
             self._delivered(outbox, batch, now)
             return False
-        self._update_health(outbox, last_error=outcome.reason, last_error_at=now, last_error_class=kind.value,
-                            failed=self._h(outbox).failed + 1)
+        self._update_health(
+            outbox, last_error=outcome.reason, last_error_at=now, last_error_class=kind.value, failed=self._h(outbox).failed + 1
+        )
         if kind == OutcomeKind.RETRY:
             delay = self._backoff.next_delay()
             if outcome.not_before is not None and outcome.not_before <= now:
@@ -193,8 +210,9 @@ class ChatDispatcher:
         self._reduced_next = False
         self._budget = self.delivery.body_budget
         self._dropped = self._cancelled = self._cancelled_events = 0
-        self._update_health(outbox, last_success=now, broken=False, locked_until=None,
-                            sent=self._h(outbox).sent + len(batch.seqs))
+        self._update_health(
+            outbox, last_success=now, broken=False, locked_until=None, sent=self._h(outbox).sent + len(batch.seqs)
+        )
         if outbox.queued_count(self.receiver_name) == 0:
             self._idle = True
 
@@ -227,8 +245,7 @@ class ChatDispatcher:
         self._reduced_next = False
         self._budget = self.delivery.body_budget
         self._update_health(outbox, dropped=self._h(outbox).dropped + len(batch.seqs))
-        log.error("%s: dropped %d events the receiver refused: %s", self.receiver_name, len(batch.seqs),
-                  outcome.reason)
+        log.error("%s: dropped %d events the receiver refused: %s", self.receiver_name, len(batch.seqs), outcome.reason)
         return False
 
     # ------------------------------------------------------------ health
@@ -249,4 +266,3 @@ class ChatDispatcher:
         if health.locked_until is not None and health.locked_until > now:
             self._locked_until = mono + (health.locked_until - now)
             self._held.add(HeldReason.LOCKOUT)
-

@@ -29,54 +29,151 @@ HEADLINE_CHARS = 120
 
 LABELS = {
     "en": {
-        "tag.firing": "FIRING", "tag.resolved": "RESOLVED", "tag.digest": "DIGEST", "tag.notice": "NOTICE",
-        "tag.flapping": "FLAPPING", "tag.crash": "kernel crash", "tag.test": "TEST", "test_crash": "test crash",
-        "critical": "CRITICAL", "warning": "WARNING", "info": "INFO", "resolved": "RESOLVED",
-        "firing": "firing", "escalated": "escalated", "deescalated": "de-escalated", "reminder": "still firing",
-        "occurrence": "event", "flap_start": "flapping started", "flap_end": "flapping ended", "notice": "notice",
-        "host": "Host", "check": "Check", "subject": "Subject", "metric": "Metric", "value": "Value",
-        "threshold": "threshold", "since": "Since", "resolved_at": "Resolved at", "duration": "Duration",
-        "time": "Time", "trend": "Trend", "time_to_full": "Full in", "growth": "Growth", "note": "Note",
-        "summary": "Summary", "details": "Details", "was": "Severity was", "reminders": "reminders",
-        "reason": "Reason", "where": "Where", "process": "Process", "kernel": "Kernel", "running": "running",
-        "taint": "Taint", "dump": "Dump", "status": "Status", "free": "Free space", "excerpt": "Log excerpt",
-        "via": "dump on", "capture_time": "Captured", "capture_clock": "capture-kernel clock",
-        "crash_time": "Crash time", "panic": "Panic", "hardware": "Hardware", "apport": "Apport report",
+        "tag.firing": "FIRING",
+        "tag.resolved": "RESOLVED",
+        "tag.digest": "DIGEST",
+        "tag.notice": "NOTICE",
+        "tag.flapping": "FLAPPING",
+        "tag.crash": "kernel crash",
+        "tag.test": "TEST",
+        "test_crash": "test crash",
+        "critical": "CRITICAL",
+        "warning": "WARNING",
+        "info": "INFO",
+        "resolved": "RESOLVED",
+        "firing": "firing",
+        "escalated": "escalated",
+        "deescalated": "de-escalated",
+        "reminder": "still firing",
+        "occurrence": "event",
+        "flap_start": "flapping started",
+        "flap_end": "flapping ended",
+        "notice": "notice",
+        "host": "Host",
+        "check": "Check",
+        "subject": "Subject",
+        "metric": "Metric",
+        "value": "Value",
+        "threshold": "threshold",
+        "since": "Since",
+        "resolved_at": "Resolved at",
+        "duration": "Duration",
+        "time": "Time",
+        "trend": "Trend",
+        "time_to_full": "Full in",
+        "growth": "Growth",
+        "note": "Note",
+        "summary": "Summary",
+        "details": "Details",
+        "was": "Severity was",
+        "reminders": "reminders",
+        "reason": "Reason",
+        "where": "Where",
+        "process": "Process",
+        "kernel": "Kernel",
+        "running": "running",
+        "taint": "Taint",
+        "dump": "Dump",
+        "status": "Status",
+        "free": "Free space",
+        "excerpt": "Log excerpt",
+        "via": "dump on",
+        "capture_time": "Captured",
+        "capture_clock": "capture-kernel clock",
+        "crash_time": "Crash time",
+        "panic": "Panic",
+        "hardware": "Hardware",
+        "apport": "Apport report",
         "flattened": "run makedumpfile -R before crash",
-        "more": "+{n} more ({parts})", "more.critical": "{n} critical", "more.warning": "{n} warning",
+        "more": "+{n} more ({parts})",
+        "more.critical": "{n} critical",
+        "more.warning": "{n} warning",
         "more.resolved": "{n} resolved",
         "dropped": "{n} earlier events were dropped (outbox bound reached or rejected by the receiver)",
-        "held.rate_limit": "held back by the rate limit", "held.lockout": "held back by a rate-limit lockout",
+        "held.rate_limit": "held back by the rate limit",
+        "held.lockout": "held back by a rate-limit lockout",
         "held.unavailable": "held back while the receiver was unreachable",
         "digest.intro": "{count} events since {since}, {why}.",
         "digest.cancelled": "Fired and resolved in between (not listed): {n}.",
-        "count.firing": "{n} firing", "count.resolved": "{n} resolved", "count.other": "{n} other",
-        "after": "after", "test.title": "monagent test message", "test.body": "If you can read this, the robot "
-        "{robot} is set up correctly.",
+        "count.firing": "{n} firing",
+        "count.resolved": "{n} resolved",
+        "count.other": "{n} other",
+        "after": "after",
+        "test.title": "monagent test message",
+        "test.body": "If you can read this, the robot {robot} is set up correctly.",
     },
     "zh": {
-        "tag.firing": "告警", "tag.resolved": "已恢复", "tag.digest": "汇总", "tag.notice": "通知",
-        "tag.flapping": "抖动", "tag.crash": "内核崩溃", "tag.test": "测试", "test_crash": "测试触发",
-        "critical": "严重", "warning": "警告", "info": "信息", "resolved": "已恢复",
-        "firing": "告警", "escalated": "告警升级", "deescalated": "告警降级", "reminder": "告警持续",
-        "occurrence": "事件", "flap_start": "状态抖动", "flap_end": "抖动结束", "notice": "通知",
-        "host": "主机", "check": "检查", "subject": "对象", "metric": "指标", "value": "当前值",
-        "threshold": "阈值", "since": "开始时间", "resolved_at": "恢复时间", "duration": "持续时间",
-        "time": "时间", "trend": "趋势", "time_to_full": "预计写满", "growth": "增长速度", "note": "备注",
-        "summary": "说明", "details": "详情", "was": "原级别", "reminders": "次提醒",
-        "reason": "原因", "where": "位置", "process": "进程", "kernel": "内核", "running": "当前运行",
-        "taint": "污染标记", "dump": "转储", "status": "完整性", "free": "剩余空间", "excerpt": "日志摘录",
-        "via": "转储于", "capture_time": "捕获时间", "capture_clock": "捕获内核时钟", "crash_time": "崩溃时间",
-        "panic": "Panic", "hardware": "硬件", "apport": "apport 报告", "flattened": "需先 makedumpfile -R 再用 crash 分析",
-        "more": "+{n} 条未列出（{parts}）", "more.critical": "严重 {n}", "more.warning": "警告 {n}",
+        "tag.firing": "告警",
+        "tag.resolved": "已恢复",
+        "tag.digest": "汇总",
+        "tag.notice": "通知",
+        "tag.flapping": "抖动",
+        "tag.crash": "内核崩溃",
+        "tag.test": "测试",
+        "test_crash": "测试触发",
+        "critical": "严重",
+        "warning": "警告",
+        "info": "信息",
+        "resolved": "已恢复",
+        "firing": "告警",
+        "escalated": "告警升级",
+        "deescalated": "告警降级",
+        "reminder": "告警持续",
+        "occurrence": "事件",
+        "flap_start": "状态抖动",
+        "flap_end": "抖动结束",
+        "notice": "通知",
+        "host": "主机",
+        "check": "检查",
+        "subject": "对象",
+        "metric": "指标",
+        "value": "当前值",
+        "threshold": "阈值",
+        "since": "开始时间",
+        "resolved_at": "恢复时间",
+        "duration": "持续时间",
+        "time": "时间",
+        "trend": "趋势",
+        "time_to_full": "预计写满",
+        "growth": "增长速度",
+        "note": "备注",
+        "summary": "说明",
+        "details": "详情",
+        "was": "原级别",
+        "reminders": "次提醒",
+        "reason": "原因",
+        "where": "位置",
+        "process": "进程",
+        "kernel": "内核",
+        "running": "当前运行",
+        "taint": "污染标记",
+        "dump": "转储",
+        "status": "完整性",
+        "free": "剩余空间",
+        "excerpt": "日志摘录",
+        "via": "转储于",
+        "capture_time": "捕获时间",
+        "capture_clock": "捕获内核时钟",
+        "crash_time": "崩溃时间",
+        "panic": "Panic",
+        "hardware": "硬件",
+        "apport": "apport 报告",
+        "flattened": "需先 makedumpfile -R 再用 crash 分析",
+        "more": "+{n} 条未列出（{parts}）",
+        "more.critical": "严重 {n}",
+        "more.warning": "警告 {n}",
         "more.resolved": "已恢复 {n}",
         "dropped": "此前有 {n} 条事件被丢弃（超出队列上限或被接收方拒绝）",
-        "held.rate_limit": "因频率限制延后发送", "held.lockout": "因钉钉限流锁定延后发送",
+        "held.rate_limit": "因频率限制延后发送",
+        "held.lockout": "因钉钉限流锁定延后发送",
         "held.unavailable": "因接收方不可用延后发送",
         "digest.intro": "自 {since} 起共 {count} 条事件，{why}。",
         "digest.cancelled": "其间已自行恢复、未列出的告警：{n} 条。",
-        "count.firing": "告警 {n}", "count.resolved": "已恢复 {n}", "count.other": "其他 {n}",
-        "after": "持续", "test.title": "monagent 测试消息",
+        "count.firing": "告警 {n}",
+        "count.resolved": "已恢复 {n}",
+        "count.other": "其他 {n}",
+        "after": "持续",
+        "test.title": "monagent 测试消息",
         "test.body": "能看到这条消息，说明机器人 {robot} 配置正确。",
     },
 }
@@ -293,15 +390,19 @@ class Renderer:
         out.append((L["trend"], sparkline(e.trend)))
         out.append((L["time_to_full"], escape(self.localise_duration(e.facts.get("time_to_full", "")))))
         out.append((L["growth"], escape(e.facts.get("trend", ""))))
-        said = (e.kind in (EventKind.NOTICE, EventKind.OCCURRENCE) or verdict_in_headline(e)
-                or (e.value is not None and _BARE.match(e.summary)))
+        said = (
+            e.kind in (EventKind.NOTICE, EventKind.OCCURRENCE)
+            or verdict_in_headline(e)
+            or (e.value is not None and _BARE.match(e.summary))
+        )
         out.append((L["summary"], "" if said else escape(e.summary, defang=defang)))
         out.append((L["note"], escape(e.note, defang=defang)))
         if not defang and e.details:
             out.append((L["details"], escape(e.details, defang=defang)))
         if e.kind == EventKind.OCCURRENCE:
-            out.extend((escape(k), escape(v, defang=defang)) for k, v in sorted(e.facts.items())
-                       if k not in ("time_to_full", "trend"))
+            out.extend(
+                (escape(k), escape(v, defang=defang)) for k, v in sorted(e.facts.items()) if k not in ("time_to_full", "trend")
+            )
         return out
 
     def crash_block(self, event: Event, defang: bool) -> str:
@@ -310,8 +411,9 @@ class Renderer:
         test = f" ({L['test_crash']})" if f.get("test_crash", "").lower() in ("1", "true", "yes") else ""
         head = f"**{self.badge(event)} {L['tag.crash']}{test}** {headline(event, defang)}"
         text = head + "\n\n" + "\n".join(f"- {k}: {v}" for k, v in self.crash_fields(event, defang) if v)
-        excerpt = [line for line in f.get("excerpt", "").splitlines()
-                   if line.strip() and not _REGISTERS.match(line)][:EXCERPT_LINES]
+        excerpt = [line for line in f.get("excerpt", "").splitlines() if line.strip() and not _REGISTERS.match(line)][
+            :EXCERPT_LINES
+        ]
         if excerpt and not defang:
             quoted = "\n\n".join("> " + escape(line, 200, line_start=True) for line in excerpt)
             text += f"\n\n{L['excerpt']}:\n\n{quoted}"
@@ -337,11 +439,21 @@ class Renderer:
         capture = f"{fact('capture_time')} ({L['capture_clock']})" if f.get("capture_time") else ""
         note = "; ".join(n for n in (fact("note"), escape(event.note, defang=defang)) if n)
         return [
-            (L["host"], host), (L["time"], self.time(event.time)), (L["capture_time"], capture),
-            (L["crash_time"], fact("crash_time")), (L["panic"], fact("panic")), (L["where"], where),
-            (L["process"], who), (L["kernel"], kernel), (L["taint"], fact("taint")),
-            (L["hardware"], fact("hardware")), (L["dump"], dump), (L["status"], fact("dump_status")),
-            (L["free"], fact("free_space")), (L["apport"], fact("apport_report")), (L["note"], note),
+            (L["host"], host),
+            (L["time"], self.time(event.time)),
+            (L["capture_time"], capture),
+            (L["crash_time"], fact("crash_time")),
+            (L["panic"], fact("panic")),
+            (L["where"], where),
+            (L["process"], who),
+            (L["kernel"], kernel),
+            (L["taint"], fact("taint")),
+            (L["hardware"], fact("hardware")),
+            (L["dump"], dump),
+            (L["status"], fact("dump_status")),
+            (L["free"], fact("free_space")),
+            (L["apport"], fact("apport_report")),
+            (L["note"], note),
         ]
 
     def digest_line(self, item: Item, defang: bool) -> str:
@@ -398,8 +510,9 @@ class _Frame:
 
 def _fit(batch: Batch, blocks: Sequence[str], frame: _Frame, r: Renderer) -> int:
     """How many blocks fit the budget, the rest summed up in the "+N more" line."""
-    widest = r.L["more"].format(n=len(blocks), parts=", ".join(
-        r.L[k].format(n=len(blocks)) for k in ("more.critical", "more.warning", "more.resolved")))
+    widest = r.L["more"].format(
+        n=len(blocks), parts=", ".join(r.L[k].format(n=len(blocks)) for k in ("more.critical", "more.warning", "more.resolved"))
+    )
     used = frame.size([], "") + json_len(widest) + 8
     listed = 0
     for block in blocks:
@@ -505,8 +618,9 @@ def _digest_intro(batch: Batch, r: Renderer) -> str:
     events = sum(len(i.seqs) for i in batch.items)
     reasons = [r.L[f"held.{h.value}"] for h in batch.held] or [r.L["held.rate_limit"]]
     sep = "，" if r.style.language == "zh" else ", "
-    text = r.L["digest.intro"].format(count=events + batch.cancelled_events, since=r.time(batch.held_since),
-                                      why=sep.join(reasons))
+    text = r.L["digest.intro"].format(
+        count=events + batch.cancelled_events, since=r.time(batch.held_since), why=sep.join(reasons)
+    )
     if batch.cancelled:
         text += ("" if r.style.language == "zh" else " ") + r.L["digest.cancelled"].format(n=batch.cancelled)
     return text
@@ -516,10 +630,24 @@ def render_test(robot: str, style: Style, now: float, host: str) -> Message:
     """The ``monagent notify-test`` message."""
     r = Renderer(style)
     title = _with_keyword(f"[{r.L['tag.test']}] {escape(host)} {r.L['test.title']}", style)
-    text = f"#### {title}\n\n{r.L['test.body'].format(robot=escape(robot))}\n\n- {r.L['host']}: {escape(host)}\n" \
-           f"- {r.L['time']}: {r.time(now)}"
+    text = (
+        f"#### {title}\n\n{r.L['test.body'].format(robot=escape(robot))}\n\n- {r.L['host']}: {escape(host)}\n"
+        f"- {r.L['time']}: {r.time(now)}"
+    )
     return Message(title, text, 0, 0)
 
 
-__all__ = ["LABELS", "HeldReason", "Message", "Renderer", "Style", "escape", "format_time", "json_len", "load_zone",
-           "render", "render_test", "sparkline"]
+__all__ = [
+    "LABELS",
+    "HeldReason",
+    "Message",
+    "Renderer",
+    "Style",
+    "escape",
+    "format_time",
+    "json_len",
+    "load_zone",
+    "render",
+    "render_test",
+    "sparkline",
+]

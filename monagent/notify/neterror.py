@@ -24,8 +24,12 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(current))
         yield current
-        nested = [getattr(current, "reason", None), current.__cause__, current.__context__,
-                  *[a for a in current.args if isinstance(a, BaseException)]]
+        nested = [
+            getattr(current, "reason", None),
+            current.__cause__,
+            current.__context__,
+            *[a for a in current.args if isinstance(a, BaseException)],
+        ]
         todo.extend(n for n in nested if isinstance(n, BaseException))
 
 

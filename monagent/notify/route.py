@@ -36,5 +36,5 @@ def parse_route(section: Section) -> Route:
     severities = section.strings("severities", ())
     for value in severities:
         if value not in _SEVERITIES:
-            section.error("severities", f"must list only {', '.join(_SEVERITIES)}; got \"{value}\"")
+            section.error("severities", f'must list only {", ".join(_SEVERITIES)}; got "{value}"')
     return Route(section.strings("checks", ()), section.strings("exclude_checks", ()), tuple(severities))

@@ -34,11 +34,27 @@ _REJECTED_STATUSES = (400, 422)
 def event_json(item: Item) -> Dict[str, Any]:
     e: Event = item.event
     return {
-        "id": e.id, "kind": e.kind.value, "severity": severity_name(e.severity) if e.kind != EventKind.RESOLVED
-        else "resolved", "check": e.key.check, "subject": e.key.subject, "metric": e.key.metric, "host": e.host,
-        "time": e.time, "summary": e.summary, "incident": e.incident, "check_type": e.check_type, "value": e.value,
-        "unit": e.unit, "threshold": e.threshold, "operator": e.operator, "since": e.since, "duration": e.duration,
-        "trend": list(e.trend), "facts": dict(e.facts), "note": e.note, "merged": item.merged,
+        "id": e.id,
+        "kind": e.kind.value,
+        "severity": severity_name(e.severity) if e.kind != EventKind.RESOLVED else "resolved",
+        "check": e.key.check,
+        "subject": e.key.subject,
+        "metric": e.key.metric,
+        "host": e.host,
+        "time": e.time,
+        "summary": e.summary,
+        "incident": e.incident,
+        "check_type": e.check_type,
+        "value": e.value,
+        "unit": e.unit,
+        "threshold": e.threshold,
+        "operator": e.operator,
+        "since": e.since,
+        "duration": e.duration,
+        "trend": list(e.trend),
+        "facts": dict(e.facts),
+        "note": e.note,
+        "merged": item.merged,
     }
 
 
@@ -58,10 +74,15 @@ class WebhookReceiver:
     def body(self, batch: Batch) -> bytes:
         message = render(dataclasses.replace(batch, budget=batch.budget // 2), self.style)  # half text, half events
         payload: Dict[str, Any] = {
-            "version": "1", "receiver": self.name,
+            "version": "1",
+            "receiver": self.name,
             "status": "firing" if any(i.is_problem for i in batch.items) else "resolved",
-            "title": message.title, "text": message.text, "digest": batch.digest, "omitted": 0,
-            "dropped": batch.dropped, "events": [],
+            "title": message.title,
+            "text": message.text,
+            "digest": batch.digest,
+            "omitted": 0,
+            "dropped": batch.dropped,
+            "events": [],
         }
         size = len(_dump(payload)) + 16
         events: List[Dict[str, Any]] = []
@@ -86,8 +107,12 @@ class WebhookReceiver:
         if self._session is None:
             self._session = requests.Session()
         try:
-            response = self._session.post(self.config.url.reveal(), data=body, timeout=self.config.timeout,
-                                          headers={"Content-Type": "application/json; charset=utf-8"})
+            response = self._session.post(
+                self.config.url.reveal(),
+                data=body,
+                timeout=self.config.timeout,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+            )
         except requests.RequestException as exc:
             from monagent.notify.neterror import describe_network_error
 
@@ -103,8 +128,12 @@ def classify(status: int, retry_after: str, now: float) -> Outcome:
         return Outcome(OutcomeKind.DELIVERED, code=status)
     if status == 429:
         pause = float(retry_after) if retry_after.strip().isdigit() else None
-        return Outcome(OutcomeKind.LOCKED_OUT, reason + " (too many requests)",
-                       not_before=now + pause if pause is not None else None, code=status)
+        return Outcome(
+            OutcomeKind.LOCKED_OUT,
+            reason + " (too many requests)",
+            not_before=now + pause if pause is not None else None,
+            code=status,
+        )
     if status == 413:
         return Outcome(OutcomeKind.TOO_LARGE, reason + " (payload too large)", code=status)
     if status in _REJECTED_STATUSES:

@@ -65,7 +65,7 @@ class HangingFuse:
                 continue  # never answered: the caller blocks in the kernel
             if opcode in NO_REPLY:
                 continue
-            self._reply(unique, opcode, request[IN_HEADER.size:])
+            self._reply(unique, opcode, request[IN_HEADER.size :])
 
     def _reply(self, unique: int, opcode: int, body: bytes) -> None:
         if opcode == FUSE_INIT:

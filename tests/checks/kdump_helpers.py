@@ -33,8 +33,9 @@ Kernel version: 6.4.0-150600.23.7-default
 Crash time: 2024-03-05 14:21:58
 Dump time: 2024-03-05 14:22:31
 """
-SUSE_PLACEHOLDER = ("This file will be overwritten when the dump is finished.\n"
-                    "If you see this text the crash dump is likely incomplete.\n")
+SUSE_PLACEHOLDER = (
+    "This file will be overwritten when the dump is finished.\nIf you see this text the crash dump is likely incomplete.\n"
+)
 
 
 def put(path: Path, data: Union[str, bytes], when: float = CRASH) -> Path:
@@ -60,7 +61,7 @@ def dump_dir(root: Path, name: str, files: dict, when: float = CRASH) -> Path:
 def apport_kernel_report(dmesg: str, release: str = "6.8.0-51-generic") -> bytes:
     """An apport KernelCrash report as kdump-tools' hook writes it (VmCoreDmesg gzip+base64 chunks)."""
     packed = gzip.compress(dmesg.encode("utf-8"))
-    chunks = [base64.b64encode(packed[i:i + 57]).decode("ascii") for i in range(0, len(packed), 57)]
+    chunks = [base64.b64encode(packed[i : i + 57]).decode("ascii") for i in range(0, len(packed), 57)]
     lines = [
         "ProblemType: KernelCrash",
         "Date: Wed Jan 21 07:24:03 2026",
@@ -80,8 +81,15 @@ BOOT_ID = "0e5c2a4f-6d3b-4f7e-9a51-2b8f0f3c1d77"
 class FakeContext(testing.FakeContext):
     """monagent.testing.FakeContext at the kdump tests' clock; ``blocking`` replaces run_blocking (a worker pool)."""
 
-    def __init__(self, proc_root: Path, *, now: float = NOW, boot: float = BOOT,
-                 blocking: Optional[Callable[..., Any]] = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        proc_root: Path,
+        *,
+        now: float = NOW,
+        boot: float = BOOT,
+        blocking: Optional[Callable[..., Any]] = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(hostname="web01", now=now, proc_root=proc_root, boot_id=BOOT_ID, boot_time=boot, **kwargs)
         self._blocking = blocking
 

@@ -14,8 +14,9 @@ from monagent.context import CycleContext, SystemFacts
 from monagent.procfs import CpuTimes
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "proc"
-BASE = CpuTimes(user=1000.0, nice=0.0, system=500.0, idle=8000.0, iowait=100.0, irq=0.0, softirq=20.0,
-                steal=30.0, guest=0.0, guest_nice=0.0)
+BASE = CpuTimes(
+    user=1000.0, nice=0.0, system=500.0, idle=8000.0, iowait=100.0, irq=0.0, softirq=20.0, steal=30.0, guest=0.0, guest_nice=0.0
+)
 
 
 class Times(CycleContext):
@@ -35,8 +36,14 @@ def values(result: Result) -> dict:
 
 def test_the_first_run_is_warming_up_not_a_fake_zero():
     result = CpuCheck().run(Times(BASE))
-    assert values(result) == {"used_percent": None, "iowait_percent": None, "steal_percent": None,
-                              "load1_per_core": 0.85, "load5_per_core": 0.525, "load15_per_core": 0.45}
+    assert values(result) == {
+        "used_percent": None,
+        "iowait_percent": None,
+        "steal_percent": None,
+        "load1_per_core": 0.85,
+        "load5_per_core": 0.525,
+        "load15_per_core": 0.45,
+    }
     assert result.reason == "warming up, load per core 0.85 0.53 0.45 (4 CPUs)"
 
 

@@ -20,11 +20,19 @@ GiB = 2**30
 T0 = 1_790_000_000.0
 
 
-def usage(used_gib: float, free_gib: float, *, total_gib: float = 0, inodes: int = 1000, inodes_used: int = 100,
-          read_only: bool = False) -> DiskUsage:
+def usage(
+    used_gib: float, free_gib: float, *, total_gib: float = 0, inodes: int = 1000, inodes_used: int = 100, read_only: bool = False
+) -> DiskUsage:
     used, free = int(used_gib * GiB), int(free_gib * GiB)
-    return DiskUsage(total=int(total_gib * GiB) or used + free, used=used, free=free, inodes_total=inodes,
-                     inodes_used=inodes_used, inodes_free=inodes - inodes_used, read_only=read_only)
+    return DiskUsage(
+        total=int(total_gib * GiB) or used + free,
+        used=used,
+        free=free,
+        inodes_total=inodes,
+        inodes_used=inodes_used,
+        inodes_free=inodes - inodes_used,
+        read_only=read_only,
+    )
 
 
 class Statfs(CycleContext):
@@ -59,7 +67,16 @@ def metric(result: Result, name: str):
 def test_every_real_filesystem_is_found_and_pseudo_bind_snap_and_overlay_mounts_are_not(facts):
     results = DiskCheck().run(Statfs(facts, 0.0, {}))
     assert [r.subject for r in results] == [
-        "/", "/boot", "/boot/efi", "/data disk", "/mnt/nfs", "/srv/backup", "/srv/logs", "/srv/pool", "/var"]
+        "/",
+        "/boot",
+        "/boot/efi",
+        "/data disk",
+        "/mnt/nfs",
+        "/srv/backup",
+        "/srv/logs",
+        "/srv/pool",
+        "/var",
+    ]
     assert all(r.discovered for r in results)
 
 
@@ -109,8 +126,11 @@ def test_a_mount_seen_read_write_that_turns_read_only_alerts(tmp_path):
     check = DiskCheck(mounts=["/var"])
     assert metric(check.run(Statfs(system, 0.0, {}))[0], "read_only") == 0.0
     info = root / "1" / "mountinfo"
-    info.write_text(info.read_text().replace("/var rw,relatime shared:27 - xfs /dev/mapper/vg0-var rw,",
-                                             "/var ro,relatime shared:27 - xfs /dev/mapper/vg0-var ro,"))
+    info.write_text(
+        info.read_text().replace(
+            "/var rw,relatime shared:27 - xfs /dev/mapper/vg0-var rw,", "/var ro,relatime shared:27 - xfs /dev/mapper/vg0-var ro,"
+        )
+    )
     result = check.run(Statfs(system, 60.0, {}))[0]
     assert metric(result, "read_only") == 1.0
     assert result.facts["read_only"] == "was read-write, now read-only"
@@ -159,8 +179,9 @@ def test_a_clean_up_restarts_the_trend(facts):
 def test_a_stuck_statfs_makes_only_that_mount_unknown(facts):
     stuck = StuckCall("statfs of /mnt/nfs did not return within 5s")
     results = by_subject(DiskCheck().run(Statfs(facts, 0.0, {"/mnt/nfs": stuck})))
-    assert results["/mnt/nfs"] == Result(subject="/mnt/nfs", status=Status.UNKNOWN, discovered=True,
-                                         reason="statfs of /mnt/nfs did not return within 5s")
+    assert results["/mnt/nfs"] == Result(
+        subject="/mnt/nfs", status=Status.UNKNOWN, discovered=True, reason="statfs of /mnt/nfs did not return within 5s"
+    )
     assert results["/var"].status is None and metric(results["/var"], "used_percent") == 10.0
 
 
@@ -195,8 +216,9 @@ def test_a_blocking_statfs_costs_one_worker_and_is_refused_at_once_in_later_cycl
         started = time.monotonic()
         second = by_subject(check.run(InjectedHang(system, T0 + 60, 60.0)))
         assert time.monotonic() - started < 0.5 * 8  # no new half-second wait per cycle
-        assert second["/mnt/nfs"].reason == (f"statfs of /mnt/nfs still stuck since {format_since(T0)} "
-                                             "(did not return within 0.5s)")
+        assert second["/mnt/nfs"].reason == (
+            f"statfs of /mnt/nfs still stuck since {format_since(T0)} (did not return within 0.5s)"
+        )
         assert list(pool.stuck()) == [("statfs", "/mnt/nfs")]
     finally:
         pool.close()
@@ -238,8 +260,7 @@ def test_the_plugin_test_kit_judges_the_disk_check_with_its_default_thresholds()
     from monagent.testing import HANGS, FakeContext, fake_disk_usage, fake_mount, run_check
 
     mounts = [fake_mount("/var", device="8:1"), fake_mount("/mnt/nfs", "nfs4", "nas:/x", device="0:50")]
-    ctx = FakeContext(mounts=mounts,
-                      disk_usage={"/var": fake_disk_usage(100 * GiB, 96 * GiB), "/mnt/nfs": HANGS})
+    ctx = FakeContext(mounts=mounts, disk_usage={"/var": fake_disk_usage(100 * GiB, 96 * GiB), "/mnt/nfs": HANGS})
     report = run_check(DiskCheck, {"mounts": ["/var", "/mnt/nfs", "/data"]}, ctx)
     assert report.status == Status.CRITICAL
     assert report.result("/var").reason == "96% used"

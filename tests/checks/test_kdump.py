@@ -33,12 +33,29 @@ from monagent.api import Status
 SYSRQ_HEADLINE = "Kernel panic - not syncing: sysrq triggered crash (test crash)"
 OOM_HEADLINE = "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled"
 NULL_HEADLINE = "BUG: kernel NULL pointer dereference, address: 0000000000000086"
-SYSRQ_WHO = {"function": "sysrq_handle_crash+0x11/0x20", "comm": "bash", "pid": "4952",
-             "kernel": "5.4.0-0.rc6.git0.1.fc32.x86_64", "test_crash": "yes", "taint": "not tainted"}
-OOM_WHO = {"function": "check_panic_on_oom+0x55/0x60", "comm": "webservice", "pid": "35943",
-           "kernel": "3.10.0-327.28.2.el7.x86_64", "test_crash": "no"}
-NULL_WHO = {"function": "no symbol (0x86)", "comm": "syz-executor.0", "pid": "9969",
-            "kernel": "5.6.0-rc6-syzkaller", "test_crash": "no", "panic": "Kernel panic - not syncing: Fatal exception"}
+SYSRQ_WHO = {
+    "function": "sysrq_handle_crash+0x11/0x20",
+    "comm": "bash",
+    "pid": "4952",
+    "kernel": "5.4.0-0.rc6.git0.1.fc32.x86_64",
+    "test_crash": "yes",
+    "taint": "not tainted",
+}
+OOM_WHO = {
+    "function": "check_panic_on_oom+0x55/0x60",
+    "comm": "webservice",
+    "pid": "35943",
+    "kernel": "3.10.0-327.28.2.el7.x86_64",
+    "test_crash": "no",
+}
+NULL_WHO = {
+    "function": "no symbol (0x86)",
+    "comm": "syz-executor.0",
+    "pid": "9969",
+    "kernel": "5.6.0-rc6-syzkaller",
+    "test_crash": "no",
+    "panic": "Kernel panic - not syncing: Fatal exception",
+}
 
 
 @pytest.fixture
@@ -68,12 +85,20 @@ def only(results):
     return found[0]
 
 
-def debian(root: Path, log: str = SYSRQ, *, core: str = "dump.202601210724", body: bytes = FLATTENED,
-           name: str = "202601210724", when: float = CRASH) -> Path:
+def debian(
+    root: Path,
+    log: str = SYSRQ,
+    *,
+    core: str = "dump.202601210724",
+    body: bytes = FLATTENED,
+    name: str = "202601210724",
+    when: float = CRASH,
+) -> Path:
     return dump_dir(root, name, {"dmesg.202601210724": log, core: body}, when)
 
 
 # --- every layout of the reference ------------------------------------------------------------------
+
 
 def _debian_local(root):
     debian(root)
@@ -86,34 +111,40 @@ def _debian_gzip(root):
 
 
 def _debian_plain_copy_after_makedumpfile_failed(root):
-    dump_dir(root, "202601210724", {"dmesg.202601210724": NULL_DEREF, "dump-incomplete": b"makedumpfile",
-                                    "vmcore.202601210724": ELF})
+    dump_dir(
+        root, "202601210724", {"dmesg.202601210724": NULL_DEREF, "dump-incomplete": b"makedumpfile", "vmcore.202601210724": ELF}
+    )
     return "202601210724", "Debian/Ubuntu kdump-tools", "ELF", NULL_DEREF
 
 
 def _debian_remote_host_stamp(root):
     debian(root, NULL_DEREF, name="10.20.0.15-202601210724")
-    return "10.20.0.15-202601210724", "Debian/Ubuntu kdump-tools", "flattened (run makedumpfile -R before crash)", \
-        NULL_DEREF
+    return "10.20.0.15-202601210724", "Debian/Ubuntu kdump-tools", "flattened (run makedumpfile -R before crash)", NULL_DEREF
 
 
 def _debian_ftp_flat_files(root):
     put(root / "10.20.0.15-dmesg.202601210724", OOM)
     put(root / "10.20.0.15-dump.202601210724", FLATTENED)
-    return "10.20.0.15-dump.202601210724", "Debian/Ubuntu kdump-tools (FTP target)", \
-        "flattened (run makedumpfile -R before crash)", OOM
+    return (
+        "10.20.0.15-dump.202601210724",
+        "Debian/Ubuntu kdump-tools (FTP target)",
+        "flattened (run makedumpfile -R before crash)",
+        OOM,
+    )
 
 
 def _rhel_local(root):
-    dump_dir(root, "127.0.0.1-2024-03-05-14:22:07", {"vmcore-dmesg.txt": SYSRQ, "vmcore": KDUMP_COMPRESSED,
-                                                      "kexec-dmesg.log": "kdump: saving vmcore complete\n"})
+    dump_dir(
+        root,
+        "127.0.0.1-2024-03-05-14:22:07",
+        {"vmcore-dmesg.txt": SYSRQ, "vmcore": KDUMP_COMPRESSED, "kexec-dmesg.log": "kdump: saving vmcore complete\n"},
+    )
     return "127.0.0.1-2024-03-05-14:22:07", "RHEL/Fedora kdump", "kdump-compressed", SYSRQ
 
 
 def _rhel_ssh_flat(root):
     dump_dir(root, "192.168.122.10-2024-03-05-14:22:07", {"vmcore-dmesg.txt": OOM, "vmcore.flat": FLATTENED})
-    return "192.168.122.10-2024-03-05-14:22:07", "RHEL/Fedora kdump", \
-        "flattened (run makedumpfile -R before crash)", OOM
+    return "192.168.122.10-2024-03-05-14:22:07", "RHEL/Fedora kdump", "flattened (run makedumpfile -R before crash)", OOM
 
 
 def _rhel_nfs_ipv6_client(root):
@@ -122,8 +153,11 @@ def _rhel_nfs_ipv6_client(root):
 
 
 def _rhel_kdumpctl_test(root):
-    dump_dir(root, "kdump-test-1709648527-123456789", {"vmcore-creation.status": "success\n",
-                                                        "vmcore-dmesg.txt": SYSRQ, "vmcore": KDUMP_COMPRESSED})
+    dump_dir(
+        root,
+        "kdump-test-1709648527-123456789",
+        {"vmcore-creation.status": "success\n", "vmcore-dmesg.txt": SYSRQ, "vmcore": KDUMP_COMPRESSED},
+    )
     return "kdump-test-1709648527-123456789", "RHEL/Fedora kdumpctl test", "kdump-compressed", SYSRQ
 
 
@@ -137,9 +171,19 @@ def _suse_old(root):
     return "2024-03-05-14:22", "SUSE kdumptool (before 2023)", "ELF", OOM
 
 
-LAYOUTS = [_debian_local, _debian_gzip, _debian_plain_copy_after_makedumpfile_failed, _debian_remote_host_stamp,
-           _debian_ftp_flat_files, _rhel_local, _rhel_ssh_flat, _rhel_nfs_ipv6_client, _rhel_kdumpctl_test, _suse_new,
-           _suse_old]
+LAYOUTS = [
+    _debian_local,
+    _debian_gzip,
+    _debian_plain_copy_after_makedumpfile_failed,
+    _debian_remote_host_stamp,
+    _debian_ftp_flat_files,
+    _rhel_local,
+    _rhel_ssh_flat,
+    _rhel_nfs_ipv6_client,
+    _rhel_kdumpctl_test,
+    _suse_new,
+    _suse_old,
+]
 EXPECTED = {SYSRQ: (SYSRQ_HEADLINE, SYSRQ_WHO), OOM: (OOM_HEADLINE, OOM_WHO), NULL_DEREF: (NULL_HEADLINE, NULL_WHO)}
 
 
@@ -214,13 +258,18 @@ def test_suse_readme_gives_kernel_version_and_crash_time_when_the_log_has_none(r
 
 # --- completeness ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, files", [
-    ("202601210724", {"dmesg.202601210724": SYSRQ, "dump-incomplete": FLATTENED}),
-    ("202601210724", {"dmesg.202601210724": SYSRQ, "dump-incomplete.xz": b"\xfd7zXZ\x00"}),
-    ("127.0.0.1-2024-03-05-14:22:07", {"vmcore-dmesg.txt": SYSRQ, "vmcore-incomplete": KDUMP_COMPRESSED}),
-    ("2024-03-05-14-22", {"README.txt": SUSE_PLACEHOLDER, "dmesg": SYSRQ, "vmcore": FLATTENED}),
-    ("kdump-test-1709648527-123456789", {"vmcore-creation.status": "fail\n", "vmcore-dmesg.txt": SYSRQ}),
-], ids=["debian", "debian-xz", "rhel", "suse-placeholder", "kdumpctl-test"])
+
+@pytest.mark.parametrize(
+    "name, files",
+    [
+        ("202601210724", {"dmesg.202601210724": SYSRQ, "dump-incomplete": FLATTENED}),
+        ("202601210724", {"dmesg.202601210724": SYSRQ, "dump-incomplete.xz": b"\xfd7zXZ\x00"}),
+        ("127.0.0.1-2024-03-05-14:22:07", {"vmcore-dmesg.txt": SYSRQ, "vmcore-incomplete": KDUMP_COMPRESSED}),
+        ("2024-03-05-14-22", {"README.txt": SUSE_PLACEHOLDER, "dmesg": SYSRQ, "vmcore": FLATTENED}),
+        ("kdump-test-1709648527-123456789", {"vmcore-creation.status": "fail\n", "vmcore-dmesg.txt": SYSRQ}),
+    ],
+    ids=["debian", "debian-xz", "rhel", "suse-placeholder", "kdumpctl-test"],
+)
 def test_no_occurrence_while_a_marker_says_the_dump_is_being_written(name, files, root, ctx):
     dump_dir(root, name, files, when=NOW - 5)
     results = check(root).run(ctx)
@@ -229,8 +278,7 @@ def test_no_occurrence_while_a_marker_says_the_dump_is_being_written(name, files
 
 
 def test_a_marker_older_than_boot_is_a_failed_dump_and_completion_gets_one_follow_up(root, ctx):
-    directory = dump_dir(root, "127.0.0.1-2024-03-05-14:22:07",
-                         {"vmcore-dmesg.txt": OOM, "vmcore-incomplete": KDUMP_COMPRESSED})
+    directory = dump_dir(root, "127.0.0.1-2024-03-05-14:22:07", {"vmcore-dmesg.txt": OOM, "vmcore-incomplete": KDUMP_COMPRESSED})
     watcher = check(root)
     failed = only(watcher.run(ctx))
     assert failed.summary == f"crash, dump incomplete: {OOM_HEADLINE}"
@@ -271,6 +319,7 @@ def test_an_ftp_dump_still_growing_waits_for_the_settle_window(root, tmp_path):
 
 
 # --- start, first run, identity --------------------------------------------------------------------
+
 
 def test_the_watcher_scans_at_agent_start_without_splay():
     assert KdumpCheck.run_at_start is True
@@ -317,6 +366,7 @@ def test_the_identity_is_root_entry_name_and_inode_so_a_recreated_directory_is_a
 
 # --- noise and the apport report ------------------------------------------------------------------
 
+
 def test_files_that_are_not_kernel_dumps_are_ignored(root, ctx):
     put(root / "kdump_lock", b"")
     put(root / "kexec_cmd", "/sbin/kexec -p --command-line=...\n")
@@ -355,16 +405,17 @@ def test_the_reason_comes_from_the_apport_report_without_changing_its_atime(root
 
 # --- hostile roots ------------------------------------------------------------------------------
 
+
 def test_a_symlinked_dump_directory_is_logged_and_never_followed(root, tmp_path, ctx, caplog):
-    outside = dump_dir(tmp_path / "elsewhere", "202601210724", {"dmesg.202601210724": SYSRQ,
-                                                                 "dump.202601210724": FLATTENED})
+    outside = dump_dir(tmp_path / "elsewhere", "202601210724", {"dmesg.202601210724": SYSRQ, "dump.202601210724": FLATTENED})
     (root / "202601210724").symlink_to(outside)
     with caplog.at_level(logging.WARNING, logger="monagent.checks.kdump"):
         results = check(root).run(ctx)
     assert occurrences(results) == []
     assert results[0].reason == f"0 crash dumps in {root}, 1 untrusted entry ignored"
-    assert caplog.messages == [f"{root}: '202601210724' is a symbolic link; not treated as a kernel crash dump "
-                               "(see trusted_owners)"]
+    assert caplog.messages == [
+        f"{root}: '202601210724' is a symbolic link; not treated as a kernel crash dump (see trusted_owners)"
+    ]
 
 
 def test_a_symlinked_kernel_log_inside_a_dump_is_not_read(root, tmp_path, ctx):
@@ -381,8 +432,10 @@ def test_a_dump_directory_owned_by_another_user_is_logged_not_alerted(root, ctx,
     os.chown(directory, 65534, 65534)
     with caplog.at_level(logging.WARNING, logger="monagent.checks.kdump"):
         assert occurrences(check(root).run(ctx)) == []
-    assert caplog.messages == [f"{root}: '202601210724' is owned by uid 65534, not a trusted owner; "
-                               "not treated as a kernel crash dump (see trusted_owners)"]
+    assert caplog.messages == [
+        f"{root}: '202601210724' is owned by uid 65534, not a trusted owner; "
+        "not treated as a kernel crash dump (see trusted_owners)"
+    ]
     assert only(check(root, trusted_owners=["root", "65534"]).run(ctx)).summary == SYSRQ_HEADLINE
 
 
@@ -442,12 +495,12 @@ def test_max_dumps_bounds_the_work_and_says_so(root, ctx):
     for minute in range(5):
         debian(root, name=f"2026012107{minute:02d}", when=CRASH - 600 * (5 - minute))
     results = check(root, max_dumps=2).run(ctx)
-    assert sorted(o.facts["dump_path"] for o in occurrences(results)) == [str(root / "202601210703"),
-                                                                         str(root / "202601210704")]
+    assert sorted(o.facts["dump_path"] for o in occurrences(results)) == [str(root / "202601210703"), str(root / "202601210704")]
     assert results[0].reason == f"2 crash dumps in {root}, 3 oldest entries not examined (max_dumps)"
 
 
 # --- roots ------------------------------------------------------------------------------------------
+
 
 def test_roots_come_from_the_kdump_configuration_of_every_distribution(tmp_path, ctx):
     debian_root, rhel_root, suse_root = (tmp_path / n for n in ("deb", "rhel", "suse"))
@@ -460,8 +513,7 @@ def test_roots_come_from_the_kdump_configuration_of_every_distribution(tmp_path,
     dump_dir(suse_root, "2024-03-05-14-22", {"README.txt": SUSE_README, "dmesg": NULL_DEREF, "vmcore": FLATTENED})
     watcher = KdumpCheck(roots=[str(tmp_path / "var-crash")], etc_root=str(etc))
     results = watcher.run(ctx)
-    assert [r.subject for r in results] == [str(tmp_path / "var-crash"), str(debian_root), str(rhel_root),
-                                            str(suse_root)]
+    assert [r.subject for r in results] == [str(tmp_path / "var-crash"), str(debian_root), str(rhel_root), str(suse_root)]
     assert results[0].reason == f"{tmp_path / 'var-crash'} does not exist (no dumps)"
     assert [o.summary for o in occurrences(results)] == [SYSRQ_HEADLINE, OOM_HEADLINE, NULL_HEADLINE]
 
@@ -482,7 +534,9 @@ def test_an_abrt_copy_of_a_reported_dump_is_not_reported_again(root, tmp_path, c
     dump_dir(spool, "vmcore-127.0.0.1-2024-02-01-10:00:00", files, when=BOOT - 86400)  # moved (CopyVMcore=no)
     results = check(root, abrt_spool=str(spool)).run(ctx)
     assert [o.facts["dump_path"] for o in occurrences(results)] == [
-        str(root / "127.0.0.1-2024-03-05-14:22:07"), str(spool / "vmcore-127.0.0.1-2024-02-01-10:00:00")]
+        str(root / "127.0.0.1-2024-03-05-14:22:07"),
+        str(spool / "vmcore-127.0.0.1-2024-02-01-10:00:00"),
+    ]
     assert occurrences(results)[1].facts["distro_layout"] == "ABRT spool copy"
 
 
@@ -498,8 +552,7 @@ def test_nothing_is_scanned_inside_a_kdump_capture_kernel(root, tmp_path):
 
 def test_the_scan_runs_through_the_blocking_call_helper_with_its_timeout(root, ctx):
     check(root, scan_timeout_seconds=7.5).run(ctx)
-    assert [(name, args[0].root, timeout) for name, args, timeout in ctx.calls] == [
-        ("scan_root", str(root), 7.5)]
+    assert [(name, args[0].root, timeout) for name, args, timeout in ctx.calls] == [("scan_root", str(root), 7.5)]
 
 
 def test_a_root_whose_scan_hangs_is_unknown_with_the_reason(root, tmp_path):
@@ -508,15 +561,18 @@ def test_a_root_whose_scan_hangs_is_unknown_with_the_reason(root, tmp_path):
     ctx = FakeContext(make_proc(tmp_path), hanging_functions=[scan_root])
     results = check(root, scan_timeout_seconds=3).run(ctx)
     assert [(r.subject, r.status, r.reason) for r in results] == [
-        (str(root), Status.UNKNOWN, f"{root} is not responding (scan took longer than 3 s)")]
+        (str(root), Status.UNKNOWN, f"{root} is not responding (scan took longer than 3 s)")
+    ]
 
 
 def test_options_are_validated_as_the_config_file_would_be():
     from monagent.confread import ConfigError
     from monagent.testing import build_check
 
-    watcher = build_check(KdumpCheck, {"roots": ["/srv/crash"], "trusted_owners": ["root", "0"],
-                                       "settle_seconds": 60, "abrt_spool": "/var/spool/abrt"})
+    watcher = build_check(
+        KdumpCheck,
+        {"roots": ["/srv/crash"], "trusted_owners": ["root", "0"], "settle_seconds": 60, "abrt_spool": "/var/spool/abrt"},
+    )
     assert (watcher.roots, watcher.settle_seconds) == (("/srv/crash",), 60.0)
     with pytest.raises(ConfigError) as err:
         build_check(KdumpCheck, {"trusted_owners": ["no-such-user-here"]})
@@ -530,8 +586,7 @@ def test_a_local_rhel_dump_names_no_client_host_and_the_excerpt_starts_at_the_sy
     _rhel_local(root)
     facts = only(check(root).run(ctx)).facts
     assert "host" not in facts
-    assert facts["excerpt"].splitlines()[:2] == ["sysrq: Trigger a crash",
-                                                 "Kernel panic - not syncing: sysrq triggered crash"]
+    assert facts["excerpt"].splitlines()[:2] == ["sysrq: Trigger a crash", "Kernel panic - not syncing: sysrq triggered crash"]
 
 
 def test_a_directory_reused_by_a_stuck_clock_gets_a_new_revision_for_its_new_core(root, ctx):

@@ -17,8 +17,10 @@ def test_no_configuration_files_add_no_roots(tmp_path: Path):
 
 
 def test_the_last_debian_assignment_wins_and_comments_are_ignored(tmp_path: Path):
-    put(tmp_path / "default/kdump-tools", "# KDUMP_COREDIR=/nope\nKDUMP_COREDIR=/srv/a\n"
-                                          "KDUMP_COREDIR='/srv/crash dumps'  # moved\n")
+    put(
+        tmp_path / "default/kdump-tools",
+        "# KDUMP_COREDIR=/nope\nKDUMP_COREDIR=/srv/a\nKDUMP_COREDIR='/srv/crash dumps'  # moved\n",
+    )
     assert configured_roots(str(tmp_path), no_mounts) == ["/srv/crash dumps"]
 
 

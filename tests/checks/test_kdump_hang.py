@@ -41,17 +41,18 @@ def test_a_root_on_a_filesystem_that_never_answers_is_unknown_and_the_other_root
     except Unavailable as exc:
         pytest.skip(str(exc))
     try:
+
         def blocking(func, *args, timeout):  # the healthy root gets a generous limit: workers start slowly under load
             return pool.call(func, *args, timeout=timeout if args[0].root == str(hung) else 60.0)
 
         ctx = FakeContext(make_proc(tmp_path), blocking=blocking)
-        watcher = KdumpCheck(roots=[str(hung), str(_dump_root(tmp_path))], read_kdump_config=False,
-                             scan_timeout_seconds=1.0)
+        watcher = KdumpCheck(roots=[str(hung), str(_dump_root(tmp_path))], read_kdump_config=False, scan_timeout_seconds=1.0)
         results = watcher.run(ctx)
     finally:
         fuse.close()
     assert [(r.subject, r.status, r.reason) for r in results[:1]] == [
-        (str(hung), Status.UNKNOWN, f"{hung} is not responding (scan took longer than 1 s)")]
+        (str(hung), Status.UNKNOWN, f"{hung} is not responding (scan took longer than 1 s)")
+    ]
     assert [o.summary for r in results[1:] for o in r.occurrences] == [HEADLINE]
 
 
@@ -63,8 +64,9 @@ def test_an_injected_blocking_scan_is_cut_off_by_the_worker_timeout(tmp_path, po
 
     (tmp_path / "hung").mkdir()
     ctx = FakeContext(make_proc(tmp_path), blocking=blocking)
-    watcher = KdumpCheck(roots=[str(tmp_path / "hung"), str(_dump_root(tmp_path))], read_kdump_config=False,
-                         scan_timeout_seconds=0.5)
+    watcher = KdumpCheck(
+        roots=[str(tmp_path / "hung"), str(_dump_root(tmp_path))], read_kdump_config=False, scan_timeout_seconds=0.5
+    )
     results = watcher.run(ctx)
     assert results[0].status == Status.UNKNOWN
     assert results[0].reason == f"{tmp_path / 'hung'} is not responding (scan took longer than 0.5 s)"
@@ -101,8 +103,9 @@ def test_a_dump_directory_the_agent_may_not_list_still_alerts_without_a_reason(t
     try:
         os.chmod(base, 0o755)
         root = base / "crash"
-        directory = dump_dir(root, "2024-03-05-14-22", {"README.txt": "Kernel crashdump\n", "dmesg": SYSRQ,
-                                                        "vmcore": b"makedumpfile"})
+        directory = dump_dir(
+            root, "2024-03-05-14-22", {"README.txt": "Kernel crashdump\n", "dmesg": SYSRQ, "vmcore": b"makedumpfile"}
+        )
         os.chmod(root, 0o755)
         os.chmod(directory, 0o700)  # SUSE >= 2.0.17: umask 077
         ctx = FakeContext(make_proc(tmp_path), blocking=_as_nobody)

@@ -18,29 +18,51 @@ def summary(text: str) -> tuple:
 
 
 def test_the_fedora_sysrq_crash_is_a_test_crash_in_sysrq_handle_crash():
-    assert summary(SYSRQ) == ("Kernel panic - not syncing: sysrq triggered crash (test crash)",
-                              "sysrq_handle_crash+0x11/0x20", "", "bash", "4952", "5.4.0-0.rc6.git0.1.fc32.x86_64",
-                              "not tainted", True)
+    assert summary(SYSRQ) == (
+        "Kernel panic - not syncing: sysrq triggered crash (test crash)",
+        "sysrq_handle_crash+0x11/0x20",
+        "",
+        "bash",
+        "4952",
+        "5.4.0-0.rc6.git0.1.fc32.x86_64",
+        "not tainted",
+        True,
+    )
 
 
 def test_the_rhel7_panic_on_oom_takes_the_function_from_the_call_trace():
-    assert summary(OOM) == ("Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
-                            "check_panic_on_oom+0x55/0x60", "", "webservice", "35943", "3.10.0-327.28.2.el7.x86_64",
-                            "not tainted", False)
+    assert summary(OOM) == (
+        "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+        "check_panic_on_oom+0x55/0x60",
+        "",
+        "webservice",
+        "35943",
+        "3.10.0-327.28.2.el7.x86_64",
+        "not tainted",
+        False,
+    )
 
 
 def test_the_syzbot_null_dereference_prefers_the_bug_line_over_the_generic_panic():
     report = parse_dmesg(NULL_DEREF)
-    assert summary(NULL_DEREF) == ("BUG: kernel NULL pointer dereference, address: 0000000000000086",
-                                   "no symbol (0x86)", "", "syz-executor.0", "9969", "5.6.0-rc6-syzkaller",
-                                   "not tainted", False)
+    assert summary(NULL_DEREF) == (
+        "BUG: kernel NULL pointer dereference, address: 0000000000000086",
+        "no symbol (0x86)",
+        "",
+        "syz-executor.0",
+        "9969",
+        "5.6.0-rc6-syzkaller",
+        "not tainted",
+        False,
+    )
     assert report.panic == "Kernel panic - not syncing: Fatal exception"
     assert "ubi0: scanning is finished" not in report.excerpt  # another task's line (caller id T9967)
 
 
 def test_timestamp_caller_id_level_and_journal_prefixes_are_stripped():
-    lines = split_lines("<4>[  202.652969][ T9969] BUG: x\n[    6.572893] [   C1] y\n"
-                        "Mar 30 18:51:43 alfa kernel: z\n[14501930.727650,06] w\n")
+    lines = split_lines(
+        "<4>[  202.652969][ T9969] BUG: x\n[    6.572893] [   C1] y\nMar 30 18:51:43 alfa kernel: z\n[14501930.727650,06] w\n"
+    )
     assert [(line.text, line.caller) for line in lines] == [("BUG: x", "T9969"), ("y", "C1"), ("z", ""), ("w", "")]
 
 
@@ -200,41 +222,211 @@ GPF_IN_INTERRUPT = """\
 [  100.400000] Kernel panic - not syncing: Fatal exception in interrupt
 """
 
-@pytest.mark.parametrize("log, expected", [
-    (OLD_X86_SYSRQ, ("BUG: unable to handle kernel NULL pointer dereference at           (null) (test crash)",
-                     "sysrq_handle_crash+0x16/0x20", "", "bash", "2195", "3.13.0-24-generic", "not tainted", True)),
-    (ARM64_MODULE, ("Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000",
-                    "faulty_write+0x14/0x20", "faulty", "sh", "161", "5.15.18", "GO", False)),
-    (KERNEL_BUG_IN_MODULE, ("kernel BUG at fs/ext4/inode.c:2716!", "ext4_writepages+0x10f2/0x1110", "ext4",
-                            "kworker/u16:2", "1234", "5.15.0-91-generic", "POE", False)),
-    (GPF_6X, ("Oops: general protection fault, probably for non-canonical address 0xdffffc0000000004: 0000 [#1] "
-              "PREEMPT SMP KASAN PTI", "nf_tables_newrule+0x1a2/0x2a70", "", "syz-executor187", "5827",
-              "6.14.0-rc4-syzkaller", "not tainted", False)),
-    (SOFT_LOCKUP, ("watchdog: BUG: soft lockup - CPU#1 stuck for 134s! [syz-executor4:4588]",
-                   "__sanitizer_cov_trace_pc+0x0/0x50", "", "syz-executor4", "4588", "4.15.0-rc7+", "not tainted",
-                   False)),
-    (EARLIER_WARNING, ("BUG: unable to handle page fault for address: ffffc90000a3c000", "shrink_page_list+0x4d1/0xc70",
-                       "", "kswapd0", "77", "5.10.0-28-amd64", "GW", False)),
-    (PANIC_ON_WARN, ("WARNING: CPU: 0 PID: 5944 at ./include/net/sock.h:1508 strp_data_ready+0x2b7/0x390",
-                     "strp_data_ready+0x2b7/0x390", "", "syz-executor0", "5944", "4.17.0-rc3+", "not tainted", False)),
-    (JOURNAL_2_6, ("BUG: unable to handle kernel paging request at 000000320000008c", "xfs_iflush_cluster+0x148/0x35a",
-                   "", "flush-8:16", "3242", "2.6.32.10", "not tainted", False)),
-    (PPC64_SYSRQ, ("Unable to handle kernel paging request for data at address 0x00000000 (test crash)",
-                   "sysrq_handle_crash+0x30/0x50", "", "bash", "4012", "4.18.0-80.el8.ppc64le", "not tainted", True)),
-    (S390, ("Unable to handle kernel pointer dereference in virtual kernel address space",
-            "dasd_int_handler+0x2a/0x30", "dasd_mod", "bash", "1069", "5.14.0-70.13.1.el9_0.s390x", "not tainted",
-            False)),
-    (CUT_BEFORE_PANIC, ("BUG: kernel NULL pointer dereference, address: 0000000000000008", "my_probe+0x12/0x80",
-                        "mydrv", "systemd", "1", "6.8.0-51-generic", "GE", False)),
-    (HUNG_TASK, ("INFO: task syz-executor1:12659 blocked for more than 120 seconds.", "watchdog+0x90c/0xd60", "",
-                 "khungtaskd", "868", "4.16.0+", "not tainted", False)),
-    (KILL_INIT, ("Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100", "do_exit.cold+0x15/0x15",
-                 "", "init", "1", "6.1.0-18-amd64", "not tainted", False)),
-    (GPF_IN_INTERRUPT, ("general protection fault: 0000 [#1] SMP PTI", "zio_ready+0x4c/0x2f0", "zfs", "z_wr_iss",
-                        "3021", "4.15.0-20-generic", "PO", False)),
-], ids=["old-x86-sysrq", "arm64-module", "kernel-bug-in-module", "gpf-6x-uid", "soft-lockup", "earlier-warning",
-        "panic-on-warn", "journal-2.6", "ppc64-sysrq", "s390-psw", "log-ends-before-panic", "hung-task", "kill-init",
-        "gpf-in-interrupt"])
+
+@pytest.mark.parametrize(
+    "log, expected",
+    [
+        (
+            OLD_X86_SYSRQ,
+            (
+                "BUG: unable to handle kernel NULL pointer dereference at           (null) (test crash)",
+                "sysrq_handle_crash+0x16/0x20",
+                "",
+                "bash",
+                "2195",
+                "3.13.0-24-generic",
+                "not tainted",
+                True,
+            ),
+        ),
+        (
+            ARM64_MODULE,
+            (
+                "Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000",
+                "faulty_write+0x14/0x20",
+                "faulty",
+                "sh",
+                "161",
+                "5.15.18",
+                "GO",
+                False,
+            ),
+        ),
+        (
+            KERNEL_BUG_IN_MODULE,
+            (
+                "kernel BUG at fs/ext4/inode.c:2716!",
+                "ext4_writepages+0x10f2/0x1110",
+                "ext4",
+                "kworker/u16:2",
+                "1234",
+                "5.15.0-91-generic",
+                "POE",
+                False,
+            ),
+        ),
+        (
+            GPF_6X,
+            (
+                "Oops: general protection fault, probably for non-canonical address 0xdffffc0000000004: 0000 [#1] "
+                "PREEMPT SMP KASAN PTI",
+                "nf_tables_newrule+0x1a2/0x2a70",
+                "",
+                "syz-executor187",
+                "5827",
+                "6.14.0-rc4-syzkaller",
+                "not tainted",
+                False,
+            ),
+        ),
+        (
+            SOFT_LOCKUP,
+            (
+                "watchdog: BUG: soft lockup - CPU#1 stuck for 134s! [syz-executor4:4588]",
+                "__sanitizer_cov_trace_pc+0x0/0x50",
+                "",
+                "syz-executor4",
+                "4588",
+                "4.15.0-rc7+",
+                "not tainted",
+                False,
+            ),
+        ),
+        (
+            EARLIER_WARNING,
+            (
+                "BUG: unable to handle page fault for address: ffffc90000a3c000",
+                "shrink_page_list+0x4d1/0xc70",
+                "",
+                "kswapd0",
+                "77",
+                "5.10.0-28-amd64",
+                "GW",
+                False,
+            ),
+        ),
+        (
+            PANIC_ON_WARN,
+            (
+                "WARNING: CPU: 0 PID: 5944 at ./include/net/sock.h:1508 strp_data_ready+0x2b7/0x390",
+                "strp_data_ready+0x2b7/0x390",
+                "",
+                "syz-executor0",
+                "5944",
+                "4.17.0-rc3+",
+                "not tainted",
+                False,
+            ),
+        ),
+        (
+            JOURNAL_2_6,
+            (
+                "BUG: unable to handle kernel paging request at 000000320000008c",
+                "xfs_iflush_cluster+0x148/0x35a",
+                "",
+                "flush-8:16",
+                "3242",
+                "2.6.32.10",
+                "not tainted",
+                False,
+            ),
+        ),
+        (
+            PPC64_SYSRQ,
+            (
+                "Unable to handle kernel paging request for data at address 0x00000000 (test crash)",
+                "sysrq_handle_crash+0x30/0x50",
+                "",
+                "bash",
+                "4012",
+                "4.18.0-80.el8.ppc64le",
+                "not tainted",
+                True,
+            ),
+        ),
+        (
+            S390,
+            (
+                "Unable to handle kernel pointer dereference in virtual kernel address space",
+                "dasd_int_handler+0x2a/0x30",
+                "dasd_mod",
+                "bash",
+                "1069",
+                "5.14.0-70.13.1.el9_0.s390x",
+                "not tainted",
+                False,
+            ),
+        ),
+        (
+            CUT_BEFORE_PANIC,
+            (
+                "BUG: kernel NULL pointer dereference, address: 0000000000000008",
+                "my_probe+0x12/0x80",
+                "mydrv",
+                "systemd",
+                "1",
+                "6.8.0-51-generic",
+                "GE",
+                False,
+            ),
+        ),
+        (
+            HUNG_TASK,
+            (
+                "INFO: task syz-executor1:12659 blocked for more than 120 seconds.",
+                "watchdog+0x90c/0xd60",
+                "",
+                "khungtaskd",
+                "868",
+                "4.16.0+",
+                "not tainted",
+                False,
+            ),
+        ),
+        (
+            KILL_INIT,
+            (
+                "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100",
+                "do_exit.cold+0x15/0x15",
+                "",
+                "init",
+                "1",
+                "6.1.0-18-amd64",
+                "not tainted",
+                False,
+            ),
+        ),
+        (
+            GPF_IN_INTERRUPT,
+            (
+                "general protection fault: 0000 [#1] SMP PTI",
+                "zio_ready+0x4c/0x2f0",
+                "zfs",
+                "z_wr_iss",
+                "3021",
+                "4.15.0-20-generic",
+                "PO",
+                False,
+            ),
+        ),
+    ],
+    ids=[
+        "old-x86-sysrq",
+        "arm64-module",
+        "kernel-bug-in-module",
+        "gpf-6x-uid",
+        "soft-lockup",
+        "earlier-warning",
+        "panic-on-warn",
+        "journal-2.6",
+        "ppc64-sysrq",
+        "s390-psw",
+        "log-ends-before-panic",
+        "hung-task",
+        "kill-init",
+        "gpf-in-interrupt",
+    ],
+)
 def test_the_rules_generalise_to_other_wordings_and_architectures(log, expected):
     assert summary(log) == expected
 
@@ -260,8 +452,10 @@ def test_the_excerpt_drops_register_and_hex_lines_but_keeps_the_faulting_ip():
 
 
 def test_a_log_without_a_crash_gives_no_headline():
-    report = parse_dmesg("[    0.000000] Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org)\n"
-                         "[    1.000000] sysrq: This sysrq operation is disabled.\n")
+    report = parse_dmesg(
+        "[    0.000000] Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org)\n"
+        "[    1.000000] sysrq: This sysrq operation is disabled.\n"
+    )
     assert (report.found, report.kernel, report.test_crash) == (False, "6.1.0-18-amd64", False)
 
 

@@ -26,8 +26,7 @@ def meminfo(tmp_path: Path, text: str) -> SimpleNamespace:
 
 def test_available_memory_and_swap_use_come_from_meminfo():
     result = MemoryCheck().run(SystemFacts("web-01", proc_root=DATA).cycle(1000.0, 50.0))
-    assert values(result) == {"available_percent": 8.0, "available_bytes": 1309120 * 1024,
-                              "swap_used_percent": 25.0}
+    assert values(result) == {"available_percent": 8.0, "available_bytes": 1309120 * 1024, "swap_used_percent": 25.0}
     assert result.reason == "8% available (1.2 GiB of 15.6 GiB), swap 25% used"
     assert result.facts == {"total": "15.6 GiB", "swap_total": "4.0 GiB"}
 

@@ -58,8 +58,7 @@ def dies(pid: int) -> bool:
 
 
 @pytest.mark.debian
-@pytest.mark.parametrize(("code", "status"), [(0, Status.OK), (1, Status.WARNING), (2, Status.CRITICAL),
-                                              (3, Status.UNKNOWN)])
+@pytest.mark.parametrize(("code", "status"), [(0, Status.OK), (1, Status.WARNING), (2, Status.CRITICAL), (3, Status.UNKNOWN)])
 def test_check_dummy_exit_codes_0_to_3_become_the_four_statuses_with_its_line_as_reason(code, status):
     report = run_check(NagiosCheck, {"command": [plugin("check_dummy"), str(code), "all is as it is"]})
     assert report.result().status == status
@@ -75,8 +74,7 @@ def test_check_load_perfdata_becomes_metrics_that_monagent_thresholds_judge():
     result = report.result()
     assert result.status == Status.OK
     assert result.reason.startswith("LOAD OK - total load average: ")
-    assert [(m.name, m.unit, m.minimum) for m in result.metrics] == [("load1", "", 0.0), ("load5", "", 0.0),
-                                                                      ("load15", "", 0.0)]
+    assert [(m.name, m.unit, m.minimum) for m in result.metrics] == [("load1", "", 0.0), ("load5", "", 0.0), ("load15", "", 0.0)]
     assert all(m.value is not None and m.value >= 0 for m in result.metrics)
     # The plugin says OK; monagent's own threshold on its perfdata says CRITICAL, and the worse wins.
     assert report.statuses == {("", "load1"): Status.CRITICAL, ("", "status"): Status.OK}
@@ -145,11 +143,9 @@ def test_a_plugin_that_prints_nothing_still_gets_a_reason():
 
 def test_a_hanging_plugin_is_killed_with_its_whole_process_group_at_the_timeout(tmp_path):
     pid_file = tmp_path / "grandchild.pid"
-    report = run_check(NagiosCheck, {"command": [script("hang.sh"), str(pid_file)], "timeout": 1.0,
-                                     "timeout_state": "critical"})
+    report = run_check(NagiosCheck, {"command": [script("hang.sh"), str(pid_file)], "timeout": 1.0, "timeout_state": "critical"})
     assert report.result().status == Status.CRITICAL
-    assert report.result().reason == "hang.sh timed out (timeout 1s); its process group was killed: " \
-                                     "HANG - still thinking"
+    assert report.result().reason == "hang.sh timed out (timeout 1s); its process group was killed: HANG - still thinking"
     assert dies(int(pid_file.read_text()))
 
 
@@ -162,8 +158,7 @@ def test_the_timeout_state_defaults_to_unknown(tmp_path):
 def test_a_grandchild_holding_stdout_does_not_stall_the_check_and_is_killed(tmp_path):
     pid_file = tmp_path / "grandchild.pid"
     # Without the group kill this would wait for "sleep 300" and end as a 60 s timeout.
-    report = run_check(NagiosCheck, {"command": [script("grandchild_holds_stdout.sh"), str(pid_file)],
-                                     "timeout": 60.0})
+    report = run_check(NagiosCheck, {"command": [script("grandchild_holds_stdout.sh"), str(pid_file)], "timeout": 60.0})
     assert report.result().status == Status.OK
     assert report.result().reason == "OK - answered, but left a child behind"
     assert report.result().metrics == (Metric("answered", 1.0),)
@@ -193,7 +188,12 @@ def test_malformed_perfdata_is_parsed_leniently_with_a_note_for_each_bad_field()
     assert result.status == Status.OK
     assert result.reason == "MESSY OK - some good, some bad"
     assert [(m.name, m.value, m.unit) for m in result.metrics] == [
-        ("good", 1.0, ""), ("load", 0.75, ""), ("range", 3.0, ""), ("tail", 7.0, "s"), ("extra", 1.0, "")]
+        ("good", 1.0, ""),
+        ("load", 0.75, ""),
+        ("range", 3.0, ""),
+        ("tail", 7.0, "s"),
+        ("extra", 1.0, ""),
+    ]
     assert result.details == textwrap.dedent("""\
         long text line
         more long text
@@ -211,8 +211,9 @@ def test_malformed_perfdata_is_parsed_leniently_with_a_note_for_each_bad_field()
 
 
 def test_the_child_runs_in_a_new_session_with_cwd_root_and_stdin_from_dev_null():
-    shell = "read -r pid comm state ppid pgrp sid rest < /proc/self/stat; " \
-            "echo \"$pid $pgrp $sid $(pwd) $(readlink /proc/self/fd/0)\""
+    shell = (
+        'read -r pid comm state ppid pgrp sid rest < /proc/self/stat; echo "$pid $pgrp $sid $(pwd) $(readlink /proc/self/fd/0)"'
+    )
     report = run_check(NagiosCheck, {"command": ["/bin/sh", "-c", shell]})
     pid, pgrp, sid, cwd, stdin = report.result().reason.split()
     assert pid == pgrp == sid
@@ -223,8 +224,9 @@ def test_the_agents_open_descriptors_are_not_inherited(tmp_path):
     fd = os.open(tmp_path / "agent-state", os.O_CREAT | os.O_RDWR)
     try:
         os.set_inheritable(fd, True)
-        report = run_check(NagiosCheck, {"command": ["/bin/sh", "-c", f"test -e /proc/self/fd/{fd} && echo leaked "
-                                                                        "|| echo closed"]})
+        report = run_check(
+            NagiosCheck, {"command": ["/bin/sh", "-c", f"test -e /proc/self/fd/{fd} && echo leaked || echo closed"]}
+        )
     finally:
         os.close(fd)
     assert report.result().reason == "closed"
@@ -240,12 +242,22 @@ def test_the_environment_is_the_allow_list_plus_the_fixed_table_without_systemd_
     monkeypatch.setenv("WATCHDOG_USEC", "30000000")
     monkeypatch.setenv("LISTEN_FDS", "1")
     monkeypatch.setenv("MYSQL_HOME", "/etc/mysql")
-    report = run_check(NagiosCheck, {"command": ["/usr/bin/env"], "env_allow": ["PATH", "LANG", "MYSQL_HOME"],
-                                     "env": {"PGSERVICEFILE": "/etc/pg_service.conf"}})
+    report = run_check(
+        NagiosCheck,
+        {
+            "command": ["/usr/bin/env"],
+            "env_allow": ["PATH", "LANG", "MYSQL_HOME"],
+            "env": {"PGSERVICEFILE": "/etc/pg_service.conf"},
+        },
+    )
     result = report.result()
     printed = [result.reason, *result.details.split("\n")]
-    assert sorted(printed) == ["LANG=C.UTF-8", "MYSQL_HOME=/etc/mysql", "PATH=/usr/bin:/bin",
-                               "PGSERVICEFILE=/etc/pg_service.conf"]
+    assert sorted(printed) == [
+        "LANG=C.UTF-8",
+        "MYSQL_HOME=/etc/mysql",
+        "PATH=/usr/bin:/bin",
+        "PGSERVICEFILE=/etc/pg_service.conf",
+    ]
 
 
 def test_the_child_does_not_inherit_the_agents_ambient_capabilities():
@@ -259,8 +271,12 @@ def test_the_child_does_not_inherit_the_agents_ambient_capabilities():
         child = NagiosCheck(command=["/bin/grep", "CapAmb", "/proc/self/status"]).run(None).reason
         print(own.split()[1], child.split()[1])
         """)
-    agent = subprocess.run([setpriv, "--inh-caps", "+net_raw", "--ambient-caps", "+net_raw", sys.executable, "-c",
-                            program], capture_output=True, text=True, check=True)
+    agent = subprocess.run(
+        [setpriv, "--inh-caps", "+net_raw", "--ambient-caps", "+net_raw", sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     own, child = agent.stdout.split()
     assert own == "0000000000002000"  # the agent itself holds CAP_NET_RAW as an ambient capability
     assert child == "0000000000000000"
@@ -270,15 +286,21 @@ def test_the_child_does_not_inherit_the_agents_ambient_capabilities():
 
 
 def test_thresholds_may_judge_any_perfdata_label():
-    report = run_check(NagiosCheck, {"command": ["/bin/echo", "QUEUE OK - 120 waiting | depth=120;;;0 age=4s"]},
-                       thresholds={"depth": {"warning": 100, "critical": 1000}, "age": {"critical": 60}})
+    report = run_check(
+        NagiosCheck,
+        {"command": ["/bin/echo", "QUEUE OK - 120 waiting | depth=120;;;0 age=4s"]},
+        thresholds={"depth": {"warning": 100, "critical": 1000}, "age": {"critical": 60}},
+    )
     assert report.statuses == {("", "depth"): Status.WARNING, ("", "age"): Status.OK, ("", "status"): Status.OK}
     assert report.status == Status.WARNING
 
 
 def test_an_undetermined_perfdata_value_is_a_metric_without_value_and_never_alerts():
-    report = run_check(NagiosCheck, {"command": ["/bin/echo", "SENSOR UNKNOWN - no reading | temp=U;40;50"]},
-                       thresholds={"temp": {"warning": 40, "critical": 50}})
+    report = run_check(
+        NagiosCheck,
+        {"command": ["/bin/echo", "SENSOR UNKNOWN - no reading | temp=U;40;50"]},
+        thresholds={"temp": {"warning": 40, "critical": 50}},
+    )
     assert report.result().metrics == (Metric("temp", None),)
     assert report.statuses == {("", "status"): Status.OK}
 
@@ -288,14 +310,19 @@ def test_an_undetermined_perfdata_value_is_a_metric_without_value_and_never_aler
     [
         ({"command": ["check_load", "-r"]}, 'command: the plugin must be an absolute path, got "check_load"'),
         ({"command": []}, 'command: must name the plugin, e.g. ["/usr/lib/nagios/plugins/check_load", "-r"]'),
-        ({"command": ["/bin/true"], "env_allow": ["PATH", "NOTIFY_SOCKET"]},
-         "env: NOTIFY_SOCKET belongs to the agent's service manager and is never passed to plugins"),
-        ({"command": ["/bin/true"], "env": {"WATCHDOG_USEC": "1"}},
-         "env: WATCHDOG_USEC belongs to the agent's service manager and is never passed to plugins"),
-        ({"command": ["/bin/true"], "timeout_state": "bad"},
-         'timeout_state: must be one of ok, warning, critical, unknown; got "bad"'),
-        ({"command": ["/bin/true"], "output_limit": 10},
-         "output_limit: must be from 256 to 1048576 bytes, got 10"),
+        (
+            {"command": ["/bin/true"], "env_allow": ["PATH", "NOTIFY_SOCKET"]},
+            "env: NOTIFY_SOCKET belongs to the agent's service manager and is never passed to plugins",
+        ),
+        (
+            {"command": ["/bin/true"], "env": {"WATCHDOG_USEC": "1"}},
+            "env: WATCHDOG_USEC belongs to the agent's service manager and is never passed to plugins",
+        ),
+        (
+            {"command": ["/bin/true"], "timeout_state": "bad"},
+            'timeout_state: must be one of ok, warning, critical, unknown; got "bad"',
+        ),
+        ({"command": ["/bin/true"], "output_limit": 10}, "output_limit: must be from 256 to 1048576 bytes, got 10"),
         ({"command": ["/bin/true"], "timeout": 0.0}, "timeout: must be positive, got 0"),
     ],
 )
@@ -312,7 +339,7 @@ def test_a_mistyped_option_is_reported_like_the_config_loader_does():
         '<run_check>: checks.test.command: must be an array, got "/usr/lib/nagios/plugins/check_load"',
         '<run_check>: checks.test.timout_state: unknown option for check type "NagiosCheck" '
         '(did you mean "timeout_state"?); accepted options: command, env, env_allow, output_limit, timeout, '
-        'timeout_state',
+        "timeout_state",
     ]
 
 
@@ -320,7 +347,8 @@ def test_an_agent_toml_stanza_builds_a_nagios_instance_with_thresholds_on_perfda
     from monagent.config import loads
     from monagent.loader import Registry
 
-    config = loads(textwrap.dedent("""\
+    config = loads(
+        textwrap.dedent("""\
         [agent]
         plugin_dirs = []
 
@@ -333,14 +361,19 @@ def test_an_agent_toml_stanza_builds_a_nagios_instance_with_thresholds_on_perfda
 
         [checks.load.thresholds]
         load15 = { warning = 0.8, critical = 1.0 }
-        """), str(tmp_path / "agent.toml"), environ={}, registry=Registry([]))
+        """),
+        str(tmp_path / "agent.toml"),
+        environ={},
+        registry=Registry([]),
+    )
     check = config.check("load")
     assert check is not None
     assert check.timeout == 10.0
     assert dict(check.options) == {
         "command": ("/usr/lib/nagios/plugins/check_load", "-r", "-w", "0.9,0.8,0.7", "-c", "1.5,1.2,1.0"),
-        "env_allow": ("PATH",), "env": {"LC_ALL": "C"}}
+        "env_allow": ("PATH",),
+        "env": {"LC_ALL": "C"},
+    }
     assert check.thresholds["load15"].critical == 1.0
     instance = NagiosCheck(**check.options, timeout=check.timeout)
-    assert (instance.deadline, instance.environment({"PATH": "/bin", "HOME": "/root"})) == (
-        10.0, {"PATH": "/bin", "LC_ALL": "C"})
+    assert (instance.deadline, instance.environment({"PATH": "/bin", "HOME": "/root"})) == (10.0, {"PATH": "/bin", "LC_ALL": "C"})

@@ -19,8 +19,7 @@ from monagent.api import Status
 
 BOOT_ID = "0e5c2a4f-6d3b-4f7e-9a51-2b8f0f3c1d77"
 GLOBAL_KILL = [
-    "4,5001,9000000000,-;java invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, "
-    "oom_score_adj=0",
+    "4,5001,9000000000,-;java invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0",
     "6,5002,9000000100,-;oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
     "task_memcg=/user.slice/user-1000.slice/session-3.scope,task=java,pid=4242,uid=1000",
     "3,5003,9000000200,-;Out of memory: Killed process 4242 (java) total-vm:9437184kB, anon-rss:6291456kB, "
@@ -47,14 +46,14 @@ class Machine:
         self.set_oom_kill(0)
 
     def set_oom_kill(self, count: int) -> None:
-        (self.proc / "vmstat").write_text(f"nr_free_pages 123456\noom_kill {count}\nnr_zone_inactive_anon 1\n",
-                                          encoding="ascii")
+        (self.proc / "vmstat").write_text(f"nr_free_pages 123456\noom_kill {count}\nnr_zone_inactive_anon 1\n", encoding="ascii")
 
     def set_service(self, name: str, oom_kill: int) -> None:
         directory = self.cgroup / "system.slice" / name
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "memory.events").write_text(f"low 0\nhigh 0\nmax 12\noom {oom_kill}\noom_kill {oom_kill}\n"
-                                                 "oom_group_kill 0\n", encoding="ascii")
+        (directory / "memory.events").write_text(
+            f"low 0\nhigh 0\nmax 12\noom {oom_kill}\noom_kill {oom_kill}\noom_group_kill 0\n", encoding="ascii"
+        )
 
     def log(self, *records: str) -> None:
         with self.kmsg.open("a", encoding="utf-8") as fh:
@@ -99,11 +98,20 @@ def test_a_rising_counter_gives_one_occurrence_naming_the_killed_process_and_its
     assert occ.id == f"oom:{BOOT_ID}:1"
     assert occ.severity == Status.CRITICAL
     assert dict(occ.facts) == {
-        "count": "1", "total_since_boot": "1", "process": "java", "pid": "4242", "anon_rss": "6.0 GiB",
-        "total_vm": "9.0 GiB", "file_rss": "1.0 MiB", "shmem_rss": "0 KiB", "uid": "1000", "oom_score_adj": "0",
-        "cgroup": "/user.slice/user-1000.slice/session-3.scope", "constraint": "CONSTRAINT_NONE",
+        "count": "1",
+        "total_since_boot": "1",
+        "process": "java",
+        "pid": "4242",
+        "anon_rss": "6.0 GiB",
+        "total_vm": "9.0 GiB",
+        "file_rss": "1.0 MiB",
+        "shmem_rss": "0 KiB",
+        "uid": "1000",
+        "oom_score_adj": "0",
+        "cgroup": "/user.slice/user-1000.slice/session-3.scope",
+        "constraint": "CONSTRAINT_NONE",
         "excerpt": "Killed process 4242 (java) total-vm:9437184kB, anon-rss:6291456kB, file-rss:1024kB, "
-                   "shmem-rss:0kB, UID:1000 pgtables:13000kB oom_score_adj:0",
+        "shmem-rss:0kB, UID:1000 pgtables:13000kB oom_score_adj:0",
     }
     assert occurrences(watcher.run(ctx)) == []  # no rise: nothing new
 
@@ -121,7 +129,9 @@ def test_each_cycle_with_kills_gets_its_own_id_and_only_its_own_kills(machine, c
     assert (first.id, second.id) == (f"oom:{BOOT_ID}:1", f"oom:{BOOT_ID}:3")
     assert second.summary == "OOM killer killed node (pid 4301), anon-rss 6.0 GiB; 2 kills in all"
     assert [line.split(")")[0] for line in second.facts["excerpt"].splitlines()] == [
-        "Killed process 4300 (node", "Killed process 4301 (node"]
+        "Killed process 4300 (node",
+        "Killed process 4301 (node",
+    ]
 
 
 def test_without_a_readable_kernel_log_the_count_is_still_reported(machine, ctx):
@@ -166,7 +176,7 @@ def test_a_restarted_service_counts_its_new_cgroup_from_zero(machine, ctx):
     watcher = machine.check()
     watcher.run(ctx)
     old = machine.cgroup / "system.slice/api.service"  # systemd removes the cgroup on stop (kernfs never
-    old.rename(old.with_name("api.service.removed"))    # reuses the inode; the rename keeps it taken here) ...
+    old.rename(old.with_name("api.service.removed"))  # reuses the inode; the rename keeps it taken here) ...
     machine.set_service("api.service", 1)  # ... and the restarted service is killed again
     machine.set_oom_kill(1)
     [(subject, occ)] = occurrences(watcher.run(ctx))
@@ -178,7 +188,9 @@ def test_a_kernel_without_the_oom_kill_counter_is_unknown(machine, ctx):
     (machine.proc / "vmstat").write_text("nr_free_pages 1\n", encoding="ascii")
     [result] = machine.check().run(ctx)
     assert (result.status, result.reason) == (
-        Status.UNKNOWN, f"{machine.proc}/vmstat has no oom_kill counter (kernel older than 4.13?)")
+        Status.UNKNOWN,
+        f"{machine.proc}/vmstat has no oom_kill counter (kernel older than 4.13?)",
+    )
 
 
 @pytest.mark.skipif(not os.access("/dev/kmsg", os.R_OK), reason="/dev/kmsg is not readable here")

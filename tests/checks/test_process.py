@@ -139,8 +139,7 @@ def test_a_name_rule_reads_the_stat_of_its_matches_only(monkeypatch):
     monkeypatch.setattr(procfs, "read_small", counting)
     result = ProcessCheck(name="nginx").run(Counting())
     assert values(result)["zombies"] == 1
-    assert sorted(path for path in reads if not path.endswith("/comm")) == [
-        f"{DATA}/{pid}/stat" for pid in (812, 813, 814, 815)]
+    assert sorted(path for path in reads if not path.endswith("/comm")) == [f"{DATA}/{pid}/stat" for pid in (812, 813, 814, 815)]
 
 
 def test_a_matching_process_gone_before_its_stat_is_read_is_neither_running_nor_a_zombie(tmp_path):
@@ -317,8 +316,11 @@ def _private_hidepid_proc() -> None:
 
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     clone_newns, ms_rec, ms_private = 0x00020000, 0x4000, 0x40000
-    if libc.unshare(clone_newns) != 0 or libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0 \
-            or libc.mount(b"proc", b"/proc", b"proc", 0, b"hidepid=2") != 0:
+    if (
+        libc.unshare(clone_newns) != 0
+        or libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0
+        or libc.mount(b"proc", b"/proc", b"proc", 0, b"hidepid=2") != 0
+    ):
         raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
 
 
@@ -332,8 +334,8 @@ def test_a_process_table_hidden_by_hidepid_is_unknown_not_critical(spawned):
     tag = f"monagent-test-{uuid.uuid4().hex[:8]}"
     spawned([tag, "1000"])
     assert as_nobody(ProcessCheck(cmdline=f"^{tag} ", label=tag), hidepid=True) == (
-        f"UNKNOWN | {tag}: 0 running, but other users' processes are hidden from the agent "
-        "(/proc mounted with hidepid=)")
+        f"UNKNOWN | {tag}: 0 running, but other users' processes are hidden from the agent (/proc mounted with hidepid=)"
+    )
 
 
 def test_the_plugin_test_kit_judges_a_process_rule():

@@ -17,8 +17,7 @@ DATA = ROOT / "tests" / "data" / "systemd"
 NGINX = "nginx.service failed (exit-code) since Sat 2026-11-28 14:02:11 UTC"
 
 
-def fake_systemctl(tmp_path: Path, listing: str, show: str = "show-failed.txt", rc: int = 0,
-                   stderr: str = "") -> Path:
+def fake_systemctl(tmp_path: Path, listing: str, show: str = "show-failed.txt", rc: int = 0, stderr: str = "") -> Path:
     """A real executable that prints captured output the way systemctl would, logging its argv."""
     script = tmp_path / "systemctl"
     err = f"cat {DATA / stderr} >&2\n" if stderr else ""
@@ -30,7 +29,8 @@ def fake_systemctl(tmp_path: Path, listing: str, show: str = "show-failed.txt", 
         f"  list-units) cat {DATA / listing} ;;\n"
         f"  show) cat {DATA / show} ;;\n"
         "esac\n"
-        f"exit {rc}\n")
+        f"exit {rc}\n"
+    )
     script.chmod(0o755)
     return script
 
@@ -44,10 +44,17 @@ def options(tmp_path: Path, systemctl: Path, **more):
 def test_each_failed_unit_is_a_critical_discovered_subject(tmp_path):
     report = run_check(SystemdCheck, options(tmp_path, fake_systemctl(tmp_path, "list-units-failed.json")))
     assert report.status == Status.CRITICAL
-    assert report.subjects() == ["", "backup@nightly.service", "data.mount", "nginx.service", "old-agent.service",
-                                 "user@1000.service"]
+    assert report.subjects() == [
+        "",
+        "backup@nightly.service",
+        "data.mount",
+        "nginx.service",
+        "old-agent.service",
+        "user@1000.service",
+    ]
     assert [(r.subject, r.status, r.discovered) for r in report.results[1:]] == [
-        (name, Status.CRITICAL, True) for name in report.subjects()[1:]]
+        (name, Status.CRITICAL, True) for name in report.subjects()[1:]
+    ]
     assert report.value("failed_units") == 5
 
 
@@ -66,13 +73,18 @@ def test_the_reason_says_why_and_since_when(tmp_path):
 def test_facts_name_the_main_process_fate_restarts_and_a_vanished_unit_file(tmp_path):
     report = run_check(SystemdCheck, options(tmp_path, fake_systemctl(tmp_path, "list-units-failed.json")))
     assert dict(report.result("backup@nightly.service").facts) == {
-        "description": "Nightly backup to the NAS", "main process": "killed by SIGKILL", "restarts": "3"}
+        "description": "Nightly backup to the NAS",
+        "main process": "killed by SIGKILL",
+        "restarts": "3",
+    }
     assert dict(report.result("nginx.service").facts) == {
         "description": "A high performance web server and a reverse proxy server",
-        "main process": "exited with status 1"}
+        "main process": "exited with status 1",
+    }
     assert dict(report.result("old-agent.service").facts) == {
         "main process": "dumped core on SIGSEGV",
-        "unit file": "gone; systemctl reset-failed old-agent.service clears this"}
+        "unit file": "gone; systemctl reset-failed old-agent.service clears this",
+    }
     assert dict(report.result("data.mount").facts) == {"description": "/data"}
     assert report.result("nginx.service").details == "journalctl -b -u nginx.service -n 50 --no-pager"
 
@@ -115,15 +127,18 @@ def test_a_failed_show_still_reports_the_failed_units(tmp_path):
     report = run_check(SystemdCheck, options(tmp_path, systemctl))
     assert report.result("nginx.service").reason == "nginx.service failed"
     assert dict(report.result("nginx.service").facts) == {
-        "description": "A high performance web server and a reverse proxy server"}
+        "description": "A high performance web server and a reverse proxy server"
+    }
 
 
 def test_without_systemd_as_pid_1_the_check_is_unknown_with_the_reason(tmp_path):
     systemctl = fake_systemctl(tmp_path, "list-units-failed.json")
     report = run_check(SystemdCheck, {"systemctl": str(systemctl), "systemd_run_dir": str(tmp_path / "absent")})
     assert report.status == Status.UNKNOWN
-    assert report.summary == (f"systemd is not running as PID 1 on this host ({tmp_path / 'absent'} does not exist); "
-                              "the systemd check needs a systemd host")
+    assert report.summary == (
+        f"systemd is not running as PID 1 on this host ({tmp_path / 'absent'} does not exist); "
+        "the systemd check needs a systemd host"
+    )
     assert not (tmp_path / "argv.log").exists()
 
 
@@ -131,8 +146,9 @@ def test_a_systemctl_that_cannot_reach_systemd_gives_its_own_words(tmp_path):
     systemctl = fake_systemctl(tmp_path, "list-units-none.json", rc=1, stderr="not-booted.stderr")
     report = run_check(SystemdCheck, options(tmp_path, systemctl))
     assert report.status == Status.UNKNOWN
-    assert report.summary == ("systemctl list-units failed: System has not been booted with systemd as init system "
-                              "(PID 1). Can't operate.")
+    assert report.summary == (
+        "systemctl list-units failed: System has not been booted with systemd as init system (PID 1). Can't operate."
+    )
     assert report.subjects() == [""]
 
 
@@ -149,8 +165,10 @@ def test_the_default_run_dir_tells_a_host_without_systemd(tmp_path):
     if Path("/run/systemd/system").is_dir():
         pytest.skip("systemd runs on this machine")
     report = run_check(SystemdCheck)
-    assert report.summary == ("systemd is not running as PID 1 on this host (/run/systemd/system does not exist); "
-                              "the systemd check needs a systemd host")
+    assert report.summary == (
+        "systemd is not running as PID 1 on this host (/run/systemd/system does not exist); "
+        "the systemd check needs a systemd host"
+    )
 
 
 def test_a_missing_systemctl_is_unknown(tmp_path):
@@ -172,5 +190,7 @@ def test_empty_output_is_unknown(tmp_path):
 def test_an_unknown_option_is_a_config_error_listing_the_accepted_ones():
     with pytest.raises(ConfigError) as error:
         run_check(SystemdCheck, {"unit": ["nginx"]})
-    assert str(error.value) == ('<run_check>: checks.test.unit: unknown option for check type "SystemdCheck" '
-                                '(did you mean "units"?); accepted options: exclude, systemctl, systemd_run_dir, units')
+    assert str(error.value) == (
+        '<run_check>: checks.test.unit: unknown option for check type "SystemdCheck" '
+        '(did you mean "units"?); accepted options: exclude, systemctl, systemd_run_dir, units'
+    )
