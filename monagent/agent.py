@@ -159,6 +159,7 @@ class Agent:
         notifier.ready()
         clean = False
         try:
+            self._explain_previous_boot(config, scheduler, pipeline, facts)
             self._loop(notifier)
             clean = True
         finally:
@@ -216,6 +217,16 @@ class Agent:
             self._stop.wait(max(0.0, wake_at - time.monotonic()))
 
     # -- pieces of run()
+    def _explain_previous_boot(self, config: Any, scheduler: Any, pipeline: Any, facts: Any) -> None:
+        """Before the loop: every source read (each with its bound), one message about the previous boot."""
+        from monagent.bootinquiry import explain_previous_boot
+
+        started = time.monotonic()
+        verdict = explain_previous_boot(config, scheduler, pipeline, facts)
+        if verdict is not None:
+            log.info("the previous boot was explained in %.1f s: %s", time.monotonic() - started, verdict.end.value)
+            self.delivery.wake()
+
     def _warn_permissions(self, config: Any) -> None:
         try:
             from monagent.permissions import secret_warnings

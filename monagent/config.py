@@ -22,6 +22,7 @@ from monagent.api import Direction, MetricSpec, Threshold
 from monagent.confread import ConfigError, Document, Problem, Section
 from monagent.fleet_config import MetricsConfig, parse_metrics
 from monagent.notify.config import NotifiersConfig, parse_notifiers
+from monagent.reboot_config import RebootConfig, parse_reboot
 
 if TYPE_CHECKING:  # the loader imports plugin code; it stays out of module import time
     from monagent.loader import Registry
@@ -32,7 +33,7 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 DEFAULT_CONFIG = Path("/etc/monagent/agent.toml")
-TOP_LEVEL = ("agent", "alerting", "notifiers", "metrics", "checks")
+TOP_LEVEL = ("agent", "alerting", "notifiers", "metrics", "reboot", "checks")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Config:
     notifiers: NotifiersConfig
     metrics: MetricsConfig
     checks: Tuple[CheckConfig, ...] = field(default_factory=tuple)
+    reboot: RebootConfig = field(default_factory=RebootConfig)
 
     def check(self, name: str) -> Optional[CheckConfig]:
         return self._checks_by_name.get(name)
@@ -285,6 +287,7 @@ def loads(
     alerting = parse_alerting(root.table("alerting"))
     notifiers = parse_notifiers(root.table("notifiers"), alerting)
     metrics = parse_metrics(root.table("metrics"))
+    reboot = parse_reboot(root.table("reboot"))
     checks = []
     for name, section in root.table("checks").tables():
         check = parse_check(name, section, agent, alerting, registry)
@@ -293,7 +296,7 @@ def loads(
     root.finish()
     if doc.problems:
         raise ConfigError(doc.problems)
-    return Config(file, agent, alerting, notifiers, metrics, tuple(checks))
+    return Config(file, agent, alerting, notifiers, metrics, tuple(checks), reboot)
 
 
 __all__ = ["AgentConfig", "CheckConfig", "Config", "ConfigError", "load", "loads", "parse_threshold"]

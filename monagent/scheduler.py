@@ -221,21 +221,32 @@ class Scheduler:
         return min(times) if times else monotonic + 1.0
 
     def run_all_once(
-        self, now: float, monotonic: float, wait: Callable[[float], None], clock: Callable[[], Tuple[float, float]]
+        self,
+        now: float,
+        monotonic: float,
+        wait: Callable[[float], None],
+        clock: Callable[[], Tuple[float, float]],
+        *,
+        only: Optional[Sequence[str]] = None,
+        deadline: Optional[float] = None,
     ) -> List[CheckRun]:
-        """Run every enabled instance once, now, and wait for each result or timeout (``monagent check``)."""
+        """Run every enabled instance (or those named in ``only``) once, now, and wait for each result
+        or timeout (``monagent check``; the agent's start in a new boot). Past the monotonic
+        ``deadline`` the runs still in flight are left to the loop, which collects them as usual."""
         ctx = self._context_factory(now, monotonic)
-        for instance in self.instances.values():
-            if instance.config.enabled:
-                self._start(instance, ctx, now, monotonic)
+        chosen = [i for name, i in self.instances.items() if i.config.enabled and (only is None or name in only)]
+        for instance in chosen:
+            self._start(instance, ctx, now, monotonic)
         results: List[CheckRun] = []
 
         def waiting() -> bool:
-            return any(i.run is not None and not i.run.timed_out for i in self.instances.values())
+            return any(i.run is not None and not i.run.timed_out for i in chosen)
 
         while waiting():
             wall, mono = clock()
             results.extend(self._collect(wall, mono))
+            if deadline is not None and mono >= deadline:
+                break
             if waiting():
                 wait(0.01)
         return results

@@ -163,8 +163,8 @@ def test_an_empty_first_run_means_the_next_occurrence_is_announced(tmp_path: Pat
     ]
 
 
-def test_a_reboot_is_noticed_once_with_the_last_seen_time(tmp_path: Path, clock: Clock) -> None:
-    cfg = config(tmp_path, LOAD)
+def test_a_reboot_is_noticed_once_with_the_last_seen_time_when_reboots_are_not_explained(tmp_path: Path, clock: Clock) -> None:
+    cfg = config(tmp_path, LOAD + "\n[reboot]\nenabled = false\n")
     p = open_pipeline(cfg, clock, boot_id="boot-a")
     values(p, clock, "load", 10)
     p.close(clean=True)

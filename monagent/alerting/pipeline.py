@@ -12,6 +12,7 @@ under the same lock as the scheduler thread's calls.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -35,10 +36,12 @@ from monagent.alerting.policy import (
 from monagent.alerting.samples import STATUS_METRIC, UNKNOWN_METRIC, CheckRun, Sample, Translation, translate
 from monagent.alerting.suppress import Ack, Silence, Suppressions, new_silence
 from monagent.api import Occurrence, Status
+from monagent.bootend import AgentMemory, BootEnd, Verdict
 from monagent.events import AlertKey, Event, EventKind
 from monagent.store import StoreUnavailable
 
 if TYPE_CHECKING:
+    from monagent.checks.pstore import PstoreRecord
     from monagent.config import Config
     from monagent.store import Snapshot, Store
 
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 
 AGENT_CHECK = "monagent"  # the check name of the agent's own notices (host rebooted, state reset)
 OCCURRENCE_METRIC = "occurrence"
+PSTORE_SEEN = "monagent:pstore"  # the seen set of pstore records (by content digest)
 PRUNE_EVERY = 3600.0
 TREND_LENGTH = 10
 
@@ -76,6 +80,7 @@ class AlertPipeline:
         snapshot = store.load()
         self._restore(snapshot, now, monotonic)
         self._started = monotonic
+        self.boot_change: Optional[AgentMemory] = None  # set at the first start in a new boot
         self._startup_notices(snapshot.meta, boot_id, now)
         self._retire_unconfigured(now, monotonic)
         self._dirty.meta.update(boot_id=boot_id, clean_shutdown="0", last_eval_at=repr(now), started_at=repr(now))
@@ -134,7 +139,15 @@ class AlertPipeline:
             )
         previous = meta.get("boot_id")
         if previous and boot_id and previous != boot_id:
-            self._notice(f"host-rebooted:{boot_id}", "host", f"host rebooted; the previous boot was {seen_at}", now, since=last)
+            self.boot_change = AgentMemory(
+                previous,
+                last,
+                float(meta["started_at"]) if "started_at" in meta else None,
+                meta.get("clean_shutdown") == "1",
+            )
+            if not self.config.reboot.enabled:
+                summary = f"host rebooted; the previous boot was {seen_at}"
+                self._notice(f"host-rebooted:{boot_id}", "host", summary, now, since=last)
         elif meta.get("clean_shutdown") == "0":
             self._notice(
                 f"agent-restarted:{int(now)}",
@@ -143,6 +156,59 @@ class AlertPipeline:
                 now,
                 since=last,
             )
+
+    # ------------------------------------------------------------ the previous boot's end
+    def new_dumps(self, runs: Sequence[CheckRun], boot_time: float) -> List[Tuple[str, Occurrence]]:
+        """Crash dumps in ``runs`` not announced before, written after the previous boot began
+        (after the agent's last start in it) and before this boot: the crash that ended it."""
+        memory = self.boot_change
+        after = memory.started_at if memory is not None and memory.started_at is not None else boot_time - 86400.0
+        found = []
+        for run in runs:
+            seen = self.seen.get(run.check, {})
+            for result in run.results:
+                for occurrence in result.occurrences:
+                    written = occurrence.time or 0.0
+                    if occurrence.id not in seen and after <= written <= boot_time + 600.0:
+                        found.append((run.check, occurrence))
+        return found
+
+    def new_pstore(self, records: Sequence[PstoreRecord], now: float) -> List[PstoreRecord]:
+        """Records not seen at an earlier start; every record found is remembered (never deleted)."""
+        with self._lock:
+            seen = self.seen.setdefault(PSTORE_SEEN, {})
+            fresh = [r for r in records if r.ident not in seen]
+            for record in records:
+                before = seen.get(record.ident)
+                seen[record.ident] = SeenEntry("", before.first_seen if before else now, now)
+                self._dirty.seen.add((PSTORE_SEEN, record.ident))
+            return fresh
+
+    def explain_boot(self, verdict: Verdict, boot_id: str, now: float) -> int:
+        """One message for the previous boot's end (none when a crash card already says it, or when
+        planned reboots are configured silent); the verdict is kept for ``monagent check``."""
+        with self._lock:
+            self._now = now
+            self._dirty.meta["last_boot_end"] = json.dumps(verdict.as_meta(), sort_keys=True)
+            log.warning("previous boot: %s", verdict.summary)
+            silent = verdict.end == BootEnd.PLANNED and self.config.reboot.planned == "silent"
+            if verdict.end != BootEnd.CRASH_DUMP and not silent:
+                key = AlertKey(AGENT_CHECK, "", "host")
+                level = verdict.severity.name.lower()
+                if not self._suppressions(now).muted(key, "", now, level):
+                    event = notice_event(
+                        f"boot-end:{boot_id}",
+                        key,
+                        verdict.summary,
+                        now=now,
+                        host=self.host,
+                        severity=verdict.severity,
+                        since=verdict.since,
+                        details=verdict.details,
+                    )
+                    event = replace(event, facts=dict(verdict.facts), check_type=verdict.end.value)
+                    self._enqueue(notice_recipients(AGENT_CHECK, verdict.severity, self.recipients, {}), event)
+            return self._commit(now)
 
     def _notice(self, ident: str, what: str, summary: str, now: float, since: Optional[float] = None) -> None:
         key = AlertKey(AGENT_CHECK, "", what)
