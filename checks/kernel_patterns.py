@@ -60,7 +60,7 @@ _RULES: List[_Rule] = [
     (
         "mce",
         re.compile(
-            r"(?:mce: \[Hardware Error\]: (?:CPU (?P<cpu>\d+): )?Machine Check(?: Exception)?:?.*?(?:Bank (?P<bank>\d+))?"
+            r"(?:mce: \[Hardware Error\]: (?:CPU (?P<cpu>\d+): )?Machine Check(?: Exception)?:?(?:.*?Bank (?P<bank>\d+))?"
             r"|Machine check events logged|\[Hardware Error\]: (?:event severity: (?P<sev>\w+)|.*[Uu]ncorrected)"
             r"|EDAC \S+: (?P<edac>\d+) (?P<edac_kind>UE|CE) )"
         ),

@@ -220,7 +220,31 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(json.dumps(_as_json(judged, runs), indent=2, sort_keys=True))
     else:
         _print_table(judged, runs)
+        if not args.names:
+            print(last_boot_line(config))
     return int(overall)
+
+
+def last_boot_line(config: Any) -> str:
+    """How the last boot ended, as the agent decided it at its first start in this boot."""
+    from monagent.bootend import describe
+    from monagent.store import Store, StoreError
+
+    try:
+        store = Store.open_readonly(Path(config.agent.state_dir))
+    except (StoreError, OSError) as exc:
+        return f"last boot: unknown ({exc})"
+    try:
+        raw = store.load().meta.get("last_boot_end", "")
+    finally:
+        store.close()
+    try:
+        verdict = json.loads(raw) if raw else None
+    except ValueError:
+        verdict = None
+    if not isinstance(verdict, dict):
+        return "last boot: not classified yet (the agent has not started since a reboot)"
+    return f"last boot: {describe(verdict)}"
 
 
 def _select(config: Any, names: Sequence[str]) -> Optional[List[Any]]:
