@@ -7,14 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-
-from monagent.api import Occurrence, Status
-from monagent.bootend import AgentMemory, BootEnd, Evidence, classify
 from monagent.checks.journal_read import previous_boot
 from monagent.checks.pstore import read_records
 
-from tests.checks.test_pstore import efi_name, kernel_chunks
+from monagent.api import Occurrence, Status
+from monagent.bootend import AgentMemory, BootEnd, Evidence, classify
 from tests.checks.kdump_helpers import SYSRQ
+from tests.checks.test_pstore import efi_name, kernel_chunks
 from tests.journal_helpers import FAKE, calls, journal_dir
 
 MEMORY = AgentMemory("0b1d5c1e-prev", last_seen=1769000010.0, started_at=1768990000.0, clean_stop=False)
@@ -38,7 +37,10 @@ def test_an_orderly_reboot_is_planned_with_who_asked(journal) -> None:
     assert boot.shutdown.requested_by == "ops via sudo: /usr/bin/systemctl reboot"
     verdict = classify(Evidence(MEMORY, BOOT, journal=boot))
     assert verdict.end == BootEnd.PLANNED and verdict.severity == Status.WARNING
-    assert verdict.summary == "planned reboot: the previous boot shut down in order, requested by ops via sudo: /usr/bin/systemctl reboot"
+    assert (
+        verdict.summary == "planned reboot: the previous boot shut down in order, requested by ops via sudo: "
+        "/usr/bin/systemctl reboot"
+    )
     assert verdict.facts["uptime"] == "1h 0m" and verdict.facts["evidence"] == "System is rebooting."
 
 
@@ -59,7 +61,9 @@ def test_a_boot_that_just_stops_is_unplanned_with_its_last_kernel_lines_and_hint
         "jbd2/vda-8 (pid 312) blocked for more than 120 s; soft lockup: CPU#1 stuck for 26 s in kworker/1:2 (pid 4242))"
     )
     lines = verdict.details.splitlines()
-    assert len(lines) == 3 and lines[-1].endswith("] CPU: 1 PID: 4242 Comm: kworker/1:2 Not tainted 6.1.0-50-amd64 #1 Debian 6.1.158-1")
+    assert len(lines) == 3 and lines[-1].endswith(
+        "] CPU: 1 PID: 4242 Comm: kworker/1:2 Not tainted 6.1.0-50-amd64 #1 Debian 6.1.158-1"
+    )
     assert lines[1].endswith("] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [kworker/1:2:4242]")
     assert verdict.facts["last_seen_alive"] == time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1769000150.0))
     assert verdict.since == 1769000150.0
@@ -102,7 +106,10 @@ def test_a_pstore_panic_record_explains_the_crash_even_when_the_journal_looks_pl
     records, _ = read_records([str(live)])
     verdict = classify(Evidence(MEMORY, BOOT, pstore=tuple(records), journal=journal("unplanned")))
     assert verdict.end == BootEnd.CRASH_PSTORE and verdict.severity == Status.CRITICAL
-    assert verdict.summary == "kernel crash, no dump (pstore efi record): Kernel panic - not syncing: sysrq triggered crash (test crash)"
+    assert (
+        verdict.summary == "kernel crash, no dump (pstore efi record): "
+        "Kernel panic - not syncing: sysrq triggered crash (test crash)"
+    )
     assert verdict.facts["comm"] == "bash" and verdict.facts["kernel"] == "5.4.0-0.rc6.git0.1.fc32.x86_64"
     assert "sysrq_handle_crash" in verdict.details
     planned = classify(Evidence(MEMORY, BOOT, pstore=tuple(records), journal=journal("planned-reboot")))

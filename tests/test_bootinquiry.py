@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List
 
 import pytest
 
@@ -22,7 +22,6 @@ from monagent.config import Config, loads
 from monagent.loader import Registry
 from monagent.scheduler import Scheduler, build_instances
 from monagent.store import Store
-
 from tests.alerting_helpers import drain
 from tests.checks.kdump_helpers import SYSRQ, dump_dir
 from tests.checks.test_pstore import efi_name, kernel_chunks
@@ -31,6 +30,7 @@ from tests.journal_helpers import FAKE, journal_dir
 NOW = time.time()
 BOOT = NOW - 120.0  # this boot began two minutes ago
 PREVIOUS_START = NOW - 4000.0  # the agent started in the previous boot
+DUMP_FILES = {"dmesg.202601211250": SYSRQ, "dump.202601211250": b"KDUMP   " + b"\0" * 60}
 
 
 class Facts:
@@ -89,7 +89,9 @@ def previous_boot_ran(cfg: Config, boot_id: str = "boot-a", clean: bool = False,
 def start(cfg: Config, boot_id: str = "boot-b", boot_time: float = BOOT) -> tuple:
     store = Store.open(cfg.agent.state_dir)
     pipeline = AlertPipeline(cfg, store, now=NOW, monotonic=5000.0, boot_id=boot_id)
-    scheduler = Scheduler(build_instances(cfg.checks, Registry.for_agent(cfg.agent)), Facts(boot_id, boot_time).cycle, monotonic=5000.0)
+    scheduler = Scheduler(
+        build_instances(cfg.checks, Registry.for_agent(cfg.agent)), Facts(boot_id, boot_time).cycle, monotonic=5000.0
+    )
     verdict = explain_previous_boot(cfg, scheduler, pipeline, Facts(boot_id, boot_time))
     scheduler.close()
     messages = drain(store)
@@ -117,7 +119,12 @@ def test_a_crash_with_a_dump_is_one_message_the_crash_card(tmp_path: Path, journ
     cfg = config(tmp_path)
     journal("unplanned")
     previous_boot_ran(cfg)
-    dump_dir(tmp_path / "crash", "202601211250", {"dmesg.202601211250": SYSRQ, "dump.202601211250": b"KDUMP   " + b"\0" * 60}, when=BOOT - 60)
+    dump_dir(
+        tmp_path / "crash",
+        "202601211250",
+        DUMP_FILES,
+        when=BOOT - 60,
+    )
     verdict, messages, meta = start(cfg)
     assert verdict.end == BootEnd.CRASH_DUMP
     assert len(messages) == 1
@@ -133,7 +140,8 @@ def test_a_crash_without_a_dump_is_one_message_from_pstore_remembered_afterwards
     write_pstore(tmp_path / "pstore")
     verdict, messages, _ = start(cfg)
     assert messages == [
-        "NOTICE critical web01 kernel crash, no dump (pstore efi record): Kernel panic - not syncing: sysrq triggered crash (test crash)"
+        "NOTICE critical web01 kernel crash, no dump (pstore efi record): "
+        "Kernel panic - not syncing: sysrq triggered crash (test crash)"
     ]
     before = sorted(p.name for p in (tmp_path / "pstore").iterdir())
     # a restart in the same boot says nothing more
@@ -144,7 +152,8 @@ def test_a_crash_without_a_dump_is_one_message_from_pstore_remembered_afterwards
     verdict, messages, _ = start(cfg, boot_id="boot-c")
     assert verdict.end == BootEnd.PLANNED
     assert messages == [
-        "NOTICE warning web01 planned reboot: the previous boot shut down in order, requested by ops via sudo: /usr/bin/systemctl reboot"
+        "NOTICE warning web01 planned reboot: the previous boot shut down in order, "
+        "requested by ops via sudo: /usr/bin/systemctl reboot"
     ]
 
 
@@ -162,7 +171,7 @@ def test_planned_reboots_can_be_silent_and_are_still_recorded(tmp_path: Path, jo
     cfg = config(tmp_path, 'planned = "silent"')
     journal("planned-reboot")
     previous_boot_ran(cfg, clean=True)
-    verdict, messages, meta = start(cfg)
+    _verdict, messages, meta = start(cfg)
     assert messages == []
     assert json.loads(meta["last_boot_end"])["summary"].startswith("planned reboot: the previous boot shut down in order")
 
@@ -170,7 +179,12 @@ def test_planned_reboots_can_be_silent_and_are_still_recorded(tmp_path: Path, jo
 def test_an_old_dump_already_announced_does_not_explain_this_boot(tmp_path: Path, journal: Any) -> None:
     cfg = config(tmp_path)
     journal("unplanned")
-    dump_dir(tmp_path / "crash", "202601201000", {"dmesg.202601201000": SYSRQ, "dump.202601201000": b"KDUMP   " + b"\0" * 60}, when=PREVIOUS_START - 86400)
+    dump_dir(
+        tmp_path / "crash",
+        "202601201000",
+        {k.replace("1250", "1000"): v for k, v in DUMP_FILES.items()},
+        when=PREVIOUS_START - 86400,
+    )
     told = previous_boot_ran(cfg, checks=True)
     assert [m.split(" ")[0] for m in told] == ["NOTICE"]  # the first run's summary of the old dump
     verdict, messages, _ = start(cfg)
@@ -183,7 +197,7 @@ def test_unreadable_pstore_is_named_in_the_message(tmp_path: Path, journal: Any)
     (tmp_path / "pstore").write_text("not a directory")
     journal("nojournal")
     previous_boot_ran(cfg)
-    verdict, messages, meta = start(cfg)
+    verdict, messages, _meta = start(cfg)
     assert verdict.end == BootEnd.UNPLANNED
     assert verdict.facts["unreadable"] == f"cannot read {tmp_path / 'pstore'}: Not a directory"
     assert len(messages) == 1 and messages[0].endswith("(no persistent journal to say more)")

@@ -33,7 +33,7 @@ def main() -> int:
     for entry in accepted:
         body = entry["message"]
         part = body.get(body.get("msgtype", ""), {})
-        print("---- message (%s) ----" % body.get("msgtype"))
+        print("---- message ({}) ----".format(body.get("msgtype")))
         print(part.get("text") or part.get("content") or json.dumps(part, ensure_ascii=False))
     for denial in denials:
         print(denial)
