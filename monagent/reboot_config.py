@@ -22,7 +22,7 @@ class RebootConfig:
     journal_timeout: float = 10.0
     pstore_dirs: Tuple[str, ...] = PSTORE_DIRS
     pstore_timeout: float = 10.0
-    wait: float = 60.0  # at most this long for the first scan of every kdump check
+    wait: float = 30.0  # at most this long for the first scan of every kdump check
     kernel_lines: int = 10  # last kernel lines of the previous boot quoted in an unplanned-reboot message
 
 
@@ -41,7 +41,7 @@ def parse_reboot(section: Section) -> RebootConfig:
         journal_timeout=section.duration("journal_timeout", 10.0, minimum=0.1),
         pstore_dirs=dirs,
         pstore_timeout=section.duration("pstore_timeout", 10.0, minimum=0.1),
-        wait=section.duration("wait", 60.0, minimum=0.1),
+        wait=section.duration("wait", 30.0, minimum=0.1),
         kernel_lines=section.integer("kernel_lines", 10, minimum=0, maximum=200),
     )
     section.finish()

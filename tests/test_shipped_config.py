@@ -32,7 +32,7 @@ def uncommented(tmp_path: Path) -> str:
 
 def test_the_shipped_file_is_valid_as_shipped():
     config = load(SHIPPED, environ=ENV)
-    assert [c.type for c in config.checks] == ["cpu", "memory", "disk", "kdump", "oom"]
+    assert [c.type for c in config.checks] == ["cpu", "memory", "disk", "kdump", "kernel_log", "oom"]
     assert config.notifiers.receiver_names == ("console",)
     assert not config.metrics.enabled
 
@@ -66,7 +66,9 @@ def test_the_shipped_defaults_match_the_code_defaults(tmp_path):
                 "[checks.memory]",
                 "[checks.disks]",
                 "[checks.crash_dumps]",
+                "[checks.kernel]",
                 "[checks.oom]",
+                "[reboot]",
                 "[notifiers.console]",
                 "[metrics]",
             )
@@ -83,6 +85,7 @@ def test_the_shipped_defaults_match_the_code_defaults(tmp_path):
     body = re.sub(r"(?m)^hostname = .*$", "", body)
     config = loads(body, "agent.toml", environ=ENV)
     assert config.alerting == shipped.alerting
+    assert config.reboot == shipped.reboot
 
     def essentials(checks):
         return [(c.name, c.type, c.interval, c.timeout, c.thresholds, c.alerting) for c in checks]
