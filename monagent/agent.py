@@ -273,6 +273,9 @@ class Agent:
             for problem in err.problems:
                 log.error("  %s", problem)
             return None
+        except Exception:
+            log.exception("reload of %s refused (an error inside monagent); the running configuration stays in force", self.path)
+            return None
         old_by_name = {c.name: c for c in config.checks}
         mono = time.monotonic()
         for name in list(scheduler.instances):
