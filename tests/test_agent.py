@@ -324,7 +324,7 @@ def test_the_shipped_config_runs_without_root(public_tmp):
     _, status = os.waitpid(pid, 0)
     out = log.read_text()
     assert os.waitstatus_to_exitcode(status) == 0, out
-    assert "monagent started: 5 checks, receivers: console" in out
+    assert "monagent started: 6 checks, receivers: console" in out
     assert (home / ".local" / "state" / "monagent").is_dir()
     assert "Traceback" not in out, out
 
