@@ -24,6 +24,9 @@ from monagent.confread import ConfigError
 
 log = logging.getLogger(__name__)
 
+EX_CANTCREAT = 73  # sysexits.h, as in monagent.cli (imported lazily there)
+EX_TEMPFAIL = 75
+
 STOP_DEADLINE = 20.0  # seconds for in-flight sends on SIGTERM; the unit's TimeoutStopSec is longer
 LOOP_MAX_SLEEP = 5.0  # timers (reminders, windows) are checked at least this often; well under WatchdogSec/2
 STATUS_REFRESH = 30.0  # the systemd STATUS= line is recomputed after runs, else this often
@@ -97,6 +100,7 @@ class Agent:
 
         self.cycle_histogram = CycleHistogram()
         self.last_runs: Dict[str, Any] = {}
+        self.first_cycle: Any = None
         self.started_at = time.time()
         self.scheduler: Any = None
         self.pipeline: Any = None
@@ -129,12 +133,22 @@ class Agent:
         self._install_signals()
         # Worker processes and Nagios plugins must not inherit NOTIFY_SOCKET / WATCHDOG_*: unset them here.
         notifier = SystemdNotifier.from_environ(os.environ, unset=True)
+        from monagent.startup import StartFailure, prepare_state_dir
+        from monagent.store import StoreError
+
         try:
+            prepare_state_dir(config.agent.state_dir, self.environ)
             state_lock = claim_state_dir(config.agent.state_dir)
+            store = Store.open(config.agent.state_dir)
+        except StartFailure as failure:
+            log.error("%s", failure)
+            return failure.code
         except StateDirBusy as busy:
             log.error("%s", busy)
-            return 1
-        store = Store.open(config.agent.state_dir)
+            return EX_TEMPFAIL
+        except StoreError as exc:  # the lock is released when the process exits
+            log.error("%s; nothing was started", exc)
+            return EX_CANTCREAT
         facts = SystemFacts(config.agent.hostname, pool_size=config.agent.max_workers)
         now, mono = time.time(), time.monotonic()
         self.started_at = now
@@ -155,6 +169,11 @@ class Agent:
             len(config.checks),
             ", ".join(config.notifiers.receiver_names) or "none",
             config.agent.state_dir,
+        )
+        from monagent.firstcycle import FirstCycle
+
+        self.first_cycle = FirstCycle(
+            (c.name for c in config.checks if c.enabled), {c.name: c.thresholds for c in config.checks}
         )
         notifier.ready()
         clean = False
@@ -196,6 +215,9 @@ class Agent:
             if runs:
                 for run in runs:
                     self.last_runs[run.check] = run
+                summary = self.first_cycle.observe(runs) if self.first_cycle is not None else None
+                if summary:
+                    log.info("%s", summary)
                 self.cycle_histogram.observe(time.monotonic() - started)
             if not scheduler.unhealthy:
                 gate.progress(time.monotonic())
@@ -278,6 +300,8 @@ class Agent:
         for name in list(scheduler.instances):
             if new.check(name) is None:
                 scheduler.remove(name)
+        if self.first_cycle is not None:
+            self.first_cycle.forget(c.name for c in config.checks if new.check(c.name) is None or not new.check(c.name).enabled)
         changed = [c for c in new.checks if old_by_name.get(c.name) != c]
         for check_config in changed:
             scheduler.remove(check_config.name)

@@ -16,6 +16,9 @@ from monagent.cli import EX_CONFIG, EX_USAGE, config_error_exit
 
 
 def default_config_path() -> str:
+    """``$MONAGENT_CONFIG``, else ``$CONFIGURATION_DIRECTORY/agent.toml`` (systemd), else /etc/monagent/agent.toml."""
+    if os.environ.get("MONAGENT_CONFIG"):
+        return os.environ["MONAGENT_CONFIG"]
     directory = os.environ.get("CONFIGURATION_DIRECTORY")
     if directory:
         return str(Path(directory.split(":")[0]) / "agent.toml")
@@ -29,7 +32,8 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def config_path(args: argparse.Namespace) -> Path:
-    return Path(args.config or default_config_path())
+    """``-c`` after the command, else ``-c`` before it, else the default."""
+    return Path(getattr(args, "config", None) or getattr(args, "global_config", None) or default_config_path())
 
 
 def register(sub: Any) -> None:
@@ -56,8 +60,8 @@ def register(sub: Any) -> None:
         "timeouts as the agent, and print a table. Thresholds are compared without "
         "history (no hysteresis). Exit status is the worst status: 0 OK, 1 WARNING, "
         "2 CRITICAL, 3 UNKNOWN (a configuration error is 3).",
-        epilog="examples:\n  monagent check\n  monagent check root_disk --json\n"
-        "  monagent check nginx --nagios    # for NRPE / Icinga",
+        epilog="examples:\n  monagent check\n  monagent check disks --json\n"
+        "  monagent check memory --nagios    # for NRPE / Icinga",
     )
     add_config_option(check)
     check.add_argument("names", nargs="*", metavar="NAME", help="check instances to run (default: all enabled)")
