@@ -123,9 +123,6 @@ class Agent:
         from monagent.notify.build import build_dispatchers
         from monagent.scheduler import Scheduler, build_instances
         from monagent.sdnotify import SystemdNotifier
-        from monagent.statelock import StateDirBusy
-        from monagent.statelock import claim as claim_state_dir
-        from monagent.store import Store
 
         faulthandler.enable()  # a watchdog SIGABRT then prints every thread's stack to the journal
         config = self.config
@@ -133,22 +130,10 @@ class Agent:
         self._install_signals()
         # Worker processes and Nagios plugins must not inherit NOTIFY_SOCKET / WATCHDOG_*: unset them here.
         notifier = SystemdNotifier.from_environ(os.environ, unset=True)
-        from monagent.startup import StartFailure, prepare_state_dir
-        from monagent.store import StoreError
-
-        try:
-            prepare_state_dir(config.agent.state_dir, self.environ)
-            state_lock = claim_state_dir(config.agent.state_dir)
-            store = Store.open(config.agent.state_dir)
-        except StartFailure as failure:
-            log.error("%s", failure)
-            return failure.code
-        except StateDirBusy as busy:
-            log.error("%s", busy)
-            return EX_TEMPFAIL
-        except StoreError as exc:  # the lock is released when the process exits
-            log.error("%s; nothing was started", exc)
-            return EX_CANTCREAT
+        opened = self._open_state(config)
+        if isinstance(opened, int):
+            return opened
+        state_lock, store = opened
         facts = SystemFacts(config.agent.hostname, pool_size=config.agent.max_workers)
         now, mono = time.time(), time.monotonic()
         self.started_at = now
@@ -172,9 +157,7 @@ class Agent:
         )
         from monagent.firstcycle import FirstCycle
 
-        self.first_cycle = FirstCycle(
-            (c.name for c in config.checks if c.enabled), {c.name: c.thresholds for c in config.checks}
-        )
+        self.first_cycle = FirstCycle((c.name for c in config.checks if c.enabled), {c.name: c.thresholds for c in config.checks})
         notifier.ready()
         clean = False
         try:
@@ -193,6 +176,29 @@ class Agent:
             store.close()
             state_lock.release()
         return 0
+
+    def _open_state(self, config: Any) -> Any:
+        """``(lock, store)``, or the exit code after one line saying why the state cannot be used."""
+        from monagent.startup import StartFailure, prepare_state_dir
+        from monagent.statelock import StateDirBusy
+        from monagent.statelock import claim as claim_state_dir
+        from monagent.store import Store, StoreError
+
+        try:
+            prepare_state_dir(config.agent.state_dir, self.environ)
+            state_lock = claim_state_dir(config.agent.state_dir)
+        except StartFailure as failure:
+            log.error("%s", failure)
+            return failure.code
+        except StateDirBusy as busy:
+            log.error("%s", busy)
+            return EX_TEMPFAIL
+        try:
+            return state_lock, Store.open(config.agent.state_dir)
+        except StoreError as exc:
+            state_lock.release()
+            log.error("%s; nothing was started", exc)
+            return EX_CANTCREAT
 
     def dispatchers(self) -> List[Any]:
         return list(self.delivery.dispatchers) if self.delivery is not None else []
@@ -301,7 +307,7 @@ class Agent:
             if new.check(name) is None:
                 scheduler.remove(name)
         if self.first_cycle is not None:
-            self.first_cycle.forget(c.name for c in config.checks if new.check(c.name) is None or not new.check(c.name).enabled)
+            self.first_cycle.forget(set(old_by_name) - {c.name for c in new.checks if c.enabled})
         changed = [c for c in new.checks if old_by_name.get(c.name) != c]
         for check_config in changed:
             scheduler.remove(check_config.name)

@@ -15,11 +15,11 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from monagent.alerting.config import AlertingConfig, AlertingOverrides, parse_alerting, parse_overrides
 from monagent.api import Direction, MetricSpec, Threshold
-from monagent.confread import ConfigError, Document, Problem, Section
+from monagent.confread import ConfigError, Deferred, Document, Problem, Section
 from monagent.fleet_config import MetricsConfig, parse_metrics
 from monagent.notify.config import NotifiersConfig, parse_notifiers
 
@@ -73,6 +73,7 @@ class Config:
     notifiers: NotifiersConfig
     metrics: MetricsConfig
     checks: Tuple[CheckConfig, ...] = field(default_factory=tuple)
+    deferred: Tuple[Deferred, ...] = ()  # secrets left to the service (load(defer_secrets=True))
 
     def check(self, name: str) -> Optional[CheckConfig]:
         return self._checks_by_name.get(name)
@@ -256,26 +257,62 @@ def toml_problem(file: str, exc: Exception) -> Problem:
     return Problem(file, int(found.group(1)), "", f"invalid TOML: {message}")
 
 
-def load(path: Path, environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None) -> Config:
-    """Read and validate ``path``; raise :class:`ConfigError` listing every problem."""
+def _read_source(path: Path) -> str:
     file = str(path)
     try:
-        source = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([Problem(file, None, "", f"cannot read the configuration: {exc.strerror or exc}")]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([Problem(file, None, "", f"not UTF-8 text: {exc.reason}")]) from None
-    return loads(source, file, environ, registry)
+
+
+def load(
+    path: Path,
+    environ: Optional[Mapping[str, str]] = None,
+    registry: Optional[Registry] = None,
+    *,
+    resolver: Any = None,
+    defer_secrets: bool = False,
+) -> Config:
+    """Read and validate ``path``; raise :class:`ConfigError` listing every problem.
+
+    Outside the service, ``resolver`` (a :class:`~monagent.credentials.ServiceCredentials`) reads
+    secrets where the unit gets them, and ``defer_secrets`` leaves the ones nobody here can read to
+    the service (:attr:`Config.deferred` lists them) instead of calling them problems."""
+    return loads(_read_source(path), str(path), environ, registry, resolver=resolver, defer_secrets=defer_secrets)
 
 
 def loads(
-    source: str, file: str = "agent.toml", environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None
+    source: str,
+    file: str = "agent.toml",
+    environ: Optional[Mapping[str, str]] = None,
+    registry: Optional[Registry] = None,
+    *,
+    resolver: Any = None,
+    defer_secrets: bool = False,
 ) -> Config:
     try:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([toml_problem(file, exc)]) from None
+    config, doc = _build(data, source, file, environ, registry, resolver, defer_secrets)
+    if doc.problems:
+        raise ConfigError(doc.problems)
+    return config
+
+
+def _build(  # noqa: PLR0917 - the private body of loads() and load_lenient(), called positionally by both
+    data: Mapping[str, Any],
+    source: str,
+    file: str,
+    environ: Optional[Mapping[str, str]],
+    registry: Optional[Registry],
+    resolver: Any,
+    defer_secrets: bool,
+) -> Tuple[Config, Document]:
     doc = Document(file, source, environ)
+    doc.resolver, doc.defer_secrets = resolver, defer_secrets
     root = Section(doc, (), data)
     agent = parse_agent(root.table("agent"))
     if registry is None:
@@ -291,9 +328,42 @@ def loads(
         if check is not None:
             checks.append(check)
     root.finish()
-    if doc.problems:
-        raise ConfigError(doc.problems)
-    return Config(file, agent, alerting, notifiers, metrics, tuple(checks))
+    config = Config(file, agent, alerting, notifiers, metrics, tuple(checks), deferred=tuple(doc.deferred))
+    return config, doc
 
 
-__all__ = ["AgentConfig", "CheckConfig", "Config", "ConfigError", "load", "loads", "parse_threshold"]
+_HEADER_LINE = re.compile(r"^\s*\[")
+
+
+def _agent_table(source: str) -> Dict[str, Any]:
+    """The ``[agent]`` table alone, for a file whose TOML elsewhere does not parse."""
+    lines = source.splitlines()
+    start = next((i for i, line in enumerate(lines) if re.match(r"^\s*\[\s*agent\s*\]\s*(#.*)?$", line)), None)
+    if start is None:
+        return {}
+    end = next((i for i in range(start + 1, len(lines)) if _HEADER_LINE.match(lines[i])), len(lines))
+    try:
+        return dict(tomllib.loads("\n".join(lines[start:end])).get("agent", {}))
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
+def load_lenient(path: Path, environ: Optional[Mapping[str, str]] = None) -> Tuple[Config, List[Problem]]:
+    """For commands that only read or change alert state (DECISIONS.md section 4): the config with
+    every problem returned as a warning instead of raised (a key that is wrong keeps its default),
+    and secrets left to the service. A file whose TOML does not parse still gives its ``[agent]``
+    table (the state and runtime directories), or the defaults. Raises ConfigError only when the
+    file cannot be read at all."""
+    file = str(path)
+    source = _read_source(path)
+    problems: List[Problem] = []
+    try:
+        data: Mapping[str, Any] = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(toml_problem(file, exc))
+        data = {"agent": _agent_table(source)}
+    config, doc = _build(data, source, file, environ, None, None, True)
+    return config, problems + doc.problems
+
+
+__all__ = ["AgentConfig", "CheckConfig", "Config", "ConfigError", "load", "load_lenient", "loads", "parse_threshold"]
