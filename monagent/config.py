@@ -10,6 +10,7 @@ metrics.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,9 +20,11 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from monagent.alerting.config import AlertingConfig, AlertingOverrides, parse_alerting, parse_overrides
 from monagent.api import Direction, MetricSpec, Threshold
-from monagent.confread import ConfigError, Deferred, Document, Problem, Section
+from monagent.confread import ConfigError, Deferred, Document, Problem, Section, limit_problems, nesting_problem
 from monagent.fleet_config import MetricsConfig, parse_metrics
 from monagent.notify.config import NotifiersConfig, parse_notifiers
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the loader imports plugin code; it stays out of module import time
     from monagent.loader import Registry
@@ -245,12 +248,12 @@ def _try_build(check_class: type, options: Mapping[str, Any], timeout: float, se
         close()
 
 
-def toml_problem(file: str, exc: Exception) -> Problem:
+def toml_problem(file: str, exc: Exception, last_line: Optional[int] = None) -> Problem:
     """A TOML syntax error as ``file:line: invalid TOML: message at column N`` (editors jump to it)."""
     text = str(exc)
     found = _TOML_WHERE.search(text)
     if found is None:
-        return Problem(file, None, "", f"invalid TOML: {text}")
+        return Problem(file, last_line, "", f"invalid TOML: {text}")  # "at end of document"
     message = f"{text[: found.start()].rstrip()} at column {found.group(2)}{text[found.end() :]}"
     if text.startswith("Illegal character '\\n'"):
         message += " (a string's closing quote is missing)"
@@ -264,7 +267,8 @@ def _read_source(path: Path) -> str:
     except OSError as exc:
         raise ConfigError([Problem(file, None, "", f"cannot read the configuration: {exc.strerror or exc}")]) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(file, None, "", f"not UTF-8 text: {exc.reason}")]) from None
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError([Problem(file, line, "", f"not UTF-8 text: {exc.reason} at byte {exc.start}")]) from None
 
 
 def load(
@@ -292,27 +296,59 @@ def loads(
     resolver: Any = None,
     defer_secrets: bool = False,
 ) -> Config:
+    """Parse and validate ``source``; every failure is a :class:`ConfigError`, never another exception:
+    a reload keeps the running configuration and a start exits 78 whatever is wrong with the file."""
     try:
-        data = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([toml_problem(file, exc)]) from None
-    config, doc = _build(data, source, file, environ, registry, resolver, defer_secrets)
-    if doc.problems:
-        raise ConfigError(doc.problems)
+        config, problems = _parse(source, file, environ, registry, resolver=resolver, defer_secrets=defer_secrets)
+    except ConfigError:
+        raise
+    except RecursionError:
+        raise ConfigError([Problem(file, 1, "", "nested too deep to read")]) from None
+    except Exception as exc:
+        log.debug("validating %s failed inside monagent", file, exc_info=True)
+        message = f"could not be validated (a bug in monagent, please report it): {type(exc).__name__}: {exc}"
+        raise ConfigError([Problem(file, 1, "", message)]) from None
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
     return config
 
 
-def _build(  # noqa: PLR0917 - the private body of loads() and load_lenient(), called positionally by both
-    data: Mapping[str, Any],
+def _parse(
     source: str,
     file: str,
     environ: Optional[Mapping[str, str]],
     registry: Optional[Registry],
-    resolver: Any,
-    defer_secrets: bool,
-) -> Tuple[Config, Document]:
+    *,
+    resolver: Any = None,
+    defer_secrets: bool = False,
+    lenient: bool = False,
+) -> Tuple[Optional[Config], List[Problem]]:
+    """The config and every problem. A file the TOML parser refuses (or too deep or too large to
+    read safely) has no config unless ``lenient``, which then reads its ``[agent]`` table alone."""
+    problems: List[Problem] = []
+    deep = nesting_problem(file, source)
+    data: Mapping[str, Any] = {}
+    if deep is not None:
+        problems.append(deep)
+    else:
+        try:
+            data = tomllib.loads(source)
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(toml_problem(file, exc, source.count("\n") + 1))
+    if not problems:
+        doc = Document(file, source, environ)
+        problems = limit_problems(doc, data)
+    if problems:
+        if not lenient:
+            return None, problems
+        data = {"agent": _agent_table(source)}
     doc = Document(file, source, environ)
     doc.resolver, doc.defer_secrets = resolver, defer_secrets
+    return _build(doc, data, registry), problems + doc.problems
+
+
+def _build(doc: Document, data: Mapping[str, Any], registry: Optional[Registry]) -> Config:
     root = Section(doc, (), data)
     agent = parse_agent(root.table("agent"))
     if registry is None:
@@ -328,8 +364,7 @@ def _build(  # noqa: PLR0917 - the private body of loads() and load_lenient(), c
         if check is not None:
             checks.append(check)
     root.finish()
-    config = Config(file, agent, alerting, notifiers, metrics, tuple(checks), deferred=tuple(doc.deferred))
-    return config, doc
+    return Config(doc.file, agent, alerting, notifiers, metrics, tuple(checks), deferred=tuple(doc.deferred))
 
 
 _HEADER_LINE = re.compile(r"^\s*\[")
@@ -356,14 +391,14 @@ def load_lenient(path: Path, environ: Optional[Mapping[str, str]] = None) -> Tup
     file cannot be read at all."""
     file = str(path)
     source = _read_source(path)
-    problems: List[Problem] = []
     try:
-        data: Mapping[str, Any] = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as exc:
-        problems.append(toml_problem(file, exc))
-        data = {"agent": _agent_table(source)}
-    config, doc = _build(data, source, file, environ, None, None, True)
-    return config, problems + doc.problems
+        config, problems = _parse(source, file, environ, None, defer_secrets=True, lenient=True)
+    except (RecursionError, ValueError, TypeError):  # what a hostile file may still raise: the defaults then
+        log.debug("reading %s leniently failed", file, exc_info=True)
+        config, problems = _parse("", file, environ, None, defer_secrets=True, lenient=True)
+        problems = [Problem(file, 1, "", "could not be read; using the default state and runtime directories")]
+    assert config is not None
+    return config, problems
 
 
 __all__ = ["AgentConfig", "CheckConfig", "Config", "ConfigError", "load", "load_lenient", "loads", "parse_threshold"]

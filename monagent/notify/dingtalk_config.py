@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from monagent.confread import Secret, Section, is_deferred
+from monagent.confread import Secret, Section, is_deferred, url_problem
 from monagent.notify.route import Route, parse_route
 
 DINGTALK_SEND_URL = "https://oapi.dingtalk.com/robot/send"
@@ -111,8 +111,8 @@ def parse_dingtalk(name: str, section: Section, base: Optional[Delivery] = None)
 def parse_webhook(name: str, section: Section, pacing: Optional[Delivery] = None) -> WebhookConfig:
     """One webhook; ``pacing`` carries group_wait and lockout defaults from ``[alerting]``."""
     url = section.secret("url", required=True) or Secret("")
-    if url and not is_deferred(url) and not url.reveal().startswith(("http://", "https://")):
-        section.error("url", "must be an http:// or https:// URL")
+    if url and not is_deferred(url) and url_problem(url.reveal()):
+        section.error("url", url_problem(url.reveal()))
     base = WebhookConfig.__dataclass_fields__["delivery"].default
     assert isinstance(base, Delivery)
     if pacing is not None:
@@ -157,7 +157,10 @@ def _robot_url(section: Section) -> Secret:
         if not has_webhook:
             section.error("webhook", "is required (the robot's webhook URL), or give access_token")
         return Secret("")
-    if is_deferred(webhook):
+    if is_deferred(webhook):  # the service reads it; checked for real where it can be read
+        return webhook
+    if url_problem(webhook.reveal()):
+        section.error("webhook", url_problem(webhook.reveal()))
         return webhook
     parts = urlsplit(webhook.reveal())
     if parts.scheme not in ("http", "https") or not parts.netloc:
