@@ -341,7 +341,7 @@ class Check:
     - ``interval``, ``timeout``: defaults in seconds, overridable per instance;
     - ``metrics``: name -> :class:`MetricSpec`; thresholds in the config may only
       name these (None: any name, for checks whose metrics are discovered, e.g. Nagios perfdata);
-    - ``run_at_start``: run at once at agent start instead of after a random splay;
+    - ``run_at_start``: run at once at agent start instead of at the agent's first (splayed) slot;
     - ``warmup``: seconds between a baseline run and the reported one in ``monagent check``,
       for checks that measure over an interval (CPU percent, rates); 0 (default): one run;
     - ``cheap``: runs take milliseconds and do not block (reads of /proc, no network, no
