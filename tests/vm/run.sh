@@ -90,7 +90,7 @@ for scenario in $SCENARIOS; do
 	qemu-img create -q -f qcow2 -b "$WORK/base.img" -F raw "$overlay"
 	log "scenario $scenario"
 	t=$(date +%s)
-	boot "$overlay" qcow2 "$append monagent_vm=$scenario" "$RESULTS/$scenario-serial.log" "${SCENARIO_TIMEOUT:-900}"
+	boot "$overlay" qcow2 "$append monagent_vm=$scenario" "$RESULTS/$scenario-serial.log" "${SCENARIO_TIMEOUT:-2400}"
 	seconds=$(( $(date +%s) - t ))
 	if "$PYTHON" "$HERE/expect.py" "$scenario" "$RESULTS/$scenario-serial.log" > "$RESULTS/$scenario-verdict.txt" 2>&1; then
 		verdict=PASS
