@@ -1,7 +1,7 @@
 """Values that cross from the alert state machine to the store and the notifiers.
 
 An :class:`Event` is what a receiver is told; an :class:`Outcome` is what a
-receiver answers for a delivery attempt (DECISIONS.md section 5).
+receiver answers for a delivery attempt (docs/design/decisions.md section 5).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A DingTalk custom robot on 127.0.0.1, behaving as dingtalk-robot.md describes.
+"""A DingTalk custom robot on 127.0.0.1, behaving as docs/design/dingtalk-robot.md describes.
 
 It checks, in order: the access token (300001), the signature and its one-hour window
 (310000 ``sign not match`` / ``invalid timestamp``), the Content-Type (43004), the body

@@ -406,7 +406,7 @@ class Renderer:
         return out
 
     def crash_block(self, event: Event, defang: bool) -> str:
-        """kdump-layouts.md 6.3: headline, where, who, kernel, dump path/size/format, completeness, excerpt."""
+        """docs/design/kdump-layouts.md 6.3: headline, where, who, kernel, dump path/size/format, completeness, excerpt."""
         L, f = self.L, event.facts
         test = f" ({L['test_crash']})" if f.get("test_crash", "").lower() in ("1", "true", "yes") else ""
         head = f"**{self.badge(event)} {L['tag.crash']}{test}** {headline(event, defang)}"
