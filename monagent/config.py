@@ -35,6 +35,8 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 DEFAULT_CONFIG = Path("/etc/monagent/agent.toml")
+STOP_DEADLINE = 20.0  # seconds in-flight sends get on SIGTERM ([agent] stop_deadline)
+MAX_STOP_DEADLINE = 25.0  # the unit's TimeoutStopSec (30 s) must outlast it, or systemd kills the agent mid-commit
 TOP_LEVEL = ("agent", "alerting", "notifiers", "metrics", "checks")
 
 
@@ -50,6 +52,7 @@ class AgentConfig:
     max_workers: int
     log_level: str
     trusted_plugin_owners: Tuple[str, ...] = ()
+    stop_deadline: float = STOP_DEADLINE
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,10 @@ def parse_agent(section: Section) -> AgentConfig:
         max_workers=section.integer("max_workers", 2, minimum=1, maximum=64),
         log_level=section.string("log_level", "info", choices=("debug", "info", "warning", "error")),
         trusted_plugin_owners=section.strings("trusted_plugin_owners", ()),
+        stop_deadline=section.duration("stop_deadline", STOP_DEADLINE),
     )
+    if config.stop_deadline > MAX_STOP_DEADLINE:
+        section.error("stop_deadline", f"must be at most {MAX_STOP_DEADLINE:.0f}s (the unit's TimeoutStopSec is 30s)")
     section.finish()
     return config
 
