@@ -51,7 +51,7 @@ class Text:
     fallback: str = ""
 
     def to_json(self) -> dict:
-        data: dict = {"id": self.id, "args": dict(self.args)}
+        data: dict = {"id": self.id, "args": {k: _arg_to_json(v) for k, v in self.args.items()}}
         if self.texts:
             data["texts"] = dict(self.texts)
         if self.fallback:
@@ -62,10 +62,31 @@ class Text:
     def from_json(cls, data: Mapping[str, Any]) -> Text:
         return cls(
             str(data["id"]),
-            dict(data.get("args") or {}),
+            {str(k): _arg_from_json(v) for k, v in (data.get("args") or {}).items()},
             {str(k): str(v) for k, v in (data.get("texts") or {}).items()},
             str(data.get("fallback") or ""),
         )
+
+
+def _arg_to_json(value: Any) -> Any:
+    if isinstance(value, Text):
+        return {"text": value.to_json()}
+    if isinstance(value, (list, tuple)):
+        return [_arg_to_json(v) for v in value]
+    return value
+
+
+def _arg_from_json(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("text"), dict):
+        return Text.from_json(value["text"])
+    if isinstance(value, list):
+        return tuple(_arg_from_json(v) for v in value)
+    return value
+
+
+def joined(*parts: Union[Text, str]) -> Text:
+    """Several reasons as one, separated as the language separates clauses (``; ``/``；``)."""
+    return Text("list.clauses", {"items": tuple(p for p in parts if p)})
 
 
 def plain(text: str) -> Text:
@@ -185,10 +206,10 @@ class Formatter:
         return f"{number}{unit}" if unit.startswith("/") else f"{number} {unit}"
 
     def operator(self, operator: str) -> str:
-        return {">=": "≥", "<=": "≤"}.get(operator, operator or "≥")
+        return operator or ">="
 
     def threshold(self, operator: str, limit: Optional[float], unit: str = "") -> str:
-        """``≥ 95%``, ``< 1``; empty without a limit."""
+        """``>= 95%``, ``< 1``; empty without a limit."""
         if limit is None:
             return ""
         return f"{self.operator(operator)} {self.value(limit, unit)}"
@@ -200,6 +221,11 @@ class Formatter:
         """``2026-09-21 22:13:20 CST`` in the configured zone (the host's without one)."""
         moment = datetime.fromtimestamp(ts, self.zone) if self.zone is not None else datetime.fromtimestamp(ts).astimezone()
         return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+    def clock(self, ts: float) -> str:
+        """``10:02``: the time of day, for one-line outputs."""
+        moment = datetime.fromtimestamp(ts, self.zone) if self.zone is not None else datetime.fromtimestamp(ts).astimezone()
+        return moment.strftime("%H:%M")
 
     def date(self, ts: float) -> str:
         moment = datetime.fromtimestamp(ts, self.zone) if self.zone is not None else datetime.fromtimestamp(ts).astimezone()
@@ -241,6 +267,8 @@ class Formatter:
             return ""
         if isinstance(value, Text):
             return self.text(value)
+        if isinstance(value, (list, tuple)):
+            return self.say("list.clause_sep").join(self.field(v, spec) for v in value)
         if spec == "":
             if isinstance(value, float):
                 return self.number(value)
@@ -253,6 +281,8 @@ class Formatter:
             return self.time(float(value))
         if spec == "date":
             return self.date(float(value))
+        if spec == "s":  # an English plural ending: "{n} zombie{n:s}"
+            return "" if value == 1 else "s"
         if spec == "count":
             return self.count(int(value))
         if spec == "op":
@@ -270,4 +300,4 @@ class _Fields(string.Formatter):
         return self.owner.field(value, format_spec)
 
 
-__all__ = ["DEFAULT_LANGUAGE", "Formatter", "Text", "Words", "load_zone", "plain", "significant"]
+__all__ = ["DEFAULT_LANGUAGE", "Formatter", "Text", "Words", "joined", "load_zone", "plain", "significant"]

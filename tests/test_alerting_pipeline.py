@@ -116,7 +116,7 @@ def test_a_discovered_subject_that_disappears_is_resolved_as_no_longer_present(t
     var = Result(subject="/var", metrics=(Metric("used_percent", 97.0, "%"),), discovered=True)
     srv = Result(subject="/srv", metrics=(Metric("used_percent", 10.0, "%"),), discovered=True)
     assert observe(p, clock, run("disks", var, srv, check_type="disk")) == [
-        "FIRING critical web01 disks /var used_percent 97% (>= 95) since 14:14"
+        "FIRING critical web01 disks /var used_percent 97% (>= 95%) since 14:14"
     ]
     assert observe(p, clock, run("disks", srv, check_type="disk")) == [
         "RESOLVED web01 disks /var used_percent 97% (was critical since 14:14) (no longer present)"
@@ -236,7 +236,7 @@ def test_a_read_only_mount_inhibits_the_space_alert_of_the_same_mount_only(tmp_p
     srv = Result(subject="/srv", metrics=(Metric("used_percent", 97.0, "%"),))
     assert observe(p, clock, run("disks", var, srv, check_type="disk")) == [
         "FIRING critical web01 disks /var read_only 1 (>= 1) since 14:14",
-        "FIRING critical web01 disks /srv used_percent 97% (>= 95) since 14:14",
+        "FIRING critical web01 disks /srv used_percent 97% (>= 95%) since 14:14",
     ]
 
 
@@ -362,7 +362,7 @@ def test_removing_a_threshold_retires_its_key(tmp_path: Path, clock: Clock) -> N
     p = open_pipeline(config(tmp_path, disks), clock)
     assert observe(
         p, clock, run("disks", Result(subject="/", metrics=(Metric("used_percent", 99.0, "%"),)), check_type="disk")
-    ) == ["FIRING critical web01 disks / used_percent 99% (>= 95) since 14:14"]
+    ) == ["FIRING critical web01 disks / used_percent 99% (>= 95%) since 14:14"]
     p.reload(config(tmp_path, disks.replace('type = "disk"\n', 'type = "verdict"\n')))
     assert drain(p.store) == ["RESOLVED web01 disks / used_percent 99% (was critical since 14:14) (threshold removed)"]
 

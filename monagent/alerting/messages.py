@@ -4,29 +4,26 @@ from __future__ import annotations
 
 from typing import Optional
 
+from monagent import wording
 from monagent.alerting.machine import AlertState
-from monagent.alerting.samples import UNKNOWN_METRIC
 from monagent.api import Status
 from monagent.events import AlertKey, Event, EventKind
 
 
-def format_number(value: float) -> str:
-    """``93.0`` -> ``93``, ``93.46`` -> ``93.5``."""
-    text = f"{value:.1f}"
-    return text[:-2] if text.endswith(".0") else text
-
-
 def describe(key: AlertKey, state: AlertState, severity: Status, with_limit: bool = True) -> str:
-    """``93% (>= 90)`` for a value, the reason for a verdict."""
-    if key.metric == UNKNOWN_METRIC:
-        return f"check is failing: {state.reason}" if state.reason else "check is failing"
-    if state.value is None:
-        return state.reason or severity.name.lower()
-    text = f"{format_number(state.value)}{state.unit}"
+    """``93% (>= 90%)`` for a value, the reason for a verdict, in English (the event's ``summary``, for logs)."""
     limit = state.threshold.limit_for(severity) if state.threshold is not None else None
-    if with_limit and limit is not None:
-        text += f" ({state.threshold.operator} {format_number(limit)})"  # type: ignore[union-attr]
-    return text
+    return wording.describe(
+        wording.ENGLISH,
+        metric=key.metric,
+        value=state.value,
+        unit=state.unit,
+        operator=state.threshold.operator if state.threshold is not None else "",
+        limit=limit,
+        reason=state.reason,
+        severity=severity,
+        with_limit=with_limit,
+    )
 
 
 def alert_event(
@@ -65,6 +62,7 @@ def alert_event(
         facts=dict(state.facts),
         details=state.details,
         note=note,
+        reason=state.reason,
     )
 
 
