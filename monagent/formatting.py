@@ -268,7 +268,8 @@ class Formatter:
         if isinstance(value, Text):
             return self.text(value)
         if isinstance(value, (list, tuple)):
-            return self.say("list.clause_sep").join(self.field(v, spec) for v in value)
+            sep = self.say("list.sep" if spec == "list" else "list.clause_sep")
+            return sep.join(self.field(v, "" if spec == "list" else spec) for v in value)
         if spec == "":
             if isinstance(value, float):
                 return self.number(value)

@@ -29,7 +29,8 @@ class MetricVerdict:
         if self.threshold is not None and self.status in (Status.WARNING, Status.CRITICAL):
             limit = self.threshold.limit_for(self.status)
         operator = self.threshold.operator if self.threshold is not None else ""
-        text = describe(fmt, metric=self.metric.name, value=self.metric.value, unit=self.metric.unit, operator=operator, limit=limit)
+        metric = self.metric
+        text = describe(fmt, metric=metric.name, value=metric.value, unit=metric.unit, operator=operator, limit=limit)
         return f"{self.metric.name} {text}"
 
 

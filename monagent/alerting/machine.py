@@ -16,8 +16,8 @@ from typing import List, Mapping, Optional, Tuple
 from monagent.alerting import flap
 from monagent.alerting.config import AlertingOverrides
 from monagent.api import Fact, Status, Threshold
-from monagent.formatting import Words
 from monagent.events import AlertKey
+from monagent.formatting import Words
 
 
 class Phase(str, enum.Enum):

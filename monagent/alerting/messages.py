@@ -8,6 +8,7 @@ from monagent import wording
 from monagent.alerting.machine import AlertState
 from monagent.api import Status
 from monagent.events import AlertKey, Event, EventKind
+from monagent.formatting import Words
 
 
 def describe(key: AlertKey, state: AlertState, severity: Status, with_limit: bool = True) -> str:
@@ -76,6 +77,7 @@ def notice_event(
     severity: Status = Status.WARNING,
     since: Optional[float] = None,
     details: str = "",
+    reason: Words = "",
 ) -> Event:
     return Event(
         id=event_id,
@@ -87,4 +89,5 @@ def notice_event(
         summary=summary,
         since=since,
         details=details,
+        reason=reason,
     )

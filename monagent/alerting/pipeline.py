@@ -37,6 +37,7 @@ from monagent.alerting.suppress import Ack, Silence, Suppressions, new_silence
 from monagent.api import Occurrence, Status
 from monagent.events import AlertKey, Event, EventKind
 from monagent.store import StoreUnavailable
+from monagent.wording import ENGLISH
 
 if TYPE_CHECKING:
     from monagent.config import Config
@@ -362,7 +363,8 @@ class AlertPipeline:
             text, severity = summary_text(verdict.summarised)
             key = AlertKey(check, "", OCCURRENCE_METRIC)
             if not suppressions.muted(key, run.check_type, now, severity.name.lower()):
-                event = notice_event(f"{check}:first-run:{int(now)}", key, text, now=now, host=self.host, severity=severity)
+                ident, said = f"{check}:first-run:{int(now)}", ENGLISH.text(text)
+                event = notice_event(ident, key, said, now=now, host=self.host, severity=severity, reason=text)
                 self._enqueue(notice_recipients(check, severity, self.recipients, {}), event)
 
     # ------------------------------------------------------------ notification

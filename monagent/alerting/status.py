@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
+from monagent import wording
 from monagent.alerting import codec
 from monagent.alerting.machine import AlertState, Phase
 from monagent.alerting.samples import UNKNOWN_METRIC
-from monagent import wording
 from monagent.alerting.suppress import Ack, Silence
 from monagent.events import AlertKey
 

@@ -107,8 +107,10 @@ MESSAGES: Dict[str, str] = {
     "check.failing": "check is failing: {reason}",
     "check.failing_bare": "check is failing",
     "value.with_threshold": "{value} ({op:op} {limit})",
-    "first_run.crash": "{n} crash dumps already in {where} when monagent first ran (not announced one by one): {dates}",
-    "first_run.crash_one": "1 crash dump already in {where} when monagent first ran: {dates}",
+    "date": "{at:date}",
+    "more.short": "+{n} more",
+    "first_run.crash": "{n} crash dumps already in {where} when monagent first ran (not announced one by one): {dates:list}",
+    "first_run.crash_one": "1 crash dump already in {where} when monagent first ran: {dates:list}",
     "first_run.other": "{n} earlier events already there when monagent first ran (not announced one by one); newest: {newest}",
     "first_run.other_one": "1 earlier event already there when monagent first ran: {newest}",
     # built-in check reasons
