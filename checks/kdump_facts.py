@@ -117,4 +117,3 @@ def capture_time(stamp: str) -> str:
     if len(stamp) >= 16 and stamp[:4].isdigit() and stamp[10] == "-":
         return f"{stamp[:10]} {stamp[11:13]}:{stamp[14:]}"
     return ""
-

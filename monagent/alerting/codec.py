@@ -30,6 +30,7 @@ def words_from_json(data: Any) -> Words:
         return Text.from_json(data["text"])
     return "" if data is None else str(data)
 
+
 _TIMES = ("pending_since", "resolving_since", "firing_since", "last_notified_at", "last_sample_at")
 
 

@@ -75,6 +75,10 @@ MESSAGES: Dict[str, str] = {
     "apport": "Apport report",
     "after": "after",
     # crash facts
+    "about": "~{d:duration}",
+    "yes": "yes",
+    "no": "no",
+    "crash.reason_unknown": "kernel crash (no crash message in the kernel log)",
     "crash.flattened": "flattened: run makedumpfile -R before crash",
     "crash.not_tainted": "not tainted",
     "crash.status.complete": "complete",
