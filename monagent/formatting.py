@@ -217,19 +217,23 @@ class Formatter:
     def count(self, n: int) -> str:
         return str(int(n))
 
+    def _moment(self, ts: float, pattern: str) -> str:
+        try:
+            moment = datetime.fromtimestamp(ts, self.zone) if self.zone is not None else datetime.fromtimestamp(ts).astimezone()
+        except (OverflowError, ValueError, OSError):  # a corrupt or far-off timestamp must not stop a message
+            return f"{ts!r} (?)"
+        return moment.strftime(pattern).strip()
+
     def time(self, ts: float) -> str:
         """``2026-09-21 22:13:20 CST`` in the configured zone (the host's without one)."""
-        moment = datetime.fromtimestamp(ts, self.zone) if self.zone is not None else datetime.fromtimestamp(ts).astimezone()
-        return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+        return self._moment(ts, "%Y-%m-%d %H:%M:%S %Z")
 
     def clock(self, ts: float) -> str:
         """``10:02``: the time of day, for one-line outputs."""
-        moment = datetime.fromtimestamp(ts, self.zone) if self.zone is not None else datetime.fromtimestamp(ts).astimezone()
-        return moment.strftime("%H:%M")
+        return self._moment(ts, "%H:%M")
 
     def date(self, ts: float) -> str:
-        moment = datetime.fromtimestamp(ts, self.zone) if self.zone is not None else datetime.fromtimestamp(ts).astimezone()
-        return moment.strftime("%Y-%m-%d")
+        return self._moment(ts, "%Y-%m-%d")
 
     # ------------------------------------------------------------ texts
     def template(self, message_id: str, texts: Optional[Mapping[str, str]] = None) -> Optional[str]:

@@ -10,13 +10,33 @@ from __future__ import annotations
 
 from typing import Optional
 
-from monagent.api import Status
+from monagent.api import Fact, Status
 from monagent.events import Event, EventKind
 from monagent.formatting import Formatter, Text, Words
 
 UNKNOWN_METRIC = "#unknown"
 STATUS_METRIC = "status"
 ENGLISH = Formatter("en")
+
+
+FACT_SPECS = {
+    "dump_size": "bytes",
+    "free_space": "bytes",
+    "free": "bytes",
+    "boot_time": "time",
+    "time_to_full": "duration",
+    "trend": "%/h",
+}
+"""How a typed fact is shown (a template field spec, monagent.formatting); other facts as they are."""
+
+
+def fact_text(fmt: Formatter, name: str, value: Fact) -> str:
+    """One fact in ``fmt``'s language: sizes in binary units, times in the zone, yes/no for flags."""
+    if isinstance(value, bool):
+        return fmt.say("yes" if value else "no")
+    if isinstance(value, (int, float)):
+        return fmt.field(value, FACT_SPECS.get(name, "num"))
+    return str(value)
 
 
 def severity_word(fmt: Formatter, severity: Status) -> str:
@@ -85,4 +105,14 @@ def event_summary(fmt: Formatter, event: Event, with_limit: Optional[bool] = Non
     )
 
 
-__all__ = ["ENGLISH", "describe", "event_summary", "limit_text", "reason_text", "severity_word", "value_text"]
+__all__ = [
+    "ENGLISH",
+    "FACT_SPECS",
+    "describe",
+    "event_summary",
+    "fact_text",
+    "limit_text",
+    "reason_text",
+    "severity_word",
+    "value_text",
+]

@@ -73,7 +73,7 @@ def test_catalogue_texts_fill_typed_fields_in_each_language():
     assert EN.text(reason) == "0 running, expected at least 1"
     assert ZH.text(reason) == "运行中 0 个，应至少 1 个"
     assert EN.say("disk.full_in", eta=12_000) == "full in about 3h20m"
-    assert ZH.say("disk.full_in", eta=12_000) == "约 3小时20分 后写满"
+    assert ZH.say("disk.full_in", eta=12_000) == "约3小时20分后写满"
 
 
 class Spool(Check):

@@ -21,7 +21,7 @@ from monagent.api import Fact, Status
 from monagent.events import Event, EventKind
 from monagent.formatting import Formatter, load_zone
 from monagent.notify.coalesce import Batch, HeldReason, Item
-from monagent.wording import event_summary
+from monagent.wording import event_summary, fact_text
 
 COLOURS = {"critical": "#FF0000", "warning": "#FF9900", "resolved": "#008000", "info": "#1E90FF"}
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -252,18 +252,11 @@ class Renderer:
             out.append((say("details"), escape(e.details, defang=defang)))
         if e.kind == EventKind.OCCURRENCE:
             out.extend(
-                (escape(k), escape(self.fact(v), defang=defang))
+                (escape(k), escape(fact_text(self.fmt, k, v), defang=defang))
                 for k, v in sorted(e.facts.items())
                 if k not in ("time_to_full", "trend")
             )
         return out
-
-    def fact(self, value: Fact) -> str:
-        if isinstance(value, bool):
-            return self.say("yes" if value else "no")
-        if isinstance(value, float):
-            return self.fmt.number(value)
-        return str(value)
 
     def crash_block(self, event: Event, defang: bool) -> str:
         """kdump-layouts.md 6.3: headline, when (crash, boot, found), where, who, kernel, dump, excerpt."""
@@ -293,7 +286,7 @@ class Renderer:
         f, say = event.facts, self.say
 
         def fact(key: str) -> str:
-            return escape(self.fact(f.get(key, "")), defang=defang)
+            return escape(fact_text(self.fmt, key, f.get(key, "")), defang=defang)
 
         host = escape(event.host)
         if f.get("host"):  # a dump server: the crashed client is named by the dump directory
