@@ -204,6 +204,7 @@ class Occurrence:
     details: str = ""
     time: Optional[float] = None
     announce_on_first_run: bool = False
+    reason: Union[str, Text] = ""  # the summary by message id, for messages in other languages
 
 
 @dataclass(frozen=True)

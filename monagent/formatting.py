@@ -32,6 +32,7 @@ from monagent import catalogue
 
 DEFAULT_LANGUAGE = "en"
 
+MAX_DECIMALS = 6
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
@@ -117,7 +118,7 @@ def significant(value: float, digits: int = 3) -> str:
     if value == 0:
         return "0"
     magnitude = math.floor(math.log10(abs(value)))
-    decimals = max(0, digits - 1 - magnitude)
+    decimals = min(MAX_DECIMALS, max(0, digits - 1 - magnitude))  # 1e-300 is 0, not 300 zeros
     text = f"{value:.{decimals}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
@@ -149,7 +150,7 @@ class Formatter:
         while size >= 1024 and unit < len(_BINARY) - 1:
             size /= 1024
             unit += 1
-        text = significant(size)
+        text = significant(size) if unit else str(round(size))  # no fraction of a byte
         if text == "1024" and unit < len(_BINARY) - 1:  # 1023.9 MiB rounds up to the next unit
             text, unit = "1", unit + 1
         return f"{'-' if count < 0 else ''}{text} {_BINARY[unit]}"
@@ -203,7 +204,7 @@ class Formatter:
         number = self.number(value)
         if not unit:
             return number
-        return f"{number}{unit}" if unit.startswith("/") else f"{number} {unit}"
+        return f"{number}{unit}" if unit[0] in "/%" else f"{number} {unit}"
 
     def operator(self, operator: str) -> str:
         return operator or ">="

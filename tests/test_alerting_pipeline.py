@@ -189,7 +189,9 @@ def test_a_reboot_is_noticed_once_with_the_last_seen_time(tmp_path: Path, clock:
     p.store.close()
     clock.step(600)
     p = open_pipeline(cfg, clock, boot_id="boot-b")
-    assert drain(p.store) == ["NOTICE warning web01 host rebooted; the previous boot was last seen alive at 2026-09-21 14:14:20 UTC"]
+    assert drain(p.store) == [
+        "NOTICE warning web01 host rebooted; the previous boot was last seen alive at 2026-09-21 14:14:20 UTC"
+    ]
     p.close(clean=True)
     p.store.close()
     p = open_pipeline(cfg, clock, boot_id="boot-b")

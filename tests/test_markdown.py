@@ -199,13 +199,13 @@ EXPECTED_ZH = {
 **<font color=#FF0000>严重</font> 内核崩溃** BUG: kernel NULL pointer dereference, address: 0000000000000086
 
 - 主机: web01
-- 时间: 2026-09-21 22:13:20 CST
+- 发现时间: 2026-09-21 22:13:20 CST
 - 位置: 0x86
 - 进程: syz-executor.0 (pid 9969)
 - 内核: 5.6.0-rc6-syzkaller (当前运行: 5.6.0-rc7)
 - 污染标记: G
 - 转储: /var/crash/127.0.0.1-2026-09-21-13:30:02/dump.202609211330, 1.2 GiB, kdump-compressed
-- 完整性: complete
+- 完整性: 完整
 - 剩余空间: 48 GiB
 
 日志摘录:
@@ -335,7 +335,7 @@ EXPECTED_EN = {
 **<font color=#FF0000>CRITICAL</font> kernel crash** BUG: kernel NULL pointer dereference, address: 0000000000000086
 
 - Host: web01
-- Time: 2026-09-21 14:13:20 UTC
+- Found at: 2026-09-21 14:13:20 UTC
 - Where: 0x86
 - Process: syz-executor.0 (pid 9969)
 - Kernel: 5.6.0-rc6-syzkaller (running: 5.6.0-rc7)
@@ -426,11 +426,21 @@ def test_the_keyword_is_added_to_the_title_only_when_the_title_lacks_every_keywo
     assert render(batches()["firing"], Style("en", "UTC", keywords=("ops",))).title.startswith("ops [FIRING:1]")
 
 
-def test_a_test_crash_says_so_in_the_title():
+def test_a_test_crash_says_so_once_in_the_title_and_in_the_severity_line_in_each_language():
     crash = crash_event()
-    crash = Event(**{**crash.__dict__, "facts": {**crash.facts, "test_crash": "true"}})
-    title = render(Batch((Item(crash, (1,)),)), EN).title
-    assert title == "[kernel crash] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086 (test crash)"
+    crash = Event(**{**crash.__dict__, "facts": {**crash.facts, "test_crash": True}})
+    for style, tag, badge in ((EN, "[TEST crash]", ">TEST</font>"), (ZH, "[测试崩溃]", ">测试</font>")):
+        message = render(Batch((Item(crash, (1,)),)), style)
+        assert message.title.endswith(f"{tag} web01: BUG: kernel NULL pointer dereference, address: 0000000000000086")
+        assert badge in message.text.splitlines()[2]  # the severity line
+        assert "test crash" not in message.text and "测试触发" not in message.text
+
+
+def test_the_title_is_plain_text_and_only_the_body_is_escaped():
+    odd = event(check="disk_[#1]", subject="/srv/a_b", metric="used_percent")
+    message = render(Batch((Item(odd, (1,)),)), EN)
+    assert message.title == "[FIRING:1] web01 disk_[#1] /srv/a_b 93%"
+    assert message.text.startswith("#### [FIRING:1] web01 disk\\_\\[#1\\] /srv/a\\_b 93%")
 
 
 def test_machine_text_cannot_forge_markdown_headings_links_html_or_mentions():

@@ -64,9 +64,10 @@ def oom() -> Event:
         severity=Status.CRITICAL,
         time=T0,
         host="web01",
-        summary="Out of memory: Killed process 3121 (java)",
+        summary="OOM killer killed java (pid 3121), anon-rss 3 GiB",
         check_type="oom",
-        facts={"process": "java", "pid": "3121", "rss": 3 * GIB},
+        facts={"process": "java", "pid": "3121", "anon_rss": 3 * GIB, "total_vm": 5 * GIB, "count": "1"},
+        reason=Text("oom.killed", {"comm": "java", "pid": "3121", "rss": 3 * GIB, "n": 1}),
     )
 
 
@@ -100,7 +101,6 @@ def cases() -> Dict[str, Batch]:
         check_type="disk",
         trend=(90.1, 92.0, 94.2, 96.5),
         facts={"time_to_full": 12_600.0, "trend": 1.2, "free": 3 * GIB},
-        reason=Text("disk.full_in", {"eta": 12_600.0}),
     )
     memory = event(
         check="mem",

@@ -350,6 +350,7 @@ class AlertPipeline:
                 summary=occurrence.summary,
                 facts=dict(occurrence.facts),
                 details=occurrence.details,
+                reason=occurrence.reason,
             )
             self._audit("OCCURRENCE %s: %s", key, occurrence.summary)
             self._enqueue(notice_recipients(check, occurrence.severity, self.recipients, {}), event)

@@ -224,7 +224,7 @@ class Renderer:
             check += f" ({escape(e.check_type)})"
         out.append((say("check"), check))
         out.append((say("subject"), escape(e.key.subject, defang=defang)))
-        if e.key.metric and e.key.metric not in ("status", "occurrence"):
+        if e.key.metric and e.key.metric not in ("status", "occurrence", "#unknown"):
             out.append((say("metric"), escape(e.key.metric)))
         if e.value is not None:
             out.append((say("value"), escape(self.fmt.value(e.value, e.unit)) + self.threshold(e)))
@@ -252,7 +252,10 @@ class Renderer:
             out.append((say("details"), escape(e.details, defang=defang)))
         if e.kind == EventKind.OCCURRENCE:
             out.extend(
-                (escape(k), escape(fact_text(self.fmt, k, v), defang=defang))
+                (
+                    escape(catalogue.lookup(self.style.language, f"fact.{k}") or k),
+                    escape(fact_text(self.fmt, k, v), defang=defang),
+                )
                 for k, v in sorted(e.facts.items())
                 if k not in ("time_to_full", "trend")
             )
