@@ -293,4 +293,3 @@ def _run_dmesg(command: Sequence[str]) -> Optional[List[Tuple[int, str]]]:
         return None
     lines = done.stdout.decode("utf-8", errors="replace").splitlines()
     return [(-1, _DMESG_PREFIX.sub("", line)) for line in lines]
-

@@ -45,7 +45,9 @@ def outputs(language: str) -> Dict[str, str]:
         parts.append("### webhook events\n\n" + "\n".join(f"- {e['summary']} | {e['value_text']}" for e in hooks))
         if language == "en":
             notes = [dict(event_annotations(item.event)) for item in batch.items]
-            parts.append("### alertmanager annotations\n\n" + "\n".join(f"- {a['summary']}\n  {a.get('description', '')}" for a in notes))
+            parts.append(
+                "### alertmanager annotations\n\n" + "\n".join(f"- {a['summary']}\n  {a.get('description', '')}" for a in notes)
+            )
             parts.append("### console\n\n" + "\n".join(format_line(item.event) for item in batch.items))
         out[name] = "\n\n".join(parts)
     return out
