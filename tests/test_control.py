@@ -419,30 +419,32 @@ def test_idle_connections_time_out_and_past_the_cap_are_refused(
     _, pipeline = running
     sock = pipeline.config.agent.runtime_dir / "control.sock"
     threads_before = threading.active_count()
-    idle = []
-    for _ in range(control.MAX_CONNECTIONS):
-        conn = socket.socket(socket.AF_UNIX)
-        conn.connect(str(sock))
-        idle.append(conn)
-    deadline = time.monotonic() + 5
-    while threading.active_count() < threads_before + control.MAX_CONNECTIONS and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _raw(sock, b'{"op": "ping"}\n') == {"ok": False, "error": "busy: too many control connections"}
-    for _ in range(200):  # more idle clients get no thread at all
-        extra = socket.socket(socket.AF_UNIX)
-        extra.connect(str(sock))
-        idle.append(extra)
-    assert threading.active_count() <= threads_before + control.MAX_CONNECTIONS
-    deadline = time.monotonic() + 10
-    answer: dict = {}
-    while time.monotonic() < deadline:  # the idle ones are dropped after the read timeout
-        answer = _raw(sock, b'{"op": "ping"}\n')
-        if answer.get("ok"):
-            break
-        time.sleep(0.1)
-    assert answer == {"ok": True}
-    for conn in idle:
-        conn.close()
+    idle: list = []
+    try:
+        for _ in range(control.MAX_CONNECTIONS):
+            conn = socket.socket(socket.AF_UNIX)
+            idle.append(conn)
+            conn.connect(str(sock))
+        deadline = time.monotonic() + 5
+        while threading.active_count() < threads_before + control.MAX_CONNECTIONS and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _raw(sock, b'{"op": "ping"}\n') == {"ok": False, "error": "busy: too many control connections"}
+        for _ in range(200):  # more idle clients get no thread at all
+            extra = socket.socket(socket.AF_UNIX)
+            idle.append(extra)
+            extra.connect(str(sock))
+        assert threading.active_count() <= threads_before + control.MAX_CONNECTIONS
+        deadline = time.monotonic() + 10
+        answer: dict = {}
+        while time.monotonic() < deadline:  # the idle ones are dropped after the read timeout
+            answer = _raw(sock, b'{"op": "ping"}\n')
+            if answer.get("ok"):
+                break
+            time.sleep(0.1)
+        assert answer == {"ok": True}
+    finally:
+        for conn in idle:
+            conn.close()
 
 
 def test_silence_add_with_an_absurd_duration_is_a_usage_error_and_stores_nothing(
