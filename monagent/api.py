@@ -28,7 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, Protocol, Sequence, TypeVar, Union
 
-from monagent.formatting import Formatter, Text
+from monagent.formatting import Formatter, Text, joined
+
+Fact = Union[str, int, float, bool]
+"""A typed fact of a result or an occurrence: sizes in bytes and times in epoch seconds as numbers,
+so every output shows them in its own language and units."""
 
 __all__ = [
     "Check",
@@ -36,6 +40,7 @@ __all__ = [
     "Context",
     "Direction",
     "DiskUsage",
+    "Fact",
     "Formatter",
     "Metric",
     "MetricSpec",
@@ -47,6 +52,7 @@ __all__ = [
     "StuckCall",
     "Text",
     "Threshold",
+    "joined",
     "worst",
 ]
 
@@ -194,10 +200,11 @@ class Occurrence:
     summary: str
     severity: Status = Status.CRITICAL
     revision: str = ""
-    facts: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, Fact] = field(default_factory=dict)
     details: str = ""
     time: Optional[float] = None
     announce_on_first_run: bool = False
+    reason: Union[str, Text] = ""  # the summary by message id, for messages in other languages
 
 
 @dataclass(frozen=True)
@@ -214,10 +221,10 @@ class Result:
     subject: str = ""
     metrics: Sequence[Metric] = ()
     status: Optional[Status] = None
-    reason: str = ""
+    reason: Union[str, Text] = ""
     occurrences: Sequence[Occurrence] = ()
     details: str = ""
-    facts: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, Fact] = field(default_factory=dict)
     discovered: bool = False
 
 
@@ -311,13 +318,17 @@ class Context(Protocol):
     def mounts(self) -> Sequence[Mount]: ...
 
     def disk_usage(self, path: str, timeout: float = 5.0) -> DiskUsage:
-        """statvfs with a hard timeout; raises :class:`StuckCall` for a hung mount."""
+        """statvfs with a hard timeout on network and FUSE filesystems (in-process on local ones);
+        raises :class:`StuckCall` for a hung mount."""
         ...
 
-    def run_blocking(self, func: Callable[..., T], *args: Any, timeout: float = 10.0) -> T:
+    def run_blocking(self, func: Callable[..., T], *args: Any, timeout: float = 10.0, path: Optional[str] = None) -> T:
         """Run a picklable top-level function in a worker process with a hard timeout.
 
-        Raises :class:`StuckCall` when it does not return in time (the worker is killed).
+        Raises :class:`StuckCall` when it does not return in time (the worker is killed). With
+        ``path`` (the file or directory the function reads), the call runs in-process when that
+        path is on a local filesystem, where it cannot hang on a server; without it the call is
+        always isolated in a worker.
         """
         ...
 
@@ -341,7 +352,7 @@ class Check:
     - ``interval``, ``timeout``: defaults in seconds, overridable per instance;
     - ``metrics``: name -> :class:`MetricSpec`; thresholds in the config may only
       name these (None: any name, for checks whose metrics are discovered, e.g. Nagios perfdata);
-    - ``run_at_start``: run at once at agent start instead of after a random splay;
+    - ``run_at_start``: run at once at agent start instead of at the agent's first (splayed) slot;
     - ``warmup``: seconds between a baseline run and the reported one in ``monagent check``,
       for checks that measure over an interval (CPU percent, rates); 0 (default): one run;
     - ``cheap``: runs take milliseconds and do not block (reads of /proc, no network, no

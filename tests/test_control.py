@@ -12,7 +12,7 @@ from typing import Iterator, Tuple
 
 import pytest
 from alerting_helpers import Clock, run, value
-from conftest import NOBODY, run_monagent
+from conftest import NOBODY, run_as, run_monagent
 
 from monagent.alerting.pipeline import AlertPipeline
 from monagent.config import Config, load
@@ -96,7 +96,7 @@ def test_the_socket_is_group_writable_only_and_answers_json_lines(running: Tuple
     assert request(sock, {"op": "ping"}) == {"ok": True}
     assert request(sock, {"op": "reboot"}) == {
         "ok": False,
-        "error": "unknown request 'reboot'; known: ack, ping, silence_add, silence_expire",
+        "error": "unknown request 'reboot'; known: ack, paths, ping, silence_add, silence_expire",
     }
     raw = socket.socket(socket.AF_UNIX)
     raw.connect(str(sock))
@@ -160,7 +160,7 @@ def test_ack_goes_through_the_running_agent(running: Tuple[Path, AlertPipeline])
     assert result.stdout == (f"acknowledged load value (incident {ack.incident}): no reminders until it resolves or gets worse\n")
     missing = run_monagent("ack", "-c", str(path), "load nothing")
     assert (missing.returncode, missing.stderr) == (
-        1,
+        64,
         "monagent: no firing alert load nothing; `monagent status` lists the firing alerts with their keys\n",
     )
 
@@ -197,20 +197,25 @@ def test_status_prints_alerts_outbox_silences_windows_and_notifiers(running: Tup
     lines = result.stdout.splitlines()
     assert lines[0].startswith("web01: agent running, last evaluation ")
     assert lines[2:4] == ["Alerts:", lines[3]]
-    assert lines[3].startswith("  FIRING    critical load value  95% (>= 90)  since ")
+    assert lines[3].startswith("  FIRING    critical load value  95% (>= 90%)  since ")
     assert lines[lines.index("Outbox:") + 1] == "  console: 1 queued"
     assert lines[lines.index("Maintenance windows:") + 1] == (
         "  patching: inactive  sat,sun 02:00-04:00 Asia/Shanghai  check=load"
     )
-    assert lines[lines.index("Notifiers:") + 1] == "  console: ok, last success -, sent 0"
+    # nothing delivers in this test: the queued event has never reached the console
+    assert lines[lines.index("Notifiers:") + 1] == "  console: NEVER DELIVERED (1 queued), last success -, sent 0"
 
 
-def test_status_with_a_broken_config_exits_78(tmp_path: Path) -> None:
+def test_status_with_a_broken_config_warns_and_reads_the_state_anyway(tmp_path: Path) -> None:
     path = tmp_path / "agent.toml"
-    path.write_text("[alerting]\nfire_after_cycles = 0\n")
+    path.write_text(f'[agent]\nstate_dir = "{tmp_path / "state"}"\n[alerting]\nfire_after_cycles = 0\n')
     result = run_monagent("status", "-c", str(path))
-    assert result.returncode == 78
-    assert result.stderr.splitlines()[0] == (f"{path}:2: alerting.fire_after_cycles: must be an integer of at least 1, got 0")
+    assert result.stderr.splitlines() == [
+        f"warning: {path}:4: alerting.fire_after_cycles: must be an integer of at least 1, got 0 (ignored by "
+        "`monagent status`; `monagent validate` lists every problem)",
+        f"monagent: no state database at {tmp_path / 'state' / 'state.db'} (has the agent run yet?)",
+    ]
+    assert result.returncode == 75  # the state comes once the agent has run
 
 
 def test_a_probe_that_sends_nothing_gets_no_answer_and_no_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -266,12 +271,12 @@ def test_silence_add_with_a_bad_match_or_duration_is_a_usage_error(
         (
             ("load",),
             'monagent: bad KEY "load": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. '
-            '"root_disk /var used_percent"\n',
+            '"disks /var used_percent"\n',
         ),
         (
             ("  ",),
             'monagent: bad KEY "  ": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. '
-            '"root_disk /var used_percent"\n',
+            '"disks /var used_percent"\n',
         ),
         (("load value", "--expires", "soon"), 'monagent: --expires: bad duration "soon": use e.g. "30m", "2h", "1d", "1h30m"\n'),
     ],
@@ -293,7 +298,7 @@ def test_silence_expire_refuses_a_malformed_id_and_names_an_unknown_one(running:
     )
     unknown = run_monagent("silence", "expire", "-c", str(path), "DEADBEEF")
     assert (unknown.returncode, unknown.stderr) == (
-        1,
+        64,
         "monagent: no silence with ID deadbeef; `monagent silence list --all` shows the IDs\n",
     )
 
@@ -305,7 +310,7 @@ def test_without_an_agent_an_unknown_silence_id_gets_the_same_answer(agent_files
     pipeline.store.close()
     unknown = run_monagent("silence", "expire", "-c", str(path), "deadbeef")
     assert (unknown.returncode, unknown.stderr) == (
-        1,
+        64,
         "monagent: no silence with ID deadbeef; `monagent silence list --all` shows the IDs\n",
     )
 
@@ -353,7 +358,10 @@ def _raw(sock: Path, payload: bytes) -> dict:
     raw.settimeout(10)
     _connect(raw, sock, time.monotonic() + 10)
     try:
-        raw.sendall(payload)
+        try:
+            raw.sendall(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a busy server answers and closes without reading
         data = b""
         while not data.endswith(b"\n"):
             chunk = raw.recv(65536)
@@ -416,30 +424,32 @@ def test_idle_connections_time_out_and_past_the_cap_are_refused(
     _, pipeline = running
     sock = pipeline.config.agent.runtime_dir / "control.sock"
     threads_before = threading.active_count()
-    idle = []
-    for _ in range(control.MAX_CONNECTIONS):
-        conn = socket.socket(socket.AF_UNIX)
-        conn.connect(str(sock))
-        idle.append(conn)
-    deadline = time.monotonic() + 5
-    while threading.active_count() < threads_before + control.MAX_CONNECTIONS and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _raw(sock, b'{"op": "ping"}\n') == {"ok": False, "error": "busy: too many control connections"}
-    for _ in range(200):  # more idle clients get no thread at all
-        extra = socket.socket(socket.AF_UNIX)
-        extra.connect(str(sock))
-        idle.append(extra)
-    assert threading.active_count() <= threads_before + control.MAX_CONNECTIONS
-    deadline = time.monotonic() + 10
-    answer: dict = {}
-    while time.monotonic() < deadline:  # the idle ones are dropped after the read timeout
-        answer = _raw(sock, b'{"op": "ping"}\n')
-        if answer.get("ok"):
-            break
-        time.sleep(0.1)
-    assert answer == {"ok": True}
-    for conn in idle:
-        conn.close()
+    idle: list = []
+    try:
+        for _ in range(control.MAX_CONNECTIONS):
+            conn = socket.socket(socket.AF_UNIX)
+            idle.append(conn)
+            conn.connect(str(sock))
+        deadline = time.monotonic() + 5
+        while threading.active_count() < threads_before + control.MAX_CONNECTIONS and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _raw(sock, b'{"op": "ping"}\n') == {"ok": False, "error": "busy: too many control connections"}
+        for _ in range(200):  # more idle clients get no thread at all
+            extra = socket.socket(socket.AF_UNIX)
+            idle.append(extra)
+            extra.connect(str(sock))
+        assert threading.active_count() <= threads_before + control.MAX_CONNECTIONS
+        deadline = time.monotonic() + 10
+        answer: dict = {}
+        while time.monotonic() < deadline:  # the idle ones are dropped after the read timeout
+            answer = _raw(sock, b'{"op": "ping"}\n')
+            if answer.get("ok"):
+                break
+            time.sleep(0.1)
+        assert answer == {"ok": True}
+    finally:
+        for conn in idle:
+            conn.close()
 
 
 def test_silence_add_with_an_absurd_duration_is_a_usage_error_and_stores_nothing(
@@ -476,3 +486,75 @@ def test_a_commit_that_fails_for_a_bug_stops_delivery_loudly(
     assert request(sock, {"op": "ping"})["problem"] == pipeline.delivery_stopped
     status = run_monagent("status", "-c", str(path))
     assert "delivery stopped: the state database refused a commit" in status.stdout.splitlines()[1], status.stdout
+
+
+def test_a_runtime_directory_another_user_created_is_refused_by_the_agent_and_the_cli(
+    agent_files: Tuple[Path, Config],
+) -> None:
+    """Without XDG_RUNTIME_DIR a user's agent uses /tmp/monagent-UID, which another user may create
+    first and listen in: the agent refuses the directory, the CLI sends nothing there."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a directory owned by another user")
+    import threading
+
+    path, cfg = agent_files
+    firing_pipeline(cfg).store.close()
+    runtime = cfg.agent.runtime_dir
+    runtime.mkdir(mode=0o755)
+    os.chown(runtime, 1, 1)  # daemon got there first
+    with pytest.raises(OSError, match=f"the runtime directory {runtime} is owned by uid 1, not by the agent's user"):
+        ControlServer(runtime / "control.sock", lambda message: {"ok": True}).start()
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(runtime / "control.sock"))
+    listener.listen(4)
+    listener.settimeout(0.2)
+    heard: list = []
+
+    def listen() -> None:
+        for _ in range(40):
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            heard.append(conn.recv(65536))
+            conn.sendall(b'{"ok": true, "silence": {"id": "evil", "matchers": [], "ends_at": 0}}\n')
+            conn.close()
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    try:
+        added = run_monagent(
+            "silence", "add", "-c", str(path), "--match", "check=load", "--duration", "1h", "--comment", "maintenance"
+        )
+        status = run_monagent("status", "-c", str(path))
+    finally:
+        thread.join(10)
+        listener.close()
+    assert heard == []
+    assert added.returncode == 0, added.stderr
+    assert f"warning: the runtime directory {runtime} is owned by uid 1" in added.stderr
+    assert "agent not running" in status.stdout.splitlines()[0]
+    assert f"the runtime directory {runtime} is owned by uid 1" in status.stdout.splitlines()[1]
+    store = Store.open_readonly(cfg.agent.state_dir)
+    try:
+        assert len(store.load().silences) == 1  # written to the store directly, as with no agent running
+    finally:
+        store.close()
+
+
+def test_a_users_runtime_directory_is_created_0700(public_tmp: Path) -> None:
+    sock = public_tmp / "run" / "control.sock"
+    if os.geteuid() == 0:
+        os.chmod(public_tmp, 0o777)
+        assert run_as(NOBODY, _start_and_mode, str(sock)) == 0o700
+    else:
+        assert _start_and_mode(str(sock)) == 0o700
+
+
+def _start_and_mode(sock: str) -> int:
+    server = ControlServer(Path(sock), lambda message: {"ok": True})
+    server.start()
+    try:
+        return stat.S_IMODE(os.stat(Path(sock).parent).st_mode)
+    finally:
+        server.stop()

@@ -36,9 +36,10 @@ def register(sub: Any) -> None:
 def cmd_notify_test(args: argparse.Namespace) -> int:
     from monagent import config as config_module
     from monagent.confread import ConfigError
+    from monagent.credentials import ServiceCredentials
 
-    try:
-        config = config_module.load(config_path(args))
+    try:  # outside the service: secrets are read where the installed unit gets them (as root)
+        config = config_module.load(config_path(args), resolver=ServiceCredentials())
     except ConfigError as err:
         return config_error_exit(err)
     robots = [r for r in config.notifiers.dingtalk if args.robot in (None, r.name)]
@@ -55,14 +56,21 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
 
 
 def safe_url(url: str) -> str:
-    """The URL with its access token redacted: ``https://oapi.dingtalk.com/robot/send?access_token=f0ca…``."""
+    """The URL with its access token, query and user:password redacted:
+    ``https://oapi.dingtalk.com/robot/send?access_token=f0ca…``."""
     from urllib.parse import parse_qs, urlsplit
 
     from monagent.confread import redact
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(a URL that cannot be parsed)"
     token = parse_qs(parts.query).get("access_token", [""])[0]
-    base = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    userinfo = "…(redacted)@" if parts.username or parts.password else ""  # user:password is a secret too
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+    base = f"{parts.scheme}://{userinfo}{host}{port}{parts.path}"
     return f"{base}?access_token={redact(token)}" if token else base + ("?…(redacted)" if parts.query else "")
 
 
