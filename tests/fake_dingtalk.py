@@ -216,21 +216,3 @@ class FakeDingTalk:
                     self.close_connection = True
 
         return Handler
-
-
-class FakeClock:
-    """Wall and monotonic time that only move when told."""
-
-    def __init__(self, start: float = 1_790_000_000.0) -> None:
-        self.now = start
-        self.mono = 1000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        self.mono += seconds
