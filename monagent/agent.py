@@ -197,8 +197,8 @@ class Agent:
                 for run in runs:
                     self.last_runs[run.check] = run
                 self.cycle_histogram.observe(time.monotonic() - started)
-            if not scheduler.unhealthy:
-                gate.progress(time.monotonic())
+            if not scheduler.unhealthy and not pipeline.delivery_stopped:
+                gate.progress(time.monotonic())  # a store that refuses commits (a bug) lets systemd restart us
             if gate.due(time.monotonic()):
                 notifier.watchdog()
             if notifier.enabled and (runs or queued or time.monotonic() - status_at >= STATUS_REFRESH):
@@ -227,6 +227,8 @@ class Agent:
     def _status_line(self) -> str:
         from monagent.sdnotify import status_line
 
+        if self.pipeline.delivery_stopped:
+            return str(self.pipeline.delivery_stopped)
         depth = sum(self.store.queued_count(r) for r in self.config.notifiers.receiver_names)
         return status_line(len(self.scheduler.instances), self.pipeline.firing_count(), depth)
 
@@ -272,6 +274,9 @@ class Agent:
             log.error("reload of %s refused; the running configuration stays in force:", self.path)
             for problem in err.problems:
                 log.error("  %s", problem)
+            return None
+        except Exception:
+            log.exception("reload of %s refused (an error inside monagent); the running configuration stays in force", self.path)
             return None
         old_by_name = {c.name: c for c in config.checks}
         mono = time.monotonic()

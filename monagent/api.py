@@ -26,7 +26,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional, Protocol, Sequence, TypeVar, Union
+from typing import Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, Protocol, Sequence, TypeVar, Union
+
+from monagent.formatting import Formatter, Text
 
 __all__ = [
     "Check",
@@ -34,6 +36,7 @@ __all__ = [
     "Context",
     "Direction",
     "DiskUsage",
+    "Formatter",
     "Metric",
     "MetricSpec",
     "Mount",
@@ -42,6 +45,7 @@ __all__ = [
     "Result",
     "Status",
     "StuckCall",
+    "Text",
     "Threshold",
     "worst",
 ]
@@ -344,6 +348,9 @@ class Check:
       subprocess): such checks share one thread and run one after another, which costs less
       CPU than a thread each. One that hangs all the same is abandoned and the others go on.
       Default False: a thread of its own.
+    - ``texts``: the check's own reason texts, message id -> {language: template} (``{"en": "{n}
+      stuck for {age:duration}", "zh": "{n} 条积压 {age:duration}"}``); ``self.text(id, n=3, age=600)``
+      makes a reason that every output renders in its language (monagent.formatting).
 
     Options are keyword-only ``__init__`` arguments with annotations and defaults;
     an argument without a default is required.
@@ -355,6 +362,14 @@ class Check:
     run_at_start: ClassVar[bool] = False
     warmup: ClassVar[float] = 0.0
     cheap: ClassVar[bool] = False
+    texts: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+
+    @classmethod
+    def text(cls, message_id: str, **args: Any) -> Text:
+        """A reason by id: the class's own templates (``texts[message_id]``, language -> template),
+        or the catalogue's for built-in ids. Show it with :meth:`Formatter.text`."""
+        own: Dict[str, str] = dict(cls.texts.get(message_id, {}))
+        return Text(message_id, args, own, fallback="")
 
     def run(self, ctx: Context) -> Union[Result, Iterable[Result]]:
         raise NotImplementedError

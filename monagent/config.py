@@ -10,6 +10,7 @@ metrics.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,9 +20,11 @@ from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
 
 from monagent.alerting.config import AlertingConfig, AlertingOverrides, parse_alerting, parse_overrides
 from monagent.api import Direction, MetricSpec, Threshold
-from monagent.confread import ConfigError, Document, Problem, Section
+from monagent.confread import ConfigError, Document, Problem, Section, limit_problems, nesting_problem
 from monagent.fleet_config import MetricsConfig, parse_metrics
 from monagent.notify.config import NotifiersConfig, parse_notifiers
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the loader imports plugin code; it stays out of module import time
     from monagent.loader import Registry
@@ -244,12 +247,12 @@ def _try_build(check_class: type, options: Mapping[str, Any], timeout: float, se
         close()
 
 
-def toml_problem(file: str, exc: Exception) -> Problem:
+def toml_problem(file: str, exc: Exception, last_line: Optional[int] = None) -> Problem:
     """A TOML syntax error as ``file:line: invalid TOML: message at column N`` (editors jump to it)."""
     text = str(exc)
     found = _TOML_WHERE.search(text)
     if found is None:
-        return Problem(file, None, "", f"invalid TOML: {text}")
+        return Problem(file, last_line, "", f"invalid TOML: {text}")  # "at end of document"
     message = f"{text[: found.start()].rstrip()} at column {found.group(2)}{text[found.end() :]}"
     if text.startswith("Illegal character '\\n'"):
         message += " (a string's closing quote is missing)"
@@ -264,18 +267,40 @@ def load(path: Path, environ: Optional[Mapping[str, str]] = None, registry: Opti
     except OSError as exc:
         raise ConfigError([Problem(file, None, "", f"cannot read the configuration: {exc.strerror or exc}")]) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(file, None, "", f"not UTF-8 text: {exc.reason}")]) from None
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError([Problem(file, line, "", f"not UTF-8 text: {exc.reason} at byte {exc.start}")]) from None
     return loads(source, file, environ, registry)
 
 
 def loads(
     source: str, file: str = "agent.toml", environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None
 ) -> Config:
+    """Parse and validate ``source``; every failure is a :class:`ConfigError`, never another exception:
+    a reload keeps the running configuration and a start exits 78 whatever is wrong with the file."""
+    try:
+        return _loads(source, file, environ, registry)
+    except ConfigError:
+        raise
+    except RecursionError:
+        raise ConfigError([Problem(file, 1, "", "nested too deep to read")]) from None
+    except Exception as exc:
+        log.debug("validating %s failed inside monagent", file, exc_info=True)
+        message = f"could not be validated (a bug in monagent, please report it): {type(exc).__name__}: {exc}"
+        raise ConfigError([Problem(file, 1, "", message)]) from None
+
+
+def _loads(source: str, file: str, environ: Optional[Mapping[str, str]], registry: Optional[Registry]) -> Config:
+    deep = nesting_problem(file, source)
+    if deep is not None:
+        raise ConfigError([deep])
     try:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([toml_problem(file, exc)]) from None
+        raise ConfigError([toml_problem(file, exc, source.count("\n") + 1)]) from None
     doc = Document(file, source, environ)
+    too_large = limit_problems(doc, data)
+    if too_large:
+        raise ConfigError(too_large)
     root = Section(doc, (), data)
     agent = parse_agent(root.table("agent"))
     if registry is None:

@@ -29,8 +29,20 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        # One problem, one line: a newline or control character in a key or value is printed escaped.
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        return printable(text)
+
+
+def printable(text: str, limit: int = 0) -> str:
+    """``text`` with every non-printable character escaped (``\\n``, ``\\x1b``, ``\\u2028``) and, with
+    ``limit``, cut to that many characters with an ellipsis."""
+    if limit and len(text) > limit:
+        text = text[:limit] + "…"
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class ConfigError(Exception):
@@ -78,11 +90,18 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+MAX_DURATION = 3650 * 86400.0  # ten years: longer is a typo (or an attack), and dates past it overflow time.localtime
+
+
 def parse_duration(text: str) -> float:
-    """``"30s"`` -> 30.0; accepts ms, s, m, h, d, compound ``"1h30m"`` and ``"0"``. Raises ValueError."""
+    """``"30s"`` -> 30.0; accepts ms, s, m, h, d, compound ``"1h30m"`` and ``"0"``, at most ten years.
+
+    Raises ValueError."""
     text = text.strip()
     if text == "0":
         return 0.0
+    if len(text) > 64:  # also keeps float() finite below
+        raise ValueError(text[:64])
     total = 0.0
     pos = 0
     for match in re.finditer(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text):
@@ -92,7 +111,13 @@ def parse_duration(text: str) -> float:
         pos = match.end()
     if pos == 0 or pos != len(text):
         raise ValueError(text)
+    if not total <= MAX_DURATION:
+        raise DurationTooLong(text)
     return total
+
+
+class DurationTooLong(ValueError):
+    """A well-formed duration past :data:`MAX_DURATION`."""
 
 
 def format_duration(seconds: float) -> str:
@@ -162,6 +187,7 @@ class Document:
 
     def __init__(self, file: str, source: str, environ: Optional[Mapping[str, str]] = None) -> None:
         self.file = file
+        self.source = source
         self.lines = locate_keys(source)
         self.environ = dict(os.environ if environ is None else environ)
         self.problems: List[Problem] = []
@@ -169,10 +195,31 @@ class Document:
 
     def line_of(self, path: Sequence[str]) -> Optional[int]:
         path = tuple(path)
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
+        known = path
+        while known and known not in self.lines:
+            known = known[:-1]
+        line = self.lines[known] if known else None
+        # Keys the scan cannot follow (escapes in a quoted key): look for their spelling further down.
+        for name in path[len(known) :]:
+            found = self._search(name, line or 1)
+            if found is None:
+                break
+            line = found
+        return line
+
+    def _search(self, name: str, start: int) -> Optional[int]:
+        """The first line from ``start`` on that spells ``name``, as written or as a TOML escape writes it."""
+        if not name or name.isdigit():
+            return None
+        offset = 0
+        for _ in range(start - 1):
+            offset = self.source.find("\n", offset) + 1
+            if offset == 0:
+                return None
+        for spelling in dict.fromkeys((name, printable(name), name.encode("unicode_escape").decode("ascii"))):
+            at = self.source.find(spelling, offset)
+            if at >= 0:
+                return self.source.count("\n", 0, at) + 1
         return None
 
     def problem(self, path: Sequence[str], message: str) -> None:
@@ -181,7 +228,9 @@ class Document:
 
 def _describe(value: Any) -> str:
     if isinstance(value, str):
-        return f'"{value}"'
+        return f'"{printable(value, 200)}"'
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return f"an integer of {len(str(abs(value)))} digits"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):
@@ -324,6 +373,9 @@ class Section:
             return None if default is _MISSING else default
         try:
             seconds = parse_duration(str(value))
+        except DurationTooLong:
+            self.error(key, f"must be at most 3650d (ten years), got {_describe(value)}")
+            return None if default is _MISSING else default
         except ValueError:
             self.error(key, f'must be a duration such as "30s", "5m" or "4h" (units ms, s, m, h, d), got {_describe(value)}')
             return None if default is _MISSING else default
@@ -419,4 +471,89 @@ class Section:
 
 
 def _fmt(number: float) -> str:
+    if isinstance(number, int) and not -(2**63) <= number < 2**63:
+        return _describe(number)
     return str(int(number)) if float(number).is_integer() else str(number)
+
+
+# ---------------------------------------------------------------- limits of a hostile file
+
+MAX_DEPTH = 16  # tables and arrays nested deeper than any monagent key needs
+MAX_INT = 2**63 - 1  # TOML's own bound for integers, which Python's parser does not enforce
+MAX_STRING = 65536
+
+
+def nesting_problem(file: str, source: str) -> Optional[Problem]:
+    """The first line whose arrays and inline tables nest deeper than :data:`MAX_DEPTH`, found
+    before the TOML parser, which would recurse to a RecursionError on a deep enough one."""
+    depth = 0
+    quote = ""
+    line = 1
+    i, n = 0, len(source)
+    while i < n:
+        c = source[i]
+        if c == "\n":
+            line += 1
+            if len(quote) == 1:
+                quote = ""  # a one-line string ends at the line's end; the parser reports it
+        elif quote:
+            if c == "\\" and quote[0] == '"':
+                i += 1
+            elif source.startswith(quote, i):
+                i += len(quote) - 1
+                quote = ""
+        elif c == "#":
+            end = source.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c in "\"'":
+            quote = c * 3 if source.startswith(c * 3, i) else c
+            i += len(quote) - 1
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return Problem(file, line, "", f"arrays and tables nest more than {MAX_DEPTH} deep")
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return None
+
+
+def limit_problems(doc: Document, data: Mapping[str, Any]) -> List[Problem]:
+    """Integers past 64 bits, strings past 64 KiB and nesting past :data:`MAX_DEPTH`, each with its key."""
+    problems: List[Problem] = []
+    stack: List[Tuple[Tuple[str, ...], Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if len(path) > MAX_DEPTH:
+            problems.append(Problem(doc.file, doc.line_of(path), ".".join(path[:MAX_DEPTH]), "nested too deep"))
+        elif isinstance(value, dict):
+            stack.extend((path + (str(k),), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((path + (str(i),), v) for i, v in enumerate(value))
+        elif isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT - 1 <= value <= MAX_INT:
+            problems.append(Problem(doc.file, doc.line_of(path), ".".join(path), f"{_describe(value)} is too large"))
+        elif isinstance(value, str) and len(value) > MAX_STRING:
+            problems.append(Problem(doc.file, doc.line_of(path), ".".join(path), f"a string longer than {MAX_STRING}"))
+    return problems
+
+
+def url_problem(url: str) -> str:
+    """Why ``url`` is no usable http(s) URL, as "must be ... (reason)"; "" when it is one.
+
+    Never quotes the URL: a webhook URL may hold a secret."""
+    from urllib.parse import urlsplit
+
+    what = "must be an http:// or https:// URL"
+    if not url.isprintable() or " " in url:
+        return f"{what} (this one has spaces or control characters)"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:  # an unclosed IPv6 bracket, a port that is no number or out of range
+        return f"{what} (this one cannot be parsed: {exc})"
+    if parts.scheme not in ("http", "https") or not host:
+        return what
+    if port == 0:
+        return f"{what} (port 0 is no port)"
+    return ""

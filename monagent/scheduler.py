@@ -2,11 +2,13 @@
 
 Each instance runs on its own interval with a random first-run splay (or at once
 for types with ``run_at_start``). A run still in flight when the next is due is
-skipped and counted, never stacked. Each instance runs in a long-lived thread of its
+skipped, never stacked. Each instance runs in a long-lived thread of its
 own: a run that raises yields UNKNOWN with the exception text (traceback logged once);
-one that passes its timeout yields UNKNOWN "still running after N s" and only that
-instance waits for it (Python threads cannot be killed; calls that can block in the kernel go
-through the context's worker processes, which have hard timeouts). Facts are
+one that passes its timeout yields UNKNOWN "still running after N s" and is abandoned with
+its thread (Python threads cannot be killed; calls that can block in the kernel go
+through the context's worker processes, which have hard timeouts). Every later run that
+falls due while the abandoned one has not returned is a failed run "hung since HH:MM", so
+the check's "check failing" streak grows and alerts like any other failure. Facts are
 gathered once per cycle: every check started in one step shares one context.
 
 The scheduler never reads the clock: ``step(now, monotonic)`` is given the time.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -206,7 +209,9 @@ class Scheduler:
         if due:
             ctx = self._context_factory(now, monotonic)
             for instance in due:
-                self._start(instance, ctx, now, monotonic)
+                hung = self._start(instance, ctx, now, monotonic)
+                if hung is not None:
+                    finished.append(hung)
         return finished
 
     def next_wakeup(self, monotonic: float) -> float:
@@ -247,16 +252,19 @@ class Scheduler:
         return self.abandoned > ABANDONED_THREAD_CAP
 
     # -- internals
-    def _start(self, instance: Instance, ctx: Context, now: float, monotonic: float) -> None:
+    def _start(self, instance: Instance, ctx: Context, now: float, monotonic: float) -> Optional[CheckRun]:
+        """Start a due run; a run due while an abandoned one still hangs is returned as a failed run."""
         instance.next_due = max(instance.next_due + instance.config.interval, monotonic)
         if instance.next_due <= monotonic:
             instance.next_due = monotonic + instance.config.interval
         if instance.run is not None:
             instance.skipped += 1
+            if instance.run.timed_out:
+                return self._hung(instance, instance.run, now, monotonic)
             log.warning(
                 "check %s: previous run still in flight, run skipped (%d skipped so far)", instance.config.name, instance.skipped
             )
-            return
+            return None
         run = _Run(monotonic, now, threading.Event())
         instance.run = run
         instance.runs += 1
@@ -264,10 +272,24 @@ class Scheduler:
             if self._lane is None:
                 self._lane = _Lane()
             self._lane.submit(_Job(instance.check, ctx, run, instance.config.name))
-            return
+            return None
         if instance.lane is None:
             instance.lane = _Lane(f"check:{instance.config.name}")
         instance.lane.submit(_Job(instance.check, ctx, run, instance.config.name))
+        return None
+
+    def _hung(self, instance: Instance, run: _Run, now: float, monotonic: float) -> CheckRun:
+        """The run due now cannot start: the abandoned one has not returned. A failed run, so it counts."""
+        since = time.strftime("%H:%M", time.localtime(run.started_wall))
+        reason = f"hung since {since}"
+        log.warning(
+            "check %s: %s (%s s), this run is reported UNKNOWN",
+            instance.config.name,
+            reason,
+            _fmt_seconds(monotonic - run.started_mono),
+        )
+        result = Result(status=Status.UNKNOWN, reason=reason)
+        return CheckRun(instance.config.name, instance.config.type, now, 0.0, (result,), error=reason)
 
     def _collect(self, now: float, monotonic: float) -> List[CheckRun]:
         out: List[CheckRun] = []

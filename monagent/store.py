@@ -70,6 +70,21 @@ class StoreUnavailable(StoreError):
     """A write failed (disk full, read-only state directory); nothing of it was kept."""
 
 
+class StoreBroken(StoreError):
+    """A write failed for a reason other than space or permissions (a constraint, a bug): nothing of it
+    was kept, and retrying the same changes will fail again. Delivery has stopped; say so loudly."""
+
+
+# What SQLite says when the disk or the directory refuses a write: waiting may cure these.
+_DISK_TROUBLE = ("disk", "full", "readonly", "read-only", "unable to open", "i/o", "locked", "busy", "out of memory")
+
+
+def _disk_trouble(exc: Exception) -> bool:
+    import sqlite3
+
+    return isinstance(exc, sqlite3.OperationalError) and any(word in str(exc).lower() for word in _DISK_TROUBLE)
+
+
 @dataclass
 class Changes:
     """One cycle's writes, applied in one transaction by :meth:`Store.commit`. None deletes."""
@@ -261,6 +276,8 @@ class Store:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
+                if not _disk_trouble(exc):
+                    raise StoreBroken(f"{type(exc).__name__}: {exc}") from None
                 if self.writable:
                     log.error(
                         "the state database %s cannot be written (%s); events are held in memory until it can", self.path, exc
@@ -536,4 +553,4 @@ def _move_aside(path: Path) -> Path:
     return target
 
 
-__all__ = ["Bounds", "Changes", "Snapshot", "Store", "StoreError", "StoreUnavailable"]
+__all__ = ["Bounds", "Changes", "Snapshot", "Store", "StoreBroken", "StoreError", "StoreUnavailable"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -368,3 +369,50 @@ def test_the_running_agent_serves_its_checks_and_alerts_as_prometheus_metrics(tm
         assert lint.returncode == 0, lint.stdout + lint.stderr
     elif os.environ.get("CI"):
         pytest.fail("promtool is missing in CI (package prometheus)")
+
+
+HOSTILE_FILES = {
+    "an unclosed IPv6 bracket in a URL": (
+        '\n[notifiers.webhook.ops]\nurl = "http://[::1/hook"\n',
+        "cannot be parsed: Invalid IPv6 URL",
+    ),
+    "500 nested arrays": ("\n[checks.cpu]\ntype = " + "[" * 500 + "]" * 500 + "\n", "nest more than 16 deep"),
+    "400 nested inline tables": ("\n[checks.cpu]\ntype = " + "{a=" * 400 + "1" + "}" * 400 + "\n", "nest more than 16 deep"),
+    "a 400-digit integer duration": ('\n[checks.cpu]\ntype = "cpu"\ninterval = ' + "9" * 400 + "\n", "integer of 400 digits"),
+    "a 400-digit duration string": ('\n[checks.cpu]\ntype = "cpu"\ninterval = "' + "9" * 400 + 's"\n', "checks.cpu.interval"),
+    "a newline in a check and type name": (
+        '\n[checks."a\\nb"]\ntype = "c\\npu"\n',
+        'checks.a\\nb.type: unknown check type "c\\npu"',
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(HOSTILE_FILES))
+def test_a_hostile_file_is_refused_by_run_with_78_and_one_problem_per_line(tmp_path, what):
+    text, expected = HOSTILE_FILES[what]
+    path = agent_config(tmp_path, extra=text)
+    proc = subprocess.run([sys.executable, "-m", "monagent", "run", "-c", str(path)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 78, proc.stderr
+    assert "Traceback" not in proc.stderr
+    *problems, summary = proc.stderr.splitlines()
+    assert summary.startswith("monagent: ") and problems
+    assert all(re.match(re.escape(str(path)) + r":\d+: ", line) for line in problems), proc.stderr
+    assert any(expected in line for line in problems), proc.stderr
+
+
+def test_sighup_with_each_hostile_file_keeps_the_agent_and_its_config(tmp_path, agents):
+    config = agent_config(tmp_path)
+    agent = agents(config)
+    agent.wait_for("monagent started: 1 checks")
+    good_text = config.read_text()
+    for number, what in enumerate(sorted(HOSTILE_FILES), start=1):
+        text, expected = HOSTILE_FILES[what]
+        config.write_text(good_text + text)
+        agent.proc.send_signal(signal.SIGHUP)
+        agent.wait_for("reload of", count=number)
+        agent.wait_for(expected)
+        assert agent.proc.poll() is None, what
+    assert not any("Traceback" in line for line in agent.lines), "\n".join(agent.lines)
+    (tmp_path / "value").write_text("95")
+    agent.wait_for("FIRING critical web01 demo demo value 95%")  # the running configuration still works
+    assert agent.stop() == 0

@@ -86,7 +86,7 @@ def test_invalid_toml_names_the_line_first_like_every_other_problem():
 
 
 def test_invalid_toml_at_the_end_of_the_file_keeps_the_parsers_words():
-    assert problems("[agent]\nhostname = ") == ["agent.toml: invalid TOML: Invalid value (at end of document)"]
+    assert problems("[agent]\nhostname = ") == ["agent.toml:2: invalid TOML: Invalid value (at end of document)"]
 
 
 def test_unreadable_file_is_a_problem_not_a_traceback(tmp_path):

@@ -121,9 +121,10 @@ def test_a_check_blocked_in_a_syscall_past_its_timeout_is_unknown_and_others_kee
         runs = scheduler.step(1003.0, 3.0)
         assert [(r.check, r.results[0].reason) for r in runs] == [("stuck", "still running after 3 s")]
         assert runs[0].results[0].status == Status.UNKNOWN
-        # the next cycle: stuck is still in flight, so its run is skipped and counted; good runs on
-        drain(scheduler, 1010.0, 10.0)
+        # the next cycle: stuck still hangs, so its run is a failed run (it counts); good runs on
+        hung = drain(scheduler, 1010.0, 10.0, until=lambda runs: good.calls == 2)
         assert good.calls == 2
+        assert [r.check for r in hung if r.error.startswith("hung since ")] == ["stuck"]
         assert scheduler.instances["stuck"].skipped == 1
         # when the blocked call finally returns, its late result is discarded
         blocked.release()
@@ -202,9 +203,9 @@ def test_a_cheap_check_that_hangs_is_abandoned_and_the_other_cheap_checks_go_on(
         later = drain(scheduler, 1003.5, 3.5, until=lambda runs: any(r.check == "good" for r in runs))
         assert [r.check for r in later] == ["good"]
         assert good.calls == 1
-        drain(scheduler, 1010.0, 10.0, until=lambda runs: any(r.check == "good" for r in runs))
+        later = drain(scheduler, 1010.0, 10.0, until=lambda runs: any(r.check == "good" for r in runs))
         assert good.calls == 2
-        assert scheduler.instances["stuck"].skipped == 1
+        assert [r.check for r in later if r.error.startswith("hung since ")] == ["stuck"]
     finally:
         stuck.release()
         scheduler.close()
@@ -228,3 +229,46 @@ def test_stuck_runs_past_the_cap_make_the_scheduler_unhealthy_until_they_return(
         first.release()
         second.release()
         scheduler.close()
+
+
+def test_a_hung_check_fails_every_cycle_until_check_failing_fires_and_resolves_when_it_returns(tmp_path, monkeypatch):
+    """A run() that never returns: UNKNOWN at its timeout, then "hung since HH:MM" every cycle, so the
+    "check failing" alert fires after the configured runs, as for any failing check."""
+    from alerting_helpers import Clock, config, open_pipeline
+    from alerting_helpers import drain as drain_outbox
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    cfg_text = '[checks.stuck]\ntype = "verdict"\ninterval = "10s"\ntimeout = "3s"\n'
+    alert_cfg = config(tmp_path, cfg_text)
+    clock = Clock()
+    pipeline = open_pipeline(alert_cfg, clock)
+    blocked = Blocking()
+    scheduler = make([(alert_cfg.checks[0], blocked)], mono=clock.mono)
+    lines = []
+    try:
+        for _ in range(5):
+            now, mono = clock.wall, clock.mono
+            runs = drain(scheduler, now, mono, until=bool, limit=0.3)
+            runs += scheduler.step(now + 3, mono + 3)
+            pipeline.observe(runs, now + 3, mono + 3)
+            lines += drain_outbox(pipeline.store)
+            clock.step(10)
+        assert [line for line in lines if line.startswith("FIRING")] == [
+            "FIRING warning web01 stuck #unknown check is failing: hung since 14:13 since 14:13"
+        ]  # the timeout, then two runs that could not start: three failed runs in a row
+        assert scheduler.instances["stuck"].skipped == 4
+        for _ in range(6):
+            blocked.release()  # the hung call returns, and so do the next runs
+        drain(scheduler, clock.wall, clock.mono, until=lambda runs: scheduler.instances["stuck"].run is None, limit=2)
+        for _ in range(4):
+            runs = drain(scheduler, clock.wall, clock.mono, until=bool, limit=2)
+            pipeline.observe(runs, clock.wall, clock.mono)
+            lines += drain_outbox(pipeline.store)
+            clock.step(10)
+        assert any(line.startswith("RESOLVED web01 stuck #unknown check is failing") for line in lines)
+    finally:
+        blocked.release()
+        scheduler.close()
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -36,7 +36,7 @@ from monagent.alerting.samples import STATUS_METRIC, UNKNOWN_METRIC, CheckRun, S
 from monagent.alerting.suppress import Ack, Silence, Suppressions, new_silence
 from monagent.api import Occurrence, Status
 from monagent.events import AlertKey, Event, EventKind
-from monagent.store import StoreUnavailable
+from monagent.store import StoreBroken, StoreUnavailable
 
 if TYPE_CHECKING:
     from monagent.config import Config
@@ -56,13 +56,17 @@ def severity_label(state: AlertState) -> str:
 
 
 def _clock_text(wall: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
+    except (OverflowError, ValueError, OSError):
+        return f"{wall!r} (not a date)"
 
 
 class AlertPipeline:
     def __init__(self, config: Config, store: Store, *, now: float, monotonic: float, boot_id: str) -> None:
         self._lock = threading.RLock()
         self.store = store
+        self.delivery_stopped = ""  # set while commits fail for a reason other than disk space (a bug)
         self.states: Dict[AlertKey, AlertState] = {}
         self.heard: Dict[AlertKey, Dict[str, Heard]] = {}
         self.silences: Dict[str, Silence] = {}
@@ -202,6 +206,10 @@ class AlertPipeline:
         """Every key that is not inactive, with its state (for the metrics endpoint)."""
         with self._lock:
             return [(key, state) for key, state in self.states.items() if state.phase != Phase.INACTIVE]
+
+    def health(self) -> Dict[str, str]:
+        """For the control socket's ping and ``monagent status``: what stops delivery, if anything."""
+        return {"problem": self.delivery_stopped} if self.delivery_stopped else {}
 
     def firing_count(self) -> int:
         with self._lock:
@@ -549,6 +557,15 @@ class AlertPipeline:
             if held:
                 log.debug("%d outbox entries held in memory until the store is writable", held)
             return 0
+        except StoreBroken as exc:
+            problem = f"delivery stopped: the state database refused a commit ({exc}); {len(self._dirty.outbox)} events held"
+            if not self.delivery_stopped:
+                log.error("%s; this is a bug, please report it; the watchdog is no longer fed", problem)
+            self.delivery_stopped = problem
+            return 0
+        if self.delivery_stopped:
+            log.warning("the state database accepts commits again; delivery resumes")
+            self.delivery_stopped = ""
         self._ledger.record(update, flush, self._mono, offset)
         count = len(self._dirty.outbox)
         self._dirty = persist.Dirty()

@@ -148,7 +148,12 @@ def _fail(message: str, code: int = EX_FAILURE) -> int:
 
 
 def _clock(wall: Optional[float]) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(wall)) if wall else "-"
+    if not wall:
+        return "-"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(wall))
+    except (OverflowError, ValueError, OSError):  # a time no clock can show (an old store's bad silence)
+        return f"{wall!r} (not a date)"
 
 
 @contextlib.contextmanager
@@ -169,8 +174,13 @@ def _as_owner(path: Path) -> Iterator[None]:
 
 def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
     """Through the running agent, else directly into the store (only if this user may write it)."""
+    from monagent.alerting.requests import BadRequest, validate
     from monagent.control import AgentNotRunning, request
 
+    try:
+        validate(message, time.time())  # the same rules as the agent's: a bad request changes nothing
+    except BadRequest as exc:
+        return {"ok": False, "error": str(exc)}
     try:
         return request(_socket(config), message)
     except AgentNotRunning:
@@ -249,10 +259,12 @@ def _offline(store: Any, message: Dict[str, Any], now: float) -> Dict[str, Any]:
 
 def _duration(option: str, text: str) -> float:
     """Seconds; raises UsageError."""
-    from monagent.confread import parse_duration
+    from monagent.confread import DurationTooLong, parse_duration
 
     try:
         seconds = parse_duration(text)
+    except DurationTooLong:
+        raise UsageError(f'{option}: "{text}" is longer than 3650d (ten years)') from None
     except ValueError:
         raise UsageError(f'{option}: bad duration "{text}": use e.g. "30m", "2h", "1d", "1h30m"') from None
     if seconds <= 0:
@@ -432,11 +444,15 @@ def cmd_silence_list(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from monagent.alerting.status import gather
-    from monagent.control import agent_running
+    from monagent.control import agent_ping
 
-    code, data = _read_state(
-        args, lambda config, store: gather(config, store, time.time(), running=agent_running(_socket(config)))
-    )
+    def read(config: Any, store: Any) -> Dict[str, Any]:
+        ping = agent_ping(_socket(config))
+        data = gather(config, store, time.time(), running=None if ping is None else bool(ping.get("ok")))
+        data["agent"]["problem"] = str((ping or {}).get("problem", ""))
+        return data
+
+    code, data = _read_state(args, read)
     if code is not None:
         return code
     if args.json:
@@ -473,9 +489,10 @@ def render_status(data: Dict[str, Any]) -> List[str]:
     lines = [
         f"{data['host']}: agent {running[agent['running']]}, last evaluation "
         f"{_clock(agent['last_eval_at'])}, state in {agent['state_dir']}",
-        "",
-        "Alerts:",
     ]
+    if agent.get("problem"):
+        lines.append(f"  {agent['problem']}")
+    lines += ["", "Alerts:"]
     for row in data["alerts"]:
         extra = [
             word

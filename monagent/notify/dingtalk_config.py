@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from monagent.confread import Secret, Section
+from monagent.confread import Secret, Section, url_problem
 from monagent.notify.route import Route, parse_route
 
 DINGTALK_SEND_URL = "https://oapi.dingtalk.com/robot/send"
@@ -111,8 +111,8 @@ def parse_dingtalk(name: str, section: Section, base: Optional[Delivery] = None)
 def parse_webhook(name: str, section: Section, pacing: Optional[Delivery] = None) -> WebhookConfig:
     """One webhook; ``pacing`` carries group_wait and lockout defaults from ``[alerting]``."""
     url = section.secret("url", required=True) or Secret("")
-    if url and not url.reveal().startswith(("http://", "https://")):
-        section.error("url", "must be an http:// or https:// URL")
+    if url and url_problem(url.reveal()):
+        section.error("url", url_problem(url.reveal()))
     base = WebhookConfig.__dataclass_fields__["delivery"].default
     assert isinstance(base, Delivery)
     if pacing is not None:
@@ -155,6 +155,9 @@ def _robot_url(section: Section) -> Secret:
         if not has_webhook:
             section.error("webhook", "is required (the robot's webhook URL), or give access_token")
         return Secret("")
+    if url_problem(webhook.reveal()):
+        section.error("webhook", url_problem(webhook.reveal()))
+        return webhook
     parts = urlsplit(webhook.reveal())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         section.error("webhook", "must be the robot's URL, https://oapi.dingtalk.com/robot/send?access_token=…")
