@@ -259,8 +259,13 @@ def toml_problem(file: str, exc: Exception, last_line: Optional[int] = None) -> 
     return Problem(file, int(found.group(1)), "", f"invalid TOML: {message}")
 
 
-def load(path: Path, environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None) -> Config:
-    """Read and validate ``path``; raise :class:`ConfigError` listing every problem."""
+def load(
+    path: Path, environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None, *, read_secrets: bool = True
+) -> Config:
+    """Read and validate ``path``; raise :class:`ConfigError` listing every problem.
+
+    ``read_secrets=False`` leaves secrets given as ``KEY_file`` or ``KEY_credential`` unread
+    (their values are None): for commands that never send, run by users who may not read them."""
     file = str(path)
     try:
         source = Path(path).read_text(encoding="utf-8")
@@ -269,16 +274,21 @@ def load(path: Path, environ: Optional[Mapping[str, str]] = None, registry: Opti
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
         raise ConfigError([Problem(file, line, "", f"not UTF-8 text: {exc.reason} at byte {exc.start}")]) from None
-    return loads(source, file, environ, registry)
+    return loads(source, file, environ, registry, read_secrets=read_secrets)
 
 
 def loads(
-    source: str, file: str = "agent.toml", environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None
+    source: str,
+    file: str = "agent.toml",
+    environ: Optional[Mapping[str, str]] = None,
+    registry: Optional[Registry] = None,
+    *,
+    read_secrets: bool = True,
 ) -> Config:
     """Parse and validate ``source``; every failure is a :class:`ConfigError`, never another exception:
     a reload keeps the running configuration and a start exits 78 whatever is wrong with the file."""
     try:
-        return _loads(source, file, environ, registry)
+        return _loads(source, file, environ, registry, read_secrets)
     except ConfigError:
         raise
     except RecursionError:
@@ -289,7 +299,9 @@ def loads(
         raise ConfigError([Problem(file, 1, "", message)]) from None
 
 
-def _loads(source: str, file: str, environ: Optional[Mapping[str, str]], registry: Optional[Registry]) -> Config:
+def _loads(
+    source: str, file: str, environ: Optional[Mapping[str, str]], registry: Optional[Registry], read_secrets: bool = True
+) -> Config:
     deep = nesting_problem(file, source)
     if deep is not None:
         raise ConfigError([deep])
@@ -297,7 +309,7 @@ def _loads(source: str, file: str, environ: Optional[Mapping[str, str]], registr
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([toml_problem(file, exc, source.count("\n") + 1)]) from None
-    doc = Document(file, source, environ)
+    doc = Document(file, source, environ, read_secrets=read_secrets)
     too_large = limit_problems(doc, data)
     if too_large:
         raise ConfigError(too_large)

@@ -185,9 +185,14 @@ def locate_keys(source: str) -> Dict[Tuple[str, ...], int]:
 class Document:
     """One parsed file: its name, key lines, environment and the problems found so far."""
 
-    def __init__(self, file: str, source: str, environ: Optional[Mapping[str, str]] = None) -> None:
+    def __init__(
+        self, file: str, source: str, environ: Optional[Mapping[str, str]] = None, *, read_secrets: bool = True
+    ) -> None:
         self.file = file
         self.source = source
+        # False for commands that send nothing (``monagent check`` under NRPE): a secret's file or
+        # credential is then neither read nor required, so the config needs no access to it.
+        self.read_secrets = read_secrets
         self.lines = locate_keys(source)
         self.environ = dict(os.environ if environ is None else environ)
         self.problems: List[Problem] = []
@@ -422,6 +427,9 @@ class Section:
         if which == key:
             value = self.string(key)
             return Secret(value) if value else None
+        if not self.doc.read_secrets:
+            self._used.update(given)
+            return None
         if which == file_key:
             path = self.path_value(file_key)
         else:

@@ -54,7 +54,7 @@ if command -v rpmbuild >/dev/null; then
         packaging/rpm/monagent.spec > "$OUT/rpm.log" 2>&1 || { tail -60 "$OUT/rpm.log"; exit 1; }
     cp "$WORK"/rpm/RPMS/noarch/monagent-*.rpm "$OUT"/
     step "rpmlint"
-    rpmlint -r packaging/rpm/monagent.rpmlintrc packaging/rpm/monagent.spec "$OUT"/monagent-*.noarch.rpm
+    rpmlint -c packaging/rpm/rpmlint.toml -r packaging/rpm/monagent.rpmlintrc packaging/rpm/monagent.spec "$OUT"/monagent-*.noarch.rpm
 fi
 step "done"
 ls -l "$OUT"

@@ -91,10 +91,10 @@ def register(sub: Any) -> None:
     plugins.set_defaults(func=cmd_plugins)
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace, *, read_secrets: bool = True) -> Any:
     from monagent import config as config_module
 
-    return config_module.load(config_path(args))
+    return config_module.load(config_path(args), read_secrets=read_secrets)
 
 
 @contextlib.contextmanager
@@ -191,7 +191,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     try:
         with _loader_quiet():
-            config = _load(args)
+            # check sends nothing: receivers' secret files and credentials stay unread, so NRPE's
+            # nagios user needs only the config (group monagent), never a secret.
+            config = _load(args, read_secrets=False)
     except ConfigError as err:
         config_error_exit(err)
         if args.nagios:  # NRPE and Icinga show stdout only: say why there is no result
