@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 SRC=$PWD
 PY=${PY:-$SRC/.venv/bin/python}
 OUT=$(mktemp -d /var/tmp/monagent-packages.XXXXXX)
+chmod 755 "$OUT" # the tests drop privileges and must still reach the venv
 export DEBIAN_FRONTEND=noninteractive
 start=$SECONDS
 step() { printf '\n== %s (%ss)\n' "$*" "$((SECONDS - start))"; }
@@ -27,14 +28,17 @@ had_monagent_group=$(getent group monagent >/dev/null && echo yes || echo no)
 had_nagios_user=$(getent passwd nagios >/dev/null && echo yes || echo no)
 had_nagios_group=$(getent group nagios >/dev/null && echo yes || echo no)
 had_policy=$([ -e /usr/sbin/policy-rc.d ] && echo yes || echo no)
+restore_users() {
+    # Debian keeps a package's system user after purge; this machine gets back what it had.
+    [ "$had_nagios_user" = yes ] || ! getent passwd nagios >/dev/null || userdel nagios
+    [ "$had_nagios_group" = yes ] || ! getent group nagios >/dev/null || groupdel nagios
+    [ "$had_monagent_user" = yes ] || ! getent passwd monagent >/dev/null || userdel monagent
+    [ "$had_monagent_group" = yes ] || ! getent group monagent >/dev/null || groupdel monagent
+}
 cleanup() {
     set +e
     if dpkg -s monagent >/dev/null 2>&1; then apt-get purge -y -q monagent >/dev/null; fi
-    [ "$had_nagios_user" = yes ] || userdel nagios 2>/dev/null
-    [ "$had_nagios_group" = yes ] || groupdel nagios 2>/dev/null
-    [ "$had_monagent_user" = yes ] || userdel monagent 2>/dev/null
-    [ "$had_monagent_group" = yes ] || groupdel monagent 2>/dev/null
-    rm -f /etc/nagios/nrpe.d/monagent.cfg
+    restore_users
     [ "$had_policy" = yes ] || rm -f /usr/sbin/policy-rc.d
     rm -rf "$OUT"
 }
@@ -124,6 +128,7 @@ apt-get purge -y -q monagent >/dev/null
 [ ! -e /etc/monagent/agent.toml ] || fail "purge kept /etc/monagent/agent.toml"
 [ ! -e /var/lib/monagent ] || fail "purge kept /var/lib/monagent"
 dpkg-statoverride --list /etc/monagent/agent.toml >/dev/null && fail "purge kept the statoverride"
+restore_users
 
 step "the wheel in a clean venv, and the test suite against it"
 python3 -m venv "$OUT/venv"
