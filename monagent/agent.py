@@ -29,58 +29,78 @@ LOOP_MAX_SLEEP = 5.0  # timers (reminders, windows) are checked at least this of
 STATUS_REFRESH = 30.0  # the systemd STATUS= line is recomputed after runs, else this often
 
 
+class _Lane:
+    """The delivery thread of one receiver: pumps its dispatcher when woken and when it is due."""
+
+    def __init__(self, outbox: Any, dispatcher: Any) -> None:
+        self.outbox = outbox
+        self.dispatcher = dispatcher
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        name = getattr(dispatcher, "receiver_name", "receiver")
+        self.thread = threading.Thread(target=self._loop, name=f"delivery:{name}", daemon=True)
+
+    def _loop(self) -> None:
+        dispatcher = self.dispatcher
+        while not self.stopping.is_set():
+            # A receiver's bug must not stop delivery; it is logged with its traceback.
+            try:
+                dispatcher.pump(self.outbox, time.time())
+                due = dispatcher.next_due(time.time())
+            except Exception:
+                log.exception("delivery to %s failed", getattr(dispatcher, "receiver_name", dispatcher))
+                due = time.time() + 30.0
+            timeout = 5.0 if due is None else min(5.0, max(0.05, due - time.time()))
+            self.wake.wait(timeout)
+            self.wake.clear()
+
+
 class Delivery:
-    """The delivery thread: pumps every dispatcher when woken and when one is due."""
+    """One delivery lane (thread) per receiver, so a slow or hostile receiver delays only itself."""
 
     def __init__(self, outbox: Any, dispatchers: List[Any]) -> None:
         self.outbox = outbox
         self.dispatchers = dispatchers
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="delivery", daemon=True)
+        self._lanes = [_Lane(outbox, d) for d in dispatchers]
+        self._started = False
 
     def start(self) -> None:
-        self._thread.start()
+        with self._lock:
+            self._started = True
+            for lane in self._lanes:
+                lane.thread.start()
 
     def wake(self) -> None:
-        self._wake.set()
+        with self._lock:
+            lanes = list(self._lanes)
+        for lane in lanes:
+            lane.wake.set()
 
     def replace(self, dispatchers: List[Any]) -> None:
+        new = [_Lane(self.outbox, d) for d in dispatchers]
         with self._lock:
-            old, self.dispatchers = self.dispatchers, dispatchers
-        for dispatcher in old:
-            dispatcher.close(time.monotonic() + 5.0)
-        self.wake()
+            old, self._lanes, self.dispatchers = self._lanes, new, dispatchers
+            if self._started:
+                for lane in new:
+                    lane.thread.start()
+        for lane in old:
+            lane.stopping.set()
+            lane.wake.set()
+        for lane in old:
+            lane.dispatcher.close(time.monotonic() + 5.0)
 
     def stop(self, deadline: float) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        for dispatcher in self.dispatchers:
-            dispatcher.close(deadline)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            now = time.time()
-            with self._lock:
-                dispatchers = list(self.dispatchers)
-            next_due: Optional[float] = None
-            for dispatcher in dispatchers:
-                if self._stop.is_set():
-                    break
-                # A receiver's bug must not stop delivery to the others; it is logged with its traceback.
-                try:
-                    dispatcher.pump(self.outbox, now)
-                    due = dispatcher.next_due(time.time())
-                except Exception:
-                    log.exception("delivery to %s failed", getattr(dispatcher, "receiver_name", dispatcher))
-                    due = time.time() + 30.0
-                if due is not None:
-                    next_due = due if next_due is None else min(next_due, due)
-            timeout = 5.0 if next_due is None else min(5.0, max(0.05, next_due - time.time()))
-            self._wake.wait(timeout)
-            self._wake.clear()
+        with self._lock:
+            lanes = list(self._lanes)
+        for lane in lanes:
+            lane.stopping.set()
+            lane.wake.set()
+        for lane in lanes:
+            if lane.thread.is_alive():
+                lane.thread.join(max(0.0, deadline - time.monotonic()))
+        for lane in lanes:
+            lane.dispatcher.close(deadline)
 
 
 class Agent:

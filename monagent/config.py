@@ -66,6 +66,7 @@ class CheckConfig:
     alerting: AlertingOverrides
     line: Optional[int] = None
     load_error: str = ""  # the check type could not be loaded: where from and why (runs report UNKNOWN)
+    splay: Optional[float] = None  # a random first-run delay of its own; None: the agent's shared grid
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ def _unknown_metric(name: str, metrics: Mapping[str, MetricSpec]) -> str:
 
 
 _TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
-_INSTANCE_KEYS = ("type", "interval", "timeout", "enabled", "thresholds", "alerting")
+_INSTANCE_KEYS = ("type", "interval", "timeout", "enabled", "splay", "thresholds", "alerting")
 
 
 def parse_check(
@@ -206,6 +207,7 @@ def parse_check(
     interval = section.duration("interval", getattr(check_class, "interval", agent.interval), minimum=0.1)
     timeout = section.duration("timeout", min(getattr(check_class, "timeout", agent.timeout), agent.timeout), minimum=0.1)
     enabled = section.boolean("enabled", True)
+    splay = section.duration("splay", None)
     overrides = parse_overrides(section.table("alerting"), alerting)
     metrics = getattr(check_class, "metrics", None) if check_class else None
     thresholds = parse_thresholds(section.table("thresholds"), metrics) if check_class else {}
@@ -221,9 +223,8 @@ def parse_check(
     section.finish()
     info = getattr(registry, "infos", {}).get(type_name)
     load_error = f"{info.source}: {info.error}" if info is not None and info.error else ""
-    return CheckConfig(
-        name, type_name, interval, timeout, enabled, options, thresholds, overrides, section.doc.line_of(section.path), load_error
-    )
+    line = section.doc.line_of(section.path)
+    return CheckConfig(name, type_name, interval, timeout, enabled, options, thresholds, overrides, line, load_error, splay)
 
 
 def _try_build(check_class: type, options: Mapping[str, Any], timeout: float, section: Section) -> None:

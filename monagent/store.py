@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -187,6 +188,14 @@ class Store:
     def _open_rw(cls, path: Path) -> sqlite3.Connection:
         import sqlite3
 
+        try:
+            # Created 0600 (SQLite gives its -wal and -shm the same mode): alerts, silences and
+            # receiver errors are nobody else's business.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _Unwritable(exc.strerror or str(exc)) from None
         try:
             conn = _connect(f"file:{path}?mode=rwc")
         except sqlite3.OperationalError as exc:
@@ -525,13 +534,14 @@ class _Unwritable(Exception):
     pass
 
 
+TABLES = frozenset(re.findall(r"CREATE TABLE (\w+)", "".join(MIGRATIONS)))
+
+
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema up to date; a schema this monagent cannot use is :class:`_Corrupt` (moved aside)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"the state database {path} has schema version {version}, newer than this monagent "
-            f"understands ({SCHEMA_VERSION}); upgrade monagent or move the file away"
-        )
+        raise _Corrupt(f"schema version {version} is newer than this monagent understands ({SCHEMA_VERSION})")
     for number in range(version, SCHEMA_VERSION):
         conn.execute("BEGIN IMMEDIATE")
         for statement in MIGRATIONS[number].split(";"):
@@ -541,6 +551,10 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("COMMIT")
         if version:
             log.info("state database %s migrated to schema version %d", path, number + 1)
+    present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = sorted(TABLES - present)
+    if missing:
+        raise _Corrupt(f"table {', '.join(missing)} missing")
 
 
 def _move_aside(path: Path) -> Path:

@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import List, Tuple
 
 import pytest
 from fake_dingtalk import FakeDingTalk, Fault
@@ -416,3 +417,59 @@ def test_sighup_with_each_hostile_file_keeps_the_agent_and_its_config(tmp_path, 
     (tmp_path / "value").write_text("95")
     agent.wait_for("FIRING critical web01 demo demo value 95%")  # the running configuration still works
     assert agent.stop() == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _plugin_agent(tmp_path: Path) -> Tuple[Path, Path]:
+    pids = tmp_path / "pids"
+    plugin = tmp_path / "check_forever"
+    plugin.write_text(f"#!/bin/sh\nsleep 300 &\necho $$ $! > {pids}.tmp\nmv {pids}.tmp {pids}\nexec sleep 300\n")
+    plugin.chmod(0o755)
+    checks = f'\n[checks.forever]\ntype = "nagios"\ncommand = ["{plugin}"]\ntimeout = "120s"\ninterval = "200ms"\n'
+    return agent_config(tmp_path, checks=checks), pids
+
+
+def _plugin_pids(pids: Path) -> List[int]:
+    deadline = time.monotonic() + 20
+    while not pids.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [int(word) for word in pids.read_text().split()]
+
+
+def _gone(pids: List[int], timeout: float = 10.0) -> List[int]:
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [pid for pid in pids if _alive(pid)]
+
+
+def test_a_plugin_running_when_the_agent_stops_dies_with_its_group(tmp_path, agents):
+    config, pids = _plugin_agent(tmp_path)
+    agent = agents(config)
+    agent.wait_for("monagent started: 2 checks")
+    plugin_and_child = _plugin_pids(pids)
+    assert all(_alive(pid) for pid in plugin_and_child)
+    assert agent.stop() == 0
+    assert _gone(plugin_and_child) == []  # the plugin and what it started in the background
+
+
+def test_a_plugin_dies_when_the_agent_is_killed(tmp_path, agents):
+    config, pids = _plugin_agent(tmp_path)
+    agent = agents(config)
+    agent.wait_for("monagent started: 2 checks")
+    plugin, _background = _plugin_pids(pids)
+    try:
+        agent.stop(signal.SIGKILL)
+        assert _gone([plugin]) == []  # the kernel kills it (PR_SET_PDEATHSIG)
+    finally:
+        try:
+            os.killpg(plugin, signal.SIGKILL)  # its background child is not covered: do not leak it
+        except ProcessLookupError:
+            pass

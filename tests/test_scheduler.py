@@ -13,8 +13,8 @@ from monagent.config import CheckConfig
 from monagent.scheduler import Scheduler
 
 
-def cfg(name, interval=10.0, timeout=5.0, enabled=True):
-    return CheckConfig(name, "test", interval, timeout, enabled, {}, {}, AlertingOverrides())
+def cfg(name, interval=10.0, timeout=5.0, enabled=True, splay=None):
+    return CheckConfig(name, "test", interval, timeout, enabled, {}, {}, AlertingOverrides(), splay=splay)
 
 
 class Counting(Check):
@@ -94,12 +94,71 @@ def test_checks_started_in_one_step_share_one_context():
     assert a.contexts[0] is b.contexts[0]
 
 
-def test_first_run_is_splayed_within_the_splay_window():
-    checks = [(cfg(f"c{i}", interval=60), Counting()) for i in range(20)]
+class AtStart(Counting):
+    run_at_start = True
+
+
+def test_one_splay_per_agent_checks_due_together_share_one_step_and_context():
+    """The agent's splay is one random phase: every instance starts on it, and instances whose
+    intervals are multiples of each other keep meeting in the same step (one context, one scan)."""
+    a, b, slow = Counting(), Counting(), Counting()
+    pairs = [(cfg("a", interval=30), a), (cfg("b", interval=30), b), (cfg("slow", interval=60), slow)]
+    schedulers = [
+        Scheduler(pairs, lambda now, mono: object(), monotonic=0.0, splay=10.0, rng=random.Random(seed)) for seed in range(5)
+    ]
+    phases = {round(s.instances["a"].next_due, 9) for s in schedulers}
+    assert len(phases) > 1  # random per agent (a fleet spreads) ...
+    for scheduler in schedulers:
+        dues = {i.next_due for i in scheduler.instances.values()}
+        assert len(dues) == 1 and 0 <= dues.pop() <= 10  # ... but one phase within one agent
+    scheduler = schedulers[0]
+    phase = scheduler.instances["a"].next_due
+    steps_with_runs = []
+    for k in range(5):  # 0, 30, 60, 90, 120 s after the phase
+        mono = phase + 30 * k
+        expected = 3 if k % 2 == 0 else 2
+        runs = drain(scheduler, 1000.0 + mono, mono, until=lambda runs, n=expected: len(runs) >= n)
+        steps_with_runs.append(sorted(r.check for r in runs))
+    scheduler.close()
+    assert steps_with_runs == [["a", "b", "slow"], ["a", "b"], ["a", "b", "slow"], ["a", "b"], ["a", "b", "slow"]]
+    assert a.contexts[0] is b.contexts[0] is slow.contexts[0]
+    assert a.contexts[2] is slow.contexts[1]
+
+
+def test_a_check_with_its_own_splay_gets_its_own_phase():
+    checks = [(cfg(f"own{i}", interval=60, splay=10.0), Counting()) for i in range(20)]
+    checks.append((cfg("shared", interval=60), Counting()))
     scheduler = make(checks, splay=10.0)
-    dues = [i.next_due for i in scheduler.instances.values()]
+    dues = [scheduler.instances[f"own{i}"].next_due for i in range(20)]
     assert all(0 <= d <= 10 for d in dues)
     assert len(set(dues)) > 10
+
+
+def test_run_at_start_runs_at_once_then_joins_the_grid_and_late_steps_skip_missed_slots():
+    first, other = AtStart(), Counting()
+    scheduler = make([(cfg("first", interval=60), first), (cfg("other", interval=60), other)], splay=10.0)
+    phase = scheduler.instances["other"].next_due
+    assert 0 < phase <= 10
+    assert scheduler.instances["first"].next_due == 0.0
+    drain(scheduler, 1000.0, 0.0, until=lambda runs: len(runs) == 1)
+    # not again at the phase a few seconds later: the next slot at least half an interval away
+    assert scheduler.instances["first"].next_due == phase + 60
+    drain(scheduler, 1000.0 + phase, phase, until=lambda runs: len(runs) == 1)
+    assert scheduler.instances["other"].next_due == phase + 60
+    # a step 150 s late (a suspended machine) runs once and goes back to the grid
+    late = phase + 60 + 150
+    drain(scheduler, 1000.0 + late, late, until=lambda runs: len(runs) == 2)
+    assert scheduler.instances["first"].next_due == scheduler.instances["other"].next_due == phase + 60 * 4
+    scheduler.close()
+
+
+def test_a_check_added_by_a_reload_joins_the_next_slot_of_the_grid():
+    old = Counting()
+    scheduler = make([(cfg("old", interval=30), old)], splay=10.0)
+    phase = scheduler.instances["old"].next_due
+    scheduler.add(cfg("new", interval=30), Counting(), phase + 41.0)
+    assert scheduler.instances["new"].next_due == phase + 60
+    scheduler.close()
 
 
 def test_a_check_that_raises_is_unknown_with_the_exception_text_and_others_run(caplog):

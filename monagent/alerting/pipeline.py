@@ -74,6 +74,8 @@ class AlertPipeline:
         self.seen: Dict[str, Dict[str, SeenEntry]] = {}
         self._dirty = persist.Dirty()
         self._ledger = persist.Ledger(flushed_at=monotonic, offset=now - monotonic)
+        self._eval_at: Optional[float] = None  # the last evaluation not yet in meta.last_eval_at
+        self._eval_written = False  # the first evaluation after start is always written
         self._now, self._mono = now, monotonic
         self._last_prune = monotonic
         self._apply_config(config)
@@ -165,7 +167,7 @@ class AlertPipeline:
             for run in runs:
                 self._observe_run(run, now, monotonic, touched)
             self._notify(touched, now, monotonic)
-            self._dirty.meta["last_eval_at"] = repr(now)
+            self._eval_at = now  # written with the next commit that writes anything, or the periodic one
             return self._commit(now)
 
     def tick(self, now: float, monotonic: float) -> int:
@@ -545,7 +547,12 @@ class AlertPipeline:
         Keys whose last-sample fields alone changed wait for ``flush`` or the periodic flush (persist.py)."""
         offset = self._now - self._mono
         flush = self._ledger.clock_moved(offset) or flush or self._ledger.flush_due(self._mono)
+        eval_at = self._eval_at
         changes, update = persist.changes(self._dirty, self, offset, self._ledger, flush)
+        if eval_at is not None and (changes or flush or not self._eval_written):
+            # last_eval_at (where the outage gap is measured from) rides along with any other write, else
+            # goes in with the periodic flush: a quiet agent writes about once a minute, not every cycle.
+            changes.meta.setdefault("last_eval_at", repr(eval_at))
         if not changes:
             self._ledger.record(update, flush, self._mono, offset)
             self._dirty = persist.Dirty()
@@ -567,6 +574,10 @@ class AlertPipeline:
             log.warning("the state database accepts commits again; delivery resumes")
             self.delivery_stopped = ""
         self._ledger.record(update, flush, self._mono, offset)
+        if eval_at is not None and "last_eval_at" in changes.meta:
+            self._eval_written = True
+            if self._eval_at == eval_at:
+                self._eval_at = None
         count = len(self._dirty.outbox)
         self._dirty = persist.Dirty()
         return count
