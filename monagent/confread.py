@@ -185,9 +185,7 @@ def locate_keys(source: str) -> Dict[Tuple[str, ...], int]:
 class Document:
     """One parsed file: its name, key lines, environment and the problems found so far."""
 
-    def __init__(
-        self, file: str, source: str, environ: Optional[Mapping[str, str]] = None, *, read_secrets: bool = True
-    ) -> None:
+    def __init__(self, file: str, source: str, environ: Optional[Mapping[str, str]] = None, *, read_secrets: bool = True) -> None:
         self.file = file
         self.source = source
         # False for commands that send nothing (``monagent check`` under NRPE): a secret's file or

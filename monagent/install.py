@@ -259,8 +259,9 @@ HIDDEN_BY_UNIT = (Path("/tmp"), Path("/var/tmp"))  # noqa: S108 - paths named, n
 # Home directories: ProtectHome=read-only, private modes, deleted with their users, automounted.
 HOME_ROOTS = (Path("/root"), Path("/home"), Path("/run/user"))
 VENV_HINT = (
-    "put monagent where every user can reach it: python3 -m venv /opt/monagent && /opt/monagent/bin/pip install monagent "
-    "&& /opt/monagent/bin/monagent install (or install the monagent .deb/.rpm package)"
+    "put monagent where every user can reach it: python3 -m venv /opt/monagent "
+    "&& /opt/monagent/bin/pip install /path/to/monagent && /opt/monagent/bin/monagent install "
+    "(or install the monagent .deb/.rpm package)"
 )
 
 

@@ -338,8 +338,9 @@ def test_a_monagent_under_a_private_directory_gets_a_warning(public_tmp):
 
 
 VENV_HINT = (
-    "put monagent where every user can reach it: python3 -m venv /opt/monagent && /opt/monagent/bin/pip install monagent "
-    "&& /opt/monagent/bin/monagent install (or install the monagent .deb/.rpm package)"
+    "put monagent where every user can reach it: python3 -m venv /opt/monagent "
+    "&& /opt/monagent/bin/pip install /path/to/monagent && /opt/monagent/bin/monagent install "
+    "(or install the monagent .deb/.rpm package)"
 )
 
 

@@ -124,7 +124,16 @@ def complete(tmp_path: Path, *words: str) -> list:
     script.write_text(clidocs.bash_completion(), encoding="utf-8")
     line = " ".join(("monagent", *words))
     words_array = " ".join(f"'{w}'" for w in ("monagent", *words))
-    program = f'source {script}\nCOMP_WORDS=({words_array})\nCOMP_CWORD={len(words)}\nCOMP_LINE="{line}"\n_monagent\nprintf "%s\\n" "${{COMPREPLY[@]}}"\n'
+    program = "\n".join(
+        [
+            f"source {script}",
+            f"COMP_WORDS=({words_array})",
+            f"COMP_CWORD={len(words)}",
+            f'COMP_LINE="{line}"',
+            "_monagent",
+            'printf "%s\\n" "${COMPREPLY[@]}"',
+        ]
+    )
     result = subprocess.run(
         ["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, cwd=tmp_path, check=True
     )
