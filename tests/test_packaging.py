@@ -263,3 +263,30 @@ def test_check_as_a_user_who_cannot_read_the_config_is_unknown_and_says_why(publ
     assert code == 3
     assert out == (f"load UNKNOWN: {config} has 1 configuration problem; run: monagent validate -c {config}\n")
     assert f"{config}: cannot read the configuration: Permission denied" in err
+
+
+def test_tests_run_sh_installs_every_build_dependency_of_the_debian_package():
+    """build-all.sh builds with dpkg-buildpackage -d (no build-essential): CI must install the
+    Build-Depends itself, and the .deb's Depends for installing it."""
+    control = (ROOT / "debian" / "control").read_text(encoding="utf-8")
+    fields = {}
+    key = None
+    for line in control.splitlines():
+        if line[:1].isspace() and key:
+            fields[key] += " " + line.strip()
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            fields.setdefault(key, value.strip())
+    needed = set()
+    for field in ("Build-Depends", "Depends"):
+        for item in fields[field].split(","):
+            name = item.split("(")[0].strip().replace("debhelper-compat", "debhelper")
+            if name and not name.startswith("${"):
+                needed.add(name)
+    run_sh = (ROOT / "tests" / "run.sh").read_text(encoding="utf-8")
+    installed = set()
+    for line in run_sh.splitlines():
+        if line.startswith("DEBS="):
+            installed.update(line.split("=", 1)[1].strip('"').replace("$DEBS", "").split())
+    assert {"debhelper", "dh-python", "python3-psutil"} <= needed
+    assert needed <= installed, sorted(needed - installed)
