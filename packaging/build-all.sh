@@ -50,6 +50,7 @@ if command -v rpmbuild >/dev/null; then
     step "RPM"
     mkdir -p "$WORK/rpm/SOURCES"
     cp "$SDIST" "$WORK/rpm/SOURCES/"
+    tar -xzf "$SDIST" -C "$WORK/rpm/SOURCES" --strip-components=2 "monagent-$VERSION/systemd/monagent-sysusers.conf"
     # Debian's rpm lacks Fedora's python and systemd macro packages: packaging/rpm/macros.ci
     # defines the few the spec uses, as Fedora does. --nodeps: the BuildRequires are Fedora's.
     rpmbuild -bb --nodeps --define "_topdir $WORK/rpm" --define "ci_python $PY" --load packaging/rpm/macros.ci \
