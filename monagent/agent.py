@@ -24,6 +24,9 @@ from monagent.confread import ConfigError
 
 log = logging.getLogger(__name__)
 
+EX_CANTCREAT = 73  # sysexits.h, as in monagent.cli (imported lazily there)
+EX_TEMPFAIL = 75
+
 STOP_DEADLINE = 20.0  # seconds for in-flight sends on SIGTERM; the unit's TimeoutStopSec is longer
 LOOP_MAX_SLEEP = 5.0  # timers (reminders, windows) are checked at least this often; well under WatchdogSec/2
 STATUS_REFRESH = 30.0  # the systemd STATUS= line is recomputed after runs, else this often
@@ -117,6 +120,7 @@ class Agent:
 
         self.cycle_histogram = CycleHistogram()
         self.last_runs: Dict[str, Any] = {}
+        self.first_cycle: Any = None
         self.started_at = time.time()
         self.scheduler: Any = None
         self.pipeline: Any = None
@@ -139,9 +143,6 @@ class Agent:
         from monagent.notify.build import build_dispatchers
         from monagent.scheduler import Scheduler, build_instances
         from monagent.sdnotify import SystemdNotifier
-        from monagent.statelock import StateDirBusy
-        from monagent.statelock import claim as claim_state_dir
-        from monagent.store import Store
 
         faulthandler.enable()  # a watchdog SIGABRT then prints every thread's stack to the journal
         config = self.config
@@ -149,12 +150,10 @@ class Agent:
         self._install_signals()
         # Worker processes and Nagios plugins must not inherit NOTIFY_SOCKET / WATCHDOG_*: unset them here.
         notifier = SystemdNotifier.from_environ(os.environ, unset=True)
-        try:
-            state_lock = claim_state_dir(config.agent.state_dir)
-        except StateDirBusy as busy:
-            log.error("%s", busy)
-            return 1
-        store = Store.open(config.agent.state_dir)
+        opened = self._open_state(config)
+        if isinstance(opened, int):
+            return opened
+        state_lock, store = opened
         facts = SystemFacts(config.agent.hostname, pool_size=config.agent.max_workers)
         now, mono = time.time(), time.monotonic()
         self.started_at = now
@@ -176,6 +175,9 @@ class Agent:
             ", ".join(config.notifiers.receiver_names) or "none",
             config.agent.state_dir,
         )
+        from monagent.firstcycle import FirstCycle
+
+        self.first_cycle = FirstCycle((c.name for c in config.checks if c.enabled), {c.name: c.thresholds for c in config.checks})
         notifier.ready()
         clean = False
         try:
@@ -194,6 +196,29 @@ class Agent:
             store.close()
             state_lock.release()
         return 0
+
+    def _open_state(self, config: Any) -> Any:
+        """``(lock, store)``, or the exit code after one line saying why the state cannot be used."""
+        from monagent.startup import StartFailure, prepare_state_dir
+        from monagent.statelock import StateDirBusy
+        from monagent.statelock import claim as claim_state_dir
+        from monagent.store import Store, StoreError
+
+        try:
+            prepare_state_dir(config.agent.state_dir, self.environ)
+            state_lock = claim_state_dir(config.agent.state_dir)
+        except StartFailure as failure:
+            log.error("%s", failure)
+            return failure.code
+        except StateDirBusy as busy:
+            log.error("%s", busy)
+            return EX_TEMPFAIL
+        try:
+            return state_lock, Store.open(config.agent.state_dir)
+        except StoreError as exc:
+            state_lock.release()
+            log.error("%s; nothing was started", exc)
+            return EX_CANTCREAT
 
     def dispatchers(self) -> List[Any]:
         return list(self.delivery.dispatchers) if self.delivery is not None else []
@@ -216,6 +241,9 @@ class Agent:
             if runs:
                 for run in runs:
                     self.last_runs[run.check] = run
+                summary = self.first_cycle.observe(runs) if self.first_cycle is not None else None
+                if summary:
+                    log.info("%s", summary)
                 self.cycle_histogram.observe(time.monotonic() - started)
             if not scheduler.unhealthy and not pipeline.delivery_stopped:
                 gate.progress(time.monotonic())  # a store that refuses commits (a bug) lets systemd restart us
@@ -303,6 +331,8 @@ class Agent:
         for name in list(scheduler.instances):
             if new.check(name) is None:
                 scheduler.remove(name)
+        if self.first_cycle is not None:
+            self.first_cycle.forget(set(old_by_name) - {c.name for c in new.checks if c.enabled})
         changed = [c for c in new.checks if old_by_name.get(c.name) != c]
         for check_config in changed:
             scheduler.remove(check_config.name)

@@ -2,8 +2,11 @@
 
 Each command group lives in ``monagent/commands/<group>.py`` with a
 ``register(subparsers)`` function; a command sets ``func`` on its parser and
-returns an exit code. Exit codes: 0 success, 64 usage error, 77 permission denied,
-78 invalid configuration; ``monagent check`` exits with the worst status (0-3).
+returns an exit code. Exit codes (sysexits.h, README "Exit codes"): 0 success, 1 a
+receiver refused a test message, 64 usage error (also an unknown alert key or silence ID),
+73 cannot create the state or runtime directory, 75 temporary (another agent holds the state),
+77 permission denied, 78 invalid configuration; ``monagent check`` exits with the worst
+status (0-3).
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import importlib
 import logging
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 from monagent import __version__
 
 EX_USAGE = 64
-EX_CONFIG = 78
+EX_CANTCREAT = 73
+EX_TEMPFAIL = 75
 EX_NOPERM = 77
+EX_CONFIG = 78
 QUIET_LOGGERS = ("urllib3",)  # libraries whose debug lines quote secrets (request URLs)
 
 # The command groups, in the order --help lists them. Explicit, not discovered.
@@ -42,9 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="monagent",
         description="Server monitoring agent: runs checks, turns problems into one FIRING and one RESOLVED "
         "message, and delivers them to DingTalk, webhooks, Alertmanager or the console.",
-        epilog="Example: monagent run -c /etc/monagent/agent.toml",
+        epilog="Examples:\n  monagent run -c /etc/monagent/agent.toml\n  monagent -c agent.toml check\n"
+        "  MONAGENT_CONFIG=agent.toml monagent status",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"monagent {__version__}")
+    parser.add_argument(
+        "-c",
+        "--config",
+        dest="global_config",
+        default=None,
+        metavar="FILE",
+        help="configuration file, before or after the command (default: $MONAGENT_CONFIG, else "
+        "$CONFIGURATION_DIRECTORY/agent.toml, else /etc/monagent/agent.toml)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         try:
@@ -57,10 +73,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# sd-daemon(3): a "<N>" prefix on each line gives journald the syslog priority of that line.
+SYSLOG_PRIORITY = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+
+
+def syslog_priority(levelno: int) -> int:
+    """2 crit, 3 err, 4 warning, 6 info, 7 debug; a custom level takes the next standard one below it."""
+    return next((priority for level, priority in SYSLOG_PRIORITY if levelno >= level), 7)
+
+
+def stderr_is_journal(environ: Optional[Mapping[str, str]] = None) -> bool:
+    """True when stderr is the journal's stream socket: ``$JOURNAL_STREAM`` is ``DEVICE:INODE`` of it
+    (systemd.exec(5)); a stderr redirected elsewhere by the service does not match."""
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    try:
+        info = os.fstat(sys.stderr.fileno())
+        return (info.st_dev, info.st_ino) == (int(device), int(inode))
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+class JournalFormatter(logging.Formatter):
+    """Every line (a traceback's too) starts with ``<N>``, the record's syslog priority; no timestamp."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
+
+
 def setup_logging(level: str = "info") -> None:
-    under_systemd = bool(os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"))
-    fmt = "%(levelname)s %(name)s: %(message)s" if under_systemd else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr, force=True)
+    handler = logging.StreamHandler(sys.stderr)
+    if stderr_is_journal():
+        handler.setFormatter(JournalFormatter())
+    elif os.environ.get("INVOCATION_ID"):  # under systemd with stderr elsewhere: its logger adds the time
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler], force=True)
     # urllib3 logs every request line at debug, query string included: a DingTalk webhook's
     # access_token and signature would land in the journal with --log-level debug.
     for name in QUIET_LOGGERS:

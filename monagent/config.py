@@ -16,11 +16,11 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from monagent.alerting.config import AlertingConfig, AlertingOverrides, parse_alerting, parse_overrides
 from monagent.api import Direction, MetricSpec, Threshold
-from monagent.confread import ConfigError, Document, Problem, Section, limit_problems, nesting_problem
+from monagent.confread import ConfigError, Deferred, Document, Problem, Section, limit_problems, nesting_problem
 from monagent.fleet_config import MetricsConfig, parse_metrics
 from monagent.notify.config import NotifiersConfig, parse_notifiers
 
@@ -77,6 +77,7 @@ class Config:
     notifiers: NotifiersConfig
     metrics: MetricsConfig
     checks: Tuple[CheckConfig, ...] = field(default_factory=tuple)
+    deferred: Tuple[Deferred, ...] = ()  # secrets left to the service (load(defer_secrets=True))
 
     def check(self, name: str) -> Optional[CheckConfig]:
         return self._checks_by_name.get(name)
@@ -260,22 +261,31 @@ def toml_problem(file: str, exc: Exception, last_line: Optional[int] = None) -> 
     return Problem(file, int(found.group(1)), "", f"invalid TOML: {message}")
 
 
-def load(
-    path: Path, environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None, *, read_secrets: bool = True
-) -> Config:
-    """Read and validate ``path``; raise :class:`ConfigError` listing every problem.
-
-    ``read_secrets=False`` leaves secrets given as ``KEY_file`` or ``KEY_credential`` unread
-    (their values are None): for commands that never send, run by users who may not read them."""
+def _read_source(path: Path) -> str:
     file = str(path)
     try:
-        source = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([Problem(file, None, "", f"cannot read the configuration: {exc.strerror or exc}")]) from None
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
         raise ConfigError([Problem(file, line, "", f"not UTF-8 text: {exc.reason} at byte {exc.start}")]) from None
-    return loads(source, file, environ, registry, read_secrets=read_secrets)
+
+
+def load(
+    path: Path,
+    environ: Optional[Mapping[str, str]] = None,
+    registry: Optional[Registry] = None,
+    *,
+    resolver: Any = None,
+    defer_secrets: bool = False,
+) -> Config:
+    """Read and validate ``path``; raise :class:`ConfigError` listing every problem.
+
+    Outside the service, ``resolver`` (a :class:`~monagent.credentials.ServiceCredentials`) reads
+    secrets where the unit gets them, and ``defer_secrets`` leaves the ones nobody here can read to
+    the service (:attr:`Config.deferred` lists them) instead of calling them problems."""
+    return loads(_read_source(path), str(path), environ, registry, resolver=resolver, defer_secrets=defer_secrets)
 
 
 def loads(
@@ -284,12 +294,13 @@ def loads(
     environ: Optional[Mapping[str, str]] = None,
     registry: Optional[Registry] = None,
     *,
-    read_secrets: bool = True,
+    resolver: Any = None,
+    defer_secrets: bool = False,
 ) -> Config:
     """Parse and validate ``source``; every failure is a :class:`ConfigError`, never another exception:
     a reload keeps the running configuration and a start exits 78 whatever is wrong with the file."""
     try:
-        return _loads(source, file, environ, registry, read_secrets)
+        config, problems = _parse(source, file, environ, registry, resolver=resolver, defer_secrets=defer_secrets)
     except ConfigError:
         raise
     except RecursionError:
@@ -298,22 +309,47 @@ def loads(
         log.debug("validating %s failed inside monagent", file, exc_info=True)
         message = f"could not be validated (a bug in monagent, please report it): {type(exc).__name__}: {exc}"
         raise ConfigError([Problem(file, 1, "", message)]) from None
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
+    return config
 
 
-def _loads(
-    source: str, file: str, environ: Optional[Mapping[str, str]], registry: Optional[Registry], read_secrets: bool = True
-) -> Config:
+def _parse(
+    source: str,
+    file: str,
+    environ: Optional[Mapping[str, str]],
+    registry: Optional[Registry],
+    *,
+    resolver: Any = None,
+    defer_secrets: bool = False,
+    lenient: bool = False,
+) -> Tuple[Optional[Config], List[Problem]]:
+    """The config and every problem. A file the TOML parser refuses (or too deep or too large to
+    read safely) has no config unless ``lenient``, which then reads its ``[agent]`` table alone."""
+    problems: List[Problem] = []
     deep = nesting_problem(file, source)
+    data: Mapping[str, Any] = {}
     if deep is not None:
-        raise ConfigError([deep])
-    try:
-        data = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([toml_problem(file, exc, source.count("\n") + 1)]) from None
-    doc = Document(file, source, environ, read_secrets=read_secrets)
-    too_large = limit_problems(doc, data)
-    if too_large:
-        raise ConfigError(too_large)
+        problems.append(deep)
+    else:
+        try:
+            data = tomllib.loads(source)
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(toml_problem(file, exc, source.count("\n") + 1))
+    if not problems:
+        doc = Document(file, source, environ)
+        problems = limit_problems(doc, data)
+    if problems:
+        if not lenient:
+            return None, problems
+        data = {"agent": _agent_table(source)}
+    doc = Document(file, source, environ)
+    doc.resolver, doc.defer_secrets = resolver, defer_secrets
+    return _build(doc, data, registry), problems + doc.problems
+
+
+def _build(doc: Document, data: Mapping[str, Any], registry: Optional[Registry]) -> Config:
     root = Section(doc, (), data)
     agent = parse_agent(root.table("agent"))
     if registry is None:
@@ -329,9 +365,41 @@ def _loads(
         if check is not None:
             checks.append(check)
     root.finish()
-    if doc.problems:
-        raise ConfigError(doc.problems)
-    return Config(file, agent, alerting, notifiers, metrics, tuple(checks))
+    return Config(doc.file, agent, alerting, notifiers, metrics, tuple(checks), deferred=tuple(doc.deferred))
 
 
-__all__ = ["AgentConfig", "CheckConfig", "Config", "ConfigError", "load", "loads", "parse_threshold"]
+_HEADER_LINE = re.compile(r"^\s*\[")
+
+
+def _agent_table(source: str) -> Dict[str, Any]:
+    """The ``[agent]`` table alone, for a file whose TOML elsewhere does not parse."""
+    lines = source.splitlines()
+    start = next((i for i, line in enumerate(lines) if re.match(r"^\s*\[\s*agent\s*\]\s*(#.*)?$", line)), None)
+    if start is None:
+        return {}
+    end = next((i for i in range(start + 1, len(lines)) if _HEADER_LINE.match(lines[i])), len(lines))
+    try:
+        return dict(tomllib.loads("\n".join(lines[start:end])).get("agent", {}))
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
+def load_lenient(path: Path, environ: Optional[Mapping[str, str]] = None) -> Tuple[Config, List[Problem]]:
+    """For commands that only read or change alert state (DECISIONS.md section 4): the config with
+    every problem returned as a warning instead of raised (a key that is wrong keeps its default),
+    and secrets left to the service. A file whose TOML does not parse still gives its ``[agent]``
+    table (the state and runtime directories), or the defaults. Raises ConfigError only when the
+    file cannot be read at all."""
+    file = str(path)
+    source = _read_source(path)
+    try:
+        config, problems = _parse(source, file, environ, None, defer_secrets=True, lenient=True)
+    except (RecursionError, ValueError, TypeError):  # what a hostile file may still raise: the defaults then
+        log.debug("reading %s leniently failed", file, exc_info=True)
+        config, problems = _parse("", file, environ, None, defer_secrets=True, lenient=True)
+        problems = [Problem(file, 1, "", "could not be read; using the default state and runtime directories")]
+    assert config is not None
+    return config, problems
+
+
+__all__ = ["AgentConfig", "CheckConfig", "Config", "ConfigError", "load", "load_lenient", "loads", "parse_threshold"]

@@ -79,6 +79,47 @@ class Secret:
         return bool(self._value)
 
 
+class DeferredSecret(Secret):
+    """A secret this process cannot read but the service will (``LoadCredential=``, an environment
+    variable set only for the service): ``source`` says where it comes from. Empty when revealed;
+    only commands that never send (validate, status, silence, ack, check) get one."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: str) -> None:
+        super().__init__("")
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"DeferredSecret({self.source!r})"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return True  # configured, only not readable here
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A secret left for the service to resolve: where it is configured and where it comes from."""
+
+    file: str
+    line: Optional[int]
+    key: str
+    source: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return DEFERRED_TEXT.format(where=where, key=self.key, source=self.source)
+
+
+DEFERRED_TEXT = "{where}: {key}: resolved at service start from {source}"
+
+
+def is_deferred(secret: Optional[Secret]) -> bool:
+    return isinstance(secret, DeferredSecret)
+
+
 def redact(text: str, keep: int = 4) -> str:
     """``f0ca…(redacted)``: enough to tell two tokens apart, not enough to use one."""
     return f"{text[:keep]}…(redacted)" if text else ""
@@ -185,15 +226,18 @@ def locate_keys(source: str) -> Dict[Tuple[str, ...], int]:
 class Document:
     """One parsed file: its name, key lines, environment and the problems found so far."""
 
-    def __init__(self, file: str, source: str, environ: Optional[Mapping[str, str]] = None, *, read_secrets: bool = True) -> None:
+    def __init__(self, file: str, source: str, environ: Optional[Mapping[str, str]] = None) -> None:
         self.file = file
         self.source = source
-        # False for commands that send nothing (``monagent check`` under NRPE): a secret's file or
-        # credential is then neither read nor required, so the config needs no access to it.
-        self.read_secrets = read_secrets
         self.lines = locate_keys(source)
         self.environ = dict(os.environ if environ is None else environ)
         self.problems: List[Problem] = []
+        # Set by the loader for commands that run outside the service (see monagent.credentials):
+        # ``resolver`` finds a credential or variable where the installed unit gets it;
+        # ``defer_secrets`` notes a secret nobody here can read instead of calling it a problem.
+        self.resolver: Any = None
+        self.defer_secrets = False
+        self.deferred: List[Deferred] = []
         self.base_dir = Path(file).resolve().parent
 
     def line_of(self, path: Sequence[str]) -> Optional[int]:
@@ -263,6 +307,8 @@ class Section:
         self.path = tuple(path)
         self.data = dict(data)
         self._used: set = set()
+        self._secret_key: Optional[str] = None  # the secret being read: an unset ${VAR} in it may be deferred
+        self._unresolved: List[str] = []
 
     # -- plumbing
     def __contains__(self, key: str) -> bool:
@@ -318,12 +364,31 @@ class Section:
     def _expand(self, key: str, value: str) -> str:
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
-            if name not in self.doc.environ:
-                self.error(key, f"environment variable {name} is not set")
+            if name in self.doc.environ:
+                return self.doc.environ[name]
+            found = self.doc.resolver.variable(name) if self.doc.resolver is not None else None
+            if found is not None:
+                return str(found[0])
+            if self._secret_key is not None and self.doc.defer_secrets:
+                self._unresolved.append(self._variable_source(name))
                 return ""
-            return self.doc.environ[name]
+            self.error(key, f"environment variable {name} is not set{self._variable_hint(name)}")
+            return ""
 
         return _ENV_REF.sub(sub, value)
+
+    def _variable_source(self, name: str) -> str:
+        where = self.doc.resolver.variable_source(name) if self.doc.resolver is not None else None
+        return f"${name} ({where})" if where else f"${name} (set for the service only)"
+
+    def _variable_hint(self, name: str) -> str:
+        """What to do, for a command run from a shell (one given a resolver); the service has none."""
+        if self._secret_key is None or self.doc.resolver is None:
+            return ""
+        where = self.doc.resolver.variable_source(name)
+        if where:
+            return f" here, and {where} cannot be read by this user; run as root, or export {name}=..."
+        return f"; export {name}=... (the value the service gets) and run this again"
 
     def number(
         self,
@@ -423,22 +488,29 @@ class Section:
             self.error(key, f"must be a string, got {_kind_of(self.data[key])} (its value is not shown)")
             return None
         if which == key:
-            value = self.string(key)
+            self._secret_key, self._unresolved = key, []
+            try:
+                value = self.string(key)
+            finally:
+                self._secret_key = None
+            if self._unresolved:
+                return self._defer(key, " and ".join(self._unresolved))
             return Secret(value) if value else None
-        if not self.doc.read_secrets:
-            self._used.update(given)
-            return None
         if which == file_key:
             path = self.path_value(file_key)
         else:
-            name = self.string(cred_key)
+            name = str(self.string(cred_key))
             creds = self.doc.environ.get("CREDENTIALS_DIRECTORY")
             if not creds:
-                self.error(cred_key, "CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the unit)")
-                return None
-            path = Path(creds) / str(name)
+                return self._service_credential(cred_key, name)
+            path = Path(creds) / name
         try:
             text = Path(path).read_text(encoding="utf-8").strip()
+        except PermissionError as exc:
+            if self.doc.defer_secrets:
+                return self._defer(which, f"{path} (not readable by this user)")
+            self.error(which, f"cannot read {path}: {exc.strerror or exc}")
+            return None
         except OSError as exc:
             self.error(which, f"cannot read {path}: {exc.strerror or exc}")
             return None
@@ -446,6 +518,35 @@ class Section:
             self.error(which, f"{path} is empty")
             return None
         return Secret(text)
+
+    def _defer(self, key: str, source: str) -> Secret:
+        path = self.path + (key,)
+        self.doc.deferred.append(Deferred(self.doc.file, self.doc.line_of(path), ".".join(path), source))
+        return DeferredSecret(source)
+
+    def _service_credential(self, cred_key: str, name: str) -> Optional[Secret]:
+        """A credential outside the service: read where the installed unit's ``LoadCredential=`` (or
+        the credstore) has it when this user can; else deferred, or a problem saying what to do."""
+        resolver = self.doc.resolver
+        found = resolver.credential(name) if resolver is not None else None
+        if found is not None:
+            text, where = found
+            if not text.strip():
+                self.error(cred_key, f"{where} is empty")
+                return None
+            return Secret(text.strip())
+        source = resolver.credential_source(name) if resolver is not None else None
+        if self.doc.defer_secrets:
+            return self._defer(cred_key, source or f"LoadCredential={name}:... in the unit")
+        if source:
+            self.error(cred_key, f"credential {name} comes from {source}, which this user cannot read; run this as root")
+        else:
+            self.error(
+                cred_key,
+                f"CREDENTIALS_DIRECTORY is not set and no installed unit loads a credential {name} "
+                f"(LoadCredential={name}:/path in the unit, or /etc/credstore/{name})",
+            )
+        return None
 
     # -- nested
     def table(self, key: str, required: bool = False) -> Section:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from monagent.notify.base import ReceiverHealth
+from monagent.notify.base import ReceiverHealth, failure_streak
 
 if TYPE_CHECKING:
     import sqlite3
@@ -490,9 +490,11 @@ class Store:
     def set_health(self, health: ReceiverHealth) -> None:
         import sqlite3
 
-        data = {k: v for k, v in health.__dict__.items() if k not in ("receiver", "dropped")}
         with self._lock:
             try:
+                since = failure_streak(self.health(health.receiver), health)
+                data = {k: v for k, v in health.__dict__.items() if k not in ("receiver", "dropped")}
+                data["failing_since"] = since
                 self.conn.execute(
                     "INSERT INTO receiver_health (receiver, data) VALUES (?, ?) "
                     "ON CONFLICT(receiver) DO UPDATE SET data = excluded.data",

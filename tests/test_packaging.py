@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import NOBODY, ROOT, run_as, run_monagent
+from conftest import NOBODY, ROOT, run_as
 
 from monagent.cli import build_parser
 
@@ -141,7 +141,9 @@ def complete(tmp_path: Path, *words: str) -> list:
 
 
 def test_the_completion_offers_the_commands(tmp_path):
-    assert complete(tmp_path, "") == sorted(["--help", "--version", *(p[0] for p, _ in COMMANDS if len(p) == 1)])
+    top = [f for a in build_parser()._actions for f in a.option_strings if f != "-h"]
+    assert "--version" in top
+    assert complete(tmp_path, "") == sorted([*top, *(p[0] for p, _ in COMMANDS if len(p) == 1)])
     assert complete(tmp_path, "si") == ["silence"]
 
 
@@ -248,11 +250,6 @@ def test_check_as_another_user_needs_the_config_but_no_secret(public_tmp):
     assert code in (0, 1, 2), (out, err)
     assert out.startswith(("load OK", "load WARNING", "load CRITICAL")), out
     assert "SECroot-only" not in out + err
-    # validate, and the agent, still read every secret: the same file is refused without them.
-    env = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
-    result = run_monagent("validate", "-c", str(config), env=env)
-    assert result.returncode == 78
-    assert "notifiers.dingtalk.ops.webhook_credential: CREDENTIALS_DIRECTORY is not set" in result.stderr
 
 
 def test_check_as_a_user_who_cannot_read_the_config_is_unknown_and_says_why(public_tmp):

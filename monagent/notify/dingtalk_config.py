@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from monagent.confread import Secret, Section, url_problem
+from monagent.confread import Secret, Section, is_deferred, url_problem
 from monagent.notify.route import Route, parse_route
 
 DINGTALK_SEND_URL = "https://oapi.dingtalk.com/robot/send"
@@ -111,7 +111,7 @@ def parse_dingtalk(name: str, section: Section, base: Optional[Delivery] = None)
 def parse_webhook(name: str, section: Section, pacing: Optional[Delivery] = None) -> WebhookConfig:
     """One webhook; ``pacing`` carries group_wait and lockout defaults from ``[alerting]``."""
     url = section.secret("url", required=True) or Secret("")
-    if url and url_problem(url.reveal()):
+    if url and not is_deferred(url) and url_problem(url.reveal()):
         section.error("url", url_problem(url.reveal()))
     base = WebhookConfig.__dataclass_fields__["delivery"].default
     assert isinstance(base, Delivery)
@@ -141,6 +141,8 @@ def _robot_url(section: Section) -> Secret:
         section.mark_used("webhook", "webhook_file", "webhook_credential")
         if token is None:
             return Secret("")
+        if is_deferred(token):  # the service reads it; checked for real where it can be read
+            return token
         if "://" in token.reveal() or "access_token=" in token.reveal():
             section.error(
                 "access_token",
@@ -155,6 +157,8 @@ def _robot_url(section: Section) -> Secret:
         if not has_webhook:
             section.error("webhook", "is required (the robot's webhook URL), or give access_token")
         return Secret("")
+    if is_deferred(webhook):  # the service reads it; checked for real where it can be read
+        return webhook
     if url_problem(webhook.reveal()):
         section.error("webhook", url_problem(webhook.reveal()))
         return webhook
