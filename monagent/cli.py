@@ -1,4 +1,4 @@
-"""The ``monagent`` command line: parsing, logging setup and exit codes.
+"""The ``monagent`` command line: parsing and exit codes (logging setup: :mod:`monagent.logsetup`).
 
 Each command group lives in ``monagent/commands/<group>.py`` with a
 ``register(subparsers)`` function; a command sets ``func`` on its parser and
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from typing import List, Optional, Sequence
@@ -20,7 +19,6 @@ from monagent import __version__
 EX_USAGE = 64
 EX_CONFIG = 78
 EX_NOPERM = 77
-QUIET_LOGGERS = ("urllib3",)  # libraries whose debug lines quote secrets (request URLs)
 
 # The command groups, in the order --help lists them. Explicit, not discovered.
 COMMAND_MODULES = (
@@ -55,16 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
             continue  # a command group not built yet
         module.register(sub)
     return parser
-
-
-def setup_logging(level: str = "info") -> None:
-    under_systemd = bool(os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"))
-    fmt = "%(levelname)s %(name)s: %(message)s" if under_systemd else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr, force=True)
-    # urllib3 logs every request line at debug, query string included: a DingTalk webhook's
-    # access_token and signature would land in the journal with --log-level debug.
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

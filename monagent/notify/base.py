@@ -13,26 +13,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Protocol, Sequence
 
-from monagent.events import OutboxEntry, Outcome
-
-
-@dataclass(frozen=True)
-class ReceiverHealth:
-    """What ``monagent status`` and the metrics show for one receiver (never a secret)."""
-
-    receiver: str
-    last_success: Optional[float] = None
-    last_error: str = ""
-    last_error_at: Optional[float] = None
-    last_error_class: str = ""  # an OutcomeKind value
-    locked_until: Optional[float] = None
-    broken: bool = False
-    sent: int = 0
-    failed: int = 0
-    dropped: int = 0
+from monagent.events import OutboxEntry, Outcome, ReceiverHealth
 
 
 class Receiver(Protocol):

@@ -19,6 +19,7 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 from monagent.api import Status
 from monagent.confread import format_duration
 from monagent.events import Event, EventKind
+from monagent.formatting import load_zone
 from monagent.notify.coalesce import Batch, HeldReason, Item
 
 COLOURS = {"critical": "#FF0000", "warning": "#FF9900", "resolved": "#008000", "info": "#1E90FF"}
@@ -226,18 +227,6 @@ def escape(text: str, limit: int = FIELD_CHARS, defang: bool = False, line_start
         text = _SCHEME.sub(r"\1[:]//", text).replace("www.", "www[.]")
     text = _SPECIAL.sub(r"\\\1", text)
     return _LINE_START.sub(r"\1\\\2", text) if line_start else text
-
-
-def load_zone(name: Optional[str]) -> Optional[tzinfo]:
-    """The IANA zone ``name`` (None: the host's local zone); ValueError when unknown."""
-    if not name:
-        return None
-    try:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only when a zone is configured
-
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(name) from exc
 
 
 def format_time(ts: float, zone: Optional[tzinfo]) -> str:
@@ -646,7 +635,6 @@ __all__ = [
     "escape",
     "format_time",
     "json_len",
-    "load_zone",
     "render",
     "render_test",
     "sparkline",
