@@ -21,6 +21,8 @@ DINGTALK_SEND_URL = "https://oapi.dingtalk.com/robot/send"
 DINGTALK_RATE_CAP = 20  # messages per rolling minute per robot, enforced by DingTalk
 MENTION_SEVERITIES = ("critical", "warning", "info")
 LANGUAGES = ("zh", "en")
+ROBOT_DELIVERY = Delivery()
+WEBHOOK_DELIVERY = Delivery(max_sends_per_minute=60, body_budget=1_000_000)  # no cloud rate cap
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class DingTalkConfig:
     language: str = "zh"
     timezone: Optional[str] = None  # IANA name; None: the host's local time
     mentions: Mapping[str, Mentions] = field(default_factory=dict)
-    delivery: Delivery = field(default_factory=Delivery)
+    delivery: Delivery = ROBOT_DELIVERY
 
     @property
     def receiver_name(self) -> str:
@@ -61,7 +63,7 @@ class WebhookConfig:
     timeout: float = 10.0
     language: str = "en"
     timezone: Optional[str] = None
-    delivery: Delivery = field(default_factory=lambda: Delivery(max_sends_per_minute=60, body_budget=1_000_000))
+    delivery: Delivery = WEBHOOK_DELIVERY
 
     @property
     def receiver_name(self) -> str:
@@ -101,8 +103,7 @@ def parse_webhook(name: str, section: Section, pacing: Optional[Delivery] = None
     url = section.secret("url", required=True) or Secret("")
     if url and not url.reveal().startswith(("http://", "https://")):
         section.error("url", "must be an http:// or https:// URL")
-    base = WebhookConfig.__dataclass_fields__["delivery"].default
-    assert isinstance(base, Delivery)
+    base = WEBHOOK_DELIVERY
     if pacing is not None:
         base = replace(base, group_wait=pacing.group_wait, lockout=pacing.lockout)
     config = WebhookConfig(
