@@ -1,10 +1,23 @@
-"""monagent against monit and a bare psutil loop, side by side, on the same reference work.
+"""monagent against monit side by side: the shipped agent.toml (the headline), or the reference work.
 
 Usage (as root, from the repository):
-    python bench/bench_agent.py                   # 12 cycles of 10 s (about 2 minutes)
-    python bench/bench_agent.py --quick           # 3 cycles
+    python bench/bench_agent.py                   # the shipped agent.toml + 3 process rules beside monit
     python bench/bench_agent.py --processes 2000  # the same, with sleeping processes up to ~2,000
+    python bench/bench_agent.py --reference       # the reference work, 12 cycles of 10 s, with the floor
     python bench/bench_agent.py --python /tmp/bench-venv/bin/python   # the agent from another install
+
+The headline (default): the repository's ``agent.toml`` as shipped (cpu, memory, every real
+filesystem, crash dumps, OOM kills; the default splay and intervals; console receiver), with its
+state and runtime directories moved into the temporary directory and three process rules added
+(two by name, one by command-line regex). monit gets the equivalent monitrc: ``set daemon 30``,
+``check system`` (load, cpu, wait, memory, swap), ``check filesystem`` for every filesystem the
+agent's disk check reports and ``check directory`` for each crash root the kdump check scans,
+both ``every 2 cycles`` (60 s, as the agent's), and three ``check process ... matching`` rules.
+(monit has nothing like the OOM check; the agent's runs anyway.) CPU is read from each one's
+cgroup every 10 s; the figures are CPU per 10 s: the first 30 s (start-up) apart, then the mean
+over the rest and the median of 60 s windows (each holds two 30 s cycles and one 60 s cycle of
+both, whatever their phase). ``--repeat N`` runs N rounds one after the other, each with monit
+and the agent side by side; the ratio is taken within each round.
 
 The reference work, for all three: CPU use, load, memory and swap; space and inodes of
 ``/``; five process rules (four by name, one by command-line regex) matching five
@@ -41,7 +54,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 BENCH_DIR = Path(__file__).resolve().parent
 MONIT = "/usr/bin/monit"
@@ -213,6 +226,81 @@ def agent_toml(tmp: Path, crash: Path) -> Path:
     return path
 
 
+SHIPPED_RULES = ("mbsvc1", "mbsvc2", "mbsvc5")  # two by name, the last by its command line
+
+
+def shipped_agent_toml(tmp: Path) -> Path:
+    """The repository's agent.toml as shipped, state and runtime in ``tmp``, plus three process rules."""
+    text = (BENCH_DIR.parent / "agent.toml").read_text()
+    head = f'[agent]\nstate_dir = "{tmp}/state"\nruntime_dir = "{tmp}/run"\n'
+    if "\n[agent]\n" not in text:
+        raise SystemExit("agent.toml has no [agent] section to add the state directory to")
+    text = text.replace("\n[agent]\n", "\n" + head, 1)
+    for name in SHIPPED_RULES:
+        rule = f'cmdline = "{CMDLINE_RULE}"' if name == SERVICES[-1] else f'name = "{name}"'
+        text += f'\n[checks.{name}]\ntype = "process"\n{rule}\n'
+    path = tmp / "agent.toml"
+    path.write_text(text)
+    return path
+
+
+def shipped_subjects(python: str, config: Path) -> Dict[str, List[str]]:
+    """What the shipped config's disk and kdump checks look at here (``monagent check --json``)."""
+    out = subprocess.run(
+        [python, "-m", "monagent", "check", "-c", str(config), "--json", "disks", "crash_dumps"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd="/",
+    )
+    runs = json.loads(out.stdout)
+    found: Dict[str, List[str]] = {"disks": [], "crash_dumps": []}
+    for run in runs:
+        for result in run["results"]:
+            found[run["check"]].append(result["subject"])
+    return found
+
+
+def shipped_monitrc(tmp: Path, mounts: Sequence[str], crash_roots: Sequence[str]) -> Path:
+    lines = [
+        "set daemon 30",
+        f"set logfile {tmp}/monit.log",
+        f"set pidfile {tmp}/monit.pid",
+        f"set idfile {tmp}/monit.id",
+        f"set statefile {tmp}/monit.state",
+        "",
+        "check system bench",
+        "    if loadavg (5min) per core > 2 then alert",
+        "    if cpu usage > 90% then alert",
+        "    if cpu usage (wait) > 30% then alert",
+        "    if memory usage > 90% then alert",
+        "    if swap usage > 80% then alert",
+        "",
+    ]
+    for i, mount in enumerate(mounts):
+        lines += [
+            f"check filesystem fs{i} with path {mount}",
+            "    every 2 cycles",
+            "    if space usage > 85% then alert",
+            "    if inode usage > 85% then alert",
+            "",
+        ]
+    for i, root in enumerate(crash_roots):
+        lines += [f"check directory crash{i} with path {root}", "    every 2 cycles", "    if changed timestamp then alert", ""]
+    for name in SHIPPED_RULES:
+        pattern = CMDLINE_RULE if name == SERVICES[-1] else name
+        lines += [
+            f'check process {name} matching "{pattern}"',
+            "    if cpu usage > 90% then alert",
+            "    if memory > 2 GB then alert",
+            "",
+        ]
+    path = tmp / "monitrc"
+    path.write_text("\n".join(lines))
+    path.chmod(0o600)
+    return path
+
+
 def floor_argv(python: str, crash: Path) -> List[str]:
     argv = [python, str(BENCH_DIR / "floor.py"), "--interval", "10", "--crash-dir", str(crash)]
     for name in SERVICES[:-1]:
@@ -346,6 +434,69 @@ def measure(subjects: Sequence[Subject], cycles: int, interval: float) -> int:
 # ---------------------------------------------------------------- report
 
 
+FIRST = 30.0  # seconds of start-up reported apart
+WINDOW = 60.0  # the median is taken over windows this long (each holds every check's cycle)
+
+
+def per_10s(subject: Subject, times: Sequence[float]) -> Dict[str, object]:
+    """CPU per 10 s from samples taken at ``times`` (seconds since start): first 30 s, mean, median of windows."""
+    series = subject.precise or subject.ticks
+    first_index = times.index(FIRST)
+    first = (series[first_index] - series[0]) * 1000
+    rest = series[first_index:]
+    span = times[-1] - FIRST
+    step = int(WINDOW / (times[1] - times[0]))
+    windows = [(rest[i + step] - rest[i]) * 1000 / (WINDOW / 10) for i in range(0, len(rest) - step, step)]
+    return {
+        "first_30s_ms": first,
+        "mean_ms_per_10s": (rest[-1] - rest[0]) * 1000 / (span / 10),
+        "median_ms_per_10s": statistics.median(windows),
+        "windows_ms_per_10s": [round(w, 2) for w in windows],
+        "cpu_source": "cgroup" if subject.precise else "proc-stat",
+        "peak_rss_mib": subject.hwm_kib / 1024,
+        "pss_tree_mib": subject.pss_peak_kib / 1024,
+        "processes": subject.processes,
+    }
+
+
+def measure_shipped(subjects: Sequence[Subject], seconds: float) -> Tuple[List[float], int]:
+    """Start together (the first sample right after the start), sample every 10 s for ``seconds``."""
+    for subject in subjects:
+        subject.start()
+    start = time.monotonic()
+    for subject in subjects:
+        subject.sample()
+    times, most = [0.0], 0
+    k = 1
+    while k * 10.0 <= seconds:
+        time.sleep(max(0.0, start + k * 10.0 - time.monotonic()))
+        for subject in subjects:
+            subject.sample()
+        times.append(k * 10.0)
+        most = max(most, running())
+        print(f"  {k * 10} s", file=sys.stderr, flush=True)
+        k += 1
+    return times, most
+
+
+def report_shipped(rounds: List[Dict[str, Dict[str, object]]]) -> str:
+    head = f"{'round':6} {'':6} {'first 30 s':>10} {'mean/10 s':>10} {'median/10 s':>11} {'peak RSS':>9} {'PSS tree':>9}"
+    rows = [head]
+    for i, results in enumerate(rounds, 1):
+        for name, r in results.items():
+            rows.append(
+                f"{i:<6} {name:6} {r['first_30s_ms']:>7.1f} ms {r['mean_ms_per_10s']:>7.2f} ms {r['median_ms_per_10s']:>8.2f} ms"
+                f" {r['peak_rss_mib']:>5.1f} MiB {r['pss_tree_mib']:>5.1f} MiB"
+            )
+        agent, monit = results["agent"], results["monit"]
+        rows.append(
+            f"{i:<6} agent/monit: mean {_ratio(agent['mean_ms_per_10s'], monit['mean_ms_per_10s'])}, "
+            f"median {_ratio(agent['median_ms_per_10s'], monit['median_ms_per_10s'])}, "
+            f"first 30 s {_ratio(agent['first_30s_ms'], monit['first_30s_ms'])}"
+        )
+    return "\n".join(rows)
+
+
 def report(results: Dict[str, Dict[str, object]]) -> str:
     head = f"{'':8} {'CPU ms/cycle median (min-max)':>30} {'mean (stat)':>11} {'peak RSS':>9} {'PSS tree':>9} {'procs':>5}"
     rows = [head]
@@ -373,8 +524,11 @@ def _ratio(a: object, b: object) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cycles", type=int, default=12, help="cycles measured (default 12: two minutes)")
-    parser.add_argument("--quick", action="store_true", help="3 cycles")
+    parser.add_argument("--reference", action="store_true", help="the reference work at 10 s, with the psutil floor")
+    parser.add_argument("--seconds", type=float, default=270.0, help="headline: seconds per round (default 270)")
+    parser.add_argument("--repeat", type=int, default=1, help="headline: rounds, monit and the agent side by side in each")
+    parser.add_argument("--cycles", type=int, default=12, help="reference: cycles measured (default 12: two minutes)")
+    parser.add_argument("--quick", action="store_true", help="reference: 3 cycles")
     parser.add_argument("--processes", type=int, default=0, help="start sleeping processes until about this many")
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs the agent and the floor")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -383,6 +537,9 @@ def main() -> None:
     cycles = 3 if args.quick else args.cycles
     if not os.access(MONIT, os.X_OK):
         raise SystemExit(f"{MONIT} not found: apt-get install monit")
+    if not args.reference:
+        shipped(args)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="monagent-bench-"))
     crash = tmp / "crash"
     crash.mkdir()
@@ -407,6 +564,46 @@ def main() -> None:
     print(report(results))
     if args.json:
         args.json.write_text(json.dumps({"processes": total, "cycles": cycles, "results": results}, indent=2))
+
+
+def shipped(args: argparse.Namespace) -> None:
+    sleepers = start_sleepers(args.processes) if args.processes else []
+    tmp = Path(tempfile.mkdtemp(prefix="monagent-bench-"))
+    services = start_services(tmp)
+    rounds: List[Dict[str, Dict[str, object]]] = []
+    most = 0
+    try:
+        for i in range(args.repeat):
+            work = tmp / f"round{i}"
+            work.mkdir()
+            config = shipped_agent_toml(work)
+            found = shipped_subjects(args.python, config)
+            if not found["disks"]:
+                raise SystemExit("the shipped disk check found no filesystem here")
+            subjects = [
+                Subject("monit", [MONIT, "-I", "-c", str(shipped_monitrc(work, found["disks"], found["crash_dumps"]))],
+                        work / "monit.out", work),
+                Subject("agent", [args.python, "-m", "monagent", "run", "-c", str(config)], work / "agent.out", work),
+            ]  # fmt: skip
+            if i % 2:
+                subjects.reverse()  # alternate who starts first
+            print(f"round {i + 1}/{args.repeat}: {args.seconds:g} s; filesystems {found['disks']}; work in {work}",
+                  file=sys.stderr)  # fmt: skip
+            try:
+                times, seen = measure_shipped(subjects, args.seconds)
+            finally:
+                for subject in subjects:
+                    subject.stop()
+            most = max(most, seen)
+            rounds.append({s.name: per_10s(s, times) for s in sorted(subjects, key=lambda s: s.name != "monit")})
+    finally:
+        kill_all(services + sleepers)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, about {most} processes, shipped agent.toml + 3 rules")
+    print(report_shipped(rounds))
+    if args.json:
+        args.json.write_text(json.dumps({"processes": most, "rounds": rounds}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The kdump crash-dump watcher: one occurrence per kernel crash dump, with the panic reason.
 
 Each run scans every dump root (``/var/crash``, the configured ``roots``, and what the
-host's kdump configuration names) in a worker process with a hard timeout, and reports
+host's kdump configuration names), in-process on a local filesystem and in a worker process
+with a hard timeout on a network or FUSE one, and reports
 every dump that is complete, or that failed (a temporary marker older than the current
 boot), as an :class:`~monagent.api.Occurrence` in a result whose subject is the root.
 The engine keeps the seen set and sends each occurrence once per revision; the check
@@ -113,7 +114,8 @@ class KdumpCheck(Check):
         known = frozenset(key for (r, key) in self._reports if r == root)
         request = ScanRequest(root, trusted, known, abrt=abrt, max_dumps=self.max_dumps)
         try:
-            return ctx.run_blocking(scan_root, request, timeout=self.scan_timeout_seconds), None
+            # in-process on a local filesystem; a worker with a hard timeout on NFS and the like
+            return ctx.run_blocking(scan_root, request, timeout=self.scan_timeout_seconds, path=root), None
         except StuckCall:
             reason = f"{root} is not responding (scan took longer than {self.scan_timeout_seconds:g} s)"
         except OSError as exc:

@@ -26,7 +26,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from monagent.api import Check, Context, Result, Status
 from monagent.nagios import parse_output
@@ -38,6 +38,7 @@ _RESERVED = ("NOTIFY_SOCKET",)
 _STATES = {s.name.lower(): s for s in Status}
 _LINGER = 0.2  # seconds to wait for EOF after the plugin itself exited
 _CHUNK = 65536
+_STOP_GRACE = 0.5  # seconds a plugin's group gets between SIGTERM and SIGKILL when the agent stops
 _REAP_WAIT = 2.0  # seconds a SIGKILLed plugin gets to die before it is left for later reaping
 _STUCK: List[subprocess.Popen[bytes]] = []  # killed plugins stuck in the kernel, reaped on later runs
 
@@ -53,11 +54,12 @@ def _reserved(name: str) -> bool:
 # ---------------------------------------------------------------- the child's setup
 
 
-def _ambient_clearer() -> Optional[Callable[[], None]]:
-    """A preexec_fn that clears the ambient capability set, or None where that is impossible.
+def _child_setup() -> Optional[Callable[[], None]]:
+    """A preexec_fn that clears the ambient capability set and asks the kernel to SIGKILL the
+    plugin when the agent dies (even by SIGKILL); None where prctl is not available.
 
     The foreign function is looked up here, in the parent, so the child between fork and
-    exec only makes one libc call (no imports, no allocation worth mentioning).
+    exec only makes plain libc calls (no imports, no allocation worth mentioning).
     """
     try:
         import ctypes
@@ -67,11 +69,15 @@ def _ambient_clearer() -> Optional[Callable[[], None]]:
         return None
     prctl.restype = ctypes.c_int
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    agent = os.getpid()
 
-    def clear() -> None:
+    def setup() -> None:
         prctl(47, 4, 0, 0, 0)  # PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL; best effort (EINVAL before 4.3)
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: the plugin dies with the agent
+        if os.getppid() != agent:  # the agent died before that took effect
+            os.kill(os.getpid(), signal.SIGKILL)
 
-    return clear
+    return setup
 
 
 # ---------------------------------------------------------------- reading with a cap
@@ -125,9 +131,9 @@ class _Run:
             env=dict(env),
             close_fds=True,
             start_new_session=True,
-            # glibc resets its locks in the child, and the hook makes a single prctl() call
+            # glibc resets its locks in the child, and the hook makes plain prctl() calls
             # looked up in the parent: the usual preexec_fn-with-threads deadlock cannot happen.
-            preexec_fn=_ambient_clearer(),  # noqa: PLW1509
+            preexec_fn=_child_setup(),  # noqa: PLW1509
         )
         self.out, self.err = _Capped(limit), _Capped(limit)
         self.selector = selectors.DefaultSelector()
@@ -179,10 +185,20 @@ class _Run:
                     self.selector.unregister(key.fd)
 
     def kill_group(self, sig: int) -> None:
+        if self.proc.returncode is not None:
+            return  # reaped: its pid may name another group by now
         try:
             os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def stop(self) -> None:
+        """From another thread, when the agent stops: SIGTERM to the group, SIGKILL a moment later."""
+        self.kill_group(signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_GRACE
+        while not self.exited() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.kill_group(signal.SIGKILL)
 
     def finish(self, deadline: float, grace: float) -> Outcome:
         timed_out = False
@@ -213,14 +229,22 @@ class _Run:
                 stream.close()
 
 
-def run_plugin(argv: Sequence[str], env: Mapping[str, str], timeout: float, limit: int = 8192) -> Outcome:
-    """Run ``argv`` to completion or until ``timeout`` seconds; raises OSError if it cannot start."""
+def run_plugin(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float, limit: int = 8192, live: Optional[Set[_Run]] = None
+) -> Outcome:
+    """Run ``argv`` to completion or until ``timeout`` seconds; raises OSError if it cannot start.
+
+    While it runs, the run is in ``live`` (the check's close() stops what is there)."""
     _reap_stuck()
     margin = min(1.0, timeout * 0.1)  # leave room to kill and report before the engine's own timeout
     run = _Run(argv, env, limit)
+    if live is not None:
+        live.add(run)
     try:
         return run.finish(time.monotonic() + timeout - margin, margin / 2)
     finally:
+        if live is not None:
+            live.discard(run)
         run.close()
 
 
@@ -252,6 +276,7 @@ class NagiosCheck(Check):
         if problems:
             raise ValueError("; ".join(problems))
         self.name = os.path.basename(self.command[0]) if self.command else ""
+        self._live: Set[_Run] = set()  # runs in progress, for close()
 
     def _problems(self, timeout_state: str) -> List[str]:
         problems = []
@@ -278,9 +303,14 @@ class NagiosCheck(Check):
         child.update(self.env)
         return {k: v for k, v in child.items() if not _reserved(k)}
 
+    def close(self) -> None:
+        """The agent stops or drops this instance: a plugin still running dies with its process group."""
+        for run in list(self._live):
+            run.stop()
+
     def run(self, ctx: Context) -> Result:
         try:
-            outcome = run_plugin(self.command, self.environment(), self.deadline, self.output_limit)
+            outcome = run_plugin(self.command, self.environment(), self.deadline, self.output_limit, self._live)
         except OSError as exc:
             return Result(status=Status.UNKNOWN, reason=f"cannot run {self.command[0]}: {exc.strerror or exc}")
         return self.judge(outcome)

@@ -24,63 +24,86 @@ from monagent.confread import ConfigError
 
 log = logging.getLogger(__name__)
 
+EX_CANTCREAT = 73  # sysexits.h, as in monagent.cli (imported lazily there)
+EX_TEMPFAIL = 75
+
 STOP_DEADLINE = 20.0  # seconds for in-flight sends on SIGTERM; the unit's TimeoutStopSec is longer
 LOOP_MAX_SLEEP = 5.0  # timers (reminders, windows) are checked at least this often; well under WatchdogSec/2
 STATUS_REFRESH = 30.0  # the systemd STATUS= line is recomputed after runs, else this often
 
 
+class _Lane:
+    """The delivery thread of one receiver: pumps its dispatcher when woken and when it is due."""
+
+    def __init__(self, outbox: Any, dispatcher: Any) -> None:
+        self.outbox = outbox
+        self.dispatcher = dispatcher
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        name = getattr(dispatcher, "receiver_name", "receiver")
+        self.thread = threading.Thread(target=self._loop, name=f"delivery:{name}", daemon=True)
+
+    def _loop(self) -> None:
+        dispatcher = self.dispatcher
+        while not self.stopping.is_set():
+            # A receiver's bug must not stop delivery; it is logged with its traceback.
+            try:
+                dispatcher.pump(self.outbox, time.time())
+                due = dispatcher.next_due(time.time())
+            except Exception:
+                log.exception("delivery to %s failed", getattr(dispatcher, "receiver_name", dispatcher))
+                due = time.time() + 30.0
+            timeout = 5.0 if due is None else min(5.0, max(0.05, due - time.time()))
+            self.wake.wait(timeout)
+            self.wake.clear()
+
+
 class Delivery:
-    """The delivery thread: pumps every dispatcher when woken and when one is due."""
+    """One delivery lane (thread) per receiver, so a slow or hostile receiver delays only itself."""
 
     def __init__(self, outbox: Any, dispatchers: List[Any]) -> None:
         self.outbox = outbox
         self.dispatchers = dispatchers
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="delivery", daemon=True)
+        self._lanes = [_Lane(outbox, d) for d in dispatchers]
+        self._started = False
 
     def start(self) -> None:
-        self._thread.start()
+        with self._lock:
+            self._started = True
+            for lane in self._lanes:
+                lane.thread.start()
 
     def wake(self) -> None:
-        self._wake.set()
+        with self._lock:
+            lanes = list(self._lanes)
+        for lane in lanes:
+            lane.wake.set()
 
     def replace(self, dispatchers: List[Any]) -> None:
+        new = [_Lane(self.outbox, d) for d in dispatchers]
         with self._lock:
-            old, self.dispatchers = self.dispatchers, dispatchers
-        for dispatcher in old:
-            dispatcher.close(time.monotonic() + 5.0)
-        self.wake()
+            old, self._lanes, self.dispatchers = self._lanes, new, dispatchers
+            if self._started:
+                for lane in new:
+                    lane.thread.start()
+        for lane in old:
+            lane.stopping.set()
+            lane.wake.set()
+        for lane in old:
+            lane.dispatcher.close(time.monotonic() + 5.0)
 
     def stop(self, deadline: float) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        for dispatcher in self.dispatchers:
-            dispatcher.close(deadline)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            now = time.time()
-            with self._lock:
-                dispatchers = list(self.dispatchers)
-            next_due: Optional[float] = None
-            for dispatcher in dispatchers:
-                if self._stop.is_set():
-                    break
-                # A receiver's bug must not stop delivery to the others; it is logged with its traceback.
-                try:
-                    dispatcher.pump(self.outbox, now)
-                    due = dispatcher.next_due(time.time())
-                except Exception:
-                    log.exception("delivery to %s failed", getattr(dispatcher, "receiver_name", dispatcher))
-                    due = time.time() + 30.0
-                if due is not None:
-                    next_due = due if next_due is None else min(next_due, due)
-            timeout = 5.0 if next_due is None else min(5.0, max(0.05, next_due - time.time()))
-            self._wake.wait(timeout)
-            self._wake.clear()
+        with self._lock:
+            lanes = list(self._lanes)
+        for lane in lanes:
+            lane.stopping.set()
+            lane.wake.set()
+        for lane in lanes:
+            if lane.thread.is_alive():
+                lane.thread.join(max(0.0, deadline - time.monotonic()))
+        for lane in lanes:
+            lane.dispatcher.close(deadline)
 
 
 class Agent:
@@ -97,6 +120,7 @@ class Agent:
 
         self.cycle_histogram = CycleHistogram()
         self.last_runs: Dict[str, Any] = {}
+        self.first_cycle: Any = None
         self.started_at = time.time()
         self.scheduler: Any = None
         self.pipeline: Any = None
@@ -119,9 +143,6 @@ class Agent:
         from monagent.notify.build import build_dispatchers
         from monagent.scheduler import Scheduler, build_instances
         from monagent.sdnotify import SystemdNotifier
-        from monagent.statelock import StateDirBusy
-        from monagent.statelock import claim as claim_state_dir
-        from monagent.store import Store
 
         faulthandler.enable()  # a watchdog SIGABRT then prints every thread's stack to the journal
         config = self.config
@@ -129,12 +150,10 @@ class Agent:
         self._install_signals()
         # Worker processes and Nagios plugins must not inherit NOTIFY_SOCKET / WATCHDOG_*: unset them here.
         notifier = SystemdNotifier.from_environ(os.environ, unset=True)
-        try:
-            state_lock = claim_state_dir(config.agent.state_dir)
-        except StateDirBusy as busy:
-            log.error("%s", busy)
-            return 1
-        store = Store.open(config.agent.state_dir)
+        opened = self._open_state(config)
+        if isinstance(opened, int):
+            return opened
+        state_lock, store = opened
         facts = SystemFacts(config.agent.hostname, pool_size=config.agent.max_workers)
         now, mono = time.time(), time.monotonic()
         self.started_at = now
@@ -156,6 +175,9 @@ class Agent:
             ", ".join(config.notifiers.receiver_names) or "none",
             config.agent.state_dir,
         )
+        from monagent.firstcycle import FirstCycle
+
+        self.first_cycle = FirstCycle((c.name for c in config.checks if c.enabled), {c.name: c.thresholds for c in config.checks})
         notifier.ready()
         clean = False
         try:
@@ -174,6 +196,29 @@ class Agent:
             store.close()
             state_lock.release()
         return 0
+
+    def _open_state(self, config: Any) -> Any:
+        """``(lock, store)``, or the exit code after one line saying why the state cannot be used."""
+        from monagent.startup import StartFailure, prepare_state_dir
+        from monagent.statelock import StateDirBusy
+        from monagent.statelock import claim as claim_state_dir
+        from monagent.store import Store, StoreError
+
+        try:
+            prepare_state_dir(config.agent.state_dir, self.environ)
+            state_lock = claim_state_dir(config.agent.state_dir)
+        except StartFailure as failure:
+            log.error("%s", failure)
+            return failure.code
+        except StateDirBusy as busy:
+            log.error("%s", busy)
+            return EX_TEMPFAIL
+        try:
+            return state_lock, Store.open(config.agent.state_dir)
+        except StoreError as exc:
+            state_lock.release()
+            log.error("%s; nothing was started", exc)
+            return EX_CANTCREAT
 
     def dispatchers(self) -> List[Any]:
         return list(self.delivery.dispatchers) if self.delivery is not None else []
@@ -196,9 +241,12 @@ class Agent:
             if runs:
                 for run in runs:
                     self.last_runs[run.check] = run
+                summary = self.first_cycle.observe(runs) if self.first_cycle is not None else None
+                if summary:
+                    log.info("%s", summary)
                 self.cycle_histogram.observe(time.monotonic() - started)
-            if not scheduler.unhealthy:
-                gate.progress(time.monotonic())
+            if not scheduler.unhealthy and not pipeline.delivery_stopped:
+                gate.progress(time.monotonic())  # a store that refuses commits (a bug) lets systemd restart us
             if gate.due(time.monotonic()):
                 notifier.watchdog()
             if notifier.enabled and (runs or queued or time.monotonic() - status_at >= STATUS_REFRESH):
@@ -227,6 +275,8 @@ class Agent:
     def _status_line(self) -> str:
         from monagent.sdnotify import status_line
 
+        if self.pipeline.delivery_stopped:
+            return str(self.pipeline.delivery_stopped)
         depth = sum(self.store.queued_count(r) for r in self.config.notifiers.receiver_names)
         return status_line(len(self.scheduler.instances), self.pipeline.firing_count(), depth)
 
@@ -273,11 +323,16 @@ class Agent:
             for problem in err.problems:
                 log.error("  %s", problem)
             return None
+        except Exception:
+            log.exception("reload of %s refused (an error inside monagent); the running configuration stays in force", self.path)
+            return None
         old_by_name = {c.name: c for c in config.checks}
         mono = time.monotonic()
         for name in list(scheduler.instances):
             if new.check(name) is None:
                 scheduler.remove(name)
+        if self.first_cycle is not None:
+            self.first_cycle.forget(set(old_by_name) - {c.name for c in new.checks if c.enabled})
         changed = [c for c in new.checks if old_by_name.get(c.name) != c]
         for check_config in changed:
             scheduler.remove(check_config.name)

@@ -321,13 +321,17 @@ class Context(Protocol):
     def mounts(self) -> Sequence[Mount]: ...
 
     def disk_usage(self, path: str, timeout: float = 5.0) -> DiskUsage:
-        """statvfs with a hard timeout; raises :class:`StuckCall` for a hung mount."""
+        """statvfs with a hard timeout on network and FUSE filesystems (in-process on local ones);
+        raises :class:`StuckCall` for a hung mount."""
         ...
 
-    def run_blocking(self, func: Callable[..., T], *args: Any, timeout: float = 10.0) -> T:
+    def run_blocking(self, func: Callable[..., T], *args: Any, timeout: float = 10.0, path: Optional[str] = None) -> T:
         """Run a picklable top-level function in a worker process with a hard timeout.
 
-        Raises :class:`StuckCall` when it does not return in time (the worker is killed).
+        Raises :class:`StuckCall` when it does not return in time (the worker is killed). With
+        ``path`` (the file or directory the function reads), the call runs in-process when that
+        path is on a local filesystem, where it cannot hang on a server; without it the call is
+        always isolated in a worker.
         """
         ...
 
@@ -351,7 +355,7 @@ class Check:
     - ``interval``, ``timeout``: defaults in seconds, overridable per instance;
     - ``metrics``: name -> :class:`MetricSpec`; thresholds in the config may only
       name these (None: any name, for checks whose metrics are discovered, e.g. Nagios perfdata);
-    - ``run_at_start``: run at once at agent start instead of after a random splay;
+    - ``run_at_start``: run at once at agent start instead of at the agent's first (splayed) slot;
     - ``warmup``: seconds between a baseline run and the reported one in ``monagent check``,
       for checks that measure over an interval (CPU percent, rates); 0 (default): one run;
     - ``non_blocking``: runs take milliseconds and do not block (reads of /proc, no network, no

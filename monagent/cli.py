@@ -2,8 +2,11 @@
 
 Each command group lives in ``monagent/commands/<group>.py`` with a
 ``register(subparsers)`` function; a command sets ``func`` on its parser and
-returns an exit code. Exit codes: 0 success, 64 usage error, 77 permission denied,
-78 invalid configuration; ``monagent check`` exits with the worst status (0-3).
+returns an exit code. Exit codes (sysexits.h, README "Exit codes"): 0 success, 1 a
+receiver refused a test message, 64 usage error (also an unknown alert key or silence ID),
+73 cannot create the state or runtime directory, 75 temporary (another agent holds the state),
+77 permission denied, 78 invalid configuration; ``monagent check`` exits with the worst
+status (0-3).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from typing import List, Optional, Sequence
 from monagent import __version__
 
 EX_USAGE = 64
-EX_CONFIG = 78
+EX_CANTCREAT = 73
+EX_TEMPFAIL = 75
 EX_NOPERM = 77
+EX_CONFIG = 78
 
 # The command groups, in the order --help lists them. Explicit, not discovered.
 COMMAND_MODULES = (
@@ -40,9 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="monagent",
         description="Server monitoring agent: runs checks, turns problems into one FIRING and one RESOLVED "
         "message, and delivers them to DingTalk, webhooks, Alertmanager or the console.",
-        epilog="Example: monagent run -c /etc/monagent/agent.toml",
+        epilog="Examples:\n  monagent run -c /etc/monagent/agent.toml\n  monagent -c agent.toml check\n"
+        "  MONAGENT_CONFIG=agent.toml monagent status",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"monagent {__version__}")
+    parser.add_argument(
+        "-c",
+        "--config",
+        dest="global_config",
+        default=None,
+        metavar="FILE",
+        help="configuration file, before or after the command (default: $MONAGENT_CONFIG, else "
+        "$CONFIGURATION_DIRECTORY/agent.toml, else /etc/monagent/agent.toml)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         try:

@@ -10,18 +10,21 @@ metrics.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from monagent.alerting.config import AlertingConfig, AlertingOverrides, parse_alerting, parse_overrides
 from monagent.api import Direction, MetricSpec, Threshold
-from monagent.confread import ConfigError, Document, Problem, Section
+from monagent.confread import ConfigError, Deferred, Document, Problem, Section, limit_problems, nesting_problem
 from monagent.metrics_config import MetricsConfig, parse_metrics
 from monagent.notify.config import NotifiersConfig, parse_notifiers
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the loader imports plugin code; it stays out of module import time
     from monagent.loader import Registry
@@ -63,6 +66,7 @@ class CheckConfig:
     alerting: AlertingOverrides
     line: Optional[int] = None
     load_error: str = ""  # the check type could not be loaded: where from and why (runs report UNKNOWN)
+    splay: Optional[float] = None  # a random first-run delay of its own; None: the agent's shared grid
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class Config:
     notifiers: NotifiersConfig
     metrics: MetricsConfig
     checks: Tuple[CheckConfig, ...] = field(default_factory=tuple)
+    deferred: Tuple[Deferred, ...] = ()  # secrets left to the service (load(defer_secrets=True))
 
     def check(self, name: str) -> Optional[CheckConfig]:
         return self._checks_by_name.get(name)
@@ -187,7 +192,7 @@ def _unknown_metric(name: str, metrics: Mapping[str, MetricSpec]) -> str:
 
 
 _TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
-_INSTANCE_KEYS = ("type", "interval", "timeout", "enabled", "thresholds", "alerting")
+_INSTANCE_KEYS = ("type", "interval", "timeout", "enabled", "splay", "thresholds", "alerting")
 
 
 def parse_check(
@@ -203,6 +208,7 @@ def parse_check(
     interval = section.duration("interval", getattr(check_class, "interval", agent.interval), minimum=0.1)
     timeout = section.duration("timeout", min(getattr(check_class, "timeout", agent.timeout), agent.timeout), minimum=0.1)
     enabled = section.boolean("enabled", True)
+    splay = section.duration("splay", None)
     overrides = parse_overrides(section.table("alerting"), alerting)
     metrics = getattr(check_class, "metrics", None) if check_class else None
     thresholds = parse_thresholds(section.table("thresholds"), metrics) if check_class else {}
@@ -218,9 +224,8 @@ def parse_check(
     section.finish()
     info = getattr(registry, "infos", {}).get(type_name)
     load_error = f"{info.source}: {info.error}" if info is not None and info.error else ""
-    return CheckConfig(
-        name, type_name, interval, timeout, enabled, options, thresholds, overrides, section.doc.line_of(section.path), load_error
-    )
+    line = section.doc.line_of(section.path)
+    return CheckConfig(name, type_name, interval, timeout, enabled, options, thresholds, overrides, line, load_error, splay)
 
 
 def _try_build(check_class: type, options: Mapping[str, Any], timeout: float, section: Section) -> None:
@@ -244,38 +249,107 @@ def _try_build(check_class: type, options: Mapping[str, Any], timeout: float, se
         close()
 
 
-def toml_problem(file: str, exc: Exception) -> Problem:
+def toml_problem(file: str, exc: Exception, last_line: Optional[int] = None) -> Problem:
     """A TOML syntax error as ``file:line: invalid TOML: message at column N`` (editors jump to it)."""
     text = str(exc)
     found = _TOML_WHERE.search(text)
     if found is None:
-        return Problem(file, None, "", f"invalid TOML: {text}")
+        return Problem(file, last_line, "", f"invalid TOML: {text}")  # "at end of document"
     message = f"{text[: found.start()].rstrip()} at column {found.group(2)}{text[found.end() :]}"
     if text.startswith("Illegal character '\\n'"):
         message += " (a string's closing quote is missing)"
     return Problem(file, int(found.group(1)), "", f"invalid TOML: {message}")
 
 
-def load(path: Path, environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None) -> Config:
-    """Read and validate ``path``; raise :class:`ConfigError` listing every problem."""
+def _read_source(path: Path) -> str:
     file = str(path)
     try:
-        source = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([Problem(file, None, "", f"cannot read the configuration: {exc.strerror or exc}")]) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(file, None, "", f"not UTF-8 text: {exc.reason}")]) from None
-    return loads(source, file, environ, registry)
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError([Problem(file, line, "", f"not UTF-8 text: {exc.reason} at byte {exc.start}")]) from None
+
+
+def load(
+    path: Path,
+    environ: Optional[Mapping[str, str]] = None,
+    registry: Optional[Registry] = None,
+    *,
+    resolver: Any = None,
+    defer_secrets: bool = False,
+) -> Config:
+    """Read and validate ``path``; raise :class:`ConfigError` listing every problem.
+
+    Outside the service, ``resolver`` (a :class:`~monagent.credentials.ServiceCredentials`) reads
+    secrets where the unit gets them, and ``defer_secrets`` leaves the ones nobody here can read to
+    the service (:attr:`Config.deferred` lists them) instead of calling them problems."""
+    return loads(_read_source(path), str(path), environ, registry, resolver=resolver, defer_secrets=defer_secrets)
 
 
 def loads(
-    source: str, file: str = "agent.toml", environ: Optional[Mapping[str, str]] = None, registry: Optional[Registry] = None
+    source: str,
+    file: str = "agent.toml",
+    environ: Optional[Mapping[str, str]] = None,
+    registry: Optional[Registry] = None,
+    *,
+    resolver: Any = None,
+    defer_secrets: bool = False,
 ) -> Config:
+    """Parse and validate ``source``; every failure is a :class:`ConfigError`, never another exception:
+    a reload keeps the running configuration and a start exits 78 whatever is wrong with the file."""
     try:
-        data = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([toml_problem(file, exc)]) from None
+        config, problems = _parse(source, file, environ, registry, resolver=resolver, defer_secrets=defer_secrets)
+    except ConfigError:
+        raise
+    except RecursionError:
+        raise ConfigError([Problem(file, 1, "", "nested too deep to read")]) from None
+    except Exception as exc:
+        log.debug("validating %s failed inside monagent", file, exc_info=True)
+        message = f"could not be validated (a bug in monagent, please report it): {type(exc).__name__}: {exc}"
+        raise ConfigError([Problem(file, 1, "", message)]) from None
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
+    return config
+
+
+def _parse(
+    source: str,
+    file: str,
+    environ: Optional[Mapping[str, str]],
+    registry: Optional[Registry],
+    *,
+    resolver: Any = None,
+    defer_secrets: bool = False,
+    lenient: bool = False,
+) -> Tuple[Optional[Config], List[Problem]]:
+    """The config and every problem. A file the TOML parser refuses (or too deep or too large to
+    read safely) has no config unless ``lenient``, which then reads its ``[agent]`` table alone."""
+    problems: List[Problem] = []
+    deep = nesting_problem(file, source)
+    data: Mapping[str, Any] = {}
+    if deep is not None:
+        problems.append(deep)
+    else:
+        try:
+            data = tomllib.loads(source)
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(toml_problem(file, exc, source.count("\n") + 1))
+    if not problems:
+        doc = Document(file, source, environ)
+        problems = limit_problems(doc, data)
+    if problems:
+        if not lenient:
+            return None, problems
+        data = {"agent": _agent_table(source)}
     doc = Document(file, source, environ)
+    doc.resolver, doc.defer_secrets = resolver, defer_secrets
+    return _build(doc, data, registry), problems + doc.problems
+
+
+def _build(doc: Document, data: Mapping[str, Any], registry: Optional[Registry]) -> Config:
     root = Section(doc, (), data)
     agent = parse_agent(root.table("agent"))
     if registry is None:
@@ -291,9 +365,41 @@ def loads(
         if check is not None:
             checks.append(check)
     root.finish()
-    if doc.problems:
-        raise ConfigError(doc.problems)
-    return Config(file, agent, alerting, notifiers, metrics, tuple(checks))
+    return Config(doc.file, agent, alerting, notifiers, metrics, tuple(checks), deferred=tuple(doc.deferred))
 
 
-__all__ = ["AgentConfig", "CheckConfig", "Config", "ConfigError", "load", "loads", "parse_threshold"]
+_HEADER_LINE = re.compile(r"^\s*\[")
+
+
+def _agent_table(source: str) -> Dict[str, Any]:
+    """The ``[agent]`` table alone, for a file whose TOML elsewhere does not parse."""
+    lines = source.splitlines()
+    start = next((i for i, line in enumerate(lines) if re.match(r"^\s*\[\s*agent\s*\]\s*(#.*)?$", line)), None)
+    if start is None:
+        return {}
+    end = next((i for i in range(start + 1, len(lines)) if _HEADER_LINE.match(lines[i])), len(lines))
+    try:
+        return dict(tomllib.loads("\n".join(lines[start:end])).get("agent", {}))
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
+def load_lenient(path: Path, environ: Optional[Mapping[str, str]] = None) -> Tuple[Config, List[Problem]]:
+    """For commands that only read or change alert state (DECISIONS.md section 4): the config with
+    every problem returned as a warning instead of raised (a key that is wrong keeps its default),
+    and secrets left to the service. A file whose TOML does not parse still gives its ``[agent]``
+    table (the state and runtime directories), or the defaults. Raises ConfigError only when the
+    file cannot be read at all."""
+    file = str(path)
+    source = _read_source(path)
+    try:
+        config, problems = _parse(source, file, environ, None, defer_secrets=True, lenient=True)
+    except (RecursionError, ValueError, TypeError):  # what a hostile file may still raise: the defaults then
+        log.debug("reading %s leniently failed", file, exc_info=True)
+        config, problems = _parse("", file, environ, None, defer_secrets=True, lenient=True)
+        problems = [Problem(file, 1, "", "could not be read; using the default state and runtime directories")]
+    assert config is not None
+    return config, problems
+
+
+__all__ = ["AgentConfig", "CheckConfig", "Config", "ConfigError", "load", "load_lenient", "loads", "parse_threshold"]

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 IDLE_POLL = 30.0  # seconds between the control thread's idle wake-ups
 
 MAX_REQUEST = 65536
+READ_TIMEOUT = 5.0  # seconds a client has to send its one line
+MAX_CONNECTIONS = 16  # control connections served at once; the CLI needs one
 Handler = Callable[[Mapping[str, Any]], Dict[str, Any]]
 
 
@@ -33,7 +35,30 @@ class AgentNotRunning(Exception):
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    request_queue_size = 64  # the listen backlog: a burst of clients waits instead of failing
     handler: Handler
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, _Connection)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """At most MAX_CONNECTIONS at once: one more is told so and closed, never given a thread."""
+        if not self.slots.acquire(blocking=False):
+            try:
+                request.settimeout(0.5)
+                request.sendall(json.dumps({"ok": False, "error": "busy: too many control connections"}).encode() + b"\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away is not the agent's problem: a log line, not a traceback on stderr."""
@@ -42,19 +67,28 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 class _Connection(socketserver.StreamRequestHandler):
     server: _Server
+    timeout = READ_TIMEOUT  # a client that sends nothing (or half a line) is dropped, its thread freed
 
     def handle(self) -> None:
-        line = self.rfile.readline(MAX_REQUEST)
+        try:
+            line = self.rfile.readline(MAX_REQUEST + 1)
+        except (socket.timeout, OSError):
+            log.debug("control client sent no request within %.0f s", READ_TIMEOUT)
+            return
         if not line.strip():
             return  # a probe (another agent checking whether this one lives): nothing to answer
-        try:
-            message = json.loads(line)
-            if not isinstance(message, dict):
-                raise TypeError("not an object")
-        except (ValueError, TypeError):
-            answer: Dict[str, Any] = {"ok": False, "error": "bad request: send one JSON object on one line"}
+        answer: Dict[str, Any]
+        if len(line) > MAX_REQUEST or not line.endswith(b"\n"):
+            answer = {"ok": False, "error": f"bad request: one line of at most {MAX_REQUEST} bytes"}
         else:
-            answer = self.server.handler(message)
+            try:
+                message = json.loads(line, parse_constant=_no_constant)
+                if not isinstance(message, dict):
+                    raise TypeError("not an object")
+            except (ValueError, TypeError, RecursionError):
+                answer = {"ok": False, "error": "bad request: send one JSON object on one line"}
+            else:
+                answer = self.server.handler(message)
         try:
             self.wfile.write(json.dumps(answer).encode() + b"\n")
         except (BrokenPipeError, ConnectionResetError):
@@ -75,7 +109,7 @@ class ControlServer:
         _remove_stale(self.path)
         old_umask = os.umask(0o117)
         try:
-            server = _Server(str(self.path), _Connection)
+            server = _Server(str(self.path))
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o660)
@@ -109,6 +143,10 @@ class ControlServer:
             pass
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")  # NaN and Infinity are no JSON
+
+
 def _wake(path: Path) -> None:
     """Connect and leave at once: returns the server's select() without a request."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -140,10 +178,7 @@ def request(path: Path, message: Mapping[str, Any], timeout: float = 10.0) -> Di
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
-        try:
-            sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise AgentNotRunning(str(path)) from exc
+        _connect(sock, path, time.monotonic() + timeout)
         sock.sendall(json.dumps(dict(message)).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
@@ -157,11 +192,32 @@ def request(path: Path, message: Mapping[str, Any], timeout: float = 10.0) -> Di
     return answer if isinstance(answer, dict) else {"ok": False, "error": "bad answer"}
 
 
+def _connect(sock: socket.socket, path: Path, deadline: float) -> None:
+    """Connect, waiting while the agent's listen backlog is full (a unix socket says EAGAIN at once)."""
+    while True:
+        try:
+            sock.connect(str(path))
+            return
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise AgentNotRunning(str(path)) from exc
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def agent_running(path: Path) -> Optional[bool]:
     """Whether an agent answers on ``path``; None when this user may not ask (the socket is 0660)."""
+    answer = agent_ping(path)
+    return None if answer is None else bool(answer.get("ok"))
+
+
+def agent_ping(path: Path) -> Optional[Dict[str, Any]]:
+    """The running agent's answer to ``ping`` (``problem`` says what stops delivery); ``{}`` when none
+    answers, None when this user may not ask (the socket is 0660)."""
     try:
-        return bool(request(path, {"op": "ping"}, timeout=2.0).get("ok"))
+        return request(path, {"op": "ping"}, timeout=2.0)
     except PermissionError:
         return None
     except (AgentNotRunning, OSError, ValueError):
-        return False
+        return {}

@@ -1,12 +1,19 @@
 """Running check instances on their own intervals, isolated from each other.
 
-Each instance runs on its own interval with a random first-run splay (or at once
-for types with ``run_at_start``). A run still in flight when the next is due is
-skipped and counted, never stacked. Each instance runs in a long-lived thread of its
+Every instance runs on a grid shared by the whole agent: one random phase per agent (the
+``[agent] splay``) and multiples of the instance's interval from it, so checks due together
+(same interval, or intervals that are multiples of each other) start in the same step and
+share one context (one process scan, one mount table), one ``observe`` and at most one
+commit. The splay spreads a fleet's load without splitting one host's work. Types with
+``run_at_start`` run at once and then join the grid; an instance with its own ``splay``
+(``[checks.NAME] splay``) gets a phase of its own. A run still in flight when the next is due is
+skipped, never stacked. Each instance runs in a long-lived thread of its
 own: a run that raises yields UNKNOWN with the exception text (traceback logged once);
-one that passes its timeout yields UNKNOWN "still running after N s" and only that
-instance waits for it (Python threads cannot be killed; calls that can block in the kernel go
-through the context's worker processes, which have hard timeouts). Facts are
+one that passes its timeout yields UNKNOWN "still running after N s" and is abandoned with
+its thread (Python threads cannot be killed; calls that can block in the kernel go
+through the context's worker processes, which have hard timeouts). Every later run that
+falls due while the abandoned one has not returned is a failed run "hung since HH:MM", so
+the check's "check failing" streak grows and alerts like any other failure. Facts are
 gathered once per cycle: every check started in one step shares one context.
 
 The scheduler never reads the clock: ``step(now, monotonic)`` is given the time.
@@ -15,8 +22,10 @@ The scheduler never reads the clock: ``step(now, monotonic)`` is given the time.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -130,6 +139,7 @@ class Instance:
     timeouts: int = 0
     errors: int = 0
     last_duration: float = 0.0
+    phase: float = 0.0  # monotonic origin of its grid: the agent's, or its own with a splay of its own
 
 
 def normalise_results(value: Any) -> Tuple[Result, ...]:
@@ -173,6 +183,7 @@ class Scheduler:
         self._context_factory = context_factory
         self._rng = rng or random.Random()  # noqa: S311 - splay, not security
         self._splay = splay
+        self._phase = monotonic + (self._rng.uniform(0, splay) if splay > 0 else 0.0)  # the agent's grid
         self.instances: Dict[str, Instance] = {}
         self.abandoned = 0
         self._lane: Optional[_Lane] = None
@@ -181,8 +192,15 @@ class Scheduler:
 
     # -- membership
     def add(self, config: CheckConfig, check: Check, monotonic: float) -> None:
-        first = 0.0 if getattr(check, "run_at_start", False) else self._rng.uniform(0, min(self._splay, config.interval))
-        self.instances[config.name] = Instance(config, check, monotonic + first)
+        """A new instance: due at once (``run_at_start``) or at its next slot on the grid."""
+        instance = Instance(config, check, monotonic)
+        if config.splay is not None:
+            instance.phase = monotonic + self._rng.uniform(0, min(config.splay, config.interval))
+        else:
+            instance.phase = self._phase
+        if not getattr(check, "run_at_start", False):
+            instance.next_due = _slot_at_or_after(instance.phase, config.interval, monotonic)
+        self.instances[config.name] = instance
 
     def remove(self, name: str) -> None:
         instance = self.instances.pop(name, None)
@@ -206,7 +224,9 @@ class Scheduler:
         if due:
             ctx = self._context_factory(now, monotonic)
             for instance in due:
-                self._start(instance, ctx, now, monotonic)
+                hung = self._start(instance, ctx, now, monotonic)
+                if hung is not None:
+                    finished.append(hung)
         return finished
 
     def next_wakeup(self, monotonic: float) -> float:
@@ -247,16 +267,20 @@ class Scheduler:
         return self.abandoned > ABANDONED_THREAD_CAP
 
     # -- internals
-    def _start(self, instance: Instance, ctx: Context, now: float, monotonic: float) -> None:
-        instance.next_due = max(instance.next_due + instance.config.interval, monotonic)
-        if instance.next_due <= monotonic:
-            instance.next_due = monotonic + instance.config.interval
+    def _start(self, instance: Instance, ctx: Context, now: float, monotonic: float) -> Optional[CheckRun]:
+        """Start a due run; a run due while an abandoned one still hangs is returned as a failed run."""
+        # The next slot on the instance's grid at least half an interval away (slots missed while late
+        # are skipped; a run_at_start run just before the first slot does not run again at that slot).
+        interval = instance.config.interval
+        instance.next_due = _slot_at_or_after(instance.phase, interval, monotonic + interval / 2)
         if instance.run is not None:
             instance.skipped += 1
+            if instance.run.timed_out:
+                return self._hung(instance, instance.run, now, monotonic)
             log.warning(
                 "check %s: previous run still in flight, run skipped (%d skipped so far)", instance.config.name, instance.skipped
             )
-            return
+            return None
         run = _Run(monotonic, now, threading.Event())
         instance.run = run
         instance.runs += 1
@@ -264,10 +288,24 @@ class Scheduler:
             if self._lane is None:
                 self._lane = _Lane()
             self._lane.submit(_Job(instance.check, ctx, run, instance.config.name))
-            return
+            return None
         if instance.lane is None:
             instance.lane = _Lane(f"check:{instance.config.name}")
         instance.lane.submit(_Job(instance.check, ctx, run, instance.config.name))
+        return None
+
+    def _hung(self, instance: Instance, run: _Run, now: float, monotonic: float) -> CheckRun:
+        """The run due now cannot start: the abandoned one has not returned. A failed run, so it counts."""
+        since = time.strftime("%H:%M", time.localtime(run.started_wall))
+        reason = f"hung since {since}"
+        log.warning(
+            "check %s: %s (%s s), this run is reported UNKNOWN",
+            instance.config.name,
+            reason,
+            _fmt_seconds(monotonic - run.started_mono),
+        )
+        result = Result(status=Status.UNKNOWN, reason=reason)
+        return CheckRun(instance.config.name, instance.config.type, now, 0.0, (result,), error=reason)
 
     def _collect(self, now: float, monotonic: float) -> List[CheckRun]:
         out: List[CheckRun] = []
@@ -318,6 +356,13 @@ class Scheduler:
         return CheckRun(
             instance.config.name, instance.config.type, run.started_wall, monotonic - run.started_mono, (result,), error=reason
         )
+
+
+def _slot_at_or_after(phase: float, interval: float, monotonic: float) -> float:
+    """The first ``phase + k * interval`` (k >= 0) not before ``monotonic``."""
+    if monotonic <= phase:
+        return phase
+    return phase + math.ceil((monotonic - phase) / interval) * interval
 
 
 def _fmt_seconds(seconds: float) -> str:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from monagent.events import ReceiverHealth
+from monagent.events import ReceiverHealth, failure_streak
 
 if TYPE_CHECKING:
     import sqlite3
@@ -68,6 +69,21 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """A write failed (disk full, read-only state directory); nothing of it was kept."""
+
+
+class StoreBroken(StoreError):
+    """A write failed for a reason other than space or permissions (a constraint, a bug): nothing of it
+    was kept, and retrying the same changes will fail again. Delivery has stopped; say so loudly."""
+
+
+# What SQLite says when the disk or the directory refuses a write: waiting may cure these.
+_DISK_TROUBLE = ("disk", "full", "readonly", "read-only", "unable to open", "i/o", "locked", "busy", "out of memory")
+
+
+def _disk_trouble(exc: Exception) -> bool:
+    import sqlite3
+
+    return isinstance(exc, sqlite3.OperationalError) and any(word in str(exc).lower() for word in _DISK_TROUBLE)
 
 
 @dataclass
@@ -173,6 +189,14 @@ class Store:
         import sqlite3
 
         try:
+            # Created 0600 (SQLite gives its -wal and -shm the same mode): alerts, silences and
+            # receiver errors are nobody else's business.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _Unwritable(exc.strerror or str(exc)) from None
+        try:
             conn = _connect(f"file:{path}?mode=rwc")
         except sqlite3.OperationalError as exc:
             raise _Unwritable(str(exc)) from None
@@ -261,6 +285,8 @@ class Store:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
+                if not _disk_trouble(exc):
+                    raise StoreBroken(f"{type(exc).__name__}: {exc}") from None
                 if self.writable:
                     log.error(
                         "the state database %s cannot be written (%s); events are held in memory until it can", self.path, exc
@@ -464,9 +490,11 @@ class Store:
     def set_health(self, health: ReceiverHealth) -> None:
         import sqlite3
 
-        data = {k: v for k, v in health.__dict__.items() if k not in ("receiver", "dropped")}
         with self._lock:
             try:
+                since = failure_streak(self.health(health.receiver), health)
+                data = {k: v for k, v in health.__dict__.items() if k not in ("receiver", "dropped")}
+                data["failing_since"] = since
                 self.conn.execute(
                     "INSERT INTO receiver_health (receiver, data) VALUES (?, ?) "
                     "ON CONFLICT(receiver) DO UPDATE SET data = excluded.data",
@@ -508,13 +536,14 @@ class _Unwritable(Exception):
     pass
 
 
+TABLES = frozenset(re.findall(r"CREATE TABLE (\w+)", "".join(MIGRATIONS)))
+
+
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema up to date; a schema this monagent cannot use is :class:`_Corrupt` (moved aside)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"the state database {path} has schema version {version}, newer than this monagent "
-            f"understands ({SCHEMA_VERSION}); upgrade monagent or move the file away"
-        )
+        raise _Corrupt(f"schema version {version} is newer than this monagent understands ({SCHEMA_VERSION})")
     for number in range(version, SCHEMA_VERSION):
         conn.execute("BEGIN IMMEDIATE")
         for statement in MIGRATIONS[number].split(";"):
@@ -524,6 +553,10 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("COMMIT")
         if version:
             log.info("state database %s migrated to schema version %d", path, number + 1)
+    present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = sorted(TABLES - present)
+    if missing:
+        raise _Corrupt(f"table {', '.join(missing)} missing")
 
 
 def _move_aside(path: Path) -> Path:
@@ -536,4 +569,4 @@ def _move_aside(path: Path) -> Path:
     return target
 
 
-__all__ = ["Bounds", "Changes", "Store", "StoreError", "StoreUnavailable", "StoredState"]
+__all__ = ["Bounds", "Changes", "Store", "StoreBroken", "StoreError", "StoreUnavailable", "StoredState"]

@@ -213,7 +213,7 @@ class FakeContext:
         assert isinstance(fact, DiskUsage)
         return fact
 
-    def run_blocking(self, func: Callable[..., T], *args: Any, timeout: float = 10.0) -> T:
+    def run_blocking(self, func: Callable[..., T], *args: Any, timeout: float = 10.0, path: Optional[str] = None) -> T:
         name = getattr(func, "__qualname__", repr(func))
         self.calls.append((name, args, timeout))
         if self.blocking_hangs or func in self.hanging_functions:

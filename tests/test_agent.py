@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import List, Tuple
 
 import pytest
 from fake_dingtalk import FakeDingTalk, Fault
@@ -368,3 +370,106 @@ def test_the_running_agent_serves_its_checks_and_alerts_as_prometheus_metrics(tm
         assert lint.returncode == 0, lint.stdout + lint.stderr
     elif os.environ.get("CI"):
         pytest.fail("promtool is missing in CI (package prometheus)")
+
+
+HOSTILE_FILES = {
+    "an unclosed IPv6 bracket in a URL": (
+        '\n[notifiers.webhook.ops]\nurl = "http://[::1/hook"\n',
+        "cannot be parsed: Invalid IPv6 URL",
+    ),
+    "500 nested arrays": ("\n[checks.cpu]\ntype = " + "[" * 500 + "]" * 500 + "\n", "nest more than 16 deep"),
+    "400 nested inline tables": ("\n[checks.cpu]\ntype = " + "{a=" * 400 + "1" + "}" * 400 + "\n", "nest more than 16 deep"),
+    "a 400-digit integer duration": ('\n[checks.cpu]\ntype = "cpu"\ninterval = ' + "9" * 400 + "\n", "integer of 400 digits"),
+    "a 400-digit duration string": ('\n[checks.cpu]\ntype = "cpu"\ninterval = "' + "9" * 400 + 's"\n', "checks.cpu.interval"),
+    "a newline in a check and type name": (
+        '\n[checks."a\\nb"]\ntype = "c\\npu"\n',
+        'checks.a\\nb.type: unknown check type "c\\npu"',
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(HOSTILE_FILES))
+def test_a_hostile_file_is_refused_by_run_with_78_and_one_problem_per_line(tmp_path, what):
+    text, expected = HOSTILE_FILES[what]
+    path = agent_config(tmp_path, extra=text)
+    proc = subprocess.run([sys.executable, "-m", "monagent", "run", "-c", str(path)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 78, proc.stderr
+    assert "Traceback" not in proc.stderr
+    *problems, summary = proc.stderr.splitlines()
+    assert summary.startswith("monagent: ") and problems
+    assert all(re.match(re.escape(str(path)) + r":\d+: ", line) for line in problems), proc.stderr
+    assert any(expected in line for line in problems), proc.stderr
+
+
+def test_sighup_with_each_hostile_file_keeps_the_agent_and_its_config(tmp_path, agents):
+    config = agent_config(tmp_path)
+    agent = agents(config)
+    agent.wait_for("monagent started: 1 checks")
+    good_text = config.read_text()
+    for number, what in enumerate(sorted(HOSTILE_FILES), start=1):
+        text, expected = HOSTILE_FILES[what]
+        config.write_text(good_text + text)
+        agent.proc.send_signal(signal.SIGHUP)
+        agent.wait_for("reload of", count=number)
+        agent.wait_for(expected)
+        assert agent.proc.poll() is None, what
+    assert not any("Traceback" in line for line in agent.lines), "\n".join(agent.lines)
+    (tmp_path / "value").write_text("95")
+    agent.wait_for("FIRING critical web01 demo demo value 95%")  # the running configuration still works
+    assert agent.stop() == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _plugin_agent(tmp_path: Path) -> Tuple[Path, Path]:
+    pids = tmp_path / "pids"
+    plugin = tmp_path / "check_forever"
+    plugin.write_text(f"#!/bin/sh\nsleep 300 &\necho $$ $! > {pids}.tmp\nmv {pids}.tmp {pids}\nexec sleep 300\n")
+    plugin.chmod(0o755)
+    checks = f'\n[checks.forever]\ntype = "nagios"\ncommand = ["{plugin}"]\ntimeout = "120s"\ninterval = "200ms"\n'
+    return agent_config(tmp_path, checks=checks), pids
+
+
+def _plugin_pids(pids: Path) -> List[int]:
+    deadline = time.monotonic() + 20
+    while not pids.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [int(word) for word in pids.read_text().split()]
+
+
+def _gone(pids: List[int], timeout: float = 10.0) -> List[int]:
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [pid for pid in pids if _alive(pid)]
+
+
+def test_a_plugin_running_when_the_agent_stops_dies_with_its_group(tmp_path, agents):
+    config, pids = _plugin_agent(tmp_path)
+    agent = agents(config)
+    agent.wait_for("monagent started: 2 checks")
+    plugin_and_child = _plugin_pids(pids)
+    assert all(_alive(pid) for pid in plugin_and_child)
+    assert agent.stop() == 0
+    assert _gone(plugin_and_child) == []  # the plugin and what it started in the background
+
+
+def test_a_plugin_dies_when_the_agent_is_killed(tmp_path, agents):
+    config, pids = _plugin_agent(tmp_path)
+    agent = agents(config)
+    agent.wait_for("monagent started: 2 checks")
+    plugin, _background = _plugin_pids(pids)
+    try:
+        agent.stop(signal.SIGKILL)
+        assert _gone([plugin]) == []  # the kernel kills it (PR_SET_PDEATHSIG)
+    finally:
+        try:
+            os.killpg(plugin, signal.SIGKILL)  # its background child is not covered: do not leak it
+        except ProcessLookupError:
+            pass

@@ -165,6 +165,34 @@ def test_an_unchanged_key_is_not_rewritten_and_its_last_value_is_written_once_a_
     p.store.close()
 
 
+def commits(store: Store) -> List[str]:
+    """Every transaction committed from now on (the list grows)."""
+    seen: List[str] = []
+    store.conn.set_trace_callback(lambda sql: seen.append(sql) if sql.strip() == "COMMIT" else None)
+    return seen
+
+
+def test_a_quiet_agent_commits_about_once_a_minute_and_last_eval_at_rides_along(tmp_path: Path) -> None:
+    cfg = config(tmp_path, FOUR)
+    clock = Clock()
+    p = open_pipeline(cfg, clock)
+    started = float(p.store.load().meta["last_eval_at"])
+    cycle(p, clock, calm=20)  # the first evaluation after start is written at once
+    assert float(p.store.load().meta["last_eval_at"]) == clock.wall > started
+    done = commits(p.store)
+    for i in range(30):  # 5 minutes of 10 s cycles, nothing but the value moves (nothing to deliver)
+        now, mono = clock.step(10)
+        p.observe([run("calm", value(20 + (i % 3)), time=now)], now, mono)
+    assert 4 <= len(done) <= 6  # one a minute (the periodic write), not 30
+    assert 0 <= clock.wall - float(p.store.load().meta["last_eval_at"]) < 60
+    done.clear()
+    now, mono = clock.step(10)
+    p.observe([run("calm", value(85), time=now)], now, mono)  # PENDING: a lifecycle change, committed at once
+    assert len(done) == 1
+    assert float(p.store.load().meta["last_eval_at"]) == clock.wall
+    p.store.close()
+
+
 def test_a_key_whose_sample_says_the_same_is_never_rewritten(tmp_path: Path) -> None:
     cfg = config(tmp_path, '[checks.svc]\ntype = "verdict"\n')
     clock = Clock()

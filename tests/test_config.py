@@ -86,7 +86,7 @@ def test_invalid_toml_names_the_line_first_like_every_other_problem():
 
 
 def test_invalid_toml_at_the_end_of_the_file_keeps_the_parsers_words():
-    assert problems("[agent]\nhostname = ") == ["agent.toml: invalid TOML: Invalid value (at end of document)"]
+    assert problems("[agent]\nhostname = ") == ["agent.toml:2: invalid TOML: Invalid value (at end of document)"]
 
 
 def test_unreadable_file_is_a_problem_not_a_traceback(tmp_path):
@@ -200,3 +200,13 @@ def test_the_shipped_agent_toml_is_valid():
     config = load(root / "agent.toml", environ=ENV)
     assert config.checks
     assert "console" in config.notifiers.receiver_names
+
+
+def test_a_check_may_ask_for_a_splay_of_its_own():
+    config = loads('[checks.cpu]\ntype = "cpu"\n\n[checks.mem]\ntype = "memory"\nsplay = "20s"\n', "agent.toml", ENV)
+    assert config.check("cpu").splay is None  # the agent's shared grid
+    assert config.check("mem").splay == 20.0
+    assert problems('[checks.mem]\ntype = "memory"\nsplay = 5\n') == [
+        'agent.toml:3: checks.mem.splay: must be a duration such as "30s", "5m" or "4h", got 5 '
+        '(a number has no unit: write "5s" for seconds)'
+    ]

@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from monagent import procfs
-from monagent.api import StuckCall
+from monagent.api import Status, StuckCall
 from monagent.context import SystemFacts
 from monagent.procfs import CLOCK_TICKS, PAGE_SIZE
 
@@ -295,3 +295,61 @@ def test_no_worker_process_is_started_until_a_blocking_call_is_made():
     system.cycle(1000.0, 50.0).processes()
     assert system._pool is None
     system.close()
+
+
+# -- where blocking calls run: in-process on local filesystems, a worker for network and FUSE ones
+
+
+def test_a_path_is_local_only_when_every_step_to_it_is_on_a_local_filesystem(tmp_path):
+    from monagent.context import local_mount
+    from monagent.testing import fake_mount
+
+    nfs = tmp_path / "nfs"
+    fuse = tmp_path / "sshfs"
+    local = tmp_path / "local" / "crash"
+    for directory in (nfs, fuse, local):
+        directory.mkdir(parents=True)
+    (tmp_path / "to-nfs").symlink_to(nfs / "crash")  # a local symlink into the network mount
+    (tmp_path / "to-local").symlink_to("local/crash")  # relative
+    (tmp_path / "loop").symlink_to("loop")
+    table = [
+        fake_mount("/", "ext4"),
+        fake_mount(str(nfs), "nfs4", "server:/export"),
+        fake_mount(str(fuse), "fuse.sshfs", "user@host:"),
+        fake_mount(str(tmp_path / "local"), "nfs"),  # hidden by the xfs mounted on top of it
+        fake_mount(str(tmp_path / "local"), "xfs", "/dev/sdb1"),
+    ]
+    assert local_mount(str(local), table).fstype == "xfs"
+    assert local_mount(str(tmp_path / "to-local"), table).fstype == "xfs"
+    assert local_mount(str(tmp_path / "to-local" / ".." / ".." / "nfs"), table) is None  # .. after the link
+    assert local_mount(str(nfs / "crash"), table) is None
+    assert local_mount(str(fuse), table) is None
+    assert local_mount(str(tmp_path / "to-nfs"), table) is None
+    assert local_mount(str(tmp_path / "loop"), table) is None  # ELOOP: let the worker find out
+    assert local_mount(str(tmp_path / "missing" / "x"), table).fstype == "ext4"  # fails at once, locally
+    assert local_mount("relative/path", table) is None
+    assert local_mount("/anything", []) is None  # a path the agent cannot place goes to a worker
+
+
+def test_statfs_and_scans_on_local_filesystems_start_no_worker(tmp_path):
+    from monagent.checks.kdump import KdumpCheck
+
+    with open("/proc/self/mountinfo", encoding="utf-8") as table:
+        fstypes = {line.split(" - ")[1].split()[0] for line in table}
+    here = SystemFacts("here")
+    try:
+        ctx = here.cycle(time.time(), time.monotonic())
+        if not ctx.is_local(str(tmp_path)):
+            pytest.skip(f"{tmp_path} is not on a local filesystem here ({sorted(fstypes)})")
+        usage = ctx.disk_usage(str(tmp_path))
+        st = os.statvfs(tmp_path)
+        assert usage.total == st.f_blocks * st.f_frsize
+        (tmp_path / "crash").mkdir()
+        results = KdumpCheck(roots=[str(tmp_path / "crash")], read_kdump_config=False).run(ctx)
+        assert [(r.subject, r.status) for r in results] == [(str(tmp_path / "crash"), Status.OK)]
+        assert ctx.run_blocking(os.getpid, path=str(tmp_path)) == os.getpid()  # in-process: our own pid
+        assert here._pool is None  # no worker process was ever started
+        assert ctx.run_blocking(os.getpid) != os.getpid()  # no path: isolated in a worker, as asked
+        assert here._pool is not None
+    finally:
+        here.close()

@@ -94,7 +94,10 @@ def test_the_socket_is_group_writable_only_and_answers_json_lines(running: Tuple
     sock = pipeline.config.agent.runtime_dir / "control.sock"
     assert stat.S_IMODE(sock.stat().st_mode) == 0o660
     assert request(sock, {"op": "ping"}) == {"ok": True}
-    assert request(sock, {"op": "reboot"}) == {"ok": False, "error": "unknown request 'reboot'"}
+    assert request(sock, {"op": "reboot"}) == {
+        "ok": False,
+        "error": "unknown request 'reboot'; known: ack, ping, silence_add, silence_expire",
+    }
     raw = socket.socket(socket.AF_UNIX)
     raw.connect(str(sock))
     raw.sendall(b"not json\n")
@@ -157,7 +160,7 @@ def test_ack_goes_through_the_running_agent(running: Tuple[Path, AlertPipeline])
     assert result.stdout == (f"acknowledged load value (incident {ack.incident}): no reminders until it resolves or gets worse\n")
     missing = run_monagent("ack", "-c", str(path), "load nothing")
     assert (missing.returncode, missing.stderr) == (
-        1,
+        64,
         "monagent: no firing alert load nothing; `monagent status` lists the firing alerts with their keys\n",
     )
 
@@ -199,15 +202,20 @@ def test_status_prints_alerts_outbox_silences_windows_and_notifiers(running: Tup
     assert lines[lines.index("Maintenance windows:") + 1] == (
         "  patching: inactive  sat,sun 02:00-04:00 Asia/Shanghai  check=load"
     )
-    assert lines[lines.index("Notifiers:") + 1] == "  console: ok, last success -, sent 0"
+    # nothing delivers in this test: the queued event has never reached the console
+    assert lines[lines.index("Notifiers:") + 1] == "  console: NEVER DELIVERED (1 queued), last success -, sent 0"
 
 
-def test_status_with_a_broken_config_exits_78(tmp_path: Path) -> None:
+def test_status_with_a_broken_config_warns_and_reads_the_state_anyway(tmp_path: Path) -> None:
     path = tmp_path / "agent.toml"
-    path.write_text("[alerting]\nfire_after_cycles = 0\n")
+    path.write_text(f'[agent]\nstate_dir = "{tmp_path / "state"}"\n[alerting]\nfire_after_cycles = 0\n')
     result = run_monagent("status", "-c", str(path))
-    assert result.returncode == 78
-    assert result.stderr.splitlines()[0] == (f"{path}:2: alerting.fire_after_cycles: must be an integer of at least 1, got 0")
+    assert result.stderr.splitlines() == [
+        f"warning: {path}:4: alerting.fire_after_cycles: must be an integer of at least 1, got 0 (ignored by "
+        "`monagent status`; `monagent validate` lists every problem)",
+        f"monagent: no state database at {tmp_path / 'state' / 'state.db'} (has the agent run yet?)",
+    ]
+    assert result.returncode == 75  # the state comes once the agent has run
 
 
 def test_a_probe_that_sends_nothing_gets_no_answer_and_no_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -263,12 +271,12 @@ def test_silence_add_with_a_bad_match_or_duration_is_a_usage_error(
         (
             ("load",),
             'monagent: bad KEY "load": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. '
-            '"root_disk /var used_percent"\n',
+            '"disks /var used_percent"\n',
         ),
         (
             ("  ",),
             'monagent: bad KEY "  ": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. '
-            '"root_disk /var used_percent"\n',
+            '"disks /var used_percent"\n',
         ),
         (("load value", "--expires", "soon"), 'monagent: --expires: bad duration "soon": use e.g. "30m", "2h", "1d", "1h30m"\n'),
     ],
@@ -290,7 +298,7 @@ def test_silence_expire_refuses_a_malformed_id_and_names_an_unknown_one(running:
     )
     unknown = run_monagent("silence", "expire", "-c", str(path), "DEADBEEF")
     assert (unknown.returncode, unknown.stderr) == (
-        1,
+        64,
         "monagent: no silence with ID deadbeef; `monagent silence list --all` shows the IDs\n",
     )
 
@@ -302,7 +310,7 @@ def test_without_an_agent_an_unknown_silence_id_gets_the_same_answer(agent_files
     pipeline.store.close()
     unknown = run_monagent("silence", "expire", "-c", str(path), "deadbeef")
     assert (unknown.returncode, unknown.stderr) == (
-        1,
+        64,
         "monagent: no silence with ID deadbeef; `monagent silence list --all` shows the IDs\n",
     )
 
@@ -341,3 +349,135 @@ def test_the_positional_arguments_of_ack_and_silence_expire_are_explained_in_hel
     assert (
         "ID the silence's 8-hex-digit ID, as `monagent silence add` printed it and `monagent silence list` shows it"
     ) in " ".join(expire.split())
+
+
+def _raw(sock: Path, payload: bytes) -> dict:
+    from monagent.control import _connect
+
+    raw = socket.socket(socket.AF_UNIX)
+    raw.settimeout(10)
+    _connect(raw, sock, time.monotonic() + 10)
+    try:
+        raw.sendall(payload)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        raw.close()
+    return json.loads(data)
+
+
+HOSTILE_REQUESTS = [
+    (b'{"op": "silence_add", "matchers": ["check=load"], "ends_at": NaN}\n', "bad request"),
+    (b'{"op": "silence_add", "matchers": ["check=load"], "ends_at": Infinity}\n', "bad request"),
+    (b'{"op": "silence_add", "matchers": ["check=load"], "ends_at": 1e300}\n', "ends_at must lie between"),
+    (b'{"op": "silence_add", "matchers": ["check=load"], "ends_at": "tomorrow"}\n', "ends_at must be a finite number"),
+    (b'{"op": "silence_add", "matchers": ["check=load"], "ends_at": true}\n', "ends_at must be a finite number"),
+    (b'{"op": "silence_add", "matchers": "check=load", "ends_at": END}\n', "matchers must be a list"),
+    (b'{"op": "silence_add", "matchers": [], "ends_at": END}\n', "matchers must be a list"),
+    (b'{"op": "silence_add", "matchers": [1], "ends_at": END}\n', "matchers must hold strings"),
+    (b'{"op": "silence_add", "matchers": ["check=load"], "ends_at": END, "starts_at": -1e308}\n', "starts_at must"),
+    (b'{"op": "silence_add", "matchers": ["check=load"], "ends_at": END, "owner": "root"}\n', "unknown field 'owner'"),
+    (
+        b'{"op": "silence_add", "matchers": ["check=load"], "ends_at": END, "comment": "' + b"x" * 5000 + b'"}\n',
+        "comment must be a string of at most 4096",
+    ),
+    (b'{"op": "ack", "key": "load value", "expires_at": NaN}\n', "bad request"),
+    (b'{"op": "ack", "key": ["load"]}\n', "key must be a string"),
+    (b'{"op": "silence_expire"}\n', "id is required"),
+    (b'{"op": ["ping"]}\n', "unknown request"),
+    (b"[" * 100000 + b"]" * 100000 + b"\n", "bad request"),
+    (b"x" * 70000 + b"\n", "at most 65536 bytes"),
+]
+
+
+@pytest.mark.parametrize("payload, error", HOSTILE_REQUESTS, ids=lambda v: str(v)[:40] if isinstance(v, bytes) else None)
+def test_a_hostile_request_gets_an_error_and_changes_nothing(
+    running: Tuple[Path, AlertPipeline], payload: bytes, error: str
+) -> None:
+    _, pipeline = running
+    sock = pipeline.config.agent.runtime_dir / "control.sock"
+    before = dict(pipeline.silences), dict(pipeline.acks)
+    answer = _raw(sock, payload.replace(b"END", str(int(time.time()) + 3600).encode()))
+    assert answer["ok"] is False and error in answer["error"], answer
+    assert (dict(pipeline.silences), dict(pipeline.acks)) == before
+    # the store still takes commits: the next cycle's event reaches the outbox
+    pipeline.observe([run("load", value(10, unit="%"))], time.time(), time.monotonic() + 1000)
+    assert pipeline.delivery_stopped == ""
+    assert request(sock, {"op": "ping"}) == {"ok": True}
+
+
+def test_idle_connections_time_out_and_past_the_cap_are_refused(
+    running: Tuple[Path, AlertPipeline], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from monagent import control
+
+    monkeypatch.setattr(control._Connection, "timeout", 1.0)
+    _, pipeline = running
+    sock = pipeline.config.agent.runtime_dir / "control.sock"
+    threads_before = threading.active_count()
+    idle = []
+    for _ in range(control.MAX_CONNECTIONS):
+        conn = socket.socket(socket.AF_UNIX)
+        conn.connect(str(sock))
+        idle.append(conn)
+    deadline = time.monotonic() + 5
+    while threading.active_count() < threads_before + control.MAX_CONNECTIONS and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _raw(sock, b'{"op": "ping"}\n') == {"ok": False, "error": "busy: too many control connections"}
+    for _ in range(200):  # more idle clients get no thread at all
+        extra = socket.socket(socket.AF_UNIX)
+        extra.connect(str(sock))
+        idle.append(extra)
+    assert threading.active_count() <= threads_before + control.MAX_CONNECTIONS
+    deadline = time.monotonic() + 10
+    answer: dict = {}
+    while time.monotonic() < deadline:  # the idle ones are dropped after the read timeout
+        answer = _raw(sock, b'{"op": "ping"}\n')
+        if answer.get("ok"):
+            break
+        time.sleep(0.1)
+    assert answer == {"ok": True}
+    for conn in idle:
+        conn.close()
+
+
+def test_silence_add_with_an_absurd_duration_is_a_usage_error_and_stores_nothing(
+    agent_files: Tuple[Path, Config],
+) -> None:
+    path, cfg = agent_files
+    firing_pipeline(cfg).store.close()
+    result = run_monagent(
+        "silence", "add", "-c", str(path), "--match", "check=load", "--duration", "99999999999999999999d", "--comment", "x"
+    )
+    assert result.returncode == 64, result.stderr
+    assert "longer than 3650d" in result.stderr
+    listing = run_monagent("silence", "list", "-c", str(path))
+    assert listing.returncode == 0 and "Traceback" not in listing.stderr
+    status = run_monagent("status", "-c", str(path))
+    assert status.returncode == 0 and "Traceback" not in status.stderr
+    store = Store.open_readonly(cfg.agent.state_dir)
+    try:
+        assert store.load().silences == {}
+    finally:
+        store.close()
+
+
+def test_a_commit_that_fails_for_a_bug_stops_delivery_loudly(
+    running: Tuple[Path, AlertPipeline], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A commit refused for a reason other than disk space is a bug: ERROR, the ping and `status` say
+    "delivery stopped", the events stay held; it is not retried silently as a full disk would be."""
+    path, pipeline = running
+    sock = pipeline.config.agent.runtime_dir / "control.sock"
+    pipeline.add_silence(["check=load"], ends_at=float("nan"))  # what the socket used to let in
+    assert pipeline.delivery_stopped.startswith("delivery stopped: the state database refused a commit (IntegrityError")
+    assert any(r.levelname == "ERROR" and "delivery stopped" in r.getMessage() for r in caplog.records)
+    assert request(sock, {"op": "ping"})["problem"] == pipeline.delivery_stopped
+    status = run_monagent("status", "-c", str(path))
+    assert "delivery stopped: the state database refused a commit" in status.stdout.splitlines()[1], status.stdout

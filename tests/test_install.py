@@ -361,10 +361,10 @@ def test_a_config_source_that_needs_the_services_environment_installs_with_a_war
     report = install(root, command=["/opt/monagent/bin/monagent"], config_source=source)
     assert (root / CONFIG).read_bytes() == source.read_bytes()
     assert [w for w in report.warnings if "not checked now" in w] == [
-        f"{source}:2: notifiers.dingtalk.ops.webhook: environment variable DINGTALK_URL is not set: not checked now, "
-        "the service's environment must provide it",
-        f"{source}:3: notifiers.dingtalk.ops.secret_credential: CREDENTIALS_DIRECTORY is not set (use LoadCredential= "
-        "in the unit): not checked now, the service's environment must provide it",
+        f"{source}:2: notifiers.dingtalk.ops.webhook: resolved at service start from $DINGTALK_URL (set for the "
+        "service only): not checked now",
+        f"{source}:3: notifiers.dingtalk.ops.secret_credential: resolved at service start from "
+        "LoadCredential=dingtalk-secret:... in the unit: not checked now",
     ]
 
 

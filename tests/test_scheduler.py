@@ -13,8 +13,8 @@ from monagent.config import CheckConfig
 from monagent.scheduler import Scheduler
 
 
-def cfg(name, interval=10.0, timeout=5.0, enabled=True):
-    return CheckConfig(name, "test", interval, timeout, enabled, {}, {}, AlertingOverrides())
+def cfg(name, interval=10.0, timeout=5.0, enabled=True, splay=None):
+    return CheckConfig(name, "test", interval, timeout, enabled, {}, {}, AlertingOverrides(), splay=splay)
 
 
 class Counting(Check):
@@ -94,12 +94,71 @@ def test_checks_started_in_one_step_share_one_context():
     assert a.contexts[0] is b.contexts[0]
 
 
-def test_first_run_is_splayed_within_the_splay_window():
-    checks = [(cfg(f"c{i}", interval=60), Counting()) for i in range(20)]
+class AtStart(Counting):
+    run_at_start = True
+
+
+def test_one_splay_per_agent_checks_due_together_share_one_step_and_context():
+    """The agent's splay is one random phase: every instance starts on it, and instances whose
+    intervals are multiples of each other keep meeting in the same step (one context, one scan)."""
+    a, b, slow = Counting(), Counting(), Counting()
+    pairs = [(cfg("a", interval=30), a), (cfg("b", interval=30), b), (cfg("slow", interval=60), slow)]
+    schedulers = [
+        Scheduler(pairs, lambda now, mono: object(), monotonic=0.0, splay=10.0, rng=random.Random(seed)) for seed in range(5)
+    ]
+    phases = {round(s.instances["a"].next_due, 9) for s in schedulers}
+    assert len(phases) > 1  # random per agent (a fleet spreads) ...
+    for scheduler in schedulers:
+        dues = {i.next_due for i in scheduler.instances.values()}
+        assert len(dues) == 1 and 0 <= dues.pop() <= 10  # ... but one phase within one agent
+    scheduler = schedulers[0]
+    phase = scheduler.instances["a"].next_due
+    steps_with_runs = []
+    for k in range(5):  # 0, 30, 60, 90, 120 s after the phase
+        mono = phase + 30 * k
+        expected = 3 if k % 2 == 0 else 2
+        runs = drain(scheduler, 1000.0 + mono, mono, until=lambda runs, n=expected: len(runs) >= n)
+        steps_with_runs.append(sorted(r.check for r in runs))
+    scheduler.close()
+    assert steps_with_runs == [["a", "b", "slow"], ["a", "b"], ["a", "b", "slow"], ["a", "b"], ["a", "b", "slow"]]
+    assert a.contexts[0] is b.contexts[0] is slow.contexts[0]
+    assert a.contexts[2] is slow.contexts[1]
+
+
+def test_a_check_with_its_own_splay_gets_its_own_phase():
+    checks = [(cfg(f"own{i}", interval=60, splay=10.0), Counting()) for i in range(20)]
+    checks.append((cfg("shared", interval=60), Counting()))
     scheduler = make(checks, splay=10.0)
-    dues = [i.next_due for i in scheduler.instances.values()]
+    dues = [scheduler.instances[f"own{i}"].next_due for i in range(20)]
     assert all(0 <= d <= 10 for d in dues)
     assert len(set(dues)) > 10
+
+
+def test_run_at_start_runs_at_once_then_joins_the_grid_and_late_steps_skip_missed_slots():
+    first, other = AtStart(), Counting()
+    scheduler = make([(cfg("first", interval=60), first), (cfg("other", interval=60), other)], splay=10.0)
+    phase = scheduler.instances["other"].next_due
+    assert 0 < phase <= 10
+    assert scheduler.instances["first"].next_due == 0.0
+    drain(scheduler, 1000.0, 0.0, until=lambda runs: len(runs) == 1)
+    # not again at the phase a few seconds later: the next slot at least half an interval away
+    assert scheduler.instances["first"].next_due == phase + 60
+    drain(scheduler, 1000.0 + phase, phase, until=lambda runs: len(runs) == 1)
+    assert scheduler.instances["other"].next_due == phase + 60
+    # a step 150 s late (a suspended machine) runs once and goes back to the grid
+    late = phase + 60 + 150
+    drain(scheduler, 1000.0 + late, late, until=lambda runs: len(runs) == 2)
+    assert scheduler.instances["first"].next_due == scheduler.instances["other"].next_due == phase + 60 * 4
+    scheduler.close()
+
+
+def test_a_check_added_by_a_reload_joins_the_next_slot_of_the_grid():
+    old = Counting()
+    scheduler = make([(cfg("old", interval=30), old)], splay=10.0)
+    phase = scheduler.instances["old"].next_due
+    scheduler.add(cfg("new", interval=30), Counting(), phase + 41.0)
+    assert scheduler.instances["new"].next_due == phase + 60
+    scheduler.close()
 
 
 def test_a_check_that_raises_is_unknown_with_the_exception_text_and_others_run(caplog):
@@ -121,9 +180,10 @@ def test_a_check_blocked_in_a_syscall_past_its_timeout_is_unknown_and_others_kee
         runs = scheduler.step(1003.0, 3.0)
         assert [(r.check, r.results[0].reason) for r in runs] == [("stuck", "still running after 3 s")]
         assert runs[0].results[0].status == Status.UNKNOWN
-        # the next cycle: stuck is still in flight, so its run is skipped and counted; good runs on
-        drain(scheduler, 1010.0, 10.0)
+        # the next cycle: stuck still hangs, so its run is a failed run (it counts); good runs on
+        hung = drain(scheduler, 1010.0, 10.0, until=lambda runs: good.calls == 2)
         assert good.calls == 2
+        assert [r.check for r in hung if r.error.startswith("hung since ")] == ["stuck"]
         assert scheduler.instances["stuck"].skipped == 1
         # when the blocked call finally returns, its late result is discarded
         blocked.release()
@@ -207,9 +267,9 @@ def test_a_cheap_check_that_hangs_is_abandoned_and_the_other_cheap_checks_go_on(
         later = drain(scheduler, 1003.5, 3.5, until=lambda runs: any(r.check == "good" for r in runs))
         assert [r.check for r in later] == ["good"]
         assert good.calls == 1
-        drain(scheduler, 1010.0, 10.0, until=lambda runs: any(r.check == "good" for r in runs))
+        later = drain(scheduler, 1010.0, 10.0, until=lambda runs: any(r.check == "good" for r in runs))
         assert good.calls == 2
-        assert scheduler.instances["stuck"].skipped == 1
+        assert [r.check for r in later if r.error.startswith("hung since ")] == ["stuck"]
     finally:
         stuck.release()
         scheduler.close()
@@ -233,3 +293,46 @@ def test_stuck_runs_past_the_cap_make_the_scheduler_unhealthy_until_they_return(
         first.release()
         second.release()
         scheduler.close()
+
+
+def test_a_hung_check_fails_every_cycle_until_check_failing_fires_and_resolves_when_it_returns(tmp_path, monkeypatch):
+    """A run() that never returns: UNKNOWN at its timeout, then "hung since HH:MM" every cycle, so the
+    "check failing" alert fires after the configured runs, as for any failing check."""
+    from alerting_helpers import Clock, config, open_pipeline
+    from alerting_helpers import drain as drain_outbox
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    cfg_text = '[checks.stuck]\ntype = "verdict"\ninterval = "10s"\ntimeout = "3s"\n'
+    alert_cfg = config(tmp_path, cfg_text)
+    clock = Clock()
+    pipeline = open_pipeline(alert_cfg, clock)
+    blocked = Blocking()
+    scheduler = make([(alert_cfg.checks[0], blocked)], mono=clock.mono)
+    lines = []
+    try:
+        for _ in range(5):
+            now, mono = clock.wall, clock.mono
+            runs = drain(scheduler, now, mono, until=bool, limit=0.3)
+            runs += scheduler.step(now + 3, mono + 3)
+            pipeline.observe(runs, now + 3, mono + 3)
+            lines += drain_outbox(pipeline.store)
+            clock.step(10)
+        assert [line for line in lines if line.startswith("FIRING")] == [
+            "FIRING warning web01 stuck #unknown check is failing: hung since 14:13 since 14:13"
+        ]  # the timeout, then two runs that could not start: three failed runs in a row
+        assert scheduler.instances["stuck"].skipped == 4
+        for _ in range(6):
+            blocked.release()  # the hung call returns, and so do the next runs
+        drain(scheduler, clock.wall, clock.mono, until=lambda runs: scheduler.instances["stuck"].run is None, limit=2)
+        for _ in range(4):
+            runs = drain(scheduler, clock.wall, clock.mono, until=bool, limit=2)
+            pipeline.observe(runs, clock.wall, clock.mono)
+            lines += drain_outbox(pipeline.store)
+            clock.step(10)
+        assert any(line.startswith("RESOLVED web01 stuck #unknown check is failing") for line in lines)
+    finally:
+        blocked.release()
+        scheduler.close()
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -41,7 +41,7 @@ def test_a_second_agent_on_the_same_state_directory_exits_without_a_false_unclea
     try:
         first.wait_for("monagent started: 1 checks")
         second = Agent(config)
-        assert second.proc.wait(30) == 1
+        assert second.proc.wait(30) == 75  # EX_TEMPFAIL: the state may be free again later
         second.stop()
         assert [line.split(" ", 2)[2] for line in second.lines] == [
             f"ERROR monagent.agent: another monagent (pid {first.proc.pid}) is running on the state directory "

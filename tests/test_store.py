@@ -20,7 +20,7 @@ from conftest import NOBODY, ROOT, run_as
 from monagent.alerting.codec import event_to_json
 from monagent.api import Status
 from monagent.events import AlertKey, Event, EventKind, ReceiverHealth
-from monagent.store import MIGRATIONS, SCHEMA_VERSION, Bounds, Changes, Store, StoreError
+from monagent.store import MIGRATIONS, SCHEMA_VERSION, Bounds, Changes, Store
 
 
 def event(n: int, t: float = 1000.0) -> Event:
@@ -67,12 +67,53 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> 
         store.close()
 
 
-def test_a_database_from_a_newer_monagent_is_refused(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "state.db")
+def _newer_schema(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE future (x)")
     conn.execute("PRAGMA user_version = 99")
     conn.close()
-    with pytest.raises(StoreError, match="has schema version 99, newer than this monagent understands"):
-        Store.open(tmp_path)
+
+
+def _missing_table(db: Path) -> None:
+    Store.open(db.parent).close()
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE silences")
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "damage, why",
+    [(_newer_schema, "schema version 99 is newer than this monagent understands"), (_missing_table, "table silences missing")],
+    ids=["newer-schema", "missing-table"],
+)
+def test_a_database_this_monagent_cannot_use_is_moved_aside_with_the_reset_notice(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage, why
+) -> None:
+    """Not a traceback and exit 1 at every start (a restart loop): moved aside like a corrupt file."""
+    cfg = config(tmp_path, '[checks.load]\ntype = "gauge"\n')
+    state = cfg.agent.state_dir
+    state.mkdir(parents=True)
+    damage(state / "state.db")
+    pipeline = open_pipeline(cfg, Clock())
+    moved = pipeline.store.moved_to
+    lines = drain(pipeline.store)
+    pipeline.store.close()
+    assert moved is not None and moved.exists()
+    assert lines == [f"NOTICE warning web01 state was reset: the state database could not be read and was moved to {moved}"]
+    assert any(r.message.startswith("STATE RESET") and why in r.message for r in caplog.records)
+    assert os.stat(state / "state.db").st_mode & 0o777 == 0o600
+
+
+def test_a_new_state_database_and_its_wal_are_created_0600(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    store = Store.open(tmp_path)
+    try:
+        store.commit(Changes(meta={"x": "1"}), time.time())
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir() if p.name.startswith("state.db")}
+    finally:
+        store.close()
+        os.umask(umask)
+    assert modes["state.db"] == 0o600 and set(modes.values()) == {0o600}, modes
 
 
 def test_a_corrupt_database_is_moved_aside_and_the_reset_is_announced_once(

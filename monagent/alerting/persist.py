@@ -15,7 +15,9 @@ the ``last_seen`` time of an occurrence seen again (it only feeds the 180-day ``
 while a new occurrence or revision goes in with the outbox entry that announces it. After
 a crash the restored keys then lose nothing but a last value at most that old, which the
 next sample replaces; the lifecycle, the incidents and the reminder clock are exact. Meta
-(``last_eval_at``, which the outage gap is measured from) is still written every cycle.
+``last_eval_at`` (which the outage gap is measured from) is written with the first evaluation
+after start, with any other write, and else with the periodic flush: a quiet agent commits about
+once a minute, and a crash overstates the gap by at most that minute (``outage_tolerance`` is an hour).
 """
 
 from __future__ import annotations

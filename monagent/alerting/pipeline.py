@@ -36,7 +36,7 @@ from monagent.alerting.samples import STATUS_METRIC, UNKNOWN_METRIC, Sample, Tra
 from monagent.alerting.suppress import Ack, Silence, Suppressions, new_silence
 from monagent.api import Occurrence, Status
 from monagent.events import AlertKey, CheckRun, Event, EventKind
-from monagent.store import StoreUnavailable
+from monagent.store import StoreBroken, StoreUnavailable
 
 if TYPE_CHECKING:
     from monagent.config import Config
@@ -56,13 +56,17 @@ def severity_label(state: AlertState) -> str:
 
 
 def _clock_text(wall: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
+    except (OverflowError, ValueError, OSError):
+        return f"{wall!r} (not a date)"
 
 
 class AlertPipeline:
     def __init__(self, config: Config, store: Store, *, now: float, monotonic: float, boot_id: str) -> None:
         self._lock = threading.RLock()
         self.store = store
+        self.delivery_stopped = ""  # set while commits fail for a reason other than disk space (a bug)
         self.states: Dict[AlertKey, AlertState] = {}
         self.heard: Dict[AlertKey, Dict[str, Heard]] = {}
         self.silences: Dict[str, Silence] = {}
@@ -70,6 +74,8 @@ class AlertPipeline:
         self.seen: Dict[str, Dict[str, SeenEntry]] = {}
         self._dirty = persist.Dirty()
         self._ledger = persist.Ledger(flushed_at=monotonic, offset=now - monotonic)
+        self._eval_at: Optional[float] = None  # the last evaluation not yet in meta.last_eval_at
+        self._eval_written = False  # the first evaluation after start is always written
         self._now, self._mono = now, monotonic
         self._last_prune = monotonic
         self._apply_config(config)
@@ -161,7 +167,7 @@ class AlertPipeline:
             for run in runs:
                 self._observe_run(run, now, monotonic, touched)
             self._notify(touched, now, monotonic)
-            self._dirty.meta["last_eval_at"] = repr(now)
+            self._eval_at = now  # written with the next commit that writes anything, or the periodic one
             return self._commit(now)
 
     def tick(self, now: float, monotonic: float) -> int:
@@ -202,6 +208,10 @@ class AlertPipeline:
         """Every key that is not inactive, with its state (for the metrics endpoint)."""
         with self._lock:
             return [(key, state) for key, state in self.states.items() if state.phase != Phase.INACTIVE]
+
+    def health(self) -> Dict[str, str]:
+        """For the control socket's ping and ``monagent status``: what stops delivery, if anything."""
+        return {"problem": self.delivery_stopped} if self.delivery_stopped else {}
 
     def firing_count(self) -> int:
         with self._lock:
@@ -537,7 +547,12 @@ class AlertPipeline:
         Keys whose last-sample fields alone changed wait for ``flush`` or the periodic flush (persist.py)."""
         offset = self._now - self._mono
         flush = self._ledger.clock_moved(offset) or flush or self._ledger.flush_due(self._mono)
+        eval_at = self._eval_at
         changes, update = persist.changes(self._dirty, self, offset, self._ledger, flush)
+        if eval_at is not None and (changes or flush or not self._eval_written):
+            # last_eval_at (where the outage gap is measured from) rides along with any other write, else
+            # goes in with the periodic flush: a quiet agent writes about once a minute, not every cycle.
+            changes.meta.setdefault("last_eval_at", repr(eval_at))
         if not changes:
             self._ledger.record(update, flush, self._mono, offset)
             self._dirty = persist.Dirty()
@@ -549,7 +564,20 @@ class AlertPipeline:
             if held:
                 log.debug("%d outbox entries held in memory until the store is writable", held)
             return 0
+        except StoreBroken as exc:
+            problem = f"delivery stopped: the state database refused a commit ({exc}); {len(self._dirty.outbox)} events held"
+            if not self.delivery_stopped:
+                log.error("%s; this is a bug, please report it; the watchdog is no longer fed", problem)
+            self.delivery_stopped = problem
+            return 0
+        if self.delivery_stopped:
+            log.warning("the state database accepts commits again; delivery resumes")
+            self.delivery_stopped = ""
         self._ledger.record(update, flush, self._mono, offset)
+        if eval_at is not None and "last_eval_at" in changes.meta:
+            self._eval_written = True
+            if self._eval_at == eval_at:
+                self._eval_at = None
         count = len(self._dirty.outbox)
         self._dirty = persist.Dirty()
         return count

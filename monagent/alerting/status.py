@@ -8,13 +8,13 @@ receiver is named by its config name, never by its URL or token.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from monagent.alerting import codec
 from monagent.alerting.machine import AlertState, Phase
 from monagent.alerting.samples import UNKNOWN_METRIC
 from monagent.alerting.suppress import Ack, Silence
-from monagent.events import AlertKey
+from monagent.events import AlertKey, ReceiverHealth
 
 if TYPE_CHECKING:
     from monagent.config import Config
@@ -138,11 +138,32 @@ def _silences(stored: StoredState, now: float, include_expired: bool) -> List[Di
     return sorted(rows, key=lambda r: r["ends_at"])
 
 
+def receiver_state(health: ReceiverHealth, queued: int, now: float) -> Tuple[str, Optional[float]]:
+    """``(state, since)`` of one receiver from its last delivery attempts: ``broken`` (a configuration
+    fault, not sending until fixed), ``locked-out`` (until ``since``), ``failing`` (every attempt
+    since ``since`` failed), ``never-delivered`` (events queued, no success yet), ``idle`` (nothing
+    sent yet, nothing queued) or ``ok``."""
+    failing = health.failing_since
+    if failing is None and health.last_error_at is not None:
+        if health.last_success is None or health.last_error_at > health.last_success:
+            failing = health.last_error_at  # recorded by a monagent that did not keep the start
+    if health.broken:
+        return "broken", failing
+    if health.locked_until is not None and health.locked_until > now:
+        return "locked-out", health.locked_until
+    if failing is not None:
+        return "failing", failing
+    if health.last_success is None:
+        return ("never-delivered", None) if queued else ("idle", None)
+    return "ok", None
+
+
 def gather(config: Config, store: Store, now: float, *, running: Optional[bool]) -> Dict[str, Any]:
     stored = store.load()
     receivers = list(config.notifiers.receiver_names)
     receivers += [r for r in store.receivers_with_entries() if r not in receivers]
     health = {r: store.health(r) for r in receivers}
+    queued = {r: store.queued_count(r) for r in receivers}
     meta = stored.meta
     states = _states(stored)
     acks = {ack.key: ack for ack in (Ack.from_json(codec.json_loads(t)) for t in stored.acks.values())}
@@ -156,12 +177,14 @@ def gather(config: Config, store: Store, now: float, *, running: Optional[bool])
         },
         "alerts": _alerts(states, acks, now),
         "failing": _failing(config, states),
-        "outbox": {r: store.queued_count(r) for r in receivers},
+        "outbox": queued,
         "silences": _silences(stored, now, include_expired=False),
         "windows": _windows(config, now),
         "notifiers": [
             {
                 "receiver": r,
+                "state": receiver_state(h, queued[r], now)[0],
+                "since": receiver_state(h, queued[r], now)[1],
                 "last_success": h.last_success,
                 "last_error": h.last_error,
                 "last_error_at": h.last_error_at,

@@ -19,15 +19,17 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from monagent.cli import EX_USAGE, config_error_exit
-from monagent.commands.core import add_config_option, config_path
+from monagent.cli import EX_NOPERM, EX_TEMPFAIL, EX_USAGE, config_error_exit
+from monagent.commands.core import add_config_option, load_for_state
 
-EX_FAILURE = 1  # the request was well formed but could not be done (no such silence, no such firing alert)
+# Exit codes (README "Exit codes"): no such firing alert or silence is a usage error (64), like a
+# malformed one; the agent busy or a state database not there yet may come back (75); a state or
+# socket of another user is 77.
 SILENCE_ID = re.compile(r"[0-9a-f]{8}")
 SEVERITIES = ("warning", "critical")  # what a severity matcher can meet: an open alert's severity
 KEY_HELP = (
     "the alert's key as the Alerts section of `monagent status` prints it: CHECK [SUBJECT] METRIC, e.g. "
-    '"root_disk /var used_percent" or "load value" (quote it; `monagent status --json` has it as "key")'
+    '"disks /var used_percent" or "memory available_percent" (quote it; `monagent status --json` has it as "key")'
 )
 ID_HELP = "the silence's 8-hex-digit ID, as `monagent silence add` printed it and `monagent silence list` shows it"
 
@@ -56,7 +58,7 @@ def register(sub: Any) -> None:
         description="Silences mute notifications (never evaluation) for the alert keys they "
         "match, from now until they end. When one ends, what the group heard is "
         "reconciled with the current state.",
-        epilog="example:\n  monagent silence add --match check=root_disk --match subject=/var "
+        epilog="example:\n  monagent silence add --match check=disks --match subject=/var "
         "--duration 2h --comment 'disk migration'",
     )
     actions = silence.add_subparsers(dest="action", metavar="ACTION")
@@ -68,7 +70,7 @@ def register(sub: Any) -> None:
         "subject, metric, type (the check type) or severity (warning, "
         "critical); all must match. A silence of warnings lets an escalation "
         "to critical through.",
-        epilog="example:\n  monagent silence add --match check=root_disk --duration 2h --comment 'resizing /var'",
+        epilog="example:\n  monagent silence add --match check=disks --duration 2h --comment 'resizing /var'",
     )
     add_config_option(add)
     add.add_argument("--match", action="append", required=True, metavar="LABEL=GLOB", help="a matcher (repeatable)")
@@ -106,7 +108,7 @@ def register(sub: Any) -> None:
         description="Acknowledge a firing alert: no reminders or de-escalation messages until it "
         "resolves; an escalation above the acknowledged severity is still sent and "
         "ends the acknowledgement. KEY is as `monagent status` prints it.",
-        epilog="example:\n  monagent ack 'root_disk /var used_percent' --comment 'cleaning up logs'",
+        epilog="example:\n  monagent ack 'disks /var used_percent' --comment 'cleaning up logs'",
     )
     add_config_option(ack)
     ack.add_argument("key", metavar="KEY", help=KEY_HELP)
@@ -129,9 +131,8 @@ class UsageError(ValueError):
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from monagent import config as config_module
-
-    return config_module.load(config_path(args))
+    """Leniently: only the state and runtime directories matter here (DECISIONS.md section 4)."""
+    return load_for_state(args, args.command if args.command != "silence" else f"silence {args.action}")
 
 
 def _socket(config: Any) -> Path:
@@ -142,13 +143,28 @@ def _author(args: argparse.Namespace) -> str:
     return args.author or os.environ.get("SUDO_USER") or getpass.getuser()
 
 
-def _fail(message: str, code: int = EX_FAILURE) -> int:
+def _exit_code(answer: Dict[str, Any]) -> int:
+    """A refused change: 64 for no such alert or silence (or a request the agent found bad), 75 when
+    the agent was busy or went away, else the code the local path chose."""
+    if "code" in answer:
+        return int(answer["code"])
+    if str(answer.get("error", "")).startswith(("busy", "the agent closed", "bad answer")):
+        return EX_TEMPFAIL
+    return EX_USAGE
+
+
+def _fail(message: str, code: int) -> int:
     print(f"monagent: {message}", file=sys.stderr)
     return code
 
 
 def _clock(wall: Optional[float]) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(wall)) if wall else "-"
+    if not wall:
+        return "-"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(wall))
+    except (OverflowError, ValueError, OSError):  # a time no clock can show (an old store's bad silence)
+        return f"{wall!r} (not a date)"
 
 
 @contextlib.contextmanager
@@ -169,8 +185,13 @@ def _as_owner(path: Path) -> Iterator[None]:
 
 def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
     """Through the running agent, else directly into the store (only if this user may write it)."""
+    from monagent.alerting.control_handler import BadRequest, validate
     from monagent.control import AgentNotRunning, request
 
+    try:
+        validate(message, time.time())  # the same rules as the agent's: a bad request changes nothing
+    except BadRequest as exc:
+        return {"ok": False, "error": str(exc)}
     try:
         return request(_socket(config), message)
     except AgentNotRunning:
@@ -178,16 +199,18 @@ def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
     except PermissionError:
         return {
             "ok": False,
+            "code": EX_NOPERM,
             "error": f"cannot reach the agent's control socket {_socket(config)}: permission "
             "denied (run as root or as a member of the agent's group)",
         }
     state_dir = Path(config.agent.state_dir)
     db = state_dir / "state.db"
     if not db.exists():
-        return {"ok": False, "error": f"no state database in {state_dir}: start the agent once first"}
+        return {"ok": False, "code": EX_TEMPFAIL, "error": f"no state database in {state_dir}: start the agent once first"}
     if os.geteuid() != 0 and not (os.access(db, os.W_OK) and os.access(state_dir, os.W_OK)):
         return {
             "ok": False,
+            "code": EX_NOPERM,
             "error": f"the agent is not running and {db} is not writable by this user; run as the agent's user or root",
         }
     # Everything is imported before the switch to the owner's uid, which may not read the interpreter's files.
@@ -243,16 +266,18 @@ def _offline(store: Any, message: Dict[str, Any], now: float) -> Dict[str, Any]:
     try:
         store.commit(changes, now)
     except StoreUnavailable as exc:
-        return {"ok": False, "error": f"cannot write the state database: {exc}"}
+        return {"ok": False, "code": EX_TEMPFAIL, "error": f"cannot write the state database: {exc}"}
     return answer
 
 
 def _duration(option: str, text: str) -> float:
     """Seconds; raises UsageError."""
-    from monagent.confread import parse_duration
+    from monagent.confread import DurationTooLong, parse_duration
 
     try:
         seconds = parse_duration(text)
+    except DurationTooLong:
+        raise UsageError(f'{option}: "{text}" is longer than 3650d (ten years)') from None
     except ValueError:
         raise UsageError(f'{option}: bad duration "{text}": use e.g. "30m", "2h", "1d", "1h30m"') from None
     if seconds <= 0:
@@ -276,7 +301,7 @@ def _check_key(text: str) -> None:
     if len(words) >= 2 or "\x1f" in text or (len(words) == 1 and text.count("/") >= 2):
         return
     raise UsageError(
-        f'bad KEY "{text}": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. "root_disk /var used_percent"'
+        f'bad KEY "{text}": a KEY is CHECK [SUBJECT] METRIC as `monagent status` prints it, e.g. "disks /var used_percent"'
     )
 
 
@@ -336,7 +361,7 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
         },
     )
     if not answer.get("ok"):
-        return _fail(answer.get("error", "failed"))
+        return _fail(answer.get("error", "failed"), _exit_code(answer))
     silence = answer["silence"]
     match = ", ".join(f"{label}={'|'.join(p)}" for label, p in silence["matchers"])
     print(f"silence {silence['id']} added: {match} until {_clock(silence['ends_at'])} ({format_duration(duration)})")
@@ -358,7 +383,7 @@ def cmd_silence_expire(args: argparse.Namespace) -> int:
         error = answer.get("error", "failed")
         if error == f"no silence {ident}":
             error = f"no silence with ID {ident}; `monagent silence list --all` shows the IDs"
-        return _fail(error)
+        return _fail(error, _exit_code(answer))
     print(f"silence {ident} expired")
     return 0
 
@@ -381,7 +406,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
         error = answer.get("error", "failed")
         if error == f"no firing alert {args.key}":
             error += "; `monagent status` lists the firing alerts with their keys"
-        return _fail(error)
+        return _fail(error, _exit_code(answer))
     print(f"acknowledged {args.key} (incident {answer['ack']['incident']}): no reminders until it resolves or gets worse")
     return 0
 
@@ -404,7 +429,7 @@ def _read_state(args: argparse.Namespace, read: Any) -> Tuple[Optional[int], Any
     except ConfigError as err:
         return config_error_exit(err), None
     except StoreError as exc:
-        return _fail(str(exc)), None
+        return _fail(str(exc), EX_NOPERM if isinstance(exc.__cause__, PermissionError) else EX_TEMPFAIL), None
     try:
         return None, read(config, store)
     finally:
@@ -432,11 +457,15 @@ def cmd_silence_list(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from monagent.alerting.status import gather
-    from monagent.control import agent_running
+    from monagent.control import agent_ping
 
-    code, data = _read_state(
-        args, lambda config, store: gather(config, store, time.time(), running=agent_running(_socket(config)))
-    )
+    def read(config: Any, store: Any) -> Dict[str, Any]:
+        ping = agent_ping(_socket(config))
+        data = gather(config, store, time.time(), running=None if ping is None else bool(ping.get("ok")))
+        data["agent"]["problem"] = str((ping or {}).get("problem", ""))
+        return data
+
+    code, data = _read_state(args, read)
     if code is not None:
         return code
     if args.json:
@@ -467,15 +496,41 @@ def _failing_text(row: Dict[str, Any]) -> str:
     return f"  {what}: {_runs_text('', row['runs'])} ({alerting}): {row['reason'] or 'no reason given'}"
 
 
+# Receiver states (monagent.alerting.status.receiver_state), one place per text.
+RECEIVER_STATES = {
+    "ok": "ok",
+    "idle": "ok, nothing sent yet",
+    "never-delivered": "NEVER DELIVERED ({queued} queued)",
+    "failing": "FAILING since {since} ({error_class})",
+    "broken": "BROKEN since {since}: not sending until fixed",
+    "locked-out": "locked out until {since}",
+}
+
+
+def _notifier_text(h: Dict[str, Any], queued: int) -> str:
+    state = RECEIVER_STATES.get(h["state"], h["state"]).format(
+        since=_clock(h["since"]), queued=queued, error_class=h["last_error_class"] or "error"
+    )
+    text = f"  {h['receiver']}: {state}, last success {_clock(h['last_success'])}, sent {h['sent']}"
+    if h["failed"]:
+        text += f", failed attempts {h['failed']}"
+    if h["dropped"]:
+        text += f", dropped {h['dropped']}"
+    if h["last_error"]:
+        text += f"; last error {_clock(h['last_error_at'])}: {h['last_error']}"
+    return text
+
+
 def render_status(data: Dict[str, Any]) -> List[str]:
     agent = data["agent"]
     running = {True: "running", False: "not running", None: "state unknown (no access to its control socket)"}
     lines = [
         f"{data['host']}: agent {running[agent['running']]}, last evaluation "
         f"{_clock(agent['last_eval_at'])}, state in {agent['state_dir']}",
-        "",
-        "Alerts:",
     ]
+    if agent.get("problem"):
+        lines.append(f"  {agent['problem']}")
+    lines += ["", "Alerts:"]
     for row in data["alerts"]:
         extra = [
             word
@@ -510,13 +565,5 @@ def render_status(data: Dict[str, Any]) -> List[str]:
     ]
     if not data["windows"]:
         lines.append("  none")
-    lines += ["", "Notifiers:"]
-    for h in data["notifiers"]:
-        state = "BROKEN" if h["broken"] else ("locked out until " + _clock(h["locked_until"]) if h["locked_until"] else "ok")
-        text = f"  {h['receiver']}: {state}, last success {_clock(h['last_success'])}, sent {h['sent']}"
-        if h["dropped"]:
-            text += f", dropped {h['dropped']}"
-        if h["last_error"]:
-            text += f"; last error {_clock(h['last_error_at'])}: {h['last_error']}"
-        lines.append(text)
+    lines += ["", "Notifiers:"] + [_notifier_text(h, data["outbox"].get(h["receiver"], 0)) for h in data["notifiers"]]
     return lines

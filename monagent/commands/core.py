@@ -16,6 +16,9 @@ from monagent.cli import EX_CONFIG, EX_USAGE, config_error_exit
 
 
 def default_config_path() -> str:
+    """``$MONAGENT_CONFIG``, else ``$CONFIGURATION_DIRECTORY/agent.toml`` (systemd), else /etc/monagent/agent.toml."""
+    if os.environ.get("MONAGENT_CONFIG"):
+        return os.environ["MONAGENT_CONFIG"]
     directory = os.environ.get("CONFIGURATION_DIRECTORY")
     if directory:
         return str(Path(directory.split(":")[0]) / "agent.toml")
@@ -29,7 +32,8 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def config_path(args: argparse.Namespace) -> Path:
-    return Path(args.config or default_config_path())
+    """``-c`` after the command, else ``-c`` before it, else the default."""
+    return Path(getattr(args, "config", None) or getattr(args, "global_config", None) or default_config_path())
 
 
 def register(sub: Any) -> None:
@@ -56,8 +60,8 @@ def register(sub: Any) -> None:
         "timeouts as the agent, and print a table. Thresholds are compared without "
         "history (no hysteresis). Exit status is the worst status: 0 OK, 1 WARNING, "
         "2 CRITICAL, 3 UNKNOWN (a configuration error is 3).",
-        epilog="examples:\n  monagent check\n  monagent check root_disk --json\n"
-        "  monagent check nginx --nagios    # for NRPE / Icinga",
+        epilog="examples:\n  monagent check\n  monagent check disks --json\n"
+        "  monagent check memory --nagios    # for NRPE / Icinga",
     )
     add_config_option(check)
     check.add_argument("names", nargs="*", metavar="NAME", help="check instances to run (default: all enabled)")
@@ -72,10 +76,14 @@ def register(sub: Any) -> None:
         formatter_class=fmt,
         description="Parse and validate the configuration and the check types it uses; "
         "print every problem with file, line and key. Exit 0 when valid, 78 "
-        "when not.",
-        epilog="example:\n  monagent validate -c /etc/monagent/agent.toml",
+        "when not. Also warns (exit 0; 78 with --strict) about a file that watches nothing, "
+        "alerts that reach only the console, and placeholders such as access_token=… left in. "
+        "A secret the service gets from LoadCredential= or its own environment is read where "
+        "the installed unit gets it when this user can (root), else noted as resolved at start.",
+        epilog="examples:\n  monagent validate -c /etc/monagent/agent.toml\n  monagent validate --strict",
     )
     add_config_option(validate)
+    validate.add_argument("--strict", action="store_true", help="exit 78 on warnings too")
     validate.set_defaults(func=cmd_validate)
 
     plugins = sub.add_parser(
@@ -92,9 +100,38 @@ def register(sub: Any) -> None:
 
 
 def _load(args: argparse.Namespace) -> Any:
+    """The whole config, strictly; secrets nobody here can read are left to the service."""
     from monagent import config as config_module
 
-    return config_module.load(config_path(args))
+    return config_module.load(config_path(args), defer_secrets=True)
+
+
+# The text, one place per message (for the catalogues).
+IGNORED = "warning: {problem} (ignored by `monagent {command}`; `monagent validate` lists every problem)"
+
+
+def load_for_state(args: argparse.Namespace, command: str) -> Any:
+    """The config for a command that reads or changes alert state (status, silence, ack): a problem
+    elsewhere in the file is a warning, never a refusal, and no secret is read (DECISIONS.md 4).
+    Raises ConfigError only when the file cannot be read at all."""
+    from monagent import config as config_module
+
+    config, problems = config_module.load_lenient(config_path(args))
+    for problem in problems:
+        print(IGNORED.format(problem=problem, command=command), file=sys.stderr)
+    return config
+
+
+def _load_for_checks(args: argparse.Namespace) -> Any:
+    """``monagent check`` runs checks, not receivers: a problem under [notifiers] is a warning."""
+    from monagent.confread import ConfigError
+
+    try:
+        return _load(args)
+    except ConfigError as err:
+        if not all(p.key.startswith("notifiers.") for p in err.problems):
+            raise
+    return load_for_state(args, "check")
 
 
 @contextlib.contextmanager
@@ -131,12 +168,20 @@ def unloadable_types(config: Any) -> List[Any]:
     ]
 
 
+STRICT_FAILED = "monagent: {count} warning{s}; --strict treats warnings as errors"
+DEFERRED_NOTE = "note: {deferred} (checked when the service starts{hint})"
+DEFERRED_HINT = "; run as root to check it now"
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
+    from monagent import config as config_module
     from monagent.confread import ConfigError
+    from monagent.credentials import ServiceCredentials
+    from monagent.lint import config_warnings
 
     try:
         with _loader_quiet():
-            config = _load(args)
+            config = config_module.load(config_path(args), resolver=ServiceCredentials(), defer_secrets=True)
     except ConfigError as err:
         return config_error_exit(err)
     broken = unloadable_types(config)
@@ -147,12 +192,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{config.file}: OK; {len(config.checks)} checks: {names}; receivers: "
         f"{', '.join(config.notifiers.receiver_names) or 'none'}"
     )
+    for deferred in config.deferred:
+        hint = DEFERRED_HINT if os.geteuid() != 0 else ""
+        print(DEFERRED_NOTE.format(deferred=deferred, hint=hint), file=sys.stderr)
+    warnings = config_warnings(config)
     try:
         from monagent.permissions import secret_warnings
     except ImportError:
-        return 0
-    for warning in secret_warnings(Path(config.file), config):
+        pass
+    else:
+        warnings += secret_warnings(Path(config.file), config)
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if warnings and args.strict:
+        print(STRICT_FAILED.format(count=len(warnings), s="s" if len(warnings) != 1 else ""), file=sys.stderr)
+        return EX_CONFIG
     return 0
 
 
@@ -191,7 +245,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     try:
         with _loader_quiet():
-            config = _load(args)
+            config = _load_for_checks(args)
     except ConfigError as err:
         config_error_exit(err)
         if args.nagios:  # NRPE and Icinga show stdout only: say why there is no result

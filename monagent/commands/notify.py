@@ -36,9 +36,10 @@ def register(sub: Any) -> None:
 def cmd_notify_test(args: argparse.Namespace) -> int:
     from monagent import config as config_module
     from monagent.confread import ConfigError
+    from monagent.credentials import ServiceCredentials
 
-    try:
-        config = config_module.load(config_path(args))
+    try:  # outside the service: secrets are read where the installed unit gets them (as root)
+        config = config_module.load(config_path(args), resolver=ServiceCredentials())
     except ConfigError as err:
         return config_error_exit(err)
     robots = [r for r in config.notifiers.dingtalk if args.robot in (None, r.name)]

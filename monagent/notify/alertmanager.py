@@ -306,16 +306,26 @@ class AlertmanagerReceiver:
     def _post_one(self, url: str, body: bytes, now: float) -> Outcome:
         import requests
 
+        from monagent.notify import http
+
         try:
-            response = self._http(url).post(
-                f"{url}/api/v2/alerts", data=body, timeout=self.config.timeout, headers=self._headers(), verify=self._verify()
+            reply = http.post(
+                self._http(url),
+                f"{url}/api/v2/alerts",
+                data=body,
+                timeout=self.config.timeout,
+                headers=self._headers(),
+                verify=self._verify(),
             )
+        except http.Redirected as exc:
+            return self._failed(url, now, Outcome(OutcomeKind.BROKEN, f"{url}: {exc}"))
+        except http.HttpFailure as exc:
+            return self._failed(url, now, Outcome(OutcomeKind.RETRY, f"{url}: {exc}"))
         except requests.RequestException as exc:
             return self._failed(url, now, Outcome(OutcomeKind.RETRY, f"{url}: cannot reach it: {_short(exc)}"))
-        with response:
-            if response.status_code == 200:
-                return self._succeeded(url, now)
-            return self._failed(url, now, classify(url, response.status_code, response.text))
+        if reply.status == 200:
+            return self._succeeded(url, now)
+        return self._failed(url, now, classify(url, reply.status, reply.text))
 
     def _succeeded(self, url: str, now: float) -> Outcome:
         if self.health[url].up is False:
@@ -349,9 +359,9 @@ class AlertmanagerReceiver:
 
     def _http(self, url: str) -> Any:
         if url not in self._sessions:
-            import requests
+            from monagent.notify.http import new_session
 
-            self._sessions[url] = requests.Session()
+            self._sessions[url] = new_session()
         return self._sessions[url]
 
     def close(self) -> None:

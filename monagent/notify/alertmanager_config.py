@@ -13,7 +13,7 @@ from typing import Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from monagent.alerting.route import Route, parse_route
-from monagent.confread import Secret, Section
+from monagent.confread import Secret, Section, _describe, url_problem
 
 WATCHDOG_NAME = "MonagentWatchdog"
 RESERVED_LABELS = ("alertname", "instance", "check", "subject", "metric", "severity", "occurrence")
@@ -93,10 +93,13 @@ def _parse_urls(section: Section) -> Tuple[str, ...]:
         section.error("urls", 'must list at least one Alertmanager, such as ["http://127.0.0.1:9093"]')
     good = []
     for url in urls:
+        problem = url_problem(url)
+        if problem:
+            why = problem[problem.find(" (") :] if " (" in problem else ""
+            section.error("urls", f'each must be an http:// or https:// URL such as "http://am1:9093", got {_describe(url)}{why}')
+            continue
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            section.error("urls", f'each must be an http:// or https:// URL such as "http://am1:9093", got "{url}"')
-        elif parts.username or parts.password:
+        if parts.username or parts.password:
             section.error("urls", "must not carry credentials; use username and password_file")
         elif parts.query or parts.fragment:
             section.error("urls", f'must be the Alertmanager\'s base URL without "?" or "#", got "{url}"')

@@ -13,7 +13,7 @@ from typing import Mapping, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 from monagent.alerting.route import Route, parse_route
-from monagent.confread import Secret, Section
+from monagent.confread import Secret, Section, is_deferred, url_problem
 from monagent.formatting import load_zone
 from monagent.notify.delivery import DINGTALK_BODY_LIMIT, Delivery
 
@@ -101,8 +101,8 @@ def parse_dingtalk(name: str, section: Section, base: Optional[Delivery] = None)
 def parse_webhook(name: str, section: Section, pacing: Optional[Delivery] = None) -> WebhookConfig:
     """One webhook; ``pacing`` carries group_wait and lockout defaults from ``[alerting]``."""
     url = section.secret("url", required=True) or Secret("")
-    if url and not url.reveal().startswith(("http://", "https://")):
-        section.error("url", "must be an http:// or https:// URL")
+    if url and not is_deferred(url) and url_problem(url.reveal()):
+        section.error("url", url_problem(url.reveal()))
     base = WEBHOOK_DELIVERY
     if pacing is not None:
         base = replace(base, group_wait=pacing.group_wait, lockout=pacing.lockout)
@@ -130,6 +130,8 @@ def _robot_url(section: Section) -> Secret:
         section.mark_used("webhook", "webhook_file", "webhook_credential")
         if token is None:
             return Secret("")
+        if is_deferred(token):  # the service reads it; checked for real where it can be read
+            return token
         if "://" in token.reveal() or "access_token=" in token.reveal():
             section.error(
                 "access_token",
@@ -144,6 +146,11 @@ def _robot_url(section: Section) -> Secret:
         if not has_webhook:
             section.error("webhook", "is required (the robot's webhook URL), or give access_token")
         return Secret("")
+    if is_deferred(webhook):  # the service reads it; checked for real where it can be read
+        return webhook
+    if url_problem(webhook.reveal()):
+        section.error("webhook", url_problem(webhook.reveal()))
+        return webhook
     parts = urlsplit(webhook.reveal())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         section.error("webhook", "must be the robot's URL, https://oapi.dingtalk.com/robot/send?access_token=…")

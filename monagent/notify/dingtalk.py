@@ -198,20 +198,29 @@ class DingTalkReceiver:
     def post(self, body: bytes, now: float) -> Reply:
         import requests  # here, not at the top: keeps `monagent --help` fast
 
+        from monagent.notify import http
+
         if self._session is None:
-            self._session = requests.Session()  # proxies from HTTP(S)_PROXY/NO_PROXY; verify=True
+            self._session = http.new_session()  # proxies from HTTP(S)_PROXY/NO_PROXY; verify=True
         try:
-            response = self._session.post(
-                self.url(now), data=body, timeout=self.config.timeout, headers={"Content-Type": "application/json; charset=utf-8"}
+            reply = http.post(
+                self._session,
+                self.url(now),
+                data=body,
+                timeout=self.config.timeout,
+                headers={"Content-Type": "application/json; charset=utf-8"},
             )
+        except http.Redirected as exc:
+            return Reply(Outcome(OutcomeKind.BROKEN, f"{exc} (check webhook)"))
+        except http.HttpFailure as exc:
+            return Reply(Outcome(OutcomeKind.RETRY, str(exc)))
         except requests.RequestException as exc:
             from monagent.notify.neterror import describe_network_error
 
             said = describe_network_error(exc, self.config.timeout) or scrub(str(exc))[:300]
             reason = f"network error: {type(exc).__name__}: {said}"
             return Reply(Outcome(OutcomeKind.RETRY, reason))
-        with response:
-            return self._reply(response.status_code, response.content, now)
+        return self._reply(reply.status, reply.body, now)
 
     def _reply(self, status: int, content: bytes, now: float) -> Reply:
         try:

@@ -103,22 +103,28 @@ class WebhookReceiver:
     def post(self, body: bytes, now: float) -> Outcome:
         import requests  # here, not at the top: keeps `monagent --help` fast
 
+        from monagent.notify import http
+
         if self._session is None:
-            self._session = requests.Session()
+            self._session = http.new_session()
         try:
-            response = self._session.post(
+            reply = http.post(
+                self._session,
                 self.config.url.reveal(),
                 data=body,
                 timeout=self.config.timeout,
                 headers={"Content-Type": "application/json; charset=utf-8"},
             )
+        except http.Redirected as exc:
+            return Outcome(OutcomeKind.BROKEN, f"{scrub_url(str(exc))} (check the webhook url)")
+        except http.HttpFailure as exc:
+            return Outcome(OutcomeKind.RETRY, str(exc))
         except requests.RequestException as exc:
             from monagent.notify.neterror import describe_network_error
 
             said = describe_network_error(exc, self.config.timeout) or scrub_url(str(exc))[:300]
             return Outcome(OutcomeKind.RETRY, f"network error: {type(exc).__name__}: {said}")
-        with response:
-            return classify(response.status_code, response.headers.get("Retry-After", ""), now)
+        return classify(reply.status, reply.headers.get("Retry-After", ""), now)
 
 
 def classify(status: int, retry_after: str, now: float) -> Outcome:

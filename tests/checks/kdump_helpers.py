@@ -93,9 +93,9 @@ class FakeContext(testing.FakeContext):
         super().__init__(hostname="web01", now=now, proc_root=proc_root, boot_id=BOOT_ID, boot_time=boot, **kwargs)
         self._blocking = blocking
 
-    def run_blocking(self, func: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:
+    def run_blocking(self, func: Callable[..., Any], *args: Any, timeout: float = 10.0, path: Optional[str] = None) -> Any:
         if self._blocking is None:
-            return super().run_blocking(func, *args, timeout=timeout)
+            return super().run_blocking(func, *args, timeout=timeout, path=path)
         self.calls.append((func.__qualname__, args, timeout))
         return self._blocking(func, *args, timeout=timeout)
 

@@ -202,6 +202,22 @@ class InjectedHang(CycleContext):
         return self.facts.pool.call(func, path, timeout=timeout, key=("statfs", path), what=f"statfs of {path}")
 
 
+def slow_usage(path: str) -> DiskUsage:
+    time.sleep(0.3)
+    return usage(10, 90)
+
+
+def warm_up(pool) -> None:
+    """Start both of the pool's workers (two calls at once) so later calls find them idle."""
+    import threading
+
+    calls = [threading.Thread(target=pool.call, args=(slow_usage, "/"), kwargs={"timeout": 120.0}) for _ in range(2)]
+    for call in calls:
+        call.start()
+    for call in calls:
+        call.join()
+
+
 def test_a_blocking_statfs_costs_one_worker_and_is_refused_at_once_in_later_cycles():
     from monagent.workers import WorkerPool
 
@@ -209,6 +225,7 @@ def test_a_blocking_statfs_costs_one_worker_and_is_refused_at_once_in_later_cycl
     system = SystemFacts("web-01", proc_root=DATA, pool=pool)
     check = DiskCheck(statfs_timeout=0.5)
     try:
+        warm_up(pool)  # the half-second limits below time statfs, not the start of an interpreter under load
         first = by_subject(check.run(InjectedHang(system, T0, 0.0)))
         assert first["/mnt/nfs"].reason == "statfs of /mnt/nfs did not return within 0.5s"
         assert first["/mnt/nfs"].status == Status.UNKNOWN
