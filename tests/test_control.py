@@ -96,7 +96,7 @@ def test_the_socket_is_group_writable_only_and_answers_json_lines(running: Tuple
     assert request(sock, {"op": "ping"}) == {"ok": True}
     assert request(sock, {"op": "reboot"}) == {
         "ok": False,
-        "error": "unknown request 'reboot'; known: ack, ping, silence_add, silence_expire",
+        "error": "unknown request 'reboot'; known: ack, paths, ping, silence_add, silence_expire",
     }
     raw = socket.socket(socket.AF_UNIX)
     raw.connect(str(sock))

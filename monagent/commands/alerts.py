@@ -411,10 +411,31 @@ def cmd_ack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_readonly(config: Any) -> Any:
+def _state_dir(config: Any) -> Path:
+    """The running agent's state directory (asked over its socket), else the config's."""
+    from monagent.control import AgentNotRunning, request
+
+    try:
+        answer = request(_socket(config), {"op": "paths"}, timeout=2.0)
+    except (AgentNotRunning, OSError, ValueError):
+        return Path(config.agent.state_dir)
+    return (
+        Path(answer["state_dir"])
+        if answer.get("ok") and isinstance(answer.get("state_dir"), str)
+        else Path(config.agent.state_dir)
+    )
+
+
+def _open_readonly(config: Any) -> Tuple[Any, Any]:
+    """``(config, store)``: the config with the running agent's state directory, and its store read-only."""
+    import dataclasses
+
     from monagent.store import Store
 
-    return Store.open_readonly(Path(config.agent.state_dir))
+    state_dir = _state_dir(config)
+    if state_dir != Path(config.agent.state_dir):
+        config = dataclasses.replace(config, agent=dataclasses.replace(config.agent, state_dir=state_dir))
+    return config, Store.open_readonly(state_dir)
 
 
 def _read_state(args: argparse.Namespace, read: Any) -> Tuple[Optional[int], Any]:
@@ -424,8 +445,7 @@ def _read_state(args: argparse.Namespace, read: Any) -> Tuple[Optional[int], Any
     from monagent.store import StoreError
 
     try:
-        config = _config(args)
-        store = _open_readonly(config)
+        config, store = _open_readonly(_config(args))
     except ConfigError as err:
         return config_error_exit(err), None
     except StoreError as exc:
@@ -499,7 +519,7 @@ def _failing_text(row: Dict[str, Any]) -> str:
 # Receiver states (monagent.alerting.status.receiver_state), one place per text.
 RECEIVER_STATES = {
     "ok": "ok",
-    "idle": "ok, nothing sent yet",
+    "idle": "nothing sent yet",
     "never-delivered": "NEVER DELIVERED ({queued} queued)",
     "failing": "FAILING since {since} ({error_class})",
     "broken": "BROKEN since {since}: not sending until fixed",
