@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CONSOLE = "console"  # the receiver that needs no durable outbox
 AGENT_CHECK = "monagent"  # the check name of the agent's own notices (host rebooted, state reset)
 OCCURRENCE_METRIC = "occurrence"
 PRUNE_EVERY = 3600.0
@@ -67,6 +68,7 @@ class AlertPipeline:
         self._lock = threading.RLock()
         self.store = store
         self.delivery_stopped = ""  # set while commits fail for a reason other than disk space (a bug)
+        self._unwritable = False  # the store refuses writes: events go to the console from memory
         self.states: Dict[AlertKey, AlertState] = {}
         self.heard: Dict[AlertKey, Dict[str, Heard]] = {}
         self.silences: Dict[str, Silence] = {}
@@ -559,11 +561,11 @@ class AlertPipeline:
             return 0
         try:
             self.store.commit(changes, now)
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
             held = len(self._dirty.outbox)
             if held:
                 log.debug("%d outbox entries held in memory until the store is writable", held)
-            return 0
+            return self._deliver_without_store(str(exc), now)
         except StoreBroken as exc:
             problem = f"delivery stopped: the state database refused a commit ({exc}); {len(self._dirty.outbox)} events held"
             if not self.delivery_stopped:
@@ -573,6 +575,7 @@ class AlertPipeline:
         if self.delivery_stopped:
             log.warning("the state database accepts commits again; delivery resumes")
             self.delivery_stopped = ""
+        self._unwritable = False
         self._ledger.record(update, flush, self._mono, offset)
         if eval_at is not None and "last_eval_at" in changes.meta:
             self._eval_written = True
@@ -581,6 +584,32 @@ class AlertPipeline:
         count = len(self._dirty.outbox)
         self._dirty = persist.Dirty()
         return count
+
+    def _deliver_without_store(self, why: str, now: float) -> int:
+        """The state directory refuses writes (full, read-only): a full /var must not hide its own alert.
+        The console gets every event and every receiver the agent's own notices (this one first),
+        from memory and marked not durable; the rest waits in memory for the next commit."""
+        if not self._unwritable:
+            self._unwritable = True
+            before = len(self._dirty.outbox)
+            self._notice(
+                f"state-unwritable:{int(now)}",
+                "state",
+                f"the state directory {self.config.agent.state_dir} cannot be written ({why}); alerts are held in "
+                "memory and only the console gets them until it can",
+                now,
+            )
+            self._dirty.outbox = self._dirty.outbox[before:] + self._dirty.outbox[:before]  # the notice first
+        kept: List[Tuple[str, Event]] = []
+        handed = 0
+        for receiver, event in self._dirty.outbox:
+            if receiver == CONSOLE or event.key.check == AGENT_CHECK:
+                self.store.hold_volatile(receiver, event)
+                handed += 1
+            else:
+                kept.append((receiver, event))
+        self._dirty.outbox = kept
+        return handed
 
     # ------------------------------------------------------------ silences and acks (control socket, CLI)
     def add_silence(

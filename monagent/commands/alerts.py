@@ -139,6 +139,14 @@ def _socket(config: Any) -> Path:
     return Path(config.agent.runtime_dir) / "control.sock"
 
 
+def _agent_uids(config: Any) -> Tuple[int, ...]:
+    """The agent's user, as far as the CLI can tell: the owner of the state directory."""
+    try:
+        return (Path(config.agent.state_dir).stat().st_uid,)
+    except OSError:
+        return ()
+
+
 def _author(args: argparse.Namespace) -> str:
     return args.author or os.environ.get("SUDO_USER") or getpass.getuser()
 
@@ -186,14 +194,16 @@ def _as_owner(path: Path) -> Iterator[None]:
 def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
     """Through the running agent, else directly into the store (only if this user may write it)."""
     from monagent.alerting.control_handler import BadRequest, validate
-    from monagent.control import AgentNotRunning, request
+    from monagent.control import AgentNotRunning, UntrustedSocket, request
 
     try:
         validate(message, time.time())  # the same rules as the agent's: a bad request changes nothing
     except BadRequest as exc:
         return {"ok": False, "error": str(exc)}
     try:
-        return request(_socket(config), message)
+        return request(_socket(config), message, trusted_uids=_agent_uids(config))
+    except UntrustedSocket as exc:
+        print(f"warning: {exc}; not sending anything there", file=sys.stderr)
     except AgentNotRunning:
         pass
     except PermissionError:
@@ -480,7 +490,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from monagent.control import agent_ping
 
     def read(config: Any, store: Any) -> Dict[str, Any]:
-        ping = agent_ping(_socket(config))
+        ping = agent_ping(_socket(config), _agent_uids(config))
         data = gather(config, store, time.time(), running=None if ping is None else bool(ping.get("ok")))
         data["agent"]["problem"] = str((ping or {}).get("problem", ""))
         return data

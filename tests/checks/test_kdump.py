@@ -613,3 +613,30 @@ def test_with_the_engines_seen_set_a_restart_sends_nothing_and_a_first_run_annou
     restarted = [(r.subject, o) for r in check(root).run(ctx) for o in r.occurrences]  # a new instance
     again = triage(restarted, first.updates, NOW + 60)
     assert (again.announce, again.summarised) == ((), ())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_a_root_flooded_by_another_user_gives_one_line_per_scan_and_a_bounded_scan(root, ctx, caplog):
+    """300 dump-like directories of another user (a 1777 root), at most 200 examined per scan: one
+    summary WARNING per scan (not one per entry), a few samples kept, the rest examined in the next
+    scan, and the real dump among them still found."""
+    from monagent.checks.kdump_scan import IGNORED_SAMPLES, ScanRequest, scan_root
+
+    for n in range(300):
+        path = root / f"10.0.{n // 250}.{n % 250}-2026-01-21-07:24:00"
+        path.mkdir()
+        os.chown(path, 65534, 65534)
+    debian(root)
+    first = scan_root(ScanRequest(str(root), frozenset({0}), max_entries=200))
+    second = scan_root(ScanRequest(str(root), frozenset({0}), max_entries=200, offset=first.next_offset))
+    assert (first.next_offset, first.deferred, second.next_offset, second.deferred) == (200, 101, 0, 200)
+    assert first.ignored_count + second.ignored_count == 300
+    assert len(first.dumps) + len(second.dumps) == 1
+    assert len(first.ignored) == len(second.ignored) == IGNORED_SAMPLES
+    kdump = check(root, max_entries_per_scan=200)
+    with caplog.at_level(logging.WARNING, logger="monagent.checks.kdump"):
+        results = [kdump.run(ctx) for _ in range(2)]
+    assert len(caplog.messages) == 2  # one per scan
+    assert all(" untrusted entries ignored, e.g. " in message for message in caplog.messages)
+    assert sum(len(occurrences(r)) for r in results) == 1
+    assert results[0][0].reason.endswith(f"{first.ignored_count} untrusted entries ignored, 101 entries left for the next scans")
