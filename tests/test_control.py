@@ -197,7 +197,7 @@ def test_status_prints_alerts_outbox_silences_windows_and_notifiers(running: Tup
     lines = result.stdout.splitlines()
     assert lines[0].startswith("web01: agent running, last evaluation ")
     assert lines[2:4] == ["Alerts:", lines[3]]
-    assert lines[3].startswith("  FIRING    critical load value  95% (>= 90)  since ")
+    assert lines[3].startswith("  FIRING    critical load value  95% (>= 90%)  since ")
     assert lines[lines.index("Outbox:") + 1] == "  console: 1 queued"
     assert lines[lines.index("Maintenance windows:") + 1] == (
         "  patching: inactive  sat,sun 02:00-04:00 Asia/Shanghai  check=load"

@@ -171,7 +171,7 @@ def test_admin_commands_work_from_a_shell_without_the_services_secrets(tmp_path:
         ]
         status = run_monagent("status", "-c", str(config), env=env)
         assert (status.returncode, status.stderr) == (0, "")
-        assert "  FIRING    critical load value  95% (>= 90)" in status.stdout
+        assert "  FIRING    critical load value  95% (>= 90%)" in status.stdout
         added = run_monagent(
             "silence", "add", "-c", str(config), "--match", "check=spare", "--duration", "1h", "--comment", "x", env=env
         )

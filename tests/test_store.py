@@ -18,7 +18,7 @@ from alerting_helpers import Clock, config, drain, open_pipeline, run, value
 from conftest import NOBODY, ROOT, run_as
 
 from monagent.alerting.codec import event_to_json
-from monagent.api import Status
+from monagent.api import Formatter, Status
 from monagent.events import AlertKey, Event, EventKind, ReceiverHealth
 from monagent.store import MIGRATIONS, SCHEMA_VERSION, Bounds, Changes, Store
 
@@ -136,7 +136,7 @@ def test_a_corrupt_database_is_moved_aside_and_the_reset_is_announced_once(
     pipeline = open_pipeline(cfg, clock)
     assert drain(pipeline.store) == [
         "NOTICE warning web01 monagent restarted after an unclean stop; it was last "
-        "seen alive at " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(clock.wall))
+        "seen alive at " + Formatter("en").time(clock.wall)
     ]
     pipeline.store.close()
 

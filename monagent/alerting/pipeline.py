@@ -36,7 +36,9 @@ from monagent.alerting.samples import STATUS_METRIC, UNKNOWN_METRIC, Sample, Tra
 from monagent.alerting.suppress import Ack, Silence, Suppressions, new_silence
 from monagent.api import Occurrence, Status
 from monagent.events import AlertKey, CheckRun, Event, EventKind
+from monagent.formatting import Text
 from monagent.store import StoreBroken, StoreUnavailable
+from monagent.wording import ENGLISH
 
 if TYPE_CHECKING:
     from monagent.config import Config
@@ -54,13 +56,6 @@ TREND_LENGTH = 10
 def severity_label(state: AlertState) -> str:
     """What a ``severity`` matcher sees: the incident's severity while open, else the latched level."""
     return (state.severity if state.phase.open else state.latched).name.lower()
-
-
-def _clock_text(wall: float) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
-    except (OverflowError, ValueError, OSError):
-        return f"{wall!r} (not a date)"
 
 
 class AlertPipeline:
@@ -132,32 +127,24 @@ class AlertPipeline:
 
     def _startup_notices(self, meta: Mapping[str, str], boot_id: str, now: float) -> None:
         last = float(meta["last_eval_at"]) if "last_eval_at" in meta else None
-        seen_at = f"last seen alive at {_clock_text(last)}" if last is not None else "last seen alive: unknown"
         if self.store.was_reset:
-            self._notice(
-                f"state-reset:{int(now)}",
-                "state",
-                f"state was reset: the state database could not be read and was moved to {self.store.moved_to}",
-                now,
-            )
+            reset = Text("notice.state_reset", {"path": str(self.store.moved_to)})
+            self._notice(f"state-reset:{int(now)}", "state", reset, now)
         previous = meta.get("boot_id")
         if previous and boot_id and previous != boot_id:
-            self._notice(f"host-rebooted:{boot_id}", "host", f"host rebooted; the previous boot was {seen_at}", now, since=last)
+            said = Text("notice.rebooted", {"last": last}) if last is not None else Text("notice.rebooted_unknown")
+            self._notice(f"host-rebooted:{boot_id}", "host", said, now, since=last)
         elif meta.get("clean_shutdown") == "0":
-            self._notice(
-                f"agent-restarted:{int(now)}",
-                "agent",
-                f"monagent restarted after an unclean stop; it was {seen_at}",
-                now,
-                since=last,
-            )
+            said = Text("notice.unclean", {"last": last}) if last is not None else Text("notice.unclean_unknown")
+            self._notice(f"agent-restarted:{int(now)}", "agent", said, now, since=last)
 
-    def _notice(self, ident: str, what: str, summary: str, now: float, since: Optional[float] = None) -> None:
+    def _notice(self, ident: str, what: str, reason: Text, now: float, since: Optional[float] = None) -> None:
         key = AlertKey(AGENT_CHECK, "", what)
+        summary = ENGLISH.text(reason)
         log.warning("%s", summary)
         if self._suppressions(now).muted(key, "", now, "warning"):
             return
-        event = notice_event(ident, key, summary, now=now, host=self.host, since=since)
+        event = notice_event(ident, key, summary, now=now, host=self.host, since=since, reason=reason)
         self._enqueue(notice_recipients(AGENT_CHECK, Status.WARNING, self.recipients, {}), event)
 
     # ------------------------------------------------------------ the agent's calls
@@ -367,6 +354,7 @@ class AlertPipeline:
                 summary=occurrence.summary,
                 facts=dict(occurrence.facts),
                 details=occurrence.details,
+                reason=occurrence.reason,
             )
             self._audit("OCCURRENCE %s: %s", key, occurrence.summary)
             self._enqueue(notice_recipients(check, occurrence.severity, self.recipients, {}), event)
@@ -374,7 +362,8 @@ class AlertPipeline:
             text, severity = summary_text(verdict.summarised)
             key = AlertKey(check, "", OCCURRENCE_METRIC)
             if not suppressions.muted(key, run.check_type, now, severity.name.lower()):
-                event = notice_event(f"{check}:first-run:{int(now)}", key, text, now=now, host=self.host, severity=severity)
+                ident, said = f"{check}:first-run:{int(now)}", ENGLISH.text(text)
+                event = notice_event(ident, key, said, now=now, host=self.host, severity=severity, reason=text)
                 self._enqueue(notice_recipients(check, severity, self.recipients, {}), event)
 
     # ------------------------------------------------------------ notification
@@ -457,9 +446,10 @@ class AlertPipeline:
         starting = change.change == Change.FLAP_START
         percent = percent_state_change(state.flap_hist)
         if starting:
-            summary = f"is flapping ({percent:.0f}% state change); notifications paused until it settles"
+            reason = Text("flap.started", {"percent": round(percent)})
         else:
-            summary = f"stopped flapping ({percent:.0f}% state change); now {state.phase.value}"
+            reason = Text("flap.ended", {"percent": round(percent), "phase": Text(f"phase.{state.phase.value}")})
+        summary = ENGLISH.text(reason)
         seq = state.seq + 1
         ident = f"{state.incident or self._prefix(key)}:{seq}"
         severity = max(state.severity, Status.WARNING)
@@ -475,6 +465,7 @@ class AlertPipeline:
             check_type=state.check_type,
             value=state.value,
             unit=state.unit,
+            reason=reason,
         )
         self.states[key] = replace(self.states[key], seq=seq)
         self._audit("%s %s %s", event.kind.value.upper(), key, summary)
@@ -595,8 +586,7 @@ class AlertPipeline:
             self._notice(
                 f"state-unwritable:{int(now)}",
                 "state",
-                f"the state directory {self.config.agent.state_dir} cannot be written ({why}); alerts are held in "
-                "memory and only the console gets them until it can",
+                Text("notice.state_unwritable", {"path": str(self.config.agent.state_dir), "why": why}),
                 now,
             )
             self._dirty.outbox = self._dirty.outbox[before:] + self._dirty.outbox[:before]  # the notice first
@@ -633,7 +623,7 @@ class AlertPipeline:
             "silence %s added by %s until %s: %s (%s)",
             silence.id,
             author or "?",
-            _clock_text(silence.ends_at),
+            ENGLISH.time(silence.ends_at),
             silence.matcher.describe(),
             comment,
         )

@@ -506,14 +506,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _value_text(row: Dict[str, Any]) -> str:
-    from monagent.alerting.messages import format_number
+    from monagent import wording
 
-    if row["value"] is None:
-        return row["reason"]
-    text = f"{format_number(row['value'])}{row['unit']}"
-    if row["threshold"] is not None:
-        text += f" ({row['operator']} {format_number(row['threshold'])})"
-    return text
+    return wording.describe(
+        wording.ENGLISH,
+        metric=row["metric"],
+        value=row["value"],
+        unit=row["unit"],
+        operator=row["operator"],
+        limit=row["threshold"],
+        reason=row["reason"],
+    )
 
 
 def _runs_text(prefix: str, runs: int) -> str:
