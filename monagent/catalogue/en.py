@@ -132,7 +132,8 @@ MESSAGES: Dict[str, str] = {
     "disk.full_in": "full in about {eta:duration}",
     "disk.growth": "{rate:%/h}",
     "notice.state_unwritable": (
-        "the state directory {path} cannot be written ({why}); alerts are held in memory and only the console gets them until it can"
+        "the state directory {path} cannot be written ({why}); "
+        "alerts are held in memory and only the console gets them until it can"
     ),
     "notice.state_reset": "state was reset: the state database could not be read and was moved to {path}",
     "notice.rebooted": "host rebooted; the previous boot was last seen alive at {last:time}",
