@@ -586,8 +586,7 @@ class AlertPipeline:
             self._notice(
                 f"state-unwritable:{int(now)}",
                 "state",
-                f"the state directory {self.config.agent.state_dir} cannot be written ({why}); alerts are held in "
-                "memory and only the console gets them until it can",
+                Text("notice.state_unwritable", {"dir": str(self.config.agent.state_dir), "why": why}),
                 now,
             )
             self._dirty.outbox = self._dirty.outbox[before:] + self._dirty.outbox[:before]  # the notice first
