@@ -586,7 +586,7 @@ class AlertPipeline:
             self._notice(
                 f"state-unwritable:{int(now)}",
                 "state",
-                Text("notice.state_unwritable", {"path": str(self.config.agent.state_dir), "why": why}),
+                Text("notice.state_unwritable", {"dir": str(self.config.agent.state_dir), "why": why}),
                 now,
             )
             self._dirty.outbox = self._dirty.outbox[before:] + self._dirty.outbox[:before]  # the notice first
