@@ -110,7 +110,7 @@ class Agent:
         self.path = Path(path)
         self.environ = dict(os.environ if environ is None else environ)
         self.config = config_module.load(self.path, self.environ)
-        from monagent.cli import setup_logging
+        from monagent.logsetup import setup_logging
 
         setup_logging(log_level or self.config.agent.log_level)
         self._stop = threading.Event()
@@ -300,7 +300,7 @@ class Agent:
         if not config.metrics.enabled:
             return None
         from monagent.metrics import MetricsServer, MetricsServerError
-        from monagent.snapshot import build_snapshot
+        from monagent.metrics_state import build_snapshot
 
         server = MetricsServer(config.metrics, lambda: build_snapshot(self, scheduler, pipeline, store))
         try:

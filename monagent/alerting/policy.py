@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.alerting.config import AlertingOverrides
 from monagent.alerting.machine import AlertState, Phase
+from monagent.alerting.route import Route
 from monagent.api import Status
 from monagent.events import AlertKey, EventKind
-from monagent.notify.route import Route
 
 if TYPE_CHECKING:
     from monagent.config import Config

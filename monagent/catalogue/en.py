@@ -132,6 +132,10 @@ MESSAGES: Dict[str, str] = {
     "disk.full_in": "full in about {eta:duration}",
     "disk.growth": "{rate:%/h}",
     "notice.state_reset": "state was reset: the state database could not be read and was moved to {path}",
+    "notice.state_unwritable": (
+        "the state directory {dir} cannot be written ({why}); "
+        "alerts are held in memory and only the console gets them until it can"
+    ),
     "notice.rebooted": "host rebooted; the previous boot was last seen alive at {last:time}",
     "notice.rebooted_unknown": "host rebooted; when the previous boot was last seen alive is unknown",
     "notice.unclean": "monagent restarted after an unclean stop; it was last seen alive at {last:time}",

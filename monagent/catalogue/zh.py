@@ -122,6 +122,7 @@ MESSAGES: Dict[str, str] = {
     "disk.full_in": "约{eta:duration}后写满",
     "disk.growth": "{rate:%/h}",
     "notice.state_reset": "状态已重置：状态数据库无法读取，已移至 {path}",
+    "notice.state_unwritable": "状态目录 {dir} 无法写入（{why}）；告警暂存内存，恢复前只有控制台能收到",
     "notice.rebooted": "主机已重启；上一次启动最后存活于 {last:time}",
     "notice.rebooted_unknown": "主机已重启；上一次启动的最后存活时间未知",
     "notice.unclean": "monagent 非正常停止后已重启；最后存活于 {last:time}",

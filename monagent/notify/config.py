@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from monagent.alerting.config import AlertingConfig
+from monagent.alerting.route import Route, parse_route
 from monagent.confread import Section
-from monagent.fleet_config import AlertmanagerConfig, parse_alertmanager
-from monagent.notify.dingtalk_config import Delivery, DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
-from monagent.notify.route import Route, parse_route
+from monagent.notify.alertmanager_config import AlertmanagerConfig, parse_alertmanager
+from monagent.notify.chat_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
+from monagent.notify.delivery import Delivery
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,12 @@ def sparkline(values: Sequence[float], width: int = 24) -> str:
     return "".join(SPARKS[round((v - low) * scale)] for v in points)
 
 
+def markdown_body_size(title: str, text: str) -> int:
+    """Bytes of the smallest request body that carries ``title`` and ``text`` (a DingTalk markdown message)."""
+    body = {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
+    return len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
 def json_len(text: str) -> int:
     """Bytes ``text`` takes inside a JSON string (UTF-8, escapes included); additive over concatenation."""
     return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
@@ -364,7 +370,7 @@ def render(batch: Batch, style: Style, measure: Optional[Callable[[str, str], in
     head = f"#### {_title(batch, r, escaped=True)}"
     if batch.digest:
         head += "\n\n" + _digest_intro(batch, r)
-    measure = measure or (lambda t, x: json_len(t) + json_len(x))
+    measure = measure or markdown_body_size
     tail = _tail(batch, r)
     compact = _Frame(title, head, "\n", tail, measure)
     lines = [r.digest_line(item, batch.reduced) for item in batch.items]
@@ -558,7 +564,6 @@ __all__ = [
     "Style",
     "escape",
     "json_len",
-    "load_zone",
     "render",
     "render_test",
     "sparkline",
