@@ -285,9 +285,11 @@ class Agent:
             from monagent.control import ControlServer
         except ImportError:
             return None
+        from monagent.alerting.control_handler import ControlHandler
+
         path = config.agent.runtime_dir / "control.sock"
         try:
-            server = ControlServer(path, pipeline)
+            server = ControlServer(path, ControlHandler(pipeline))
             server.start()
         except OSError as exc:
             log.warning(
