@@ -1,8 +1,8 @@
-"""The agent's control socket (DECISIONS.md section 6): a unix stream socket in the runtime
+"""The agent's control socket (docs/design/decisions.md section 6): a unix stream socket in the runtime
 directory, one JSON object per line each way.
 
 The agent runs a :class:`ControlServer` whose handler answers requests (the alert
-pipeline's ``handle_request``); the CLI calls :func:`request`. The socket is mode 0660,
+``alerting.control_handler.ControlHandler``); the CLI calls :func:`request`. The socket is mode 0660,
 so the agent's group may send commands too.
 """
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import operator
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Set, Tuple
 
 from monagent.alerting import codec
 from monagent.alerting.machine import AlertState, Phase
@@ -36,8 +36,16 @@ from monagent.alerting.suppress import Ack, Silence
 from monagent.events import AlertKey, Event
 from monagent.store import Changes, StoredState
 
-if TYPE_CHECKING:
-    from monagent.alerting.pipeline import AlertPipeline
+
+class Memory(Protocol):
+    """What the pipeline holds in memory, as :func:`changes` reads it (the pipeline is one)."""
+
+    states: Dict[AlertKey, AlertState]
+    heard: Dict[AlertKey, Dict[str, Heard]]
+    silences: Dict[str, Silence]
+    acks: Dict[AlertKey, Ack]
+    seen: Dict[str, Dict[str, SeenEntry]]
+
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +170,7 @@ def restore(stored: StoredState, now: float, mono: float, tolerance: float) -> R
 
 
 def changes(
-    dirty: Dirty, memory: AlertPipeline, offset: float, ledger: Ledger, flush: bool
+    dirty: Dirty, memory: Memory, offset: float, ledger: Ledger, flush: bool
 ) -> Tuple[Changes, Dict[AlertKey, Optional[Written]]]:
     """The writes for everything marked dirty that differs from what the store holds, from the pipeline's
     current memory; with ``flush`` also every key whose shown fields alone changed. Returns them and the

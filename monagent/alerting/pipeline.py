@@ -27,7 +27,6 @@ from monagent.alerting.occurrences import SeenEntry, event_id, expired, summary_
 from monagent.alerting.policy import (
     Heard,
     notice_recipients,
-    recipients_of,
     reconcile,
     reminder_due,
     reminder_recipients,
@@ -97,7 +96,7 @@ class AlertPipeline:
 
         self.config = config
         self.host = config.agent.hostname
-        self.recipients = recipients_of(config)
+        self.recipients = config.notifiers.recipients()
         self.store.bounds = Bounds(config.alerting.outbox_max_entries, config.alerting.outbox_max_age)
 
     def _in_grace(self, check: str, mono: float) -> bool:
@@ -662,14 +661,6 @@ class AlertPipeline:
             self._commit(self._now)
         log.info("%s acknowledged by %s: %s", key, author or "?", comment)
         return ack
-
-    def handle_request(self, message: Mapping[str, Any]) -> Dict[str, Any]:
-        """The control socket's requests: ``silence_add``, ``silence_expire``, ``ack``, ``ping``."""
-        from monagent.alerting.control_handler import handle
-
-        return handle(self, message)
-
-    __call__ = handle_request
 
 
 __all__ = ["AGENT_CHECK", "AlertPipeline", "find_key", "new_silence"]
