@@ -267,6 +267,8 @@ def test_check_as_a_user_who_cannot_read_the_config_is_unknown_and_says_why(publ
 def test_tests_run_sh_installs_every_build_dependency_of_the_debian_package():
     """build-all.sh builds with dpkg-buildpackage -d (no build-essential): CI must install the
     Build-Depends itself, and the .deb's Depends for installing it."""
+    if not (ROOT / "debian" / "control").is_file():
+        pytest.skip("no debian/ here: the sdist leaves it out (the wheel's test run in CI starts from the sdist)")
     control = (ROOT / "debian" / "control").read_text(encoding="utf-8")
     fields = {}
     key = None
