@@ -1,6 +1,6 @@
 """Pulling a one-line crash reason out of a kernel log (vmcore-dmesg, dmesg.<stamp>, SUSE dmesg).
 
-The algorithm follows kdump-layouts.md section 4.4: strip the timestamp, caller-id, log-level
+The algorithm follows docs/design/kdump-layouts.md section 4.4: strip the timestamp, caller-id, log-level
 and journal prefixes; find the first ``Kernel panic - not syncing:`` line (P); find the oops
 block at or before P (prefer the one carrying the die counter ``[#1]``); the headline is P
 when its text is specific, else the first marker line of that block.  The faulting function
@@ -141,8 +141,7 @@ def parse_dmesg(text: str) -> CrashReport:
     comm, pid, taint, version = _identity(texts, start)
     function, module = _faulting_function(texts, start, panic_at)
     test_crash = any(_SYSRQ.search(t) for t in texts[: end + 1]) or function.startswith("sysrq_handle_crash+")
-    if test_crash and headline and "(test crash)" not in headline:
-        headline = f"{headline} (test crash)"
+    # a test crash is a typed fact (test_crash): the messages label it in their own language
     return CrashReport(
         headline=_shorten(headline),
         panic=panic_line,

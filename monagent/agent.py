@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 EX_CANTCREAT = 73  # sysexits.h, as in monagent.cli (imported lazily there)
 EX_TEMPFAIL = 75
 
-STOP_DEADLINE = 20.0  # seconds for in-flight sends on SIGTERM; the unit's TimeoutStopSec is longer
 LOOP_MAX_SLEEP = 5.0  # timers (reminders, windows) are checked at least this often; well under WatchdogSec/2
 STATUS_REFRESH = 30.0  # the systemd STATUS= line is recomputed after runs, else this often
 
@@ -111,7 +110,7 @@ class Agent:
         self.path = Path(path)
         self.environ = dict(os.environ if environ is None else environ)
         self.config = config_module.load(self.path, self.environ)
-        from monagent.cli import setup_logging
+        from monagent.logsetup import setup_logging
 
         setup_logging(log_level or self.config.agent.log_level)
         self._stop = threading.Event()
@@ -186,9 +185,10 @@ class Agent:
             clean = True
         finally:
             notifier.stopping()
-            log.info("stopping: in-flight sends get %.0f s, everything else stays in the outbox", STOP_DEADLINE)
+            stop_deadline = self.config.agent.stop_deadline
+            log.info("stopping: in-flight sends get %.3g s, everything else stays in the outbox", stop_deadline)
             scheduler.close()
-            delivery.stop(time.monotonic() + STOP_DEADLINE)
+            delivery.stop(time.monotonic() + stop_deadline)
             for server in (control, metrics):
                 if server is not None:
                     server.stop()
@@ -296,9 +296,11 @@ class Agent:
             from monagent.control import ControlServer
         except ImportError:
             return None
+        from monagent.alerting.control_handler import ControlHandler
+
         path = config.agent.runtime_dir / "control.sock"
         try:
-            server = ControlServer(path, pipeline)
+            server = ControlServer(path, ControlHandler(pipeline))
             server.start()
         except OSError as exc:
             log.warning(
@@ -311,7 +313,7 @@ class Agent:
         if not config.metrics.enabled:
             return None
         from monagent.metrics import MetricsServer, MetricsServerError
-        from monagent.snapshot import build_snapshot
+        from monagent.metrics_state import build_snapshot
 
         server = MetricsServer(config.metrics, lambda: build_snapshot(self, scheduler, pipeline, store))
         try:

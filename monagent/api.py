@@ -24,11 +24,15 @@ Example::
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, Protocol, Sequence, TypeVar, Union
 
-from monagent.formatting import Formatter, Text
+from monagent.formatting import Formatter, Text, joined
+
+Fact = Union[str, int, float, bool]
+"""A typed fact of a result or an occurrence: sizes in bytes and times in epoch seconds as numbers,
+so every output shows them in its own language and units."""
 
 __all__ = [
     "Check",
@@ -36,6 +40,7 @@ __all__ = [
     "Context",
     "Direction",
     "DiskUsage",
+    "Fact",
     "Formatter",
     "Metric",
     "MetricSpec",
@@ -47,6 +52,7 @@ __all__ = [
     "StuckCall",
     "Text",
     "Threshold",
+    "joined",
     "worst",
 ]
 
@@ -138,7 +144,7 @@ class Threshold:
 
     def _reaches(self, value: float, limit: float) -> bool:
         # "above" includes the limit (used 95% with critical = 95 is critical); "below" is strict, so
-        # count = { critical = 1, direction = "below" } means "fewer than 1 running" (DECISIONS.md section 1).
+        # count = { critical = 1, direction = "below" } means "fewer than 1 running" (docs/design/decisions.md section 1).
         return value >= limit if self.direction == Direction.ABOVE else value < limit
 
     def _beyond(self, value: float, off: float) -> bool:
@@ -150,7 +156,9 @@ class MetricSpec:
     """What a check type declares about one of its metrics.
 
     ``warning``/``critical`` are the default thresholds (None: no default);
-    ``minimum``/``maximum`` bound what a configured threshold may be.
+    ``threshold_min``/``threshold_max`` bound what a configured threshold may be (not the
+    metric's value range: that is :attr:`Metric.minimum`/:attr:`Metric.maximum`).
+    ``minimum=``/``maximum=`` are accepted as the former names of the two bounds.
     """
 
     unit: str = ""
@@ -160,8 +168,16 @@ class MetricSpec:
     warning_clear: Optional[float] = None
     critical_clear: Optional[float] = None
     direction: Direction = Direction.ABOVE
-    minimum: Optional[float] = None
-    maximum: Optional[float] = None
+    threshold_min: Optional[float] = None
+    threshold_max: Optional[float] = None
+    minimum: InitVar[Optional[float]] = None
+    maximum: InitVar[Optional[float]] = None
+
+    def __post_init__(self, minimum: Optional[float], maximum: Optional[float]) -> None:
+        if minimum is not None and self.threshold_min is None:
+            object.__setattr__(self, "threshold_min", minimum)
+        if maximum is not None and self.threshold_max is None:
+            object.__setattr__(self, "threshold_max", maximum)
 
     def default_threshold(self) -> Optional[Threshold]:
         if self.warning is None and self.critical is None:
@@ -194,10 +210,11 @@ class Occurrence:
     summary: str
     severity: Status = Status.CRITICAL
     revision: str = ""
-    facts: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, Fact] = field(default_factory=dict)
     details: str = ""
     time: Optional[float] = None
     announce_on_first_run: bool = False
+    reason: Union[str, Text] = ""  # the summary by message id, for messages in other languages
 
 
 @dataclass(frozen=True)
@@ -214,10 +231,10 @@ class Result:
     subject: str = ""
     metrics: Sequence[Metric] = ()
     status: Optional[Status] = None
-    reason: str = ""
+    reason: Union[str, Text] = ""
     occurrences: Sequence[Occurrence] = ()
     details: str = ""
-    facts: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, Fact] = field(default_factory=dict)
     discovered: bool = False
 
 
@@ -348,10 +365,10 @@ class Check:
     - ``run_at_start``: run at once at agent start instead of at the agent's first (splayed) slot;
     - ``warmup``: seconds between a baseline run and the reported one in ``monagent check``,
       for checks that measure over an interval (CPU percent, rates); 0 (default): one run;
-    - ``cheap``: runs take milliseconds and do not block (reads of /proc, no network, no
+    - ``non_blocking``: runs take milliseconds and do not block (reads of /proc, no network, no
       subprocess): such checks share one thread and run one after another, which costs less
       CPU than a thread each. One that hangs all the same is abandoned and the others go on.
-      Default False: a thread of its own.
+      Default False: a thread of its own. (``cheap``, its former name, is still read.)
     - ``texts``: the check's own reason texts, message id -> {language: template} (``{"en": "{n}
       stuck for {age:duration}", "zh": "{n} 条积压 {age:duration}"}``); ``self.text(id, n=3, age=600)``
       makes a reason that every output renders in its language (monagent.formatting).
@@ -365,8 +382,13 @@ class Check:
     metrics: ClassVar[Optional[Mapping[str, MetricSpec]]] = {}
     run_at_start: ClassVar[bool] = False
     warmup: ClassVar[float] = 0.0
-    cheap: ClassVar[bool] = False
+    non_blocking: ClassVar[bool] = False
     texts: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "cheap" in cls.__dict__:  # the attribute's name before 0.2; plugins written for it keep working
+            cls.non_blocking = bool(cls.__dict__["cheap"])
 
     @classmethod
     def text(cls, message_id: str, **args: Any) -> Text:

@@ -165,8 +165,8 @@ def _base_facts(evidence: Evidence, last_seen: Optional[float]) -> Dict[str, str
     return facts
 
 
-def _clean(facts: Mapping[str, str]) -> Dict[str, str]:
-    return {k: v for k, v in facts.items() if v}
+def _clean(facts: Mapping[str, object]) -> Dict[str, str]:
+    return {k: str(v) for k, v in facts.items() if v}
 
 
 def _short(text: str) -> str:

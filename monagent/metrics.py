@@ -4,7 +4,8 @@ The agent hands over an :class:`AgentSnapshot` (frozen, built after each cycle);
 :class:`SnapshotCollector` turns the newest one into metric families on every scrape,
 and :class:`MetricsServer` serves them over HTTP from a daemon thread. prometheus_client
 writes the text format and adds the process metrics (``process_resident_memory_bytes``);
-it is imported only when the listener starts or :func:`render` is called.
+it is imported only when the listener starts or :func:`render` is called, and so is
+``http.server`` (with ssl, email and the rest it pulls in: several MiB of the agent's RSS).
 
 Metric names follow the Prometheus conventions: a ``monagent_`` prefix, base units in the
 name (``_seconds``), ``_total`` on counters. A check's own values keep their unit in a
@@ -18,13 +19,14 @@ import socket
 import threading
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.api import Metric, Status
-from monagent.fleet_config import MetricsConfig, split_listen
+from monagent.metrics_config import MetricsConfig, split_listen
 
 if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
+
     from prometheus_client.registry import CollectorRegistry
 
 log = logging.getLogger(__name__)
@@ -282,7 +284,7 @@ class MetricsServer:
     def start(self) -> None:
         host, port = _listen_address(self.config.listen)
         handler = _handler_class(build_registry(self._snapshot), self.config.path)
-        server_class = _IPv6Server if ":" in host else _Server
+        server_class = _server_class(ipv6=":" in host)
         try:
             self._server = server_class((host, port), handler)
         except OSError as exc:
@@ -310,18 +312,22 @@ def _listen_address(listen: str) -> Tuple[str, int]:
     return host, int(port)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+def _server_class(ipv6: bool) -> type:
+    from http.server import ThreadingHTTPServer
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.exception("metrics: serving a scrape from %s failed", client_address[0])
+    class _Server(ThreadingHTTPServer):
+        daemon_threads = True
+        address_family = socket.AF_INET6 if ipv6 else socket.AF_INET
 
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            log.exception("metrics: serving a scrape from %s failed", client_address[0])
 
-class _IPv6Server(_Server):
-    address_family = socket.AF_INET6
+    return _Server
 
 
 def _handler_class(registry: CollectorRegistry, path: str) -> type:
+    from http.server import BaseHTTPRequestHandler
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "monagent"
 

@@ -1,36 +1,33 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs, then run all of it:
-# ruff, mypy, a Python 3.9 compatibility check (vermin), then pytest (which also runs
+# ruff (lint and format), mypy, a Python 3.9 compatibility check (vermin), then pytest (which also runs
 # systemd-analyze verify/security on the unit, promtool, Alertmanager and the Nagios plugins).
 # As root on Debian/Ubuntu it also installs the Debian packages the tests run for real
-# (monitoring-plugins, prometheus-alertmanager, promtool, monit, systemd-analyze, fuse3).
+# (monitoring-plugins, prometheus-alertmanager, promtool, monit, systemd-analyze, fuse3), and
+# leaves the host as it found it: no daemon started, nothing new enabled at boot, no policy-rc.d
+# left behind (tests/host-packages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS="python3-venv monitoring-plugins-basic monitoring-plugins-standard prometheus-alertmanager prometheus monit systemd fuse3 libfuse2 util-linux procps"
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    missing=""
-    for pkg in $DEBS; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
-    done
-    if [ -n "$missing" ]; then
-        # Debian packages start their daemons in postinst; the tests start what they need themselves.
-        if [ ! -e /usr/sbin/policy-rc.d ]; then
-            printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-            chmod 755 /usr/sbin/policy-rc.d
-        fi
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -q
-        apt-get install -y -q --no-install-recommends $missing
-    fi
-fi
+# The packages stage (packaging/ci-packages.sh, run by .ci/run after this script): Debian's
+# Python build tooling and the dependencies the .deb names, rpm, and the two linters.
+DEBS="$DEBS debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-psutil python3-requests"
+DEBS="$DEBS python3-prometheus-client lintian rpm rpmlint man-db"
+# As root on Debian/Ubuntu: install what is missing, start nothing, enable nothing at boot.
+# shellcheck disable=SC2086 # one word per package
+bash tests/host-packages.sh $DEBS
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
+# Packaging tools for the packages stage: build (PEP 517), twine (metadata check), and the
+# setuptools the wheel is built with under --no-build-isolation in the RPM build.
+.venv/bin/pip install -q build twine 'setuptools>=77' wheel
 
 echo "== ruff"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy
 echo "== vermin (Python 3.9 compatibility)"
@@ -43,5 +40,12 @@ if command -v systemd-analyze >/dev/null; then
     systemd-analyze security --offline=true --threshold=30 "$unit_root/etc/systemd/system/monagent.service" | tail -1
     rm -rf "$unit_root"
 fi
-echo "== pytest"
-exec .venv/bin/python -m pytest -q "$@"
+echo "== pytest (editable install: the checkout is the package)"
+.venv/bin/python -m pytest -q "$@"
+echo "== pytest again against a plain install (pip install ., the layout a wheel or distribution package has)"
+# checks/ is installed as monagent.checks and the data files come from package data: this run proves
+# the wheel has every module and file, and that the suite does not depend on the editable mapping.
+python3 -m venv .venv-plain
+.venv-plain/bin/pip install -q --upgrade pip
+.venv-plain/bin/pip install -q '.[test]'
+exec .venv-plain/bin/python -m pytest -q -p no:cacheprovider "$@"

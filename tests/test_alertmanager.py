@@ -25,7 +25,6 @@ from conftest_fleet import (
 from monagent.api import Status
 from monagent.confread import ConfigError, Document, Secret, Section
 from monagent.events import EventKind, OutcomeKind
-from monagent.fleet_config import AlertmanagerConfig, parse_alertmanager
 from monagent.notify.alertmanager import (
     NAMESPACE,
     AlertmanagerDispatcher,
@@ -36,6 +35,7 @@ from monagent.notify.alertmanager import (
     classify,
     rfc3339,
 )
+from monagent.notify.alertmanager_config import AlertmanagerConfig, parse_alertmanager
 from monagent.store import Store
 
 
@@ -98,8 +98,8 @@ def test_a_firing_alert_appears_in_alertmanager_with_labels_annotations_and_star
         "env": "prod",
     }
     assert alert["annotations"] == {
-        "summary": "web1 root_disk / used_percent firing",
-        "description": "value: 96.5% (>= 95)\ntime_to_full: ~4h",
+        "summary": "root_disk / used_percent 96.5% (>= 95%)",
+        "description": "value: 96.5% (>= 95%)\ntime_to_full: ~4h",
     }
     assert alert["startsAt"] == rfc3339(now - 120)
     assert alert["endsAt"] == rfc3339(now + 240)

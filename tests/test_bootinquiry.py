@@ -129,7 +129,7 @@ def test_a_crash_with_a_dump_is_one_message_the_crash_card(tmp_path: Path, journ
     assert verdict.end == BootEnd.CRASH_DUMP
     assert len(messages) == 1
     assert messages[0].startswith("OCCURRENCE critical web01 crash_dumps ")
-    assert "Kernel panic - not syncing: sysrq triggered crash (test crash)" in messages[0]
+    assert "Kernel panic - not syncing: sysrq triggered crash" in messages[0]
     assert json.loads(meta["last_boot_end"])["end"] == "crash_dump"
 
 
@@ -141,7 +141,7 @@ def test_a_crash_without_a_dump_is_one_message_from_pstore_remembered_afterwards
     verdict, messages, _ = start(cfg)
     assert messages == [
         "NOTICE critical web01 kernel crash, no dump (pstore efi record): "
-        "Kernel panic - not syncing: sysrq triggered crash (test crash)"
+        "Kernel panic - not syncing: sysrq triggered crash"
     ]
     before = sorted(p.name for p in (tmp_path / "pstore").iterdir())
     # a restart in the same boot says nothing more

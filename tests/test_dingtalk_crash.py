@@ -33,9 +33,10 @@ CHILD = textwrap.dedent("""
     from pathlib import Path
     from monagent.confread import Secret
     from monagent.notify.dingtalk import DingTalkReceiver
-    from monagent.notify.dingtalk_config import DingTalkConfig, Delivery
+    from monagent.notify.chat_config import DingTalkConfig
+    from monagent.notify.delivery import Delivery
     from monagent.notify.dispatcher import ChatDispatcher
-    from monagent.notify.route import Route
+    from monagent.alerting.route import Route
     from monagent.store import Store
 
     state_dir, webhook, secret = sys.argv[1:4]
@@ -114,7 +115,7 @@ def test_sigkill_during_a_send_then_a_restart_delivers_every_event_and_repeats_o
 
 def test_a_lockout_survives_a_restart_through_the_store(tmp_path):
     from dingtalk_helpers import parse_robot
-    from fake_dingtalk import FakeClock
+    from harness import FakeClock
 
     from monagent.notify.dingtalk import DingTalkReceiver
 

@@ -21,6 +21,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 import pytest
 from conftest import ROOT, run_monagent
 from fake_dingtalk import FakeDingTalk, Fault
+from harness import SUBPROCESS_CWD
 
 PLUGIN = """
 from monagent.api import Check, Metric, MetricSpec, Result
@@ -110,6 +111,7 @@ class Agent:
                 stdout=subprocess.DEVNULL,
                 stderr=handle,
                 env=dict(env or os.environ, PYTHONUNBUFFERED="1"),
+                cwd=SUBPROCESS_CWD,  # outside the checkout: the copy of monagent under test (harness.py)
             )
 
     def text(self) -> str:
@@ -171,7 +173,7 @@ def test_admin_commands_work_from_a_shell_without_the_services_secrets(tmp_path:
         ]
         status = run_monagent("status", "-c", str(config), env=env)
         assert (status.returncode, status.stderr) == (0, "")
-        assert "  FIRING    critical load value  95% (>= 90)" in status.stdout
+        assert "  FIRING    critical load value  95% (>= 90%)" in status.stdout
         added = run_monagent(
             "silence", "add", "-c", str(config), "--match", "check=spare", "--duration", "1h", "--comment", "x", env=env
         )
@@ -276,6 +278,22 @@ def test_status_silence_and_ack_work_while_the_file_has_a_typo(tmp_path: Path, a
     assert agent.stop() == 0
 
 
+def test_status_reads_the_state_where_the_running_agent_keeps_it(tmp_path: Path, agents: List[Agent]) -> None:
+    """The file now names another state_dir (not reloaded yet): status asks the agent where its state is."""
+    config = write_agent(tmp_path)
+    agent = Agent(config)
+    agents.append(agent)
+    env = admin_env(tmp_path)
+    wait_for(lambda: any(a["phase"] == "firing" for a in status_json(config, env).get("alerts", [])), "the alert firing")
+    config.write_text(config.read_text().replace(f'"{tmp_path}/state"', f'"{tmp_path}/elsewhere"'))
+    state = status_json(config, env)
+    assert state["agent"]["state_dir"] == f"{tmp_path}/state"
+    assert [a["key"] for a in state["alerts"]] == ["load value"]
+    assert agent.stop() == 0
+    stopped = run_monagent("status", "-c", str(config), env=env)
+    assert stopped.returncode == 75 and f"no state database at {tmp_path}/elsewhere/state.db" in stopped.stderr
+
+
 # ---------------------------------------------------------------- 3. naming the config
 
 
@@ -362,7 +380,7 @@ def test_journalctl_priority_filter_shows_the_warnings(tmp_path: Path) -> None:
 
 
 def test_the_first_cycle_names_a_check_that_raised_as_unknown() -> None:
-    from monagent.alerting.samples import CheckRun
+    from monagent.events import CheckRun
     from monagent.firstcycle import FirstCycle
 
     tracker = FirstCycle(["a", "b"], {})
@@ -468,6 +486,7 @@ def test_a_state_directory_under_a_file_exits_73_with_an_error_priority(tmp_path
             [sys.executable, "-m", "monagent", "run", "-c", str(config)],
             stderr=handle,
             env=dict(os.environ, JOURNAL_STREAM=f"{info.st_dev}:{info.st_ino}"),
+            cwd=SUBPROCESS_CWD,
             timeout=60,
             check=False,
         )
@@ -482,7 +501,12 @@ def test_a_second_agent_on_the_same_state_exits_75(tmp_path: Path, agents: List[
     agents.append(first)
     first.wait_log("monagent started")
     second = subprocess.run(
-        [sys.executable, "-m", "monagent", "run", "-c", str(config)], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "monagent", "run", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=SUBPROCESS_CWD,
     )
     assert second.returncode == 75
     assert second.stderr.strip().endswith(
@@ -497,7 +521,7 @@ def test_a_second_agent_on_the_same_state_exits_75(tmp_path: Path, agents: List[
 
 def _readme_step_2() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    step = text[text.index("2. 写入") :]
+    step = text[text.index("## 钉钉机器人配置") :]  # the Chinese quickstart's step 2: its only TOML block
     block = step[step.index("```toml") + len("```toml") : step.index("```", step.index("```toml") + 7)]
     return "\n".join(line.strip() for line in block.splitlines())
 

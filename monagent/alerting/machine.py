@@ -1,4 +1,4 @@
-"""The alert lifecycle state machine (alerting.md d.3-d.5): pure, no I/O, no clock reads.
+"""The alert lifecycle state machine (docs/design/alerting.md d.3-d.5): pure, no I/O, no clock reads.
 
 :func:`step` takes one alert key's state, the level of one VALUE sample (already
 latched with hysteresis by :func:`level_of`), the monotonic time and the key's
@@ -15,8 +15,9 @@ from typing import List, Mapping, Optional, Tuple
 
 from monagent.alerting import flap
 from monagent.alerting.config import AlertingOverrides
-from monagent.api import Status, Threshold
+from monagent.api import Fact, Status, Threshold
 from monagent.events import AlertKey
+from monagent.formatting import Words
 
 
 class Phase(str, enum.Enum):
@@ -78,8 +79,8 @@ class AlertState:
     value: Optional[float] = None
     unit: str = ""
     threshold: Optional[Threshold] = None
-    reason: str = ""
-    facts: Mapping[str, str] = field(default_factory=dict)
+    reason: Words = ""
+    facts: Mapping[str, Fact] = field(default_factory=dict)
     details: str = ""
     trend: Tuple[float, ...] = ()
     discovered: bool = False

@@ -24,29 +24,31 @@ from monagent.alerting.config import AlertingOverrides
 from monagent.alerting.machine import AlertState, Change, Phase, Transition, incident_prefix, level_of, step, unknown
 from monagent.alerting.matchers import find_key
 from monagent.alerting.messages import alert_event, notice_event
-from monagent.alerting.occurrences import SeenEntry, event_id, expired, judge, summary_text
+from monagent.alerting.occurrences import SeenEntry, event_id, expired, summary_text, triage
 from monagent.alerting.policy import (
     Heard,
     notice_recipients,
-    recipients_of,
     reconcile,
     reminder_due,
     reminder_recipients,
 )
-from monagent.alerting.samples import STATUS_METRIC, UNKNOWN_METRIC, CheckRun, Sample, Translation, translate
+from monagent.alerting.samples import STATUS_METRIC, UNKNOWN_METRIC, Sample, Translation, translate
 from monagent.alerting.suppress import Ack, Silence, Suppressions, new_silence
 from monagent.api import Occurrence, Status
 from monagent.bootend import AgentMemory, BootEnd, Verdict
-from monagent.events import AlertKey, Event, EventKind
+from monagent.events import AlertKey, CheckRun, Event, EventKind
+from monagent.formatting import Text
 from monagent.store import StoreBroken, StoreUnavailable
+from monagent.wording import ENGLISH
 
 if TYPE_CHECKING:
     from monagent.checks.pstore import PstoreRecord
     from monagent.config import Config
-    from monagent.store import Snapshot, Store
+    from monagent.store import Store, StoredState
 
 log = logging.getLogger(__name__)
 
+CONSOLE = "console"  # the receiver that needs no durable outbox
 AGENT_CHECK = "monagent"  # the check name of the agent's own notices (host rebooted, state reset)
 OCCURRENCE_METRIC = "occurrence"
 PSTORE_SEEN = "monagent:pstore"  # the seen set of pstore records (by content digest)
@@ -59,18 +61,12 @@ def severity_label(state: AlertState) -> str:
     return (state.severity if state.phase.open else state.latched).name.lower()
 
 
-def _clock_text(wall: float) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
-    except (OverflowError, ValueError, OSError):
-        return f"{wall!r} (not a date)"
-
-
 class AlertPipeline:
     def __init__(self, config: Config, store: Store, *, now: float, monotonic: float, boot_id: str) -> None:
         self._lock = threading.RLock()
         self.store = store
         self.delivery_stopped = ""  # set while commits fail for a reason other than disk space (a bug)
+        self._unwritable = False  # the store refuses writes: events go to the console from memory
         self.states: Dict[AlertKey, AlertState] = {}
         self.heard: Dict[AlertKey, Dict[str, Heard]] = {}
         self.silences: Dict[str, Silence] = {}
@@ -83,11 +79,11 @@ class AlertPipeline:
         self._now, self._mono = now, monotonic
         self._last_prune = monotonic
         self._apply_config(config)
-        snapshot = store.load()
-        self._restore(snapshot, now, monotonic)
+        stored = store.load()
+        self._restore(stored, now, monotonic)
         self._started = monotonic
         self.boot_change: Optional[AgentMemory] = None  # set at the first start in a new boot
-        self._startup_notices(snapshot.meta, boot_id, now)
+        self._startup_notices(stored.meta, boot_id, now)
         self._retire_unconfigured(now, monotonic)
         self._dirty.meta.update(boot_id=boot_id, clean_shutdown="0", last_eval_at=repr(now), started_at=repr(now))
         self._commit(now)
@@ -105,7 +101,7 @@ class AlertPipeline:
 
         self.config = config
         self.host = config.agent.hostname
-        self.recipients = recipients_of(config)
+        self.recipients = config.notifiers.recipients()
         self.store.bounds = Bounds(config.alerting.outbox_max_entries, config.alerting.outbox_max_age)
 
     def _in_grace(self, check: str, mono: float) -> bool:
@@ -124,25 +120,20 @@ class AlertPipeline:
         check = self.config.check(key.check)
         return check.alerting if check is not None else self.config.alerting.defaults
 
-    def _restore(self, snapshot: Snapshot, now: float, mono: float) -> None:
-        restored = persist.restore(snapshot, now, mono, self.config.alerting.outage_tolerance)
+    def _restore(self, stored: StoredState, now: float, mono: float) -> None:
+        restored = persist.restore(stored, now, mono, self.config.alerting.outage_tolerance)
         self.states, self.heard, self.silences = restored.states, restored.heard, restored.silences
         self.acks, self.seen = restored.acks, restored.seen
-        if snapshot.alerts:
+        if stored.alerts:
             log.info(
                 "restored %d alert states (%d firing) after a gap of %.0f s", len(self.states), self.firing_count(), restored.gap
             )
 
     def _startup_notices(self, meta: Mapping[str, str], boot_id: str, now: float) -> None:
         last = float(meta["last_eval_at"]) if "last_eval_at" in meta else None
-        seen_at = f"last seen alive at {_clock_text(last)}" if last is not None else "last seen alive: unknown"
         if self.store.was_reset:
-            self._notice(
-                f"state-reset:{int(now)}",
-                "state",
-                f"state was reset: the state database could not be read and was moved to {self.store.moved_to}",
-                now,
-            )
+            reset = Text("notice.state_reset", {"path": str(self.store.moved_to)})
+            self._notice(f"state-reset:{int(now)}", "state", reset, now)
         previous = meta.get("boot_id")
         if previous and boot_id and previous != boot_id:
             self.boot_change = AgentMemory(
@@ -152,16 +143,11 @@ class AlertPipeline:
                 meta.get("clean_shutdown") == "1",
             )
             if not self.config.reboot.enabled:
-                summary = f"host rebooted; the previous boot was {seen_at}"
-                self._notice(f"host-rebooted:{boot_id}", "host", summary, now, since=last)
+                said = Text("notice.rebooted", {"last": last}) if last is not None else Text("notice.rebooted_unknown")
+                self._notice(f"host-rebooted:{boot_id}", "host", said, now, since=last)
         elif meta.get("clean_shutdown") == "0":
-            self._notice(
-                f"agent-restarted:{int(now)}",
-                "agent",
-                f"monagent restarted after an unclean stop; it was {seen_at}",
-                now,
-                since=last,
-            )
+            said = Text("notice.unclean", {"last": last}) if last is not None else Text("notice.unclean_unknown")
+            self._notice(f"agent-restarted:{int(now)}", "agent", said, now, since=last)
 
     # ------------------------------------------------------------ the previous boot's end
     def new_dumps(self, runs: Sequence[CheckRun], boot_time: float) -> List[Tuple[str, Occurrence]]:
@@ -216,12 +202,13 @@ class AlertPipeline:
                     self._enqueue(notice_recipients(AGENT_CHECK, verdict.severity, self.recipients, {}), event)
             return self._commit(now)
 
-    def _notice(self, ident: str, what: str, summary: str, now: float, since: Optional[float] = None) -> None:
+    def _notice(self, ident: str, what: str, reason: Text, now: float, since: Optional[float] = None) -> None:
         key = AlertKey(AGENT_CHECK, "", what)
+        summary = ENGLISH.text(reason)
         log.warning("%s", summary)
         if self._suppressions(now).muted(key, "", now, "warning"):
             return
-        event = notice_event(ident, key, summary, now=now, host=self.host, since=since)
+        event = notice_event(ident, key, summary, now=now, host=self.host, since=since, reason=reason)
         self._enqueue(notice_recipients(AGENT_CHECK, Status.WARNING, self.recipients, {}), event)
 
     # ------------------------------------------------------------ the agent's calls
@@ -404,7 +391,7 @@ class AlertPipeline:
     def _occurrences(self, run: CheckRun, found: Sequence[Tuple[str, Occurrence]], now: float) -> None:
         check = run.check
         seen = self.seen.setdefault(check, {})
-        verdict = judge(found, seen, now)
+        verdict = triage(found, seen, now)
         for ident, entry in verdict.updates.items():
             before = seen.get(ident)
             seen[ident] = entry
@@ -431,6 +418,7 @@ class AlertPipeline:
                 summary=occurrence.summary,
                 facts=dict(occurrence.facts),
                 details=occurrence.details,
+                reason=occurrence.reason,
             )
             self._audit("OCCURRENCE %s: %s", key, occurrence.summary)
             self._enqueue(notice_recipients(check, occurrence.severity, self.recipients, {}), event)
@@ -438,7 +426,8 @@ class AlertPipeline:
             text, severity = summary_text(verdict.summarised)
             key = AlertKey(check, "", OCCURRENCE_METRIC)
             if not suppressions.muted(key, run.check_type, now, severity.name.lower()):
-                event = notice_event(f"{check}:first-run:{int(now)}", key, text, now=now, host=self.host, severity=severity)
+                ident, said = f"{check}:first-run:{int(now)}", ENGLISH.text(text)
+                event = notice_event(ident, key, said, now=now, host=self.host, severity=severity, reason=text)
                 self._enqueue(notice_recipients(check, severity, self.recipients, {}), event)
 
     # ------------------------------------------------------------ notification
@@ -521,9 +510,10 @@ class AlertPipeline:
         starting = change.change == Change.FLAP_START
         percent = percent_state_change(state.flap_hist)
         if starting:
-            summary = f"is flapping ({percent:.0f}% state change); notifications paused until it settles"
+            reason = Text("flap.started", {"percent": round(percent)})
         else:
-            summary = f"stopped flapping ({percent:.0f}% state change); now {state.phase.value}"
+            reason = Text("flap.ended", {"percent": round(percent), "phase": Text(f"phase.{state.phase.value}")})
+        summary = ENGLISH.text(reason)
         seq = state.seq + 1
         ident = f"{state.incident or self._prefix(key)}:{seq}"
         severity = max(state.severity, Status.WARNING)
@@ -539,6 +529,7 @@ class AlertPipeline:
             check_type=state.check_type,
             value=state.value,
             unit=state.unit,
+            reason=reason,
         )
         self.states[key] = replace(self.states[key], seq=seq)
         self._audit("%s %s %s", event.kind.value.upper(), key, summary)
@@ -625,11 +616,11 @@ class AlertPipeline:
             return 0
         try:
             self.store.commit(changes, now)
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
             held = len(self._dirty.outbox)
             if held:
                 log.debug("%d outbox entries held in memory until the store is writable", held)
-            return 0
+            return self._deliver_without_store(str(exc), now)
         except StoreBroken as exc:
             problem = f"delivery stopped: the state database refused a commit ({exc}); {len(self._dirty.outbox)} events held"
             if not self.delivery_stopped:
@@ -639,6 +630,7 @@ class AlertPipeline:
         if self.delivery_stopped:
             log.warning("the state database accepts commits again; delivery resumes")
             self.delivery_stopped = ""
+        self._unwritable = False
         self._ledger.record(update, flush, self._mono, offset)
         if eval_at is not None and "last_eval_at" in changes.meta:
             self._eval_written = True
@@ -647,6 +639,31 @@ class AlertPipeline:
         count = len(self._dirty.outbox)
         self._dirty = persist.Dirty()
         return count
+
+    def _deliver_without_store(self, why: str, now: float) -> int:
+        """The state directory refuses writes (full, read-only): a full /var must not hide its own alert.
+        The console gets every event and every receiver the agent's own notices (this one first),
+        from memory and marked not durable; the rest waits in memory for the next commit."""
+        if not self._unwritable:
+            self._unwritable = True
+            before = len(self._dirty.outbox)
+            self._notice(
+                f"state-unwritable:{int(now)}",
+                "state",
+                Text("notice.state_unwritable", {"dir": str(self.config.agent.state_dir), "why": why}),
+                now,
+            )
+            self._dirty.outbox = self._dirty.outbox[before:] + self._dirty.outbox[:before]  # the notice first
+        kept: List[Tuple[str, Event]] = []
+        handed = 0
+        for receiver, event in self._dirty.outbox:
+            if receiver == CONSOLE or event.key.check == AGENT_CHECK:
+                self.store.hold_volatile(receiver, event)
+                handed += 1
+            else:
+                kept.append((receiver, event))
+        self._dirty.outbox = kept
+        return handed
 
     # ------------------------------------------------------------ silences and acks (control socket, CLI)
     def add_silence(
@@ -670,7 +687,7 @@ class AlertPipeline:
             "silence %s added by %s until %s: %s (%s)",
             silence.id,
             author or "?",
-            _clock_text(silence.ends_at),
+            ENGLISH.time(silence.ends_at),
             silence.matcher.describe(),
             comment,
         )
@@ -709,14 +726,6 @@ class AlertPipeline:
             self._commit(self._now)
         log.info("%s acknowledged by %s: %s", key, author or "?", comment)
         return ack
-
-    def handle_request(self, message: Mapping[str, Any]) -> Dict[str, Any]:
-        """The control socket's requests: ``silence_add``, ``silence_expire``, ``ack``, ``ping``."""
-        from monagent.alerting.requests import handle
-
-        return handle(self, message)
-
-    __call__ = handle_request
 
 
 __all__ = ["AGENT_CHECK", "AlertPipeline", "find_key", "new_silence"]

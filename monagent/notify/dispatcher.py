@@ -7,7 +7,7 @@ While the window is full, a lockout runs or the receiver is unreachable, entries
 queueing; the next message is then a digest of all of them. An entry leaves the outbox
 only when the receiver confirmed the message that carried it (at-least-once).
 
-Outcomes (DECISIONS.md section 5): DELIVERED completes; RETRY defers with exponential
+Outcomes (docs/design/decisions.md section 5): DELIVERED completes; RETRY defers with exponential
 backoff and jitter; LOCKED_OUT stops every send for the lockout; REJECTED retries once in a
 reduced form, then drops and counts; TOO_LARGE halves the body budget and resends; BROKEN
 stops sending, keeps everything queued and re-probes rarely (and on reload).
@@ -21,10 +21,10 @@ import threading
 import time
 from typing import Callable, Optional, Protocol, Sequence, Set
 
-from monagent.events import Outcome, OutcomeKind
-from monagent.notify.base import Outbox, ReceiverHealth
+from monagent.events import Outcome, OutcomeKind, ReceiverHealth
+from monagent.notify.base import Outbox
 from monagent.notify.coalesce import Batch, HeldReason, coalesce
-from monagent.notify.dingtalk_config import Delivery
+from monagent.notify.delivery import Delivery
 from monagent.notify.ratelimit import Backoff, SlidingWindow
 
 log = logging.getLogger(__name__)

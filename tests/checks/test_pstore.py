@@ -47,7 +47,7 @@ def test_a_multi_part_efi_record_is_joined_oldest_part_first(tmp_path: Path) -> 
     assert len(records) == 1
     record = records[0]
     assert record.backend == "efi" and record.reason == "Panic" and len(record.paths) == len(chunks)
-    assert record.report.headline == "Kernel panic - not syncing: sysrq triggered crash (test crash)"
+    assert record.report.headline == "Kernel panic - not syncing: sysrq triggered crash"
     assert record.report.comm == "bash" and record.report.kernel == "5.4.0-0.rc6.git0.1.fc32.x86_64"
     assert record.text.index("sysrq: Trigger a crash") < record.text.index("RIP: 0033")
 

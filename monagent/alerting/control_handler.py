@@ -1,4 +1,4 @@
-"""Requests over the control socket (DECISIONS.md section 6), answered by the running pipeline.
+"""Requests over the control socket (docs/design/decisions.md section 6), answered by the running pipeline.
 
 A request is one JSON object with ``op``; the answer has ``ok`` and either the result
 or ``error`` (a sentence for the user). Every request is validated like configuration before
@@ -25,6 +25,7 @@ MAX_PAST = 86400.0  # a start time may lie a day back (clock skew between the CL
 # op -> {field: (kind, required)}
 FIELDS: Dict[str, Dict[str, Tuple[str, bool]]] = {
     "ping": {},
+    "paths": {},  # where this agent keeps its state: the CLI reads that, whatever the file says now
     "silence_add": {
         "matchers": ("matchers", True),
         "ends_at": ("time", True),
@@ -91,6 +92,8 @@ def handle(pipeline: AlertPipeline, message: Mapping[str, Any], now: Optional[fl
     try:
         if op == "ping":
             return {"ok": True, **pipeline.health()}
+        if op == "paths":
+            return {"ok": True, "state_dir": str(pipeline.config.agent.state_dir)}
         if op == "silence_add":
             silence = pipeline.add_silence(
                 fields["matchers"],
@@ -114,3 +117,13 @@ def handle(pipeline: AlertPipeline, message: Mapping[str, Any], now: Optional[fl
         return {"ok": False, "error": f"no {what} {printable(str(exc.args[0]), 200)}" if exc.args else "missing field"}
     except ValueError as exc:
         return {"ok": False, "error": str(exc)}
+
+
+class ControlHandler:
+    """The control socket's handler for one pipeline (the pipeline itself knows nothing of the socket)."""
+
+    def __init__(self, pipeline: AlertPipeline) -> None:
+        self.pipeline = pipeline
+
+    def __call__(self, message: Mapping[str, Any]) -> Dict[str, Any]:
+        return handle(self.pipeline, message)
