@@ -106,10 +106,7 @@ def test_a_pstore_panic_record_explains_the_crash_even_when_the_journal_looks_pl
     records, _ = read_records([str(live)])
     verdict = classify(Evidence(MEMORY, BOOT, pstore=tuple(records), journal=journal("unplanned")))
     assert verdict.end == BootEnd.CRASH_PSTORE and verdict.severity == Status.CRITICAL
-    assert (
-        verdict.summary == "kernel crash, no dump (pstore efi record): "
-        "Kernel panic - not syncing: sysrq triggered crash"
-    )
+    assert verdict.summary == "kernel crash, no dump (pstore efi record): Kernel panic - not syncing: sysrq triggered crash"
     assert verdict.facts["comm"] == "bash" and verdict.facts["kernel"] == "5.4.0-0.rc6.git0.1.fc32.x86_64"
     assert "sysrq_handle_crash" in verdict.details
     planned = classify(Evidence(MEMORY, BOOT, pstore=tuple(records), journal=journal("planned-reboot")))

@@ -140,8 +140,7 @@ def test_a_crash_without_a_dump_is_one_message_from_pstore_remembered_afterwards
     write_pstore(tmp_path / "pstore")
     verdict, messages, _ = start(cfg)
     assert messages == [
-        "NOTICE critical web01 kernel crash, no dump (pstore efi record): "
-        "Kernel panic - not syncing: sysrq triggered crash"
+        "NOTICE critical web01 kernel crash, no dump (pstore efi record): Kernel panic - not syncing: sysrq triggered crash"
     ]
     before = sorted(p.name for p in (tmp_path / "pstore").iterdir())
     # a restart in the same boot says nothing more
