@@ -56,6 +56,8 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
             "monagent.alerting.messages",
             "monagent.alerting.occurrences",
             "monagent.alerting.codec",
+            "monagent.bootend",
+            "monagent.reboot_config",
         ),
     ),
     ("notify", ("monagent.notify", "monagent.metrics_config", "monagent.metrics")),  # and monagent.notify.*
@@ -70,7 +72,17 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
             "monagent.alerting.control_handler",
         ),
     ),
-    ("agent", ("monagent.agent", "monagent.metrics_state", "monagent.firstcycle", "monagent.install", "monagent.testing")),
+    (
+        "agent",
+        (
+            "monagent.agent",
+            "monagent.metrics_state",
+            "monagent.firstcycle",
+            "monagent.install",
+            "monagent.testing",
+            "monagent.bootinquiry",
+        ),
+    ),
     ("command line", ("monagent.cli",)),  # and monagent.commands.*
 )
 PREFIX_LAYERS = {"monagent.notify.": "notify", "monagent.commands": "command line"}
