@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, List
 
 from monagent.alerting.pipeline import AlertPipeline
-from monagent.alerting.samples import CheckRun
 from monagent.api import Metric, Result, Status
 from monagent.config import loads
+from monagent.events import CheckRun
 from monagent.store import Store
 
 PROCESSES = ("mbsvc1", "mbsvc2", "mbsvc3", "mbsvc4", "mbsvc5")

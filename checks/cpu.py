@@ -42,7 +42,7 @@ class CpuCheck(Check):
     """Utilisation, iowait and steal percent over the interval; load1/5/15 divided by the CPU count."""
 
     interval = 30.0
-    cheap = True
+    non_blocking = True
     timeout = 10.0
     warmup = 1.0  # `monagent check`: a baseline run this long before the reported one
     metrics: ClassVar[Dict[str, MetricSpec]] = {

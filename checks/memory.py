@@ -37,7 +37,7 @@ class MemoryCheck(Check):
     """Available memory percent (alerts when it gets low) and swap used percent."""
 
     interval = 30.0
-    cheap = True
+    non_blocking = True
     timeout = 10.0
     metrics: ClassVar[Dict[str, MetricSpec]] = {
         "available_percent": MetricSpec(

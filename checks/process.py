@@ -23,7 +23,7 @@ class ProcessCheck(Check):
     """Count the processes of one rule against min/max, report their max CPU, max RSS and zombies."""
 
     interval = 30.0
-    cheap = True
+    non_blocking = True
     timeout = 10.0
     warmup = 1.0  # `monagent check`: a baseline run this long before the reported one (cpu_percent)
     metrics: ClassVar[Dict[str, MetricSpec]] = {

@@ -111,7 +111,7 @@ class Agent:
         self.path = Path(path)
         self.environ = dict(os.environ if environ is None else environ)
         self.config = config_module.load(self.path, self.environ)
-        from monagent.cli import setup_logging
+        from monagent.logsetup import setup_logging
 
         setup_logging(log_level or self.config.agent.log_level)
         self._stop = threading.Event()
@@ -285,9 +285,11 @@ class Agent:
             from monagent.control import ControlServer
         except ImportError:
             return None
+        from monagent.alerting.control_handler import ControlHandler
+
         path = config.agent.runtime_dir / "control.sock"
         try:
-            server = ControlServer(path, pipeline)
+            server = ControlServer(path, ControlHandler(pipeline))
             server.start()
         except OSError as exc:
             log.warning(
@@ -300,7 +302,7 @@ class Agent:
         if not config.metrics.enabled:
             return None
         from monagent.metrics import MetricsServer, MetricsServerError
-        from monagent.snapshot import build_snapshot
+        from monagent.metrics_state import build_snapshot
 
         server = MetricsServer(config.metrics, lambda: build_snapshot(self, scheduler, pipeline, store))
         try:

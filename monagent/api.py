@@ -24,7 +24,7 @@ Example::
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, Protocol, Sequence, TypeVar, Union
 
@@ -156,7 +156,9 @@ class MetricSpec:
     """What a check type declares about one of its metrics.
 
     ``warning``/``critical`` are the default thresholds (None: no default);
-    ``minimum``/``maximum`` bound what a configured threshold may be.
+    ``threshold_min``/``threshold_max`` bound what a configured threshold may be (not the
+    metric's value range: that is :attr:`Metric.minimum`/:attr:`Metric.maximum`).
+    ``minimum=``/``maximum=`` are accepted as the former names of the two bounds.
     """
 
     unit: str = ""
@@ -166,8 +168,16 @@ class MetricSpec:
     warning_clear: Optional[float] = None
     critical_clear: Optional[float] = None
     direction: Direction = Direction.ABOVE
-    minimum: Optional[float] = None
-    maximum: Optional[float] = None
+    threshold_min: Optional[float] = None
+    threshold_max: Optional[float] = None
+    minimum: InitVar[Optional[float]] = None
+    maximum: InitVar[Optional[float]] = None
+
+    def __post_init__(self, minimum: Optional[float], maximum: Optional[float]) -> None:
+        if minimum is not None and self.threshold_min is None:
+            object.__setattr__(self, "threshold_min", minimum)
+        if maximum is not None and self.threshold_max is None:
+            object.__setattr__(self, "threshold_max", maximum)
 
     def default_threshold(self) -> Optional[Threshold]:
         if self.warning is None and self.critical is None:
@@ -355,10 +365,10 @@ class Check:
     - ``run_at_start``: run at once at agent start instead of at the agent's first (splayed) slot;
     - ``warmup``: seconds between a baseline run and the reported one in ``monagent check``,
       for checks that measure over an interval (CPU percent, rates); 0 (default): one run;
-    - ``cheap``: runs take milliseconds and do not block (reads of /proc, no network, no
+    - ``non_blocking``: runs take milliseconds and do not block (reads of /proc, no network, no
       subprocess): such checks share one thread and run one after another, which costs less
       CPU than a thread each. One that hangs all the same is abandoned and the others go on.
-      Default False: a thread of its own.
+      Default False: a thread of its own. (``cheap``, its former name, is still read.)
     - ``texts``: the check's own reason texts, message id -> {language: template} (``{"en": "{n}
       stuck for {age:duration}", "zh": "{n} 条积压 {age:duration}"}``); ``self.text(id, n=3, age=600)``
       makes a reason that every output renders in its language (monagent.formatting).
@@ -372,8 +382,13 @@ class Check:
     metrics: ClassVar[Optional[Mapping[str, MetricSpec]]] = {}
     run_at_start: ClassVar[bool] = False
     warmup: ClassVar[float] = 0.0
-    cheap: ClassVar[bool] = False
+    non_blocking: ClassVar[bool] = False
     texts: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "cheap" in cls.__dict__:  # the attribute's name before 0.2; plugins written for it keep working
+            cls.non_blocking = bool(cls.__dict__["cheap"])
 
     @classmethod
     def text(cls, message_id: str, **args: Any) -> Text:

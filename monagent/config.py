@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 from monagent.alerting.config import AlertingConfig, AlertingOverrides, parse_alerting, parse_overrides
 from monagent.api import Direction, MetricSpec, Threshold
 from monagent.confread import ConfigError, Deferred, Document, Problem, Section, limit_problems, nesting_problem
-from monagent.fleet_config import MetricsConfig, parse_metrics
+from monagent.metrics_config import MetricsConfig, parse_metrics
 from monagent.notify.config import NotifiersConfig, parse_notifiers
 
 log = logging.getLogger(__name__)
@@ -137,8 +137,8 @@ _THRESHOLD_KEYS = ("warning", "critical", "warning_clear", "critical_clear", "di
 
 def parse_threshold(section: Section, spec: Optional[MetricSpec]) -> Optional[Threshold]:
     """One ``metric = { warning = .., critical = .., *_clear = .., direction = .. }`` table."""
-    low = spec.minimum if spec else None
-    high = spec.maximum if spec else None
+    low = spec.threshold_min if spec else None
+    high = spec.threshold_max if spec else None
     values = {k: section.number(k, None, minimum=low, maximum=high) for k in _THRESHOLD_KEYS[:4]}
     default_direction = spec.direction.value if spec else Direction.ABOVE.value
     direction = Direction(section.string("direction", default_direction, choices=("above", "below")) or "above")

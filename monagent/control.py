@@ -2,7 +2,7 @@
 directory, one JSON object per line each way.
 
 The agent runs a :class:`ControlServer` whose handler answers requests (the alert
-pipeline's ``handle_request``); the CLI calls :func:`request`. The socket is mode 0660,
+``alerting.control_handler.ControlHandler``); the CLI calls :func:`request`. The socket is mode 0660,
 so the agent's group may send commands too.
 """
 

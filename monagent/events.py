@@ -1,17 +1,31 @@
-"""Values that cross from the alert state machine to the store and the notifiers.
+"""Values that cross between layers: from the scheduler to the alert pipeline, from the
+alert state machine to the store and the notifiers, from the notifiers to status output.
 
-An :class:`Event` is what a receiver is told; an :class:`Outcome` is what a
-receiver answers for a delivery attempt (DECISIONS.md section 5).
+A :class:`CheckRun` is what the scheduler hands over; an :class:`Event` is what a receiver
+is told; an :class:`Outcome` is what a receiver answers for a delivery attempt
+(DECISIONS.md section 5); :class:`ReceiverHealth` is what the store keeps of a receiver.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Tuple
 
-from monagent.api import Fact, Status
+from monagent.api import Fact, Result, Status
 from monagent.formatting import Words
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """One run of one check instance, as the scheduler hands it over."""
+
+    check: str
+    check_type: str
+    time: float
+    duration: float
+    results: Tuple[Result, ...]
+    error: str = ""
 
 
 @dataclass(frozen=True, order=True)
@@ -108,6 +122,36 @@ class OutboxEntry:
 DELIVERED = Outcome(OutcomeKind.DELIVERED)
 
 
+@dataclass(frozen=True)
+class ReceiverHealth:
+    """What ``monagent status`` and the metrics show for one receiver (never a secret)."""
+
+    receiver: str
+    last_success: Optional[float] = None
+    last_error: str = ""
+    last_error_at: Optional[float] = None
+    last_error_class: str = ""  # an OutcomeKind value
+    locked_until: Optional[float] = None
+    broken: bool = False
+    sent: int = 0
+    failed: int = 0
+    dropped: int = 0
+    failing_since: Optional[float] = None  # the first failed attempt after the last success
+
+
+def failure_streak(previous: Optional[ReceiverHealth], health: ReceiverHealth) -> Optional[float]:
+    """When the current run of failed attempts began: None once the last attempt succeeded.
+
+    ``previous`` is the health recorded before ``health``; its start is kept while the failures go on."""
+    last_error = health.last_error_at
+    if last_error is None or (health.last_success is not None and health.last_success >= last_error):
+        return None
+    for candidate in (health.failing_since, previous.failing_since if previous is not None else None):
+        if candidate is not None and (health.last_success is None or candidate > health.last_success):
+            return candidate
+    return last_error
+
+
 def summarise_dropped(count: int, receiver: str) -> str:
     return f"{count} events were dropped for receiver {receiver} (outbox bound reached)"
 
@@ -115,10 +159,13 @@ def summarise_dropped(count: int, receiver: str) -> str:
 __all__ = [
     "DELIVERED",
     "AlertKey",
+    "CheckRun",
     "Event",
     "EventKind",
     "OutboxEntry",
     "Outcome",
     "OutcomeKind",
+    "ReceiverHealth",
+    "failure_streak",
     "summarise_dropped",
 ]

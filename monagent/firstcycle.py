@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from monagent.alerting.samples import CheckRun
 from monagent.api import Status, Threshold, worst
+from monagent.events import CheckRun
 
 # The text, in one place for the catalogues.
 LINE = "first cycle: {ran} checks ran, {ok} OK{rest}; `monagent check` shows every result"
@@ -20,7 +20,7 @@ NOT_OK = "{check} {status}{why}"
 
 def verdict(run: CheckRun, thresholds: Mapping[str, Threshold]) -> Tuple[Status, str]:
     """A run's worst status and the reason for the first result that has it."""
-    from monagent.judge import judge_all
+    from monagent.oneshot import judge_all
 
     if run.error and not run.results:
         return Status.UNKNOWN, run.error

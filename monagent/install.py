@@ -217,6 +217,9 @@ def install(
 ) -> Report:
     """Install the unit, the sysusers entry and (if absent) the config under ``root``."""
     command = list(command) if command is not None else monagent_command()
+    placement_errors, placement_warnings = placement_problems(command)
+    if placement_errors and root == Path("/"):
+        raise InstallError("; ".join(placement_errors) + "; nothing was installed")
     unit = render_unit(_source("unit").read_text(encoding="utf-8"), command)
     sysusers = _source("sysusers").read_bytes()
     # Every source is found before anything is written: no half installs.
@@ -241,7 +244,9 @@ def install(
         f"systemctl enable --now {UNIT_NAME}",
         f"journalctl -u {UNIT_NAME} -f",
     ]
-    warnings = _warnings(command) + deferred
+    # A staged tree (--root) may be for another machine or a chroot: say it, do not refuse.
+    warnings = [f"{e} (the unit will not start on a system like this one)" for e in placement_errors]
+    warnings += placement_warnings + deferred
     if config is None:
         from monagent.permissions import secret_warnings
 
@@ -249,15 +254,78 @@ def install(
     return Report(tuple(steps), tuple(commands), tuple(warnings), program)
 
 
-def _warnings(command: Sequence[str]) -> List[str]:
+# Where the unit cannot see a program: PrivateTmp=yes gives the service an empty /tmp and /var/tmp.
+HIDDEN_BY_UNIT = (Path("/tmp"), Path("/var/tmp"))  # noqa: S108 - paths named, never written
+# Home directories: ProtectHome=read-only, private modes, deleted with their users, automounted.
+HOME_ROOTS = (Path("/root"), Path("/home"), Path("/run/user"))
+VENV_HINT = (
+    "put monagent where every user can reach it: python3 -m venv /opt/monagent "
+    "&& /opt/monagent/bin/pip install /path/to/monagent && /opt/monagent/bin/monagent install "
+    "(or install the monagent .deb/.rpm package)"
+)
+
+
+def _interpreter(program: Path) -> Optional[Path]:
+    """The interpreter a console script starts (its ``#!`` line), if it has one."""
+    try:
+        with program.open("rb") as handle:
+            first = handle.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode("utf-8", "replace").split()
+    return Path(words[0]) if words and words[0].startswith("/") else None
+
+
+def _home_dirs() -> List[Path]:
+    import pwd
+
+    homes = {Path(e.pw_dir) for e in pwd.getpwall() if e.pw_uid >= 1000 and e.pw_dir not in ("", "/", "/nonexistent")}
+    return sorted(set(HOME_ROOTS) | homes)
+
+
+def placement_problems(
+    command: Sequence[str], homes: Optional[Sequence[Path]] = None, hidden: Sequence[Path] = HIDDEN_BY_UNIT
+) -> Tuple[List[str], List[str]]:
+    """(errors, warnings) about where the program the unit runs lives: the script, its
+    interpreter, and what their symlinks resolve to (a venv's python links to the base one).
+
+    An error means the service cannot start: the unit's PrivateTmp=yes hides /tmp and /var/tmp.
+    A warning means it starts today but is fragile: a home directory is read-only to the
+    service, often private, and goes away with its user."""
+    homes = _home_dirs() if homes is None else list(homes)
     program = Path(command[0])
-    closed = unreachable_dir(program)
-    if closed is None:
-        return []
-    return [
-        f"{closed} is not searchable by other users, so the {GROUP} user reaches {program} only through "
-        f"CAP_DAC_READ_SEARCH; install monagent in a venv outside it (python3 -m venv /opt/monagent)"
-    ]
+    paths = [program]
+    interpreter = _interpreter(program) if len(command) == 1 else None
+    if interpreter is not None:
+        paths.append(interpreter)
+    errors: List[str] = []
+    warnings: List[str] = []
+    for original in paths:
+        # The path as named, then where its symlinks lead; one report per path.
+        for path in dict.fromkeys((Path(os.path.abspath(original)), Path(os.path.realpath(original)))):
+            tmp = next((d for d in hidden if d == path or d in path.parents), None)
+            home = next((h for h in homes if h == path or h in path.parents), None)
+            closed = unreachable_dir(path) if tmp is None and home is None else None
+            if tmp is not None:
+                errors.append(
+                    f"{path} is under {tmp}, which the service never sees (PrivateTmp=yes gives it an empty {tmp}); " + VENV_HINT
+                )
+            elif home is not None:
+                warnings.append(
+                    f"{path} is in a home directory ({home}): the service reads it read-only (ProtectHome=read-only), "
+                    f"a private home hides it from the {GROUP} user, and it goes away with its user; " + VENV_HINT
+                )
+            elif closed is not None:
+                warnings.append(
+                    f"{closed} is not searchable by other users, so the {GROUP} user reaches {path} only through "
+                    f"CAP_DAC_READ_SEARCH; install monagent in a venv outside it (python3 -m venv /opt/monagent)"
+                )
+            else:
+                continue
+            break
+    return errors, warnings
 
 
 # ---------------------------------------------------------------- uninstall
@@ -317,6 +385,7 @@ __all__ = [
     "Step",
     "install",
     "monagent_command",
+    "placement_problems",
     "render_unit",
     "uninstall",
     "validate_config",

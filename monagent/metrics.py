@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.api import Metric, Status
-from monagent.fleet_config import MetricsConfig, split_listen
+from monagent.metrics_config import MetricsConfig, split_listen
 
 if TYPE_CHECKING:
     from http.server import ThreadingHTTPServer

@@ -29,9 +29,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from monagent.alerting.samples import CheckRun
 from monagent.api import Check, Context, Result, Status
 from monagent.config import CheckConfig
+from monagent.events import CheckRun
 from monagent.formatting import Formatter
 
 log = logging.getLogger(__name__)
@@ -79,14 +79,14 @@ class _Job:
 
 
 class _Lane:
-    """One thread that runs its queued runs one after another: the shared lane of cheap checks
-    (``Check.cheap``), or the lane of one instance of its own.
+    """One thread that runs its queued runs one after another: the shared lane of non-blocking checks
+    (``Check.non_blocking``), or the lane of one instance of its own.
 
     When a run on the shared lane passes its timeout the lane is abandoned: its thread finishes (or
     never finishes) that run and exits, and the runs still queued move to a new lane.
     """
 
-    def __init__(self, name: str = "checks:cheap") -> None:
+    def __init__(self, name: str = "checks:shared") -> None:
         self._jobs: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -133,7 +133,7 @@ class Instance:
     check: Check
     next_due: float
     run: Optional[_Run] = None
-    lane: Optional[_Lane] = None  # its own thread, for a check that is not cheap
+    lane: Optional[_Lane] = None  # its own thread, for a check that may block
     skipped: int = 0
     runs: int = 0
     timeouts: int = 0
@@ -284,7 +284,7 @@ class Scheduler:
         run = _Run(monotonic, now, threading.Event())
         instance.run = run
         instance.runs += 1
-        if getattr(instance.check, "cheap", False):
+        if getattr(instance.check, "non_blocking", False):
             if self._lane is None:
                 self._lane = _Lane()
             self._lane.submit(_Job(instance.check, ctx, run, instance.config.name))
@@ -331,7 +331,7 @@ class Scheduler:
         return out
 
     def _free_lane_of(self, run: _Run) -> None:
-        """A cheap check that hangs must not hold up the others: give them a new lane."""
+        """A non-blocking check that hangs must not hold up the others: give them a new lane."""
         lane = self._lane
         if lane is None or not lane.holds(run):
             return

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from monagent.notify.base import ReceiverHealth, failure_streak
+from monagent.events import ReceiverHealth, failure_streak
 
 if TYPE_CHECKING:
     import sqlite3
@@ -108,7 +108,7 @@ class Changes:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class StoredState:
     """Everything the pipeline restores at start (and ``monagent status`` shows)."""
 
     alerts: Dict[str, str]
@@ -434,13 +434,13 @@ class Store:
         self._done.clear()
 
     # ------------------------------------------------------------ reading
-    def load(self) -> Snapshot:
+    def load(self) -> StoredState:
         with self._lock:
             db = self.conn
             heard: Dict[str, Dict[str, str]] = {}
             for key, receiver, text in db.execute("SELECT key, receiver, state FROM heard"):
                 heard.setdefault(key, {})[receiver] = text
-            return Snapshot(
+            return StoredState(
                 alerts=dict(db.execute("SELECT key, state FROM alerts").fetchall()),
                 heard=heard,
                 silences=dict(db.execute("SELECT id, data FROM silences").fetchall()),
@@ -629,4 +629,4 @@ def _move_aside(path: Path) -> Path:
     return target
 
 
-__all__ = ["Bounds", "Changes", "Snapshot", "Store", "StoreBroken", "StoreError", "StoreUnavailable"]
+__all__ = ["Bounds", "Changes", "Store", "StoreBroken", "StoreError", "StoreUnavailable", "StoredState"]

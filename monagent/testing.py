@@ -53,7 +53,7 @@ from monagent.api import (
     worst,
 )
 from monagent.confread import ConfigError, Document, Problem, Section
-from monagent.judge import Judged, judge_all
+from monagent.oneshot import Judged, judge_all
 from monagent.procfs import CpuTimes
 from monagent.scheduler import normalise_results
 

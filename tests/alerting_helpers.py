@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.alerting.pipeline import AlertPipeline
-from monagent.alerting.samples import CheckRun
 from monagent.api import Check, Context, Direction, Metric, MetricSpec, Occurrence, Result, Status
 from monagent.config import Config, loads
-from monagent.events import Event
+from monagent.events import CheckRun, Event
 from monagent.store import Store
 
 

@@ -20,10 +20,9 @@ from typing import Any, Dict, List, Optional, Sequence
 import pytest
 
 from monagent.api import Status
-from monagent.events import AlertKey, Event, EventKind, OutboxEntry
-from monagent.fleet_config import AlertmanagerConfig
+from monagent.events import AlertKey, Event, EventKind, OutboxEntry, ReceiverHealth
 from monagent.notify.alertmanager import AlertmanagerDispatcher, MemoryKeyValue
-from monagent.notify.base import ReceiverHealth
+from monagent.notify.alertmanager_config import AlertmanagerConfig
 
 try:
     import tomllib  # novermin - tomli below on Python < 3.11

@@ -8,7 +8,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from monagent.api import Status
 from monagent.confread import ConfigError, Document, Section
 from monagent.events import AlertKey, Event, EventKind
-from monagent.notify.dingtalk_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
+from monagent.notify.chat_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
 
 T0 = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 

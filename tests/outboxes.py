@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from monagent.api import Status
-from monagent.events import AlertKey, Event, EventKind, OutboxEntry
-from monagent.notify.base import ReceiverHealth
+from monagent.events import AlertKey, Event, EventKind, OutboxEntry, ReceiverHealth
 
 
 class MemoryOutbox:

@@ -10,6 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS="python3-venv monitoring-plugins-basic monitoring-plugins-standard prometheus-alertmanager prometheus monit systemd fuse3 libfuse2 util-linux procps"
+# The packages stage (packaging/ci-packages.sh, run by .ci/run after this script): Debian's
+# Python build tooling and the dependencies the .deb names, rpm, and the two linters.
+DEBS="$DEBS debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-psutil python3-requests"
+DEBS="$DEBS python3-prometheus-client lintian rpm rpmlint man-db"
 # As root on Debian/Ubuntu: install what is missing, start nothing, enable nothing at boot.
 # shellcheck disable=SC2086 # one word per package
 bash tests/host-packages.sh $DEBS
@@ -17,6 +21,9 @@ bash tests/host-packages.sh $DEBS
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
+# Packaging tools for the packages stage: build (PEP 517), twine (metadata check), and the
+# setuptools the wheel is built with under --no-build-isolation in the RPM build.
+.venv/bin/pip install -q build twine 'setuptools>=77' wheel
 
 echo "== ruff"
 .venv/bin/ruff check .

@@ -236,7 +236,7 @@ def test_the_shipped_config_runs_without_root(public_tmp):
         "monagent.sdnotify",
         "monagent.store",
         "monagent.metrics",
-        "monagent.snapshot",
+        "monagent.metrics_state",
         "monagent.workers",
         "monagent.procfs",
         "monagent.checks.cpu",

@@ -25,7 +25,6 @@ from conftest_fleet import (
 from monagent.api import Status
 from monagent.confread import ConfigError, Document, Secret, Section
 from monagent.events import EventKind, OutcomeKind
-from monagent.fleet_config import AlertmanagerConfig, parse_alertmanager
 from monagent.notify.alertmanager import (
     NAMESPACE,
     AlertmanagerDispatcher,
@@ -36,6 +35,7 @@ from monagent.notify.alertmanager import (
     classify,
     rfc3339,
 )
+from monagent.notify.alertmanager_config import AlertmanagerConfig, parse_alertmanager
 from monagent.store import Store
 
 

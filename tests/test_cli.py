@@ -7,7 +7,7 @@ import logging
 import pytest
 from fake_dingtalk import FakeDingTalk
 
-from monagent.cli import setup_logging
+from monagent.logsetup import setup_logging
 
 
 @pytest.fixture

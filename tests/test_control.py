@@ -14,6 +14,7 @@ import pytest
 from alerting_helpers import Clock, run, value
 from conftest import NOBODY, run_as, run_monagent
 
+from monagent.alerting.control_handler import ControlHandler
 from monagent.alerting.pipeline import AlertPipeline
 from monagent.config import Config, load
 from monagent.control import AgentNotRunning, ControlServer, request
@@ -80,7 +81,7 @@ def firing_pipeline(cfg: Config) -> AlertPipeline:
 def running(agent_files: Tuple[Path, Config]) -> Iterator[Tuple[Path, AlertPipeline]]:
     path, cfg = agent_files
     pipeline = firing_pipeline(cfg)
-    server = ControlServer(cfg.agent.runtime_dir / "control.sock", pipeline)
+    server = ControlServer(cfg.agent.runtime_dir / "control.sock", ControlHandler(pipeline))
     server.start()
     try:
         yield path, pipeline

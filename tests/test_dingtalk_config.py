@@ -7,7 +7,8 @@ from dingtalk_helpers import parse_hook, parse_robot
 
 from monagent import config as config_module
 from monagent.confread import ConfigError, Secret
-from monagent.notify.dingtalk_config import DINGTALK_SEND_URL, Delivery, Mentions
+from monagent.notify.chat_config import DINGTALK_SEND_URL, Mentions
+from monagent.notify.delivery import Delivery
 
 URL = "https://oapi.dingtalk.com/robot/send?access_token=f0cafe"
 

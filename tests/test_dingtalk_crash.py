@@ -33,9 +33,10 @@ CHILD = textwrap.dedent("""
     from pathlib import Path
     from monagent.confread import Secret
     from monagent.notify.dingtalk import DingTalkReceiver
-    from monagent.notify.dingtalk_config import DingTalkConfig, Delivery
+    from monagent.notify.chat_config import DingTalkConfig
+    from monagent.notify.delivery import Delivery
     from monagent.notify.dispatcher import ChatDispatcher
-    from monagent.notify.route import Route
+    from monagent.alerting.route import Route
     from monagent.store import Store
 
     state_dir, webhook, secret = sys.argv[1:4]

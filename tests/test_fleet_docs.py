@@ -31,8 +31,8 @@ from conftest_fleet import (
 
 from monagent.api import Metric, Status
 from monagent.events import EventKind
-from monagent.fleet_config import MetricsConfig
 from monagent.metrics import AgentSnapshot, CheckSnapshot, MetricsServer
+from monagent.metrics_config import MetricsConfig
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "fleet.md"
 

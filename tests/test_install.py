@@ -17,7 +17,7 @@ import pytest
 from conftest import NOBODY, ROOT, run_as, run_monagent
 
 from monagent import cli
-from monagent.install import Action, InstallError, install, monagent_command, render_unit, uninstall
+from monagent.install import Action, InstallError, install, monagent_command, placement_problems, render_unit, uninstall
 
 UNIT = Path("etc/systemd/system/monagent.service")
 SYSUSERS = Path("etc/sysusers.d/monagent.conf")
@@ -325,15 +325,100 @@ def test_reinstall_warns_when_the_kept_config_shows_its_secret_to_everyone(publi
     )
 
 
-def test_a_monagent_under_a_private_home_gets_a_warning(root, source, public_tmp):
+def test_a_monagent_under_a_private_directory_gets_a_warning(public_tmp):
     private = public_tmp / "home"
     (private / "bin").mkdir(parents=True, mode=0o700)
     os.chmod(private, 0o700)
-    report = install(root, command=[str(private / "bin/monagent")], config_source=source)
-    assert report.warnings == (
+    errors, warnings = placement_problems([str(private / "bin/monagent")], homes=(), hidden=())
+    assert errors == []
+    assert warnings == [
         f"{private} is not searchable by other users, so the monagent user reaches {private / 'bin/monagent'} "
         "only through CAP_DAC_READ_SEARCH; install monagent in a venv outside it (python3 -m venv /opt/monagent)",
+    ]
+
+
+VENV_HINT = (
+    "put monagent where every user can reach it: python3 -m venv /opt/monagent "
+    "&& /opt/monagent/bin/pip install /path/to/monagent && /opt/monagent/bin/monagent install "
+    "(or install the monagent .deb/.rpm package)"
+)
+
+
+def _script(path: Path, interpreter: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!{interpreter}\nimport sys\nfrom monagent.cli import main\nsys.exit(main())\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_a_venv_under_tmp_is_refused_before_anything_is_written(public_tmp, source):
+    venv_script = _script(public_tmp / "venv/bin/monagent", sys.executable)
+    with pytest.raises(InstallError) as caught:
+        install(Path("/"), command=[str(venv_script)], config_source=source)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{venv_script} is under /tmp, which the service never sees (PrivateTmp=yes gives it an empty /tmp); " + VENV_HINT
     )
+    assert message.endswith("; nothing was installed")
+
+
+def test_the_cli_install_from_a_venv_under_tmp_exits_1_and_writes_nothing(public_tmp, source):
+    if os.geteuid() != 0:
+        pytest.skip("install without --root needs root")
+    if Path("/etc/systemd/system/monagent.service").exists() or Path("/etc/sysusers.d/monagent.conf").exists():
+        pytest.skip("this host has monagent installed")
+    script = _script(public_tmp / "venv/bin/monagent", sys.executable)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    result = subprocess.run([str(script), "install", "--config-source", str(source)], capture_output=True, text=True, env=env)
+    assert result.returncode == 1
+    assert f"monagent install: {script} is under /tmp" in result.stderr
+    assert "python3 -m venv /opt/monagent" in result.stderr
+    assert result.stdout == ""
+    assert not Path("/etc/systemd/system/monagent.service").exists()
+    assert not Path("/etc/sysusers.d/monagent.conf").exists()
+
+
+def test_staging_with_root_from_a_venv_under_var_tmp_warns_and_installs(root, source, tmp_path):
+    script = "/var/tmp/venv/bin/monagent"  # need not exist: staged for another machine
+    report = install(root, command=[script], config_source=source)
+    assert (root / UNIT).is_file()
+    assert report.warnings[0] == (
+        f"{script} is under /var/tmp, which the service never sees (PrivateTmp=yes gives it an empty /var/tmp); "
+        + VENV_HINT
+        + " (the unit will not start on a system like this one)"
+    )
+
+
+def test_a_venv_in_a_home_directory_gets_a_loud_warning(public_tmp):
+    home = public_tmp / "alice"
+    script = _script(home / ".venv/bin/monagent", "/usr/bin/python3")
+    errors, warnings = placement_problems([str(script)], homes=[home], hidden=())
+    assert errors == []
+    assert warnings == [
+        f"{script} is in a home directory ({home}): the service reads it read-only (ProtectHome=read-only), "
+        "a private home hides it from the monagent user, and it goes away with its user; " + VENV_HINT
+    ]
+
+
+def test_a_script_whose_interpreter_lives_under_root_is_warned_about(public_tmp):
+    # pyenv or a venv made from it: the script is fine, the python it starts is in /root.
+    script = _script(public_tmp / "opt/bin/monagent", "/root/.pyenv/versions/3.11.7/bin/python3")
+    errors, warnings = placement_problems([str(script)], hidden=())
+    assert errors == []
+    assert len(warnings) == 1
+    assert warnings[0].startswith("/root/.pyenv/versions/3.11.7/bin/python3 is in a home directory (/root): ")
+
+
+def test_a_symlink_on_path_is_followed_to_where_the_venv_really_is(public_tmp):
+    target = _script(public_tmp / "venv/bin/monagent", "/usr/bin/python3")
+    link = public_tmp / "usr/local/bin/monagent"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(target)
+    errors, _warnings = placement_problems([str(link)], homes=(), hidden=(public_tmp / "venv",))
+    venv = public_tmp / "venv"
+    assert [e.split(";")[0] for e in errors] == [
+        f"{target} is under {venv}, which the service never sees (PrivateTmp=yes gives it an empty {venv})"
+    ]
 
 
 def test_an_invalid_config_source_is_refused_with_its_problems_and_nothing_is_installed(root, tmp_path):

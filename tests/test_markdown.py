@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from monagent.api import Status, Text
 from monagent.events import AlertKey, Event, EventKind
+from monagent.notify.chat_text import Style, escape, render, sparkline
 from monagent.notify.coalesce import Batch, HeldReason, Item
-from monagent.notify.markdown import Style, escape, render, sparkline
 
 EXCERPT = "\n".join(
     [  # tests/data is not needed: eight whole lines of syzbot report 480 (kdump fixtures)

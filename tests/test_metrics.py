@@ -14,7 +14,6 @@ from conftest_fleet import PROMTOOL, free_port, http_error_code, need_binary, ru
 
 from monagent.api import Metric, Status
 from monagent.confread import ConfigError, Document, Section
-from monagent.fleet_config import MetricsConfig, parse_metrics
 from monagent.metrics import (
     AgentSnapshot,
     AlertSnapshot,
@@ -24,6 +23,7 @@ from monagent.metrics import (
     MetricsServerError,
     render,
 )
+from monagent.metrics_config import MetricsConfig, parse_metrics
 
 
 def fast(config: MetricsConfig, source) -> MetricsServer:
@@ -211,7 +211,7 @@ def test_stop_frees_the_port():
 
 def test_importing_the_fleet_modules_loads_neither_prometheus_client_nor_requests():
     code = (
-        "import sys, monagent.metrics, monagent.notify.alertmanager, monagent.fleet_config; "
+        "import sys, monagent.metrics, monagent.metrics_config, monagent.notify.alertmanager; "
         "print(sorted(m for m in ('prometheus_client', 'requests') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

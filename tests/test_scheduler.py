@@ -229,7 +229,7 @@ def test_run_all_once_waits_for_every_result_or_timeout():
 
 
 class CheapCounting(Counting):
-    cheap = True
+    non_blocking = True
 
     def run(self, ctx):
         self.thread = threading.current_thread().name
@@ -237,7 +237,12 @@ class CheapCounting(Counting):
 
 
 class CheapBlocking(Blocking):
-    cheap = True
+    cheap = True  # the attribute's former name: still honoured
+
+
+def test_the_former_name_cheap_still_marks_a_check_non_blocking():
+    assert CheapBlocking.non_blocking is True
+    assert Blocking.non_blocking is False
 
 
 def test_cheap_checks_share_one_thread_and_run_one_after_another():
@@ -245,7 +250,7 @@ def test_cheap_checks_share_one_thread_and_run_one_after_another():
     scheduler = make([(cfg("a"), a), (cfg("b"), b)])
     try:
         drain(scheduler, 1000.0, 0.0, until=lambda runs: len(runs) == 2)
-        assert a.thread == b.thread == "checks:cheap"
+        assert a.thread == b.thread == "checks:shared"
     finally:
         scheduler.close()
 

@@ -19,8 +19,7 @@ from conftest import NOBODY, ROOT, run_as
 
 from monagent.alerting.codec import event_to_json
 from monagent.api import Formatter, Status
-from monagent.events import AlertKey, Event, EventKind
-from monagent.notify.base import ReceiverHealth
+from monagent.events import AlertKey, Event, EventKind, ReceiverHealth
 from monagent.store import MIGRATIONS, SCHEMA_VERSION, Bounds, Changes, Store
 
 

@@ -125,8 +125,11 @@ def test_the_agent_loop_wakes_often_enough_to_feed_the_watchdog():
 
 
 def test_the_packaged_unit_and_sysusers_file_are_the_ones_in_systemd_dir():
+    import monagent
+
+    data = Path(monagent.__file__).parent / "data"  # the installed package's (a wheel's) or the checkout's
     for name in ("monagent.service", "monagent-sysusers.conf"):
-        assert (ROOT / "monagent/data" / name).read_bytes() == (ROOT / "systemd" / name).read_bytes()
+        assert (data / name).read_bytes() == (ROOT / "systemd" / name).read_bytes()
 
 
 def installed_unit(root: Path, program: Path) -> Path:

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from voice_cases import cases
 
 from monagent.api import Formatter, Metric, Result, Status, Threshold
-from monagent.judge import judge
 from monagent.notify.alertmanager import event_annotations
+from monagent.notify.chat_text import Style, render
 from monagent.notify.coalesce import Batch, Item
 from monagent.notify.console import format_line
-from monagent.notify.markdown import Style, render
 from monagent.notify.webhook import event_json
+from monagent.oneshot import judge
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 ZONES = {"en": "UTC", "zh": "Asia/Shanghai"}

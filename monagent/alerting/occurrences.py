@@ -1,6 +1,6 @@
 """Occurrences (a crash dump, an OOM kill): one event per id and revision, remembered in a seen set.
 
-Pure: :func:`judge` takes a run's occurrences and the check's seen set and says
+Pure: :func:`triage` takes a run's occurrences and the check's seen set and says
 which to announce, which to fold into a first-run summary, and the seen set's
 updates. A check whose seen set is empty (fresh install, lost state) is on its
 first run: what it finds is summarised in one notice, except occurrences marked
@@ -26,13 +26,13 @@ class SeenEntry:
 
 
 @dataclass(frozen=True)
-class Judgement:
+class Triage:
     announce: Tuple[Tuple[str, Occurrence], ...]
     summarised: Tuple[Tuple[str, Occurrence], ...]
     updates: Mapping[str, SeenEntry]
 
 
-def judge(found: Sequence[Tuple[str, Occurrence]], seen: Mapping[str, SeenEntry], now: float) -> Judgement:
+def triage(found: Sequence[Tuple[str, Occurrence]], seen: Mapping[str, SeenEntry], now: float) -> Triage:
     first_run = RAN not in seen
     announce: List[Tuple[str, Occurrence]] = []
     summarised: List[Tuple[str, Occurrence]] = []
@@ -46,7 +46,7 @@ def judge(found: Sequence[Tuple[str, Occurrence]], seen: Mapping[str, SeenEntry]
             summarised.append((subject, occurrence))
         else:
             announce.append((subject, occurrence))
-    return Judgement(tuple(announce), tuple(summarised), updates)
+    return Triage(tuple(announce), tuple(summarised), updates)
 
 
 FIRST_RUN_DATES = 5

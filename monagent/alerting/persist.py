@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import operator
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Set, Tuple
 
 from monagent.alerting import codec
 from monagent.alerting.machine import AlertState, Phase
@@ -34,10 +34,18 @@ from monagent.alerting.occurrences import SeenEntry
 from monagent.alerting.policy import Heard
 from monagent.alerting.suppress import Ack, Silence
 from monagent.events import AlertKey, Event
-from monagent.store import Changes, Snapshot
+from monagent.store import Changes, StoredState
 
-if TYPE_CHECKING:
-    from monagent.alerting.pipeline import AlertPipeline
+
+class Memory(Protocol):
+    """What the pipeline holds in memory, as :func:`changes` reads it (the pipeline is one)."""
+
+    states: Dict[AlertKey, AlertState]
+    heard: Dict[AlertKey, Dict[str, Heard]]
+    silences: Dict[str, Silence]
+    acks: Dict[AlertKey, Ack]
+    seen: Dict[str, Dict[str, SeenEntry]]
+
 
 log = logging.getLogger(__name__)
 
@@ -138,31 +146,31 @@ class Restored:
     gap: float
 
 
-def restore(snapshot: Snapshot, now: float, mono: float, tolerance: float) -> Restored:
+def restore(stored: StoredState, now: float, mono: float, tolerance: float) -> Restored:
     """Wall-clock times on disk become monotonic ones; the outage gap is applied (d.8)."""
     offset = now - mono
-    last = float(snapshot.meta.get("last_eval_at", now))
+    last = float(stored.meta.get("last_eval_at", now))
     gap = max(0.0, now - last)  # a clock stepped backwards counts as no gap
     states: Dict[AlertKey, AlertState] = {}
-    for key_id, text in snapshot.alerts.items():
+    for key_id, text in stored.alerts.items():
         try:
             states[AlertKey.from_id(key_id)] = restore_state(codec.state_from_json(text, offset), gap, tolerance)
         except (ValueError, KeyError, TypeError, IndexError) as exc:  # one bad row must not stop the agent
             log.error("alert state %r in the store cannot be read (%s); that key starts fresh", key_id, exc)
     heard = {
         AlertKey.from_id(k): {r: codec.heard_from_json(t) for r, t in by_receiver.items()}
-        for k, by_receiver in snapshot.heard.items()
+        for k, by_receiver in stored.heard.items()
     }
-    silences = {s.id: s for s in (Silence.from_json(codec.json_loads(t)) for t in snapshot.silences.values())}
-    acks = {a.key: a for a in (Ack.from_json(codec.json_loads(t)) for t in snapshot.acks.values())}
+    silences = {s.id: s for s in (Silence.from_json(codec.json_loads(t)) for t in stored.silences.values())}
+    acks = {a.key: a for a in (Ack.from_json(codec.json_loads(t)) for t in stored.acks.values())}
     seen: Dict[str, Dict[str, SeenEntry]] = {}
-    for (check, ident), (revision, first, last_seen) in snapshot.seen.items():
+    for (check, ident), (revision, first, last_seen) in stored.seen.items():
         seen.setdefault(check, {})[ident] = SeenEntry(revision, first, last_seen)
     return Restored(states, heard, silences, acks, seen, gap)
 
 
 def changes(
-    dirty: Dirty, memory: AlertPipeline, offset: float, ledger: Ledger, flush: bool
+    dirty: Dirty, memory: Memory, offset: float, ledger: Ledger, flush: bool
 ) -> Tuple[Changes, Dict[AlertKey, Optional[Written]]]:
     """The writes for everything marked dirty that differs from what the store holds, from the pipeline's
     current memory; with ``flush`` also every key whose shown fields alone changed. Returns them and the

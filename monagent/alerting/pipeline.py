@@ -23,26 +23,25 @@ from monagent.alerting.config import AlertingOverrides
 from monagent.alerting.machine import AlertState, Change, Phase, Transition, incident_prefix, level_of, step, unknown
 from monagent.alerting.matchers import find_key
 from monagent.alerting.messages import alert_event, notice_event
-from monagent.alerting.occurrences import SeenEntry, event_id, expired, judge, summary_text
+from monagent.alerting.occurrences import SeenEntry, event_id, expired, summary_text, triage
 from monagent.alerting.policy import (
     Heard,
     notice_recipients,
-    recipients_of,
     reconcile,
     reminder_due,
     reminder_recipients,
 )
-from monagent.alerting.samples import STATUS_METRIC, UNKNOWN_METRIC, CheckRun, Sample, Translation, translate
+from monagent.alerting.samples import STATUS_METRIC, UNKNOWN_METRIC, Sample, Translation, translate
 from monagent.alerting.suppress import Ack, Silence, Suppressions, new_silence
 from monagent.api import Occurrence, Status
-from monagent.events import AlertKey, Event, EventKind
+from monagent.events import AlertKey, CheckRun, Event, EventKind
 from monagent.formatting import Text
 from monagent.store import StoreBroken, StoreUnavailable
 from monagent.wording import ENGLISH
 
 if TYPE_CHECKING:
     from monagent.config import Config
-    from monagent.store import Snapshot, Store
+    from monagent.store import Store, StoredState
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +75,10 @@ class AlertPipeline:
         self._now, self._mono = now, monotonic
         self._last_prune = monotonic
         self._apply_config(config)
-        snapshot = store.load()
-        self._restore(snapshot, now, monotonic)
+        stored = store.load()
+        self._restore(stored, now, monotonic)
         self._started = monotonic
-        self._startup_notices(snapshot.meta, boot_id, now)
+        self._startup_notices(stored.meta, boot_id, now)
         self._retire_unconfigured(now, monotonic)
         self._dirty.meta.update(boot_id=boot_id, clean_shutdown="0", last_eval_at=repr(now), started_at=repr(now))
         self._commit(now)
@@ -97,7 +96,7 @@ class AlertPipeline:
 
         self.config = config
         self.host = config.agent.hostname
-        self.recipients = recipients_of(config)
+        self.recipients = config.notifiers.recipients()
         self.store.bounds = Bounds(config.alerting.outbox_max_entries, config.alerting.outbox_max_age)
 
     def _in_grace(self, check: str, mono: float) -> bool:
@@ -116,11 +115,11 @@ class AlertPipeline:
         check = self.config.check(key.check)
         return check.alerting if check is not None else self.config.alerting.defaults
 
-    def _restore(self, snapshot: Snapshot, now: float, mono: float) -> None:
-        restored = persist.restore(snapshot, now, mono, self.config.alerting.outage_tolerance)
+    def _restore(self, stored: StoredState, now: float, mono: float) -> None:
+        restored = persist.restore(stored, now, mono, self.config.alerting.outage_tolerance)
         self.states, self.heard, self.silences = restored.states, restored.heard, restored.silences
         self.acks, self.seen = restored.acks, restored.seen
-        if snapshot.alerts:
+        if stored.alerts:
             log.info(
                 "restored %d alert states (%d firing) after a gap of %.0f s", len(self.states), self.firing_count(), restored.gap
             )
@@ -327,7 +326,7 @@ class AlertPipeline:
     def _occurrences(self, run: CheckRun, found: Sequence[Tuple[str, Occurrence]], now: float) -> None:
         check = run.check
         seen = self.seen.setdefault(check, {})
-        verdict = judge(found, seen, now)
+        verdict = triage(found, seen, now)
         for ident, entry in verdict.updates.items():
             before = seen.get(ident)
             seen[ident] = entry
@@ -662,14 +661,6 @@ class AlertPipeline:
             self._commit(self._now)
         log.info("%s acknowledged by %s: %s", key, author or "?", comment)
         return ack
-
-    def handle_request(self, message: Mapping[str, Any]) -> Dict[str, Any]:
-        """The control socket's requests: ``silence_add``, ``silence_expire``, ``ack``, ``ping``."""
-        from monagent.alerting.requests import handle
-
-        return handle(self, message)
-
-    __call__ = handle_request
 
 
 __all__ = ["AGENT_CHECK", "AlertPipeline", "find_key", "new_silence"]

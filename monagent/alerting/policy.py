@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.alerting.config import AlertingOverrides
 from monagent.alerting.machine import AlertState, Phase
+from monagent.alerting.route import Route
 from monagent.api import Status
 from monagent.events import AlertKey, EventKind
-from monagent.notify.route import Route
-
-if TYPE_CHECKING:
-    from monagent.config import Config
 
 
 class HeardKind(str, enum.Enum):
@@ -133,14 +130,3 @@ def notice_recipients(
 ) -> Tuple[str, ...]:
     """Flap notices, occurrences and host notices: the routes that take them, plus whoever heard the incident."""
     return tuple(r.name for r in recipients if r.route.matches(check, severity) or (r.name in heard and heard[r.name].firing()))
-
-
-def recipients_of(config: Config) -> Tuple[Recipient, ...]:
-    """Every configured receiver with its route, in the order of ``receiver_names``."""
-    notifiers = config.notifiers
-    routes: Dict[str, Route] = {"console": notifiers.console.route}
-    routes.update({f"dingtalk:{d.name}": d.route for d in notifiers.dingtalk})
-    routes.update({f"webhook:{w.name}": w.route for w in notifiers.webhooks})
-    if notifiers.alertmanager is not None:
-        routes["alertmanager"] = getattr(notifiers.alertmanager, "route", None) or Route()
-    return tuple(Recipient(name, routes.get(name, Route())) for name in notifiers.receiver_names)

@@ -12,23 +12,11 @@ from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from monagent.api import Fact, Occurrence, Result, Status, Threshold
-from monagent.events import AlertKey
+from monagent.events import AlertKey, CheckRun
 from monagent.formatting import Words
 
 UNKNOWN_METRIC = "#unknown"
 STATUS_METRIC = "status"
-
-
-@dataclass(frozen=True)
-class CheckRun:
-    """One run of one check instance, as the scheduler hands it over."""
-
-    check: str
-    check_type: str
-    time: float
-    duration: float
-    results: Tuple[Result, ...]
-    error: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,19 +15,18 @@ from monagent.alerting import codec
 from monagent.alerting.machine import AlertState, Phase
 from monagent.alerting.samples import UNKNOWN_METRIC
 from monagent.alerting.suppress import Ack, Silence
-from monagent.events import AlertKey
-from monagent.notify.base import ReceiverHealth
+from monagent.events import AlertKey, ReceiverHealth
 
 if TYPE_CHECKING:
     from monagent.config import Config
-    from monagent.store import Snapshot, Store
+    from monagent.store import Store, StoredState
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def _states(snapshot: Snapshot) -> Dict[AlertKey, AlertState]:
+def _states(stored: StoredState) -> Dict[AlertKey, AlertState]:
     # on disk times are wall clock already
-    return {AlertKey.from_id(k): codec.state_from_json(t, 0.0) for k, t in sorted(snapshot.alerts.items())}
+    return {AlertKey.from_id(k): codec.state_from_json(t, 0.0) for k, t in sorted(stored.alerts.items())}
 
 
 def _failing_runs(states: Mapping[AlertKey, AlertState], key: AlertKey) -> int:
@@ -119,9 +118,9 @@ def _windows(config: Config, now: float) -> List[Dict[str, Any]]:
     return rows
 
 
-def _silences(snapshot: Snapshot, now: float, include_expired: bool) -> List[Dict[str, Any]]:
+def _silences(stored: StoredState, now: float, include_expired: bool) -> List[Dict[str, Any]]:
     rows = []
-    for text in snapshot.silences.values():
+    for text in stored.silences.values():
         silence = Silence.from_json(codec.json_loads(text))
         state = silence.state(now)
         if state == "expired" and not include_expired:
@@ -161,14 +160,14 @@ def receiver_state(health: ReceiverHealth, queued: int, now: float) -> Tuple[str
 
 
 def gather(config: Config, store: Store, now: float, *, running: Optional[bool]) -> Dict[str, Any]:
-    snapshot = store.load()
+    stored = store.load()
     receivers = list(config.notifiers.receiver_names)
     receivers += [r for r in store.receivers_with_entries() if r not in receivers]
     health = {r: store.health(r) for r in receivers}
     queued = {r: store.queued_count(r) for r in receivers}
-    meta = snapshot.meta
-    states = _states(snapshot)
-    acks = {ack.key: ack for ack in (Ack.from_json(codec.json_loads(t)) for t in snapshot.acks.values())}
+    meta = stored.meta
+    states = _states(stored)
+    acks = {ack.key: ack for ack in (Ack.from_json(codec.json_loads(t)) for t in stored.acks.values())}
     return {
         "host": config.agent.hostname,
         "agent": {
@@ -180,7 +179,7 @@ def gather(config: Config, store: Store, now: float, *, running: Optional[bool])
         "alerts": _alerts(states, acks, now),
         "failing": _failing(config, states),
         "outbox": queued,
-        "silences": _silences(snapshot, now, include_expired=False),
+        "silences": _silences(stored, now, include_expired=False),
         "windows": _windows(config, now),
         "notifiers": [
             {

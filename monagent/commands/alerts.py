@@ -192,7 +192,7 @@ def _as_owner(path: Path) -> Iterator[None]:
 
 def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
     """Through the running agent, else directly into the store (only if this user may write it)."""
-    from monagent.alerting.requests import BadRequest, validate
+    from monagent.alerting.control_handler import BadRequest, validate
     from monagent.control import AgentNotRunning, UntrustedSocket, request
 
     try:

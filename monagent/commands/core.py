@@ -325,7 +325,7 @@ def _warm_up(pairs: Sequence[Tuple[Any, Any]], facts: Any) -> None:
 
 
 def _judge(config: Any, runs: Sequence[Any]) -> List[Tuple[Any, Tuple[Any, ...]]]:
-    from monagent.judge import judge_all
+    from monagent.oneshot import judge_all
 
     out = []
     for run in runs:

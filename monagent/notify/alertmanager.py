@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Set, 
 
 from monagent.api import Status
 from monagent.events import Event, EventKind, OutboxEntry, Outcome, OutcomeKind
-from monagent.fleet_config import AlertmanagerConfig
+from monagent.notify.alertmanager_config import AlertmanagerConfig
 from monagent.notify.base import Outbox
 from monagent.wording import ENGLISH, event_summary, fact_text
 

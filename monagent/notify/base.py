@@ -13,40 +13,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Protocol, Sequence
 
-from monagent.events import OutboxEntry, Outcome
-
-
-@dataclass(frozen=True)
-class ReceiverHealth:
-    """What ``monagent status`` and the metrics show for one receiver (never a secret)."""
-
-    receiver: str
-    last_success: Optional[float] = None
-    last_error: str = ""
-    last_error_at: Optional[float] = None
-    last_error_class: str = ""  # an OutcomeKind value
-    locked_until: Optional[float] = None
-    broken: bool = False
-    sent: int = 0
-    failed: int = 0
-    dropped: int = 0
-    failing_since: Optional[float] = None  # the first failed attempt after the last success
-
-
-def failure_streak(previous: Optional[ReceiverHealth], health: ReceiverHealth) -> Optional[float]:
-    """When the current run of failed attempts began: None once the last attempt succeeded.
-
-    ``previous`` is the health recorded before ``health``; its start is kept while the failures go on."""
-    last_error = health.last_error_at
-    if last_error is None or (health.last_success is not None and health.last_success >= last_error):
-        return None
-    for candidate in (health.failing_since, previous.failing_since if previous is not None else None):
-        if candidate is not None and (health.last_success is None or candidate > health.last_success):
-            return candidate
-    return last_error
+from monagent.events import OutboxEntry, Outcome, ReceiverHealth
 
 
 class Receiver(Protocol):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from monagent.alerting.config import AlertingConfig
+from monagent.alerting.policy import Recipient
+from monagent.alerting.route import Route, parse_route
 from monagent.confread import Section
-from monagent.fleet_config import AlertmanagerConfig, parse_alertmanager
-from monagent.notify.dingtalk_config import Delivery, DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
-from monagent.notify.route import Route, parse_route
+from monagent.notify.alertmanager_config import AlertmanagerConfig, parse_alertmanager
+from monagent.notify.chat_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
+from monagent.notify.delivery import Delivery
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,15 @@ class NotifiersConfig:
         if self.alertmanager is not None:
             names.append("alertmanager")
         return tuple(names)
+
+    def recipients(self) -> Tuple[Recipient, ...]:
+        """Every configured receiver with its route, in the order of ``receiver_names``."""
+        routes: Dict[str, Route] = {"console": self.console.route}
+        routes.update({f"dingtalk:{d.name}": d.route for d in self.dingtalk})
+        routes.update({f"webhook:{w.name}": w.route for w in self.webhooks})
+        if self.alertmanager is not None:
+            routes["alertmanager"] = self.alertmanager.route
+        return tuple(Recipient(name, routes.get(name, Route())) for name in self.receiver_names)
 
 
 def parse_console(section: Section) -> ConsoleConfig:

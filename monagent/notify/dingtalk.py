@@ -13,16 +13,15 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote_plus
 
-from monagent.confread import redact
 from monagent.events import OutboxEntry, Outcome, OutcomeKind
+from monagent.notify.chat_config import DingTalkConfig
+from monagent.notify.chat_text import Style, render, render_test, severity_name
 from monagent.notify.coalesce import Batch, coalesce
-from monagent.notify.dingtalk_config import DingTalkConfig
-from monagent.notify.markdown import Style, render, render_test, severity_name
+from monagent.notify.delivery import scrub
 
 if TYPE_CHECKING:
     import requests
@@ -118,14 +117,6 @@ def sign(secret: str, timestamp_ms: int) -> str:
     """DingTalk's signature: base64(HMAC-SHA256(key=secret, msg="timestamp\\nsecret")), URL-encoded once."""
     digest = hmac.new(secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
     return quote_plus(base64.b64encode(digest).decode("ascii"))
-
-
-_SENSITIVE = re.compile(r"(access_token=|sign=)([^&\s'\"]+)")
-
-
-def scrub(text: str) -> str:
-    """Remove tokens and signatures from text that may quote a URL (requests' exception messages do)."""
-    return _SENSITIVE.sub(lambda m: m.group(1) + redact(m.group(2)), text)
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ import threading
 import time
 from typing import Callable, Optional, Protocol, Sequence, Set
 
-from monagent.events import Outcome, OutcomeKind
-from monagent.notify.base import Outbox, ReceiverHealth
+from monagent.events import Outcome, OutcomeKind, ReceiverHealth
+from monagent.notify.base import Outbox
 from monagent.notify.coalesce import Batch, HeldReason, coalesce
-from monagent.notify.dingtalk_config import Delivery
+from monagent.notify.delivery import Delivery
 from monagent.notify.ratelimit import Backoff, SlidingWindow
 
 log = logging.getLogger(__name__)

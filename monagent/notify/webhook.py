@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from monagent.events import Event, EventKind, OutboxEntry, Outcome, OutcomeKind
 from monagent.formatting import Formatter, Text
+from monagent.notify.chat_config import WebhookConfig
+from monagent.notify.chat_text import Style, render, severity_name
 from monagent.notify.coalesce import Batch, Item, coalesce
-from monagent.notify.dingtalk import scrub
-from monagent.notify.dingtalk_config import WebhookConfig
-from monagent.notify.markdown import Style, render, severity_name
+from monagent.notify.delivery import scrub_url
 from monagent.wording import ENGLISH, event_summary
 
 if TYPE_CHECKING:
@@ -154,15 +153,6 @@ def classify(status: int, retry_after: str, now: float) -> Outcome:
     if status in _BROKEN_STATUSES:
         return Outcome(OutcomeKind.BROKEN, reason + " (check the webhook url and its credentials)", code=status)
     return Outcome(OutcomeKind.RETRY, reason, code=status)
-
-
-_QUERY = re.compile(r"\?[^\s'\")]+")
-_USERINFO = re.compile(r"//[^/\s@'\"]+@")
-
-
-def scrub_url(text: str) -> str:
-    """Text that may quote the webhook URL, without its query string or user:password (either may be a secret)."""
-    return _USERINFO.sub("//…(redacted)@", _QUERY.sub("?…(redacted)", scrub(text)))
 
 
 def _dump(data: Any) -> bytes:

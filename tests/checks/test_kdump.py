@@ -603,17 +603,17 @@ def test_a_directory_reused_by_a_stuck_clock_gets_a_new_revision_for_its_new_cor
 
 
 def test_with_the_engines_seen_set_a_restart_sends_nothing_and_a_first_run_announces_only_the_boot_crash(root, ctx):
-    from monagent.alerting.occurrences import judge
+    from monagent.alerting.occurrences import triage
 
     debian(root, name="202601210724", when=BOOT - 300)  # the crash that caused this boot
     debian(root, OOM, name="202511020300", when=BOOT - 90 * 86400)
     found = [(r.subject, o) for r in check(root).run(ctx) for o in r.occurrences]
-    first = judge(found, {}, NOW)  # fresh install: no seen set
+    first = triage(found, {}, NOW)  # fresh install: no seen set
     assert [o.summary for _, o in first.announce] == [SYSRQ_HEADLINE]
     assert [o.summary for _, o in first.summarised] == [OOM_HEADLINE]
 
     restarted = [(r.subject, o) for r in check(root).run(ctx) for o in r.occurrences]  # a new instance
-    again = judge(restarted, first.updates, NOW + 60)
+    again = triage(restarted, first.updates, NOW + 60)
     assert (again.announce, again.summarised) == ((), ())
 
 

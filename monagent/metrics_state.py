@@ -6,8 +6,8 @@ import time
 from typing import Any, Dict, List, Mapping, Tuple
 
 from monagent import __version__
-from monagent.judge import judge
 from monagent.metrics import AgentSnapshot, AlertSnapshot, CheckSnapshot
+from monagent.oneshot import judge
 
 
 def check_snapshots(config: Any, last_runs: Mapping[str, Any]) -> List[CheckSnapshot]:

@@ -117,3 +117,13 @@ def handle(pipeline: AlertPipeline, message: Mapping[str, Any], now: Optional[fl
         return {"ok": False, "error": f"no {what} {printable(str(exc.args[0]), 200)}" if exc.args else "missing field"}
     except ValueError as exc:
         return {"ok": False, "error": str(exc)}
+
+
+class ControlHandler:
+    """The control socket's handler for one pipeline (the pipeline itself knows nothing of the socket)."""
+
+    def __init__(self, pipeline: AlertPipeline) -> None:
+        self.pipeline = pipeline
+
+    def __call__(self, message: Mapping[str, Any]) -> Dict[str, Any]:
+        return handle(self.pipeline, message)

@@ -564,7 +564,6 @@ __all__ = [
     "Style",
     "escape",
     "json_len",
-    "load_zone",
     "render",
     "render_test",
     "sparkline",

@@ -12,14 +12,17 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+from monagent.alerting.route import Route, parse_route
 from monagent.confread import Secret, Section, is_deferred, url_problem
-from monagent.notify.route import Route, parse_route
+from monagent.formatting import load_zone
+from monagent.notify.delivery import DINGTALK_BODY_LIMIT, Delivery
 
 DINGTALK_SEND_URL = "https://oapi.dingtalk.com/robot/send"
 DINGTALK_RATE_CAP = 20  # messages per rolling minute per robot, enforced by DingTalk
-DINGTALK_BODY_LIMIT = 20_000  # bytes of UTF-8 request body, enforced by DingTalk
 MENTION_SEVERITIES = ("critical", "warning", "info")
 LANGUAGES = ("zh", "en")
+ROBOT_DELIVERY = Delivery()
+WEBHOOK_DELIVERY = Delivery(max_sends_per_minute=60, body_budget=1_000_000)  # no cloud rate cap
 
 
 @dataclass(frozen=True)
@@ -35,19 +38,6 @@ class Mentions:
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """Pacing shared by every chat receiver (DingTalk robot or webhook)."""
-
-    max_sends_per_minute: int = 18
-    group_wait: float = 10.0
-    lockout: float = 600.0
-    body_budget: int = DINGTALK_BODY_LIMIT
-    retry_initial: float = 5.0
-    retry_max: float = 300.0
-    reprobe_interval: float = 1800.0
-
-
-@dataclass(frozen=True)
 class DingTalkConfig:
     name: str
     webhook: Secret  # the whole send URL including ``access_token``
@@ -58,7 +48,7 @@ class DingTalkConfig:
     language: str = "zh"
     timezone: Optional[str] = None  # IANA name; None: the host's local time
     mentions: Mapping[str, Mentions] = field(default_factory=dict)
-    delivery: Delivery = Delivery()
+    delivery: Delivery = ROBOT_DELIVERY
 
     @property
     def receiver_name(self) -> str:
@@ -73,7 +63,7 @@ class WebhookConfig:
     timeout: float = 10.0
     language: str = "en"
     timezone: Optional[str] = None
-    delivery: Delivery = Delivery(max_sends_per_minute=60, body_budget=1_000_000)
+    delivery: Delivery = WEBHOOK_DELIVERY
 
     @property
     def receiver_name(self) -> str:
@@ -113,8 +103,7 @@ def parse_webhook(name: str, section: Section, pacing: Optional[Delivery] = None
     url = section.secret("url", required=True) or Secret("")
     if url and not is_deferred(url) and url_problem(url.reveal()):
         section.error("url", url_problem(url.reveal()))
-    base = WebhookConfig.__dataclass_fields__["delivery"].default
-    assert isinstance(base, Delivery)
+    base = WEBHOOK_DELIVERY
     if pacing is not None:
         base = replace(base, group_wait=pacing.group_wait, lockout=pacing.lockout)
     config = WebhookConfig(
@@ -174,8 +163,6 @@ def _timezone(section: Section) -> Optional[str]:
     name = section.string("timezone", None)
     if name is None:
         return None
-    from monagent.notify.markdown import load_zone  # zoneinfo only when a zone is configured
-
     try:
         load_zone(name)
     except ValueError:

@@ -1,8 +1,7 @@
-"""Configuration of the Prometheus metrics listener (``[metrics]``) and the Alertmanager
-receiver (``[notifiers.alertmanager]``).
+"""Configuration of the Alertmanager receiver (``[notifiers.alertmanager]``).
 
-Both are for fleets: Prometheus scrapes every agent's ``/metrics``, and every agent
-tells the Alertmanagers of an HA cluster its current alerts (docs/fleet.md).
+For fleets: every agent tells the Alertmanagers of an HA cluster its current alerts
+(docs/fleet.md). The metrics listener's ``[metrics]`` lives in :mod:`monagent.metrics_config`.
 """
 
 from __future__ import annotations
@@ -13,31 +12,12 @@ from pathlib import Path
 from typing import Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
+from monagent.alerting.route import Route, parse_route
 from monagent.confread import Secret, Section, _describe, url_problem
-from monagent.notify.route import Route, parse_route
 
-DEFAULT_LISTEN = "127.0.0.1:9717"
 WATCHDOG_NAME = "MonagentWatchdog"
 RESERVED_LABELS = ("alertname", "instance", "check", "subject", "metric", "severity", "occurrence")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class MetricsConfig:
-    """``[metrics]``: the Prometheus exposition listener, off by default."""
-
-    enabled: bool = False
-    listen: str = DEFAULT_LISTEN
-    path: str = "/metrics"
-    allow_remote: bool = False
-
-    @property
-    def host(self) -> str:
-        return split_listen(self.listen)[0]
-
-    @property
-    def port(self) -> int:
-        return split_listen(self.listen)[1]
 
 
 @dataclass(frozen=True)
@@ -61,66 +41,6 @@ class AlertmanagerConfig:
     @property
     def name(self) -> str:
         return "alertmanager"
-
-
-# ---------------------------------------------------------------- [metrics]
-
-
-def split_listen(listen: str) -> Tuple[str, int]:
-    """``"127.0.0.1:9717"`` -> ``("127.0.0.1", 9717)``; ``"[::1]:9717"`` -> ``("::1", 9717)``.
-
-    Raises ValueError naming what is wrong.
-    """
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not port_text.isdigit():
-        raise ValueError('must be "host:port", such as "127.0.0.1:9717" or "[::1]:9717"')
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError('an IPv6 address needs brackets, such as "[::1]:9717"')
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"port must be from 1 to 65535, got {port}")
-    return host, port
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and "localhost"; an empty host means every interface."""
-    if host == "localhost":
-        return True
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def parse_metrics(section: Section) -> MetricsConfig:
-    enabled = section.boolean("enabled", False)
-    listen = section.string("listen", DEFAULT_LISTEN)
-    path = section.string("path", "/metrics")
-    allow_remote = section.boolean("allow_remote", False)
-    try:
-        host, _ = split_listen(listen)
-    except ValueError as exc:
-        section.error("listen", f'{exc}; got "{listen}"')
-        listen, host = DEFAULT_LISTEN, "127.0.0.1"
-    if not is_loopback(host) and not allow_remote:
-        section.error(
-            "listen",
-            f'"{listen}" is not a loopback address: the metrics show every check of this '
-            "host to whoever connects; set allow_remote = true to listen there anyway "
-            "(and firewall it)",
-        )
-    if not path.startswith("/") or any(c.isspace() for c in path):
-        section.error("path", f'must start with "/" and contain no spaces, got "{path}"')
-        path = "/metrics"
-    section.finish()
-    return MetricsConfig(enabled, listen, path, allow_remote)
-
-
-# ---------------------------------------------------------------- [notifiers.alertmanager]
 
 
 def parse_alertmanager(section: Section) -> AlertmanagerConfig:
@@ -218,13 +138,4 @@ def _parse_watchdog_name(section: Section) -> str:
     return str(name)
 
 
-__all__ = [
-    "DEFAULT_LISTEN",
-    "WATCHDOG_NAME",
-    "AlertmanagerConfig",
-    "MetricsConfig",
-    "is_loopback",
-    "parse_alertmanager",
-    "parse_metrics",
-    "split_listen",
-]
+__all__ = ["WATCHDOG_NAME", "AlertmanagerConfig", "parse_alertmanager"]
