@@ -15,8 +15,8 @@ from outboxes import MemoryOutbox
 
 from monagent.api import Status
 from monagent.events import DELIVERED, EventKind
+from monagent.notify.delivery import Delivery
 from monagent.notify.dingtalk import DingTalkReceiver
-from monagent.notify.dingtalk_config import Delivery
 from monagent.notify.dispatcher import ChatDispatcher
 from monagent.notify.ratelimit import SlidingWindow
 

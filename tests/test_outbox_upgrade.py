@@ -15,12 +15,13 @@ from pathlib import Path
 
 from fake_dingtalk import FakeDingTalk
 
+from monagent.alerting.route import Route
 from monagent.confread import Secret
+from monagent.notify.chat_config import DingTalkConfig
 from monagent.notify.console import ConsoleDispatcher, ConsoleReceiver
+from monagent.notify.delivery import Delivery
 from monagent.notify.dingtalk import DingTalkReceiver
-from monagent.notify.dingtalk_config import Delivery, DingTalkConfig
 from monagent.notify.dispatcher import ChatDispatcher
-from monagent.notify.route import Route
 from monagent.store import SCHEMA_VERSION, Store
 
 OLD = Path(__file__).resolve().parent / "data" / "outbox" / "v2-state.db"
