@@ -1,7 +1,7 @@
 """Reading the kernel log out of an Ubuntu apport ``linux-image-*-<stamp>.crash`` report.
 
 apport treats a report whose atime is newer than its mtime as already seen, so reading one
-must not change its atime (kdump-layouts.md 2.2): the file is opened with ``O_NOATIME``
+must not change its atime (docs/design/kdump-layouts.md 2.2): the file is opened with ``O_NOATIME``
 where the kernel permits it, and otherwise its atime is put back with ``os.utime``.
 Binary values in the report format are ``Key: base64`` followed by one base64 chunk of a
 gzip stream per continuation line; text values continue on lines starting with a space.

@@ -1,4 +1,4 @@
-"""Where the host's kdump tooling says dumps go (kdump-layouts.md section 6.1).
+"""Where the host's kdump tooling says dumps go (docs/design/kdump-layouts.md section 6.1).
 
 - Debian/Ubuntu: ``KDUMP_COREDIR`` in ``/etc/default/kdump-tools`` (shell assignments);
 - RHEL/Fedora: ``path`` in ``/etc/kdump.conf``; with a local filesystem target

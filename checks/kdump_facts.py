@@ -1,4 +1,4 @@
-"""Turning one recognised dump into the occurrence a message is made from (kdump-layouts.md 6.3).
+"""Turning one recognised dump into the occurrence a message is made from (docs/design/kdump-layouts.md 6.3).
 
 Fact keys (the DingTalk formatter renders these; empty values are left out): ``reason``,
 ``function``, ``module``, ``comm``, ``pid``, ``kernel``, ``running_kernel``, ``taint``,

@@ -1,6 +1,6 @@
 """Recognising what each distribution's kdump tooling writes under a dump root (pure, no I/O).
 
-kdump-layouts.md section 1 and 6.1: entry names are matched with anchored regexes; a
+docs/design/kdump-layouts.md section 1 and 6.1: entry names are matched with anchored regexes; a
 directory's file names (plus the SUSE ``README.txt`` and the ``kdumpctl test`` status file)
 say which file is the core, which is the kernel log, and whether the dump is complete,
 still being written (a temporary name or a placeholder), failed, or gives no signal at all
@@ -219,7 +219,7 @@ def readme_fields(text: str) -> Dict[str, str]:
 
 
 def sniff_format(head: bytes) -> str:
-    """The dump format from its first 16 bytes (kdump-layouts.md section 3)."""
+    """The dump format from its first 16 bytes (docs/design/kdump-layouts.md section 3)."""
     for magic, name in _MAGIC:
         if head.startswith(magic):
             return name

@@ -1,6 +1,6 @@
 """Pulling a one-line crash reason out of a kernel log (vmcore-dmesg, dmesg.<stamp>, SUSE dmesg).
 
-The algorithm follows kdump-layouts.md section 4.4: strip the timestamp, caller-id, log-level
+The algorithm follows docs/design/kdump-layouts.md section 4.4: strip the timestamp, caller-id, log-level
 and journal prefixes; find the first ``Kernel panic - not syncing:`` line (P); find the oops
 block at or before P (prefer the one carrying the die counter ``[#1]``); the headline is P
 when its text is specific, else the first marker line of that block.  The faulting function

@@ -3,7 +3,7 @@
 :func:`scan_root` is a picklable top-level function; the check runs it through
 ``ctx.run_blocking(..., path=root)``: in-process when the root is on a local filesystem, in a
 worker process when it is on NFS and the like, so a dead server cannot hang the agent.  Safety rules
-(kdump-layouts.md section 5): only entries owned by a trusted owner and not symlinks count;
+(docs/design/kdump-layouts.md section 5): only entries owned by a trusted owner and not symlinks count;
 everything below the root is opened relative to a directory descriptor with ``O_NOFOLLOW``;
 a kernel log is read from its last ``tail_bytes`` only; a dump file only for its first 16
 bytes; an apport report without changing its atime.

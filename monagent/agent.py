@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 EX_CANTCREAT = 73  # sysexits.h, as in monagent.cli (imported lazily there)
 EX_TEMPFAIL = 75
 
-STOP_DEADLINE = 20.0  # seconds for in-flight sends on SIGTERM; the unit's TimeoutStopSec is longer
 LOOP_MAX_SLEEP = 5.0  # timers (reminders, windows) are checked at least this often; well under WatchdogSec/2
 STATUS_REFRESH = 30.0  # the systemd STATUS= line is recomputed after runs, else this often
 
@@ -185,9 +184,10 @@ class Agent:
             clean = True
         finally:
             notifier.stopping()
-            log.info("stopping: in-flight sends get %.0f s, everything else stays in the outbox", STOP_DEADLINE)
+            stop_deadline = self.config.agent.stop_deadline
+            log.info("stopping: in-flight sends get %.3g s, everything else stays in the outbox", stop_deadline)
             scheduler.close()
-            delivery.stop(time.monotonic() + STOP_DEADLINE)
+            delivery.stop(time.monotonic() + stop_deadline)
             for server in (control, metrics):
                 if server is not None:
                     server.stop()

@@ -144,7 +144,7 @@ class Threshold:
 
     def _reaches(self, value: float, limit: float) -> bool:
         # "above" includes the limit (used 95% with critical = 95 is critical); "below" is strict, so
-        # count = { critical = 1, direction = "below" } means "fewer than 1 running" (DECISIONS.md section 1).
+        # count = { critical = 1, direction = "below" } means "fewer than 1 running" (docs/design/decisions.md section 1).
         return value >= limit if self.direction == Direction.ABOVE else value < limit
 
     def _beyond(self, value: float, off: float) -> bool:

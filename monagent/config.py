@@ -35,6 +35,8 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 DEFAULT_CONFIG = Path("/etc/monagent/agent.toml")
+STOP_DEADLINE = 20.0  # seconds in-flight sends get on SIGTERM ([agent] stop_deadline)
+MAX_STOP_DEADLINE = 25.0  # the unit's TimeoutStopSec (30 s) must outlast it, or systemd kills the agent mid-commit
 TOP_LEVEL = ("agent", "alerting", "notifiers", "metrics", "checks")
 
 
@@ -50,6 +52,7 @@ class AgentConfig:
     max_workers: int
     log_level: str
     trusted_plugin_owners: Tuple[str, ...] = ()
+    stop_deadline: float = STOP_DEADLINE
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,10 @@ def parse_agent(section: Section) -> AgentConfig:
         max_workers=section.integer("max_workers", 2, minimum=1, maximum=64),
         log_level=section.string("log_level", "info", choices=("debug", "info", "warning", "error")),
         trusted_plugin_owners=section.strings("trusted_plugin_owners", ()),
+        stop_deadline=section.duration("stop_deadline", STOP_DEADLINE),
     )
+    if config.stop_deadline > MAX_STOP_DEADLINE:
+        section.error("stop_deadline", f"must be at most {MAX_STOP_DEADLINE:.0f}s (the unit's TimeoutStopSec is 30s)")
     section.finish()
     return config
 
@@ -385,7 +391,7 @@ def _agent_table(source: str) -> Dict[str, Any]:
 
 
 def load_lenient(path: Path, environ: Optional[Mapping[str, str]] = None) -> Tuple[Config, List[Problem]]:
-    """For commands that only read or change alert state (DECISIONS.md section 4): the config with
+    """For commands that only read or change alert state (docs/design/decisions.md section 4): the config with
     every problem returned as a warning instead of raised (a key that is wrong keeps its default),
     and secrets left to the service. A file whose TOML does not parse still gives its ``[agent]``
     table (the state and runtime directories), or the defaults. Raises ConfigError only when the

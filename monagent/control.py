@@ -1,4 +1,4 @@
-"""The agent's control socket (DECISIONS.md section 6): a unix stream socket in the runtime
+"""The agent's control socket (docs/design/decisions.md section 6): a unix stream socket in the runtime
 directory, one JSON object per line each way.
 
 The agent runs a :class:`ControlServer` whose handler answers requests (the alert

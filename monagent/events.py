@@ -3,7 +3,7 @@ alert state machine to the store and the notifiers, from the notifiers to status
 
 A :class:`CheckRun` is what the scheduler hands over; an :class:`Event` is what a receiver
 is told; an :class:`Outcome` is what a receiver answers for a delivery attempt
-(DECISIONS.md section 5); :class:`ReceiverHealth` is what the store keeps of a receiver.
+(docs/design/decisions.md section 5); :class:`ReceiverHealth` is what the store keeps of a receiver.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One-shot judgement of results against thresholds, without history (``monagent check``).
 
 The running agent judges through the alert state machine, with hysteresis and
-confirmation; this is the plain comparison DECISIONS.md section 2 prescribes for
+confirmation; this is the plain comparison docs/design/decisions.md section 2 prescribes for
 one-shot use, and what the Nagios output and the metrics' status use.
 """
 

@@ -1,4 +1,4 @@
-"""The durable store: one SQLite database in the state directory (alerting.md d.8).
+"""The durable store: one SQLite database in the state directory (docs/design/alerting.md d.8).
 
 WAL mode with ``synchronous=FULL``; the schema has a version (``PRAGMA user_version``)
 and migrations. It holds alert states, what each receiver heard, the outbox per

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import ClassVar, Dict, List, Mapping, Optional, Sequence
+
+from harness import FakeClock
 
 from monagent.alerting.pipeline import AlertPipeline
 from monagent.api import Check, Context, Direction, Metric, MetricSpec, Occurrence, Result, Status
@@ -94,16 +96,7 @@ def occurrences(*items: Occurrence, subject: str = "/var/crash") -> Result:
     return Result(subject=subject, occurrences=items)
 
 
-class Clock:
-    """Wall and monotonic time moving together; ``step`` advances both."""
-
-    def __init__(self, wall: float = 1_790_000_000.0, mono: float = 1000.0) -> None:
-        self.wall, self.mono = wall, mono
-
-    def step(self, seconds: float = 60.0) -> Tuple[float, float]:
-        self.wall += seconds
-        self.mono += seconds
-        return self.wall, self.mono
+Clock = FakeClock  # the one fake clock (tests/harness.py); the pipeline tests call it Clock
 
 
 def open_pipeline(cfg: Config, clock: Clock, boot_id: str = "boot-1", store: Optional[Store] = None) -> AlertPipeline:

@@ -1,14 +1,55 @@
-"""Shared fixtures. Each area keeps its own fixtures in its test files."""
+"""Shared fixtures and the choice of the monagent under test. Each area keeps its own fixtures in its test files."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _test_the_installed_copy() -> str:
+    """Make ``import monagent`` find the installed package; return where it is and how it got there.
+
+    ``python -m pytest`` puts the current directory, the checkout, first on ``sys.path``. After an
+    editable install that is right: the checkout is what is installed. After ``pip install .`` it is
+    wrong: the checkout's ``monagent/`` has no ``monagent.checks`` (the install maps the top-level
+    ``checks/`` there), so the tests of the built-in checks could not even be collected. When a regular
+    install exists, the checkout leaves ``sys.path`` and the tests run against the installed copy,
+    which is what ``pip install .`` then ``pytest`` means. Subprocesses follow the same choice because
+    the harness starts them outside the checkout (``harness.SUBPROCESS_CWD``).
+    """
+    checkout = [entry for entry in sys.path if os.path.realpath(entry or os.curdir) == str(ROOT)]
+    others = [entry for entry in sys.path if entry not in checkout]
+    installed = importlib.machinery.PathFinder.find_spec("monagent", others)
+    if installed is None or installed.origin is None or Path(installed.origin).resolve().parent == ROOT / "monagent":
+        return "the checkout (editable install)"
+    if "monagent" in sys.modules:
+        raise RuntimeError("monagent was imported before tests/conftest.py could choose which copy to test")
+    sys.path[:] = others
+    return "an installed copy (pip install .)"
+
+
+UNDER_TEST = _test_the_installed_copy()
+
+# Hypothesis: `ci` is derandomized (the same examples on every run, so a red build is reproducible
+# and never a coin toss) and keeps no example database; `dev` explores new random examples each run
+# and saves failures in .hypothesis/ (ignored by git) so they replay first next time.
+# HYPOTHESIS_PROFILE picks one; CI (set by CI systems) selects `ci`.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_report_header(config):
+    import monagent
+
+    return f"monagent {monagent.__version__} under test: {UNDER_TEST}, {Path(monagent.__file__).parent}"
 
 
 @pytest.fixture
@@ -32,9 +73,10 @@ def plugin_dir(tmp_path):
 
 
 def run_monagent(*args: str, env=None, timeout: float = 60):
-    import subprocess
+    """``monagent ARGS`` as a subprocess (the harness's, so it runs the copy under test)."""
+    from harness import monagent
 
-    return subprocess.run([sys.executable, "-m", "monagent", *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return monagent(*args, env=env, timeout=timeout)
 
 
 NOBODY = 65534
@@ -44,7 +86,7 @@ def run_as(uid: int, func, *args, gid: int = NOBODY):
     """Call ``func(*args)`` in a forked child running as ``uid`` and return its (pickled) result.
 
     CI runs as root, so privilege-dependent behaviour is tested with privileges dropped in a
-    child (DECISIONS.md section 7). Forking after the imports means the child needs no access
+    child (docs/design/decisions.md section 7). Forking after the imports means the child needs no access
     to the interpreter's files, which may sit under a root-only home directory.
     """
     import pickle

@@ -1,4 +1,4 @@
-"""A DingTalk custom robot on 127.0.0.1, behaving as dingtalk-robot.md describes.
+"""A DingTalk custom robot on 127.0.0.1, behaving as docs/design/dingtalk-robot.md describes.
 
 It checks, in order: the access token (300001), the signature and its one-hour window
 (310000 ``sign not match`` / ``invalid timestamp``), the Content-Type (43004), the body
@@ -216,21 +216,3 @@ class FakeDingTalk:
                     self.close_connection = True
 
         return Handler
-
-
-class FakeClock:
-    """Wall and monotonic time that only move when told."""
-
-    def __init__(self, start: float = 1_790_000_000.0) -> None:
-        self.now = start
-        self.mono = 1000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        self.mono += seconds

@@ -4,6 +4,7 @@ one in memory, one in SQLite (for the SIGKILL test: survives the process).
 Both follow the protocol exactly: ``pending`` returns queued entries whose ``not_before``
 has passed, oldest first; ``complete`` removes; ``defer`` sets ``not_before`` and increments
 ``attempts``; ``drop`` removes and counts; ``take_dropped_count`` returns and resets the count.
+tests/test_outbox_contract.py holds both, and the real store, to the same contract tests.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs, then run all of it:
-# ruff, mypy, a Python 3.9 compatibility check (vermin), then pytest (which also runs
+# ruff (lint and format), mypy, a Python 3.9 compatibility check (vermin), then pytest (which also runs
 # systemd-analyze verify/security on the unit, promtool, Alertmanager and the Nagios plugins).
 # As root on Debian/Ubuntu it also installs the Debian packages the tests run for real
 # (monitoring-plugins, prometheus-alertmanager, promtool, monit, systemd-analyze, fuse3), and
@@ -27,6 +27,7 @@ python3 -m venv .venv
 
 echo "== ruff"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy
 echo "== vermin (Python 3.9 compatibility)"
@@ -39,5 +40,12 @@ if command -v systemd-analyze >/dev/null; then
     systemd-analyze security --offline=true --threshold=30 "$unit_root/etc/systemd/system/monagent.service" | tail -1
     rm -rf "$unit_root"
 fi
-echo "== pytest"
-exec .venv/bin/python -m pytest -q "$@"
+echo "== pytest (editable install: the checkout is the package)"
+.venv/bin/python -m pytest -q "$@"
+echo "== pytest again against a plain install (pip install ., the layout a wheel or distribution package has)"
+# checks/ is installed as monagent.checks and the data files come from package data: this run proves
+# the wheel has every module and file, and that the suite does not depend on the editable mapping.
+python3 -m venv .venv-plain
+.venv-plain/bin/pip install -q --upgrade pip
+.venv-plain/bin/pip install -q '.[test]'
+exec .venv-plain/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 from typing import List, Tuple
 
 import pytest
 from fake_dingtalk import FakeDingTalk, Fault
+from harness import AgentProcess, monagent, wait_until
 
 SCRIPTED = textwrap.dedent('''
     from pathlib import Path
@@ -70,70 +70,24 @@ def agent_config(tmp_path: Path, extra: str = "", checks: str = "") -> Path:
     return path
 
 
-class Agent:
-    """``python -m monagent run`` with its output collected line by line."""
-
-    def __init__(self, config: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
-        env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monagent", "run", "-c", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: list = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, text: str, timeout: float = 20.0, count: int = 1) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if sum(text in line for line in list(self.lines)) >= count:
-                return
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no line with {text!r} after {timeout}s; output:\n" + "\n".join(self.lines))
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        return code
-
-
 @pytest.fixture
 def agents():
-    started = []
+    started: List[AgentProcess] = []
 
-    def start(config: Path) -> Agent:
-        agent = Agent(config)
+    def start(config: Path) -> AgentProcess:
+        agent = AgentProcess(config)
         started.append(agent)
         return agent
 
     yield start
     for agent in started:
-        if agent.proc.poll() is None:
-            agent.proc.kill()
-            agent.proc.wait(10)
-        if agent.proc.stdout and not agent.proc.stdout.closed:
-            agent.proc.stdout.close()
+        agent.close()
 
 
 def test_an_invalid_config_exits_78_with_every_problem_and_no_traceback(tmp_path):
     path = tmp_path / "agent.toml"
     path.write_text('[agent]\ninterval = "fast"\n[checks.x]\ntype = "nosuch"\n')
-    proc = subprocess.run([sys.executable, "-m", "monagent", "run", "-c", str(path)], capture_output=True, text=True, timeout=30)
+    proc = monagent("run", "-c", str(path), timeout=30)
     assert proc.returncode == 78
     assert proc.stdout == ""
     lines = proc.stderr.splitlines()
@@ -146,7 +100,7 @@ def test_an_invalid_config_exits_78_with_every_problem_and_no_traceback(tmp_path
 
 
 def test_usage_errors_exit_64():
-    proc = subprocess.run([sys.executable, "-m", "monagent", "frobnicate"], capture_output=True, text=True, timeout=30)
+    proc = monagent("frobnicate", timeout=30)
     assert proc.returncode == 64
     assert "invalid choice: 'frobnicate'" in proc.stderr
 
@@ -189,18 +143,16 @@ def test_sigterm_during_a_hung_send_exits_in_time_and_keeps_the_event(tmp_path, 
             language = "en"
         """,
         )
+        # The deadline is injected: [agent] stop_deadline (default 20 s) bounds the wait, not the send's 60 s timeout.
+        config.write_text(config.read_text().replace("[agent]\n", '[agent]\nstop_deadline = "500ms"\n', 1))
         (tmp_path / "value").write_text("95")
         agent = agents(config)
-        deadline = time.monotonic() + 20
-        while not robot.hanging.is_set() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert robot.hanging.is_set(), "\n".join(agent.lines)
-        started = time.monotonic()
-        assert agent.stop() == 0
-        assert time.monotonic() - started < 28  # the stop deadline (20 s) beats TimeoutStopSec
+        assert robot.hanging.wait(30), "\n".join(agent.lines)
+        assert agent.stop() == 0  # with the send still hanging: the deadline let the agent go
+        assert any("stopping: in-flight sends get 0.5 s" in line for line in agent.lines), "\n".join(agent.lines)
         assert robot.accepted == []
         robot.release.set()  # the hung request may still be recorded: it was in flight (at-least-once)
-        time.sleep(0.5)
+        wait_until(lambda: len(robot.answers) == 1, "the released request to be answered")
         before = len(robot.accepted)
         # a restart delivers what was queued: nothing was lost
         second = agents(config)
@@ -244,7 +196,6 @@ def test_the_shipped_config_runs_without_root(public_tmp):
         "monagent.checks.disk",
         "monagent.checks.kdump",
         "monagent.checks.oom",
-        "psutil",
         "sqlite3",
         "encodings.ascii",
         "encodings.latin_1",
@@ -319,9 +270,11 @@ def test_the_shipped_config_runs_without_root(public_tmp):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    time.sleep(5)
-    os.kill(pid, signal.SIGTERM)
-    _, status = os.waitpid(pid, 0)
+    try:
+        wait_until(lambda: log.exists() and "monagent started" in log.read_text(), "the agent running as nobody to start", 60)
+    finally:
+        os.kill(pid, signal.SIGTERM)  # also when the wait failed: the forked agent must not outlive the test
+        _, status = os.waitpid(pid, 0)
     out = log.read_text()
     assert os.waitstatus_to_exitcode(status) == 0, out
     assert "monagent started: 5 checks, receivers: console" in out
@@ -392,7 +345,7 @@ HOSTILE_FILES = {
 def test_a_hostile_file_is_refused_by_run_with_78_and_one_problem_per_line(tmp_path, what):
     text, expected = HOSTILE_FILES[what]
     path = agent_config(tmp_path, extra=text)
-    proc = subprocess.run([sys.executable, "-m", "monagent", "run", "-c", str(path)], capture_output=True, text=True, timeout=30)
+    proc = monagent("run", "-c", str(path), timeout=30)
     assert proc.returncode == 78, proc.stderr
     assert "Traceback" not in proc.stderr
     *problems, summary = proc.stderr.splitlines()

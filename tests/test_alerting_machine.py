@@ -1,4 +1,4 @@
-"""Every transition of the lifecycle table (alerting.md d.4), hysteresis (d.3) and flapping (d.5)."""
+"""Every transition of the lifecycle table (docs/design/alerting.md d.4), hysteresis (d.3) and flapping (d.5)."""
 
 from __future__ import annotations
 

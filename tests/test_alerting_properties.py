@@ -1,4 +1,4 @@
-"""Property tests of alerting.md d.10 (1-7, 10-15), with a naive reference model.
+"""Property tests of docs/design/alerting.md d.10 (1-7, 10-15), with a naive reference model.
 
 The machine is compared step by step with a model that recomputes the phase from
 the whole history at every step. The pipeline properties drive the real pipeline

@@ -115,7 +115,7 @@ def test_sigkill_during_a_send_then_a_restart_delivers_every_event_and_repeats_o
 
 def test_a_lockout_survives_a_restart_through_the_store(tmp_path):
     from dingtalk_helpers import parse_robot
-    from fake_dingtalk import FakeClock
+    from harness import FakeClock
 
     from monagent.notify.dingtalk import DingTalkReceiver
 

@@ -6,7 +6,8 @@ import logging
 
 import pytest
 from dingtalk_helpers import T0, event, parse_robot
-from fake_dingtalk import FakeClock, FakeDingTalk, Fault
+from fake_dingtalk import FakeDingTalk, Fault
+from harness import FakeClock
 
 from monagent.api import Status
 from monagent.events import Outcome, OutcomeKind

@@ -8,7 +8,8 @@ from typing import List
 
 import pytest
 from dingtalk_helpers import T0, event, parse_robot
-from fake_dingtalk import LOCKOUT, FakeClock, FakeDingTalk, Fault
+from fake_dingtalk import LOCKOUT, FakeDingTalk, Fault
+from harness import FakeClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from outboxes import MemoryOutbox

@@ -8,17 +8,13 @@ and the next start says the previous one stopped uncleanly.
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import sqlite3
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List
 
 import pytest
+from harness import AgentProcess, wait_until
 
 PLUGIN = """
 import time
@@ -62,47 +58,9 @@ FIRING = "FIRING critical web01 scripted value 95% (>= 90%) since"
 RESOLVED = "RESOLVED web01 scripted value 10% (was critical since"
 
 
-class Agent:
-    """One ``monagent run`` process; its stdout lines are collected by a thread."""
-
-    def __init__(self, root: Path) -> None:
-        env = dict(os.environ, TZ="UTC", PYTHONUNBUFFERED="1")
-        self.stderr = open(root / "agent.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monagent", "run", "-c", str(root / "agent.toml")],
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            text=True,
-            env=env,
-        )
-        self.lines: List[str] = []
-        self._queue: queue.Queue[Optional[str]] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        code = self.proc.wait(30)
-        self._reader.join(10)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        self.stderr.close()
-        return code
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+def Agent(root: Path) -> AgentProcess:
+    """One ``monagent run`` on ``root``'s config, in UTC; stderr (the log) goes to ``root/agent.log``."""
+    return AgentProcess(root / "agent.toml", env={"TZ": "UTC"}, stderr=open(root / "agent.log", "ab"))
 
 
 def alert_phase(root: Path) -> str:
@@ -151,10 +109,11 @@ def test_the_agent_fires_once_survives_restarts_and_resolves_once(root: Path) ->
     value = root / "value"
     first = Agent(root)
     try:
-        wait_for(lambda: alert_phase(root) == "inactive", "the first evaluation")
+        wait_until(lambda: alert_phase(root) == "inactive", "the first evaluation")
         value.write_text("95")
-        wait_for(lambda: count(first.lines, FIRING) == 1, "one FIRING")
-        time.sleep(0.6)  # three more cycles while firing
+        wait_until(lambda: count(first.lines, FIRING) == 1, "one FIRING")
+        firing_at = evaluations(root)
+        wait_until(lambda: evaluations(root) > firing_at + 0.5, "three more cycles while firing")
     finally:
         assert first.stop() == 0
     assert [line for line in first.lines if not line.startswith("FIRING")] == []
@@ -163,29 +122,30 @@ def test_the_agent_fires_once_survives_restarts_and_resolves_once(root: Path) ->
     second = Agent(root)
     try:
         seen = evaluations(root)
-        wait_for(lambda: evaluations(root) > seen + 0.5, "evaluations after the restart")
+        wait_until(lambda: evaluations(root) > seen + 0.5, "evaluations after the restart")
         assert count(second.lines, "FIRING") == 0  # restarted while firing: not announced again
         value.write_text("10")
-        wait_for(lambda: count(second.lines, RESOLVED) == 1, "one RESOLVED")
+        wait_until(lambda: count(second.lines, RESOLVED) == 1, "one RESOLVED")
         value.write_text("95")
-        wait_for(lambda: alert_phase(root) == "firing", "the second incident committed")
+        wait_until(lambda: alert_phase(root) == "firing", "the second incident committed")
     finally:
         assert second.stop(signal.SIGKILL) == -signal.SIGKILL  # mid-cycle: the check sleeps in every run
     assert count(second.lines, RESOLVED) == 1
 
     third = Agent(root)
     try:
-        wait_for(
+        wait_until(
             lambda: any(
                 line.startswith("NOTICE warning web01 monagent restarted after an unclean stop; it was last seen alive at ")
                 for line in third.lines
             ),
             "the notice",
         )
-        wait_for(lambda: count(second.lines + third.lines, FIRING) >= 1, "the committed FIRING, delivered")
+        wait_until(lambda: count(second.lines + third.lines, FIRING) >= 1, "the committed FIRING, delivered")
         value.write_text("10")
-        wait_for(lambda: count(third.lines, RESOLVED) == 1, "one RESOLVED of the second incident")
-        time.sleep(0.5)
+        wait_until(lambda: count(third.lines, RESOLVED) == 1, "one RESOLVED of the second incident")
+        resolved_at = evaluations(root)
+        wait_until(lambda: evaluations(root) > resolved_at + 0.5, "more cycles after the resolve")
     finally:
         assert third.stop() == 0
     assert count(second.lines + third.lines, FIRING) in (1, 2)  # at least once; at most the one in flight again

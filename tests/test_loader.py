@@ -153,12 +153,36 @@ def test_a_plugin_owned_by_another_user_is_refused_for_an_unprivileged_agent(pub
     ]
 
 
+LAZY_PROBE = """
+import json, sys
+from monagent.loader import Registry
+
+registry = Registry([])
+names = sorted(name for name, _ in registry.available())
+listed = sorted(m for m in sys.modules if m.startswith("monagent.checks."))
+registry.resolve("kdump")
+resolved = sorted(m for m in sys.modules if m.startswith("monagent.checks."))
+print(json.dumps({"names": names, "listed": listed, "resolved": resolved, "infos": sorted(registry.infos)}))
+"""
+
+
 def test_entry_point_types_are_found_and_loaded_lazily():
-    registry = Registry([])
-    names = [name for name, _ in registry.available()]
-    assert {"disk", "cpu", "memory", "process"} <= set(names)
-    assert "monagent.checks.kdump" not in sys.modules or True  # imported only on resolve
-    assert registry.infos == {}
+    """Listing the types imports no check module; resolving one imports that one (a fresh interpreter:
+    this test process has imported every check already)."""
+    import json
+    import subprocess
+
+    from harness import SUBPROCESS_CWD
+
+    done = subprocess.run(
+        [sys.executable, "-c", LAZY_PROBE], capture_output=True, text=True, timeout=60, cwd=SUBPROCESS_CWD, check=True
+    )
+    seen = json.loads(done.stdout)
+    assert {"disk", "cpu", "memory", "process", "kdump"} <= set(seen["names"])
+    assert seen["listed"] == []
+    assert "monagent.checks.kdump" in seen["resolved"]
+    assert "monagent.checks.disk" not in seen["resolved"]
+    assert seen["infos"] == ["kdump"]
 
 
 def test_a_file_with_two_checks_must_name_one(plugin_dir):

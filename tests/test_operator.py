@@ -21,6 +21,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 import pytest
 from conftest import ROOT, run_monagent
 from fake_dingtalk import FakeDingTalk, Fault
+from harness import SUBPROCESS_CWD
 
 PLUGIN = """
 from monagent.api import Check, Metric, MetricSpec, Result
@@ -110,6 +111,7 @@ class Agent:
                 stdout=subprocess.DEVNULL,
                 stderr=handle,
                 env=dict(env or os.environ, PYTHONUNBUFFERED="1"),
+                cwd=SUBPROCESS_CWD,  # outside the checkout: the copy of monagent under test (harness.py)
             )
 
     def text(self) -> str:
@@ -484,6 +486,7 @@ def test_a_state_directory_under_a_file_exits_73_with_an_error_priority(tmp_path
             [sys.executable, "-m", "monagent", "run", "-c", str(config)],
             stderr=handle,
             env=dict(os.environ, JOURNAL_STREAM=f"{info.st_dev}:{info.st_ino}"),
+            cwd=SUBPROCESS_CWD,
             timeout=60,
             check=False,
         )
@@ -498,7 +501,12 @@ def test_a_second_agent_on_the_same_state_exits_75(tmp_path: Path, agents: List[
     agents.append(first)
     first.wait_log("monagent started")
     second = subprocess.run(
-        [sys.executable, "-m", "monagent", "run", "-c", str(config)], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "monagent", "run", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=SUBPROCESS_CWD,
     )
     assert second.returncode == 75
     assert second.stderr.strip().endswith(

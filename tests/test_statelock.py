@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from test_agent import Agent, agent_config
+from harness import AgentProcess
+from test_agent import agent_config
 
 from monagent.statelock import StateDirBusy, claim
 
@@ -37,10 +38,10 @@ def test_a_state_directory_that_cannot_be_created_is_left_to_the_store_to_report
 
 def test_a_second_agent_on_the_same_state_directory_exits_without_a_false_unclean_stop_notice(tmp_path):
     config = agent_config(tmp_path)
-    first = Agent(config)
+    first = AgentProcess(config)
     try:
         first.wait_for("monagent started: 1 checks")
-        second = Agent(config)
+        second = AgentProcess(config)
         assert second.proc.wait(30) == 75  # EX_TEMPFAIL: the state may be free again later
         second.stop()
         assert [line.split(" ", 2)[2] for line in second.lines] == [

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from dingtalk_helpers import T0, event, parse_hook
-from fake_dingtalk import FakeClock
+from harness import FakeClock
 from outboxes import MemoryOutbox
 
 from monagent.events import EventKind, OutcomeKind

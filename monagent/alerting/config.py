@@ -1,5 +1,5 @@
 """The ``[alerting]`` defaults, per-check ``[checks.NAME.alerting]`` overrides,
-``[[alerting.maintenance]]`` windows and ``[[alerting.inhibit]]`` rules (alerting.md d.9).
+``[[alerting.maintenance]]`` windows and ``[[alerting.inhibit]]`` rules (docs/design/alerting.md d.9).
 
 Example::
 

@@ -1,4 +1,4 @@
-"""Requests over the control socket (DECISIONS.md section 6), answered by the running pipeline.
+"""Requests over the control socket (docs/design/decisions.md section 6), answered by the running pipeline.
 
 A request is one JSON object with ``op``; the answer has ``ok`` and either the result
 or ``error`` (a sentence for the user). Every request is validated like configuration before

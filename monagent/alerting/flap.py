@@ -1,4 +1,4 @@
-"""Flap detection with the Nagios algorithm on the latched level (alerting.md d.5)."""
+"""Flap detection with the Nagios algorithm on the latched level (docs/design/alerting.md d.5)."""
 
 from __future__ import annotations
 

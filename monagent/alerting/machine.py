@@ -1,4 +1,4 @@
-"""The alert lifecycle state machine (alerting.md d.3-d.5): pure, no I/O, no clock reads.
+"""The alert lifecycle state machine (docs/design/alerting.md d.3-d.5): pure, no I/O, no clock reads.
 
 :func:`step` takes one alert key's state, the level of one VALUE sample (already
 latched with hysteresis by :func:`level_of`), the monotonic time and the key's

@@ -1,4 +1,4 @@
-"""The notification policy (alerting.md d.6): what each receiver should be told.
+"""The notification policy (docs/design/alerting.md d.6): what each receiver should be told.
 
 Pure: it compares the key's confirmed state with what each receiver has heard
 (``heard``, per alert key and receiver) and answers which event kinds to enqueue

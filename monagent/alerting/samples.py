@@ -1,4 +1,4 @@
-"""From a check run's results to samples for alert keys (DECISIONS.md section 2).
+"""From a check run's results to samples for alert keys (docs/design/decisions.md section 2).
 
 - a metric with a threshold in the check's config: a value sample for ``(check, subject, metric)``;
 - an explicit status: a verdict sample for ``(check, subject, "status")``; UNKNOWN keeps the last state;

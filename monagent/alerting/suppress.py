@@ -1,4 +1,4 @@
-"""Suppressions: maintenance windows, silences, inhibition, flapping and acks (alerting.md d.6).
+"""Suppressions: maintenance windows, silences, inhibition, flapping and acks (docs/design/alerting.md d.6).
 
 They act on notifications only, never on evaluation. :func:`reason` answers, for one
 key at one moment, why its notifications are muted ("" when they are not).

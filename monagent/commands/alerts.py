@@ -131,7 +131,7 @@ class UsageError(ValueError):
 
 
 def _config(args: argparse.Namespace) -> Any:
-    """Leniently: only the state and runtime directories matter here (DECISIONS.md section 4)."""
+    """Leniently: only the state and runtime directories matter here (docs/design/decisions.md section 4)."""
     return load_for_state(args, args.command if args.command != "silence" else f"silence {args.action}")
 
 

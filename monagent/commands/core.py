@@ -112,7 +112,7 @@ IGNORED = "warning: {problem} (ignored by `monagent {command}`; `monagent valida
 
 def load_for_state(args: argparse.Namespace, command: str) -> Any:
     """The config for a command that reads or changes alert state (status, silence, ack): a problem
-    elsewhere in the file is a warning, never a refusal, and no secret is read (DECISIONS.md 4).
+    elsewhere in the file is a warning, never a refusal, and no secret is read (docs/design/decisions.md 4).
     Raises ConfigError only when the file cannot be read at all."""
     from monagent import config as config_module
 

@@ -1,7 +1,7 @@
 """The Prometheus Alertmanager receiver: tell every Alertmanager the current state.
 
 Alertmanager keeps alerts in memory only and resolves one by itself when its ``endsAt``
-passes, so it is told the state the way Prometheus tells it (DECISIONS.md section 5):
+passes, so it is told the state the way Prometheus tells it (docs/design/decisions.md section 5):
 
 - outbox events are folded into an *active set* kept in the store's key-value table, so
   a restarted agent goes on re-posting;

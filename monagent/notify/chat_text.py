@@ -268,7 +268,7 @@ class Renderer:
         return out
 
     def crash_block(self, event: Event, defang: bool) -> str:
-        """kdump-layouts.md 6.3: headline, when (crash, boot, found), where, who, kernel, dump, excerpt."""
+        """docs/design/kdump-layouts.md 6.3: headline, when (crash, boot, found), where, who, kernel, dump, excerpt."""
         f = event.facts
         tag = self.say("tag.crash")
         head = f"**{self.badge(event)} {tag}** {self.headline(event, defang=defang)}"

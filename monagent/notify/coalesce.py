@@ -1,4 +1,4 @@
-"""Coalescing queued outbox entries into the items of one chat message (alerting.md d.7).
+"""Coalescing queued outbox entries into the items of one chat message (docs/design/alerting.md d.7).
 
 Per incident (alert key + incident id), against what the group has heard:
 

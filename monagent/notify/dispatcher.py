@@ -7,7 +7,7 @@ While the window is full, a lockout runs or the receiver is unreachable, entries
 queueing; the next message is then a digest of all of them. An entry leaves the outbox
 only when the receiver confirmed the message that carried it (at-least-once).
 
-Outcomes (DECISIONS.md section 5): DELIVERED completes; RETRY defers with exponential
+Outcomes (docs/design/decisions.md section 5): DELIVERED completes; RETRY defers with exponential
 backoff and jitter; LOCKED_OUT stops every send for the lockout; REJECTED retries once in a
 reduced form, then drops and counts; TOO_LARGE halves the body budget and resends; BROKEN
 stops sending, keeps everything queued and re-probes rarely (and on reload).

@@ -1,4 +1,4 @@
-"""Building real dump directory trees (kdump-directory-trees.txt), and the kdump tests' fake Context."""
+"""Building real dump directory trees (docs/design/kdump-layouts.md section 1), and the kdump tests' fake Context."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Reason extraction from kernel logs: the three real fixtures, and the other documented wordings.
 
-The logs after the fixtures are written for these tests from the formats in kdump-layouts.md
+The logs after the fixtures are written for these tests from the formats in docs/design/kdump-layouts.md
 section 4 (older x86 wording, arm64, ppc64, s390, journal prefixes, lockups, hung tasks,
 WARNINGs), with made-up addresses: they check that the rules generalise beyond the fixtures.
 """

@@ -1,0 +1,152 @@
+"""The test helpers every area shares: waiting on a condition, the fake clock, the agent as a subprocess.
+
+- :func:`wait_until` polls a condition: no test sleeps a fixed time hoping something happened.
+- :class:`FakeClock` is wall and monotonic time that move together, only when told.
+- :class:`AgentProcess` is ``python -m monagent run`` with its output collected line by line.
+- :func:`monagent` runs one CLI command to completion.
+
+Subprocesses start in :data:`SUBPROCESS_CWD`, outside the checkout: ``python -m`` puts the current
+directory first on ``sys.path``, and the copy of monagent under test (see ``tests/conftest.py``)
+must be the one the subprocess imports too.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Callable, List, Mapping, Optional, Tuple
+
+SUBPROCESS_CWD = "/"
+MONAGENT = (sys.executable, "-m", "monagent")
+# Supervision variables the test runner may have inherited from systemd; an agent under test must not see them.
+_SUPERVISION = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0, interval: float = 0.02) -> None:
+    """Return once ``condition()`` is true; fail naming ``what`` after ``timeout`` seconds.
+
+    The timeout only bounds a failing test: a passing one returns as soon as the condition holds,
+    so it is generous (a loaded 2-core CI machine), never a measurement.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+class FakeClock:
+    """Wall and monotonic time moving together, only when told (``advance``/``step``).
+
+    Pass ``clock.time`` / ``clock.monotonic`` where the code takes clock functions, or read
+    ``clock.wall`` / ``clock.mono`` where it takes the time as an argument (the pure state machine).
+    """
+
+    def __init__(self, wall: float = 1_790_000_000.0, mono: float = 1000.0) -> None:
+        self.wall, self.mono = wall, mono
+
+    @property
+    def now(self) -> float:
+        return self.wall
+
+    def time(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+    def step(self, seconds: float = 60.0) -> Tuple[float, float]:
+        """Advance and return the new (wall, monotonic) pair."""
+        self.advance(seconds)
+        return self.wall, self.mono
+
+
+def subprocess_env(extra: Optional[Mapping[str, str]] = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in _SUPERVISION}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def monagent(*args: str, env: Optional[Mapping[str, str]] = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``monagent ARGS`` (the copy under test) to completion, output captured as text."""
+    return subprocess.run(
+        [*MONAGENT, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(env) if env is not None else None,
+        cwd=SUBPROCESS_CWD,
+        check=False,
+    )
+
+
+class AgentProcess:
+    """``python -m monagent run -c CONFIG``; stdout (and stderr, unless ``stderr`` is a file) line by line."""
+
+    def __init__(self, config: Path, env: Optional[Mapping[str, str]] = None, stderr: Optional[IO[bytes]] = None) -> None:
+        self.stderr = stderr
+        self.proc = subprocess.Popen(
+            [*MONAGENT, "run", "-c", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=stderr if stderr is not None else subprocess.STDOUT,
+            text=True,
+            env=subprocess_env(env),
+            cwd=SUBPROCESS_CWD,
+        )
+        self.lines: List[str] = []
+        self._ended: queue.Queue[None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+        self._ended.put(None)
+
+    def count(self, prefix: str) -> int:
+        return sum(1 for line in list(self.lines) if line.startswith(prefix))
+
+    def wait_for(self, text: str, timeout: float = 30.0, count: int = 1) -> None:
+        """Wait until ``count`` output lines contain ``text``; fail early if the agent exited."""
+
+        def seen() -> bool:
+            if sum(text in line for line in list(self.lines)) >= count:
+                return True
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                raise AssertionError(f"the agent exited ({self.proc.returncode}) before {text!r}:\n" + "\n".join(self.lines))
+            return False
+
+        try:
+            wait_until(seen, repr(text), timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; output:\n" + "\n".join(self.lines)) from None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Send ``sig`` (if still running), wait for the exit and the last line; return the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self._reader.join(10)
+        self.close()
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc.stdout is not None and not self.proc.stdout.closed:
+            self.proc.stdout.close()
+        if self.stderr is not None and not self.stderr.closed:
+            self.stderr.close()
