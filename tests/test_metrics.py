@@ -11,6 +11,7 @@ from typing import Dict, Optional
 
 import pytest
 from conftest_fleet import PROMTOOL, free_port, http_error_code, need_binary, run_tool, toml
+from harness import SUBPROCESS_CWD
 
 from monagent.api import Metric, Status
 from monagent.confread import ConfigError, Document, Section
@@ -214,7 +215,7 @@ def test_importing_the_fleet_modules_loads_neither_prometheus_client_nor_request
         "import sys, monagent.metrics, monagent.metrics_config, monagent.notify.alertmanager; "
         "print(sorted(m for m in ('prometheus_client', 'requests') if m in sys.modules))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", code], cwd=SUBPROCESS_CWD, capture_output=True, text=True, check=True)
     assert result.stdout == "[]\n"
 
 

@@ -12,6 +12,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from harness import SUBPROCESS_CWD
 from monagent.checks.nagios import NagiosCheck
 
 from monagent.api import Metric, Status
@@ -276,6 +277,7 @@ def test_the_child_does_not_inherit_the_agents_ambient_capabilities():
         capture_output=True,
         text=True,
         check=True,
+        cwd=SUBPROCESS_CWD,  # outside the checkout: the copy of monagent under test
     )
     own, child = agent.stdout.split()
     assert own == "0000000000002000"  # the agent itself holds CAP_NET_RAW as an ambient capability
