@@ -162,16 +162,10 @@ class DurationTooLong(ValueError):
 
 
 def format_duration(seconds: float) -> str:
-    """A short human form: ``90`` -> ``1m30s``."""
-    if seconds < 1:
-        return f"{int(seconds * 1000)}ms" if seconds else "0s"
-    seconds = round(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts[:2])
+    """A short human form: ``90`` -> ``1m30s`` (monagent.formatting, in English)."""
+    from monagent.formatting import Formatter
+
+    return Formatter("en").duration(seconds)
 
 
 # ---------------------------------------------------------------- line locator

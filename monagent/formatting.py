@@ -229,6 +229,10 @@ class Formatter:
         """``2026-09-21 22:13:20 CST`` in the configured zone (the host's without one)."""
         return self._moment(ts, "%Y-%m-%d %H:%M:%S %Z")
 
+    def minute(self, ts: float) -> str:
+        """``2026-09-21 22:13``: a date and time to the minute, for tables."""
+        return self._moment(ts, "%Y-%m-%d %H:%M")
+
     def clock(self, ts: float) -> str:
         """``10:02``: the time of day, for one-line outputs."""
         return self._moment(ts, "%H:%M")

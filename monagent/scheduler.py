@@ -25,7 +25,6 @@ import logging
 import math
 import random
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -33,6 +32,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from monagent.api import Check, Context, Result, Status
 from monagent.config import CheckConfig
 from monagent.events import CheckRun
+from monagent.formatting import Formatter
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,7 @@ class Scheduler:
 
     def _hung(self, instance: Instance, run: _Run, now: float, monotonic: float) -> CheckRun:
         """The run due now cannot start: the abandoned one has not returned. A failed run, so it counts."""
-        since = time.strftime("%H:%M", time.localtime(run.started_wall))
+        since = Formatter("en").clock(run.started_wall)
         reason = f"hung since {since}"
         log.warning(
             "check %s: %s (%s s), this run is reported UNKNOWN",

@@ -59,6 +59,11 @@ MIGRATIONS: Tuple[str, ...] = (
     CREATE TABLE kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                      PRIMARY KEY (namespace, key));
     """,
+    # 3: events carry structure (a reason by message id, typed facts: alerting/codec.py EVENT_FORMAT 2);
+    # queued entries written before are marked format 1 and are still delivered as they were written
+    """
+    UPDATE outbox SET event = json_set(event, '$.format', 1) WHERE json_extract(event, '$.format') IS NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

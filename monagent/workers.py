@@ -144,7 +144,10 @@ def _describe_func(func: Callable[..., Any]) -> str:
 
 
 def format_since(when: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+    """When a stuck call began, for its UNKNOWN reason and the log (monagent.formatting)."""
+    from monagent.formatting import Formatter
+
+    return Formatter("en").time(when)
 
 
 class WorkerPool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import List
 
 import pytest
 from dingtalk_helpers import T0, event, parse_robot
@@ -14,9 +15,11 @@ from hypothesis import strategies as st
 from outboxes import MemoryOutbox
 
 from monagent.api import Status
-from monagent.events import EventKind
+from monagent.events import DELIVERED, EventKind
+from monagent.notify.delivery import Delivery
 from monagent.notify.dingtalk import DingTalkReceiver
 from monagent.notify.dispatcher import ChatDispatcher
+from monagent.notify.ratelimit import SlidingWindow
 
 SECRET = "SECdispatcher0123456789"
 
@@ -380,3 +383,46 @@ url = "http://127.0.0.1:9/hook"
     assert rebuilt[2]._window.count(102.0) == 0
     for dispatcher in first + rebuilt:
         dispatcher.receiver.close()
+
+
+class _SlowClock:
+    """A monotonic clock that moves 2 s at every reading, as a loaded machine's pump would see it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 2.0
+        return self.now
+
+
+class _Stamping:
+    name = "dingtalk:stamp"
+
+    def __init__(self, clock: _SlowClock) -> None:
+        self.clock = clock
+        self.sent_at: List[float] = []
+
+    def deliver(self, batch, now):
+        self.sent_at.append(self.clock.now)  # the request goes out now
+        return DELIVERED
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_rate_window_counts_a_send_when_the_request_goes_out_not_when_it_was_decided():
+    clock = _SlowClock()
+    receiver = _Stamping(clock)
+    window = SlidingWindow(18)
+
+    class SlowOutbox(MemoryOutbox):
+        def pending(self, receiver, now, limit=10_000):
+            clock.now += 3.0  # reading and coalescing the queue takes time on a loaded machine
+            return super().pending(receiver, now, limit)
+
+    outbox = SlowOutbox()
+    dispatcher = ChatDispatcher(receiver, Delivery(group_wait=0.0), monotonic=clock, window=window)
+    outbox.add(receiver.name, fire(1))
+    dispatcher.pump(outbox, T0)
+    assert receiver.sent_at and list(window._sends) == receiver.sent_at

@@ -44,7 +44,7 @@ def test_a_new_store_uses_wal_full_sync_and_the_current_schema(tmp_path: Path) -
     try:
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     finally:
         store.close()
 
@@ -58,7 +58,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> 
     conn.close()
     store = Store.open(tmp_path)
     try:
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert store.load().alerts == {"load\x1f\x1fvalue": '{"phase": "firing"}'}
         assert store.health("console") == ReceiverHealth("console", sent=4)
         store.kv_set("alertmanager", "load", {"startsAt": 1.0})

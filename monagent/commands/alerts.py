@@ -169,10 +169,9 @@ def _fail(message: str, code: int) -> int:
 def _clock(wall: Optional[float]) -> str:
     if not wall:
         return "-"
-    try:
-        return time.strftime("%Y-%m-%d %H:%M", time.localtime(wall))
-    except (OverflowError, ValueError, OSError):  # a time no clock can show (an old store's bad silence)
-        return f"{wall!r} (not a date)"
+    from monagent.formatting import Formatter
+
+    return Formatter("en").minute(wall)
 
 
 @contextlib.contextmanager

@@ -145,7 +145,6 @@ class ChatDispatcher:
             reduced=self._reduced_next,
             budget=self._budget,
         )
-        self._window.record(mono)
         outcome = self._send(batch, now)
         return self._handle(outbox, batch, outcome, now, mono)
 
@@ -167,6 +166,9 @@ class ChatDispatcher:
     def _send(self, batch: Batch, now: float) -> Outcome:
         self._not_sending.clear()
         try:
+            # counted when the request goes out, not when the pump decided to send: coalescing and
+            # rendering take time, and a stamp from before them frees the window early (19 in 60 s)
+            self._window.record(self._mono())
             return self.receiver.deliver(batch, now)
         finally:
             self._not_sending.set()
