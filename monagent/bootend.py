@@ -18,7 +18,6 @@ Every user-visible text of this feature is built here, in one place.
 from __future__ import annotations
 
 import enum
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -174,7 +173,9 @@ def _short(text: str) -> str:
 
 
 def _clock(wall: Optional[float]) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall)) if wall else "?"
+    from monagent.wording import ENGLISH
+
+    return ENGLISH.time(wall) if wall else "?"
 
 
 def _duration(seconds: float) -> str:

@@ -12,6 +12,7 @@ from monagent.checks.pstore import read_records
 
 from monagent.api import Occurrence, Status
 from monagent.bootend import AgentMemory, BootEnd, Evidence, classify
+from monagent.wording import ENGLISH
 from tests.checks.kdump_helpers import SYSRQ
 from tests.checks.test_pstore import efi_name, kernel_chunks
 from tests.journal_helpers import FAKE, calls, journal_dir
@@ -65,7 +66,7 @@ def test_a_boot_that_just_stops_is_unplanned_with_its_last_kernel_lines_and_hint
         "] CPU: 1 PID: 4242 Comm: kworker/1:2 Not tainted 6.1.0-50-amd64 #1 Debian 6.1.158-1"
     )
     assert lines[1].endswith("] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [kworker/1:2:4242]")
-    assert verdict.facts["last_seen_alive"] == time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1769000150.0))
+    assert verdict.facts["last_seen_alive"] == ENGLISH.time(1769000150.0)
     assert verdict.since == 1769000150.0
 
 
