@@ -56,6 +56,7 @@ class KdumpCheck(Check):
         announce_window_seconds: float = 3600.0,
         scan_timeout_seconds: float = 20.0,
         max_dumps: int = 1000,
+        max_entries_per_scan: int = 20_000,
     ) -> None:
         for root in roots:
             if not os.path.isabs(root):
@@ -70,9 +71,13 @@ class KdumpCheck(Check):
         self.announce_window_seconds = announce_window_seconds
         self.scan_timeout_seconds = scan_timeout_seconds
         self.max_dumps = max_dumps
+        if max_entries_per_scan < 1:
+            raise ValueError(f"max_entries_per_scan: must be at least 1, got {max_entries_per_scan}")
+        self.max_entries_per_scan = max_entries_per_scan
         self._settle: Dict[Tuple[str, str, int], Tuple[tuple, float]] = {}
         self._reports: Dict[Tuple[str, tuple], Tuple[Optional[CrashReport], str]] = {}
-        self._logged: Set[Tuple[str, str, str]] = set()
+        self._logged: Dict[str, Tuple[int, Tuple[Tuple[str, str], ...]]] = {}  # root -> what was last logged
+        self._offsets: Dict[str, int] = {}  # root -> where its next scan starts
         self._trusted = _trusted_uids(self.trusted_owners)
 
     def run(self, ctx: Context) -> List[Result]:
@@ -112,10 +117,15 @@ class KdumpCheck(Check):
         from monagent.checks.kdump_scan import ScanRequest, scan_root
 
         known = frozenset(key for (r, key) in self._reports if r == root)
-        request = ScanRequest(root, trusted, known, abrt=abrt, max_dumps=self.max_dumps)
+        offset = self._offsets.get(root, 0)
+        request = ScanRequest(
+            root, trusted, known, abrt=abrt, max_dumps=self.max_dumps, max_entries=self.max_entries_per_scan, offset=offset
+        )
         try:
             # in-process on a local filesystem; a worker with a hard timeout on NFS and the like
-            return ctx.run_blocking(scan_root, request, timeout=self.scan_timeout_seconds, path=root), None
+            scan = ctx.run_blocking(scan_root, request, timeout=self.scan_timeout_seconds, path=root)
+            self._offsets[root] = scan.next_offset
+            return scan, None
         except StuckCall:
             reason = f"{root} is not responding (scan took longer than {self.scan_timeout_seconds:g} s)"
         except OSError as exc:
@@ -197,14 +207,25 @@ class KdumpCheck(Check):
         self._reports = {k: v for k, v in self._reports.items() if k[0] != root or k[1] in keys}
 
     def _log_ignored(self, scan: RootScan) -> None:
-        """Log each untrusted entry once while it exists."""
-        current = {(scan.root, name, why) for name, why in scan.ignored}
-        self._logged = {k for k in self._logged if k[0] != scan.root or k in current}
-        for name, why in scan.ignored:
-            key = (scan.root, name, why)
-            if key not in self._logged:
-                self._logged.add(key)
-                log.warning("%s: %r %s; not treated as a kernel crash dump (see trusted_owners)", scan.root, name, why)
+        """One WARNING per scan at most, and only when the untrusted entries changed: another user who
+        fills a world-writable root with thousands of entries gets one line, not thousands."""
+        seen = (scan.ignored_count, scan.ignored)
+        if self._logged.get(scan.root) == seen:
+            return
+        self._logged[scan.root] = seen
+        if not scan.ignored:
+            return
+        name, why = scan.ignored[0]
+        if scan.ignored_count == 1:
+            log.warning("%s: %r %s; not treated as a kernel crash dump (see trusted_owners)", scan.root, name, why)
+        else:
+            log.warning(
+                "%s: %d untrusted entries ignored, e.g. %r %s; not treated as kernel crash dumps (see trusted_owners)",
+                scan.root,
+                scan.ignored_count,
+                name,
+                why,
+            )
 
 
 def _trusted_uids(owners: Sequence[str]) -> FrozenSet[int]:
@@ -224,8 +245,10 @@ def _describe(scan: RootScan, reported: int, writing: int) -> str:
     parts = [f"{reported} crash dump{'s' if reported != 1 else ''} in {scan.root}"]
     if writing:
         parts.append(f"{writing} being written")
-    if scan.ignored:
-        parts.append(f"{len(scan.ignored)} untrusted entr{'ies' if len(scan.ignored) != 1 else 'y'} ignored")
+    if scan.ignored_count:
+        parts.append(f"{scan.ignored_count} untrusted entr{'ies' if scan.ignored_count != 1 else 'y'} ignored")
+    if scan.deferred:
+        parts.append(f"{scan.deferred} entries left for the next scans")
     if scan.skipped:
         parts.append(f"{scan.skipped} oldest entries not examined (max_dumps)")
     return ", ".join(parts)

@@ -2,9 +2,10 @@
 
 Fact keys (the DingTalk formatter renders these; empty values are left out): ``reason``,
 ``function``, ``module``, ``comm``, ``pid``, ``kernel``, ``running_kernel``, ``taint``,
-``test_crash`` (yes/no), ``dump_status`` (complete/incomplete/failed, or unknown when the agent
+``test_crash`` (bool), ``dump_status`` (complete/incomplete/failed, or unknown when the agent
 may not list the dump directory), ``dump_path``,
-``dump_size``, ``dump_format``, ``free_space``, ``excerpt`` (newline-separated lines),
+``dump_size`` (bytes), ``dump_format`` (``flattened``: the messages say to run makedumpfile -R
+first), ``free_space`` (bytes), ``boot_time`` (epoch seconds of the current boot), ``excerpt`` (newline-separated lines),
 ``distro_layout``; and when known ``panic`` (the panic line when the headline is another
 line), ``host`` (the crashed client on a dump server), ``capture_time`` (the directory
 stamp, capture-kernel clock), ``crash_time`` (SUSE README), ``hardware``, ``note``,
@@ -15,12 +16,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 from monagent.checks.kdump_reason import CrashReport
 from monagent.checks.kdump_scan import FoundDump
 
-from monagent.api import Occurrence, Status
+from monagent.api import Fact, Occurrence, Status
 
 SUMMARY_MAX = 200
 _LOCAL_HOSTS = ("127.0.0.1", "::1")  # RHEL names local dumps 127.0.0.1-<date>: not a crashed client
@@ -76,11 +77,11 @@ def summary(status: str, dump: FoundDump, report: Optional[CrashReport]) -> str:
     return head if len(head) <= SUMMARY_MAX else head[: SUMMARY_MAX - 1] + "…"
 
 
-def facts(ctx: DumpContext, dump: FoundDump, status: str, report: Optional[CrashReport]) -> Dict[str, str]:
+def facts(ctx: DumpContext, dump: FoundDump, status: str, report: Optional[CrashReport]) -> Dict[str, Fact]:
     rep = report or CrashReport()
     shape = dump.shape
     path = os.path.join(ctx.root, dump.name)
-    values = {
+    values: Dict[str, Union[str, int, float, bool, None]] = {
         "reason": rep.headline,
         "panic": rep.panic if rep.panic and rep.panic not in rep.headline else "",
         "function": rep.function,
@@ -90,12 +91,13 @@ def facts(ctx: DumpContext, dump: FoundDump, status: str, report: Optional[Crash
         "kernel": rep.kernel or shape.kernel,
         "running_kernel": ctx.running_kernel,
         "taint": rep.taint,
-        "test_crash": "yes" if rep.test_crash else "no",
+        "test_crash": rep.test_crash,
         "dump_status": status,
         "dump_path": path,
-        "dump_size": human_bytes(dump.core.size) if dump.core is not None else "",
+        "dump_size": dump.core.size if dump.core is not None else None,
         "dump_format": dump.core_format if dump.core is not None else "none (no core file)",
-        "free_space": human_bytes(ctx.free_bytes) if ctx.free_bytes is not None else "",
+        "free_space": ctx.free_bytes,
+        "boot_time": ctx.boot_time or None,
         "excerpt": "\n".join(rep.excerpt),
         "distro_layout": shape.layout.value,
         "host": "" if dump.entry.host in _LOCAL_HOSTS else dump.entry.host,
@@ -105,7 +107,7 @@ def facts(ctx: DumpContext, dump: FoundDump, status: str, report: Optional[Crash
         "note": shape.note or (dump.report_error if not rep.found else ""),
         "apport_report": os.path.join(ctx.root, dump.apport_report) if dump.apport_report else "",
     }
-    return {key: value for key, value in values.items() if value}
+    return {key: value for key, value in values.items() if value is not None and value != ""}
 
 
 def capture_time(stamp: str) -> str:
@@ -115,12 +117,3 @@ def capture_time(stamp: str) -> str:
     if len(stamp) >= 16 and stamp[:4].isdigit() and stamp[10] == "-":
         return f"{stamp[:10]} {stamp[11:13]}:{stamp[14:]}"
     return ""
-
-
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"

@@ -227,7 +227,7 @@ def sniff_format(head: bytes) -> str:
 
 
 _MAGIC: Tuple[Tuple[bytes, str], ...] = (
-    (b"makedumpfile", "flattened (run makedumpfile -R before crash)"),
+    (b"makedumpfile", "flattened"),
     (b"KDUMP   ", "kdump-compressed"),
     (b"DISKDUMP", "diskdump"),
     (b"\x7fELF", "ELF"),

@@ -141,8 +141,7 @@ def parse_dmesg(text: str) -> CrashReport:
     comm, pid, taint, version = _identity(texts, start)
     function, module = _faulting_function(texts, start, panic_at)
     test_crash = any(_SYSRQ.search(t) for t in texts[: end + 1]) or function.startswith("sysrq_handle_crash+")
-    if test_crash and headline and "(test crash)" not in headline:
-        headline = f"{headline} (test crash)"
+    # a test crash is a typed fact (test_crash): the messages label it in their own language
     return CrashReport(
         headline=_shorten(headline),
         panic=panic_line,

@@ -54,6 +54,8 @@ class ScanRequest:
     abrt: bool = False  # the root is an ABRT spool (/var/spool/abrt)
     max_dumps: int = 1000
     tail_bytes: int = TAIL_BYTES
+    max_entries: int = 20_000  # dump-like entries examined (stat) per scan; the rest wait for the next one
+    offset: int = 0  # where this scan starts among them (the previous scan's next_offset)
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,14 @@ class RootScan:
     ino: int = 0
     free_bytes: Optional[int] = None
     dumps: Tuple[FoundDump, ...] = ()
-    ignored: Tuple[Tuple[str, str], ...] = ()  # (entry name, why): untrusted owner, symlink
+    ignored: Tuple[Tuple[str, str], ...] = ()  # (entry name, why) of the first IGNORED_SAMPLES untrusted entries
     skipped: int = 0  # recognised entries beyond max_dumps (oldest first)
+    ignored_count: int = 0  # untrusted entries (owner, symlink) among those examined
+    deferred: int = 0  # dump-like entries not examined in this scan (past max_entries)
+    next_offset: int = 0  # where the next scan starts (0: from the beginning)
+
+
+IGNORED_SAMPLES = 5  # untrusted entries named in a scan; the others are only counted
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,7 @@ def scan_root(request: ScanRequest) -> RootScan:
         st = os.fstat(root_fd)
         vfs = os.fstatvfs(root_fd)
         root = _Root(root_fd, request)
-        candidates, ignored = _list_root(root)
+        candidates, ignored, counts = _list_root(root)
         candidates.sort(key=lambda c: c.mtime, reverse=True)
         skipped = max(0, len(candidates) - request.max_dumps)
         dumps = [d for d in (_examine(root, c) for c in candidates[: request.max_dumps]) if d is not None]
@@ -137,34 +145,50 @@ def scan_root(request: ScanRequest) -> RootScan:
             tuple(dumps),
             tuple(ignored),
             skipped,
+            *counts,
         )
     finally:
         os.close(root_fd)
 
 
-def _list_root(root: _Root) -> Tuple[List[_Candidate], List[Tuple[str, str]]]:
+def _list_root(root: _Root) -> Tuple[List[_Candidate], List[Tuple[str, str]], Tuple[int, int, int]]:
+    """Candidates, sample untrusted entries and (untrusted count, deferred, next offset).
+
+    Memory and work stay bounded whatever another user puts in a world-writable root: only
+    ``max_entries`` dump-like entries are examined per scan (the next scan goes on from there),
+    untrusted ones are counted with a few samples kept, and only names a dump may need are kept."""
     candidates: List[_Candidate] = []
     ignored: List[Tuple[str, str]] = []
-    abrt = root.request.abrt
+    request = root.request
+    abrt = request.abrt
+    ignored_count = index = 0
+    end = request.offset + request.max_entries
     with os.scandir(root.fd) as it:
         for item in it:
-            root.names.add(item.name)
+            if "dmesg" in item.name:
+                root.names.add(item.name)  # a flat dump's kernel log beside it
             is_dir = item.is_dir(follow_symlinks=False)
             entry = recognise_abrt(item.name) if abrt else recognise(item.name, is_dir)
             report = None if abrt else APPORT_KERNEL_REPORT.match(item.name)
-            if entry is None and report is None:
-                if item.is_symlink() and recognise(item.name, True) is not None:
-                    ignored.append((item.name, "is a symbolic link"))
+            link = entry is None and report is None and item.is_symlink() and recognise(item.name, True) is not None
+            if entry is None and report is None and not link:
+                continue
+            index += 1
+            if not request.offset < index <= end:
+                continue
+            why = "is a symbolic link" if link else _untrusted(item.stat(follow_symlinks=False), request.trusted_uids)
+            if why:
+                ignored_count += 1
+                if len(ignored) < IGNORED_SAMPLES:
+                    ignored.append((item.name, why))
                 continue
             st = item.stat(follow_symlinks=False)
-            why = _untrusted(st, root.request.trusted_uids)
-            if why:
-                ignored.append((item.name, why))
-            elif report is not None:
+            if report is not None:
                 root.apport[report.group("stamp")] = item.name
             elif entry is not None and (is_dir or entry.layout == Layout.DEBIAN_FTP):
                 candidates.append(_Candidate(item.name, entry, st.st_mtime, st.st_ino, is_dir))
-    return candidates, ignored
+    deferred = index - min(index, end) + min(index, request.offset)
+    return candidates, ignored, (ignored_count, deferred, end if index > end else 0)
 
 
 def _untrusted(st: os.stat_result, trusted: FrozenSet[int]) -> str:

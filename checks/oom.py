@@ -22,7 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from monagent.api import Check, Context, MetricSpec, Occurrence, Result, Status
+from monagent.api import Check, Context, Fact, Formatter, MetricSpec, Occurrence, Result, Status, Text
 
 log = logging.getLogger(__name__)
 
@@ -185,37 +185,38 @@ def _memcg_service(memcg: str) -> str:
 
 def _occurrence(occ_id: str, delta: int, total: int, kills: Sequence[Kill], *, now: float, service: str = "") -> Occurrence:
     shown = list(kills)[-min(delta, MAX_KILLS_SHOWN) :] if kills else []
-    where = f"{service}: " if service else ""
     if shown:
         last = shown[-1]
-        who = f"killed {last.comm} (pid {last.pid}), anon-rss {_human_kb(last.anon_rss_kb)}"
-        more = f"; {delta} kills in all" if delta > 1 else ""
-        summary = f"{where}OOM killer {who}{more}"
+        args = {"comm": last.comm, "pid": last.pid, "rss": last.anon_rss_kb * 1024, "n": delta}
+        reason = Text("oom.killed_many" if delta > 1 else "oom.killed", args)
     else:
-        summary = f"{where}OOM killer fired {delta} time{'s' if delta != 1 else ''} (kernel log not readable)"
-    facts = {"count": str(delta), "total_since_boot": str(total)}
+        reason = Text("oom.fired", {"n": delta})
+    if service:
+        reason = Text("oom.in_service", {"service": service, "what": reason})
+    summary = Formatter().text(reason)
+    facts: Dict[str, Fact] = {"count": str(delta), "total_since_boot": str(total)}
     if service:
         facts["service"] = service
     if shown:
         facts.update(_kill_facts(shown[-1]))
         facts["excerpt"] = "\n".join(k.line for k in shown)
-    return Occurrence(id=occ_id, summary=summary, severity=Status.CRITICAL, facts=facts, time=now)
+    return Occurrence(id=occ_id, summary=summary, severity=Status.CRITICAL, facts=facts, time=now, reason=reason)
 
 
-def _kill_facts(kill: Kill) -> Dict[str, str]:
-    facts = {
+def _kill_facts(kill: Kill) -> Dict[str, Fact]:
+    facts: Dict[str, Fact] = {
         "process": kill.comm,
         "pid": kill.pid,
-        "anon_rss": _human_kb(kill.anon_rss_kb),
-        "total_vm": _human_kb(kill.total_vm_kb),
-        "file_rss": _human_kb(kill.file_rss_kb),
-        "shmem_rss": _human_kb(kill.shmem_rss_kb),
+        "anon_rss": kill.anon_rss_kb * 1024,
+        "total_vm": kill.total_vm_kb * 1024,
+        "file_rss": kill.file_rss_kb * 1024,
+        "shmem_rss": kill.shmem_rss_kb * 1024,
         "uid": kill.uid,
         "oom_score_adj": kill.oom_score_adj,
         "cgroup": kill.memcg,
         "constraint": kill.constraint,
     }
-    return {k: v for k, v in facts.items() if v}
+    return {k: v for k, v in facts.items() if v != ""}
 
 
 def parse_kills(records: Sequence[Tuple[int, str]]) -> List[Kill]:
@@ -292,12 +293,3 @@ def _run_dmesg(command: Sequence[str]) -> Optional[List[Tuple[int, str]]]:
         return None
     lines = done.stdout.decode("utf-8", errors="replace").splitlines()
     return [(-1, _DMESG_PREFIX.sub("", line)) for line in lines]
-
-
-def _human_kb(kb: int) -> str:
-    value = float(kb)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}" if unit != "KiB" else f"{kb} KiB"
-        value /= 1024
-    return f"{kb} KiB"

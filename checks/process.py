@@ -12,15 +12,11 @@ from __future__ import annotations
 import os
 import pwd
 import re
-from typing import ClassVar, Dict, List, Optional, Tuple
+from typing import ClassVar, Dict, List, Optional, Tuple, Union
 
-from monagent.api import Check, CheckError, Context, Metric, MetricSpec, ProcessInfo, Result, Status
+from monagent.api import Check, CheckError, Context, Metric, MetricSpec, ProcessInfo, Result, Status, Text, joined
 
 COMM_LEN = 15  # the kernel keeps the first 15 bytes of a program name (TASK_COMM_LEN - 1)
-
-
-def _mib(value: float) -> str:
-    return f"{value / 2**20:.1f} MiB"
 
 
 class ProcessCheck(Check):
@@ -70,7 +66,7 @@ class ProcessCheck(Check):
         self._cpu: Dict[Tuple[int, int], Tuple[float, float]] = {}  # (pid, started) -> (cpu seconds, when)
 
     def run(self, ctx: Context) -> Result:
-        note = ""
+        note: Union[Text, str] = ""
         wanted_pid = None
         if self.pidfile:
             wanted_pid, note = self._read_pidfile()
@@ -79,18 +75,18 @@ class ProcessCheck(Check):
         # The first look at a row's state reads its /proc/PID/stat; "X" is dead, or gone since the scan.
         matches = [p for p in matches if p.state != "X"]
         if self.pidfile and wanted_pid is not None and not matches:
-            note = f"pidfile {self.pidfile} names pid {wanted_pid}, which is not running"
+            note = self.text("process.pidfile_stale", pidfile=self.pidfile, pid=wanted_pid)
         running = [p for p in matches if p.state != "Z"]
         zombies = len(matches) - len(running)
         cpu, rss = self._usage(ctx.monotonic, running)
-        status, text = self._verdict(ctx, len(running))
-        details = []
+        status, verdict = self._verdict(ctx, len(running))
+        details: List[Union[Text, str]] = []
         if cpu is not None:
-            details.append(f"max CPU {cpu[0]:.0f}% (pid {cpu[1]})")
+            details.append(self.text("process.max_cpu", cpu=round(cpu[0]), pid=cpu[1]))
         if rss is not None and rss[0] > 0:
-            details.append(f"max RSS {_mib(rss[0])} (pid {rss[1]})")
+            details.append(self.text("process.max_rss", rss=rss[0], pid=rss[1]))
         if zombies:
-            details.append(f"{zombies} zombie{'s' if zombies != 1 else ''}")
+            details.append(self.text("process.zombies", n=zombies))
         if note:
             details.append(note)
         metrics = (
@@ -101,20 +97,18 @@ class ProcessCheck(Check):
         )
         pids = sorted(p.pid for p in running)
         facts = {"pids": ", ".join(map(str, pids[:10])) + (" ..." if len(pids) > 10 else "")}
-        reason = "; ".join([text, *details]) if details else text
+        reason = joined(verdict, *details) if details else verdict
         return Result(subject=self.label, metrics=metrics, status=status, reason=reason, facts=facts if running else {})
 
-    def _verdict(self, ctx: Context, count: int) -> Tuple[Status, str]:
-        text = f"{count} running"  # messages show it after the subject: "nginx: 0 running, expected >= 1"
+    def _verdict(self, ctx: Context, count: int) -> Tuple[Status, Text]:
+        # messages show it after the subject: "nginx: 0 running, expected at least 1"
         if count < self.min_count:
             if os.geteuid() != 0 and not any(p.pid == 1 for p in ctx.processes()):
-                return Status.UNKNOWN, (
-                    f"{text}, but other users' processes are hidden from the agent (/proc mounted with hidepid=)"
-                )
-            return Status.CRITICAL, f"{text}, expected >= {self.min_count}"
+                return Status.UNKNOWN, self.text("process.hidden", n=count)
+            return Status.CRITICAL, self.text("process.expected_min", n=count, min=self.min_count)
         if self.max_count is not None and count > self.max_count:
-            return Status.CRITICAL, f"{text}, expected <= {self.max_count}"
-        return Status.OK, text
+            return Status.CRITICAL, self.text("process.expected_max", n=count, max=self.max_count)
+        return Status.OK, self.text("process.running", n=count)
 
     def _match(self, ctx: Context, uid: Optional[int], wanted_pid: Optional[int]) -> List[ProcessInfo]:
         own = os.getpid()
@@ -160,17 +154,17 @@ class ProcessCheck(Check):
         best_rss = max(((p.rss_bytes, p.pid) for p in running), default=None)
         return best_cpu, best_rss
 
-    def _read_pidfile(self) -> Tuple[Optional[int], str]:
+    def _read_pidfile(self) -> Tuple[Optional[int], Union[Text, str]]:
         assert self.pidfile is not None
         try:
             with open(self.pidfile, encoding="utf-8", errors="replace") as handle:
                 text = handle.read(64).strip()
         except FileNotFoundError:
-            return None, f"pidfile {self.pidfile} not found"
+            return None, self.text("process.pidfile_missing", pidfile=self.pidfile)
         except OSError as exc:
             raise CheckError(f"cannot read pidfile {self.pidfile}: {exc.strerror or exc}") from None
         if not text.isdigit():
-            return None, f"pidfile {self.pidfile} holds no pid"
+            return None, self.text("process.pidfile_empty", pidfile=self.pidfile)
         return int(text), ""
 
     def _resolve_uid(self) -> int:

@@ -28,7 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, Protocol, Sequence, TypeVar, Union
 
-from monagent.formatting import Formatter, Text
+from monagent.formatting import Formatter, Text, joined
+
+Fact = Union[str, int, float, bool]
+"""A typed fact of a result or an occurrence: sizes in bytes and times in epoch seconds as numbers,
+so every output shows them in its own language and units."""
 
 __all__ = [
     "Check",
@@ -36,6 +40,7 @@ __all__ = [
     "Context",
     "Direction",
     "DiskUsage",
+    "Fact",
     "Formatter",
     "Metric",
     "MetricSpec",
@@ -47,6 +52,7 @@ __all__ = [
     "StuckCall",
     "Text",
     "Threshold",
+    "joined",
     "worst",
 ]
 
@@ -194,10 +200,11 @@ class Occurrence:
     summary: str
     severity: Status = Status.CRITICAL
     revision: str = ""
-    facts: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, Fact] = field(default_factory=dict)
     details: str = ""
     time: Optional[float] = None
     announce_on_first_run: bool = False
+    reason: Union[str, Text] = ""  # the summary by message id, for messages in other languages
 
 
 @dataclass(frozen=True)
@@ -214,10 +221,10 @@ class Result:
     subject: str = ""
     metrics: Sequence[Metric] = ()
     status: Optional[Status] = None
-    reason: str = ""
+    reason: Union[str, Text] = ""
     occurrences: Sequence[Occurrence] = ()
     details: str = ""
-    facts: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, Fact] = field(default_factory=dict)
     discovered: bool = False
 
 

@@ -14,10 +14,11 @@ import logging
 import os
 import socket
 import socketserver
+import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,31 @@ Handler = Callable[[Mapping[str, Any]], Dict[str, Any]]
 
 class AgentNotRunning(Exception):
     """Nobody listens on the control socket."""
+
+
+class UntrustedSocket(AgentNotRunning):
+    """The socket's directory belongs to someone who is not the agent: never talk to it."""
+
+
+def runtime_dir_problem(directory: Path, trusted_uids: Sequence[int] = ()) -> Optional[str]:
+    """Why ``directory`` (the runtime directory) cannot be trusted to hold the agent's socket, or None.
+
+    Trusted: a real directory (not a symlink), owned by root, this user or one of ``trusted_uids``,
+    writable by its owner only. Another user could otherwise pre-create it, listen there, and
+    receive what an admin sends to the agent."""
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot check the runtime directory {directory}: {exc.strerror or exc}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"the runtime directory {directory} is not a directory (a symlink?)"
+    if st.st_uid not in (0, os.geteuid(), *trusted_uids):
+        return f"the runtime directory {directory} is owned by uid {st.st_uid}, not by the agent's user; remove it"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"the runtime directory {directory} is writable by others (mode {stat.S_IMODE(st.st_mode):04o}); remove it"
+    return None
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -105,7 +131,15 @@ class ControlServer:
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        directory = self.path.parent
+        directory.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        try:  # root's (/run/monagent) lets the agent's group reach the 0660 socket; a user's is private
+            directory.mkdir(mode=0o755 if os.geteuid() == 0 else 0o700)
+        except FileExistsError:
+            pass
+        problem = runtime_dir_problem(directory)
+        if problem:
+            raise OSError(errno.EPERM, problem)
         _remove_stale(self.path)
         old_umask = os.umask(0o117)
         try:
@@ -173,13 +207,21 @@ def _remove_stale(path: Path) -> None:
     raise OSError(errno.EADDRINUSE, f"another agent is listening on {path}")
 
 
-def request(path: Path, message: Mapping[str, Any], timeout: float = 10.0) -> Dict[str, Any]:
-    """Send one request to the running agent; raises :class:`AgentNotRunning` when none listens."""
+def request(path: Path, message: Mapping[str, Any], timeout: float = 10.0, trusted_uids: Sequence[int] = ()) -> Dict[str, Any]:
+    """Send one request to the running agent; raises :class:`AgentNotRunning` when none listens and
+    :class:`UntrustedSocket` when the socket's directory is not the agent's (``trusted_uids``: the
+    agent's user, besides root and this user)."""
+    problem = runtime_dir_problem(Path(path).parent, trusted_uids)
+    if problem:
+        raise UntrustedSocket(problem)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         _connect(sock, path, time.monotonic() + timeout)
-        sock.sendall(json.dumps(dict(message)).encode() + b"\n")
+        try:
+            sock.sendall(json.dumps(dict(message)).encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a busy agent answers and closes without reading: its answer is still there
         data = b""
         while not data.endswith(b"\n"):
             chunk = sock.recv(65536)
@@ -206,18 +248,21 @@ def _connect(sock: socket.socket, path: Path, deadline: float) -> None:
             time.sleep(0.05)
 
 
-def agent_running(path: Path) -> Optional[bool]:
+def agent_running(path: Path, trusted_uids: Sequence[int] = ()) -> Optional[bool]:
     """Whether an agent answers on ``path``; None when this user may not ask (the socket is 0660)."""
-    answer = agent_ping(path)
+    answer = agent_ping(path, trusted_uids)
     return None if answer is None else bool(answer.get("ok"))
 
 
-def agent_ping(path: Path) -> Optional[Dict[str, Any]]:
+def agent_ping(path: Path, trusted_uids: Sequence[int] = ()) -> Optional[Dict[str, Any]]:
     """The running agent's answer to ``ping`` (``problem`` says what stops delivery); ``{}`` when none
-    answers, None when this user may not ask (the socket is 0660)."""
+    answers (``problem`` set when the socket is not the agent's), None when this user may not ask
+    (the socket is 0660)."""
     try:
-        return request(path, {"op": "ping"}, timeout=2.0)
+        return request(path, {"op": "ping"}, timeout=2.0, trusted_uids=trusted_uids)
     except PermissionError:
         return None
+    except UntrustedSocket as exc:
+        return {"ok": False, "problem": str(exc)}
     except (AgentNotRunning, OSError, ValueError):
         return {}

@@ -10,7 +10,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
-from monagent.api import Status
+from monagent.api import Fact, Status
+from monagent.formatting import Words
 
 
 @dataclass(frozen=True, order=True)
@@ -70,9 +71,10 @@ class Event:
     since: Optional[float] = None
     duration: Optional[float] = None
     trend: Sequence[float] = ()
-    facts: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, Fact] = field(default_factory=dict)
     details: str = ""
     note: str = ""
+    reason: Words = ""  # the check's reason by message id (a Text), or its free text; "" in entries of format 1
 
 
 class OutcomeKind(str, enum.Enum):

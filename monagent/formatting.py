@@ -32,6 +32,7 @@ from monagent import catalogue
 
 DEFAULT_LANGUAGE = "en"
 
+MAX_DECIMALS = 6
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
@@ -51,7 +52,7 @@ class Text:
     fallback: str = ""
 
     def to_json(self) -> dict:
-        data: dict = {"id": self.id, "args": dict(self.args)}
+        data: dict = {"id": self.id, "args": {k: _arg_to_json(v) for k, v in self.args.items()}}
         if self.texts:
             data["texts"] = dict(self.texts)
         if self.fallback:
@@ -62,10 +63,31 @@ class Text:
     def from_json(cls, data: Mapping[str, Any]) -> Text:
         return cls(
             str(data["id"]),
-            dict(data.get("args") or {}),
+            {str(k): _arg_from_json(v) for k, v in (data.get("args") or {}).items()},
             {str(k): str(v) for k, v in (data.get("texts") or {}).items()},
             str(data.get("fallback") or ""),
         )
+
+
+def _arg_to_json(value: Any) -> Any:
+    if isinstance(value, Text):
+        return {"text": value.to_json()}
+    if isinstance(value, (list, tuple)):
+        return [_arg_to_json(v) for v in value]
+    return value
+
+
+def _arg_from_json(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("text"), dict):
+        return Text.from_json(value["text"])
+    if isinstance(value, list):
+        return tuple(_arg_from_json(v) for v in value)
+    return value
+
+
+def joined(*parts: Union[Text, str]) -> Text:
+    """Several reasons as one, separated as the language separates clauses (``; ``/``；``)."""
+    return Text("list.clauses", {"items": tuple(p for p in parts if p)})
 
 
 def plain(text: str) -> Text:
@@ -96,7 +118,7 @@ def significant(value: float, digits: int = 3) -> str:
     if value == 0:
         return "0"
     magnitude = math.floor(math.log10(abs(value)))
-    decimals = max(0, digits - 1 - magnitude)
+    decimals = min(MAX_DECIMALS, max(0, digits - 1 - magnitude))  # 1e-300 is 0, not 300 zeros
     text = f"{value:.{decimals}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
@@ -128,7 +150,7 @@ class Formatter:
         while size >= 1024 and unit < len(_BINARY) - 1:
             size /= 1024
             unit += 1
-        text = significant(size)
+        text = significant(size) if unit else str(round(size))  # no fraction of a byte
         if text == "1024" and unit < len(_BINARY) - 1:  # 1023.9 MiB rounds up to the next unit
             text, unit = "1", unit + 1
         return f"{'-' if count < 0 else ''}{text} {_BINARY[unit]}"
@@ -182,13 +204,13 @@ class Formatter:
         number = self.number(value)
         if not unit:
             return number
-        return f"{number}{unit}" if unit.startswith("/") else f"{number} {unit}"
+        return f"{number}{unit}" if unit[0] in "/%" else f"{number} {unit}"
 
     def operator(self, operator: str) -> str:
-        return {">=": "≥", "<=": "≤"}.get(operator, operator or "≥")
+        return operator or ">="
 
     def threshold(self, operator: str, limit: Optional[float], unit: str = "") -> str:
-        """``≥ 95%``, ``< 1``; empty without a limit."""
+        """``>= 95%``, ``< 1``; empty without a limit."""
         if limit is None:
             return ""
         return f"{self.operator(operator)} {self.value(limit, unit)}"
@@ -196,14 +218,23 @@ class Formatter:
     def count(self, n: int) -> str:
         return str(int(n))
 
+    def _moment(self, ts: float, pattern: str) -> str:
+        try:
+            moment = datetime.fromtimestamp(ts, self.zone) if self.zone is not None else datetime.fromtimestamp(ts).astimezone()
+        except (OverflowError, ValueError, OSError):  # a corrupt or far-off timestamp must not stop a message
+            return f"{ts!r} (?)"
+        return moment.strftime(pattern).strip()
+
     def time(self, ts: float) -> str:
         """``2026-09-21 22:13:20 CST`` in the configured zone (the host's without one)."""
-        moment = datetime.fromtimestamp(ts, self.zone) if self.zone is not None else datetime.fromtimestamp(ts).astimezone()
-        return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+        return self._moment(ts, "%Y-%m-%d %H:%M:%S %Z")
+
+    def clock(self, ts: float) -> str:
+        """``10:02``: the time of day, for one-line outputs."""
+        return self._moment(ts, "%H:%M")
 
     def date(self, ts: float) -> str:
-        moment = datetime.fromtimestamp(ts, self.zone) if self.zone is not None else datetime.fromtimestamp(ts).astimezone()
-        return moment.strftime("%Y-%m-%d")
+        return self._moment(ts, "%Y-%m-%d")
 
     # ------------------------------------------------------------ texts
     def template(self, message_id: str, texts: Optional[Mapping[str, str]] = None) -> Optional[str]:
@@ -241,6 +272,9 @@ class Formatter:
             return ""
         if isinstance(value, Text):
             return self.text(value)
+        if isinstance(value, (list, tuple)):
+            sep = self.say("list.sep" if spec == "list" else "list.clause_sep")
+            return sep.join(self.field(v, "" if spec == "list" else spec) for v in value)
         if spec == "":
             if isinstance(value, float):
                 return self.number(value)
@@ -253,6 +287,8 @@ class Formatter:
             return self.time(float(value))
         if spec == "date":
             return self.date(float(value))
+        if spec == "s":  # an English plural ending: "{n} zombie{n:s}"
+            return "" if value == 1 else "s"
         if spec == "count":
             return self.count(int(value))
         if spec == "op":
@@ -270,4 +306,4 @@ class _Fields(string.Formatter):
         return self.owner.field(value, format_spec)
 
 
-__all__ = ["DEFAULT_LANGUAGE", "Formatter", "Text", "Words", "load_zone", "plain", "significant"]
+__all__ = ["DEFAULT_LANGUAGE", "Formatter", "Text", "Words", "joined", "load_zone", "plain", "significant"]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence, Tuple
 
 from monagent.api import Metric, Result, Status, Threshold, worst
+from monagent.formatting import Formatter
+from monagent.wording import ENGLISH, describe
 
 
 @dataclass(frozen=True)
@@ -19,13 +21,17 @@ class MetricVerdict:
     status: Status
     threshold: Optional[Threshold]
 
-    def describe(self) -> str:
-        """``used_percent 93% (>= 90)``, or just the value when within limits."""
-        text = f"{self.metric.name} {format_value(self.metric.value, self.metric.unit)}"
+    def describe(self, fmt: Formatter = ENGLISH) -> str:
+        """``used_percent 93% (>= 90%)``, or just the value when within limits."""
+        if self.metric.value is None:
+            return f"{self.metric.name} n/a"
+        limit = None
         if self.threshold is not None and self.status in (Status.WARNING, Status.CRITICAL):
             limit = self.threshold.limit_for(self.status)
-            text += f" ({self.threshold.operator} {format_value(limit, self.metric.unit)})"
-        return text
+        operator = self.threshold.operator if self.threshold is not None else ""
+        metric = self.metric
+        text = describe(fmt, metric=metric.name, value=metric.value, unit=metric.unit, operator=operator, limit=limit)
+        return f"{self.metric.name} {text}"
 
 
 @dataclass(frozen=True)
@@ -36,10 +42,13 @@ class Judged:
 
     @property
     def summary(self) -> str:
-        bad = [m.describe() for m in self.metrics if m.status != Status.OK]
+        return self.summary_in(ENGLISH)
+
+    def summary_in(self, fmt: Formatter) -> str:
+        bad = [m.describe(fmt) for m in self.metrics if m.status != Status.OK]
         if self.result.reason:
-            return "; ".join([self.result.reason, *bad])
-        shown = bad or [m.describe() for m in self.metrics]
+            return "; ".join([fmt.text(self.result.reason), *bad])
+        shown = bad or [m.describe(fmt) for m in self.metrics]
         return ", ".join(shown)
 
 
@@ -62,25 +71,3 @@ def judge(result: Result, thresholds: Mapping[str, Threshold]) -> Judged:
 
 def judge_all(results: Sequence[Result], thresholds: Mapping[str, Threshold]) -> Tuple[Judged, ...]:
     return tuple(judge(r, thresholds) for r in results)
-
-
-def format_value(value: Optional[float], unit: str = "") -> str:
-    if value is None:
-        return "n/a"
-    if unit == "B":
-        return format_bytes(value)
-    text = f"{value:.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:.1f}"
-    if unit in ("%",):
-        return text + "%"
-    if unit == "s":
-        return text + "s"
-    return f"{text} {unit}".rstrip()
-
-
-def format_bytes(value: float) -> str:
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} PiB"  # pragma: no cover

@@ -128,6 +128,55 @@ def permission_problem(path: Path, allowed_uids: Sequence[int]) -> Optional[str]
     return None
 
 
+def _directory_problem(directory: Path, allowed_uids: Sequence[int]) -> Optional[str]:
+    """Why a directory on a plugin's path lets someone else swap what is below it, or None.
+
+    A sticky directory owned by root (``/tmp``) is safe: nobody else can rename or remove
+    entries there that they do not own, and every entry below it is checked in turn."""
+    try:
+        st = directory.stat()
+    except OSError as exc:
+        return f"cannot stat {directory}: {exc.strerror}"
+    if st.st_mode & stat.S_ISVTX and st.st_uid == 0:
+        return None
+    return permission_problem(directory, allowed_uids)
+
+
+def path_problem(path: Path, allowed_uids: Sequence[int]) -> Optional[str]:
+    """As sshd's StrictModes: the plugin file and every directory from its real location up to the
+    root, and the directory the plugin directory names (it may be a symlink), are owned by root or a
+    trusted user and writable by nobody else. None when all are."""
+    real = path.resolve()
+    problem = permission_problem(real, allowed_uids)
+    if problem:
+        return problem
+    directories = list(real.parents) + [p for p in path.parent.resolve().parents if p not in real.parents]
+    directories.insert(0, path.parent.resolve())
+    for directory in dict.fromkeys(directories):
+        problem = _directory_problem(directory, allowed_uids)
+        if problem:
+            return problem + (f" (on the way to {real})" if real != path else "")
+    return None
+
+
+def read_source(path: Path, allowed_uids: Sequence[int]) -> bytes:
+    """The plugin's source, read through one descriptor whose owner and mode are checked again
+    after opening (a file swapped in after the path check is refused). Raises PermissionError."""
+    fd = os.open(path.resolve(), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid not in allowed_uids or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise PermissionError(f"{path} changed owner or mode while it was being loaded")
+        chunks: List[bytes] = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 class Registry:
     """Resolves check type names to classes; remembers where each came from and what failed."""
 
@@ -169,7 +218,10 @@ class Registry:
     def available(self) -> List[Tuple[str, str]]:
         """Every type name with its source, without importing anything."""
         out = []
-        for name, ep in sorted(self.entry_points().items()):
+        if self._own is None:
+            self._own = _own_entry_points()
+        eps = {**self.entry_points(), **self._own}  # monagent's own win, as in resolve()
+        for name, ep in sorted(eps.items()):
             dist = getattr(getattr(ep, "dist", None), "name", None)
             out.append((name, f"entry point {getattr(ep, 'value', '')}" + (f" ({dist})" if dist else "")))
         for name, path in sorted(self.plugin_files().items()):
@@ -233,18 +285,25 @@ class Registry:
         return obj
 
     def _load_file(self, type_name: str, path: Path) -> type:
-        for candidate in (path.parent, path):
-            problem = permission_problem(candidate, self.allowed_uids)
-            if problem:
-                return self._fail(type_name, str(path), f"refused: {problem}")
+        problem = path_problem(path, self.allowed_uids)
+        if problem:
+            return self._fail(type_name, str(path), f"refused: {problem}")
         module_name = f"monagent_plugins.{type_name}"
         try:
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            if spec is None or spec.loader is None:
+            # From source, never bytecode: a .pyc in a __pycache__ that others can write would run
+            # as the agent's user while the .py it claims to come from passes every check.
+            source = read_source(path, self.allowed_uids)
+            code = compile(source, str(path), "exec", dont_inherit=True)
+            spec = importlib.util.spec_from_loader(module_name, loader=None, origin=str(path))
+            if spec is None:
                 return self._fail(type_name, str(path), "not a loadable Python file")
             module = importlib.util.module_from_spec(spec)
+            module.__file__ = str(path)
             sys.modules[module_name] = module
-            spec.loader.exec_module(module)
+            exec(code, module.__dict__)  # noqa: S102 - loading a plugin is running its code
+        except PermissionError as exc:
+            sys.modules.pop(module_name, None)
+            return self._fail(type_name, str(path), f"refused: {exc}")
         except Exception as exc:  # a broken plugin file disables only its own type
             sys.modules.pop(module_name, None)
             log.debug("import of %s failed", path, exc_info=True)

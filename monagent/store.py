@@ -148,6 +148,10 @@ class Store:
         self.bounds = Bounds()
         self.writable = not read_only
         self._done: Dict[str, Set[int]] = {}  # completed or dropped while the disk refused writes
+        # Events that could not be committed, handed to receivers that need no durable outbox
+        # (negative seqs); whatever is still here at the next successful commit goes into the outbox.
+        self._volatile: Dict[str, List[OutboxEntry]] = {}
+        self._volatile_seq = 0
 
     # ------------------------------------------------------------ opening
     @classmethod
@@ -279,8 +283,10 @@ class Store:
                 raise StoreUnavailable(f"{self.path} is still not writable")
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
+                volatile = self._volatile_rows()  # older than this cycle's entries: they go in first
+                self.conn.executemany("INSERT INTO outbox (receiver, event, created) VALUES (?, ?, ?)", volatile)
                 self._apply(changes)
-                dropped = self._enforce_bounds({r for r, _, _ in changes.outbox}, now)
+                dropped = self._enforce_bounds({r for r, _, _ in changes.outbox + volatile}, now)
                 self._flush_done()
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -296,7 +302,48 @@ class Store:
             if not self.writable:
                 log.warning("the state database %s is writable again; held events were committed", self.path)
             self.writable = True
+            self._volatile.clear()
             return dropped
+
+    # ------------------------------------------------------------ delivery without a durable outbox
+    def hold_volatile(self, receiver: str, event: Any) -> None:
+        """Queue ``event`` in memory for ``receiver`` while the database refuses writes: delivered as
+        "not durable", or committed to the outbox with the next successful commit."""
+        from monagent.events import OutboxEntry
+
+        with self._lock:
+            self._volatile_seq -= 1
+            self._volatile.setdefault(receiver, []).append(OutboxEntry(self._volatile_seq, receiver, event))
+
+    def _volatile_rows(self) -> List[Tuple[str, str, float]]:
+        from monagent.alerting.codec import event_to_json
+
+        return [(e.receiver, event_to_json(e.event), e.event.time) for entries in self._volatile.values() for e in entries]
+
+    def _volatile_pending(self, receiver: str, now: float) -> List[OutboxEntry]:
+        from dataclasses import replace
+
+        note = "not durable: the state directory cannot be written"
+        return [
+            replace(e, event=replace(e.event, note=f"{e.event.note}; {note}" if e.event.note else note))
+            for e in self._volatile.get(receiver, ())
+            if e.not_before <= now
+        ]
+
+    def _settle_volatile(self, receiver: str, seqs: Sequence[int], not_before: Optional[float] = None) -> List[int]:
+        """Complete (or defer) the volatile ones among ``seqs``; returns the durable rest."""
+        from dataclasses import replace
+
+        mine = {s for s in seqs if s < 0}
+        if mine and receiver in self._volatile:
+            if not_before is None:
+                self._volatile[receiver] = [e for e in self._volatile[receiver] if e.seq not in mine]
+            else:
+                self._volatile[receiver] = [
+                    replace(e, attempts=e.attempts + 1, not_before=not_before) if e.seq in mine else e
+                    for e in self._volatile[receiver]
+                ]
+        return [s for s in seqs if s >= 0]
 
     def _rollback(self) -> None:
         import sqlite3
@@ -412,18 +459,21 @@ class Store:
                 (receiver, now, limit),
             ).fetchall()
             done = self._done.get(receiver, set())
+            volatile = self._volatile_pending(receiver, now)
         return [
             OutboxEntry(seq, receiver, event_from_json(text), attempts, not_before)
             for seq, text, attempts, not_before in rows
             if seq not in done
-        ]
+        ] + volatile
 
     def queued_count(self, receiver: str) -> int:
         with self._lock:
             count = self.conn.execute("SELECT count(*) FROM outbox WHERE receiver = ?", (receiver,)).fetchone()[0]
-            return int(count) - len(self._done.get(receiver, ()))
+            return int(count) - len(self._done.get(receiver, ())) + len(self._volatile.get(receiver, ()))
 
     def complete(self, receiver: str, seqs: Sequence[int]) -> None:
+        with self._lock:
+            seqs = self._settle_volatile(receiver, seqs)
         self._write_or_hold(
             receiver,
             seqs,
@@ -434,6 +484,7 @@ class Store:
         import sqlite3
 
         with self._lock:
+            seqs = self._settle_volatile(receiver, seqs, not_before)
             try:
                 self.conn.executemany(
                     "UPDATE outbox SET attempts = attempts + 1, not_before = ? WHERE receiver = ? AND seq = ?",
@@ -449,11 +500,15 @@ class Store:
 
         if seqs:
             log.warning("dropping %d outbox entries of receiver %s: %s", len(seqs), receiver, reason)
+        with self._lock:
+            seqs = self._settle_volatile(receiver, seqs)
         self._write_or_hold(receiver, seqs, delete)
 
     def _write_or_hold(self, receiver: str, seqs: Sequence[int], write: Any) -> None:
         import sqlite3
 
+        if not seqs:
+            return
         with self._lock:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")

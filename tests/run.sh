@@ -3,27 +3,16 @@
 # ruff, mypy, a Python 3.9 compatibility check (vermin), then pytest (which also runs
 # systemd-analyze verify/security on the unit, promtool, Alertmanager and the Nagios plugins).
 # As root on Debian/Ubuntu it also installs the Debian packages the tests run for real
-# (monitoring-plugins, prometheus-alertmanager, promtool, monit, systemd-analyze, fuse3).
+# (monitoring-plugins, prometheus-alertmanager, promtool, monit, systemd-analyze, fuse3), and
+# leaves the host as it found it: no daemon started, nothing new enabled at boot, no policy-rc.d
+# left behind (tests/host-packages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS="python3-venv monitoring-plugins-basic monitoring-plugins-standard prometheus-alertmanager prometheus monit systemd fuse3 libfuse2 util-linux procps"
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    missing=""
-    for pkg in $DEBS; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
-    done
-    if [ -n "$missing" ]; then
-        # Debian packages start their daemons in postinst; the tests start what they need themselves.
-        if [ ! -e /usr/sbin/policy-rc.d ]; then
-            printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-            chmod 755 /usr/sbin/policy-rc.d
-        fi
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -q
-        apt-get install -y -q --no-install-recommends $missing
-    fi
-fi
+# As root on Debian/Ubuntu: install what is missing, start nothing, enable nothing at boot.
+# shellcheck disable=SC2086 # one word per package
+bash tests/host-packages.sh $DEBS
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip

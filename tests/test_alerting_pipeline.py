@@ -11,7 +11,7 @@ from alerting_helpers import Clock, config, drain, occurrences, open_pipeline, o
 
 from monagent.alerting.machine import Phase
 from monagent.alerting.pipeline import AlertPipeline
-from monagent.api import Metric, Occurrence, Result, Status
+from monagent.api import Formatter, Metric, Occurrence, Result, Status
 from monagent.events import AlertKey, EventKind
 from monagent.store import Store
 
@@ -116,7 +116,7 @@ def test_a_discovered_subject_that_disappears_is_resolved_as_no_longer_present(t
     var = Result(subject="/var", metrics=(Metric("used_percent", 97.0, "%"),), discovered=True)
     srv = Result(subject="/srv", metrics=(Metric("used_percent", 10.0, "%"),), discovered=True)
     assert observe(p, clock, run("disks", var, srv, check_type="disk")) == [
-        "FIRING critical web01 disks /var used_percent 97% (>= 95) since 14:14"
+        "FIRING critical web01 disks /var used_percent 97% (>= 95%) since 14:14"
     ]
     assert observe(p, clock, run("disks", srv, check_type="disk")) == [
         "RESOLVED web01 disks /var used_percent 97% (was critical since 14:14) (no longer present)"
@@ -135,13 +135,31 @@ def test_a_removed_check_is_resolved_as_check_removed_and_reload_keeps_the_other
     assert p.states[AlertKey("other", "", "value")].phase == Phase.FIRING
 
 
+def test_the_first_run_summary_of_crash_dumps_says_how_many_where_and_their_dates_newest_first(
+    tmp_path: Path, clock: Clock
+) -> None:
+    p = open_pipeline(config(tmp_path, '[checks.crash]\ntype = "kdump"\n'), clock)
+    days = [1_780_000_000.0, 1_760_000_000.0, 1_770_000_000.0]
+    old = [Occurrence(f"d{i}", "panic", time=t, facts={"dump_path": f"/var/crash/{i}"}) for i, t in enumerate(days)]
+    now, mono = clock.step()
+    p.observe([run("crash", occurrences(*old), check_type="kdump")], now, mono)
+    (notice,) = outbox(p.store)
+    assert drain(p.store) == [
+        "NOTICE critical web01 crash 3 crash dumps already in /var/crash when monagent first ran "
+        "(not announced one by one): 2026-05-28, 2026-02-02, 2025-10-09",
+    ]
+    assert Formatter("zh", "UTC").text(notice.reason) == (
+        "monagent 首次运行时 /var/crash 中已有 3 个崩溃转储（未逐条通知）：2026-05-28，2026-02-02，2025-10-09"
+    )
+
+
 def test_occurrences_are_summarised_on_the_first_run_and_announced_once_afterwards(tmp_path: Path, clock: Clock) -> None:
     p = open_pipeline(config(tmp_path, '[checks.crash]\ntype = "kdump"\n'), clock)
     old = [Occurrence(f"dump-{i}", f"kernel panic {i}", time=float(i)) for i in range(3)]
     fresh = Occurrence("dump-9", "kernel BUG at mm/slub.c", announce_on_first_run=True)
     assert observe(p, clock, run("crash", occurrences(*old, fresh), check_type="kdump")) == [
         "OCCURRENCE critical web01 crash /var/crash kernel BUG at mm/slub.c",
-        "NOTICE critical web01 crash 3 existing occurrences were found on the first run (not announced one by one); "
+        "NOTICE critical web01 crash 3 earlier events already there when monagent first ran (not announced one by one); "
         "newest: kernel panic 2",
     ]
     assert observe(p, clock, run("crash", occurrences(*old, fresh), check_type="kdump")) == []
@@ -171,7 +189,9 @@ def test_a_reboot_is_noticed_once_with_the_last_seen_time(tmp_path: Path, clock:
     p.store.close()
     clock.step(600)
     p = open_pipeline(cfg, clock, boot_id="boot-b")
-    assert drain(p.store) == ["NOTICE warning web01 host rebooted; the previous boot was last seen alive at 2026-09-21 14:14:20"]
+    assert drain(p.store) == [
+        "NOTICE warning web01 host rebooted; the previous boot was last seen alive at 2026-09-21 14:14:20 UTC"
+    ]
     p.close(clean=True)
     p.store.close()
     p = open_pipeline(cfg, clock, boot_id="boot-b")
@@ -185,7 +205,7 @@ def test_an_unclean_stop_is_noticed_at_the_next_start(tmp_path: Path, clock: Clo
     p.store.close()  # killed: close() never ran
     p = open_pipeline(cfg, clock)
     assert drain(p.store) == [
-        "NOTICE warning web01 monagent restarted after an unclean stop; it was last seen alive at 2026-09-21 14:14:20"
+        "NOTICE warning web01 monagent restarted after an unclean stop; it was last seen alive at 2026-09-21 14:14:20 UTC"
     ]
 
 
@@ -236,7 +256,7 @@ def test_a_read_only_mount_inhibits_the_space_alert_of_the_same_mount_only(tmp_p
     srv = Result(subject="/srv", metrics=(Metric("used_percent", 97.0, "%"),))
     assert observe(p, clock, run("disks", var, srv, check_type="disk")) == [
         "FIRING critical web01 disks /var read_only 1 (>= 1) since 14:14",
-        "FIRING critical web01 disks /srv used_percent 97% (>= 95) since 14:14",
+        "FIRING critical web01 disks /srv used_percent 97% (>= 95%) since 14:14",
     ]
 
 
@@ -362,7 +382,7 @@ def test_removing_a_threshold_retires_its_key(tmp_path: Path, clock: Clock) -> N
     p = open_pipeline(config(tmp_path, disks), clock)
     assert observe(
         p, clock, run("disks", Result(subject="/", metrics=(Metric("used_percent", 99.0, "%"),)), check_type="disk")
-    ) == ["FIRING critical web01 disks / used_percent 99% (>= 95) since 14:14"]
+    ) == ["FIRING critical web01 disks / used_percent 99% (>= 95%) since 14:14"]
     p.reload(config(tmp_path, disks.replace('type = "disk"\n', 'type = "verdict"\n')))
     assert drain(p.store) == ["RESOLVED web01 disks / used_percent 99% (was critical since 14:14) (threshold removed)"]
 

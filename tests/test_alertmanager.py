@@ -98,8 +98,8 @@ def test_a_firing_alert_appears_in_alertmanager_with_labels_annotations_and_star
         "env": "prod",
     }
     assert alert["annotations"] == {
-        "summary": "web1 root_disk / used_percent firing",
-        "description": "value: 96.5% (>= 95)\ntime_to_full: ~4h",
+        "summary": "root_disk / used_percent 96.5% (>= 95%)",
+        "description": "value: 96.5% (>= 95%)\ntime_to_full: ~4h",
     }
     assert alert["startsAt"] == rfc3339(now - 120)
     assert alert["endsAt"] == rfc3339(now + 240)

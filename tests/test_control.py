@@ -12,7 +12,7 @@ from typing import Iterator, Tuple
 
 import pytest
 from alerting_helpers import Clock, run, value
-from conftest import NOBODY, run_monagent
+from conftest import NOBODY, run_as, run_monagent
 
 from monagent.alerting.pipeline import AlertPipeline
 from monagent.config import Config, load
@@ -96,7 +96,7 @@ def test_the_socket_is_group_writable_only_and_answers_json_lines(running: Tuple
     assert request(sock, {"op": "ping"}) == {"ok": True}
     assert request(sock, {"op": "reboot"}) == {
         "ok": False,
-        "error": "unknown request 'reboot'; known: ack, ping, silence_add, silence_expire",
+        "error": "unknown request 'reboot'; known: ack, paths, ping, silence_add, silence_expire",
     }
     raw = socket.socket(socket.AF_UNIX)
     raw.connect(str(sock))
@@ -197,7 +197,7 @@ def test_status_prints_alerts_outbox_silences_windows_and_notifiers(running: Tup
     lines = result.stdout.splitlines()
     assert lines[0].startswith("web01: agent running, last evaluation ")
     assert lines[2:4] == ["Alerts:", lines[3]]
-    assert lines[3].startswith("  FIRING    critical load value  95% (>= 90)  since ")
+    assert lines[3].startswith("  FIRING    critical load value  95% (>= 90%)  since ")
     assert lines[lines.index("Outbox:") + 1] == "  console: 1 queued"
     assert lines[lines.index("Maintenance windows:") + 1] == (
         "  patching: inactive  sat,sun 02:00-04:00 Asia/Shanghai  check=load"
@@ -358,7 +358,10 @@ def _raw(sock: Path, payload: bytes) -> dict:
     raw.settimeout(10)
     _connect(raw, sock, time.monotonic() + 10)
     try:
-        raw.sendall(payload)
+        try:
+            raw.sendall(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a busy server answers and closes without reading
         data = b""
         while not data.endswith(b"\n"):
             chunk = raw.recv(65536)
@@ -421,30 +424,32 @@ def test_idle_connections_time_out_and_past_the_cap_are_refused(
     _, pipeline = running
     sock = pipeline.config.agent.runtime_dir / "control.sock"
     threads_before = threading.active_count()
-    idle = []
-    for _ in range(control.MAX_CONNECTIONS):
-        conn = socket.socket(socket.AF_UNIX)
-        conn.connect(str(sock))
-        idle.append(conn)
-    deadline = time.monotonic() + 5
-    while threading.active_count() < threads_before + control.MAX_CONNECTIONS and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _raw(sock, b'{"op": "ping"}\n') == {"ok": False, "error": "busy: too many control connections"}
-    for _ in range(200):  # more idle clients get no thread at all
-        extra = socket.socket(socket.AF_UNIX)
-        extra.connect(str(sock))
-        idle.append(extra)
-    assert threading.active_count() <= threads_before + control.MAX_CONNECTIONS
-    deadline = time.monotonic() + 10
-    answer: dict = {}
-    while time.monotonic() < deadline:  # the idle ones are dropped after the read timeout
-        answer = _raw(sock, b'{"op": "ping"}\n')
-        if answer.get("ok"):
-            break
-        time.sleep(0.1)
-    assert answer == {"ok": True}
-    for conn in idle:
-        conn.close()
+    idle: list = []
+    try:
+        for _ in range(control.MAX_CONNECTIONS):
+            conn = socket.socket(socket.AF_UNIX)
+            idle.append(conn)
+            conn.connect(str(sock))
+        deadline = time.monotonic() + 5
+        while threading.active_count() < threads_before + control.MAX_CONNECTIONS and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _raw(sock, b'{"op": "ping"}\n') == {"ok": False, "error": "busy: too many control connections"}
+        for _ in range(200):  # more idle clients get no thread at all
+            extra = socket.socket(socket.AF_UNIX)
+            idle.append(extra)
+            extra.connect(str(sock))
+        assert threading.active_count() <= threads_before + control.MAX_CONNECTIONS
+        deadline = time.monotonic() + 10
+        answer: dict = {}
+        while time.monotonic() < deadline:  # the idle ones are dropped after the read timeout
+            answer = _raw(sock, b'{"op": "ping"}\n')
+            if answer.get("ok"):
+                break
+            time.sleep(0.1)
+        assert answer == {"ok": True}
+    finally:
+        for conn in idle:
+            conn.close()
 
 
 def test_silence_add_with_an_absurd_duration_is_a_usage_error_and_stores_nothing(
@@ -481,3 +486,75 @@ def test_a_commit_that_fails_for_a_bug_stops_delivery_loudly(
     assert request(sock, {"op": "ping"})["problem"] == pipeline.delivery_stopped
     status = run_monagent("status", "-c", str(path))
     assert "delivery stopped: the state database refused a commit" in status.stdout.splitlines()[1], status.stdout
+
+
+def test_a_runtime_directory_another_user_created_is_refused_by_the_agent_and_the_cli(
+    agent_files: Tuple[Path, Config],
+) -> None:
+    """Without XDG_RUNTIME_DIR a user's agent uses /tmp/monagent-UID, which another user may create
+    first and listen in: the agent refuses the directory, the CLI sends nothing there."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a directory owned by another user")
+    import threading
+
+    path, cfg = agent_files
+    firing_pipeline(cfg).store.close()
+    runtime = cfg.agent.runtime_dir
+    runtime.mkdir(mode=0o755)
+    os.chown(runtime, 1, 1)  # daemon got there first
+    with pytest.raises(OSError, match=f"the runtime directory {runtime} is owned by uid 1, not by the agent's user"):
+        ControlServer(runtime / "control.sock", lambda message: {"ok": True}).start()
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(runtime / "control.sock"))
+    listener.listen(4)
+    listener.settimeout(0.2)
+    heard: list = []
+
+    def listen() -> None:
+        for _ in range(40):
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            heard.append(conn.recv(65536))
+            conn.sendall(b'{"ok": true, "silence": {"id": "evil", "matchers": [], "ends_at": 0}}\n')
+            conn.close()
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    try:
+        added = run_monagent(
+            "silence", "add", "-c", str(path), "--match", "check=load", "--duration", "1h", "--comment", "maintenance"
+        )
+        status = run_monagent("status", "-c", str(path))
+    finally:
+        thread.join(10)
+        listener.close()
+    assert heard == []
+    assert added.returncode == 0, added.stderr
+    assert f"warning: the runtime directory {runtime} is owned by uid 1" in added.stderr
+    assert "agent not running" in status.stdout.splitlines()[0]
+    assert f"the runtime directory {runtime} is owned by uid 1" in status.stdout.splitlines()[1]
+    store = Store.open_readonly(cfg.agent.state_dir)
+    try:
+        assert len(store.load().silences) == 1  # written to the store directly, as with no agent running
+    finally:
+        store.close()
+
+
+def test_a_users_runtime_directory_is_created_0700(public_tmp: Path) -> None:
+    sock = public_tmp / "run" / "control.sock"
+    if os.geteuid() == 0:
+        os.chmod(public_tmp, 0o777)
+        assert run_as(NOBODY, _start_and_mode, str(sock)) == 0o700
+    else:
+        assert _start_and_mode(str(sock)) == 0o700
+
+
+def _start_and_mode(sock: str) -> int:
+    server = ControlServer(Path(sock), lambda message: {"ok": True})
+    server.start()
+    try:
+        return stat.S_IMODE(os.stat(Path(sock).parent).st_mode)
+    finally:
+        server.stop()

@@ -102,3 +102,20 @@ def test_an_unreachable_webhook_says_what_the_agent_would_do(write_config, capsy
         f"  meaning: network error: ConnectionError: connection refused by 127.0.0.1:{port} "
         "(nothing listens there, or a proxy is needed)\n"
     )
+
+
+def test_a_password_inside_a_webhook_url_is_never_printed(write_config, capsys):
+    port = closed_port()
+    path = write_config(f'[notifiers.webhook.hooks]\nurl = "http://alice:hunter2pass@127.0.0.1:{port}/hook"\n')
+    assert main(["notify-test", "-c", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert "hunter2pass" not in captured.out + captured.err and "alice" not in captured.out + captured.err
+    assert captured.out.splitlines()[0] == f"webhook:hooks: sending a test message to http://…(redacted)@127.0.0.1:{port}/hook"
+
+
+def test_a_malformed_webhook_url_fails_validate_with_its_line(write_config, capsys):
+    path = write_config('[notifiers.webhook.hooks]\nurl = "http://[::1/hook"\n')
+    assert main(["validate", "-c", str(path)]) == 78
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"{path}:2: notifiers.webhook.hooks.url: must be an http:// or https:// URL (this one cannot be parsed: Invalid IPv6 URL)"
+    )

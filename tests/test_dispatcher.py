@@ -228,7 +228,7 @@ def test_an_hour_long_outage_ends_in_one_digest_that_accounts_for_every_event(ri
 
 def test_a_rejected_payload_is_retried_once_reduced_then_dropped_and_counted(rig):
     rig.fake.fail_next(Fault("errcode", 430101, "含有不安全的外链"), Fault("errcode", 430101, "含有不安全的外链"))
-    rig.add(fire(1, summary="see http://evil.example/x"))
+    rig.add(fire(1, reason="see http://evil.example/x"))
     rig.run(10)
     assert len(rig.fake.requests) == 2 and rig.fake.accepted == []
     assert rig.outbox.queued_count(rig.receiver.name) == 0
@@ -240,7 +240,7 @@ def test_a_rejected_payload_is_retried_once_reduced_then_dropped_and_counted(rig
 
 def test_the_reduced_form_is_what_goes_out_after_a_rejection(rig):
     rig.fake.fail_next(Fault("errcode", 430101, "含有不安全的外链"))
-    rig.add(fire(1, summary="see http://evil.example/x"))
+    rig.add(fire(1, reason="see http://evil.example/x"))
     rig.run(10)
     assert "- Summary: see http\\[:\\]//evil.example/x" in rig.fake.accepted[0].text
 

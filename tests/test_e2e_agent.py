@@ -58,7 +58,7 @@ path = "{root}/value"
 interval = "200ms"
 """
 
-FIRING = "FIRING critical web01 scripted value 95% (>= 90) since"
+FIRING = "FIRING critical web01 scripted value 95% (>= 90%) since"
 RESOLVED = "RESOLVED web01 scripted value 10% (was critical since"
 
 

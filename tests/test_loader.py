@@ -195,3 +195,73 @@ def test_an_installed_monagent_resolves_its_own_types_from_its_dist_info(tmp_pat
     from monagent.checks.cpu import CpuCheck
 
     assert eps["cpu"].load() is CpuCheck
+
+
+def _planted_pyc(path, evil_source: str) -> None:
+    """A valid-looking cached bytecode of ``path`` (its mtime and size) holding other code."""
+    import importlib.util
+    from importlib._bootstrap_external import _code_to_timestamp_pyc  # type: ignore[attr-defined]
+
+    cache = importlib.util.cache_from_source(str(path))
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    os.chmod(os.path.dirname(cache), 0o777)  # a __pycache__ others can write
+    st = os.stat(path)
+    code = compile(evil_source, str(path), "exec")
+    with open(cache, "wb") as out:
+        out.write(_code_to_timestamp_pyc(code, int(st.st_mtime), st.st_size))
+
+
+def test_a_planted_pyc_in_pycache_is_never_run_the_source_is(plugin_dir, tmp_path):
+    path = write_plugin(plugin_dir, "queue_depth", GOOD)
+    marker = tmp_path / "owned"
+    _planted_pyc(
+        path, f"open({str(marker)!r}, 'w').write('pwned')\n" + GOOD.replace('Metric("depth", 3)', 'Metric("depth", 666)')
+    )
+    registry = Registry([plugin_dir])
+    cls = registry.resolve("queue_depth")
+    assert registry.infos["queue_depth"].error == ""
+    assert not marker.exists()
+    assert cls(path="/q").run(None).metrics[0].value == 3
+
+
+def test_loading_a_plugin_writes_no_bytecode(plugin_dir):
+    write_plugin(plugin_dir, "queue_depth", GOOD)
+    Registry([plugin_dir]).resolve("queue_depth")
+    assert sorted(p.name for p in plugin_dir.iterdir()) == ["queue_depth.py"]
+
+
+def test_a_symlinked_plugin_whose_target_directory_others_can_write_is_refused(plugin_dir, tmp_path):
+    elsewhere = tmp_path / "shared"
+    elsewhere.mkdir()
+    os.chmod(elsewhere, 0o777)  # another user could swap the file (or the directory's entries) at will
+    target = write_plugin(elsewhere, "queue_depth", GOOD)
+    (plugin_dir / "queue_depth.py").symlink_to(target)
+    registry = Registry([plugin_dir])
+    assert registry.resolve("queue_depth")().run(None).status == Status.UNKNOWN
+    assert registry.infos["queue_depth"].error == (
+        f"refused: {elsewhere} is writable by group and others (mode 0777); run chmod go-w {elsewhere} (on the way to {target})"
+    )
+
+
+def test_a_symlinked_plugin_in_safe_directories_loads(plugin_dir, tmp_path):
+    elsewhere = tmp_path / "shared"
+    elsewhere.mkdir(mode=0o755)
+    os.chmod(elsewhere, 0o755)
+    target = write_plugin(elsewhere, "queue_depth", GOOD)
+    (plugin_dir / "queue_depth.py").symlink_to(target)
+    registry = Registry([plugin_dir])
+    registry.resolve("queue_depth")
+    assert registry.infos["queue_depth"].error == ""
+
+
+def test_plugins_names_monagent_itself_as_the_source_of_a_builtin_another_package_also_registers(tmp_path, monkeypatch):
+    dist = tmp_path / "site" / "thirdparty-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[monagent.checks]\ndisk = thirdparty:Disk\n")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path / "site")])  # found after monagent: it wins the dict
+    registry = Registry([])
+    assert "thirdparty" in str(registry.entry_points()["disk"])  # the third party is installed
+    sources = dict(registry.available())
+    assert "thirdparty" not in sources["disk"] and "monagent.checks" in sources["disk"]
+    assert registry.resolve("disk").__module__.startswith("monagent.checks")

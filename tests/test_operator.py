@@ -171,7 +171,7 @@ def test_admin_commands_work_from_a_shell_without_the_services_secrets(tmp_path:
         ]
         status = run_monagent("status", "-c", str(config), env=env)
         assert (status.returncode, status.stderr) == (0, "")
-        assert "  FIRING    critical load value  95% (>= 90)" in status.stdout
+        assert "  FIRING    critical load value  95% (>= 90%)" in status.stdout
         added = run_monagent(
             "silence", "add", "-c", str(config), "--match", "check=spare", "--duration", "1h", "--comment", "x", env=env
         )
@@ -274,6 +274,22 @@ def test_status_silence_and_ack_work_while_the_file_has_a_typo(tmp_path: Path, a
     assert [s["comment"] for s in state["silences"]] == ["mid-edit"]
     assert [a["acked_by"] is not None for a in state["alerts"] if a["key"] == "load value"] == [True]
     assert agent.stop() == 0
+
+
+def test_status_reads_the_state_where_the_running_agent_keeps_it(tmp_path: Path, agents: List[Agent]) -> None:
+    """The file now names another state_dir (not reloaded yet): status asks the agent where its state is."""
+    config = write_agent(tmp_path)
+    agent = Agent(config)
+    agents.append(agent)
+    env = admin_env(tmp_path)
+    wait_for(lambda: any(a["phase"] == "firing" for a in status_json(config, env).get("alerts", [])), "the alert firing")
+    config.write_text(config.read_text().replace(f'"{tmp_path}/state"', f'"{tmp_path}/elsewhere"'))
+    state = status_json(config, env)
+    assert state["agent"]["state_dir"] == f"{tmp_path}/state"
+    assert [a["key"] for a in state["alerts"]] == ["load value"]
+    assert agent.stop() == 0
+    stopped = run_monagent("status", "-c", str(config), env=env)
+    assert stopped.returncode == 75 and f"no state database at {tmp_path}/elsewhere/state.db" in stopped.stderr
 
 
 # ---------------------------------------------------------------- 3. naming the config
@@ -497,7 +513,7 @@ def test_a_second_agent_on_the_same_state_exits_75(tmp_path: Path, agents: List[
 
 def _readme_step_2() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    step = text[text.index("2. 写入") :]
+    step = text[text.index("## 钉钉机器人配置") :]  # the Chinese quickstart's step 2: its only TOML block
     block = step[step.index("```toml") + len("```toml") : step.index("```", step.index("```toml") + 7)]
     return "\n".join(line.strip() for line in block.splitlines())
 

@@ -84,7 +84,7 @@ def test_a_firing_alert_of_a_check_that_stopped_running_says_the_check_is_failin
     (row,) = data["alerts"]
     assert (row["key"], row["unknown_streak"]) == ("disks / used_percent", 1)
     (line,) = section(data, "Alerts:")
-    assert line.startswith("  FIRING    critical disks / used_percent  97% (>= 95)  since ")
+    assert line.startswith("  FIRING    critical disks / used_percent  97% (>= 95%)  since ")
     assert line.endswith("  [check failing: 1 run in a row without a verdict]")
     assert section(data, "Checks failing:") == ["  disks: 1 run in a row without a verdict (alerts after 3): timed out after 10s"]
     data = observe(agent, used(97))

@@ -18,7 +18,7 @@ from alerting_helpers import Clock, config, drain, open_pipeline, run, value
 from conftest import NOBODY, ROOT, run_as
 
 from monagent.alerting.codec import event_to_json
-from monagent.api import Status
+from monagent.api import Formatter, Status
 from monagent.events import AlertKey, Event, EventKind
 from monagent.notify.base import ReceiverHealth
 from monagent.store import MIGRATIONS, SCHEMA_VERSION, Bounds, Changes, Store
@@ -137,7 +137,7 @@ def test_a_corrupt_database_is_moved_aside_and_the_reset_is_announced_once(
     pipeline = open_pipeline(cfg, clock)
     assert drain(pipeline.store) == [
         "NOTICE warning web01 monagent restarted after an unclean stop; it was last "
-        "seen alive at " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(clock.wall))
+        "seen alive at " + Formatter("en").time(clock.wall)
     ]
     pipeline.store.close()
 
@@ -250,9 +250,12 @@ import json, os, subprocess, sys
 sys.path[:0] = [{tests!r}, {root!r}]
 from pathlib import Path
 from alerting_helpers import Clock, config, open_pipeline, run, value
+from monagent.notify.console import format_line
 directory = Path(sys.argv[1])
 mode = sys.argv[2]
-cfg = config(directory, '[checks.load]\\ntype = "gauge"\\n[checks.load.alerting]\\nfire_after_cycles = 1\\n')
+deliver = sys.argv[3] == "deliver"
+cfg = config(directory, '[checks.load]\\ntype = "gauge"\\n[checks.load.alerting]\\nfire_after_cycles = 1\\n'
+             '[notifiers.console]\\n[notifiers.webhook.ops]\\nurl = "http://127.0.0.1:9/"\\n')
 clock = Clock()
 state = str(cfg.agent.state_dir)
 if mode == "readonly":
@@ -269,23 +272,30 @@ if mode == "full":
         os.close(fd)
 committed = pipeline.observe([run("load", value(95))], *clock.step())
 held = len(pipeline._dirty.outbox)
+store = pipeline.store
+console = store.pending("console", float("inf"))
+during = [format_line(e.event) for e in console]
+during_webhook = [e.event.kind.value for e in store.pending("webhook:ops", float("inf"))]
+if deliver:
+    store.complete("console", [e.seq for e in console])
 if mode == "full":
     os.unlink(directory / "filler")
 else:
     subprocess.run(["umount", state], check=True)
 after = pipeline.tick(*clock.step())
-kinds = [e.event.kind.value for e in pipeline.store.pending("console", float("inf"))]
-print(json.dumps({{"committed": committed, "held": held, "after": after, "kinds": kinds,
-                  "writable": pipeline.store.writable}}))
+kinds = [e.event.kind.value for e in store.pending("console", float("inf"))]
+kinds_webhook = [e.event.kind.value for e in store.pending("webhook:ops", float("inf"))]
+print(json.dumps({{"committed": committed, "held": held, "during": during, "during_webhook": during_webhook,
+                  "after": after, "kinds": kinds, "kinds_webhook": kinds_webhook, "writable": store.writable}}))
 """
 
 
-def _in_private_mount(tmp_path: Path, mode: str) -> dict:
+def _in_private_mount(tmp_path: Path, mode: str, deliver: str = "keep") -> dict:
     script = tmp_path / "script.py"
     script.write_text(SCRIPT.format(tests=str(ROOT / "tests"), root=str(ROOT)))
     target = tmp_path / "fs"
     target.mkdir()
-    shell = f"mount -t tmpfs -o size=4m tmpfs {target} && exec {sys.executable} {script} {target} {mode}"
+    shell = f"mount -t tmpfs -o size=4m tmpfs {target} && exec {sys.executable} {script} {target} {mode} {deliver}"
     result = subprocess.run(["unshare", "-m", "sh", "-c", shell], capture_output=True, text=True, timeout=60)
     if result.returncode != 0 and "unshare failed" in result.stderr:
         pytest.skip("no permission for a private mount namespace here")
@@ -293,11 +303,38 @@ def _in_private_mount(tmp_path: Path, mode: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_a_full_disk_holds_events_in_memory_until_the_store_can_be_written(tmp_path: Path) -> None:
-    outcome = _in_private_mount(tmp_path, "full")
-    assert outcome == {"committed": 0, "held": 1, "after": 1, "kinds": ["firing"], "writable": True}
+UNWRITABLE = (
+    "NOTICE warning web01 the state directory {state} cannot be written ({why}); alerts are held in memory and only "
+    "the console gets them until it can (not durable: the state directory cannot be written)"
+)
 
 
-def test_a_read_only_state_directory_holds_events_until_it_is_writable(tmp_path: Path) -> None:
-    outcome = _in_private_mount(tmp_path, "readonly")
-    assert outcome == {"committed": 0, "held": 1, "after": 1, "kinds": ["firing"], "writable": True}
+def _expected_during(tmp_path: Path, why: str) -> list:
+    return [
+        UNWRITABLE.format(state=tmp_path / "fs" / "state", why=why.format(state=tmp_path / "fs" / "state")),
+        "FIRING critical web01 load value 95 (>= 90) since 14:14 (not durable: the state directory cannot be written)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "mode, why", [("full", "database or disk is full"), ("readonly", "{state}/state.db is still not writable")]
+)
+def test_while_the_state_directory_refuses_writes_the_console_still_gets_every_event_not_durable(
+    tmp_path: Path, mode: str, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full /var must not hide its own alert: the console gets everything from memory, every other
+    receiver the agent's notice; once writable, what was not delivered goes into the outbox."""
+    monkeypatch.setenv("TZ", "UTC")
+    outcome = _in_private_mount(tmp_path, mode)
+    assert outcome["during"] == _expected_during(tmp_path, why)
+    assert outcome["during_webhook"] == ["notice"]
+    assert outcome["committed"] >= 1  # handed to the console: the agent wakes delivery
+    assert outcome["held"] == 1  # the firing for the webhook waits in memory
+    assert (outcome["kinds"], outcome["kinds_webhook"], outcome["writable"]) == (["notice", "firing"], ["notice", "firing"], True)
+
+
+def test_what_the_console_got_while_the_disk_was_full_is_not_sent_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    outcome = _in_private_mount(tmp_path, "full", "deliver")
+    assert len(outcome["during"]) == 2
+    assert (outcome["kinds"], outcome["kinds_webhook"]) == ([], ["notice", "firing"])

@@ -14,6 +14,22 @@ from monagent.alerting.machine import AlertState, Phase
 from monagent.alerting.policy import Heard, HeardKind
 from monagent.api import Direction, Status, Threshold
 from monagent.events import AlertKey, Event, EventKind
+from monagent.formatting import Text, Words
+
+EVENT_FORMAT = 2
+"""Version of the stored event: 1 (no ``format`` field) had prose summaries and string facts;
+2 adds ``reason`` (a message id with typed arguments) and typed facts. Both decode."""
+
+
+def words_to_json(words: Words) -> Any:
+    return {"text": words.to_json()} if isinstance(words, Text) else words
+
+
+def words_from_json(data: Any) -> Words:
+    if isinstance(data, dict) and isinstance(data.get("text"), dict):
+        return Text.from_json(data["text"])
+    return "" if data is None else str(data)
+
 
 _TIMES = ("pending_since", "resolving_since", "firing_since", "last_notified_at", "last_sample_at")
 
@@ -38,6 +54,8 @@ def state_to_json(state: AlertState, offset: float) -> str:
             value = list(value)
         elif f.name == "facts":
             value = dict(value)
+        elif f.name == "reason":
+            value = words_to_json(value)
         data[f.name] = value
     return json.dumps(data, sort_keys=True)
 
@@ -57,6 +75,7 @@ def state_from_json(text: str, offset: float) -> AlertState:
         values["threshold"] = Threshold(threshold[0], threshold[1], threshold[2], threshold[3], Direction(threshold[4]))
     for name in ("window", "flap_hist", "trend"):
         values[name] = tuple(values.get(name, ()))
+    values["reason"] = words_from_json(values.get("reason", ""))
     return replace(AlertState(), **values)
 
 
@@ -76,6 +95,8 @@ def event_to_json(event: Event) -> str:
     data["severity"] = int(event.severity)
     data["trend"] = list(event.trend)
     data["facts"] = dict(event.facts)
+    data["reason"] = words_to_json(event.reason)
+    data["format"] = EVENT_FORMAT
     return json.dumps(data, sort_keys=True)
 
 
@@ -87,6 +108,7 @@ def event_from_json(text: str) -> Event:
     values["key"] = AlertKey(*values["key"])
     values["severity"] = Status(int(values["severity"]))
     values["trend"] = tuple(values.get("trend", ()))
+    values["reason"] = words_from_json(values.get("reason", ""))
     return Event(**values)
 
 

@@ -15,8 +15,9 @@ from typing import List, Mapping, Optional, Tuple
 
 from monagent.alerting import flap
 from monagent.alerting.config import AlertingOverrides
-from monagent.api import Status, Threshold
+from monagent.api import Fact, Status, Threshold
 from monagent.events import AlertKey
+from monagent.formatting import Words
 
 
 class Phase(str, enum.Enum):
@@ -78,8 +79,8 @@ class AlertState:
     value: Optional[float] = None
     unit: str = ""
     threshold: Optional[Threshold] = None
-    reason: str = ""
-    facts: Mapping[str, str] = field(default_factory=dict)
+    reason: Words = ""
+    facts: Mapping[str, Fact] = field(default_factory=dict)
     details: str = ""
     trend: Tuple[float, ...] = ()
     discovered: bool = False

@@ -4,29 +4,27 @@ from __future__ import annotations
 
 from typing import Optional
 
+from monagent import wording
 from monagent.alerting.machine import AlertState
-from monagent.alerting.samples import UNKNOWN_METRIC
 from monagent.api import Status
 from monagent.events import AlertKey, Event, EventKind
-
-
-def format_number(value: float) -> str:
-    """``93.0`` -> ``93``, ``93.46`` -> ``93.5``."""
-    text = f"{value:.1f}"
-    return text[:-2] if text.endswith(".0") else text
+from monagent.formatting import Words
 
 
 def describe(key: AlertKey, state: AlertState, severity: Status, with_limit: bool = True) -> str:
-    """``93% (>= 90)`` for a value, the reason for a verdict."""
-    if key.metric == UNKNOWN_METRIC:
-        return f"check is failing: {state.reason}" if state.reason else "check is failing"
-    if state.value is None:
-        return state.reason or severity.name.lower()
-    text = f"{format_number(state.value)}{state.unit}"
+    """``93% (>= 90%)`` for a value, the reason for a verdict, in English (the event's ``summary``, for logs)."""
     limit = state.threshold.limit_for(severity) if state.threshold is not None else None
-    if with_limit and limit is not None:
-        text += f" ({state.threshold.operator} {format_number(limit)})"  # type: ignore[union-attr]
-    return text
+    return wording.describe(
+        wording.ENGLISH,
+        metric=key.metric,
+        value=state.value,
+        unit=state.unit,
+        operator=state.threshold.operator if state.threshold is not None else "",
+        limit=limit,
+        reason=state.reason,
+        severity=severity,
+        with_limit=with_limit,
+    )
 
 
 def alert_event(
@@ -65,6 +63,7 @@ def alert_event(
         facts=dict(state.facts),
         details=state.details,
         note=note,
+        reason=state.reason,
     )
 
 
@@ -78,6 +77,7 @@ def notice_event(
     severity: Status = Status.WARNING,
     since: Optional[float] = None,
     details: str = "",
+    reason: Words = "",
 ) -> Event:
     return Event(
         id=event_id,
@@ -89,4 +89,5 @@ def notice_event(
         summary=summary,
         since=since,
         details=details,
+        reason=reason,
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 from monagent.api import Occurrence, Status, worst
+from monagent.formatting import Text
 
 RAN = ""  # the seen-set id that records "this check has run before"
 
@@ -48,13 +49,24 @@ def judge(found: Sequence[Tuple[str, Occurrence]], seen: Mapping[str, SeenEntry]
     return Judgement(tuple(announce), tuple(summarised), updates)
 
 
-def summary_text(summarised: Sequence[Tuple[str, Occurrence]]) -> Tuple[str, Status]:
-    """``3 existing occurrences were found on the first run; newest: kernel panic at ...``."""
-    newest = max(summarised, key=lambda pair: pair[1].time or 0.0)[1]
-    count = len(summarised)
-    noun = "occurrence was" if count == 1 else "occurrences were"
-    text = f"{count} existing {noun} found on the first run (not announced one by one); newest: {newest.summary}"
-    return text, worst(o.severity for _, o in summarised)
+FIRST_RUN_DATES = 5
+
+
+def summary_text(summarised: Sequence[Tuple[str, Occurrence]]) -> Tuple[Text, Status]:
+    """What a first run found, in words: ``3 crash dumps already in /var/crash when monagent first
+    ran: 2026-01-21, 2025-11-02, 2025-06-30`` (newest first); other occurrences name the newest."""
+    ordered = sorted(summarised, key=lambda pair: pair[1].time or 0.0, reverse=True)
+    count = len(ordered)
+    severity = worst(o.severity for _, o in summarised)
+    if all("dump_path" in o.facts for _, o in ordered):  # crash dumps: where and when
+        where = ", ".join(sorted({subject for subject, _ in ordered if subject})) or "?"
+        dates = tuple(Text("date", {"at": o.time}) for _, o in ordered[:FIRST_RUN_DATES] if o.time)
+        if count > FIRST_RUN_DATES:
+            dates += (Text("more.short", {"n": count - FIRST_RUN_DATES}),)
+        key = "first_run.crash_one" if count == 1 else "first_run.crash"
+        return Text(key, {"n": count, "where": where, "dates": dates}), severity
+    key = "first_run.other_one" if count == 1 else "first_run.other"
+    return Text(key, {"n": count, "newest": ordered[0][1].summary}), severity
 
 
 def expired(seen: Mapping[str, SeenEntry], now: float, ttl: float) -> Tuple[str, ...]:

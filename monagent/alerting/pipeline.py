@@ -36,7 +36,9 @@ from monagent.alerting.samples import STATUS_METRIC, UNKNOWN_METRIC, CheckRun, S
 from monagent.alerting.suppress import Ack, Silence, Suppressions, new_silence
 from monagent.api import Occurrence, Status
 from monagent.events import AlertKey, Event, EventKind
+from monagent.formatting import Text
 from monagent.store import StoreBroken, StoreUnavailable
+from monagent.wording import ENGLISH
 
 if TYPE_CHECKING:
     from monagent.config import Config
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CONSOLE = "console"  # the receiver that needs no durable outbox
 AGENT_CHECK = "monagent"  # the check name of the agent's own notices (host rebooted, state reset)
 OCCURRENCE_METRIC = "occurrence"
 PRUNE_EVERY = 3600.0
@@ -55,18 +58,12 @@ def severity_label(state: AlertState) -> str:
     return (state.severity if state.phase.open else state.latched).name.lower()
 
 
-def _clock_text(wall: float) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
-    except (OverflowError, ValueError, OSError):
-        return f"{wall!r} (not a date)"
-
-
 class AlertPipeline:
     def __init__(self, config: Config, store: Store, *, now: float, monotonic: float, boot_id: str) -> None:
         self._lock = threading.RLock()
         self.store = store
         self.delivery_stopped = ""  # set while commits fail for a reason other than disk space (a bug)
+        self._unwritable = False  # the store refuses writes: events go to the console from memory
         self.states: Dict[AlertKey, AlertState] = {}
         self.heard: Dict[AlertKey, Dict[str, Heard]] = {}
         self.silences: Dict[str, Silence] = {}
@@ -130,32 +127,24 @@ class AlertPipeline:
 
     def _startup_notices(self, meta: Mapping[str, str], boot_id: str, now: float) -> None:
         last = float(meta["last_eval_at"]) if "last_eval_at" in meta else None
-        seen_at = f"last seen alive at {_clock_text(last)}" if last is not None else "last seen alive: unknown"
         if self.store.was_reset:
-            self._notice(
-                f"state-reset:{int(now)}",
-                "state",
-                f"state was reset: the state database could not be read and was moved to {self.store.moved_to}",
-                now,
-            )
+            reset = Text("notice.state_reset", {"path": str(self.store.moved_to)})
+            self._notice(f"state-reset:{int(now)}", "state", reset, now)
         previous = meta.get("boot_id")
         if previous and boot_id and previous != boot_id:
-            self._notice(f"host-rebooted:{boot_id}", "host", f"host rebooted; the previous boot was {seen_at}", now, since=last)
+            said = Text("notice.rebooted", {"last": last}) if last is not None else Text("notice.rebooted_unknown")
+            self._notice(f"host-rebooted:{boot_id}", "host", said, now, since=last)
         elif meta.get("clean_shutdown") == "0":
-            self._notice(
-                f"agent-restarted:{int(now)}",
-                "agent",
-                f"monagent restarted after an unclean stop; it was {seen_at}",
-                now,
-                since=last,
-            )
+            said = Text("notice.unclean", {"last": last}) if last is not None else Text("notice.unclean_unknown")
+            self._notice(f"agent-restarted:{int(now)}", "agent", said, now, since=last)
 
-    def _notice(self, ident: str, what: str, summary: str, now: float, since: Optional[float] = None) -> None:
+    def _notice(self, ident: str, what: str, reason: Text, now: float, since: Optional[float] = None) -> None:
         key = AlertKey(AGENT_CHECK, "", what)
+        summary = ENGLISH.text(reason)
         log.warning("%s", summary)
         if self._suppressions(now).muted(key, "", now, "warning"):
             return
-        event = notice_event(ident, key, summary, now=now, host=self.host, since=since)
+        event = notice_event(ident, key, summary, now=now, host=self.host, since=since, reason=reason)
         self._enqueue(notice_recipients(AGENT_CHECK, Status.WARNING, self.recipients, {}), event)
 
     # ------------------------------------------------------------ the agent's calls
@@ -365,6 +354,7 @@ class AlertPipeline:
                 summary=occurrence.summary,
                 facts=dict(occurrence.facts),
                 details=occurrence.details,
+                reason=occurrence.reason,
             )
             self._audit("OCCURRENCE %s: %s", key, occurrence.summary)
             self._enqueue(notice_recipients(check, occurrence.severity, self.recipients, {}), event)
@@ -372,7 +362,8 @@ class AlertPipeline:
             text, severity = summary_text(verdict.summarised)
             key = AlertKey(check, "", OCCURRENCE_METRIC)
             if not suppressions.muted(key, run.check_type, now, severity.name.lower()):
-                event = notice_event(f"{check}:first-run:{int(now)}", key, text, now=now, host=self.host, severity=severity)
+                ident, said = f"{check}:first-run:{int(now)}", ENGLISH.text(text)
+                event = notice_event(ident, key, said, now=now, host=self.host, severity=severity, reason=text)
                 self._enqueue(notice_recipients(check, severity, self.recipients, {}), event)
 
     # ------------------------------------------------------------ notification
@@ -455,9 +446,10 @@ class AlertPipeline:
         starting = change.change == Change.FLAP_START
         percent = percent_state_change(state.flap_hist)
         if starting:
-            summary = f"is flapping ({percent:.0f}% state change); notifications paused until it settles"
+            reason = Text("flap.started", {"percent": round(percent)})
         else:
-            summary = f"stopped flapping ({percent:.0f}% state change); now {state.phase.value}"
+            reason = Text("flap.ended", {"percent": round(percent), "phase": Text(f"phase.{state.phase.value}")})
+        summary = ENGLISH.text(reason)
         seq = state.seq + 1
         ident = f"{state.incident or self._prefix(key)}:{seq}"
         severity = max(state.severity, Status.WARNING)
@@ -473,6 +465,7 @@ class AlertPipeline:
             check_type=state.check_type,
             value=state.value,
             unit=state.unit,
+            reason=reason,
         )
         self.states[key] = replace(self.states[key], seq=seq)
         self._audit("%s %s %s", event.kind.value.upper(), key, summary)
@@ -559,11 +552,11 @@ class AlertPipeline:
             return 0
         try:
             self.store.commit(changes, now)
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
             held = len(self._dirty.outbox)
             if held:
                 log.debug("%d outbox entries held in memory until the store is writable", held)
-            return 0
+            return self._deliver_without_store(str(exc), now)
         except StoreBroken as exc:
             problem = f"delivery stopped: the state database refused a commit ({exc}); {len(self._dirty.outbox)} events held"
             if not self.delivery_stopped:
@@ -573,6 +566,7 @@ class AlertPipeline:
         if self.delivery_stopped:
             log.warning("the state database accepts commits again; delivery resumes")
             self.delivery_stopped = ""
+        self._unwritable = False
         self._ledger.record(update, flush, self._mono, offset)
         if eval_at is not None and "last_eval_at" in changes.meta:
             self._eval_written = True
@@ -581,6 +575,32 @@ class AlertPipeline:
         count = len(self._dirty.outbox)
         self._dirty = persist.Dirty()
         return count
+
+    def _deliver_without_store(self, why: str, now: float) -> int:
+        """The state directory refuses writes (full, read-only): a full /var must not hide its own alert.
+        The console gets every event and every receiver the agent's own notices (this one first),
+        from memory and marked not durable; the rest waits in memory for the next commit."""
+        if not self._unwritable:
+            self._unwritable = True
+            before = len(self._dirty.outbox)
+            self._notice(
+                f"state-unwritable:{int(now)}",
+                "state",
+                f"the state directory {self.config.agent.state_dir} cannot be written ({why}); alerts are held in "
+                "memory and only the console gets them until it can",
+                now,
+            )
+            self._dirty.outbox = self._dirty.outbox[before:] + self._dirty.outbox[:before]  # the notice first
+        kept: List[Tuple[str, Event]] = []
+        handed = 0
+        for receiver, event in self._dirty.outbox:
+            if receiver == CONSOLE or event.key.check == AGENT_CHECK:
+                self.store.hold_volatile(receiver, event)
+                handed += 1
+            else:
+                kept.append((receiver, event))
+        self._dirty.outbox = kept
+        return handed
 
     # ------------------------------------------------------------ silences and acks (control socket, CLI)
     def add_silence(
@@ -604,7 +624,7 @@ class AlertPipeline:
             "silence %s added by %s until %s: %s (%s)",
             silence.id,
             author or "?",
-            _clock_text(silence.ends_at),
+            ENGLISH.time(silence.ends_at),
             silence.matcher.describe(),
             comment,
         )

@@ -25,6 +25,7 @@ MAX_PAST = 86400.0  # a start time may lie a day back (clock skew between the CL
 # op -> {field: (kind, required)}
 FIELDS: Dict[str, Dict[str, Tuple[str, bool]]] = {
     "ping": {},
+    "paths": {},  # where this agent keeps its state: the CLI reads that, whatever the file says now
     "silence_add": {
         "matchers": ("matchers", True),
         "ends_at": ("time", True),
@@ -91,6 +92,8 @@ def handle(pipeline: AlertPipeline, message: Mapping[str, Any], now: Optional[fl
     try:
         if op == "ping":
             return {"ok": True, **pipeline.health()}
+        if op == "paths":
+            return {"ok": True, "state_dir": str(pipeline.config.agent.state_dir)}
         if op == "silence_add":
             silence = pipeline.add_silence(
                 fields["matchers"],

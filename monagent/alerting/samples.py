@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple
 
-from monagent.api import Occurrence, Result, Status, Threshold
+from monagent.api import Fact, Occurrence, Result, Status, Threshold
 from monagent.events import AlertKey
+from monagent.formatting import Words
 
 UNKNOWN_METRIC = "#unknown"
 STATUS_METRIC = "status"
@@ -40,8 +41,8 @@ class Sample:
     threshold: Optional[Threshold] = None
     verdict: Optional[Status] = None
     unit: str = ""
-    reason: str = ""
-    facts: Mapping[str, str] = field(default_factory=dict)
+    reason: Words = ""
+    facts: Mapping[str, Fact] = field(default_factory=dict)
     details: str = ""
     discovered: bool = False
 
@@ -53,11 +54,11 @@ class Sample:
 @dataclass(frozen=True)
 class Translation:
     samples: Tuple[Sample, ...]
-    unknown_subjects: Mapping[str, str]  # subject -> reason, for subjects the check could not judge ("": the run)
+    unknown_subjects: Mapping[str, Words]  # subject -> reason, for subjects the check could not judge ("": the run)
     reported: FrozenSet[str]  # subjects this run reported
     occurrences: Tuple[Tuple[str, Occurrence], ...]  # (subject, occurrence)
     failed: bool  # the whole run raised or timed out
-    reason: str = ""
+    reason: Words = ""
 
 
 def run_failed(run: CheckRun) -> bool:
@@ -69,7 +70,7 @@ def run_failed(run: CheckRun) -> bool:
     return only.status == Status.UNKNOWN and not only.subject and not only.metrics and not only.occurrences
 
 
-def _failure_reason(run: CheckRun) -> str:
+def _failure_reason(run: CheckRun) -> Words:
     if run.error:
         return run.error
     return run.results[0].reason if run.results else "no result"
@@ -79,7 +80,7 @@ def translate(run: CheckRun, thresholds: Mapping[str, Threshold]) -> Translation
     if run_failed(run):
         return Translation((), {"": _failure_reason(run)}, frozenset(), (), True, _failure_reason(run))
     samples: List[Sample] = []
-    unknown: Dict[str, str] = {}
+    unknown: Dict[str, Words] = {}
     occurrences: List[Tuple[str, Occurrence]] = []
     for result in run.results:
         samples.extend(_metric_samples(run, result, thresholds))

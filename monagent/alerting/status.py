@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
+from monagent import wording
 from monagent.alerting import codec
 from monagent.alerting.machine import AlertState, Phase
 from monagent.alerting.samples import UNKNOWN_METRIC
@@ -68,7 +69,7 @@ def _alerts(states: Mapping[AlertKey, AlertState], acks: Mapping[AlertKey, Ack],
                 "unit": state.unit,
                 "threshold": threshold,
                 "operator": state.threshold.operator if state.threshold is not None else "",
-                "reason": state.reason,
+                "reason": wording.ENGLISH.text(state.reason),
                 "flapping": state.flapping,
                 "muted": state.suppressed,
                 "unknown_streak": _failing_runs(states, key),
@@ -95,7 +96,7 @@ def _failing(config: Config, states: Mapping[AlertKey, AlertState]) -> List[Dict
                 "runs": state.unknown_streak,
                 "alerting": state.phase.open,
                 "alert_after": params.unknown_after_cycles,
-                "reason": state.reason,
+                "reason": wording.ENGLISH.text(state.reason),
             }
         )
     return rows

@@ -139,6 +139,14 @@ def _socket(config: Any) -> Path:
     return Path(config.agent.runtime_dir) / "control.sock"
 
 
+def _agent_uids(config: Any) -> Tuple[int, ...]:
+    """The agent's user, as far as the CLI can tell: the owner of the state directory."""
+    try:
+        return (Path(config.agent.state_dir).stat().st_uid,)
+    except OSError:
+        return ()
+
+
 def _author(args: argparse.Namespace) -> str:
     return args.author or os.environ.get("SUDO_USER") or getpass.getuser()
 
@@ -186,14 +194,16 @@ def _as_owner(path: Path) -> Iterator[None]:
 def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
     """Through the running agent, else directly into the store (only if this user may write it)."""
     from monagent.alerting.requests import BadRequest, validate
-    from monagent.control import AgentNotRunning, request
+    from monagent.control import AgentNotRunning, UntrustedSocket, request
 
     try:
         validate(message, time.time())  # the same rules as the agent's: a bad request changes nothing
     except BadRequest as exc:
         return {"ok": False, "error": str(exc)}
     try:
-        return request(_socket(config), message)
+        return request(_socket(config), message, trusted_uids=_agent_uids(config))
+    except UntrustedSocket as exc:
+        print(f"warning: {exc}; not sending anything there", file=sys.stderr)
     except AgentNotRunning:
         pass
     except PermissionError:
@@ -411,10 +421,31 @@ def cmd_ack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_readonly(config: Any) -> Any:
+def _state_dir(config: Any) -> Path:
+    """The running agent's state directory (asked over its socket), else the config's."""
+    from monagent.control import AgentNotRunning, request
+
+    try:
+        answer = request(_socket(config), {"op": "paths"}, timeout=2.0)
+    except (AgentNotRunning, OSError, ValueError):
+        return Path(config.agent.state_dir)
+    return (
+        Path(answer["state_dir"])
+        if answer.get("ok") and isinstance(answer.get("state_dir"), str)
+        else Path(config.agent.state_dir)
+    )
+
+
+def _open_readonly(config: Any) -> Tuple[Any, Any]:
+    """``(config, store)``: the config with the running agent's state directory, and its store read-only."""
+    import dataclasses
+
     from monagent.store import Store
 
-    return Store.open_readonly(Path(config.agent.state_dir))
+    state_dir = _state_dir(config)
+    if state_dir != Path(config.agent.state_dir):
+        config = dataclasses.replace(config, agent=dataclasses.replace(config.agent, state_dir=state_dir))
+    return config, Store.open_readonly(state_dir)
 
 
 def _read_state(args: argparse.Namespace, read: Any) -> Tuple[Optional[int], Any]:
@@ -424,8 +455,7 @@ def _read_state(args: argparse.Namespace, read: Any) -> Tuple[Optional[int], Any
     from monagent.store import StoreError
 
     try:
-        config = _config(args)
-        store = _open_readonly(config)
+        config, store = _open_readonly(_config(args))
     except ConfigError as err:
         return config_error_exit(err), None
     except StoreError as exc:
@@ -460,7 +490,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from monagent.control import agent_ping
 
     def read(config: Any, store: Any) -> Dict[str, Any]:
-        ping = agent_ping(_socket(config))
+        ping = agent_ping(_socket(config), _agent_uids(config))
         data = gather(config, store, time.time(), running=None if ping is None else bool(ping.get("ok")))
         data["agent"]["problem"] = str((ping or {}).get("problem", ""))
         return data
@@ -476,14 +506,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _value_text(row: Dict[str, Any]) -> str:
-    from monagent.alerting.messages import format_number
+    from monagent import wording
 
-    if row["value"] is None:
-        return row["reason"]
-    text = f"{format_number(row['value'])}{row['unit']}"
-    if row["threshold"] is not None:
-        text += f" ({row['operator']} {format_number(row['threshold'])})"
-    return text
+    return wording.describe(
+        wording.ENGLISH,
+        metric=row["metric"],
+        value=row["value"],
+        unit=row["unit"],
+        operator=row["operator"],
+        limit=row["threshold"],
+        reason=row["reason"],
+    )
 
 
 def _runs_text(prefix: str, runs: int) -> str:
@@ -499,7 +532,7 @@ def _failing_text(row: Dict[str, Any]) -> str:
 # Receiver states (monagent.alerting.status.receiver_state), one place per text.
 RECEIVER_STATES = {
     "ok": "ok",
-    "idle": "ok, nothing sent yet",
+    "idle": "nothing sent yet",
     "never-delivered": "NEVER DELIVERED ({queued} queued)",
     "failing": "FAILING since {since} ({error_class})",
     "broken": "BROKEN since {since}: not sending until fixed",

@@ -56,14 +56,21 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
 
 
 def safe_url(url: str) -> str:
-    """The URL with its access token redacted: ``https://oapi.dingtalk.com/robot/send?access_token=f0ca…``."""
+    """The URL with its access token, query and user:password redacted:
+    ``https://oapi.dingtalk.com/robot/send?access_token=f0ca…``."""
     from urllib.parse import parse_qs, urlsplit
 
     from monagent.confread import redact
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(a URL that cannot be parsed)"
     token = parse_qs(parts.query).get("access_token", [""])[0]
-    base = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    userinfo = "…(redacted)@" if parts.username or parts.password else ""  # user:password is a secret too
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+    base = f"{parts.scheme}://{userinfo}{host}{port}{parts.path}"
     return f"{base}?access_token={redact(token)}" if token else base + ("?…(redacted)" if parts.query else "")
 
 

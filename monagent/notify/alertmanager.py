@@ -29,6 +29,7 @@ from monagent.api import Status
 from monagent.events import Event, EventKind, OutboxEntry, Outcome, OutcomeKind
 from monagent.fleet_config import AlertmanagerConfig
 from monagent.notify.base import Outbox
+from monagent.wording import ENGLISH, event_summary, fact_text
 
 log = logging.getLogger(__name__)
 
@@ -146,17 +147,16 @@ def event_labels(event: Event, extra: Mapping[str, str]) -> Labels:
 
 
 def event_annotations(event: Event) -> Labels:
+    """``summary`` and ``description`` in English, with values and facts in the formatter's units."""
+    fmt = ENGLISH
     lines = []
     if event.value is not None:
-        limit = f" ({event.operator} {_number(event.threshold)})" if event.threshold is not None else ""
-        lines.append(f"value: {_number(event.value)}{event.unit}{limit}")
-    lines += [f"{name}: {value}" for name, value in event.facts.items()]
+        limit = f" ({fmt.threshold(event.operator, event.threshold, event.unit)})" if event.threshold is not None else ""
+        lines.append(f"value: {fmt.value(event.value, event.unit)}{limit}")
+    lines += [f"{name}: {fact_text(fmt, name, value)}" for name, value in event.facts.items()]
     lines += [text for text in (event.details, event.note) if text]
-    return _labels({"summary": event.summary, "description": "\n".join(lines)})
-
-
-def _number(value: Optional[float]) -> str:
-    return "" if value is None else f"{value:g}"
+    summary = " ".join(p for p in (str(event.key), event_summary(fmt, event)) if p)
+    return _labels({"summary": summary, "description": "\n".join(lines)})
 
 
 def fingerprint(labels: Labels) -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from dataclasses import replace
 from typing import Optional, Sequence, TextIO
 
 from monagent.events import DELIVERED, Event, EventKind, OutboxEntry, Outcome, OutcomeKind, summarise_dropped
 from monagent.notify.base import Outbox
+from monagent.wording import ENGLISH, event_summary
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,6 @@ LABELS = {
 RETRY_AFTER = 5.0
 
 
-def _clock(wall: float) -> str:
-    return time.strftime("%H:%M", time.localtime(wall))
-
-
 def format_line(event: Event) -> str:
     """One line for one event; notices and occurrences name the check and subject only."""
     label = LABELS.get(event.kind, event.kind.value.upper())
@@ -48,11 +44,11 @@ def format_line(event: Event) -> str:
         where = [str(event.key)]
     if event.kind == EventKind.RESOLVED:
         # "RESOLVED web01 root_disk /var used_percent 71% (was critical since 10:02)"
-        parts = [label, event.host, *where, event.summary, _was(event)]
+        parts = [label, event.host, *where, event_summary(ENGLISH, event), _was(event)]
     else:
-        parts = [label, event.severity.name.lower(), event.host, *where, event.summary]
+        parts = [label, event.severity.name.lower(), event.host, *where, event_summary(ENGLISH, event)]
         if event.since is not None and event.kind not in (EventKind.NOTICE, EventKind.OCCURRENCE):
-            parts.append(f"since {_clock(event.since)}")
+            parts.append(f"since {ENGLISH.clock(event.since)}")
     if event.note:
         parts.append(f"({event.note})")
     return " ".join(p for p in parts if p)
@@ -62,7 +58,7 @@ def _was(event: Event) -> str:
     """What a resolved alert had been, so the line cannot be read as still critical."""
     text = f"was {event.severity.name.lower()}"
     if event.since is not None:
-        text += f" since {_clock(event.since)}"
+        text += f" since {ENGLISH.clock(event.since)}"
     return f"({text})"
 
 

@@ -9,174 +9,25 @@ through :func:`escape`, so a file or process name cannot break or forge the mark
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
-from monagent.api import Status
-from monagent.confread import format_duration
+from monagent import catalogue
+from monagent.api import Fact, Status
 from monagent.events import Event, EventKind
+from monagent.formatting import Formatter, load_zone
 from monagent.notify.coalesce import Batch, HeldReason, Item
+from monagent.wording import event_summary, fact_text
 
 COLOURS = {"critical": "#FF0000", "warning": "#FF9900", "resolved": "#008000", "info": "#1E90FF"}
 SPARKS = "▁▂▃▄▅▆▇█"
 EXCERPT_LINES = 15
 FIELD_CHARS = 300
 HEADLINE_CHARS = 120
-
-LABELS = {
-    "en": {
-        "tag.firing": "FIRING",
-        "tag.resolved": "RESOLVED",
-        "tag.digest": "DIGEST",
-        "tag.notice": "NOTICE",
-        "tag.flapping": "FLAPPING",
-        "tag.crash": "kernel crash",
-        "tag.test": "TEST",
-        "test_crash": "test crash",
-        "critical": "CRITICAL",
-        "warning": "WARNING",
-        "info": "INFO",
-        "resolved": "RESOLVED",
-        "firing": "firing",
-        "escalated": "escalated",
-        "deescalated": "de-escalated",
-        "reminder": "still firing",
-        "occurrence": "event",
-        "flap_start": "flapping started",
-        "flap_end": "flapping ended",
-        "notice": "notice",
-        "host": "Host",
-        "check": "Check",
-        "subject": "Subject",
-        "metric": "Metric",
-        "value": "Value",
-        "threshold": "threshold",
-        "since": "Since",
-        "resolved_at": "Resolved at",
-        "duration": "Duration",
-        "time": "Time",
-        "trend": "Trend",
-        "time_to_full": "Full in",
-        "growth": "Growth",
-        "note": "Note",
-        "summary": "Summary",
-        "details": "Details",
-        "was": "Severity was",
-        "reminders": "reminders",
-        "reason": "Reason",
-        "where": "Where",
-        "process": "Process",
-        "kernel": "Kernel",
-        "running": "running",
-        "taint": "Taint",
-        "dump": "Dump",
-        "status": "Status",
-        "free": "Free space",
-        "excerpt": "Log excerpt",
-        "via": "dump on",
-        "capture_time": "Captured",
-        "capture_clock": "capture-kernel clock",
-        "crash_time": "Crash time",
-        "panic": "Panic",
-        "hardware": "Hardware",
-        "apport": "Apport report",
-        "flattened": "run makedumpfile -R before crash",
-        "more": "+{n} more ({parts})",
-        "more.critical": "{n} critical",
-        "more.warning": "{n} warning",
-        "more.resolved": "{n} resolved",
-        "dropped": "{n} earlier events were dropped (outbox bound reached or rejected by the receiver)",
-        "held.rate_limit": "held back by the rate limit",
-        "held.lockout": "held back by a rate-limit lockout",
-        "held.unavailable": "held back while the receiver was unreachable",
-        "digest.intro": "{count} events since {since}, {why}.",
-        "digest.cancelled": "Fired and resolved in between (not listed): {n}.",
-        "count.firing": "{n} firing",
-        "count.resolved": "{n} resolved",
-        "count.other": "{n} other",
-        "after": "after",
-        "test.title": "monagent test message",
-        "test.body": "If you can read this, the robot {robot} is set up correctly.",
-    },
-    "zh": {
-        "tag.firing": "告警",
-        "tag.resolved": "已恢复",
-        "tag.digest": "汇总",
-        "tag.notice": "通知",
-        "tag.flapping": "抖动",
-        "tag.crash": "内核崩溃",
-        "tag.test": "测试",
-        "test_crash": "测试触发",
-        "critical": "严重",
-        "warning": "警告",
-        "info": "信息",
-        "resolved": "已恢复",
-        "firing": "告警",
-        "escalated": "告警升级",
-        "deescalated": "告警降级",
-        "reminder": "告警持续",
-        "occurrence": "事件",
-        "flap_start": "状态抖动",
-        "flap_end": "抖动结束",
-        "notice": "通知",
-        "host": "主机",
-        "check": "检查",
-        "subject": "对象",
-        "metric": "指标",
-        "value": "当前值",
-        "threshold": "阈值",
-        "since": "开始时间",
-        "resolved_at": "恢复时间",
-        "duration": "持续时间",
-        "time": "时间",
-        "trend": "趋势",
-        "time_to_full": "预计写满",
-        "growth": "增长速度",
-        "note": "备注",
-        "summary": "说明",
-        "details": "详情",
-        "was": "原级别",
-        "reminders": "次提醒",
-        "reason": "原因",
-        "where": "位置",
-        "process": "进程",
-        "kernel": "内核",
-        "running": "当前运行",
-        "taint": "污染标记",
-        "dump": "转储",
-        "status": "完整性",
-        "free": "剩余空间",
-        "excerpt": "日志摘录",
-        "via": "转储于",
-        "capture_time": "捕获时间",
-        "capture_clock": "捕获内核时钟",
-        "crash_time": "崩溃时间",
-        "panic": "Panic",
-        "hardware": "硬件",
-        "apport": "apport 报告",
-        "flattened": "需先 makedumpfile -R 再用 crash 分析",
-        "more": "+{n} 条未列出（{parts}）",
-        "more.critical": "严重 {n}",
-        "more.warning": "警告 {n}",
-        "more.resolved": "已恢复 {n}",
-        "dropped": "此前有 {n} 条事件被丢弃（超出队列上限或被接收方拒绝）",
-        "held.rate_limit": "因频率限制延后发送",
-        "held.lockout": "因钉钉限流锁定延后发送",
-        "held.unavailable": "因接收方不可用延后发送",
-        "digest.intro": "自 {since} 起共 {count} 条事件，{why}。",
-        "digest.cancelled": "其间已自行恢复、未列出的告警：{n} 条。",
-        "count.firing": "告警 {n}",
-        "count.resolved": "已恢复 {n}",
-        "count.other": "其他 {n}",
-        "after": "持续",
-        "test.title": "monagent 测试消息",
-        "test.body": "能看到这条消息，说明机器人 {robot} 配置正确。",
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -189,7 +40,7 @@ class Style:
     mentions: Mapping[str, Sequence[str]] = field(default_factory=dict)  # severity -> @-names (mobiles, user ids) for the body
 
     def label(self, key: str) -> str:
-        return LABELS[self.language][key]
+        return catalogue.lookup(self.language, key) or key
 
 
 @dataclass(frozen=True)
@@ -207,10 +58,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u200b-\u200f\u202a-\u202e\u20
 _SPECIAL = re.compile(r"([\\`*_\[\]<~])")
 _LINE_START = re.compile(r"^(\s*)([-+>#=]|\d+[.)])")
 _REGISTERS = re.compile(r"^\s*(R(?!IP\b)[A-Z0-9]{1,2}|[ECDFGS]S|CR\d|DR\d|Code|EFLAGS):")
-_BARE = re.compile(r"^\s*-?[\d.]+\s*\S{0,5}\s*\(\s*[<>]=?\s*-?[\d.]+\s*\S{0,5}\s*\)\s*$")  # "21.8% (>= 2)"
-_UNIT = re.compile(r"ms|[dhms]")
-_DURATION_TEXT = re.compile(r"~?(\d+(ms|[dhms]))+")  # "3h20m"; the disk check's estimates: "~4h"
-_ZH_UNITS = {"ms": "毫秒", "d": "天", "h": "小时", "m": "分", "s": "秒"}
+_DURATION_TEXT = re.compile(r"~?(\d+(ms|[dhms]))+")  # a format-1 disk estimate: "~4h", "3h20m"
+_DURATION_PART = re.compile(r"(\d+)(ms|[dhms])")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)://")
 
 
@@ -226,39 +76,6 @@ def escape(text: str, limit: int = FIELD_CHARS, defang: bool = False, line_start
         text = _SCHEME.sub(r"\1[:]//", text).replace("www.", "www[.]")
     text = _SPECIAL.sub(r"\\\1", text)
     return _LINE_START.sub(r"\1\\\2", text) if line_start else text
-
-
-def load_zone(name: Optional[str]) -> Optional[tzinfo]:
-    """The IANA zone ``name`` (None: the host's local zone); ValueError when unknown."""
-    if not name:
-        return None
-    try:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only when a zone is configured
-
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(name) from exc
-
-
-def format_time(ts: float, zone: Optional[tzinfo]) -> str:
-    moment = datetime.fromtimestamp(ts, zone) if zone is not None else datetime.fromtimestamp(ts).astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
-
-
-def format_number(value: float) -> str:
-    if math.isnan(value) or math.isinf(value):
-        return str(value)
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def format_value(value: Optional[float], unit: str) -> str:
-    if value is None:
-        return ""
-    unit = unit or ""
-    sep = "" if unit in ("", "%") else " "
-    return f"{format_number(value)}{sep}{unit}"
 
 
 def sparkline(values: Sequence[float], width: int = 24) -> str:
@@ -292,61 +109,85 @@ def is_crash(event: Event) -> bool:
     return event.kind == EventKind.OCCURRENCE and (event.check_type == "kdump" or "dump_path" in event.facts)
 
 
-def headline(event: Event, defang: bool = False) -> str:
-    """``disk /var 93%``: check, subject and value (escaped)."""
-    if is_crash(event):
-        return escape(event.facts.get("reason") or event.summary or "kernel crash", HEADLINE_CHARS, defang)
-    parts = [event.key.check, event.key.subject, format_value(event.value, event.unit)]
-    text = " ".join(p for p in parts if p)
-    if event.kind in (EventKind.NOTICE, EventKind.OCCURRENCE) and event.summary:
-        text = event.summary
-    elif verdict_in_headline(event):
-        text += f": {event.summary}"
-    return escape(text, HEADLINE_CHARS, defang)
+def is_test_crash(event: Event) -> bool:
+    flag = event.facts.get("test_crash", False)
+    return flag is True or (isinstance(flag, str) and flag.lower() in ("1", "true", "yes"))  # format 1: "yes"
 
 
 _PROBLEM_KINDS = (EventKind.FIRING, EventKind.ESCALATED, EventKind.DEESCALATED, EventKind.REMINDER)
 
 
 def verdict_in_headline(event: Event) -> bool:
-    """A problem without a value ("nginx: 0 running, expected >= 1") says what is wrong in its
+    """A problem without a value ("nginx: 0 running, expected at least 1") says what is wrong in its
     headline, so the title a phone shows in its notification is enough to act on."""
-    return event.kind in _PROBLEM_KINDS and event.value is None and bool(event.summary)
+    return event.kind in _PROBLEM_KINDS and event.value is None and bool(event.reason or event.summary)
+
+
+def _plain(text: str, limit: int) -> str:
+    """Machine text for the title: one line, at most ``limit`` chars, no markdown escapes (the
+    title is plain text in the push preview and the chat list)."""
+    text = _CONTROL.sub(" ", str(text)).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Renderer:
     def __init__(self, style: Style) -> None:
         self.style = style
-        self.zone = load_zone(style.timezone)
-        self.L = LABELS[style.language]
+        self.fmt = Formatter(style.language, load_zone(style.timezone))
+        self.zone = self.fmt.zone
+
+    def say(self, key: str, **args: object) -> str:
+        return self.fmt.say(key, **args)
 
     def time(self, ts: float) -> str:
-        return format_time(ts, self.zone)
+        return self.fmt.time(ts)
 
     def duration(self, seconds: float) -> str:
         """``1h30m``; in Chinese ``1小时30分`` (units spelled as a reader says them)."""
-        return self.localise_duration(format_duration(seconds))
+        return self.fmt.duration(seconds)
 
-    def localise_duration(self, text: str) -> str:
-        """A duration text such as ``3h20m`` in the message's language; any other text unchanged."""
-        if self.style.language != "zh" or not _DURATION_TEXT.fullmatch(text):
+    def estimate(self, value: Fact) -> str:
+        """The disk check's time to full: seconds (format 2), or a format-1 text such as ``~4h``."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return self.say("about", d=float(value))
+        text = str(value)
+        if not _DURATION_TEXT.fullmatch(text):
             return text
-        return _UNIT.sub(lambda m: _ZH_UNITS[m.group(0)], text.replace("~", "约"))
+        seconds = sum(int(n) * _SECONDS[u] for n, u in _DURATION_PART.findall(text))
+        return self.say("about", d=seconds) if text.startswith("~") else self.duration(seconds)
+
+    def headline(self, event: Event, escaped: bool = True, defang: bool = False) -> str:
+        """``disk /var 93%``: check, subject (when it adds anything) and value; a verdict says what is wrong."""
+        if is_crash(event):
+            text = str(event.facts.get("reason") or "") or self.say("crash.reason_unknown")
+        elif event.kind in (EventKind.NOTICE, EventKind.OCCURRENCE):
+            text = event_summary(self.fmt, event)
+        else:
+            where = [event.key.check]
+            if event.key.subject and event.key.subject != event.key.check:
+                where.append(event.key.subject)
+            text = " ".join([*where, self.fmt.value(event.value, event.unit)]).strip()
+            if verdict_in_headline(event):
+                text += f": {event_summary(self.fmt, event)}"
+        if not escaped:
+            return _plain(text, HEADLINE_CHARS)
+        return escape(text, HEADLINE_CHARS, defang)
 
     def badge(self, event: Event) -> str:
         if event.kind == EventKind.RESOLVED:
-            return f"<font color={COLOURS['resolved']}>{self.L['resolved']}</font>"
+            return f"<font color={COLOURS['resolved']}>{self.say('resolved')}</font>"
+        if is_crash(event) and is_test_crash(event):
+            return f"<font color={COLOURS['info']}>{self.say('tag.test')}</font>"
         name = severity_name(event.severity)
-        return f"<font color={COLOURS[name]}>{self.L[name]}</font>"
+        return f"<font color={COLOURS[name]}>{self.say(name)}</font>"
 
     def threshold(self, event: Event) -> str:
         if event.threshold is None:
             return ""
-        limit = format_value(event.threshold, event.unit)
-        return f" ({self.L['threshold']} {escape(event.operator or '>=')} {limit})"
+        return f" ({self.say('threshold')} {self.fmt.threshold(event.operator, event.threshold, event.unit)})"
 
     def kind_label(self, item: Item) -> str:
-        label = self.L[item.event.kind.value]
+        label = self.say(item.event.kind.value)
         if item.event.kind == EventKind.REMINDER and item.merged > 1:
             label += f" ×{item.merged}"
         return label
@@ -357,7 +198,7 @@ class Renderer:
             return self.crash_block(event, defang)
         fields = self.fields(event, defang)
         listing = "\n".join(f"- {k}: {v}" for k, v in fields if v)
-        return f"**{self.status(item)}** {headline(event, defang)}\n\n{listing}"
+        return f"**{self.status(item)}** {self.headline(event, defang=defang)}\n\n{listing}"
 
     def status(self, item: Item) -> str:
         """``<font color=#FF0000>CRITICAL</font> firing``; a resolve is just the green RESOLVED."""
@@ -365,104 +206,148 @@ class Renderer:
             return self.badge(item.event)
         return f"{self.badge(item.event)} {self.kind_label(item)}"
 
+    def summary_line(self, event: Event, defang: bool) -> str:
+        """The reason below the headline, when the headline and the value line do not say it already."""
+        if event.kind in (EventKind.NOTICE, EventKind.OCCURRENCE) or verdict_in_headline(event):
+            return ""
+        if event.value is not None:  # the value line says it; a reason of its own adds to it
+            said = self.fmt.text(event.reason) if event.reason else ""
+        else:
+            said = event_summary(self.fmt, event, with_limit=False)
+        return escape(said, defang=defang)
+
     def fields(self, event: Event, defang: bool) -> List[Tuple[str, str]]:
-        L, e = self.L, event
-        out = [(L["host"], escape(e.host, defang=defang))]
+        e, say = event, self.say
+        out = [(say("host"), escape(e.host, defang=defang))]
         check = escape(e.key.check, defang=defang)
         if e.check_type and e.check_type != e.key.check:
             check += f" ({escape(e.check_type)})"
-        out.append((L["check"], check))
-        out.append((L["subject"], escape(e.key.subject, defang=defang)))
-        if e.key.metric and e.key.metric != "status":
-            out.append((L["metric"], escape(e.key.metric)))
+        out.append((say("check"), check))
+        out.append((say("subject"), escape(e.key.subject, defang=defang)))
+        if e.key.metric and e.key.metric not in ("status", "occurrence", "#unknown"):
+            out.append((say("metric"), escape(e.key.metric)))
         if e.value is not None:
-            out.append((L["value"], escape(format_value(e.value, e.unit)) + self.threshold(e)))
+            out.append((say("value"), escape(self.fmt.value(e.value, e.unit)) + self.threshold(e)))
         if e.kind == EventKind.RESOLVED and e.severity in (Status.WARNING, Status.CRITICAL):
-            out.append((L["was"], self.L[severity_name(e.severity)]))
+            out.append((say("was"), say(severity_name(e.severity))))
         if e.since is not None:
-            out.append((L["since"], self.time(e.since)))
+            out.append((say("since"), self.time(e.since)))
         if e.kind == EventKind.RESOLVED:
-            out.append((L["resolved_at"], self.time(e.time)))
+            out.append((say("resolved_at"), self.time(e.time)))
             if e.duration is not None:
-                out.append((L["duration"], self.duration(e.duration)))
+                out.append((say("duration"), self.duration(e.duration)))
         elif e.since is None:
-            out.append((L["time"], self.time(e.time)))
-        out.append((L["trend"], sparkline(e.trend)))
-        out.append((L["time_to_full"], escape(self.localise_duration(e.facts.get("time_to_full", "")))))
-        out.append((L["growth"], escape(e.facts.get("trend", ""))))
-        said = (
-            e.kind in (EventKind.NOTICE, EventKind.OCCURRENCE)
-            or verdict_in_headline(e)
-            or (e.value is not None and _BARE.match(e.summary))
-        )
-        out.append((L["summary"], "" if said else escape(e.summary, defang=defang)))
-        out.append((L["note"], escape(e.note, defang=defang)))
+            out.append((say("time"), self.time(e.time)))
+        out.append((say("trend"), sparkline(e.trend)))
+        if e.facts.get("time_to_full"):
+            out.append((say("time_to_full"), escape(self.estimate(e.facts["time_to_full"]))))
+        growth = e.facts.get("trend")
+        if isinstance(growth, (int, float)) and not isinstance(growth, bool):
+            out.append((say("growth"), self.say("disk.growth", rate=growth)))
+        elif growth:
+            out.append((say("growth"), escape(str(growth))))
+        out.append((say("summary"), self.summary_line(e, defang)))
+        out.append((say("note"), escape(e.note, defang=defang)))
         if not defang and e.details:
-            out.append((L["details"], escape(e.details, defang=defang)))
+            out.append((say("details"), escape(e.details, defang=defang)))
         if e.kind == EventKind.OCCURRENCE:
             out.extend(
-                (escape(k), escape(v, defang=defang)) for k, v in sorted(e.facts.items()) if k not in ("time_to_full", "trend")
+                (
+                    escape(catalogue.lookup(self.style.language, f"fact.{k}") or k),
+                    escape(fact_text(self.fmt, k, v), defang=defang),
+                )
+                for k, v in sorted(e.facts.items())
+                if k not in ("time_to_full", "trend")
             )
         return out
 
     def crash_block(self, event: Event, defang: bool) -> str:
-        """kdump-layouts.md 6.3: headline, where, who, kernel, dump path/size/format, completeness, excerpt."""
-        L, f = self.L, event.facts
-        test = f" ({L['test_crash']})" if f.get("test_crash", "").lower() in ("1", "true", "yes") else ""
-        head = f"**{self.badge(event)} {L['tag.crash']}{test}** {headline(event, defang)}"
+        """kdump-layouts.md 6.3: headline, when (crash, boot, found), where, who, kernel, dump, excerpt."""
+        f = event.facts
+        tag = self.say("tag.crash")
+        head = f"**{self.badge(event)} {tag}** {self.headline(event, defang=defang)}"
         text = head + "\n\n" + "\n".join(f"- {k}: {v}" for k, v in self.crash_fields(event, defang) if v)
-        excerpt = [line for line in f.get("excerpt", "").splitlines() if line.strip() and not _REGISTERS.match(line)][
+        excerpt = [line for line in str(f.get("excerpt", "")).splitlines() if line.strip() and not _REGISTERS.match(line)][
             :EXCERPT_LINES
         ]
         if excerpt and not defang:
             quoted = "\n\n".join("> " + escape(line, 200, line_start=True) for line in excerpt)
-            text += f"\n\n{L['excerpt']}:\n\n{quoted}"
+            text += f"\n\n{self.say('excerpt')}:\n\n{quoted}"
         return text
 
+    def crash_time(self, event: Event) -> str:
+        """When it crashed: the capture kernel's stamp (its clock, often local time), the SUSE
+        README's crash time, or when the capture kernel wrote the dump."""
+        f = event.facts
+        if f.get("capture_time"):
+            return f"{escape(str(f['capture_time']))} ({self.say('capture_clock')})"
+        if f.get("crash_time"):
+            return escape(str(f["crash_time"]))
+        return self.time(event.since) if event.since is not None else ""
+
     def crash_fields(self, event: Event, defang: bool) -> List[Tuple[str, str]]:
-        L, f = self.L, event.facts
+        f, say = event.facts, self.say
 
         def fact(key: str) -> str:
-            return escape(f.get(key, ""), defang=defang)
+            return escape(fact_text(self.fmt, key, f.get(key, "")), defang=defang)
 
         host = escape(event.host)
         if f.get("host"):  # a dump server: the crashed client is named by the dump directory
-            host = f"{fact('host')} ({L['via']} {host})"
+            host = f"{fact('host')} ({say('via')} {host})"
         where = fact("function") + (f" \\[{fact('module')}\\]" if f.get("module") else "")
         who = fact("comm") + (f" (pid {fact('pid')})" if f.get("pid") else "")
         kernel = fact("kernel")
         if f.get("running_kernel") and f.get("running_kernel") != f.get("kernel"):
-            kernel += f" ({L['running']}: {fact('running_kernel')})"
-        dump = ", ".join(fact(k) for k in ("dump_path", "dump_size", "dump_format") if f.get(k))
-        if "flattened" in f.get("dump_format", ""):
-            dump += f" ({L['flattened']})"
-        capture = f"{fact('capture_time')} ({L['capture_clock']})" if f.get("capture_time") else ""
-        note = "; ".join(n for n in (fact("note"), escape(event.note, defang=defang)) if n)
+            kernel += f" ({say('running')}: {fact('running_kernel')})"
+        dump = ", ".join(part for part in (fact("dump_path"), self.size(f.get("dump_size")), self.dump_format(f)) if part)
+        taint = say("crash.not_tainted") if f.get("taint") == "not tainted" else fact("taint")
+        status = str(f.get("dump_status", ""))
+        boot = f.get("boot_time")
         return [
-            (L["host"], host),
-            (L["time"], self.time(event.time)),
-            (L["capture_time"], capture),
-            (L["crash_time"], fact("crash_time")),
-            (L["panic"], fact("panic")),
-            (L["where"], where),
-            (L["process"], who),
-            (L["kernel"], kernel),
-            (L["taint"], fact("taint")),
-            (L["hardware"], fact("hardware")),
-            (L["dump"], dump),
-            (L["status"], fact("dump_status")),
-            (L["free"], fact("free_space")),
-            (L["apport"], fact("apport_report")),
-            (L["note"], note),
+            (say("host"), host),
+            (say("crash_time"), self.crash_time(event)),
+            (say("boot_time"), self.time(float(boot)) if isinstance(boot, (int, float)) and boot else ""),
+            (say("found_at"), self.time(event.time)),
+            (say("panic"), fact("panic")),
+            (say("where"), where),
+            (say("process"), who),
+            (say("kernel"), kernel),
+            (say("taint"), taint),
+            (say("hardware"), fact("hardware")),
+            (say("dump"), dump),
+            (
+                say("status"),
+                (catalogue.lookup(self.style.language, f"crash.status.{status}") or escape(status)) if status else "",
+            ),
+            (say("free"), self.size(f.get("free_space"))),
+            (say("apport"), fact("apport_report")),
+            (say("note"), "; ".join(n for n in (fact("note"), escape(event.note, defang=defang)) if n)),
         ]
+
+    def dump_status(self, status: str) -> str:
+        """complete/incomplete/failed/unknown in this language; another word as the check gave it."""
+        return (catalogue.lookup(self.style.language, f"crash.status.{status}") or escape(status)) if status else ""
+
+    def size(self, value: Optional[Fact]) -> str:
+        """A size fact: bytes (format 2) or a format-1 text such as ``1.2 GiB``."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return self.fmt.bytes(value)
+        return escape(str(value or ""))
+
+    def dump_format(self, facts: Mapping[str, Fact]) -> str:
+        """The core file's format; a flattened one says, once and in this language, what to run first."""
+        text = str(facts.get("dump_format", ""))
+        if text == "flattened" or text.startswith("flattened (run makedumpfile -R"):
+            return self.say("crash.flattened")
+        return escape(text)
 
     def digest_line(self, item: Item, defang: bool) -> str:
         event = item.event
-        text = f"- {self.status(item)} {headline(event, defang)}"
+        text = f"- {self.status(item)} {self.headline(event, defang=defang)}"
         if event.value is not None and not is_crash(event):
             text += self.threshold(event)
         if event.kind == EventKind.RESOLVED and event.duration is not None:
-            text += f" · {self.L['after']} {self.duration(event.duration)}"
+            text += f" · {self.say('after')} {self.duration(event.duration)}"
         return text + f" · {self.time(event.time)}"
 
 
@@ -470,25 +355,52 @@ class Renderer:
 
 
 def render(batch: Batch, style: Style, measure: Optional[Callable[[str, str], int]] = None) -> Message:
-    """The message for ``batch``; ``measure(title, text)`` gives the request body size in bytes."""
+    """The message for ``batch``; ``measure(title, text)`` gives the request body size in bytes.
+
+    The body never exceeds ``batch.budget``: blocks that do not fit become lines, lines that do not
+    fit are summed up in the "+N more" line, and what still does not fit is cut (a hard limit)."""
     r = Renderer(style)
-    title = _title(batch, r)
-    head = f"#### {title}"
+    title = _title(batch, r, escaped=False)
+    head = f"#### {_title(batch, r, escaped=True)}"
     if batch.digest:
         head += "\n\n" + _digest_intro(batch, r)
     measure = measure or (lambda t, x: json_len(t) + json_len(x))
     tail = _tail(batch, r)
     compact = _Frame(title, head, "\n", tail, measure)
     lines = [r.digest_line(item, batch.reduced) for item in batch.items]
+    mobiles = _mobiles(batch, style)
     if not batch.digest:  # full blocks while they all fit; one line per item when they do not
         full = _Frame(title, head, "\n\n", tail, measure)
         blocks = [r.block(item, batch.reduced) for item in batch.items]
         listed = _fit(batch, blocks, full, r)
         if listed == len(blocks):
-            return Message(title, full.text(blocks, ""), listed, 0, _mobiles(batch, style))
+            return _within(Message(title, full.text(blocks, ""), listed, 0, mobiles), batch.budget, measure)
     listed = _fit(batch, lines, compact, r)
     text = compact.text(lines[:listed], _more(batch.items[listed:], r))
-    return Message(title, text, listed, len(batch.items) - listed, _mobiles(batch, style))
+    return _within(Message(title, text, listed, len(batch.items) - listed, mobiles), batch.budget, measure)
+
+
+def _within(message: Message, budget: int, measure: Callable[[str, str], int]) -> Message:
+    """``message`` cut to ``budget`` bytes if a head, a title or a "+N more" line alone is too long."""
+    if measure(message.title, message.text) <= budget:
+        return message
+    title = message.title
+    if measure(title, "") > budget // 4:
+        title = _cut(title, lambda t: measure(t, "") <= budget // 4)
+    text = _cut(message.text, lambda t: measure(title, t) <= budget)
+    return dataclasses.replace(message, title=title, text=text)
+
+
+def _cut(text: str, fits: Callable[[str], bool]) -> str:
+    """The longest prefix of ``text`` (plus "…") that ``fits``; never half a markdown escape."""
+    low, high = 0, len(text)
+    while low < high:  # binary search on the prefix length
+        middle = (low + high + 1) // 2
+        if fits(text[:middle].rstrip("\\") + "…"):
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low].rstrip("\\") + "…"
 
 
 @dataclass(frozen=True)
@@ -510,9 +422,9 @@ class _Frame:
 
 def _fit(batch: Batch, blocks: Sequence[str], frame: _Frame, r: Renderer) -> int:
     """How many blocks fit the budget, the rest summed up in the "+N more" line."""
-    widest = r.L["more"].format(
-        n=len(blocks), parts=", ".join(r.L[k].format(n=len(blocks)) for k in ("more.critical", "more.warning", "more.resolved"))
-    )
+    n = len(blocks)
+    parts = r.say("list.sep").join(r.say(k, n=n) for k in ("more.critical", "more.warning", "more.resolved"))
+    widest = r.say("more", n=n, parts=parts)
     used = frame.size([], "") + json_len(widest) + 8
     listed = 0
     for block in blocks:
@@ -543,17 +455,16 @@ def _more(omitted: Sequence[Item], r: Renderer) -> str:
     resolved = sum(1 for i in omitted if i.is_resolved)
     critical = sum(1 for i in omitted if not i.is_resolved and i.event.severity == Status.CRITICAL)
     warning = sum(1 for i in omitted if not i.is_resolved and severity_name(i.event.severity) == "warning")
-    parts = [r.L["more.warning"].format(n=warning), r.L["more.resolved"].format(n=resolved)]
+    parts = [r.say("more.warning", n=warning), r.say("more.resolved", n=resolved)]
     if critical:
-        parts.insert(0, r.L["more.critical"].format(n=critical))
-    sep = "，" if r.style.language == "zh" else ", "
-    return r.L["more"].format(n=len(omitted), parts=sep.join(parts))
+        parts.insert(0, r.say("more.critical", n=critical))
+    return r.say("more", n=len(omitted), parts=r.say("list.sep").join(parts))
 
 
 def _tail(batch: Batch, r: Renderer) -> str:
     lines = []
     if batch.dropped:
-        lines.append(r.L["dropped"].format(n=batch.dropped))
+        lines.append(r.say("dropped", n=batch.dropped))
     mobiles = _mobiles(batch, r.style)
     if mobiles:
         lines.append(" ".join(f"@{m}" for m in mobiles))
@@ -570,41 +481,45 @@ def _mobiles(batch: Batch, style: Style) -> Tuple[str, ...]:
     return tuple(seen)
 
 
-def _hosts(batch: Batch) -> str:
+def _hosts(batch: Batch, r: Renderer, escaped: bool) -> str:
     hosts = sorted({i.event.host for i in batch.items})
-    return escape(hosts[0]) if len(hosts) == 1 else f"{len(hosts)} hosts"
+    if len(hosts) != 1:
+        return r.say("hosts", n=len(hosts))
+    return escape(hosts[0]) if escaped else _plain(hosts[0], FIELD_CHARS)
 
 
-def _title(batch: Batch, r: Renderer) -> str:
-    L = r.L
-    host = _hosts(batch)
+def _title(batch: Batch, r: Renderer, escaped: bool) -> str:
+    """The title: plain text for the push preview and chat list, escaped for the body's heading."""
+    host = _hosts(batch, r, escaped)
     if not batch.items:
-        return _with_keyword(f"[{L['tag.notice']}] {host}", r.style)
+        return _with_keyword(f"[{r.say('tag.notice')}] {host}", r.style)
     top = batch.items[0].event
+    headline = r.headline(top, escaped=escaped)
     problems = sum(1 for i in batch.items if i.is_problem)
     if batch.digest:
-        counts = [L["count.firing"].format(n=problems)] if problems else []
+        counts = [r.say("count.firing", n=problems)] if problems else []
         resolved = sum(1 for i in batch.items if i.is_resolved)
         if resolved:
-            counts.append(L["count.resolved"].format(n=resolved))
+            counts.append(r.say("count.resolved", n=resolved))
         other = len(batch.items) - problems - resolved
         if other:
-            counts.append(L["count.other"].format(n=other))
-        title = f"[{L['tag.digest']}] {host} " + " · ".join(counts)
+            counts.append(r.say("count.other", n=other))
+        title = f"[{r.say('tag.digest')}] {host} " + " · ".join(counts)
     elif is_crash(top):
-        test = f" ({L['test_crash']})" if top.facts.get("test_crash", "").lower() in ("1", "true", "yes") else ""
-        crashed = escape(top.facts["host"]) if top.facts.get("host") else host  # a dump server's client
-        title = f"[{L['tag.crash']}] {crashed}: {headline(top)}{test}"
+        tag = r.say("tag.test_crash" if is_test_crash(top) else "tag.crash")
+        client = str(top.facts.get("host") or "")
+        crashed = (escape(client) if escaped else _plain(client, FIELD_CHARS)) if client else host  # a dump server's client
+        title = f"[{tag}] {crashed}: {headline}"
     elif problems:
-        title = f"[{L['tag.firing']}:{problems}] {host} {headline(top)}"
+        title = f"[{r.say('tag.firing')}:{problems}] {host} {headline}"
     elif top.kind == EventKind.RESOLVED:
         count = sum(1 for i in batch.items if i.is_resolved)
-        tag = L["tag.resolved"] + (f":{count}" if count > 1 else "")
-        title = f"[{tag}] {host} {headline(top)}"
+        tag = r.say("tag.resolved") + (f":{count}" if count > 1 else "")
+        title = f"[{tag}] {host} {headline}"
     elif top.kind in (EventKind.FLAP_START, EventKind.FLAP_END):
-        title = f"[{L['tag.flapping']}] {host} {headline(top)}"
+        title = f"[{r.say('tag.flapping')}] {host} {headline}"
     else:
-        title = f"[{L['tag.notice']}] {host} {headline(top)}"
+        title = f"[{r.say('tag.notice')}] {host} {headline}"
     return _with_keyword(title, r.style)
 
 
@@ -616,35 +531,32 @@ def _with_keyword(title: str, style: Style) -> str:
 
 def _digest_intro(batch: Batch, r: Renderer) -> str:
     events = sum(len(i.seqs) for i in batch.items)
-    reasons = [r.L[f"held.{h.value}"] for h in batch.held] or [r.L["held.rate_limit"]]
-    sep = "，" if r.style.language == "zh" else ", "
-    text = r.L["digest.intro"].format(
-        count=events + batch.cancelled_events, since=r.time(batch.held_since), why=sep.join(reasons)
-    )
+    reasons = [r.say(f"held.{h.value}") for h in batch.held] or [r.say("held.rate_limit")]
+    why = r.say("list.sep").join(reasons)
+    text = r.say("digest.intro", count=events + batch.cancelled_events, since=batch.held_since, why=why)
     if batch.cancelled:
-        text += ("" if r.style.language == "zh" else " ") + r.L["digest.cancelled"].format(n=batch.cancelled)
+        text += r.say("digest.cancelled", n=batch.cancelled)
     return text
 
 
 def render_test(robot: str, style: Style, now: float, host: str) -> Message:
     """The ``monagent notify-test`` message."""
     r = Renderer(style)
-    title = _with_keyword(f"[{r.L['tag.test']}] {escape(host)} {r.L['test.title']}", style)
+    title = _with_keyword(f"[{r.say('tag.test')}] {_plain(host, FIELD_CHARS)} {r.say('test.title')}", style)
+    heading = _with_keyword(f"[{r.say('tag.test')}] {escape(host)} {r.say('test.title')}", style)
     text = (
-        f"#### {title}\n\n{r.L['test.body'].format(robot=escape(robot))}\n\n- {r.L['host']}: {escape(host)}\n"
-        f"- {r.L['time']}: {r.time(now)}"
+        f"#### {heading}\n\n{r.say('test.body', robot=escape(robot))}\n\n- {r.say('host')}: {escape(host)}\n"
+        f"- {r.say('time')}: {r.time(now)}"
     )
     return Message(title, text, 0, 0)
 
 
 __all__ = [
-    "LABELS",
     "HeldReason",
     "Message",
     "Renderer",
     "Style",
     "escape",
-    "format_time",
     "json_len",
     "load_zone",
     "render",

@@ -19,10 +19,12 @@ import re
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from monagent.events import Event, EventKind, OutboxEntry, Outcome, OutcomeKind
+from monagent.formatting import Formatter, Text
 from monagent.notify.coalesce import Batch, Item, coalesce
 from monagent.notify.dingtalk import scrub
 from monagent.notify.dingtalk_config import WebhookConfig
 from monagent.notify.markdown import Style, render, severity_name
+from monagent.wording import ENGLISH, event_summary
 
 if TYPE_CHECKING:
     import requests
@@ -31,7 +33,8 @@ _BROKEN_STATUSES = (401, 403, 404, 405, 410)
 _REJECTED_STATUSES = (400, 422)
 
 
-def event_json(item: Item) -> Dict[str, Any]:
+def event_json(item: Item, fmt: Formatter = ENGLISH) -> Dict[str, Any]:
+    """One event for a machine: typed fields, and ``summary``/``value_text`` in the receiver's language."""
     e: Event = item.event
     return {
         "id": e.id,
@@ -42,7 +45,9 @@ def event_json(item: Item) -> Dict[str, Any]:
         "metric": e.key.metric,
         "host": e.host,
         "time": e.time,
-        "summary": e.summary,
+        "summary": event_summary(fmt, e),
+        "reason_id": e.reason.id if isinstance(e.reason, Text) else "",
+        "value_text": fmt.value(e.value, e.unit),
         "incident": e.incident,
         "check_type": e.check_type,
         "value": e.value,
@@ -63,6 +68,7 @@ class WebhookReceiver:
         self.config = config
         self.name = config.receiver_name
         self.style = Style(config.language, config.timezone)
+        self.fmt = Formatter(config.language, config.timezone)
         self._session = session
 
     def send(self, entries: Sequence[OutboxEntry], now: float) -> Outcome:
@@ -87,10 +93,11 @@ class WebhookReceiver:
         size = len(_dump(payload)) + 16
         events: List[Dict[str, Any]] = []
         for item in batch.items:
-            chunk = _dump(event_json(item))
+            event = event_json(item, self.fmt)
+            chunk = _dump(event)
             if size + len(chunk) + 1 > batch.budget:
                 break
-            events.append(event_json(item))
+            events.append(event)
             size += len(chunk) + 1
         payload["events"] = events
         payload["omitted"] = len(batch.items) - len(events)

@@ -30,7 +30,7 @@ from monagent.checks.kdump import KdumpCheck
 
 from monagent.api import Status
 
-SYSRQ_HEADLINE = "Kernel panic - not syncing: sysrq triggered crash (test crash)"
+SYSRQ_HEADLINE = "Kernel panic - not syncing: sysrq triggered crash"
 OOM_HEADLINE = "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled"
 NULL_HEADLINE = "BUG: kernel NULL pointer dereference, address: 0000000000000086"
 SYSRQ_WHO = {
@@ -38,7 +38,7 @@ SYSRQ_WHO = {
     "comm": "bash",
     "pid": "4952",
     "kernel": "5.4.0-0.rc6.git0.1.fc32.x86_64",
-    "test_crash": "yes",
+    "test_crash": True,
     "taint": "not tainted",
 }
 OOM_WHO = {
@@ -46,14 +46,14 @@ OOM_WHO = {
     "comm": "webservice",
     "pid": "35943",
     "kernel": "3.10.0-327.28.2.el7.x86_64",
-    "test_crash": "no",
+    "test_crash": False,
 }
 NULL_WHO = {
     "function": "no symbol (0x86)",
     "comm": "syz-executor.0",
     "pid": "9969",
     "kernel": "5.6.0-rc6-syzkaller",
-    "test_crash": "no",
+    "test_crash": False,
     "panic": "Kernel panic - not syncing: Fatal exception",
 }
 
@@ -102,7 +102,7 @@ def debian(
 
 def _debian_local(root):
     debian(root)
-    return "202601210724", "Debian/Ubuntu kdump-tools", "flattened (run makedumpfile -R before crash)", SYSRQ
+    return "202601210724", "Debian/Ubuntu kdump-tools", "flattened", SYSRQ
 
 
 def _debian_gzip(root):
@@ -119,7 +119,7 @@ def _debian_plain_copy_after_makedumpfile_failed(root):
 
 def _debian_remote_host_stamp(root):
     debian(root, NULL_DEREF, name="10.20.0.15-202601210724")
-    return "10.20.0.15-202601210724", "Debian/Ubuntu kdump-tools", "flattened (run makedumpfile -R before crash)", NULL_DEREF
+    return "10.20.0.15-202601210724", "Debian/Ubuntu kdump-tools", "flattened", NULL_DEREF
 
 
 def _debian_ftp_flat_files(root):
@@ -128,7 +128,7 @@ def _debian_ftp_flat_files(root):
     return (
         "10.20.0.15-dump.202601210724",
         "Debian/Ubuntu kdump-tools (FTP target)",
-        "flattened (run makedumpfile -R before crash)",
+        "flattened",
         OOM,
     )
 
@@ -144,7 +144,7 @@ def _rhel_local(root):
 
 def _rhel_ssh_flat(root):
     dump_dir(root, "192.168.122.10-2024-03-05-14:22:07", {"vmcore-dmesg.txt": OOM, "vmcore.flat": FLATTENED})
-    return "192.168.122.10-2024-03-05-14:22:07", "RHEL/Fedora kdump", "flattened (run makedumpfile -R before crash)", OOM
+    return "192.168.122.10-2024-03-05-14:22:07", "RHEL/Fedora kdump", "flattened", OOM
 
 
 def _rhel_nfs_ipv6_client(root):
@@ -163,7 +163,7 @@ def _rhel_kdumpctl_test(root):
 
 def _suse_new(root):
     dump_dir(root, "2024-03-05-14-22", {"README.txt": SUSE_README, "dmesg": NULL_DEREF, "vmcore": FLATTENED})
-    return "2024-03-05-14-22", "SUSE kdump", "flattened (run makedumpfile -R before crash)", NULL_DEREF
+    return "2024-03-05-14-22", "SUSE kdump", "flattened", NULL_DEREF
 
 
 def _suse_old(root):
@@ -202,7 +202,7 @@ def test_each_layout_gives_one_critical_occurrence_with_the_reason_of_its_log(bu
     assert occ.facts["dump_format"] == dump_format
     assert occ.facts["dump_path"] == str(root / name)
     assert occ.facts["running_kernel"] == "6.1.0-18-amd64"
-    assert occ.facts["free_space"].endswith("B")
+    assert isinstance(occ.facts["free_space"], int)
     assert occ.id == f"{root / name}:{os.lstat(root / name).st_ino}"
     assert results[0].subject == str(root) and results[0].status == Status.OK
 
@@ -228,14 +228,15 @@ def test_the_facts_of_a_debian_dump_are_complete_for_the_message(root, ctx):
         "kernel": "5.6.0-rc6-syzkaller",
         "running_kernel": "6.1.0-18-amd64",
         "taint": "not tainted",
-        "test_crash": "no",
+        "test_crash": False,
         "dump_status": "complete",
         "dump_path": str(root / "10.20.0.15-202601210724"),
-        "dump_size": "64 B",
-        "dump_format": "flattened (run makedumpfile -R before crash)",
+        "dump_size": 64,
+        "dump_format": "flattened",
         "distro_layout": "Debian/Ubuntu kdump-tools",
         "host": "10.20.0.15",
         "capture_time": "2026-01-21 07:24",
+        "boot_time": BOOT,
         "hardware": "Google Google Compute Engine/Google Compute Engine, BIOS Google 01/01/2011",
     }
 
@@ -315,7 +316,7 @@ def test_an_ftp_dump_still_growing_waits_for_the_settle_window(root, tmp_path):
     assert occurrences(watcher.run(FakeContext(proc, now=NOW + 120))) == []  # unchanged for 60 s only
     occ = only(watcher.run(FakeContext(proc, now=NOW + 180)))  # unchanged for 120 s
     assert occ.summary == OOM_HEADLINE
-    assert occ.facts["dump_size"] == "4.1 KiB"
+    assert occ.facts["dump_size"] == 4160
 
 
 # --- start, first run, identity --------------------------------------------------------------------
@@ -613,3 +614,30 @@ def test_with_the_engines_seen_set_a_restart_sends_nothing_and_a_first_run_annou
     restarted = [(r.subject, o) for r in check(root).run(ctx) for o in r.occurrences]  # a new instance
     again = judge(restarted, first.updates, NOW + 60)
     assert (again.announce, again.summarised) == ((), ())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_a_root_flooded_by_another_user_gives_one_line_per_scan_and_a_bounded_scan(root, ctx, caplog):
+    """300 dump-like directories of another user (a 1777 root), at most 200 examined per scan: one
+    summary WARNING per scan (not one per entry), a few samples kept, the rest examined in the next
+    scan, and the real dump among them still found."""
+    from monagent.checks.kdump_scan import IGNORED_SAMPLES, ScanRequest, scan_root
+
+    for n in range(300):
+        path = root / f"10.0.{n // 250}.{n % 250}-2026-01-21-07:24:00"
+        path.mkdir()
+        os.chown(path, 65534, 65534)
+    debian(root)
+    first = scan_root(ScanRequest(str(root), frozenset({0}), max_entries=200))
+    second = scan_root(ScanRequest(str(root), frozenset({0}), max_entries=200, offset=first.next_offset))
+    assert (first.next_offset, first.deferred, second.next_offset, second.deferred) == (200, 101, 0, 200)
+    assert first.ignored_count + second.ignored_count == 300
+    assert len(first.dumps) + len(second.dumps) == 1
+    assert len(first.ignored) == len(second.ignored) == IGNORED_SAMPLES
+    kdump = check(root, max_entries_per_scan=200)
+    with caplog.at_level(logging.WARNING, logger="monagent.checks.kdump"):
+        results = [kdump.run(ctx) for _ in range(2)]
+    assert len(caplog.messages) == 2  # one per scan
+    assert all(" untrusted entries ignored, e.g. " in message for message in caplog.messages)
+    assert sum(len(occurrences(r)) for r in results) == 1
+    assert results[0][0].reason.endswith(f"{first.ignored_count} untrusted entries ignored, 101 entries left for the next scans")

@@ -16,7 +16,7 @@ from monagent.checks.kdump import KdumpCheck
 from monagent.api import Status
 from monagent.workers import WorkerPool
 
-HEADLINE = "Kernel panic - not syncing: sysrq triggered crash (test crash)"
+HEADLINE = "Kernel panic - not syncing: sysrq triggered crash"
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ def summary(text: str) -> tuple:
 
 def test_the_fedora_sysrq_crash_is_a_test_crash_in_sysrq_handle_crash():
     assert summary(SYSRQ) == (
-        "Kernel panic - not syncing: sysrq triggered crash (test crash)",
+        "Kernel panic - not syncing: sysrq triggered crash",
         "sysrq_handle_crash+0x11/0x20",
         "",
         "bash",
@@ -229,7 +229,7 @@ GPF_IN_INTERRUPT = """\
         (
             OLD_X86_SYSRQ,
             (
-                "BUG: unable to handle kernel NULL pointer dereference at           (null) (test crash)",
+                "BUG: unable to handle kernel NULL pointer dereference at           (null)",
                 "sysrq_handle_crash+0x16/0x20",
                 "",
                 "bash",
@@ -334,7 +334,7 @@ GPF_IN_INTERRUPT = """\
         (
             PPC64_SYSRQ,
             (
-                "Unable to handle kernel paging request for data at address 0x00000000 (test crash)",
+                "Unable to handle kernel paging request for data at address 0x00000000",
                 "sysrq_handle_crash+0x30/0x50",
                 "",
                 "bash",

@@ -94,7 +94,7 @@ def test_a_rising_counter_gives_one_occurrence_naming_the_killed_process_and_its
     machine.set_oom_kill(1)
     [(subject, occ)] = occurrences(watcher.run(ctx))
     assert subject == "system"
-    assert occ.summary == "OOM killer killed java (pid 4242), anon-rss 6.0 GiB"
+    assert occ.summary == "OOM killer killed java (pid 4242), anon-rss 6 GiB"
     assert occ.id == f"oom:{BOOT_ID}:1"
     assert occ.severity == Status.CRITICAL
     assert dict(occ.facts) == {
@@ -102,10 +102,10 @@ def test_a_rising_counter_gives_one_occurrence_naming_the_killed_process_and_its
         "total_since_boot": "1",
         "process": "java",
         "pid": "4242",
-        "anon_rss": "6.0 GiB",
-        "total_vm": "9.0 GiB",
-        "file_rss": "1.0 MiB",
-        "shmem_rss": "0 KiB",
+        "anon_rss": 6 << 30,
+        "total_vm": 9 << 30,
+        "file_rss": 1 << 20,
+        "shmem_rss": 0,
         "uid": "1000",
         "oom_score_adj": "0",
         "cgroup": "/user.slice/user-1000.slice/session-3.scope",
@@ -127,7 +127,7 @@ def test_each_cycle_with_kills_gets_its_own_id_and_only_its_own_kills(machine, c
     machine.set_oom_kill(3)
     second = occurrences(watcher.run(ctx))[0][1]
     assert (first.id, second.id) == (f"oom:{BOOT_ID}:1", f"oom:{BOOT_ID}:3")
-    assert second.summary == "OOM killer killed node (pid 4301), anon-rss 6.0 GiB; 2 kills in all"
+    assert second.summary == "OOM killer killed node (pid 4301), anon-rss 6 GiB; 2 kills in all"
     assert [line.split(")")[0] for line in second.facts["excerpt"].splitlines()] == [
         "Killed process 4300 (node",
         "Killed process 4301 (node",
@@ -150,7 +150,7 @@ def test_the_dmesg_command_is_the_fallback_source(machine, ctx, tmp_path):
     watcher.run(ctx)
     machine.set_oom_kill(1)
     [(_, occ)] = occurrences(watcher.run(ctx))
-    assert occ.summary == "OOM killer killed java (pid 4242), anon-rss 6.0 GiB"
+    assert occ.summary == "OOM killer killed java (pid 4242), anon-rss 6 GiB"
 
 
 def test_a_kill_inside_a_service_cgroup_is_reported_under_the_service_only(machine, ctx):
@@ -164,7 +164,7 @@ def test_a_kill_inside_a_service_cgroup_is_reported_under_the_service_only(machi
     results = watcher.run(ctx)
     [(subject, occ)] = occurrences(results)
     assert subject == "api.service"
-    assert occ.summary == "api.service: OOM killer killed python3 (pid 777), anon-rss 1.9 GiB"
+    assert occ.summary == "api.service: OOM killer killed python3 (pid 777), anon-rss 1.91 GiB"
     assert occ.facts["service"] == "api.service"
     assert occ.facts["cgroup"] == "/system.slice/api.service"
     ino = os.stat(machine.cgroup / "system.slice/api.service").st_ino

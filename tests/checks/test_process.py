@@ -14,11 +14,18 @@ from typing import List
 import pytest
 from monagent.checks.process import ProcessCheck
 
-from monagent.api import CheckError, Result, Status
+from monagent.api import CheckError, Formatter, Result, Status
 from monagent.context import CycleContext, SystemFacts
 from monagent.procfs import CLOCK_TICKS, PAGE_SIZE
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "proc"
+
+EN = Formatter("en")
+
+
+def said(result) -> str:
+    """The result's reason as an English output shows it."""
+    return EN.text(result.reason)
 
 
 class Counting(CycleContext):
@@ -47,21 +54,21 @@ def test_a_name_rule_counts_running_processes_and_their_zombies_without_reading_
     assert values(result) == {"count": 3, "cpu_percent": None, "rss_bytes": 30720 * PAGE_SIZE, "zombies": 1}
     assert result.status == Status.OK
     assert result.subject == "nginx"
-    assert result.reason == f"3 running; max RSS {30720 * PAGE_SIZE / 2**20:.1f} MiB (pid 814); 1 zombie"
+    assert said(result) == f"3 running; max RSS {EN.bytes(30720 * PAGE_SIZE)} (pid 814); 1 zombie"
     assert result.facts == {"pids": "812, 813, 814"}
     assert ctx.cmdline_reads == []
 
 
 def test_no_matching_process_is_critical_with_the_expected_minimum():
     result = ProcessCheck(name="apache2").run(Counting())
-    assert (result.status, result.reason) == (Status.CRITICAL, "0 running, expected >= 1")
+    assert (result.status, said(result)) == (Status.CRITICAL, "0 running, expected at least 1")
     assert values(result) == {"count": 0, "cpu_percent": None, "rss_bytes": None, "zombies": 0}
 
 
 def test_too_many_processes_are_critical_with_the_expected_maximum():
     result = ProcessCheck(name="nginx", max_count=2, label="web server").run(Counting())
     assert result.status == Status.CRITICAL
-    assert result.reason.startswith("3 running, expected <= 2; max RSS ")
+    assert said(result).startswith("3 running, expected at most 2; max RSS ")
     assert result.subject == "web server"
 
 
@@ -88,16 +95,16 @@ def test_a_pidfile_rule_counts_the_process_it_names(tmp_path):
     pidfile = tmp_path / "nginx.pid"
     pidfile.write_text("812\n")
     result = ProcessCheck(name="nginx", pidfile=str(pidfile)).run(Counting())
-    assert values(result)["count"] == 1 and result.reason.startswith("1 running; max RSS")
+    assert values(result)["count"] == 1 and said(result).startswith("1 running; max RSS")
 
 
 def test_a_missing_or_stale_pidfile_says_so(tmp_path):
     pidfile = tmp_path / "nginx.pid"
     result = ProcessCheck(pidfile=str(pidfile), label="nginx").run(Counting())
-    assert result.reason == f"0 running, expected >= 1; pidfile {pidfile} not found"
+    assert said(result) == f"0 running, expected at least 1; pidfile {pidfile} not found"
     pidfile.write_text("4242\n")
     result = ProcessCheck(pidfile=str(pidfile), label="nginx").run(Counting())
-    assert result.reason == f"0 running, expected >= 1; pidfile {pidfile} names pid 4242, which is not running"
+    assert said(result) == f"0 running, expected at least 1; pidfile {pidfile} names pid 4242, which is not running"
 
 
 def test_per_process_cpu_is_measured_between_runs_and_forgets_a_reused_pid(tmp_path):
@@ -109,7 +116,7 @@ def test_per_process_cpu_is_measured_between_runs_and_forgets_a_reused_pid(tmp_p
     stat.write_text(stat.read_text().replace(" 5120 2001 ", f" {5120 + 3 * CLOCK_TICKS // 2} 2001 "))
     result = check.run(Counting(root, 110.0))
     assert values(result)["cpu_percent"] == 2.5  # 1.5 s of CPU in 60 s
-    assert "max CPU 2% (pid 814)" in result.reason or "max CPU 3% (pid 814)" in result.reason
+    assert "max CPU 2% (pid 814)" in said(result) or "max CPU 3% (pid 814)" in said(result)
     stat.write_text(stat.read_text().replace(" 1841 ", " 9999 "))  # same pid, another process
     assert values(check.run(Counting(root, 170.0)))["cpu_percent"] == 0.0  # only 813 has a baseline
 
@@ -163,7 +170,7 @@ def test_a_pidfiles_process_gone_before_its_stat_is_read_is_not_running(tmp_path
     ctx.processes()
     shutil.rmtree(root / "812")
     result = ProcessCheck(pidfile=str(pidfile), label="nginx").run(ctx)
-    assert result.reason == f"0 running, expected >= 1; pidfile {pidfile} names pid 812, which is not running"
+    assert said(result) == f"0 running, expected at least 1; pidfile {pidfile} names pid 812, which is not running"
 
 
 def test_bad_rules_are_refused_when_the_check_is_built():
@@ -227,7 +234,7 @@ def test_real_processes_are_counted_by_their_command_line_until_they_are_killed(
     first.kill()
     first.wait()
     result = check.run(live())
-    assert (result.status, result.reason.split(";")[0]) == (Status.CRITICAL, "1 running, expected >= 2")
+    assert (result.status, said(result).split(";")[0]) == (Status.CRITICAL, "1 running, expected at least 2")
 
 
 def test_a_real_program_with_a_long_name_is_matched_despite_the_truncated_comm(spawned, tmp_path):
@@ -245,7 +252,7 @@ def test_a_real_zombie_is_counted_as_a_zombie_not_as_running(spawned, tmp_path):
     wait_for_state(child.pid, "Z")
     result = ProcessCheck(name="mazombie").run(live())
     assert values(result)["count"] == 0 and values(result)["zombies"] == 1
-    assert result.reason == "0 running, expected >= 1; 1 zombie"
+    assert said(result) == "0 running, expected at least 1; 1 zombie"
 
 
 def test_a_busy_real_process_shows_cpu_from_the_second_run(spawned):
@@ -278,7 +285,7 @@ def test_a_real_process_that_exits_between_the_name_scan_and_its_stat_read_is_no
     proc.wait()  # reaped: its /proc entry is gone
     result = ProcessCheck(name="magone").run(ctx)
     assert values(result)["count"] == 0 and values(result)["zombies"] == 0
-    assert result.reason == "0 running, expected >= 1"
+    assert said(result) == "0 running, expected at least 1"
 
 
 def as_nobody(rule: ProcessCheck, hidepid: bool = False) -> str:
@@ -295,7 +302,7 @@ def as_nobody(rule: ProcessCheck, hidepid: bool = False) -> str:
             os.setgid(65534)
             os.setuid(65534)
             result = rule.run(SystemFacts("here").cycle(time.time(), time.monotonic()))
-            answer = f"{result.status.name} | {result.subject}: {result.reason.split(';')[0]}"
+            answer = f"{result.status.name} | {result.subject}: {said(result).split(';')[0]}"
         except OSError as exc:
             answer = f"setup failed: {exc}"
         finally:
@@ -344,4 +351,4 @@ def test_the_plugin_test_kit_judges_a_process_rule():
     ctx = FakeContext(processes=[fake_process(10, "nginx"), fake_process(11, "nginx", state="Z")])
     report = run_check(ProcessCheck, {"name": "nginx", "min_count": 2}, ctx)
     assert report.status == Status.CRITICAL
-    assert report.summary == "nginx: 1 running, expected >= 2; 1 zombie"
+    assert report.summary == "nginx: 1 running, expected at least 2; 1 zombie"

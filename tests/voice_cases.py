@@ -1,0 +1,223 @@
+"""The alerts of the golden-file test: each check type, each event kind, as the checks and the engine
+make them (reasons by message id, typed facts). tests/test_voice.py renders them through every output."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+from dingtalk_helpers import T0, event
+
+from monagent.api import Status, Text, joined
+from monagent.events import AlertKey, Event, EventKind
+from monagent.notify.coalesce import Batch, HeldReason, Item
+
+GIB = 1 << 30
+
+SYSRQ_EXCERPT = "\n".join(
+    [
+        "sysrq: Trigger a crash",
+        "Kernel panic - not syncing: sysrq triggered crash",
+        "CPU: 0 PID: 4952 Comm: bash Kdump: loaded Not tainted 5.4.0-0.rc6.git0.1.fc32.x86_64 #1",
+        "Call Trace:",
+        " sysrq_handle_crash+0x11/0x20",
+    ]
+)
+
+
+def crash(test: bool = True) -> Event:
+    return Event(
+        id="crash:/var/crash/127.0.0.1-2026-09-21-13:30:02:1234",
+        kind=EventKind.OCCURRENCE,
+        key=AlertKey("kdump", "/var/crash", "occurrence"),
+        severity=Status.CRITICAL,
+        time=T0,
+        host="web01",
+        summary="Kernel panic - not syncing: sysrq triggered crash",
+        check_type="kdump",
+        since=T0 - 1500,
+        facts={
+            "reason": "Kernel panic - not syncing: sysrq triggered crash",
+            "function": "sysrq_handle_crash+0x11/0x20",
+            "comm": "bash",
+            "pid": "4952",
+            "kernel": "5.4.0-0.rc6.git0.1.fc32.x86_64",
+            "running_kernel": "6.1.0-18-amd64",
+            "taint": "not tainted",
+            "test_crash": test,
+            "dump_status": "complete",
+            "dump_path": "/var/crash/127.0.0.1-2026-09-21-13:30:02",
+            "dump_size": 1_288_490_189,
+            "dump_format": "flattened",
+            "free_space": 51_539_607_552,
+            "boot_time": T0 - 1200,
+            "capture_time": "2026-09-21 13:30:02",
+            "excerpt": SYSRQ_EXCERPT,
+        },
+    )
+
+
+def oom() -> Event:
+    return Event(
+        id="oom:1",
+        kind=EventKind.OCCURRENCE,
+        key=AlertKey("oom", "system", "occurrence"),
+        severity=Status.CRITICAL,
+        time=T0,
+        host="web01",
+        summary="OOM killer killed java (pid 3121), anon-rss 3 GiB",
+        check_type="oom",
+        facts={"process": "java", "pid": "3121", "anon_rss": 3 * GIB, "total_vm": 5 * GIB, "count": "1"},
+        reason=Text("oom.killed", {"comm": "java", "pid": "3121", "rss": 3 * GIB, "n": 1}),
+    )
+
+
+def first_run() -> Event:
+    dates = (Text("date", {"at": T0 - 86400 * 3}), Text("date", {"at": T0 - 86400 * 40}))
+    reason = Text("first_run.crash", {"n": 2, "where": "/var/crash", "dates": dates})
+    return Event(
+        id="kdump:first-run:1",
+        kind=EventKind.NOTICE,
+        key=AlertKey("kdump", "", "occurrence"),
+        severity=Status.CRITICAL,
+        time=T0,
+        host="web01",
+        summary="2 crash dumps already in /var/crash when monagent first ran",
+        reason=reason,
+    )
+
+
+def process_down(kind: EventKind = EventKind.FIRING, **fields: Any) -> Event:
+    fields.setdefault("reason", Text("process.expected_min", {"n": 0, "min": 1}))
+    fields.update(check="nginx", subject="nginx", metric="status", value=None, threshold=None, operator="", check_type="process")
+    return event(kind, **fields)
+
+
+def cases() -> Dict[str, Batch]:
+    """Name -> the batch one message is made of."""
+    disk = event(
+        value=96.5,
+        threshold=95.0,
+        check="root_disk",
+        check_type="disk",
+        trend=(90.1, 92.0, 94.2, 96.5),
+        facts={"time_to_full": 12_600.0, "trend": 1.2, "free": 3 * GIB},
+    )
+    memory = event(
+        check="mem",
+        subject="",
+        metric="available_bytes",
+        value=524_288_000.0,
+        unit="B",
+        threshold=1_073_741_824.0,
+        operator="<",
+        severity=Status.WARNING,
+        incident="inc-mem",
+        check_type="memory",
+    )
+    cpu_resolved = event(
+        EventKind.RESOLVED,
+        check="cpu",
+        subject="",
+        metric="usage_percent",
+        value=20.0,
+        threshold=90.0,
+        incident="inc-cpu",
+        duration=7500.0,
+        check_type="cpu",
+    )
+    latency = event(
+        check="api",
+        subject="",
+        metric="latency_seconds",
+        value=0.012,
+        unit="s",
+        threshold=0.01,
+        severity=Status.WARNING,
+        incident="inc-api",
+        check_type="http_probe",
+    )
+    rate = event(
+        check="api",
+        subject="",
+        metric="errors",
+        value=1500.51,
+        unit="/s",
+        threshold=1.0,
+        incident="inc-rate",
+        check_type="http_probe",
+    )
+    unit_failed = event(
+        check="units",
+        subject="cron.service",
+        metric="status",
+        value=None,
+        threshold=None,
+        operator="",
+        check_type="systemd_units",
+        reason="cron.service failed (exit-code)",
+    )
+    zombies = process_down(
+        reason=joined(Text("process.expected_min", {"n": 0, "min": 1}), Text("process.zombies", {"n": 2})), incident="inc-z"
+    )
+    flap = event(
+        EventKind.FLAP_START,
+        check="nginx",
+        subject="nginx",
+        metric="status",
+        value=None,
+        threshold=None,
+        since=None,
+        severity=Status.WARNING,
+        check_type="process",
+        reason=Text("flap.started", {"percent": 34.0, "samples": 21}),
+    )
+    notice = Event(
+        id="n1",
+        kind=EventKind.NOTICE,
+        key=AlertKey("monagent", "", "restart"),
+        severity=Status.OK,
+        time=T0,
+        host="web01",
+        summary="agent restarted after 2h of downtime",
+        reason=Text("notice.restarted", {"down": 7200.0}),
+    )
+    failing = event(
+        check="nagios_pg",
+        subject="",
+        metric="#unknown",
+        value=None,
+        threshold=None,
+        operator="",
+        check_type="nagios",
+        reason="cannot run /usr/lib/nagios/plugins/check_pgsql: No such file or directory",
+        incident="inc-u",
+    )
+    one: Tuple[Tuple[str, Event], ...] = (
+        ("disk_firing", disk),
+        ("disk_escalated", event(EventKind.ESCALATED, value=98.0, threshold=98.0, check="root_disk", check_type="disk", seq=2)),
+        ("disk_reminder", event(EventKind.REMINDER, value=96.5, threshold=95.0, check="root_disk", check_type="disk", seq=3)),
+        ("memory_firing", memory),
+        ("cpu_resolved", cpu_resolved),
+        ("latency_firing", latency),
+        ("rate_firing", rate),
+        ("process_firing", process_down()),
+        ("process_zombies", zombies),
+        ("process_resolved", process_down(EventKind.RESOLVED, reason=Text("process.running", {"n": 1}), duration=300.0)),
+        ("systemd_firing", unit_failed),
+        ("check_failing", failing),
+        ("flapping", flap),
+        ("crash_test", crash()),
+        ("crash", crash(test=False)),
+        ("oom", oom()),
+        ("first_run_summary", first_run()),
+        ("notice", notice),
+    )
+    batches = {name: Batch((Item(e, (n,)),)) for n, (name, e) in enumerate(one, 1)}
+    batches["digest"] = Batch(
+        (Item(disk, (1,)), Item(memory, (2,)), Item(cpu_resolved, (3,))),
+        held=(HeldReason.LOCKOUT,),
+        held_since=T0 - 600,
+        cancelled=1,
+        cancelled_events=2,
+    )
+    return batches
