@@ -442,7 +442,7 @@ def per_10s(subject: Subject, times: Sequence[float]) -> Dict[str, object]:
     """CPU per 10 s from samples taken at ``times`` (seconds since start): first 30 s, mean, median of windows."""
     series = subject.precise or subject.ticks
     first_index = times.index(FIRST)
-    first = (series[first_index] - series[0]) * 1000
+    first = series[first_index] * 1000  # from zero: a fresh cgroup, a fresh process (sample 0 may come late)
     rest = series[first_index:]
     span = times[-1] - FIRST
     step = int(WINDOW / (times[1] - times[0]))

@@ -8,12 +8,18 @@ finder on sys.path), writes the reference agent.toml of bench_agent.py, then run
 command ``--runs`` times and prints the median and the range of the wall time. Then one
 ``python -X importtime`` run of each command lists the modules that cost the most
 (self time, and cumulative time of the package's own modules).
+
+CPU (issue #17's targets): user+system time of ``python -c pass``, ``monagent validate`` and
+``monagent check`` on the shipped agent.toml (state moved into a temporary directory), from the
+same venv, interleaved run by run so a busy machine slows all three alike; the medians and the
+ratios to ``python -c pass`` (targets: validate <= 7x, check <= 12x).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -44,6 +50,43 @@ def wall_ms(argv: Sequence[str], runs: int, cwd: Path) -> List[float]:
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
     return times
+
+
+CPU_TARGETS = {"validate": 7.0, "check": 12.0}  # times the CPU of `python -c pass`
+
+
+def cpu_ms(argv: Sequence[str], cwd: Path) -> float:
+    """User + system CPU of one run of ``argv`` and everything it started."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
+
+
+def cpu_ratios(python: Path, exe: Path, tmp: Path, runs: int) -> None:
+    text = (BENCH_DIR.parent / "agent.toml").read_text()
+    shipped = tmp / "shipped.toml"
+    shipped.write_text(text.replace("\n[agent]\n", f'\n[agent]\nstate_dir = "{tmp}/state"\nruntime_dir = "{tmp}/run"\n', 1))
+    argvs = {
+        "python -c pass": [str(python), "-c", "pass"],
+        "validate": [str(exe), "validate", "-c", str(shipped)],
+        "check": [str(exe), "check", "-c", str(shipped)],
+    }
+    spent: Dict[str, List[float]] = {name: [] for name in argvs}
+    for _ in range(runs):
+        for name, argv in argvs.items():
+            spent[name].append(cpu_ms(argv, tmp))
+    base = statistics.median(spent["python -c pass"])
+    print(f"CPU (user+system, median of {runs}, interleaved), shipped agent.toml:")
+    for name, values in spent.items():
+        median = statistics.median(values)
+        target = CPU_TARGETS.get(name)
+        verdict = (
+            ""
+            if target is None
+            else f"  {median / base:.1f}x pass (target <= {target:g}x: {'met' if median / base <= target else 'missed'})"
+        )
+        print(f"  {name:22} {median:6.1f} ms{verdict}")
 
 
 def import_offenders(python: Path, args: Sequence[str], cwd: Path, top: int) -> Tuple[float, List[str]]:
@@ -99,6 +142,7 @@ def main() -> None:
             median = statistics.median(times)
             verdict = "ok" if median <= TARGET_MS else "OVER TARGET"
             print(f"  monagent {name:13} median {median:6.1f} ms  (min {min(times):.1f}, max {max(times):.1f})  {verdict}")
+        cpu_ratios(python, exe, tmp, max(5, args.runs // 2))
         for name, argv in commands.items():
             total, lines = import_offenders(python, argv, tmp, args.top)
             print(f"imports of monagent {name}: {total:.1f} ms in all (with -X importtime); largest self times:")
