@@ -37,6 +37,12 @@ def _test_the_installed_copy() -> str:
 
 UNDER_TEST = _test_the_installed_copy()
 
+# The helper modules (alerting_helpers, kdump_helpers, journal_helpers ...) are imported by name from
+# both tests/ and tests/checks/, whatever order pytest collects the files in and whichever copy is tested.
+for _helpers in (ROOT / "tests", ROOT / "tests" / "checks"):
+    if str(_helpers) not in sys.path:
+        sys.path.append(str(_helpers))
+
 # Hypothesis: `ci` is derandomized (the same examples on every run, so a red build is reproducible
 # and never a coin toss) and keeps no example database; `dev` explores new random examples each run
 # and saves failures in .hypothesis/ (ignored by git) so they replay first next time.

@@ -7,15 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
+from journal_helpers import FAKE, calls, journal_dir
+from kdump_helpers import SYSRQ
 from monagent.checks.journal_read import previous_boot
 from monagent.checks.pstore import read_records
+from test_pstore import efi_name, kernel_chunks
 
 from monagent.api import Occurrence, Status
 from monagent.bootend import AgentMemory, BootEnd, Evidence, classify
 from monagent.wording import ENGLISH
-from tests.checks.kdump_helpers import SYSRQ
-from tests.checks.test_pstore import efi_name, kernel_chunks
-from tests.journal_helpers import FAKE, calls, journal_dir
 
 MEMORY = AgentMemory("0b1d5c1e-prev", last_seen=1769000010.0, started_at=1768990000.0, clean_stop=False)
 BOOT = 1769000100.0

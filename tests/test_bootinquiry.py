@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any, List
 
 import pytest
+from alerting_helpers import drain
+from journal_helpers import FAKE, journal_dir
+from kdump_helpers import SYSRQ, dump_dir
+from test_pstore import efi_name, kernel_chunks
 
 from monagent import testing
 from monagent.alerting.pipeline import AlertPipeline
@@ -22,10 +26,6 @@ from monagent.config import Config, loads
 from monagent.loader import Registry
 from monagent.scheduler import Scheduler, build_instances
 from monagent.store import Store
-from tests.alerting_helpers import drain
-from tests.checks.kdump_helpers import SYSRQ, dump_dir
-from tests.checks.test_pstore import efi_name, kernel_chunks
-from tests.journal_helpers import FAKE, journal_dir
 
 NOW = time.time()
 BOOT = NOW - 120.0  # this boot began two minutes ago

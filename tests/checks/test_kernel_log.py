@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from journal_helpers import FAKE, calls, journal_dir
 from monagent.checks.kernel_log import KernelLogCheck
 from monagent.checks.kernel_patterns import find_problems, match_line
 
 from monagent import testing
 from monagent.api import Status
-from tests.journal_helpers import FAKE, calls, journal_dir
 
 
 @pytest.fixture

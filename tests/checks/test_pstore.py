@@ -7,10 +7,9 @@ import zlib
 from pathlib import Path
 from typing import List
 
+from kdump_helpers import NULL_DEREF, OOM, SYSRQ
 from monagent.checks.kdump_reason import parse_dmesg
 from monagent.checks.pstore import read_records
-
-from tests.checks.kdump_helpers import NULL_DEREF, OOM, SYSRQ
 
 EXPECTED = parse_dmesg(NULL_DEREF)  # the kdump watcher's reading of the same log
 
