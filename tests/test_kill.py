@@ -69,12 +69,13 @@ def _alive(pid: int) -> bool:
 
 def _start(config: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "monagent", "run", "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    with open(config.parent / "agent.log", "ab") as log:  # what the agents said, shown if one exits
+        return subprocess.Popen(
+            [sys.executable, "-m", "monagent", "run", "-c", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
 
 def _survivors(pids_dir: Path, timeout: float = 5.0) -> List[int]:
@@ -160,7 +161,9 @@ def test_fifty_sigkills_lose_nothing_repeat_only_batches_in_flight_and_leave_no_
 def _wait_running(tmp_path: Path, agent: subprocess.Popen) -> None:
     deadline = time.monotonic() + 30
     while not agent_running(tmp_path / "run" / "control.sock") and time.monotonic() < deadline:
-        assert agent.poll() is None, "the agent exited"
+        if agent.poll() is not None:
+            log = (tmp_path / "agent.log").read_text(errors="replace")
+            raise AssertionError(f"the agent exited {agent.returncode}; the agents' output ends:\n{log[-3000:]}")
         time.sleep(0.05)
 
 
