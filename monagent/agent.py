@@ -270,7 +270,11 @@ class Agent:
         from monagent.bootinquiry import explain_previous_boot
 
         started = time.monotonic()
-        verdict = explain_previous_boot(config, scheduler, pipeline, facts)
+        try:
+            verdict = explain_previous_boot(config, scheduler, pipeline, facts)
+        except Exception:  # a fault here must not keep the agent from watching this boot
+            log.exception("the previous boot could not be explained; monitoring goes on without that message")
+            return
         if verdict is not None:
             log.info("the previous boot was explained in %.1f s: %s", time.monotonic() - started, verdict.end.value)
             self.delivery.wake()

@@ -226,3 +226,39 @@ def test_reboot_settings_are_validated_with_file_line_and_key(tmp_path: Path) ->
     problems = [str(p) for p in err.value.problems]
     assert any("reboot.planned" in p and "loud" in p for p in problems), problems
     assert any("reboot.wait" in p and "soon" in p for p in problems), problems
+
+
+def test_a_fault_while_explaining_the_previous_boot_leaves_the_agent_watching_this_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The inquiry is one more reader of outside sources; whatever it raises, the checks run and the agent stops cleanly."""
+    import threading
+
+    import monagent.bootinquiry
+    from monagent.agent import Agent
+
+    def broken(*args: Any) -> None:
+        raise ModuleNotFoundError("No module named 'monagent.checks'")  # what a wrong sys.path once gave
+
+    monkeypatch.setattr(monagent.bootinquiry, "explain_previous_boot", broken)
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'[agent]\nhostname = "web01"\nstate_dir = "{tmp_path / "state"}"\nruntime_dir = "{tmp_path / "run"}"\n'
+        'plugin_dirs = []\n[checks.memory]\ntype = "memory"\ninterval = "1s"\n'
+    )
+    agent = Agent(path, environ={})
+    ran: List[bool] = []
+
+    def stop_after_a_cycle() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "memory" not in agent.last_runs:
+            time.sleep(0.05)
+        ran.append("memory" in agent.last_runs)
+        agent._stop.set()
+
+    stopper = threading.Thread(target=stop_after_a_cycle, daemon=True)
+    stopper.start()
+    assert agent.run() == 0
+    stopper.join(5)
+    assert ran == [True], "the check never ran after the inquiry failed"
+    assert "the previous boot could not be explained" in capfd.readouterr().err

@@ -134,3 +134,25 @@ def test_the_project_files_a_contributor_needs_are_there() -> None:
         assert hook in hooks, hook
     assert "ruff format --check ." in (ROOT / "tests" / "run.sh").read_text(encoding="utf-8")
     assert ".hypothesis/" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+
+
+def _starts_python_m_monagent(call: ast.Call) -> bool:
+    for arg in call.args[:1]:
+        if isinstance(arg, (ast.List, ast.Tuple)):
+            words = [e.value for e in arg.elts if isinstance(e, ast.Constant)]
+            if any(words[i : i + 2] == ["-m", "monagent"] for i in range(len(words))):
+                return True
+    return False
+
+
+def test_every_test_that_starts_python_m_monagent_starts_it_outside_the_checkout() -> None:
+    """`python -m` puts the current directory first on sys.path: started in the checkout, a subprocess
+    would run the checkout's monagent/ (which has no monagent.checks) instead of the installed copy,
+    and a plain `pip install .` run fails where the editable run passes (harness.SUBPROCESS_CWD)."""
+    offenders: List[str] = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and _starts_python_m_monagent(node):
+                if not any(k.arg == "cwd" for k in node.keywords):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []

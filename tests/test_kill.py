@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import List, Set, Tuple
 
+from harness import SUBPROCESS_CWD
 from test_agent import agent_config
 
 from monagent.control import agent_running
@@ -75,6 +76,7 @@ def _start(config: Path) -> subprocess.Popen:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=SUBPROCESS_CWD,  # outside the checkout: the copy of monagent under test (harness.py)
         )
 
 
