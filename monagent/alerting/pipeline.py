@@ -59,7 +59,7 @@ TREND_LENGTH = 10
 
 def severity_label(state: AlertState) -> str:
     """What a ``severity`` matcher sees: the incident's severity while open, else the latched level."""
-    return (state.severity if state.phase.open else state.latched).name.lower()
+    return (state.severity if state.phase.open else state.latched).label
 
 
 class AlertPipeline:
@@ -187,7 +187,7 @@ class AlertPipeline:
             silent = verdict.end == BootEnd.PLANNED and self.config.reboot.planned == "silent"
             if verdict.end != BootEnd.CRASH_DUMP and not silent:
                 key = AlertKey(AGENT_CHECK, "", "host")
-                level = verdict.severity.name.lower()
+                level = verdict.severity.label
                 if not self._suppressions(now).muted(key, "", now, level):
                     event = notice_event(
                         f"boot-end:{boot_id}",
@@ -405,7 +405,7 @@ class AlertPipeline:
         suppressions = self._suppressions(now)
         for subject, occurrence in verdict.announce:
             key = AlertKey(check, subject, OCCURRENCE_METRIC)
-            if suppressions.muted(key, run.check_type, now, occurrence.severity.name.lower()):
+            if suppressions.muted(key, run.check_type, now, occurrence.severity.label):
                 continue
             event = Event(
                 id=event_id(check, occurrence),
@@ -426,7 +426,7 @@ class AlertPipeline:
         if verdict.summarised:
             text, severity = summary_text(verdict.summarised)
             key = AlertKey(check, "", OCCURRENCE_METRIC)
-            if not suppressions.muted(key, run.check_type, now, severity.name.lower()):
+            if not suppressions.muted(key, run.check_type, now, severity.label):
                 ident, said = f"{check}:first-run:{int(now)}", ENGLISH.text(text)
                 event = notice_event(ident, key, said, now=now, host=self.host, severity=severity, reason=text)
                 self._enqueue(notice_recipients(check, severity, self.recipients, {}), event)
@@ -490,7 +490,7 @@ class AlertPipeline:
                 host=self.host,
                 note=note,
             )
-            self._audit("%s %s %s %s", kind.value.upper(), severity.name.lower(), key, event.summary)
+            self._audit("%s %s %s %s", kind.value.upper(), severity.label, key, event.summary)
             self._enqueue(receivers, event)
         notified = any(k != EventKind.RESOLVED for k in by_kind)
         if by_kind or state.suppressed:  # else nothing changes (the common case: a quiet key)

@@ -126,7 +126,7 @@ def alertname(check_type: str, metric: str) -> str:
 
 
 def severity_label(severity: Status) -> str:
-    return severity.name.lower()
+    return severity.label
 
 
 def event_labels(event: Event, extra: Mapping[str, str]) -> Labels:
