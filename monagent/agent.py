@@ -163,7 +163,7 @@ class Agent:
             monotonic=mono,
             splay=config.agent.splay,
         )
-        delivery = Delivery(store, build_dispatchers(config, store, started_at=now))
+        delivery = Delivery(store, build_dispatchers(config.notifiers, config.agent.hostname, store, started_at=now))
         self.scheduler, self.pipeline, self.store, self.delivery = scheduler, pipeline, store, delivery
         delivery.start()
         control = self._start_control(config, pipeline)
@@ -357,7 +357,7 @@ class Agent:
             scheduler.add(check_config, check, mono)
         pipeline.reload(new)
         if new.notifiers != config.notifiers:
-            delivery.replace(build_dispatchers(new, store, started_at=self.started_at))
+            delivery.replace(build_dispatchers(new.notifiers, new.agent.hostname, store, started_at=self.started_at))
         self.config = new
         log.info("configuration reloaded from %s: %d checks (%d changed)", self.path, len(new.checks), len(changed))
         return new
