@@ -158,7 +158,7 @@ def _agent_families(snap: AgentSnapshot) -> Iterator[Any]:
 def _le(bound: float) -> str:
     from prometheus_client.utils import floatToGoString
 
-    return str(floatToGoString(bound))
+    return str(floatToGoString(bound))  # type: ignore[no-untyped-call]  # untyped in prometheus_client
 
 
 def _numbered(statuses: Iterable[Status]) -> str:

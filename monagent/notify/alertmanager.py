@@ -59,7 +59,8 @@ class MemoryKeyValue:
         self.data: Dict[str, Dict[str, Any]] = {}
 
     def kv_items(self, namespace: str) -> Dict[str, Any]:
-        return json.loads(json.dumps(self.data.get(namespace, {})))
+        copy: Dict[str, Any] = json.loads(json.dumps(self.data.get(namespace, {})))
+        return copy
 
     def kv_set(self, namespace: str, key: str, value: Any) -> None:
         if value is None:

@@ -161,7 +161,7 @@ def _robot_url(section: Section) -> Secret:
 
 
 def _timezone(section: Section) -> Optional[str]:
-    name = section.string("timezone", None)
+    name: Optional[str] = section.string("timezone", None)
     if name is None:
         return None
     try:
