@@ -74,8 +74,8 @@ class KdumpCheck(Check):
         if max_entries_per_scan < 1:
             raise ValueError(f"max_entries_per_scan: must be at least 1, got {max_entries_per_scan}")
         self.max_entries_per_scan = max_entries_per_scan
-        self._settle: Dict[Tuple[str, str, int], Tuple[tuple, float]] = {}
-        self._reports: Dict[Tuple[str, tuple], Tuple[Optional[CrashReport], str]] = {}
+        self._settle: Dict[Tuple[str, str, int], Tuple[Tuple[Tuple[str, int, int], ...], float]] = {}
+        self._reports: Dict[Tuple[str, Optional[Tuple[str, int, int, int]]], Tuple[Optional[CrashReport], str]] = {}
         self._logged: Dict[str, Tuple[int, Tuple[Tuple[str, str], ...]]] = {}  # root -> what was last logged
         self._offsets: Dict[str, int] = {}  # root -> where its next scan starts
         self._trusted = _trusted_uids(self.trusted_owners)

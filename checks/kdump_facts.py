@@ -65,6 +65,7 @@ def build_occurrence(ctx: DumpContext, dump: FoundDump, status: str, report: Opt
 
 
 def summary(status: str, dump: FoundDump, report: Optional[CrashReport]) -> str:
+    head: str
     if report is not None and report.found:
         head = report.headline
     else:

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 _RESERVED_PREFIXES = ("WATCHDOG_", "LISTEN_")
 _RESERVED = ("NOTIFY_SOCKET",)
-_STATES = {s.name.lower(): s for s in Status}
+_STATES = {s.label: s for s in Status}
 _LINGER = 0.2  # seconds to wait for EOF after the plugin itself exited
 _CHUNK = 65536
 _STOP_GRACE = 0.5  # seconds a plugin's group gets between SIGTERM and SIGKILL when the agent stops

@@ -11,16 +11,42 @@ the outbox.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
 
+# Every import here is one `monagent run` needs at every start, so importing them up front costs the
+# agent's start-up nothing; `validate`, `check` and the other commands never import this module.
+# What only some agents use stays lazy below, each with its reason.
+from monagent import bootinquiry
 from monagent import config as config_module
+from monagent.alerting.control_handler import ControlHandler
+from monagent.alerting.pipeline import AlertPipeline
 from monagent.confread import ConfigError
+from monagent.context import SystemFacts
+from monagent.control import ControlServer
+from monagent.firstcycle import FirstCycle
+from monagent.loader import Registry
+from monagent.logsetup import setup_logging
+from monagent.metrics import CycleHistogram, MetricsServer, MetricsServerError
+from monagent.notify.build import build_dispatchers
+from monagent.permissions import secret_warnings
+from monagent.scheduler import Scheduler, build_instances
+from monagent.sdnotify import SystemdNotifier, WatchdogGate, status_line
+from monagent.startup import StartFailure, prepare_state_dir
+from monagent.statelock import StateDirBusy, StateLock
+from monagent.statelock import claim as claim_state_dir
+from monagent.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from monagent.config import Config  # annotations only, as the three below
+    from monagent.events import CheckRun
+    from monagent.notify.base import Dispatcher, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +60,7 @@ STATUS_REFRESH = 30.0  # the systemd STATUS= line is recomputed after runs, else
 class _Lane:
     """The delivery thread of one receiver: pumps its dispatcher when woken and when it is due."""
 
-    def __init__(self, outbox: Any, dispatcher: Any) -> None:
+    def __init__(self, outbox: Outbox, dispatcher: Dispatcher) -> None:
         self.outbox = outbox
         self.dispatcher = dispatcher
         self.wake = threading.Event()
@@ -60,7 +86,7 @@ class _Lane:
 class Delivery:
     """One delivery lane (thread) per receiver, so a slow or hostile receiver delays only itself."""
 
-    def __init__(self, outbox: Any, dispatchers: List[Any]) -> None:
+    def __init__(self, outbox: Outbox, dispatchers: List[Dispatcher]) -> None:
         self.outbox = outbox
         self.dispatchers = dispatchers
         self._lock = threading.Lock()
@@ -79,7 +105,7 @@ class Delivery:
         for lane in lanes:
             lane.wake.set()
 
-    def replace(self, dispatchers: List[Any]) -> None:
+    def replace(self, dispatchers: List[Dispatcher]) -> None:
         new = [_Lane(self.outbox, d) for d in dispatchers]
         with self._lock:
             old, self._lanes, self.dispatchers = self._lanes, new, dispatchers
@@ -109,22 +135,19 @@ class Agent:
     def __init__(self, path: Path, *, log_level: Optional[str] = None, environ: Optional[Dict[str, str]] = None) -> None:
         self.path = Path(path)
         self.environ = dict(os.environ if environ is None else environ)
-        self.config = config_module.load(self.path, self.environ)
-        from monagent.logsetup import setup_logging
-
+        self.config: Config = config_module.load(self.path, self.environ)
         setup_logging(log_level or self.config.agent.log_level)
         self._stop = threading.Event()
         self._reload = threading.Event()
-        from monagent.metrics import CycleHistogram
-
         self.cycle_histogram = CycleHistogram()
-        self.last_runs: Dict[str, Any] = {}
-        self.first_cycle: Any = None
+        self.last_runs: Dict[str, CheckRun] = {}
+        self.first_cycle: Optional[FirstCycle] = None
         self.started_at = time.time()
-        self.scheduler: Any = None
-        self.pipeline: Any = None
-        self.store: Any = None
-        self.delivery: Any = None
+        # The running parts, built by run() (None before it and in a test that only loads the config).
+        self.scheduler: Optional[Scheduler] = None
+        self.pipeline: Optional[AlertPipeline] = None
+        self.store: Optional[Store] = None
+        self.delivery: Optional[Delivery] = None
 
     # -- signals
     def _install_signals(self) -> None:
@@ -134,15 +157,6 @@ class Agent:
 
     # -- building the parts from a config
     def run(self) -> int:
-        import faulthandler
-
-        from monagent.alerting.pipeline import AlertPipeline
-        from monagent.context import SystemFacts
-        from monagent.loader import Registry
-        from monagent.notify.build import build_dispatchers
-        from monagent.scheduler import Scheduler, build_instances
-        from monagent.sdnotify import SystemdNotifier
-
         faulthandler.enable()  # a watchdog SIGABRT then prints every thread's stack to the journal
         config = self.config
         self._warn_permissions(config)
@@ -163,7 +177,7 @@ class Agent:
             monotonic=mono,
             splay=config.agent.splay,
         )
-        delivery = Delivery(store, build_dispatchers(config, store, started_at=now))
+        delivery = Delivery(store, build_dispatchers(config.notifiers, config.agent.hostname, store, started_at=now))
         self.scheduler, self.pipeline, self.store, self.delivery = scheduler, pipeline, store, delivery
         delivery.start()
         control = self._start_control(config, pipeline)
@@ -174,8 +188,6 @@ class Agent:
             ", ".join(config.notifiers.receiver_names) or "none",
             config.agent.state_dir,
         )
-        from monagent.firstcycle import FirstCycle
-
         self.first_cycle = FirstCycle((c.name for c in config.checks if c.enabled), {c.name: c.thresholds for c in config.checks})
         notifier.ready()
         clean = False
@@ -198,13 +210,8 @@ class Agent:
             state_lock.release()
         return 0
 
-    def _open_state(self, config: Any) -> Any:
+    def _open_state(self, config: Config) -> Union[int, Tuple[StateLock, Store]]:
         """``(lock, store)``, or the exit code after one line saying why the state cannot be used."""
-        from monagent.startup import StartFailure, prepare_state_dir
-        from monagent.statelock import StateDirBusy
-        from monagent.statelock import claim as claim_state_dir
-        from monagent.store import Store, StoreError
-
         try:
             prepare_state_dir(config.agent.state_dir, self.environ)
             state_lock = claim_state_dir(config.agent.state_dir)
@@ -221,13 +228,17 @@ class Agent:
             log.error("%s; nothing was started", exc)
             return EX_CANTCREAT
 
-    def dispatchers(self) -> List[Any]:
+    def dispatchers(self) -> List[Dispatcher]:
         return list(self.delivery.dispatchers) if self.delivery is not None else []
 
-    def _loop(self, notifier: Any) -> None:
-        from monagent.sdnotify import WatchdogGate
+    def _parts(self) -> Tuple[Scheduler, AlertPipeline, Store, Delivery]:
+        """The running parts; run() builds them before anything calls this."""
+        if self.scheduler is None or self.pipeline is None or self.store is None or self.delivery is None:
+            raise RuntimeError("the agent's parts are not built: Agent.run() builds them")
+        return self.scheduler, self.pipeline, self.store, self.delivery
 
-        scheduler, pipeline, delivery = self.scheduler, self.pipeline, self.delivery
+    def _loop(self, notifier: SystemdNotifier) -> None:
+        scheduler, pipeline, _, delivery = self._parts()
         gate = WatchdogGate(notifier.watchdog_interval())
         last_status = ""
         status_at = 0.0
@@ -265,43 +276,30 @@ class Agent:
             self._stop.wait(max(0.0, wake_at - time.monotonic()))
 
     # -- pieces of run()
-    def _explain_previous_boot(self, config: Any, scheduler: Any, pipeline: Any, facts: Any) -> None:
+    def _explain_previous_boot(self, config: Config, scheduler: Scheduler, pipeline: AlertPipeline, facts: SystemFacts) -> None:
         """Before the loop: every source read (each with its bound), one message about the previous boot."""
-        from monagent.bootinquiry import explain_previous_boot
-
         started = time.monotonic()
         try:
-            verdict = explain_previous_boot(config, scheduler, pipeline, facts)
+            verdict = bootinquiry.explain_previous_boot(config, scheduler, pipeline, facts)
         except Exception:  # a fault here must not keep the agent from watching this boot
             log.exception("the previous boot could not be explained; monitoring goes on without that message")
             return
         if verdict is not None:
             log.info("the previous boot was explained in %.1f s: %s", time.monotonic() - started, verdict.end.value)
-            self.delivery.wake()
+            self._parts()[3].wake()
 
-    def _warn_permissions(self, config: Any) -> None:
-        try:
-            from monagent.permissions import secret_warnings
-        except ImportError:
-            return
+    def _warn_permissions(self, config: Config) -> None:
         for warning in secret_warnings(self.path, config):
             log.warning("%s", warning)
 
     def _status_line(self) -> str:
-        from monagent.sdnotify import status_line
+        scheduler, pipeline, store, _ = self._parts()
+        if pipeline.delivery_stopped:
+            return str(pipeline.delivery_stopped)
+        depth = sum(store.queued_count(r) for r in self.config.notifiers.receiver_names)
+        return status_line(len(scheduler.instances), pipeline.firing_count(), depth)
 
-        if self.pipeline.delivery_stopped:
-            return str(self.pipeline.delivery_stopped)
-        depth = sum(self.store.queued_count(r) for r in self.config.notifiers.receiver_names)
-        return status_line(len(self.scheduler.instances), self.pipeline.firing_count(), depth)
-
-    def _start_control(self, config: Any, pipeline: Any) -> Any:
-        try:
-            from monagent.control import ControlServer
-        except ImportError:
-            return None
-        from monagent.alerting.control_handler import ControlHandler
-
+    def _start_control(self, config: Config, pipeline: AlertPipeline) -> Optional[ControlServer]:
         path = config.agent.runtime_dir / "control.sock"
         try:
             server = ControlServer(path, ControlHandler(pipeline))
@@ -313,10 +311,12 @@ class Agent:
             return None
         return server
 
-    def _start_metrics(self, config: Any, scheduler: Any, pipeline: Any, store: Any) -> Any:
+    def _start_metrics(
+        self, config: Config, scheduler: Scheduler, pipeline: AlertPipeline, store: Store
+    ) -> Optional[MetricsServer]:
         if not config.metrics.enabled:
             return None
-        from monagent.metrics import MetricsServer, MetricsServerError
+        # Lazy: only an agent with [metrics] enabled builds snapshots of its parts for the endpoint.
         from monagent.metrics_state import build_snapshot
 
         server = MetricsServer(config.metrics, lambda: build_snapshot(self, scheduler, pipeline, store))
@@ -327,12 +327,9 @@ class Agent:
             return None
         return server
 
-    def _do_reload(self) -> Optional[Any]:
-        from monagent.loader import Registry
-        from monagent.notify.build import build_dispatchers
-        from monagent.scheduler import build_instances
-
-        config, scheduler, pipeline, delivery, store = (self.config, self.scheduler, self.pipeline, self.delivery, self.store)
+    def _do_reload(self) -> Optional[Config]:
+        config = self.config
+        scheduler, pipeline, store, delivery = self._parts()
         try:
             new = config_module.load(self.path, self.environ)
         except ConfigError as err:
@@ -357,7 +354,7 @@ class Agent:
             scheduler.add(check_config, check, mono)
         pipeline.reload(new)
         if new.notifiers != config.notifiers:
-            delivery.replace(build_dispatchers(new, store, started_at=self.started_at))
+            delivery.replace(build_dispatchers(new.notifiers, new.agent.hostname, store, started_at=self.started_at))
         self.config = new
         log.info("configuration reloaded from %s: %d checks (%d changed)", self.path, len(new.checks), len(changed))
         return new

@@ -35,6 +35,8 @@ Fact = Union[str, int, float, bool]
 so every output shows them in its own language and units."""
 
 __all__ = [
+    "LEVELS",
+    "SEVERITIES",
     "Check",
     "CheckError",
     "Context",
@@ -48,6 +50,7 @@ __all__ = [
     "Occurrence",
     "ProcessInfo",
     "Result",
+    "Severity",
     "Status",
     "StuckCall",
     "Text",
@@ -58,7 +61,7 @@ __all__ = [
 
 
 class Status(enum.IntEnum):
-    """Check status, numbered as Nagios numbers its exit codes."""
+    """Check status, numbered as Nagios numbers its exit codes; named by the one table, :data:`SEVERITIES`."""
 
     OK = 0
     WARNING = 1
@@ -68,10 +71,60 @@ class Status(enum.IntEnum):
     @property
     def rank(self) -> int:
         """Order for "worst of": CRITICAL > UNKNOWN > WARNING > OK."""
-        return _RANK[self]
+        return SEVERITIES[self].rank
+
+    @property
+    def label(self) -> str:
+        """The status's name wherever a program or a person reads it: ``unknown``."""
+        return SEVERITIES[self].label
+
+    @property
+    def level(self) -> str:
+        """The notification level routes, mentions and colours go by: ``critical``, ``warning`` or ``info``."""
+        return SEVERITIES[self].level
+
+    @property
+    def word(self) -> str:
+        """The catalogue key of the word a notification of this severity shows (badge, console line)."""
+        return SEVERITIES[self].word
+
+    @classmethod
+    def from_label(cls, label: str) -> Status:
+        """The status named ``label`` (``"unknown"``); raises KeyError."""
+        return _BY_LABEL[label]
 
 
-_RANK = {Status.OK: 0, Status.WARNING: 1, Status.UNKNOWN: 2, Status.CRITICAL: 3}
+@dataclass(frozen=True)
+class Severity:
+    """How one status is named and ranked (docs/design/decisions.md, "Severity vocabulary").
+
+    ``label`` names the status: Alertmanager labels, ``monagent status``, matchers, Nagios
+    ``timeout_state``, the catalogue's key for the status word (:func:`monagent.wording.severity_word`);
+    the Nagios form is its upper case (the enum's name). ``level`` is one of :data:`LEVELS`, the
+    three classes a receiver routes, mentions and colours by (and the webhook's ``severity``);
+    UNKNOWN is at the ``warning`` level (a check that cannot tell is worth a warning, never less:
+    its rank is above WARNING). ``word`` is the catalogue key of the word a notification shows
+    (the chat badge, the console line): the label, except that an OK notification (a notice such
+    as "agent restarted") reads as ``info``. UNKNOWN reads as UNKNOWN everywhere."""
+
+    label: str
+    level: str
+    word: str
+    rank: int
+
+
+LEVELS = ("critical", "warning", "info")
+"""The notification levels, most urgent first (``severities`` of a route, DingTalk ``mention``)."""
+
+SEVERITIES: Mapping[Status, Severity] = {
+    Status.OK: Severity("ok", "info", "info", 0),
+    Status.WARNING: Severity("warning", "warning", "warning", 1),
+    Status.UNKNOWN: Severity("unknown", "warning", "unknown", 2),
+    Status.CRITICAL: Severity("critical", "critical", "critical", 3),
+}
+"""The one severity vocabulary: every place that names a status reads it here."""
+
+_BY_LABEL = {severity.label: status for status, severity in SEVERITIES.items()}
 
 
 def worst(statuses: Iterable[Status]) -> Status:

@@ -160,7 +160,9 @@ def parse_threshold(section: Section, spec: Optional[MetricSpec]) -> Optional[Th
 
 
 def _check_order(section: Section, t: Threshold) -> None:
-    worse = (lambda a, b: a >= b) if t.direction == Direction.ABOVE else (lambda a, b: a <= b)
+    def worse(a: float, b: float) -> bool:
+        return a >= b if t.direction == Direction.ABOVE else a <= b
+
     word = "above" if t.direction == Direction.ABOVE else "below"
     if t.warning is not None and t.critical is not None and not worse(t.critical, t.warning):
         section.error("critical", f'must not be less severe than warning ({t.warning}) for direction = "{word}"')

@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar
 
 T = TypeVar("T")
 
@@ -300,7 +300,7 @@ class Section:
         self.doc = doc
         self.path = tuple(path)
         self.data = dict(data)
-        self._used: set = set()
+        self._used: Set[str] = set()
         self._secret_key: Optional[str] = None  # the secret being read: an unset ${VAR} in it may be deferred
         self._unresolved: List[str] = []
 

@@ -60,8 +60,7 @@ class FirstCycle:
 
 
 def summary_line(verdicts: Mapping[str, Tuple[Status, str]]) -> str:
-    order = {Status.CRITICAL: 0, Status.UNKNOWN: 1, Status.WARNING: 2}
-    bad = sorted(((n, s, w) for n, (s, w) in verdicts.items() if s != Status.OK), key=lambda t: (order[t[1]], t[0]))
+    bad = sorted(((n, s, w) for n, (s, w) in verdicts.items() if s != Status.OK), key=lambda t: (-t[1].rank, t[0]))
     parts: List[str] = [NOT_OK.format(check=n, status=s.name, why=f" ({w})" if w else "") for n, s, w in bad]
     ok = len(verdicts) - len(bad)
     return LINE.format(ran=len(verdicts), ok=ok, rest=f"; not OK: {', '.join(parts)}" if parts else "")

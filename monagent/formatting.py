@@ -26,7 +26,7 @@ import math
 import string
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from monagent import catalogue
 
@@ -51,8 +51,8 @@ class Text:
     texts: Mapping[str, str] = field(default_factory=dict)
     fallback: str = ""
 
-    def to_json(self) -> dict:
-        data: dict = {"id": self.id, "args": {k: _arg_to_json(v) for k, v in self.args.items()}}
+    def to_json(self) -> Dict[str, Any]:
+        data: Dict[str, Any] = {"id": self.id, "args": {k: _arg_to_json(v) for k, v in self.args.items()}}
         if self.texts:
             data["texts"] = dict(self.texts)
         if self.fallback:

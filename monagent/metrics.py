@@ -19,7 +19,7 @@ import socket
 import threading
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.api import Metric, Status
 from monagent.metrics_config import MetricsConfig, split_listen
@@ -158,7 +158,12 @@ def _agent_families(snap: AgentSnapshot) -> Iterator[Any]:
 def _le(bound: float) -> str:
     from prometheus_client.utils import floatToGoString
 
-    return str(floatToGoString(bound))
+    return str(floatToGoString(bound))  # type: ignore[no-untyped-call]  # untyped in prometheus_client
+
+
+def _numbered(statuses: Iterable[Status]) -> str:
+    """``0 OK, 1 WARNING, ...``: the gauge's values and what they mean (the one table's labels, Nagios case)."""
+    return ", ".join(f"{int(s)} {s.label.upper()}" for s in sorted(statuses))
 
 
 def _check_families(snap: AgentSnapshot) -> Iterator[Any]:
@@ -171,7 +176,7 @@ def _check_families(snap: AgentSnapshot) -> Iterator[Any]:
     )
     status = GaugeMetricFamily(
         "monagent_check_status",
-        "the latest status of each check subject: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+        f"the latest status of each check subject: {_numbered(Status)}",
         labels=["host", "check", "subject", "type"],
     )
     for check in snap.checks:
@@ -191,7 +196,9 @@ def _alert_families(snap: AgentSnapshot) -> Iterator[Any]:
         "monagent_alert_phase", "1 for the phase each alert key is in (inactive keys are absent)", labels=[*keys, "phase"]
     )
     severity = GaugeMetricFamily(
-        "monagent_alert_severity", "the severity of each alert key: 1 WARNING, 2 CRITICAL, 3 UNKNOWN", labels=keys
+        "monagent_alert_severity",
+        f"the severity of each alert key: {_numbered(s for s in Status if s != Status.OK)}",
+        labels=keys,
     )
     since = GaugeMetricFamily(
         "monagent_alert_since_timestamp_seconds", "when each alert key entered its phase, seconds since the epoch", labels=keys

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import typing
 from pathlib import Path
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Callable, Dict, Mapping, Sequence, Tuple
 
 from monagent.confread import Section, _describe, parse_duration
 
@@ -78,7 +78,11 @@ def validate_options(check_class: type, type_name: str, section: Section, keys: 
     return result
 
 
-def convert(value: Any, annotation: Any, section: Section) -> tuple:
+Converted = Tuple[bool, Any, str]
+"""``(ok, converted value, message)`` of one option value."""
+
+
+def convert(value: Any, annotation: Any, section: Section) -> Converted:
     """Return ``(ok, converted, message)`` for one option value."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -98,11 +102,11 @@ def convert(value: Any, annotation: Any, section: Section) -> tuple:
     return True, value, ""
 
 
-def _bad(what: str, value: Any) -> tuple:
+def _bad(what: str, value: Any) -> Converted:
     return False, None, f"must be {what}, got {_describe(value)}"
 
 
-def _duration(value: Any) -> tuple:
+def _duration(value: Any) -> Converted:
     if isinstance(value, str):
         try:
             return True, parse_duration(value), ""
@@ -111,32 +115,39 @@ def _duration(value: Any) -> tuple:
     return _bad('a duration such as "30s", "5m" or "4h"', value)
 
 
-def _bool(value: Any) -> tuple:
+def _bool(value: Any) -> Converted:
     return (True, value, "") if isinstance(value, bool) else _bad("true or false", value)
 
 
-def _int(value: Any) -> tuple:
+def _int(value: Any) -> Converted:
     ok = isinstance(value, int) and not isinstance(value, bool)
     return (True, value, "") if ok else _bad("an integer", value)
 
 
-def _float(value: Any) -> tuple:
+def _float(value: Any) -> Converted:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     return (True, float(value), "") if ok else _bad("a number", value)
 
 
-def _str(value: Any) -> tuple:
+def _str(value: Any) -> Converted:
     return (True, value, "") if isinstance(value, str) else _bad("a string", value)
 
 
-def _path(value: Any) -> tuple:
+def _path(value: Any) -> Converted:
     return (True, Path(value), "") if isinstance(value, str) else _bad("a path string", value)
 
 
-_SCALARS = {Duration: _duration, bool: _bool, int: _int, float: _float, str: _str, Path: _path}
+_SCALARS: Dict[Any, Callable[[Any], Converted]] = {
+    Duration: _duration,
+    bool: _bool,
+    int: _int,
+    float: _float,
+    str: _str,
+    Path: _path,
+}
 
 
-def _convert_sequence(value: Any, inner: Any, section: Section) -> tuple:
+def _convert_sequence(value: Any, inner: Any, section: Section) -> Converted:
     if not isinstance(value, list):
         return _bad("an array", value)
     out = []
@@ -148,7 +159,7 @@ def _convert_sequence(value: Any, inner: Any, section: Section) -> tuple:
     return True, tuple(out), ""
 
 
-def _convert_mapping(value: Any, inner: Any, section: Section) -> tuple:
+def _convert_mapping(value: Any, inner: Any, section: Section) -> Converted:
     if not isinstance(value, dict):
         return _bad("a table", value)
     result = {}

@@ -27,7 +27,7 @@ import random
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
 
 from monagent.api import Check, Context, Result, Status
 from monagent.config import CheckConfig
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 ABANDONED_THREAD_CAP = 20
 
 
-def build_check(check_class: type, config: CheckConfig) -> Check:
+def build_check(check_class: Type[Check], config: CheckConfig) -> Check:
     """Build one instance from its validated options (see :func:`monagent.options.instance_kwargs`)."""
     from monagent.options import instance_kwargs
 

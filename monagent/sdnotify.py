@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 import time
-from typing import Callable, Dict, Mapping, MutableMapping, Optional
+from typing import Callable, Dict, Mapping, MutableMapping, Optional, Tuple
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class SystemdNotifier:
         return self.notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}")
 
 
-def _status(text: Optional[str]) -> tuple:
+def _status(text: Optional[str]) -> Tuple[str, ...]:
     """A STATUS= line, flattened to one line; nothing for None."""
     if text is None:
         return ()

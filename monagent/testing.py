@@ -34,6 +34,7 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
+    Type,
     TypeVar,
     Union,
 )
@@ -261,7 +262,7 @@ def _document(environ: Optional[Mapping[str, str]]) -> Document:
 
 
 def build_check(
-    check_class: type,
+    check_class: Type[Check],
     options: Optional[Mapping[str, Any]] = None,
     *,
     name: str = "test",

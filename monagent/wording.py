@@ -46,7 +46,7 @@ def fact_text(fmt: Formatter, name: str, value: Fact) -> str:
 
 def severity_word(fmt: Formatter, severity: Status) -> str:
     """``CRITICAL``/``严重``; UNKNOWN reads as UNKNOWN, not as a warning."""
-    return fmt.say(severity.name.lower())
+    return fmt.say(severity.label)
 
 
 def reason_text(fmt: Formatter, reason: Words) -> str:

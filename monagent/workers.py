@@ -32,11 +32,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Hashable, List, Optional
+from typing import Any, Callable, Dict, Hashable, List, Optional, TypeVar
 
 from monagent.api import StuckCall
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 _HEADER = struct.Struct("!I")
 MAX_PROBES = 8  # stuck calls kept waiting for the kernel; past this the oldest probe is killed
@@ -168,8 +169,8 @@ class WorkerPool:
     # -- public -----------------------------------------------------------------------------------
 
     def call(
-        self, func: Callable[..., Any], *args: Any, timeout: float, key: Optional[Hashable] = None, what: Optional[str] = None
-    ) -> Any:
+        self, func: Callable[..., R], *args: Any, timeout: float, key: Optional[Hashable] = None, what: Optional[str] = None
+    ) -> R:
         """Run ``func(*args)`` in a worker; raise :class:`StuckCall` after ``timeout`` seconds.
 
         ``what`` names the call in messages ("statfs of /mnt/nfs"); ``key`` enables the
@@ -194,7 +195,8 @@ class WorkerPool:
             raise
         self._release(worker)
         if status == "ok":
-            return value
+            result: R = value  # what func returned, unpickled
+            return result
         raise value
 
     def stuck(self) -> Dict[Hashable, float]:

@@ -241,6 +241,13 @@ def test_a_fault_while_explaining_the_previous_boot_leaves_the_agent_watching_th
         raise ModuleNotFoundError("No module named 'monagent.checks'")  # what a wrong sys.path once gave
 
     monkeypatch.setattr(monagent.bootinquiry, "explain_previous_boot", broken)
+    # Agent() sets up the root logger on this test's captured stderr: give it back afterwards, or the
+    # next test's log lines are written to a closed file ("--- Logging error ---").
+    import logging
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
     path = tmp_path / "agent.toml"
     path.write_text(
         f'[agent]\nhostname = "web01"\nstate_dir = "{tmp_path / "state"}"\nruntime_dir = "{tmp_path / "run"}"\n'

@@ -359,7 +359,11 @@ def test_no_rolling_minute_exceeds_the_limit_and_nothing_is_sent_during_a_lockou
 
 def test_dispatchers_rebuilt_on_reload_keep_counting_sends_to_the_same_robot(write_config, fake):
     from monagent import config as config_module
-    from monagent.notify.chat import build_chat_dispatchers
+    from monagent.notify.alertmanager import MemoryKeyValue
+    from monagent.notify.build import build_dispatchers
+
+    def build_chat_dispatchers(notifiers):
+        return [d for d in build_dispatchers(notifiers, "web01", MemoryKeyValue()) if d.receiver_name != "console"]
 
     path = write_config(f"""
 [notifiers.dingtalk.ops]

@@ -56,6 +56,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
             "monagent.alerting.messages",
             "monagent.alerting.occurrences",
             "monagent.alerting.codec",
+            "monagent.alerting.silence_ack",
             "monagent.bootend",
             "monagent.reboot_config",
         ),

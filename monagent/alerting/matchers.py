@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from monagent.events import AlertKey
 
@@ -50,11 +50,11 @@ class Matcher:
             pairs.append((label, (value,)))
         return cls(tuple(pairs))
 
-    def to_json(self) -> list:
+    def to_json(self) -> List[List[Any]]:
         return [[label, list(patterns)] for label, patterns in self.pairs]
 
     @classmethod
-    def from_json(cls, data: list) -> Matcher:
+    def from_json(cls, data: Sequence[Sequence[Any]]) -> Matcher:
         return cls(tuple((str(label), tuple(str(p) for p in patterns)) for label, patterns in data))
 
 

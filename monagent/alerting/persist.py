@@ -32,6 +32,7 @@ from monagent.alerting.machine import AlertState, Phase
 from monagent.alerting.machine import restore as restore_state
 from monagent.alerting.occurrences import SeenEntry
 from monagent.alerting.policy import Heard
+from monagent.alerting.silence_ack import Decision
 from monagent.alerting.suppress import Ack, Silence
 from monagent.events import AlertKey, Event
 from monagent.store import Changes, StoredState
@@ -193,15 +194,34 @@ def changes(
             result.heard[key.as_id()] = {r: codec.heard_to_json(h) for r, h in written.heard.items()}
     for key in dirty.acks:
         ack = memory.acks.get(key)
-        result.acks[key.as_id()] = None if ack is None else codec.json_dumps(ack.to_json())
+        result.acks[key.as_id()] = None if ack is None else ack_row(ack)
     for ident in dirty.silences:
         silence = memory.silences.get(ident)
-        result.silences[ident] = None if silence is None else (codec.json_dumps(silence.to_json()), silence.ends_at)
+        result.silences[ident] = None if silence is None else silence_row(silence)
     for check, ident in (dirty.seen | ledger.seen_behind) if flush else dirty.seen:
         entry = memory.seen.get(check, {}).get(ident)
         result.seen[(check, ident)] = None if entry is None else (entry.revision, entry.first_seen, entry.last_seen)
     result.outbox = [(r, codec.event_to_json(e), e.time) for r, e in dirty.outbox]
     return result, update
+
+
+def silence_row(silence: Silence) -> Tuple[str, float]:
+    """The store's row of a silence: its JSON and its end (retention)."""
+    return codec.json_dumps(silence.to_json()), silence.ends_at
+
+
+def ack_row(ack: Ack) -> str:
+    return codec.json_dumps(ack.to_json())
+
+
+def decision_changes(decision: Decision) -> Changes:
+    """The writes of one decided silence or ack request, as the pipeline's commit would make them."""
+    result = Changes()
+    if decision.silence is not None:
+        result.silences[decision.silence.id] = silence_row(decision.silence)
+    if decision.ack is not None:
+        result.acks[decision.ack.key.as_id()] = ack_row(decision.ack)
+    return result
 
 
 def _due(key: AlertKey, state: AlertState, heard: Mapping[str, Heard], ledger: Ledger, flush: bool) -> Optional[Written]:

@@ -33,7 +33,8 @@ from monagent.alerting.policy import (
     reminder_recipients,
 )
 from monagent.alerting.samples import STATUS_METRIC, UNKNOWN_METRIC, Sample, Translation, translate
-from monagent.alerting.suppress import Ack, Silence, Suppressions, new_silence
+from monagent.alerting.silence_ack import BadRequest, Decision, NotFound, decide, refusal
+from monagent.alerting.suppress import Ack, Silence, Suppressions
 from monagent.api import Occurrence, Status
 from monagent.bootend import AgentMemory, BootEnd, Verdict
 from monagent.events import AlertKey, CheckRun, Event, EventKind
@@ -58,7 +59,7 @@ TREND_LENGTH = 10
 
 def severity_label(state: AlertState) -> str:
     """What a ``severity`` matcher sees: the incident's severity while open, else the latched level."""
-    return (state.severity if state.phase.open else state.latched).name.lower()
+    return (state.severity if state.phase.open else state.latched).label
 
 
 class AlertPipeline:
@@ -186,7 +187,7 @@ class AlertPipeline:
             silent = verdict.end == BootEnd.PLANNED and self.config.reboot.planned == "silent"
             if verdict.end != BootEnd.CRASH_DUMP and not silent:
                 key = AlertKey(AGENT_CHECK, "", "host")
-                level = verdict.severity.name.lower()
+                level = verdict.severity.label
                 if not self._suppressions(now).muted(key, "", now, level):
                     event = notice_event(
                         f"boot-end:{boot_id}",
@@ -404,7 +405,7 @@ class AlertPipeline:
         suppressions = self._suppressions(now)
         for subject, occurrence in verdict.announce:
             key = AlertKey(check, subject, OCCURRENCE_METRIC)
-            if suppressions.muted(key, run.check_type, now, occurrence.severity.name.lower()):
+            if suppressions.muted(key, run.check_type, now, occurrence.severity.label):
                 continue
             event = Event(
                 id=event_id(check, occurrence),
@@ -425,7 +426,7 @@ class AlertPipeline:
         if verdict.summarised:
             text, severity = summary_text(verdict.summarised)
             key = AlertKey(check, "", OCCURRENCE_METRIC)
-            if not suppressions.muted(key, run.check_type, now, severity.name.lower()):
+            if not suppressions.muted(key, run.check_type, now, severity.label):
                 ident, said = f"{check}:first-run:{int(now)}", ENGLISH.text(text)
                 event = notice_event(ident, key, said, now=now, host=self.host, severity=severity, reason=text)
                 self._enqueue(notice_recipients(check, severity, self.recipients, {}), event)
@@ -489,7 +490,7 @@ class AlertPipeline:
                 host=self.host,
                 note=note,
             )
-            self._audit("%s %s %s %s", kind.value.upper(), severity.name.lower(), key, event.summary)
+            self._audit("%s %s %s %s", kind.value.upper(), severity.label, key, event.summary)
             self._enqueue(receivers, event)
         notified = any(k != EventKind.RESOLVED for k in by_kind)
         if by_kind or state.suppressed:  # else nothing changes (the common case: a quiet key)
@@ -666,6 +667,48 @@ class AlertPipeline:
         return handed
 
     # ------------------------------------------------------------ silences and acks (control socket, CLI)
+    def request(self, message: Mapping[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
+        """A silence or ack request from the control socket: decided by :func:`silence_ack.decide` (the
+        rules the CLI applies when no agent runs), committed, answered; a refused one changes nothing."""
+        try:
+            return self.decide(message, now).answer()
+        except (BadRequest, NotFound) as exc:
+            return refusal(exc)
+
+    def decide(self, message: Mapping[str, Any], now: Optional[float] = None) -> Decision:
+        """Decide, keep and commit one request; raises :class:`BadRequest` or :class:`NotFound`."""
+        now = time.time() if now is None else now
+        with self._lock:
+            decision = decide(message, silences=self.silences, alerts=self.states, now=now)
+            self.record(decision)
+        if decision.ack is not None:
+            ack = decision.ack
+            log.info("%s acknowledged by %s: %s", ack.key, ack.author or "?", ack.comment)
+        elif message.get("op") == "silence_expire" and decision.silence is not None:
+            log.info("silence %s expired", decision.silence.id)
+        elif decision.silence is not None:
+            silence = decision.silence
+            log.info(
+                "silence %s added by %s until %s: %s (%s)",
+                silence.id,
+                silence.author or "?",
+                ENGLISH.time(silence.ends_at),
+                silence.matcher.describe(),
+                silence.comment,
+            )
+        return decision
+
+    def record(self, decision: Decision) -> None:
+        """Keep a decided change in memory and commit it (a test may hand one no request would pass)."""
+        with self._lock:
+            if decision.silence is not None:
+                self.silences[decision.silence.id] = decision.silence
+                self._dirty.silences.add(decision.silence.id)
+            if decision.ack is not None:
+                self.acks[decision.ack.key] = decision.ack
+                self._dirty.acks.add(decision.ack.key)
+            self._commit(self._now)
+
     def add_silence(
         self,
         matchers: Sequence[str],
@@ -676,32 +719,16 @@ class AlertPipeline:
         comment: str = "",
         now: Optional[float] = None,
     ) -> Silence:
-        """Raises ValueError for a bad matcher or an end in the past."""
-        now = time.time() if now is None else now
-        silence = new_silence(matchers, ends_at=ends_at, starts_at=starts_at, author=author, comment=comment, now=now)
-        with self._lock:
-            self.silences[silence.id] = silence
-            self._dirty.silences.add(silence.id)
-            self._commit(self._now)
-        log.info(
-            "silence %s added by %s until %s: %s (%s)",
-            silence.id,
-            author or "?",
-            ENGLISH.time(silence.ends_at),
-            silence.matcher.describe(),
-            comment,
-        )
+        """The ``silence_add`` request; raises :class:`BadRequest`."""
+        message = {"op": "silence_add", "matchers": list(matchers), "ends_at": ends_at, "starts_at": starts_at}
+        silence = self.decide({**message, "author": author, "comment": comment}, now).silence
+        assert silence is not None
         return silence
 
     def expire_silence(self, silence_id: str, now: Optional[float] = None) -> Silence:
-        """Raises KeyError for an unknown id."""
-        now = time.time() if now is None else now
-        with self._lock:
-            silence = replace(self.silences[silence_id], ends_at=min(now, self.silences[silence_id].ends_at))
-            self.silences[silence_id] = silence
-            self._dirty.silences.add(silence_id)
-            self._commit(self._now)
-        log.info("silence %s expired", silence_id)
+        """The ``silence_expire`` request; raises :class:`NotFound` (a KeyError) for an unknown id."""
+        silence = self.decide({"op": "silence_expire", "id": silence_id}, now).silence
+        assert silence is not None
         return silence
 
     def ack(
@@ -713,19 +740,11 @@ class AlertPipeline:
         expires_at: Optional[float] = None,
         now: Optional[float] = None,
     ) -> Ack:
-        """Raises KeyError when no firing alert has that key."""
-        now = time.time() if now is None else now
-        with self._lock:
-            key = find_key(self.states, key_text)
-            state = self.states.get(key) if key is not None else None
-            if key is None or state is None or not state.phase.open:
-                raise KeyError(key_text)
-            ack = Ack(key, state.incident, state.severity, author, now, comment, expires_at)
-            self.acks[key] = ack
-            self._dirty.acks.add(key)
-            self._commit(self._now)
-        log.info("%s acknowledged by %s: %s", key, author or "?", comment)
+        """The ``ack`` request; raises :class:`NotFound` (a KeyError) when no firing alert has that key."""
+        message = {"op": "ack", "key": key_text, "author": author, "comment": comment, "expires_at": expires_at}
+        ack = self.decide(message, now).ack
+        assert ack is not None
         return ack
 
 
-__all__ = ["AGENT_CHECK", "AlertPipeline", "find_key", "new_silence"]
+__all__ = ["AGENT_CHECK", "AlertPipeline", "find_key"]

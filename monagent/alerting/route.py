@@ -6,10 +6,8 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Tuple
 
-from monagent.api import Status
+from monagent.api import LEVELS, Status
 from monagent.confread import Section
-
-_SEVERITIES = ("warning", "critical", "info")
 
 
 @dataclass(frozen=True)
@@ -26,8 +24,7 @@ class Route:
         if any(fnmatch.fnmatchcase(check, p) for p in self.exclude_checks):
             return False
         if self.severities:
-            name = severity.name.lower() if severity in (Status.WARNING, Status.CRITICAL) else "info"
-            return name in self.severities
+            return severity.level in self.severities
         return True
 
 
@@ -35,6 +32,6 @@ def parse_route(section: Section) -> Route:
     """Read ``checks``, ``exclude_checks`` and ``severities`` from a receiver's table."""
     severities = section.strings("severities", ())
     for value in severities:
-        if value not in _SEVERITIES:
-            section.error("severities", f'must list only {", ".join(_SEVERITIES)}; got "{value}"')
+        if value not in LEVELS:
+            section.error("severities", f'must list only {", ".join(LEVELS)}; got "{value}"')
     return Route(section.strings("checks", ()), section.strings("exclude_checks", ()), tuple(severities))

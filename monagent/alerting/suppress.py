@@ -6,7 +6,6 @@ key at one moment, why its notifications are muted ("" when they are not).
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -142,16 +141,3 @@ class Suppressions:
 
 def active_silences(silences: Sequence[Silence], now: float) -> Tuple[Silence, ...]:
     return tuple(s for s in silences if s.active(now))
-
-
-def new_silence(
-    matchers: Sequence[str], *, ends_at: float, starts_at: Optional[float], author: str, comment: str, now: float
-) -> Silence:
-    """A silence from CLI matchers (``check=root_disk``); raises ValueError for bad input."""
-    matcher = Matcher.parse(matchers)
-    if not matcher.pairs:
-        raise ValueError("a silence needs at least one --match LABEL=GLOB")
-    start = now if starts_at is None else starts_at
-    if ends_at <= max(start, now):
-        raise ValueError("the silence would end before it starts")
-    return Silence(secrets.token_hex(4), matcher, start, ends_at, author, comment, now)

@@ -17,10 +17,13 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from monagent.cli import EX_NOPERM, EX_TEMPFAIL, EX_USAGE, config_error_exit
 from monagent.commands.core import add_config_option, load_for_state
+
+if TYPE_CHECKING:
+    from monagent.store import Store
 
 # Exit codes (README "Exit codes"): no such firing alert or silence is a usage error (64), like a
 # malformed one; the agent busy or a state database not there yet may come back (75); a state or
@@ -192,7 +195,7 @@ def _as_owner(path: Path) -> Iterator[None]:
 
 def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
     """Through the running agent, else directly into the store (only if this user may write it)."""
-    from monagent.alerting.control_handler import BadRequest, validate
+    from monagent.alerting.silence_ack import BadRequest, validate
     from monagent.control import AgentNotRunning, UntrustedSocket, request
 
     try:
@@ -225,7 +228,7 @@ def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
     # Everything is imported before the switch to the owner's uid, which may not read the interpreter's files.
     import sqlite3  # noqa: F401
 
-    import monagent.alerting.pipeline  # noqa: F401
+    import monagent.alerting.persist  # noqa: F401  (and silence_ack, codec: what _offline uses)
     from monagent.store import Store
 
     with _as_owner(db):
@@ -236,47 +239,26 @@ def _change(config: Any, message: Dict[str, Any]) -> Dict[str, Any]:
             store.close()
 
 
-def _offline(store: Any, message: Dict[str, Any], now: float) -> Dict[str, Any]:
-    from monagent.alerting import codec
-    from monagent.alerting.matchers import find_key
-    from monagent.alerting.suppress import Ack, Silence, new_silence
+def _offline(store: Store, message: Dict[str, Any], now: float) -> Dict[str, Any]:
+    """The request decided by the agent's own rules (:func:`silence_ack.decide`) on what the store
+    holds, and written in the rows the agent's commit would write."""
+    from monagent.alerting import codec, persist, silence_ack
+    from monagent.alerting.suppress import Silence
     from monagent.events import AlertKey
-    from monagent.store import Changes, StoreUnavailable
+    from monagent.store import StoreUnavailable
 
     snapshot = store.load()
-    changes = Changes()
-    answer: Dict[str, Any] = {"ok": True}
-    if message["op"] == "silence_add":
-        silence = new_silence(
-            message["matchers"],
-            ends_at=message["ends_at"],
-            starts_at=None,
-            author=message["author"],
-            comment=message["comment"],
-            now=now,
-        )
-        answer["silence"] = silence.to_json()
-    elif message["op"] == "silence_expire":
-        if message["id"] not in snapshot.silences:
-            return {"ok": False, "error": f"no silence {message['id']}"}
-        old = Silence.from_json(codec.json_loads(snapshot.silences[message["id"]]))
-        silence = Silence(old.id, old.matcher, old.starts_at, min(now, old.ends_at), old.author, old.comment, old.created_at)
-        answer["silence"] = silence.to_json()
-    else:
-        key = find_key((AlertKey.from_id(k) for k in snapshot.alerts), message["key"])
-        state = codec.state_from_json(snapshot.alerts[key.as_id()], 0.0) if key is not None else None
-        if key is None or state is None or not state.phase.open:
-            return {"ok": False, "error": f"no firing alert {message['key']}"}
-        ack = Ack(key, state.incident, state.severity, message["author"], now, message["comment"], message.get("expires_at"))
-        changes.acks[key.as_id()] = codec.json_dumps(ack.to_json())
-        answer["ack"] = ack.to_json()
-    if message["op"] != "ack":
-        changes.silences[silence.id] = (codec.json_dumps(silence.to_json()), silence.ends_at)
+    silences = {ident: Silence.from_json(codec.json_loads(text)) for ident, text in snapshot.silences.items()}
+    alerts = {AlertKey.from_id(ident): codec.state_from_json(text, 0.0) for ident, text in snapshot.alerts.items()}
     try:
-        store.commit(changes, now)
+        decision = silence_ack.decide(message, silences=silences, alerts=alerts, now=now)
+    except (silence_ack.BadRequest, silence_ack.NotFound) as exc:
+        return silence_ack.refusal(exc)
+    try:
+        store.commit(persist.decision_changes(decision), now)
     except StoreUnavailable as exc:
         return {"ok": False, "code": EX_TEMPFAIL, "error": f"cannot write the state database: {exc}"}
-    return answer
+    return decision.answer()
 
 
 def _duration(option: str, text: str) -> float:

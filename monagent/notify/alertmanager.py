@@ -59,7 +59,8 @@ class MemoryKeyValue:
         self.data: Dict[str, Dict[str, Any]] = {}
 
     def kv_items(self, namespace: str) -> Dict[str, Any]:
-        return json.loads(json.dumps(self.data.get(namespace, {})))
+        copy: Dict[str, Any] = json.loads(json.dumps(self.data.get(namespace, {})))
+        return copy
 
     def kv_set(self, namespace: str, key: str, value: Any) -> None:
         if value is None:
@@ -126,7 +127,7 @@ def alertname(check_type: str, metric: str) -> str:
 
 
 def severity_label(severity: Status) -> str:
-    return severity.name.lower()
+    return severity.label
 
 
 def event_labels(event: Event, extra: Mapping[str, str]) -> Labels:

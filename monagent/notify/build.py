@@ -1,29 +1,21 @@
-"""Building one dispatcher per configured receiver."""
+"""Building one dispatcher per configured receiver, as the receiver table says (``registry.RECEIVERS``)."""
 
 from __future__ import annotations
 
 import time
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, List, Optional
+
+from monagent.notify.registry import RECEIVERS, Setting
+
+if TYPE_CHECKING:
+    from monagent.notify.alertmanager import KeyValue
+    from monagent.notify.base import Dispatcher
+    from monagent.notify.config import NotifiersConfig
 
 
-def build_dispatchers(config: Any, store: Any, started_at: Optional[float] = None) -> List[Any]:
-    """Console, DingTalk robots, webhooks and Alertmanager, in the order of ``receiver_names``."""
-    dispatchers: List[Any] = []
-    notifiers = config.notifiers
-    if notifiers.console.enabled:
-        from monagent.notify.console import ConsoleDispatcher
-
-        dispatchers.append(ConsoleDispatcher())
-    if notifiers.dingtalk or notifiers.webhooks:
-        from monagent.notify.chat import build_chat_dispatchers
-
-        dispatchers.extend(build_chat_dispatchers(notifiers))
-    if notifiers.alertmanager is not None:
-        from monagent.notify.alertmanager import AlertmanagerDispatcher
-
-        dispatchers.append(
-            AlertmanagerDispatcher(
-                notifiers.alertmanager, config.agent.hostname, store, started_at=time.time() if started_at is None else started_at
-            )
-        )
-    return dispatchers
+def build_dispatchers(
+    notifiers: NotifiersConfig, host: str, store: KeyValue, started_at: Optional[float] = None
+) -> List[Dispatcher]:
+    """One per receiver, in the order of ``receiver_names``."""
+    setting = Setting(host, store, time.time() if started_at is None else started_at)
+    return [dispatcher for kind in RECEIVERS for dispatcher in kind.build(getattr(notifiers, kind.field), setting)]

@@ -13,13 +13,14 @@ from typing import Mapping, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 from monagent.alerting.route import Route, parse_route
+from monagent.api import LEVELS
 from monagent.confread import Secret, Section, is_deferred, url_problem
 from monagent.formatting import load_zone
 from monagent.notify.delivery import DINGTALK_BODY_LIMIT, Delivery
 
 DINGTALK_SEND_URL = "https://oapi.dingtalk.com/robot/send"
 DINGTALK_RATE_CAP = 20  # messages per rolling minute per robot, enforced by DingTalk
-MENTION_SEVERITIES = ("critical", "warning", "info")
+MENTION_SEVERITIES = LEVELS  # the notification levels (monagent.api.SEVERITIES)
 LANGUAGES = ("zh", "en")
 ROBOT_DELIVERY = Delivery()
 WEBHOOK_DELIVERY = Delivery(max_sends_per_minute=60, body_budget=1_000_000)  # no cloud rate cap
@@ -160,7 +161,7 @@ def _robot_url(section: Section) -> Secret:
 
 
 def _timezone(section: Section) -> Optional[str]:
-    name = section.string("timezone", None)
+    name: Optional[str] = section.string("timezone", None)
     if name is None:
         return None
     try:

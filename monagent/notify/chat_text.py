@@ -104,11 +104,8 @@ def json_len(text: str) -> int:
 
 
 def severity_name(severity: Status) -> str:
-    if severity == Status.CRITICAL:
-        return "critical"
-    if severity in (Status.WARNING, Status.UNKNOWN):
-        return "warning"
-    return "info"
+    """The notification level (colour, mention): the one table's (``monagent.api.SEVERITIES``)."""
+    return severity.level
 
 
 def is_crash(event: Event) -> bool:
@@ -184,8 +181,8 @@ class Renderer:
             return f"<font color={COLOURS['resolved']}>{self.say('resolved')}</font>"
         if is_crash(event) and is_test_crash(event):
             return f"<font color={COLOURS['info']}>{self.say('tag.test')}</font>"
-        name = severity_name(event.severity)
-        return f"<font color={COLOURS[name]}>{self.say(name)}</font>"
+        # the colour of its notification level, the word of its status (UNKNOWN reads as UNKNOWN)
+        return f"<font color={COLOURS[event.severity.level]}>{self.say(event.severity.word)}</font>"
 
     def threshold(self, event: Event) -> str:
         if event.threshold is None:
@@ -235,7 +232,7 @@ class Renderer:
         if e.value is not None:
             out.append((say("value"), escape(self.fmt.value(e.value, e.unit)) + self.threshold(e)))
         if e.kind == EventKind.RESOLVED and e.severity in (Status.WARNING, Status.CRITICAL):
-            out.append((say("was"), say(severity_name(e.severity))))
+            out.append((say("was"), say(e.severity.word)))
         if e.since is not None:
             out.append((say("since"), self.time(e.since)))
         if e.kind == EventKind.RESOLVED:

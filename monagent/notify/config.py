@@ -1,56 +1,40 @@
-"""The ``[notifiers]`` section: the console receiver, DingTalk robots, webhooks, Alertmanager."""
+"""The ``[notifiers]`` section: one table per receiver kind, read as ``registry.RECEIVERS`` says."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from monagent.alerting.config import AlertingConfig
 from monagent.alerting.policy import Recipient
-from monagent.alerting.route import Route, parse_route
+from monagent.alerting.route import Route
 from monagent.confread import Section
-from monagent.notify.alertmanager_config import AlertmanagerConfig, parse_alertmanager
-from monagent.notify.chat_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
+from monagent.notify.alertmanager_config import AlertmanagerConfig
+from monagent.notify.chat_config import DingTalkConfig, WebhookConfig
+from monagent.notify.console_config import ConsoleConfig, parse_console
 from monagent.notify.delivery import Delivery
-
-
-@dataclass(frozen=True)
-class ConsoleConfig:
-    enabled: bool
-    route: Route
+from monagent.notify.registry import NAMED, ONE, RECEIVERS
 
 
 @dataclass(frozen=True)
 class NotifiersConfig:
+    """One attribute per receiver kind (``registry.RECEIVERS``' ``field``)."""
+
     console: ConsoleConfig
     dingtalk: Tuple[DingTalkConfig, ...] = ()
     webhooks: Tuple[WebhookConfig, ...] = ()
     alertmanager: Optional[AlertmanagerConfig] = None
 
+    def _receivers(self) -> List[Tuple[str, Route]]:
+        return [pair for kind in RECEIVERS for pair in kind.receivers(getattr(self, kind.field))]
+
     @property
     def receiver_names(self) -> Tuple[str, ...]:
-        names = ["console"] if self.console.enabled else []
-        names += [f"dingtalk:{d.name}" for d in self.dingtalk]
-        names += [f"webhook:{w.name}" for w in self.webhooks]
-        if self.alertmanager is not None:
-            names.append("alertmanager")
-        return tuple(names)
+        return tuple(name for name, _ in self._receivers())
 
     def recipients(self) -> Tuple[Recipient, ...]:
         """Every configured receiver with its route, in the order of ``receiver_names``."""
-        routes: Dict[str, Route] = {"console": self.console.route}
-        routes.update({f"dingtalk:{d.name}": d.route for d in self.dingtalk})
-        routes.update({f"webhook:{w.name}": w.route for w in self.webhooks})
-        if self.alertmanager is not None:
-            routes["alertmanager"] = self.alertmanager.route
-        return tuple(Recipient(name, routes.get(name, Route())) for name in self.receiver_names)
-
-
-def parse_console(section: Section) -> ConsoleConfig:
-    enabled = section.boolean("enabled", True)
-    route = parse_route(section)
-    section.finish()
-    return ConsoleConfig(enabled, route)
+        return tuple(Recipient(name, route) for name, route in self._receivers())
 
 
 def parse_notifiers(section: Section, alerting: Optional[AlertingConfig] = None) -> NotifiersConfig:
@@ -64,10 +48,15 @@ def parse_notifiers(section: Section, alerting: Optional[AlertingConfig] = None)
             lockout=alerting.lockout,
             body_budget=alerting.body_budget_bytes,
         )
-    console = parse_console(section.table("console"))
-    dingtalk = tuple(parse_dingtalk(name, sub, base) for name, sub in section.table("dingtalk").tables())
-    webhooks = tuple(parse_webhook(name, sub, base) for name, sub in section.table("webhook").tables())
-    alertmanager = parse_alertmanager(section.table("alertmanager")) if "alertmanager" in section else None
-    section.mark_used("alertmanager")
+    values: Dict[str, Any] = {}
+    for kind in RECEIVERS:
+        if kind.shape == NAMED:
+            values[kind.field] = tuple(kind.parse(name, sub, base) for name, sub in section.table(kind.kind).tables())
+        elif kind.shape == ONE or kind.kind in section:
+            values[kind.field] = kind.parse(kind.kind, section.table(kind.kind), base)
+        section.mark_used(kind.kind)
     section.finish()
-    return NotifiersConfig(console, dingtalk, webhooks, alertmanager)
+    return NotifiersConfig(**values)
+
+
+__all__ = ["ConsoleConfig", "NotifiersConfig", "parse_console", "parse_notifiers"]

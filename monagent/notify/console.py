@@ -46,7 +46,7 @@ def format_line(event: Event) -> str:
         # "RESOLVED web01 root_disk /var used_percent 71% (was critical since 10:02)"
         parts = [label, event.host, *where, event_summary(ENGLISH, event), _was(event)]
     else:
-        parts = [label, event.severity.name.lower(), event.host, *where, event_summary(ENGLISH, event)]
+        parts = [label, event.severity.word, event.host, *where, event_summary(ENGLISH, event)]
         if event.since is not None and event.kind not in (EventKind.NOTICE, EventKind.OCCURRENCE):
             parts.append(f"since {ENGLISH.clock(event.since)}")
     if event.note:
@@ -56,7 +56,7 @@ def format_line(event: Event) -> str:
 
 def _was(event: Event) -> str:
     """What a resolved alert had been, so the line cannot be read as still critical."""
-    text = f"was {event.severity.name.lower()}"
+    text = f"was {event.severity.word}"
     if event.since is not None:
         text += f" since {ENGLISH.clock(event.since)}"
     return f"({text})"

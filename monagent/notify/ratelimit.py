@@ -54,11 +54,11 @@ class Backoff:
         self.initial = initial
         self.maximum = maximum
         self.failures = 0
-        self._rand = rand or random.random  # jitter, not cryptography
+        self._rand: Callable[[], float] = rand or random.random  # jitter, not cryptography
 
     def next_delay(self) -> float:
         """The delay after one more failure."""
-        delay = min(self.maximum, self.initial * (2 ** min(self.failures, 30)))
+        delay = min(self.maximum, self.initial * (2.0 ** min(self.failures, 30)))
         self.failures += 1
         return delay * (0.5 + 0.5 * self._rand())
 

@@ -1,0 +1,21 @@
+"""Configuration of the console receiver (``[notifiers.console]``): on or off, and its route."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monagent.alerting.route import Route, parse_route
+from monagent.confread import Section
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    enabled: bool
+    route: Route
+
+
+def parse_console(section: Section) -> ConsoleConfig:
+    enabled = section.boolean("enabled", True)
+    route = parse_route(section)
+    section.finish()
+    return ConsoleConfig(enabled, route)
