@@ -253,11 +253,6 @@ def test_a_fault_while_explaining_the_previous_boot_leaves_the_agent_watching_th
         f'[agent]\nhostname = "web01"\nstate_dir = "{tmp_path / "state"}"\nruntime_dir = "{tmp_path / "run"}"\n'
         'plugin_dirs = []\n[checks.memory]\ntype = "memory"\ninterval = "1s"\n'
     )
-    import logging
-
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", list(root.handlers))  # the agent's stderr handler leaves with the test
-    monkeypatch.setattr(root, "level", root.level)
     agent = Agent(path, environ={})
     ran: List[bool] = []
 
