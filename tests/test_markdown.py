@@ -9,8 +9,10 @@ import pytest
 from dingtalk_helpers import T0, event
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from monagent.checks.disk import DiskCheck
+from monagent.checks.process import ProcessCheck
 
-from monagent.api import Status, Text
+from monagent.api import Status
 from monagent.events import AlertKey, Event, EventKind
 from monagent.notify.chat_text import Style, escape, render, sparkline
 from monagent.notify.coalesce import Batch, HeldReason, Item
@@ -574,7 +576,7 @@ def test_an_occurrence_other_than_a_crash_lists_its_facts():
 
 def test_a_value_is_said_once_and_a_reason_of_its_own_is_added_below_it():
     bare = render(Batch((Item(event(summary="93.0% (>= 90)"), (1,)),)), EN).text
-    useful = render(Batch((Item(event(reason=Text("disk.full_in", {"eta": 14_400})), (1,)),)), EN).text
+    useful = render(Batch((Item(event(reason=DiskCheck.text("disk.full_in", eta=14_400)), (1,)),)), EN).text
     assert "Summary" not in bare and bare.count("93%") == 3  # title, headline, value line
     assert "- Summary: full in about 4h" in useful
 
@@ -624,7 +626,7 @@ def test_a_crash_collected_on_a_dump_server_names_the_client_and_the_capture_clo
 
 
 def process_down(kind: EventKind = EventKind.FIRING, **fields) -> Event:
-    fields.setdefault("reason", Text("process.expected_min", {"n": 0, "min": 1}))
+    fields.setdefault("reason", ProcessCheck.text("process.expected_min", n=0, min=1))
     return event(
         kind,
         check="nginx",
@@ -640,17 +642,17 @@ def process_down(kind: EventKind = EventKind.FIRING, **fields) -> Event:
 
 def test_a_problem_without_a_value_says_what_is_wrong_in_the_title_a_phone_shows():
     message = render(Batch((Item(process_down(), (1,)),)), ZH)
-    assert message.title == "监控 [告警:1] web01 nginx: 运行中 0 个，应至少 1 个"
+    assert message.title == "监控 [告警:1] web01 nginx: 运行中 0 个，至少应有 1 个"
     assert message.text == (
-        "#### 监控 [告警:1] web01 nginx: 运行中 0 个，应至少 1 个\n\n"
-        "**<font color=#FF0000>严重</font> 告警** nginx: 运行中 0 个，应至少 1 个\n\n"
+        "#### 监控 [告警:1] web01 nginx: 运行中 0 个，至少应有 1 个\n\n"
+        "**<font color=#FF0000>严重</font> 告警** nginx: 运行中 0 个，至少应有 1 个\n\n"
         "- 主机: web01\n- 检查: nginx (process)\n- 对象: nginx\n- 开始时间: 2026-09-21 22:08:20 CST\n\n"
         "@13800000000"
     )
 
 
 def test_a_resolve_without_a_value_keeps_its_summary_below_the_headline():
-    resolved = process_down(EventKind.RESOLVED, duration=300.0, reason=Text("process.running", {"n": 1}))
+    resolved = process_down(EventKind.RESOLVED, duration=300.0, reason=ProcessCheck.text("process.running", n=1))
     message = render(Batch((Item(resolved, (1,)),)), EN)
     assert message.title == "[RESOLVED] web01 nginx"
     assert "- Summary: 1 running" in message.text

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any, Dict, Tuple
 
 from dingtalk_helpers import T0, event
+from monagent.checks.oom import OomCheck
+from monagent.checks.process import ProcessCheck
 
 from monagent.api import Status, Text, joined
 from monagent.events import AlertKey, Event, EventKind
@@ -67,7 +69,7 @@ def oom() -> Event:
         summary="OOM killer killed java (pid 3121), anon-rss 3 GiB",
         check_type="oom",
         facts={"process": "java", "pid": "3121", "anon_rss": 3 * GIB, "total_vm": 5 * GIB, "count": "1"},
-        reason=Text("oom.killed", {"comm": "java", "pid": "3121", "rss": 3 * GIB, "n": 1}),
+        reason=OomCheck.text("oom.killed", comm="java", pid="3121", rss=3 * GIB, n=1),
     )
 
 
@@ -87,7 +89,7 @@ def first_run() -> Event:
 
 
 def process_down(kind: EventKind = EventKind.FIRING, **fields: Any) -> Event:
-    fields.setdefault("reason", Text("process.expected_min", {"n": 0, "min": 1}))
+    fields.setdefault("reason", ProcessCheck.text("process.expected_min", n=0, min=1))
     fields.update(check="nginx", subject="nginx", metric="status", value=None, threshold=None, operator="", check_type="process")
     return event(kind, **fields)
 
@@ -157,7 +159,8 @@ def cases() -> Dict[str, Batch]:
         reason="cron.service failed (exit-code)",
     )
     zombies = process_down(
-        reason=joined(Text("process.expected_min", {"n": 0, "min": 1}), Text("process.zombies", {"n": 2})), incident="inc-z"
+        reason=joined(ProcessCheck.text("process.expected_min", n=0, min=1), ProcessCheck.text("process.zombies", n=2)),
+        incident="inc-z",
     )
     flap = event(
         EventKind.FLAP_START,
@@ -202,7 +205,7 @@ def cases() -> Dict[str, Batch]:
         ("rate_firing", rate),
         ("process_firing", process_down()),
         ("process_zombies", zombies),
-        ("process_resolved", process_down(EventKind.RESOLVED, reason=Text("process.running", {"n": 1}), duration=300.0)),
+        ("process_resolved", process_down(EventKind.RESOLVED, reason=ProcessCheck.text("process.running", n=1), duration=300.0)),
         ("systemd_firing", unit_failed),
         ("check_failing", failing),
         ("flapping", flap),

@@ -249,7 +249,7 @@ class Renderer:
             out.append((say("time_to_full"), escape(self.estimate(e.facts["time_to_full"]))))
         growth = e.facts.get("trend")
         if isinstance(growth, (int, float)) and not isinstance(growth, bool):
-            out.append((say("growth"), self.say("disk.growth", rate=growth)))
+            out.append((say("growth"), self.say("growth.rate", rate=growth)))
         elif growth:
             out.append((say("growth"), escape(str(growth))))
         out.append((say("summary"), self.summary_line(e, defang)))
