@@ -192,7 +192,7 @@ EXPECTED_ZH = {
 - 原级别: 严重
 - 开始时间: 2026-09-21 22:08:20 CST
 - 恢复时间: 2026-09-21 22:43:20 CST
-- 持续时间: 35分""",
+- 持续时间: 35分钟""",
     ),
     "crash": (
         "监控 [内核崩溃] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086",
@@ -260,7 +260,7 @@ EXPECTED_ZH = {
 自 2026-09-21 22:03:20 CST 起共 5 条事件，因钉钉限流锁定延后发送。其间已自行恢复、未列出的告警：1 条。
 
 - <font color=#FF0000>严重</font> 告警 disk /var 93% (阈值 >= 90%) · 2026-09-21 22:13:20 CST
-- <font color=#008000>已恢复</font> cpu 20% (阈值 >= 90%) · 持续 10分 · 2026-09-21 22:13:20 CST
+- <font color=#008000>已恢复</font> cpu 20% (阈值 >= 90%) · 持续 10分钟 · 2026-09-21 22:13:20 CST
 - <font color=#FF9900>警告</font> 告警 mem 88% (阈值 >= 85%) · 2026-09-21 22:13:20 CST
 
 @13800000000""",
@@ -665,7 +665,7 @@ def test_durations_read_as_chinese_units_in_chinese_messages(seconds, said):
     assert "- Duration: " in render(Batch((Item(resolved, (1,)),)), EN).text
 
 
-@pytest.mark.parametrize("estimate, said", [("~4h", "约4小时"), ("~35m", "约35分"), ("~3d", "约3天"), ("soon", "soon")])
+@pytest.mark.parametrize("estimate, said", [("~4h", "约4小时"), ("~35m", "约35分钟"), ("~3d", "约3天"), ("soon", "soon")])
 def test_the_disk_time_to_full_estimate_reads_in_chinese(estimate, said):
     firing = event(facts={"time_to_full": estimate})
     assert f"- 预计写满: {said}\n" in render(Batch((Item(firing, (1,)),)), ZH).text

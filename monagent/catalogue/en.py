@@ -80,6 +80,7 @@ MESSAGES: Dict[str, str] = {
     "no": "no",
     "crash.reason_unknown": "kernel crash (no crash message in the kernel log)",
     "crash.flattened": "flattened: run makedumpfile -R before crash",
+    "crash.no_core": "no core file",
     "crash.not_tainted": "not tainted",
     "crash.status.complete": "complete",
     "crash.status.incomplete": "incomplete",
@@ -136,4 +137,24 @@ MESSAGES: Dict[str, str] = {
     "phase.firing": "firing",
     "phase.resolving": "resolving",
     "outbox.dropped": "{n} events were dropped for receiver {receiver} (outbox bound reached)",
+    # how the previous boot ended (monagent.bootend)
+    "bootend.crash_dump": "kernel crash, dump saved: {what}",
+    "bootend.pstore": "kernel crash, no dump (pstore {backend} record): {what}",
+    "bootend.pstore_unrecognised": "{kind} record without a recognisable crash message",
+    "bootend.planned": "planned {kind}: the previous boot shut down in order",
+    "bootend.planned_by": "planned {kind}: the previous boot shut down in order, requested by {who}",
+    "bootend.planned_probably": "planned reboot (probably): monagent was stopped in order before the host went down",
+    "bootend.unplanned": "unplanned reboot: the previous boot ended without a shutdown and left no crash record",
+    "bootend.unplanned_hints": (
+        "unplanned reboot: the previous boot ended without a shutdown and left no crash record (hints: {hints})"
+    ),
+    "bootend.unplanned_no_journal": (
+        "unplanned reboot: the previous boot ended without a shutdown and left no crash record "
+        "(no persistent journal to say more)"
+    ),
+    "bootend.kind.reboot": "reboot",
+    "bootend.kind.power-off": "power-off",
+    "bootend.kind.halt": "halt",
+    "bootend.kind.kexec": "kexec",
+    "bootend.line": "{summary} (last seen alive {seen:time})",
 }

@@ -345,6 +345,8 @@ class Renderer:
         text = str(facts.get("dump_format", ""))
         if text == "flattened" or text.startswith("flattened (run makedumpfile -R"):
             return self.say("crash.flattened")
+        if text in ("none", "none (no core file)"):  # format 2, format 1
+            return self.say("crash.no_core")
         return escape(text)
 
     def digest_line(self, item: Item, defang: bool) -> str:
