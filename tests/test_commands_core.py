@@ -132,3 +132,33 @@ def test_nagios_mode_names_a_check_that_is_not_configured_on_stdout(write_config
     path = write_config('[checks.memory]\ntype = "memory"\n')
     assert main(["check", "-c", str(path), "--nagios", "disks"]) == 3
     assert capsys.readouterr().out == f"disks UNKNOWN: no check named disks in {path}\n"
+
+
+@pytest.mark.parametrize(
+    "language, said",
+    [("en", "/nowhere/at/all is not mounted"), ("zh", "/nowhere/at/all 未挂载")],
+)
+def test_check_says_its_text_fields_in_the_configured_language(write_config, tmp_path, capsys, language, said):
+    state = tmp_path / "state"
+    path = write_config(
+        f'[agent]\nlanguage = "{language}"\nstate_dir = "{state}"\n'
+        '[checks.data]\ntype = "disk"\nmounts = ["/nowhere/at/all"]\n'
+        '[checks.mem]\ntype = "memory"\n'
+    )
+    assert main(["check", "-c", str(path)]) == 2
+    table = capsys.readouterr().out
+    assert f"data   /nowhere/at/all  CRITICAL  {said}" in table
+    assert ("可用内存 " in table) == (language == "zh") and ("上次启动：" in table) == (language == "zh")
+    assert main(["check", "-c", str(path), "--json", "data"]) == 2
+    (result,) = json.loads(capsys.readouterr().out)[0]["results"]
+    assert result["summary"] == said
+    # the Nagios line is read by a machine: English whatever the language
+    assert main(["check", "-c", str(path), "--nagios", "data"]) == 2
+    assert capsys.readouterr().out == "data CRITICAL: /nowhere/at/all: /nowhere/at/all is not mounted\n"
+
+
+def test_an_unknown_language_is_a_config_error_naming_the_key(write_config, capsys):
+    path = write_config('[agent]\nlanguage = "fr"\n')
+    assert main(["validate", "-c", str(path)]) == 78
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}:2: agent.language"), err

@@ -504,11 +504,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _value_text(row: Dict[str, Any]) -> str:
+def _value_text(row: Dict[str, Any], language: str = "en") -> str:
     from monagent import wording
+    from monagent.formatting import Formatter
 
     return wording.describe(
-        wording.ENGLISH,
+        Formatter(language),
         metric=row["metric"],
         value=row["value"],
         unit=row["unit"],
@@ -555,6 +556,7 @@ def _notifier_text(h: Dict[str, Any], queued: int) -> str:
 
 def render_status(data: Dict[str, Any]) -> List[str]:
     agent = data["agent"]
+    language = agent.get("language", "en")
     running = {True: "running", False: "not running", None: "state unknown (no access to its control socket)"}
     lines = [
         f"{data['host']}: agent {running[agent['running']]}, last evaluation "
@@ -575,7 +577,7 @@ def render_status(data: Dict[str, Any]) -> List[str]:
             if on
         ]
         lines.append(
-            f"  {row['phase'].upper():<9} {row['severity'] or '-':<8} {row['key']}  {_value_text(row)}  "
+            f"  {row['phase'].upper():<9} {row['severity'] or '-':<8} {row['key']}  {_value_text(row, language)}  "
             f"since {_clock(row['since'])}" + (f"  [{'; '.join(extra)}]" if extra else "")
         )
     if not data["alerts"]:
