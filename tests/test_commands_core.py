@@ -46,7 +46,7 @@ def test_validate_reports_each_check_whose_type_cannot_be_loaded_with_file_line_
         "SyntaxError: expected ':' (broken.py, line 2)",
         f'{broken_plugins}:9: checks.s.type: check type "shared" cannot be loaded: {plugin_dir}/shared.py: '
         f"refused: {plugin_dir}/shared.py is writable by group (mode 0664); run chmod go-w {plugin_dir}/shared.py",
-        "monagent: 2 configuration problems; nothing was started",
+        f"monagent: 2 configuration problems; {broken_plugins} is not valid",
     ]
 
 
@@ -162,3 +162,21 @@ def test_an_unknown_language_is_a_config_error_naming_the_key(write_config, caps
     assert main(["validate", "-c", str(path)]) == 78
     err = capsys.readouterr().err
     assert err.startswith(f"{path}:2: agent.language"), err
+
+
+@pytest.mark.parametrize(
+    "command, code, outcome",
+    [
+        (["validate"], 78, "{path} is not valid"),
+        (["check"], 3, "no check was run"),  # UNKNOWN, as Nagios reads it
+        (["notify-test"], 78, "no test message was sent"),
+        (["plugins"], 78, "no plugin directory was read"),
+    ],
+)
+def test_a_config_error_says_what_each_command_did_not_do(write_config, capsys, command, code, outcome):
+    path = write_config('[agent]\nlog_level = "loud"\n')
+    assert main([*command, "-c", str(path)]) == code
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"{path}:2: agent.log_level: must be one of")
+    assert err[-1] == "monagent: 1 configuration problem; " + outcome.format(path=path)
+    assert "nothing was started" not in "\n".join(err)

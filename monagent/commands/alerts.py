@@ -356,7 +356,7 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _fail(str(exc), EX_USAGE)
     except ConfigError as err:
-        return config_error_exit(err)
+        return config_error_exit(err, outcome="nothing was changed")
     for warning in unmatched_warnings(config, matcher):
         print(f"warning: {warning}; adding the silence anyway (it applies once one exists)", file=sys.stderr)
     answer = _change(
@@ -386,7 +386,7 @@ def cmd_silence_expire(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _fail(str(exc), EX_USAGE)
     except ConfigError as err:
-        return config_error_exit(err)
+        return config_error_exit(err, outcome="nothing was changed")
     answer = _change(config, {"op": "silence_expire", "id": ident})
     if not answer.get("ok"):
         error = answer.get("error", "failed")
@@ -407,7 +407,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _fail(str(exc), EX_USAGE)
     except ConfigError as err:
-        return config_error_exit(err)
+        return config_error_exit(err, outcome="nothing was changed")
     answer = _change(
         config, {"op": "ack", "key": args.key, "author": _author(args), "comment": args.comment, "expires_at": expires}
     )
@@ -456,7 +456,7 @@ def _read_state(args: argparse.Namespace, read: Any) -> Tuple[Optional[int], Any
     try:
         config, store = _open_readonly(_config(args))
     except ConfigError as err:
-        return config_error_exit(err), None
+        return config_error_exit(err, outcome="the agent's state was not read"), None
     except StoreError as exc:
         return _fail(str(exc), EX_NOPERM if isinstance(exc.__cause__, PermissionError) else EX_TEMPFAIL), None
     try:

@@ -186,10 +186,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         with _loader_quiet():
             config = config_module.load(config_path(args), resolver=ServiceCredentials(), defer_secrets=True)
     except ConfigError as err:
-        return config_error_exit(err)
+        return config_error_exit(err, outcome=f"{config_path(args)} is not valid")
     broken = unloadable_types(config)
     if broken:
-        return config_error_exit(ConfigError(broken))
+        return config_error_exit(ConfigError(broken), outcome=f"{config_path(args)} is not valid")
     names = ", ".join(f"{c.name} ({c.type})" for c in config.checks) or "none"
     print(
         f"{config.file}: OK; {len(config.checks)} checks: {names}; receivers: "
@@ -226,7 +226,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                 config = _load(args)
             plugin_dirs, owners = config.agent.plugin_dirs, config.agent.trusted_plugin_owners
         except ConfigError as err:
-            return config_error_exit(err)
+            return config_error_exit(err, outcome="no plugin directory was read")
     registry = Registry(plugin_dirs, trusted_owners=owners)
     rows = []
     for name, source in registry.available():
@@ -250,7 +250,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         with _loader_quiet():
             config = _load_for_checks(args)
     except ConfigError as err:
-        config_error_exit(err)
+        config_error_exit(err, outcome="no check was run")
         if args.nagios:  # NRPE and Icinga show stdout only: say why there is no result
             count = len(getattr(err, "problems", [err]))
             name = args.names[0] if len(args.names) == 1 else "monagent"
@@ -454,5 +454,5 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         agent = Agent(config_path(args), log_level=args.log_level)
     except ConfigError as err:
-        return config_error_exit(err, EX_CONFIG)
+        return config_error_exit(err, EX_CONFIG, outcome="nothing was started")
     return agent.run()

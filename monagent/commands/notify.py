@@ -41,7 +41,7 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     try:  # outside the service: secrets are read where the installed unit gets them (as root)
         config = config_module.load(config_path(args), resolver=ServiceCredentials())
     except ConfigError as err:
-        return config_error_exit(err)
+        return config_error_exit(err, outcome="no test message was sent")
     robots = [r for r in config.notifiers.dingtalk if args.robot in (None, r.name)]
     hooks = [w for w in config.notifiers.webhooks if args.robot in (None, w.name)]
     if not robots and not hooks:
