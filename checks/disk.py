@@ -264,7 +264,7 @@ class DiskCheck(Check):
         if trend is None:
             trend = self._trends[mount.mountpoint] = Trend(self.trend_window)
         trend.add(when, usage.used, capacity, mount.device)
-        parts: List[Union[Text, str]] = [self.text("disk.used", percent=round(usage.used_percent))]
+        parts: List[Union[Text, str]] = [self.text("disk.used", percent=round(usage.used_percent, 2))]
         slope = trend.slope()
         hours = None
         if slope is not None and capacity:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 from monagent import catalogue
 from monagent.alerting.config import AlertingConfig, AlertingOverrides, parse_alerting, parse_overrides
 from monagent.api import Direction, MetricSpec, Threshold
-from monagent.confread import ConfigError, Deferred, Document, Problem, Section, limit_problems, nesting_problem
+from monagent.confread import ConfigError, Deferred, Document, Problem, Section, format_duration, limit_problems, nesting_problem
 from monagent.metrics_config import MetricsConfig, parse_metrics
 from monagent.notify.config import NotifiersConfig, parse_notifiers
 from monagent.reboot_config import RebootConfig, parse_reboot
@@ -138,7 +138,7 @@ def parse_agent(section: Section) -> AgentConfig:
         language=section.string("language", "en", choices=tuple(sorted(catalogue.LANGUAGES))),
     )
     if config.stop_deadline > MAX_STOP_DEADLINE:
-        section.error("stop_deadline", f"must be at most {MAX_STOP_DEADLINE:.0f}s (the unit's TimeoutStopSec is 30s)")
+        section.error("stop_deadline", f"must be at most {format_duration(MAX_STOP_DEADLINE)} (the unit's TimeoutStopSec is 30s)")
     section.finish()
     return config
 

@@ -72,7 +72,7 @@ def test_thresholds_and_times_follow_the_language_and_zone():
 def test_catalogue_texts_fill_typed_fields_in_each_language():
     reason = Text("notice.restarted", {"down": 7500})
     assert EN.text(reason) == "agent restarted after 2h05m of downtime"
-    assert ZH.text(reason) == "agent 停止 2小时5分后已重启"
+    assert ZH.text(reason) == "agent 已重启，此前停止运行了 2小时5分"
     assert EN.say("growth.rate", rate=1.25) == "1.25%/h"
 
 

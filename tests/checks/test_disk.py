@@ -99,7 +99,7 @@ def test_used_percent_counts_the_root_reserve_as_df_does(facts):
     assert metric(result, "inodes_percent") == 87.0
     assert metric(result, "read_only") == 0.0
     assert metric(result, "hours_to_full") is None
-    assert said(result) == "95% used" and said(result, ZH) == "已用 95%"
+    assert said(result) == "94.7% used" and said(result, ZH) == "已用 94.7%"  # as the used_percent value reads
     assert result.facts == {"filesystem": "xfs /dev/mapper/vg0-var", "free": 5 * GiB}
     assert result.status is None and not result.discovered
 
@@ -172,7 +172,7 @@ def test_there_is_no_trend_until_the_samples_span_a_quarter_of_the_window(facts)
 
 def test_a_filesystem_that_is_not_filling_has_a_trend_but_no_time_to_full(facts):
     result = filling(DiskCheck(mounts=["/"]), facts, 1800, start=0.5, rate=-0.01)
-    assert said(result) == "50% used; -1%/h" and said(result, ZH) == "已用 50%；每小时减少 1%"
+    assert said(result) == "49.5% used; -1%/h" and said(result, ZH) == "已用 49.5%；每小时减少 1%"
     assert metric(result, "hours_to_full") is None
 
 

@@ -73,7 +73,7 @@ def test_the_reason_says_why_and_since_when(tmp_path):
         "自 2026-11-28 17:12:05 CST 起处于失败状态：主进程以错误码退出",
         "自 2026-11-28 22:02:11 CST 起处于失败状态：主进程以错误码退出",
     ]
-    assert ZH.text(report.results[0].reason).startswith("5 个 unit 失败：backup@nightly.service，data.mount，")
+    assert ZH.text(report.results[0].reason).startswith("5 个 unit 失败：backup@nightly.service、data.mount、")
 
 
 def test_facts_name_the_main_process_fate_restarts_and_a_vanished_unit_file(tmp_path):
