@@ -25,7 +25,7 @@ def read_loadavg(ctx: Context) -> Tuple[float, float, float]:
         text = (ctx.proc_root / "loadavg").read_text(encoding="utf-8")
         one, five, fifteen = (float(v) for v in text.split()[:3])
     except (OSError, ValueError) as exc:
-        raise CheckError(f"cannot read {ctx.proc_root}/loadavg: {exc}") from None
+        raise CheckError(CpuCheck.text("cpu.no_loadavg", path=f"{ctx.proc_root}/loadavg", error=str(exc))) from None
     return one, five, fifteen
 
 
@@ -65,6 +65,7 @@ class CpuCheck(Check):
 
     texts: ClassVar[Dict[str, Dict[str, str]]] = {
         "cpu.warming_up": {"en": "warming up", "zh": "正在采集基线"},
+        "cpu.no_loadavg": {"en": "cannot read {path}: {error}", "zh": "无法读取 {path}：{error}"},
         "cpu.usage": {
             "en": "{used:%} used, iowait {iowait:%}, steal {steal:%}",
             "zh": "CPU 使用率 {used:%}，iowait {iowait:%}，steal {steal:%}",

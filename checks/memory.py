@@ -17,7 +17,7 @@ def read_meminfo(ctx: Context) -> Dict[str, int]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise CheckError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise CheckError(MemoryCheck.text("memory.unreadable", path=str(path), error=exc.strerror or str(exc))) from None
     values: Dict[str, int] = {}
     for line in text.splitlines():
         name, _, rest = line.partition(":")
@@ -25,7 +25,7 @@ def read_meminfo(ctx: Context) -> Dict[str, int]:
         if parts and parts[0].isdigit():
             values[name] = int(parts[0]) * (1024 if parts[1:] == ["kB"] else 1)
     if "MemTotal" not in values:
-        raise CheckError(f"{path} has no MemTotal line")
+        raise CheckError(MemoryCheck.text("memory.no_total", path=str(path)))
     return values
 
 
@@ -57,6 +57,8 @@ class MemoryCheck(Check):
             "zh": "可用内存 {percent:%}（{total:bytes} 中可用 {available:bytes}）",
         },
         "memory.no_size": {"en": "no memory size reported", "zh": "内核没有报告内存总量"},
+        "memory.unreadable": {"en": "cannot read {path}: {error}", "zh": "无法读取 {path}：{error}"},
+        "memory.no_total": {"en": "{path} has no MemTotal line", "zh": "{path} 中没有 MemTotal 行"},
         "memory.swap": {"en": "swap {percent:%} used", "zh": "交换分区已用 {percent:%}"},
         "memory.no_swap": {"en": "no swap", "zh": "无交换分区"},
         "fact.total": {"en": "Memory", "zh": "内存总量"},

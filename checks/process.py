@@ -45,6 +45,11 @@ class ProcessCheck(Check):
             "en": "{n} running, but other users' processes are hidden from the agent (/proc mounted with hidepid=)",
             "zh": "运行中 {n} 个，但 agent 看不到其他用户的进程（/proc 挂载时用了 hidepid=）",
         },
+        "process.pidfile_unreadable": {
+            "en": "cannot read pidfile {pidfile}: {error}",
+            "zh": "无法读取 pid 文件 {pidfile}：{error}",
+        },
+        "process.no_user": {"en": 'user "{user}" does not exist', "zh": "用户“{user}”不存在"},
         "process.pidfile_missing": {"en": "pidfile {pidfile} not found", "zh": "找不到 pid 文件 {pidfile}"},
         "process.pidfile_empty": {"en": "pidfile {pidfile} holds no pid", "zh": "pid 文件 {pidfile} 里没有 pid"},
         "process.pidfile_stale": {
@@ -181,7 +186,9 @@ class ProcessCheck(Check):
         except FileNotFoundError:
             return None, self.text("process.pidfile_missing", pidfile=self.pidfile)
         except OSError as exc:
-            raise CheckError(f"cannot read pidfile {self.pidfile}: {exc.strerror or exc}") from None
+            raise CheckError(
+                self.text("process.pidfile_unreadable", pidfile=self.pidfile, error=exc.strerror or str(exc))
+            ) from None
         if not text.isdigit():
             return None, self.text("process.pidfile_empty", pidfile=self.pidfile)
         return int(text), ""
@@ -195,5 +202,5 @@ class ProcessCheck(Check):
                 try:
                     self._uid = pwd.getpwnam(self.user).pw_uid
                 except KeyError:
-                    raise CheckError(f'user "{self.user}" does not exist') from None
+                    raise CheckError(self.text("process.no_user", user=self.user)) from None
         return self._uid

@@ -313,7 +313,14 @@ class StuckCall(Exception):
 
 
 class CheckError(Exception):
-    """Raised by a check for a condition it wants reported as UNKNOWN with this message only."""
+    """Raised by a check for a condition it wants reported as UNKNOWN with this reason only.
+
+    The reason is free text or, better, a :class:`Text` (``raise CheckError(self.text("spool.gone",
+    path=p))``), which every output shows in its language; ``str()`` of the error is its English."""
+
+    def __init__(self, reason: Union[str, Text] = "") -> None:
+        self.reason = reason
+        super().__init__(reason if isinstance(reason, str) else Formatter().text(reason))
 
 
 T = TypeVar("T")

@@ -180,3 +180,29 @@ def test_a_config_error_says_what_each_command_did_not_do(write_config, capsys, 
     assert err[0].startswith(f"{path}:2: agent.log_level: must be one of")
     assert err[-1] == "monagent: 1 configuration problem; " + outcome.format(path=path)
     assert "nothing was started" not in "\n".join(err)
+
+
+GONE = """
+from monagent.api import Check, CheckError
+
+class Gone(Check):
+    texts = {{"gone.missing": {{"en": "{{path}} is gone", "zh": "{{path}} 不见了"}}}}
+
+    def run(self, ctx):
+        raise CheckError(self.text("gone.missing", path="{path}"))
+"""
+
+
+def test_a_check_error_with_a_text_is_said_in_the_configured_language_and_logged_in_english(
+    plugin_dir, write_config, capsys, tmp_path
+):
+    (plugin_dir / "gone.py").write_text(GONE.format(path="/srv/spool"))
+    os.chmod(plugin_dir / "gone.py", 0o644)
+    config = f'[agent]\nplugin_dirs = ["{plugin_dir}"]\nstate_dir = "{tmp_path / "state"}"\nlanguage = "zh"\n'
+    config += '[checks.g]\ntype = "gone"\n'
+    path = write_config(config)
+    assert main(["check", "-c", str(path), "g"]) == 3
+    assert "g      -        UNKNOWN  /srv/spool 不见了" in capsys.readouterr().out
+    assert main(["check", "-c", str(path), "--json", "g"]) == 3
+    (run,) = json.loads(capsys.readouterr().out)
+    assert (run["error"], run["results"][0]["summary"]) == ("/srv/spool is gone", "/srv/spool 不见了")
