@@ -1,7 +1,8 @@
 """One voice: the same alerts through every output, in both languages, against reviewed golden files.
 
-Outputs: the DingTalk markdown (title and text), the webhook's events (summary and value text), the
-Alertmanager annotations and the console line (both English by design). Each alert of
+Outputs: the DingTalk markdown (title and text), the webhook's events (summary and value text), what
+``monagent status`` says of the alert (in ``[agent] language``), the Alertmanager annotations and the
+console line (both English by design: Alertmanager's own templates and the journal). Each alert of
 tests/voice_cases.py is one message; the digest is three.
 
 The golden files are tests/golden/voice.en.md and voice.zh.md. After a deliberate wording change,
@@ -29,6 +30,7 @@ from monagent.notify.coalesce import Batch, Item
 from monagent.notify.console import format_line
 from monagent.notify.webhook import event_json
 from monagent.oneshot import judge
+from monagent.wording import describe, event_summary
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 ZONES = {"en": "UTC", "zh": "Asia/Shanghai"}
@@ -44,6 +46,7 @@ def outputs(language: str) -> Dict[str, str]:
         parts = [f"### dingtalk title\n\n{message.title}", f"### dingtalk text\n\n{message.text}"]
         hooks = [event_json(item, fmt) for item in batch.items]
         parts.append("### webhook events\n\n" + "\n".join(f"- {e['summary']} | {e['value_text']}" for e in hooks))
+        parts.append("### status\n\n" + "\n".join(f"- {event_summary(fmt, item.event)}" for item in batch.items))
         if language == "en":
             notes = [dict(event_annotations(item.event)) for item in batch.items]
             parts.append(
@@ -164,7 +167,9 @@ def test_every_output_shows_the_same_rounded_quantity(value, unit):
         "alertmanager": dict(event_annotations(firing)).get("description", ""),
         "console": format_line(firing),
         "check": judge(Result(metrics=(Metric("m", value, unit),)), {"m": Threshold(critical=None)}).summary,
+        "status": describe(Formatter("en"), metric="m", value=value, unit=unit),
     }
+    assert Formatter("zh").value(value, unit) in event_json(item, Formatter("zh"))["value_text"]
     for output, text in shown.items():
         assert said in text.replace("\\_", "_"), (output, said, text)
     assert Status.OK == judge(Result(metrics=(Metric("m", value, unit),)), {}).status
