@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Dict, Optional, Tuple
 
-from monagent.api import Check, CheckError, Context, Metric, MetricSpec, Result
+from monagent.api import Check, CheckError, Context, Metric, MetricSpec, Result, joined
 
 
 def _fields(times: Any) -> Tuple[float, float, float, float]:
@@ -25,7 +25,7 @@ def read_loadavg(ctx: Context) -> Tuple[float, float, float]:
         text = (ctx.proc_root / "loadavg").read_text(encoding="utf-8")
         one, five, fifteen = (float(v) for v in text.split()[:3])
     except (OSError, ValueError) as exc:
-        raise CheckError(f"cannot read {ctx.proc_root}/loadavg: {exc}") from None
+        raise CheckError(CpuCheck.text("cpu.no_loadavg", path=f"{ctx.proc_root}/loadavg", error=str(exc))) from None
     return one, five, fifteen
 
 
@@ -63,6 +63,20 @@ class CpuCheck(Check):
         ),
     }
 
+    texts: ClassVar[Dict[str, Dict[str, str]]] = {
+        "cpu.warming_up": {"en": "warming up", "zh": "正在采集基线"},
+        "cpu.no_loadavg": {"en": "cannot read {path}: {error}", "zh": "无法读取 {path}：{error}"},
+        "cpu.usage": {
+            "en": "{used:%} used, iowait {iowait:%}, steal {steal:%}",
+            "zh": "CPU 使用率 {used:%}，iowait {iowait:%}，steal {steal:%}",
+        },
+        "cpu.load": {
+            "en": "load per core {load1:num} {load5:num} {load15:num} ({cores} CPUs)",
+            "zh": "每核负载 {load1:num} {load5:num} {load15:num}（共 {cores} 个 CPU）",
+        },
+        "fact.cpus": {"en": "CPUs", "zh": "CPU 数"},
+    }
+
     def __init__(self) -> None:
         self._previous: Optional[Tuple[float, float, float, float]] = None
 
@@ -87,6 +101,9 @@ class CpuCheck(Check):
             Metric("load5_per_core", loads[1]),
             Metric("load15_per_core", loads[2]),
         )
-        head = "warming up" if used is None else f"{used:.0f}% used, iowait {iowait:.0f}%, steal {steal:.0f}%"
-        reason = f"{head}, load per core {loads[0]:.2f} {loads[1]:.2f} {loads[2]:.2f} ({cores} CPUs)"
-        return Result(metrics=metrics, reason=reason, facts={"cpus": str(cores)})
+        if used is None or iowait is None or steal is None:
+            head = self.text("cpu.warming_up")
+        else:
+            head = self.text("cpu.usage", used=round(used), iowait=round(iowait), steal=round(steal))
+        load = self.text("cpu.load", load1=round(loads[0], 2), load5=round(loads[1], 2), load15=round(loads[2], 2), cores=cores)
+        return Result(metrics=metrics, reason=joined(head, load), facts={"cpus": cores})

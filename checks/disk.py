@@ -9,9 +9,23 @@ from __future__ import annotations
 
 import fnmatch
 from collections import deque
-from typing import ClassVar, Deque, Dict, List, Optional, Sequence, Set, Tuple
+from typing import ClassVar, Deque, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from monagent.api import Check, Context, Direction, DiskUsage, Metric, MetricSpec, Mount, Result, Status, StuckCall
+from monagent.api import (
+    Check,
+    Context,
+    Direction,
+    DiskUsage,
+    Fact,
+    Metric,
+    MetricSpec,
+    Mount,
+    Result,
+    Status,
+    StuckCall,
+    Text,
+    joined,
+)
 
 #: Filesystem types that hold no data of their own, are always full (squashfs, iso9660) or
 #: are someone else's business (container layers, desktop FUSE helpers).
@@ -68,23 +82,6 @@ def _configured(mounts: Sequence[Mount], point: str) -> Optional[Mount]:
         if mount.mountpoint == point:
             found = mount  # the last one is on top
     return found
-
-
-def human_bytes(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} PiB"  # pragma: no cover
-
-
-def human_hours(hours: float) -> str:
-    """``~35m``, ``~4h``, ``~3d``."""
-    if hours < 1:
-        return f"~{max(1, round(hours * 60))}m"
-    if hours < 48:
-        return f"~{round(hours)}h"
-    return f"~{round(hours / 24)}d"
 
 
 class Trend:
@@ -152,6 +149,31 @@ class DiskCheck(Check):
         ),
     }
 
+    texts: ClassVar[Dict[str, Dict[str, str]]] = {
+        "disk.not_mounted": {"en": "{mount} is not mounted", "zh": "{mount} 未挂载"},
+        "disk.stuck": {
+            "en": "statfs of {mount} did not return within {timeout:duration} (a hung network or FUSE mount?)",
+            "zh": "{mount} 的 statfs 调用超过 {timeout:duration}仍未返回（网络或 FUSE 挂载卡死？）",
+        },
+        "disk.still_stuck": {
+            "en": "statfs of {mount} still stuck since {since:time} (did not return within {timeout:duration})",
+            "zh": "{mount} 的 statfs 调用自 {since:time} 起一直卡住（超过 {timeout:duration}未返回）",
+        },
+        "disk.statfs_failed": {"en": "statfs of {mount} failed: {error}", "zh": "{mount} 的 statfs 调用失败：{error}"},
+        "disk.used": {"en": "{percent:%} used", "zh": "已用 {percent:%}"},
+        "disk.trend": {"en": "+{rate:%/h}", "zh": "每小时增长 {rate:%}"},
+        "disk.shrinking": {"en": "-{rate:%/h}", "zh": "每小时减少 {rate:%}"},
+        "disk.full_in": {"en": "full in about {eta:duration}", "zh": "约{eta:duration}后写满"},
+        "disk.ro_by_kernel": {
+            "en": "remounted read-only by the kernel after filesystem errors",
+            "zh": "文件系统出错，已被内核重新挂载为只读",
+        },
+        "disk.ro_now": {"en": "was read-write, now read-only", "zh": "原为读写，现已变为只读"},
+        "fact.filesystem": {"en": "Filesystem", "zh": "文件系统"},
+        "fact.free": {"en": "Free", "zh": "可用空间"},
+        "fact.read_only": {"en": "Read-only", "zh": "只读"},
+    }
+
     def __init__(
         self,
         *,
@@ -182,7 +204,7 @@ class DiskCheck(Check):
         results = []
         for point, mount in chosen:
             if mount is None:
-                results.append(Result(subject=point, status=Status.CRITICAL, reason=f"{point} is not mounted"))
+                results.append(Result(subject=point, status=Status.CRITICAL, reason=self.text("disk.not_mounted", mount=point)))
                 continue
             results.append(self._one(ctx, mount, discovered))
         live = {point for point, _ in chosen}
@@ -194,19 +216,23 @@ class DiskCheck(Check):
         try:
             usage = ctx.disk_usage(point, timeout=self.statfs_timeout)
         except StuckCall as exc:
-            return Result(subject=point, status=Status.UNKNOWN, reason=str(exc), discovered=discovered)
+            if exc.since is not None:
+                stuck = self.text("disk.still_stuck", mount=point, since=exc.since, timeout=self.statfs_timeout)
+            else:
+                stuck = self.text("disk.stuck", mount=point, timeout=self.statfs_timeout)
+            return Result(subject=point, status=Status.UNKNOWN, reason=stuck, discovered=discovered)
         except OSError as exc:
             return Result(
                 subject=point,
                 status=Status.UNKNOWN,
                 discovered=discovered,
-                reason=f"statfs of {point} failed: {exc.strerror or exc}",
+                reason=self.text("disk.statfs_failed", mount=point, error=exc.strerror or str(exc)),
             )
-        facts = {"filesystem": f"{mount.fstype} {mount.source}", "free": human_bytes(usage.free)}
+        facts: Dict[str, Fact] = {"filesystem": f"{mount.fstype} {mount.source}", "free": usage.free}
         read_only = self._read_only(mount)
-        if read_only:
-            facts["read_only"] = read_only
-        text, hours = self._trend(ctx.monotonic, mount, usage, facts)
+        if read_only is not None:
+            facts["read_only"] = True
+        text, hours = self._trend(ctx.monotonic, mount, usage, facts, read_only)
         metrics = (
             Metric("used_percent", round(usage.used_percent, 2), "%", 0, 100),
             Metric("free_bytes", usage.free, "B", 0, usage.used + usage.free),
@@ -216,36 +242,39 @@ class DiskCheck(Check):
         )
         return Result(subject=point, metrics=metrics, reason=text, facts=facts, discovered=discovered)
 
-    def _read_only(self, mount: Mount) -> str:
-        """Why the mount is unexpectedly read-only, or "" (read-only by design, or writable)."""
+    def _read_only(self, mount: Mount) -> Optional[Text]:
+        """Why the mount is unexpectedly read-only, or None (read-only by design, or writable)."""
         key = (mount.mountpoint, mount.device)
         if not mount.read_only:
             self._seen_rw.add(key)
-            return ""
+            return None
         if "rw" in mount.options and "ro" in mount.super_options:
             # Mounted read-write but the superblock went read-only: the kernel did it (errors=remount-ro).
-            return "remounted read-only by the kernel after filesystem errors"
+            return self.text("disk.ro_by_kernel")
         if key in self._seen_rw:
-            return "was read-write, now read-only"
-        return ""
+            return self.text("disk.ro_now")
+        return None
 
-    def _trend(self, when: float, mount: Mount, usage: DiskUsage, facts: Dict[str, str]) -> Tuple[str, Optional[float]]:
+    def _trend(
+        self, when: float, mount: Mount, usage: DiskUsage, facts: Dict[str, Fact], read_only: Optional[Text]
+    ) -> Tuple[Union[Text, str], Optional[float]]:
+        """The reason (used, growth per hour, time to full, read-only) and the hours to full."""
         capacity = usage.used + usage.free
         trend = self._trends.get(mount.mountpoint)
         if trend is None:
             trend = self._trends[mount.mountpoint] = Trend(self.trend_window)
         trend.add(when, usage.used, capacity, mount.device)
-        parts = [f"{usage.used_percent:.0f}% used"]
+        parts: List[Union[Text, str]] = [self.text("disk.used", percent=round(usage.used_percent, 2))]
         slope = trend.slope()
         hours = None
         if slope is not None and capacity:
-            per_hour = slope * 3600 / capacity * 100
-            facts["trend"] = f"{per_hour:+.1f}%/h"
-            parts.append(facts["trend"])
+            per_hour = round(slope * 3600 / capacity * 100, 1)
+            facts["trend"] = per_hour
+            parts.append(self.text("disk.trend" if per_hour >= 0 else "disk.shrinking", rate=abs(per_hour)))
             if slope > 0:
                 hours = round(usage.free / slope / 3600, 2)
-                facts["time_to_full"] = human_hours(hours)
-                parts.append(f"full in {facts['time_to_full']}")
-        if facts.get("read_only"):
-            parts.append(facts["read_only"])
-        return ", ".join(parts), hours
+                facts["time_to_full"] = round(hours * 3600)
+                parts.append(self.text("disk.full_in", eta=round(hours * 3600)))
+        if read_only is not None:
+            parts.append(read_only)
+        return joined(*parts) if len(parts) > 1 else parts[0], hours

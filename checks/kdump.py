@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, ClassVar, Dict, FrozenSet, List, Mapping, Opti
 
 from monagent.checks.kdump_config import configured_roots
 
-from monagent.api import Check, Context, MetricSpec, Occurrence, Result, Status, StuckCall
+from monagent.api import Check, Context, MetricSpec, Occurrence, Result, Status, StuckCall, Text, joined
 
 if TYPE_CHECKING:
     from monagent.checks.kdump_reason import CrashReport
@@ -42,6 +42,30 @@ class KdumpCheck(Check):
     timeout = 120.0
     metrics: ClassVar[Optional[Mapping[str, MetricSpec]]] = {}
     run_at_start = True
+    texts: ClassVar[Mapping[str, Mapping[str, str]]] = {
+        "kdump.capture_kernel": {
+            "en": "running in a kdump capture kernel: dump roots are not scanned",
+            "zh": "正运行在 kdump 捕获内核中，不扫描转储目录",
+        },
+        "kdump.not_responding": {
+            "en": "{root} is not responding (scan took longer than {limit:duration})",
+            "zh": "{root} 无响应（扫描超过 {limit:duration}）",
+        },
+        "kdump.cannot_scan": {"en": "cannot scan {root}: {error}", "zh": "无法扫描 {root}：{error}"},
+        "kdump.no_root": {"en": "{root} does not exist (no dumps)", "zh": "{root} 不存在（没有转储）"},
+        "kdump.root": {"en": "{n} crash dump{n:s} in {root}", "zh": "{root} 中有 {n} 个崩溃转储"},
+        "kdump.writing": {"en": "{n} being written", "zh": "{n} 个正在写入"},
+        "kdump.untrusted": {"en": "untrusted entries ignored: {n}", "zh": "忽略了 {n} 个属主不可信的条目"},
+        "kdump.deferred": {"en": "entries left for the next scans: {n}", "zh": "{n} 个条目留待下次扫描"},
+        "kdump.skipped": {"en": "oldest entries not examined (max_dumps): {n}", "zh": "最旧的 {n} 个条目未检查（max_dumps）"},
+        "kdump.no_message": {
+            "en": "kernel crash (no crash message in the kernel log)",
+            "zh": "内核崩溃（内核日志中没有崩溃信息）",
+        },
+        "kdump.reason_unavailable": {"en": "kernel crash (reason unavailable: {why})", "zh": "内核崩溃（原因不明：{why}）"},
+        "kdump.dump_incomplete": {"en": "crash, dump incomplete: {head}", "zh": "内核崩溃，转储不完整：{head}"},
+        "kdump.dump_failed": {"en": "crash, dump failed: {head}", "zh": "内核崩溃，转储失败：{head}"},
+    }
 
     def __init__(
         self,
@@ -82,7 +106,7 @@ class KdumpCheck(Check):
 
     def run(self, ctx: Context) -> List[Result]:
         if _in_capture_kernel(ctx.proc_root):
-            return [Result(status=Status.OK, reason="running in a kdump capture kernel: dump roots are not scanned")]
+            return [Result(status=Status.OK, reason=self.text("kdump.capture_kernel"))]
         trusted = self._trusted
         results: List[Result] = []
         seen_roots: Set[Tuple[int, int]] = set()
@@ -127,9 +151,9 @@ class KdumpCheck(Check):
             self._offsets[root] = scan.next_offset
             return scan, None
         except StuckCall:
-            reason = f"{root} is not responding (scan took longer than {self.scan_timeout_seconds:g} s)"
+            reason = self.text("kdump.not_responding", root=root, limit=self.scan_timeout_seconds)
         except OSError as exc:
-            reason = f"cannot scan {root}: {exc.strerror or exc}"
+            reason = self.text("kdump.cannot_scan", root=root, error=exc.strerror or str(exc))
         return None, Result(subject=root, status=Status.UNKNOWN, reason=reason)
 
     def _root_result(self, ctx: Context, scan: RootScan, crash_names: Set[str]) -> Result:
@@ -139,7 +163,7 @@ class KdumpCheck(Check):
         self._log_ignored(scan)
         if not scan.exists:
             self._forget(scan.root, ())
-            return Result(subject=scan.root, status=Status.OK, reason=f"{scan.root} does not exist (no dumps)")
+            return Result(subject=scan.root, status=Status.OK, reason=self.text("kdump.no_root", root=scan.root))
         shared = DumpContext(
             scan.real, scan.free_bytes, _running_kernel(ctx.proc_root), ctx.boot_time(), self.announce_window_seconds
         )
@@ -241,17 +265,18 @@ def _trusted_uids(owners: Sequence[str]) -> FrozenSet[int]:
     return frozenset(uids)
 
 
-def _describe(scan: RootScan, reported: int, writing: int) -> str:
-    parts = [f"{reported} crash dump{'s' if reported != 1 else ''} in {scan.root}"]
+def _describe(scan: RootScan, reported: int, writing: int) -> Text:
+    text = KdumpCheck.text
+    parts = [text("kdump.root", n=reported, root=scan.root)]
     if writing:
-        parts.append(f"{writing} being written")
+        parts.append(text("kdump.writing", n=writing))
     if scan.ignored_count:
-        parts.append(f"{scan.ignored_count} untrusted entr{'ies' if scan.ignored_count != 1 else 'y'} ignored")
+        parts.append(text("kdump.untrusted", n=scan.ignored_count))
     if scan.deferred:
-        parts.append(f"{scan.deferred} entries left for the next scans")
+        parts.append(text("kdump.deferred", n=scan.deferred))
     if scan.skipped:
-        parts.append(f"{scan.skipped} oldest entries not examined (max_dumps)")
-    return ", ".join(parts)
+        parts.append(text("kdump.skipped", n=scan.skipped))
+    return joined(*parts) if len(parts) > 1 else parts[0]
 
 
 def _in_capture_kernel(proc_root: Path) -> bool:

@@ -21,9 +21,10 @@ from typing import Dict, Optional, Union
 from monagent.checks.kdump_reason import CrashReport
 from monagent.checks.kdump_scan import FoundDump
 
-from monagent.api import Fact, Occurrence, Status
+from monagent.api import Fact, Formatter, Occurrence, Status, Text, plain
 
 SUMMARY_MAX = 200
+_ENGLISH = Formatter("en")  # the occurrence's summary: for logs; messages render its reason
 _LOCAL_HOSTS = ("127.0.0.1", "::1")  # RHEL names local dumps 127.0.0.1-<date>: not a crashed client
 
 
@@ -53,9 +54,11 @@ def revision(status: str, dump: FoundDump) -> str:
 def build_occurrence(ctx: DumpContext, dump: FoundDump, status: str, report: Optional[CrashReport]) -> Occurrence:
     written = dump.newest_mtime
     window = ctx.announce_window
+    reason = summary(status, dump, report)
     return Occurrence(
         id=occurrence_id(ctx.root, dump),
-        summary=summary(status, dump, report),
+        summary=_ENGLISH.text(reason),
+        reason=reason,
         severity=Status.CRITICAL,
         revision=revision(status, dump),
         facts=facts(ctx, dump, status, report),
@@ -64,18 +67,24 @@ def build_occurrence(ctx: DumpContext, dump: FoundDump, status: str, report: Opt
     )
 
 
-def summary(status: str, dump: FoundDump, report: Optional[CrashReport]) -> str:
-    head: str
+def summary(status: str, dump: FoundDump, report: Optional[CrashReport]) -> Text:
+    """The crash in words: the kernel's own headline (as the kernel wrote it), or why there is none,
+    and whether the dump is incomplete or failed."""
+    from monagent.checks.kdump import KdumpCheck
+
     if report is not None and report.found:
-        head = report.headline
+        kernel = report.headline
+        head = plain(kernel if len(kernel) <= SUMMARY_MAX else kernel[: SUMMARY_MAX - 1] + "…")
+    elif dump.report_error:
+        head = KdumpCheck.text("kdump.reason_unavailable", why=dump.report_error)
     else:
-        why = dump.report_error or "no crash message in the kernel log"
-        head = f"kernel crash (reason unavailable: {why})"
+        head = KdumpCheck.text("kdump.no_message")
+    said: Text = head  # KdumpCheck is untyped here: mypy does not map checks/ to monagent.checks
     if status == "incomplete":
-        head = f"crash, dump incomplete: {head}"
+        said = KdumpCheck.text("kdump.dump_incomplete", head=head)
     elif status == "failed":
-        head = f"crash, dump failed: {head}"
-    return head if len(head) <= SUMMARY_MAX else head[: SUMMARY_MAX - 1] + "…"
+        said = KdumpCheck.text("kdump.dump_failed", head=head)
+    return said
 
 
 def facts(ctx: DumpContext, dump: FoundDump, status: str, report: Optional[CrashReport]) -> Dict[str, Fact]:
@@ -96,7 +105,7 @@ def facts(ctx: DumpContext, dump: FoundDump, status: str, report: Optional[Crash
         "dump_status": status,
         "dump_path": path,
         "dump_size": dump.core.size if dump.core is not None else None,
-        "dump_format": dump.core_format if dump.core is not None else "none (no core file)",
+        "dump_format": dump.core_format if dump.core is not None else "none",
         "free_space": ctx.free_bytes,
         "boot_time": ctx.boot_time or None,
         "excerpt": "\n".join(rep.excerpt),

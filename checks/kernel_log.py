@@ -14,7 +14,7 @@ import logging
 from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.checks.journal_read import JOURNALCTL, JournalUnavailable, run_journalctl, to_line
-from monagent.checks.kernel_patterns import Problem, find_problems
+from monagent.checks.kernel_patterns import TEXTS, Problem, find_problems
 
 from monagent.api import Check, Context, MetricSpec, Occurrence, Result, Status
 
@@ -31,6 +31,18 @@ class KernelLogCheck(Check):
     timeout = 60.0
     metrics: ClassVar[Optional[Mapping[str, MetricSpec]]] = {}
     run_at_start = True
+    texts: ClassVar[Mapping[str, Mapping[str, str]]] = {
+        **TEXTS,
+        "kernel_log.unreadable": {"en": "cannot read the kernel log: {error}", "zh": "无法读取内核日志：{error}"},
+        "kernel_log.none": {
+            "en": "no hung task, lockup or machine check in this boot",
+            "zh": "本次启动以来没有任务挂起、锁死或机器检查异常",
+        },
+        "kernel_log.count": {"en": "{n} kernel problem{n:s} in this boot", "zh": "本次启动以来发现 {n} 个内核问题"},
+        "fact.kind": {"en": "Kind", "zh": "类型"},
+        "fact.line": {"en": "Kernel line", "zh": "内核日志"},
+        "fact.times_seen": {"en": "Times seen", "zh": "出现次数"},
+    }
 
     def __init__(
         self,
@@ -60,7 +72,7 @@ class KernelLogCheck(Check):
         try:
             entries = run_journalctl(args, timeout=self.journal_timeout_seconds, journalctl=self.journalctl)
         except JournalUnavailable as exc:
-            return [Result(status=Status.UNKNOWN, reason=f"cannot read the kernel log: {exc}")]
+            return [Result(status=Status.UNKNOWN, reason=self.text("kernel_log.unreadable", error=str(exc)))]
         lines = [to_line(e) for e in entries]
         if entries and entries[-1].get("__CURSOR"):
             self._cursor = entries[-1]["__CURSOR"]
@@ -74,21 +86,18 @@ class KernelLogCheck(Check):
             before = self._problems.get(key)
             self._first_time.setdefault(key, when.get(problem.line, 0.0) or ctx.now)
             count = problem.count + (before.count if before else 0)
-            self._problems[key] = Problem(problem.kind, problem.subject, problem.summary, problem.severity, problem.line, count)
+            self._problems[key] = Problem(problem.kind, problem.subject, problem.reason, problem.severity, problem.line, count)
         occurrences = tuple(self._occurrence(boot, key, p) for key, p in self._problems.items())
-        reason = f"{len(occurrences)} kernel problem{'s' if len(occurrences) != 1 else ''} in this boot" if occurrences else ""
-        return [
-            Result(
-                status=Status.OK, reason=reason or "no hung task, lockup or machine check in this boot", occurrences=occurrences
-            )
-        ]
+        reason = self.text("kernel_log.count", n=len(occurrences)) if occurrences else self.text("kernel_log.none")
+        return [Result(status=Status.OK, reason=reason, occurrences=occurrences)]
 
     def _occurrence(self, boot: str, key: Tuple[str, str], problem: Problem) -> Occurrence:
         return Occurrence(
             id=f"{boot}:{problem.kind}:{problem.subject}",
             summary=problem.summary,
+            reason=problem.reason,
             severity=problem.severity,
-            facts={"kind": problem.kind, "line": problem.line, "times_seen": str(problem.count)},
+            facts={"kind": problem.kind, "line": problem.line, "times_seen": problem.count},
             time=self._first_time.get(key),
             announce_on_first_run=True,
         )

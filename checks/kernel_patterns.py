@@ -13,35 +13,95 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Pattern, Tuple
 
-from monagent.api import Status
+from monagent.api import Formatter, Status, Text
+
+TEXTS: Dict[str, Dict[str, str]] = {
+    "kernel_log.hung_task": {
+        "en": "hung task: {comm} (pid {pid}) blocked for more than {secs:duration}",
+        "zh": "任务挂起：{comm}（pid {pid}）阻塞超过 {secs:duration}",
+    },
+    "kernel_log.soft_lockup": {
+        "en": "soft lockup: CPU#{cpu} stuck for {secs:duration}",
+        "zh": "软锁死：CPU#{cpu} 卡住 {secs:duration}",
+    },
+    "kernel_log.soft_lockup_in": {
+        "en": "soft lockup: CPU#{cpu} stuck for {secs:duration} in {comm} (pid {pid})",
+        "zh": "软锁死：CPU#{cpu} 在 {comm}（pid {pid}）中卡住 {secs:duration}",
+    },
+    "kernel_log.hard_lockup": {"en": "hard lockup", "zh": "硬锁死"},
+    "kernel_log.hard_lockup_on": {"en": "hard lockup on CPU {cpu}", "zh": "CPU {cpu} 硬锁死"},
+    "kernel_log.rcu_stall": {
+        "en": "RCU stall ({flavour} detected stalls on CPUs/tasks)",
+        "zh": "RCU 停顿（{flavour} 检测到 CPU 或任务停顿）",
+    },
+    "kernel_log.mce": {"en": "hardware error (machine check)", "zh": "硬件错误（机器检查异常）"},
+    "kernel_log.mce_at": {"en": "hardware error (machine check: {items:list})", "zh": "硬件错误（机器检查异常：{items:list}）"},
+    "kernel_log.mce.cpu": {"en": "CPU {cpu}", "zh": "CPU {cpu}"},
+    "kernel_log.mce.bank": {"en": "bank {bank}", "zh": "bank {bank}"},
+    "kernel_log.mce.edac": {"en": "EDAC {kind}", "zh": "EDAC {kind}"},
+    "kernel_log.mce.severity": {"en": "severity {sev}", "zh": "严重程度 {sev}"},
+    "kernel_log.oom_panic": {"en": "out-of-memory panic: {why}", "zh": "内存耗尽导致内核恐慌：{why}"},
+    "kernel_log.watchdog": {"en": "watchdog: {line}", "zh": "看门狗：{line}"},
+    "kernel_log.thermal": {"en": "thermal: {line}", "zh": "过热：{line}"},
+}
+"""The problems' texts (the kernel_log check ships them; the boot classifier uses them as hints)."""
+
+
+def said(message_id: str, **args: object) -> Text:
+    return Text(message_id, args, TEXTS[message_id])
+
+
+_ENGLISH = Formatter("en")
 
 
 @dataclass(frozen=True)
 class Problem:
     kind: str  # hung_task, soft_lockup, hard_lockup, rcu_stall, mce, oom_panic, watchdog, thermal
     subject: str  # what it is about (a task, a CPU, a bank); may be empty
-    summary: str
+    reason: Text  # what it is, in words (kernel text inside it as the kernel wrote it)
     severity: Status
     line: str  # the first line that showed it
     count: int = 1
 
+    @property
+    def summary(self) -> str:
+        """The reason in English, for logs."""
+        return _ENGLISH.text(self.reason)
 
-# kind, pattern, severity, (summary, subject) from the match
-_Rule = Tuple[str, Pattern[str], Status, Callable[["re.Match[str]"], Tuple[str, str]]]
+
+# kind, pattern, severity, (reason, subject) from the match
+_Rule = Tuple[str, Pattern[str], Status, Callable[["re.Match[str]"], Tuple[Text, str]]]
+
+
+def _mce(m: re.Match[str]) -> Tuple[Text, str]:
+    items = []
+    if m["cpu"]:
+        items.append(said("kernel_log.mce.cpu", cpu=m["cpu"]))
+    if m["bank"]:
+        items.append(said("kernel_log.mce.bank", bank=m["bank"]))
+    if m["edac_kind"]:
+        items.append(said("kernel_log.mce.edac", kind=m["edac_kind"]))
+    if m["sev"]:
+        items.append(said("kernel_log.mce.severity", sev=m["sev"]))
+    reason = said("kernel_log.mce_at", items=tuple(items)) if items else said("kernel_log.mce")
+    return reason, m["bank"] or m["edac_kind"] or m["sev"] or ""
+
 
 _RULES: List[_Rule] = [
     (
         "hung_task",
         re.compile(r"INFO: task (?P<comm>.+?):(?P<pid>\d+) blocked for more than (?P<secs>\d+) seconds"),
         Status.WARNING,
-        lambda m: (f"hung task: {m['comm']} (pid {m['pid']}) blocked for more than {m['secs']} s", m["comm"]),
+        lambda m: (said("kernel_log.hung_task", comm=m["comm"], pid=m["pid"], secs=int(m["secs"])), m["comm"]),
     ),
     (
         "soft_lockup",
         re.compile(r"soft lockup - CPU#(?P<cpu>\d+) stuck for (?P<secs>\d+)s!(?: \[(?P<comm>.+?):(?P<pid>\d+)\])?"),
         Status.CRITICAL,
         lambda m: (
-            f"soft lockup: CPU#{m['cpu']} stuck for {m['secs']} s" + (f" in {m['comm']} (pid {m['pid']})" if m["comm"] else ""),
+            said("kernel_log.soft_lockup_in", cpu=m["cpu"], secs=int(m["secs"]), comm=m["comm"], pid=m["pid"])
+            if m["comm"]
+            else said("kernel_log.soft_lockup", cpu=m["cpu"], secs=int(m["secs"])),
             m["comm"] or f"CPU#{m['cpu']}",
         ),
     ),
@@ -49,13 +109,16 @@ _RULES: List[_Rule] = [
         "hard_lockup",
         re.compile(r"(?:Watchdog detected hard LOCKUP on cpu (?P<cpu>\d+)|NMI watchdog: .*hard LOCKUP)"),
         Status.CRITICAL,
-        lambda m: (f"hard lockup on CPU {m['cpu']}" if m["cpu"] else "hard lockup", m["cpu"] or ""),
+        lambda m: (
+            said("kernel_log.hard_lockup_on", cpu=m["cpu"]) if m["cpu"] else said("kernel_log.hard_lockup"),
+            m["cpu"] or "",
+        ),
     ),
     (
         "rcu_stall",
         re.compile(r"rcu: INFO: (?P<flavour>rcu_\w+) detected (?:stalls|expedited stalls)"),
         Status.WARNING,
-        lambda m: (f"RCU stall ({m['flavour']} detected stalls on CPUs/tasks)", m["flavour"]),
+        lambda m: (said("kernel_log.rcu_stall", flavour=m["flavour"]), m["flavour"]),
     ),
     (
         "mce",
@@ -65,21 +128,13 @@ _RULES: List[_Rule] = [
             r"|EDAC \S+: (?P<edac>\d+) (?P<edac_kind>UE|CE) )"
         ),
         Status.WARNING,
-        lambda m: (
-            "hardware error (machine check"
-            + (f", CPU {m['cpu']}" if m["cpu"] else "")
-            + (f", bank {m['bank']}" if m["bank"] else "")
-            + (f", EDAC {m['edac_kind']}" if m["edac_kind"] else "")
-            + (f", {m['sev']}" if m["sev"] else "")
-            + ")",
-            m["bank"] or m["edac_kind"] or m["sev"] or "",
-        ),
+        _mce,
     ),
     (
         "oom_panic",
         re.compile(r"Kernel panic - not syncing: (?P<why>(?:System is deadlocked on memory|Out of memory.*))"),
         Status.CRITICAL,
-        lambda m: (f"out-of-memory panic: {m['why']}", ""),
+        lambda m: (said("kernel_log.oom_panic", why=m["why"]), ""),
     ),
     (
         "watchdog",
@@ -88,7 +143,7 @@ _RULES: List[_Rule] = [
             r"|Watchdog timer expired.*)"
         ),
         Status.CRITICAL,
-        lambda m: (f"watchdog: {m['text']}", ""),
+        lambda m: (said("kernel_log.watchdog", line=m["text"]), ""),
     ),
     (
         "thermal",
@@ -97,7 +152,7 @@ _RULES: List[_Rule] = [
             r"|[Cc]ritical temperature reached.*|thermal \S+: critical temperature reached.*)"
         ),
         Status.WARNING,
-        lambda m: (f"thermal: {m['text']}", ""),
+        lambda m: (said("kernel_log.thermal", line=m["text"]), ""),
     ),
 ]
 
@@ -109,9 +164,9 @@ def match_line(line: str) -> Optional[Problem]:
         found = pattern.search(line)
         if found is None:
             continue
-        summary, subject = describe(found)
+        reason, subject = describe(found)
         level = Status.CRITICAL if kind == "mce" and _UNCORRECTED.search(line) else severity
-        return Problem(kind, subject.strip(), summary, level, line.strip())
+        return Problem(kind, subject.strip(), reason, level, line.strip())
     return None
 
 
@@ -128,6 +183,6 @@ def find_problems(lines: Iterable[str]) -> List[Problem]:
             found[key] = problem
         else:
             found[key] = Problem(
-                before.kind, before.subject, before.summary, max(before.severity, problem.severity), before.line, before.count + 1
+                before.kind, before.subject, before.reason, max(before.severity, problem.severity), before.line, before.count + 1
             )
     return list(found.values())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Dict
 
-from monagent.api import Check, CheckError, Context, Direction, Metric, MetricSpec, Result
+from monagent.api import Check, CheckError, Context, Direction, Fact, Metric, MetricSpec, Result, Text, joined
 
 
 def read_meminfo(ctx: Context) -> Dict[str, int]:
@@ -17,7 +17,7 @@ def read_meminfo(ctx: Context) -> Dict[str, int]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise CheckError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise CheckError(MemoryCheck.text("memory.unreadable", path=str(path), error=exc.strerror or str(exc))) from None
     values: Dict[str, int] = {}
     for line in text.splitlines():
         name, _, rest = line.partition(":")
@@ -25,12 +25,8 @@ def read_meminfo(ctx: Context) -> Dict[str, int]:
         if parts and parts[0].isdigit():
             values[name] = int(parts[0]) * (1024 if parts[1:] == ["kB"] else 1)
     if "MemTotal" not in values:
-        raise CheckError(f"{path} has no MemTotal line")
+        raise CheckError(MemoryCheck.text("memory.no_total", path=str(path)))
     return values
-
-
-def _gib(value: float) -> str:
-    return f"{value / 2**30:.1f} GiB"
 
 
 class MemoryCheck(Check):
@@ -55,6 +51,20 @@ class MemoryCheck(Check):
         ),
     }
 
+    texts: ClassVar[Dict[str, Dict[str, str]]] = {
+        "memory.available": {
+            "en": "{percent:%} available ({available:bytes} of {total:bytes})",
+            "zh": "可用内存 {percent:%}（{total:bytes} 中可用 {available:bytes}）",
+        },
+        "memory.no_size": {"en": "no memory size reported", "zh": "内核没有报告内存总量"},
+        "memory.unreadable": {"en": "cannot read {path}: {error}", "zh": "无法读取 {path}：{error}"},
+        "memory.no_total": {"en": "{path} has no MemTotal line", "zh": "{path} 中没有 MemTotal 行"},
+        "memory.swap": {"en": "swap {percent:%} used", "zh": "交换分区已用 {percent:%}"},
+        "memory.no_swap": {"en": "no swap", "zh": "无交换分区"},
+        "fact.total": {"en": "Memory", "zh": "内存总量"},
+        "fact.swap_total": {"en": "Swap", "zh": "交换分区"},
+    }
+
     def __init__(self) -> None:
         pass
 
@@ -68,12 +78,15 @@ class MemoryCheck(Check):
         swap_total = info.get("SwapTotal", 0)
         swap_used = swap_total - info.get("SwapFree", 0)
         swap_percent = round(100.0 * swap_used / swap_total, 2) if swap_total else None
-        parts = [
-            f"{available_percent:.0f}% available ({_gib(available)} of {_gib(total)})"
+        head: Text = (
+            self.text("memory.available", percent=round(available_percent), available=available, total=total)
             if available_percent is not None
-            else "no memory size reported"
-        ]
-        parts.append(f"swap {swap_percent:.0f}% used" if swap_percent is not None else "no swap")
+            else self.text("memory.no_size")
+        )
+        swap = self.text("memory.swap", percent=round(swap_percent)) if swap_percent is not None else self.text("memory.no_swap")
+        facts: Dict[str, Fact] = {"total": total}
+        if swap_total:
+            facts["swap_total"] = swap_total
         metrics = (
             Metric("available_percent", available_percent, "%", 0, 100),
             Metric("available_bytes", available, "B", 0, total),
@@ -81,6 +94,6 @@ class MemoryCheck(Check):
         )
         return Result(
             metrics=metrics,
-            reason=", ".join(parts),
-            facts={"total": _gib(total), "swap_total": _gib(swap_total) if swap_total else "none"},
+            reason=joined(head, swap),
+            facts=facts,
         )

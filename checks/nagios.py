@@ -26,9 +26,9 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
-from monagent.api import Check, Context, Result, Status
+from monagent.api import Check, Context, Result, Status, Text
 from monagent.nagios import parse_output
 
 log = logging.getLogger(__name__)
@@ -255,6 +255,21 @@ class NagiosCheck(Check):
     """Runs a Nagios-compatible plugin; its exit code is the verdict, its perfdata the metrics."""
 
     metrics = None  # perfdata labels are discovered: thresholds may name any of them
+    # The agent's own words about a run; what the plugin prints is its reason as it wrote it.
+    texts: ClassVar[Mapping[str, Mapping[str, str]]] = {
+        "nagios.said": {"en": ": {text}", "zh": "：{text}"},
+        "nagios.cannot_run": {"en": "cannot run {plugin}: {error}", "zh": "无法运行 {plugin}：{error}"},
+        "nagios.timed_out": {
+            "en": "{name} timed out (timeout {limit:duration}); its process group was killed{said}",
+            "zh": "{name} 超时（超过 {limit:duration}），其进程组已被终止{said}",
+        },
+        "nagios.killed": {"en": "{name} was killed by signal {signal}{said}", "zh": "{name} 被信号 {signal} 终止{said}"},
+        "nagios.exit_code": {
+            "en": "{name} exited with code {code}{said}",
+            "zh": "{name} 以退出码 {code} 结束（不是 Nagios 状态码 0 到 3）{said}",
+        },
+        "nagios.silent": {"en": "{name} printed nothing (exit code {code})", "zh": "{name} 没有任何输出（退出码 {code}）"},
+    }
 
     def __init__(
         self,
@@ -312,7 +327,10 @@ class NagiosCheck(Check):
         try:
             outcome = run_plugin(self.command, self.environment(), self.deadline, self.output_limit, self._live)
         except OSError as exc:
-            return Result(status=Status.UNKNOWN, reason=f"cannot run {self.command[0]}: {exc.strerror or exc}")
+            return Result(
+                status=Status.UNKNOWN,
+                reason=self.text("nagios.cannot_run", plugin=self.command[0], error=exc.strerror or str(exc)),
+            )
         return self.judge(outcome)
 
     def judge(self, outcome: Outcome) -> Result:
@@ -333,24 +351,20 @@ class NagiosCheck(Check):
                 details = "\n".join([details, "stderr:", stderr]).strip("\n")
         return Result(metrics=parsed.metrics(), status=status, reason=reason, details=details)
 
-    def _verdict(self, outcome: Outcome, summary: str) -> Tuple[Status, str]:
+    def _verdict(self, outcome: Outcome, summary: str) -> Tuple[Status, Union[Text, str]]:
+        """The plugin's own line as it wrote it; the agent's words (in every language) when the run went wrong."""
         code = outcome.returncode
-        said = f": {summary}" if summary else ""
+        said: Union[Text, str] = self.text("nagios.said", text=summary) if summary else ""
         if outcome.timed_out:
-            return self.timeout_state, (
-                f"{self.name} timed out (timeout {_seconds(self.deadline)}); its process group was killed{said}"
-            )
+            return self.timeout_state, self.text("nagios.timed_out", name=self.name, limit=self.deadline, said=said)
         if code < 0:
-            return Status.UNKNOWN, f"{self.name} was killed by signal {_signal_name(-code)}{said}"
+            return Status.UNKNOWN, self.text("nagios.killed", name=self.name, signal=_signal_name(-code), said=said)
         if code > 3:
             first_err = outcome.stderr.strip().split("\n")[0]
-            said = said or (f": {first_err}" if first_err else "")
-            return Status.UNKNOWN, f"{self.name} exited with code {code}{said}"
-        return Status(code), summary or f"{self.name} printed nothing (exit code {code})"
-
-
-def _seconds(value: float) -> str:
-    return f"{int(value)}s" if float(value).is_integer() else f"{value:g}s"
+            if not said and first_err:
+                said = self.text("nagios.said", text=first_err)
+            return Status.UNKNOWN, self.text("nagios.exit_code", name=self.name, code=code, said=said)
+        return Status(code), summary or self.text("nagios.silent", name=self.name, code=code)
 
 
 def _signal_name(number: int) -> str:

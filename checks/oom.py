@@ -22,7 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from monagent.api import Check, Context, Fact, Formatter, MetricSpec, Occurrence, Result, Status, Text
+from monagent.api import Check, Context, Fact, Formatter, MetricSpec, Occurrence, Result, Status
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,40 @@ class OomCheck(Check):
     interval = 30.0
     timeout = 20.0
     metrics: ClassVar[Optional[Mapping[str, MetricSpec]]] = {}
+    texts: ClassVar[Mapping[str, Mapping[str, str]]] = {
+        "oom.killed": {
+            "en": "OOM killer killed {comm} (pid {pid}), anon-rss {rss:bytes}",
+            "zh": "OOM killer 终止了进程 {comm}（pid {pid}），其匿名内存 {rss:bytes}",
+        },
+        "oom.killed_many": {
+            "en": "OOM killer killed {comm} (pid {pid}), anon-rss {rss:bytes}; {n} kills in all",
+            "zh": "OOM killer 终止了进程 {comm}（pid {pid}），其匿名内存 {rss:bytes}；共终止 {n} 次",
+        },
+        "oom.fired": {
+            "en": "OOM killer fired {n} time{n:s} (kernel log not readable)",
+            "zh": "OOM killer 触发了 {n} 次（内核日志不可读，不知终止了哪个进程）",
+        },
+        "oom.in_service": {"en": "{service}: {what}", "zh": "{service}：{what}"},
+        "oom.since_boot": {"en": "{n} OOM kill{n:s} since boot", "zh": "开机以来 OOM killer 共终止进程 {n} 次"},
+        "oom.no_counter": {
+            "en": "{path} has no oom_kill counter (kernel older than 4.13?)",
+            "zh": "{path} 中没有 oom_kill 计数（内核早于 4.13？）",
+        },
+        "fact.count": {"en": "Count", "zh": "次数"},
+        "fact.total_since_boot": {"en": "Since boot", "zh": "开机以来"},
+        "fact.process": {"en": "Process", "zh": "进程"},
+        "fact.pid": {"en": "pid", "zh": "pid"},
+        "fact.anon_rss": {"en": "anon-rss", "zh": "匿名内存"},
+        "fact.total_vm": {"en": "total-vm", "zh": "虚拟内存"},
+        "fact.file_rss": {"en": "file-rss", "zh": "文件页内存"},
+        "fact.shmem_rss": {"en": "shmem-rss", "zh": "共享内存"},
+        "fact.uid": {"en": "UID", "zh": "UID"},
+        "fact.oom_score_adj": {"en": "oom_score_adj", "zh": "oom_score_adj"},
+        "fact.cgroup": {"en": "cgroup", "zh": "cgroup"},
+        "fact.constraint": {"en": "Constraint", "zh": "约束"},
+        "fact.service": {"en": "Service", "zh": "服务"},
+        "fact.excerpt": {"en": "Log excerpt", "zh": "日志摘录"},
+    }
 
     def __init__(
         self,
@@ -86,7 +120,7 @@ class OomCheck(Check):
                 Result(
                     subject="system",
                     status=Status.UNKNOWN,
-                    reason=f"{self.proc_root}/vmstat has no oom_kill counter (kernel older than 4.13?)",
+                    reason=self.text("oom.no_counter", path=f"{self.proc_root}/vmstat"),
                 )
             ]
         services = self._service_counters()
@@ -94,7 +128,7 @@ class OomCheck(Check):
         previous_total = self._system if self._system is not None else total
         previous_services = self._services if self._services is not None else services
         self._system, self._services = total, services
-        reason = f"{total} OOM kill{'s' if total != 1 else ''} since boot"
+        reason = self.text("oom.since_boot", n=total)
         if first:
             return [Result(subject="system", status=Status.OK, reason=reason)]
         service_deltas = _service_deltas(previous_services, services)
@@ -188,13 +222,13 @@ def _occurrence(occ_id: str, delta: int, total: int, kills: Sequence[Kill], *, n
     if shown:
         last = shown[-1]
         args = {"comm": last.comm, "pid": last.pid, "rss": last.anon_rss_kb * 1024, "n": delta}
-        reason = Text("oom.killed_many" if delta > 1 else "oom.killed", args)
+        reason = OomCheck.text("oom.killed_many" if delta > 1 else "oom.killed", **args)
     else:
-        reason = Text("oom.fired", {"n": delta})
+        reason = OomCheck.text("oom.fired", n=delta)
     if service:
-        reason = Text("oom.in_service", {"service": service, "what": reason})
+        reason = OomCheck.text("oom.in_service", service=service, what=reason)
     summary = Formatter().text(reason)
-    facts: Dict[str, Fact] = {"count": str(delta), "total_since_boot": str(total)}
+    facts: Dict[str, Fact] = {"count": delta, "total_since_boot": total}
     if service:
         facts["service"] = service
     if shown:

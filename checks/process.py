@@ -36,6 +36,30 @@ class ProcessCheck(Check):
         "rss_bytes": MetricSpec(unit="B", description="largest resident memory of one matching process", minimum=0),
         "zombies": MetricSpec(description="matching processes that are zombies (exited, not reaped)", minimum=0),
     }
+    texts: ClassVar[Dict[str, Dict[str, str]]] = {
+        "process.running": {"en": "{n} running", "zh": "运行中 {n} 个"},
+        "process.expected_min": {"en": "{n} running, expected at least {min}", "zh": "运行中 {n} 个，至少应有 {min} 个"},
+        "process.expected_max": {"en": "{n} running, expected at most {max}", "zh": "运行中 {n} 个，至多应有 {max} 个"},
+        "process.zombies": {"en": "{n} zombie{n:s}", "zh": "僵尸进程 {n} 个"},
+        "process.hidden": {
+            "en": "{n} running, but other users' processes are hidden from the agent (/proc mounted with hidepid=)",
+            "zh": "运行中 {n} 个，但 agent 看不到其他用户的进程（/proc 挂载时用了 hidepid=）",
+        },
+        "process.pidfile_unreadable": {
+            "en": "cannot read pidfile {pidfile}: {error}",
+            "zh": "无法读取 pid 文件 {pidfile}：{error}",
+        },
+        "process.no_user": {"en": 'user "{user}" does not exist', "zh": "用户“{user}”不存在"},
+        "process.pidfile_missing": {"en": "pidfile {pidfile} not found", "zh": "找不到 pid 文件 {pidfile}"},
+        "process.pidfile_empty": {"en": "pidfile {pidfile} holds no pid", "zh": "pid 文件 {pidfile} 里没有 pid"},
+        "process.pidfile_stale": {
+            "en": "pidfile {pidfile} names pid {pid}, which is not running",
+            "zh": "pid 文件 {pidfile} 记录的进程 {pid} 已不在运行",
+        },
+        "process.max_cpu": {"en": "max CPU {cpu:%} (pid {pid})", "zh": "CPU 最高 {cpu:%}（pid {pid}）"},
+        "process.max_rss": {"en": "max RSS {rss:bytes} (pid {pid})", "zh": "常驻内存最高 {rss:bytes}（pid {pid}）"},
+        "fact.pids": {"en": "pids", "zh": "pid"},
+    }
 
     def __init__(
         self,
@@ -162,7 +186,9 @@ class ProcessCheck(Check):
         except FileNotFoundError:
             return None, self.text("process.pidfile_missing", pidfile=self.pidfile)
         except OSError as exc:
-            raise CheckError(f"cannot read pidfile {self.pidfile}: {exc.strerror or exc}") from None
+            raise CheckError(
+                self.text("process.pidfile_unreadable", pidfile=self.pidfile, error=exc.strerror or str(exc))
+            ) from None
         if not text.isdigit():
             return None, self.text("process.pidfile_empty", pidfile=self.pidfile)
         return int(text), ""
@@ -176,5 +202,5 @@ class ProcessCheck(Check):
                 try:
                     self._uid = pwd.getpwnam(self.user).pw_uid
                 except KeyError:
-                    raise CheckError(f'user "{self.user}" does not exist') from None
+                    raise CheckError(self.text("process.no_user", user=self.user)) from None
         return self._uid

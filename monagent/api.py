@@ -28,7 +28,8 @@ from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, Protocol, Sequence, TypeVar, Union
 
-from monagent.formatting import Formatter, Text, joined
+from monagent import catalogue
+from monagent.formatting import Formatter, Text, joined, plain
 
 Fact = Union[str, int, float, bool]
 """A typed fact of a result or an occurrence: sizes in bytes and times in epoch seconds as numbers,
@@ -56,6 +57,7 @@ __all__ = [
     "Text",
     "Threshold",
     "joined",
+    "plain",
     "worst",
 ]
 
@@ -353,11 +355,25 @@ class DiskUsage:
 
 
 class StuckCall(Exception):
-    """A blocking call (statvfs on a dead NFS mount) did not return within its hard timeout."""
+    """A blocking call (statvfs on a dead NFS mount) did not return within its hard timeout.
+
+    ``since`` (epoch seconds) is set when an earlier call is still stuck and this one was refused
+    at once: a check can say since when in its own words."""
+
+    def __init__(self, message: str = "", since: Optional[float] = None) -> None:
+        super().__init__(message)
+        self.since = since
 
 
 class CheckError(Exception):
-    """Raised by a check for a condition it wants reported as UNKNOWN with this message only."""
+    """Raised by a check for a condition it wants reported as UNKNOWN with this reason only.
+
+    The reason is free text or, better, a :class:`Text` (``raise CheckError(self.text("spool.gone",
+    path=p))``), which every output shows in its language; ``str()`` of the error is its English."""
+
+    def __init__(self, reason: Union[str, Text] = "") -> None:
+        self.reason = reason
+        super().__init__(reason if isinstance(reason, str) else Formatter().text(reason))
 
 
 T = TypeVar("T")
@@ -422,9 +438,11 @@ class Check:
       subprocess): such checks share one thread and run one after another, which costs less
       CPU than a thread each. One that hangs all the same is abandoned and the others go on.
       Default False: a thread of its own. (``cheap``, its former name, is still read.)
-    - ``texts``: the check's own reason texts, message id -> {language: template} (``{"en": "{n}
-      stuck for {age:duration}", "zh": "{n} 条积压 {age:duration}"}``); ``self.text(id, n=3, age=600)``
-      makes a reason that every output renders in its language (monagent.formatting).
+    - ``texts``: the check's own texts, message id -> {language: template} (``{"spool.stuck": {"en":
+      "{n} stuck for {age:duration}", "zh": "积压 {n} 条，已 {age:duration}"}}``); ``self.text(id, n=3,
+      age=600)`` makes a reason that every output renders in its language (monagent.formatting), and
+      ``fact.NAME`` ids label the facts. Defining the class registers them (monagent.catalogue), so
+      ids should start with the check's name; an id of monagent's own is refused.
 
     Options are keyword-only ``__init__`` arguments with annotations and defaults;
     an argument without a default is required.
@@ -442,12 +460,15 @@ class Check:
         super().__init_subclass__(**kwargs)
         if "cheap" in cls.__dict__:  # the attribute's name before 0.2; plugins written for it keep working
             cls.non_blocking = bool(cls.__dict__["cheap"])
+        own = cls.__dict__.get("texts")
+        if own:
+            catalogue.register(_checked_texts(cls.__name__, own))
 
     @classmethod
     def text(cls, message_id: str, **args: Any) -> Text:
         """A reason by id: the class's own templates (``texts[message_id]``, language -> template),
         or the catalogue's for built-in ids. Show it with :meth:`Formatter.text`."""
-        own: Dict[str, str] = dict(cls.texts.get(message_id, {}))
+        own: Dict[str, str] = dict(cls.texts.get(message_id) or catalogue.registered(message_id))
         return Text(message_id, args, own, fallback="")
 
     def run(self, ctx: Context) -> Union[Result, Iterable[Result]]:
@@ -455,3 +476,19 @@ class Check:
 
     def close(self) -> None:
         """Called when the instance is removed from the config or the agent stops."""
+
+
+def _checked_texts(owner: str, texts: Any) -> Mapping[str, Mapping[str, str]]:
+    """``texts`` of a check class, refused with a clear message when it is not id -> language -> template."""
+    if not isinstance(texts, Mapping):
+        raise TypeError(f"{owner}.texts must be a dict of message id -> {{language: template}}")
+    for message_id, by_language in texts.items():
+        if not isinstance(message_id, str) or not isinstance(by_language, Mapping):
+            raise TypeError(f"{owner}.texts[{message_id!r}] must be a dict of language -> template")
+        for language, template in by_language.items():
+            if language not in catalogue.LANGUAGES or not isinstance(template, str):
+                known = ", ".join(sorted(catalogue.LANGUAGES))
+                raise TypeError(f"{owner}.texts[{message_id!r}][{language!r}]: a template string per language ({known})")
+        if "en" not in by_language:
+            raise TypeError(f"{owner}.texts[{message_id!r}] has no English text (the fallback of every language)")
+    return texts

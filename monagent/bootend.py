@@ -12,7 +12,9 @@ and what the agent itself stored in that boot. :func:`classify` weighs them, str
    planned; without a readable journal, the agent's own clean stop stands in, said as such;
 4. else unplanned: the last kernel lines, the uptime, when it was last seen alive, and hints.
 
-Every user-visible text of this feature is built here, in one place.
+Every user-visible text of this feature is built here, in one place: the verdict's ``reason`` is a
+catalogue text (``bootend.*``, zh and en) with typed arguments, so each receiver reads it in its
+language; ``summary`` is the same in English, for the log and ``monagent check``'s older stores.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Tuple
 
-from monagent.api import Occurrence, Status
+from monagent.api import Fact, Occurrence, Status
+from monagent.formatting import Formatter, Text, Words, joined
 
 if TYPE_CHECKING:
     from monagent.checks.journal_read import PreviousBoot
     from monagent.checks.pstore import PstoreRecord
 
 SUMMARY_MAX = 300
+_ENGLISH = Formatter("en")
+_KINDS = ("reboot", "power-off", "halt", "kexec")  # shutdown kinds with a text of their own
 
 
 class BootEnd(str, enum.Enum):
@@ -62,13 +67,24 @@ class Evidence:
 class Verdict:
     end: BootEnd
     severity: Status
-    summary: str
-    facts: Mapping[str, str] = field(default_factory=dict)
+    reason: Text
+    facts: Mapping[str, Fact] = field(default_factory=dict)
     details: str = ""
     since: Optional[float] = None  # last seen alive
 
-    def as_meta(self) -> Dict[str, str]:
-        return {"end": self.end.value, "severity": self.severity.name, "summary": self.summary, **dict(self.facts)}
+    @property
+    def summary(self) -> str:
+        """The reason in English (the log line)."""
+        return _short(_ENGLISH.text(self.reason))
+
+    def as_meta(self) -> Dict[str, object]:
+        return {
+            "end": self.end.value,
+            "severity": self.severity.name,
+            "summary": self.summary,
+            "reason": self.reason.to_json(),
+            **dict(self.facts),
+        }
 
 
 def classify(evidence: Evidence, *, unplanned_severity: Status = Status.CRITICAL) -> Verdict:
@@ -78,27 +94,30 @@ def classify(evidence: Evidence, *, unplanned_severity: Status = Status.CRITICAL
     if evidence.dumps:
         check, occurrence = max(evidence.dumps, key=lambda pair: pair[1].time or 0.0)
         facts = {**base, "evidence": f"crash dump reported by check {check}", "reason": occurrence.facts.get("reason", "")}
-        summary = f"kernel crash, dump saved: {occurrence.summary}"
-        return Verdict(BootEnd.CRASH_DUMP, occurrence.severity, _short(summary), _clean(facts), since=last_seen)
+        what: Words = occurrence.reason or occurrence.summary
+        reason = Text("bootend.crash_dump", {"what": what})
+        return Verdict(BootEnd.CRASH_DUMP, occurrence.severity, reason, _clean(facts), since=last_seen)
     shutdown = journal.shutdown if journal is not None and journal.available else None
     crashes = [r for r in evidence.pstore if r.reason.lower() == "panic" or (r.panic and shutdown is None)]
     if crashes:
         return _pstore_verdict(max(crashes, key=lambda r: r.mtime), base, last_seen)
     if shutdown is not None:
-        who = f", requested by {shutdown.requested_by}" if shutdown.requested_by else ""
+        kind: Words = Text(f"bootend.kind.{shutdown.kind}") if shutdown.kind in _KINDS else shutdown.kind
+        if shutdown.requested_by:
+            reason = Text("bootend.planned_by", {"kind": kind, "who": shutdown.requested_by})
+        else:
+            reason = Text("bootend.planned", {"kind": kind})
         facts = {**base, "shutdown": shutdown.kind, "evidence": shutdown.evidence, "requested_by": shutdown.requested_by}
-        summary = f"planned {shutdown.kind}: the previous boot shut down in order{who}"
-        return Verdict(BootEnd.PLANNED, Status.WARNING, _short(summary), _clean(facts), since=last_seen)
+        return Verdict(BootEnd.PLANNED, Status.WARNING, reason, _clean(facts), since=last_seen)
     if (journal is None or not journal.available) and evidence.memory.clean_stop:
         facts = {**base, "evidence": "monagent was stopped cleanly before the reboot (no journal to confirm a shutdown)"}
-        summary = "planned reboot (probably): monagent was stopped in order before the host went down"
-        return Verdict(BootEnd.PLANNED, Status.WARNING, summary, _clean(facts), since=last_seen)
+        return Verdict(BootEnd.PLANNED, Status.WARNING, Text("bootend.planned_probably"), _clean(facts), since=last_seen)
     return _unplanned(evidence, base, last_seen, unplanned_severity)
 
 
-def _pstore_verdict(record: PstoreRecord, base: Mapping[str, str], last_seen: Optional[float]) -> Verdict:
+def _pstore_verdict(record: PstoreRecord, base: Mapping[str, Fact], last_seen: Optional[float]) -> Verdict:
     rep = record.report
-    reason = rep.headline or f"{record.reason} record without a recognisable crash message"
+    what: Words = _short(rep.headline) if rep.headline else Text("bootend.pstore_unrecognised", {"kind": record.reason})
     facts = {
         **base,
         "evidence": f"pstore record ({record.backend}): {', '.join(record.paths[:4])}",
@@ -111,23 +130,23 @@ def _pstore_verdict(record: PstoreRecord, base: Mapping[str, str], last_seen: Op
         "kernel": rep.kernel,
         "taint": rep.taint,
         "hardware": rep.hardware,
-        "test_crash": "yes" if rep.test_crash else "",
+        "test_crash": rep.test_crash,
         "note": record.note,
     }
-    summary = f"kernel crash, no dump (pstore {record.backend} record): {reason}"
-    return Verdict(BootEnd.CRASH_PSTORE, Status.CRITICAL, _short(summary), _clean(facts), "\n".join(rep.excerpt), since=last_seen)
+    reason = Text("bootend.pstore", {"backend": record.backend, "what": what})
+    return Verdict(BootEnd.CRASH_PSTORE, Status.CRITICAL, reason, _clean(facts), "\n".join(rep.excerpt), since=last_seen)
 
 
-def _unplanned(evidence: Evidence, base: Mapping[str, str], last_seen: Optional[float], severity: Status) -> Verdict:
+def _unplanned(evidence: Evidence, base: Mapping[str, Fact], last_seen: Optional[float], severity: Status) -> Verdict:
     journal = evidence.journal
     facts = dict(base)
     details = ""
-    hints: Sequence[str] = ()
+    hints: Sequence[Text] = ()
     if journal is not None and journal.available:
         from monagent.checks.kernel_patterns import find_problems
 
         texts = [line.text for line in journal.kernel_lines]
-        hints = [p.summary for p in find_problems(texts)]
+        hints = [p.reason for p in find_problems(texts)]
         tail = journal.kernel_lines[-evidence.kernel_lines :] if evidence.kernel_lines else ()
         details = "\n".join(f"[{_clock(line.time)}] {line.text}" for line in tail)
         facts["evidence"] = "the previous boot's journal ends without a shutdown"
@@ -135,13 +154,13 @@ def _unplanned(evidence: Evidence, base: Mapping[str, str], last_seen: Optional[
         facts["journal"] = f"no journal of the previous boot: {journal.error}; only kdump and pstore were consulted"
         facts["evidence"] = "no crash dump, no pstore record, no journal"
     if hints:
-        facts["hints"] = "; ".join(hints)
-    summary = "unplanned reboot: the previous boot ended without a shutdown and left no crash record"
-    if hints:
-        summary += f" (hints: {'; '.join(hints)})"
+        facts["hints"] = "; ".join(_ENGLISH.text(h) for h in hints)
+        reason = Text("bootend.unplanned_hints", {"hints": joined(*hints)})
     elif journal is not None and not journal.available:
-        summary += " (no persistent journal to say more)"
-    return Verdict(BootEnd.UNPLANNED, severity, _short(summary), _clean(facts), details, since=last_seen)
+        reason = Text("bootend.unplanned_no_journal")
+    else:
+        reason = Text("bootend.unplanned")
+    return Verdict(BootEnd.UNPLANNED, severity, reason, _clean(facts), details, since=last_seen)
 
 
 def _last_seen(evidence: Evidence) -> Optional[float]:
@@ -151,21 +170,22 @@ def _last_seen(evidence: Evidence) -> Optional[float]:
     return max(known) if known else None
 
 
-def _base_facts(evidence: Evidence, last_seen: Optional[float]) -> Dict[str, str]:
+def _base_facts(evidence: Evidence, last_seen: Optional[float]) -> Dict[str, Fact]:
+    """Times as epoch seconds and spans in seconds: each output shows them in its language and zone."""
     journal = evidence.journal
     uptime = journal.uptime if journal is not None and journal.available else None
-    facts = {
+    facts: Dict[str, Fact] = {
         "previous_boot": evidence.memory.boot_id,
-        "last_seen_alive": _clock(last_seen) if last_seen is not None else "unknown",
-        "uptime": _duration(uptime) if uptime else "",
-        "down_for": _duration(evidence.boot_time - last_seen) if last_seen is not None and evidence.boot_time > last_seen else "",
+        "last_seen_alive": last_seen or "",
+        "uptime": round(uptime) if uptime else "",
+        "down_for": round(evidence.boot_time - last_seen) if last_seen is not None and evidence.boot_time > last_seen else "",
         "unreadable": "; ".join(evidence.problems),
     }
     return facts
 
 
-def _clean(facts: Mapping[str, object]) -> Dict[str, str]:
-    return {k: str(v) for k, v in facts.items() if v}
+def _clean(facts: Mapping[str, Fact]) -> Dict[str, Fact]:
+    return {k: v for k, v in facts.items() if v}
 
 
 def _short(text: str) -> str:
@@ -178,20 +198,12 @@ def _clock(wall: Optional[float]) -> str:
     return ENGLISH.time(wall) if wall else "?"
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h {minutes}m"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
-
-
-def describe(meta: Mapping[str, str]) -> str:
-    """The stored verdict as one line for ``monagent check``."""
-    summary = meta.get("summary", "")
+def describe(meta: Mapping[str, object], fmt: Formatter = _ENGLISH) -> str:
+    """The stored verdict as one line for ``monagent check``, in ``fmt``'s language; a verdict stored
+    by an older monagent (an English summary, a time as text) as it was written."""
+    raw = meta.get("reason")
+    said = fmt.text(Text.from_json(raw)) if isinstance(raw, dict) else str(meta.get("summary", ""))
     seen = meta.get("last_seen_alive", "")
-    return f"{summary} (last seen alive {seen})" if seen else summary
+    if isinstance(seen, (int, float)) and not isinstance(seen, bool):
+        return fmt.say("bootend.line", summary=said, seen=float(seen))
+    return f"{said} (last seen alive {seen})" if seen and seen != "unknown" else said

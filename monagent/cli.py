@@ -91,13 +91,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
 
 
-def config_error_exit(error: Exception, code: int = EX_CONFIG) -> int:
-    """Print every problem of a ConfigError to stderr and return ``code``."""
+def config_error_exit(error: Exception, code: int = EX_CONFIG, *, outcome: str = "") -> int:
+    """Print every problem of a ConfigError to stderr, then what the command did not do because of them
+    (``outcome``: "nothing was started" for ``run``, "no check was run" for ``check``; none for
+    ``validate``, whose whole answer is the list), and return ``code``."""
     problems: List[object] = list(getattr(error, "problems", [error]))
     for problem in problems:
         print(problem, file=sys.stderr)
-    print(
-        f"monagent: {len(problems)} configuration problem{'s' if len(problems) != 1 else ''}; nothing was started",
-        file=sys.stderr,
-    )
+    counted = f"monagent: {len(problems)} configuration problem{'s' if len(problems) != 1 else ''}"
+    print(f"{counted}; {outcome}" if outcome else counted, file=sys.stderr)
     return code

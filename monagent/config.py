@@ -18,9 +18,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
+from monagent import catalogue
 from monagent.alerting.config import AlertingConfig, AlertingOverrides, parse_alerting, parse_overrides
 from monagent.api import Direction, MetricSpec, Threshold
-from monagent.confread import ConfigError, Deferred, Document, Problem, Section, limit_problems, nesting_problem
+from monagent.confread import ConfigError, Deferred, Document, Problem, Section, format_duration, limit_problems, nesting_problem
 from monagent.metrics_config import MetricsConfig, parse_metrics
 from monagent.notify.config import NotifiersConfig, parse_notifiers
 from monagent.reboot_config import RebootConfig, parse_reboot
@@ -54,6 +55,7 @@ class AgentConfig:
     log_level: str
     trusted_plugin_owners: Tuple[str, ...] = ()
     stop_deadline: float = STOP_DEADLINE
+    language: str = "en"  # what `monagent check` and `status` say their text fields in (catalogue language)
 
 
 @dataclass(frozen=True)
@@ -133,9 +135,10 @@ def parse_agent(section: Section) -> AgentConfig:
         log_level=section.string("log_level", "info", choices=("debug", "info", "warning", "error")),
         trusted_plugin_owners=section.strings("trusted_plugin_owners", ()),
         stop_deadline=section.duration("stop_deadline", STOP_DEADLINE),
+        language=section.string("language", "en", choices=tuple(sorted(catalogue.LANGUAGES))),
     )
     if config.stop_deadline > MAX_STOP_DEADLINE:
-        section.error("stop_deadline", f"must be at most {MAX_STOP_DEADLINE:.0f}s (the unit's TimeoutStopSec is 30s)")
+        section.error("stop_deadline", f"must be at most {format_duration(MAX_STOP_DEADLINE)} (the unit's TimeoutStopSec is 30s)")
     section.finish()
     return config
 

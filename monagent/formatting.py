@@ -179,6 +179,8 @@ class Formatter:
 
     def _join(self, parts: List[Tuple[int, str]]) -> str:
         if self.language == "zh":
+            if len(parts) == 1 and parts[0][1] == "m":  # "5分钟"; "2小时5分" needs no 钟
+                return f"{parts[0][0]}分钟"
             return "".join(f"{n}{self._unit(u)}" for n, u in parts)
         if len(parts) == 1:
             n, u = parts[0]

@@ -24,7 +24,7 @@ class MetricVerdict:
     def describe(self, fmt: Formatter = ENGLISH) -> str:
         """``used_percent 93% (>= 90%)``, or just the value when within limits."""
         if self.metric.value is None:
-            return f"{self.metric.name} n/a"
+            return f"{self.metric.name} {fmt.say('value.none')}"
         limit = None
         if self.threshold is not None and self.status in (Status.WARNING, Status.CRITICAL):
             limit = self.threshold.limit_for(self.status)
@@ -47,9 +47,13 @@ class Judged:
     def summary_in(self, fmt: Formatter) -> str:
         bad = [m.describe(fmt) for m in self.metrics if m.status != Status.OK]
         if self.result.reason:
-            return "; ".join([fmt.text(self.result.reason), *bad])
+            return fmt.say("list.clause_sep").join([fmt.text(self.result.reason), *bad])
         shown = bad or [m.describe(fmt) for m in self.metrics]
-        return ", ".join(shown)
+        return fmt.say("list.sep").join(shown)
+
+    def occurrences_in(self, fmt: Formatter) -> Tuple[str, ...]:
+        """What each occurrence says, in ``fmt``'s language (its English summary without a reason)."""
+        return tuple(fmt.text(o.reason) if o.reason else o.summary for o in self.result.occurrences)
 
 
 def judge(result: Result, thresholds: Mapping[str, Threshold]) -> Judged:

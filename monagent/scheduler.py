@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from monagent.api import Check, Context, Result, Status
 from monagent.config import CheckConfig
 from monagent.events import CheckRun
-from monagent.formatting import Formatter
+from monagent.formatting import Formatter, Words
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,8 @@ def _execute(check: Check, ctx: Context, box: Dict[str, Any], name: str) -> None
 
         if isinstance(exc, (CheckError, StuckCall)):
             box["error"] = str(exc)
+            if isinstance(exc, CheckError):
+                box["reason"] = exc.reason  # a Text: said in each output's language
         else:
             log.error("check %s raised %s", name, type(exc).__name__, exc_info=True)
             box["error"] = f"{type(exc).__name__}: {exc}"
@@ -353,7 +355,7 @@ class Scheduler:
     def _finished(self, instance: Instance, run: _Run, monotonic: float) -> CheckRun:
         if "error" in run.box:
             instance.errors += 1
-            return self._unknown(instance, run, monotonic, run.box["error"])
+            return self._unknown(instance, run, monotonic, run.box["error"], run.box.get("reason"))
         return CheckRun(
             instance.config.name,
             instance.config.type,
@@ -362,10 +364,11 @@ class Scheduler:
             tuple(run.box.get("results", ())),
         )
 
-    def _unknown(self, instance: Instance, run: _Run, monotonic: float, reason: str) -> CheckRun:
-        result = Result(status=Status.UNKNOWN, reason=reason)
+    def _unknown(self, instance: Instance, run: _Run, monotonic: float, error: str, reason: Optional[Words] = None) -> CheckRun:
+        """The run as UNKNOWN: ``error`` in English (logs, ``check --json``), ``reason`` for messages."""
+        result = Result(status=Status.UNKNOWN, reason=reason or error)
         return CheckRun(
-            instance.config.name, instance.config.type, run.started_wall, monotonic - run.started_mono, (result,), error=reason
+            instance.config.name, instance.config.type, run.started_wall, monotonic - run.started_mono, (result,), error=error
         )
 
 

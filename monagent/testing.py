@@ -404,5 +404,5 @@ def run_check(
     try:
         results = normalise_results(instance.run(ctx))
     except (CheckError, StuckCall) as exc:
-        results = (Result(status=Status.UNKNOWN, reason=str(exc)),)
+        results = (Result(status=Status.UNKNOWN, reason=exc.reason if isinstance(exc, CheckError) else str(exc)),)
     return CheckReport(results, judge_all(results, resolved), resolved)

@@ -29,7 +29,12 @@ FACT_SPECS = {
     "shmem_rss": "bytes",
     "rss": "bytes",
     "boot_time": "time",
+    "last_seen_alive": "time",
     "time_to_full": "duration",
+    "uptime": "duration",
+    "down_for": "duration",
+    "total": "bytes",
+    "swap_total": "bytes",
     "trend": "%/h",
 }
 """How a typed fact is shown (a template field spec, monagent.formatting); other facts as they are."""

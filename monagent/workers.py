@@ -296,7 +296,9 @@ class WorkerPool:
             self._poll_probes()
             probe = self._probes.get(key)
         if probe is not None:
-            raise StuckCall(f"{what} still stuck since {format_since(probe.since)} (did not return within {timeout:g}s)")
+            raise StuckCall(
+                f"{what} still stuck since {format_since(probe.since)} (did not return within {timeout:g}s)", since=probe.since
+            )
 
     def _poll_probes(self) -> None:
         """Clear probes whose call has returned (or whose process has gone). Holds the lock."""

@@ -149,7 +149,7 @@ def test_the_first_run_summary_of_crash_dumps_says_how_many_where_and_their_date
         "(not announced one by one): 2026-05-28, 2026-02-02, 2025-10-09",
     ]
     assert Formatter("zh", "UTC").text(notice.reason) == (
-        "monagent 首次运行时 /var/crash 中已有 3 个崩溃转储（未逐条通知）：2026-05-28，2026-02-02，2025-10-09"
+        "monagent 首次运行时 /var/crash 中已有 3 个崩溃转储（未逐条通知）：2026-05-28、2026-02-02、2025-10-09"
     )
 
 

@@ -15,7 +15,7 @@ from test_pstore import efi_name, kernel_chunks
 
 from monagent.api import Occurrence, Status
 from monagent.bootend import AgentMemory, BootEnd, Evidence, classify
-from monagent.wording import ENGLISH
+from monagent.formatting import Formatter
 
 MEMORY = AgentMemory("0b1d5c1e-prev", last_seen=1769000010.0, started_at=1768990000.0, clean_stop=False)
 BOOT = 1769000100.0
@@ -42,7 +42,10 @@ def test_an_orderly_reboot_is_planned_with_who_asked(journal) -> None:
         verdict.summary == "planned reboot: the previous boot shut down in order, requested by ops via sudo: "
         "/usr/bin/systemctl reboot"
     )
-    assert verdict.facts["uptime"] == "1h 0m" and verdict.facts["evidence"] == "System is rebooting."
+    assert verdict.facts["uptime"] == 3610 and verdict.facts["evidence"] == "System is rebooting."
+    assert Formatter("zh").text(verdict.reason) == (
+        "计划内重启：上一次启动已正常关机，由 ops via sudo: /usr/bin/systemctl reboot 发起"
+    )
 
 
 def test_a_shutdown_command_is_a_planned_power_off(journal) -> None:
@@ -59,14 +62,18 @@ def test_a_boot_that_just_stops_is_unplanned_with_its_last_kernel_lines_and_hint
     assert verdict.end == BootEnd.UNPLANNED and verdict.severity == Status.CRITICAL
     assert verdict.summary == (
         "unplanned reboot: the previous boot ended without a shutdown and left no crash record (hints: hung task: "
-        "jbd2/vda-8 (pid 312) blocked for more than 120 s; soft lockup: CPU#1 stuck for 26 s in kworker/1:2 (pid 4242))"
+        "jbd2/vda-8 (pid 312) blocked for more than 2m; soft lockup: CPU#1 stuck for 26s in kworker/1:2 (pid 4242))"
     )
     lines = verdict.details.splitlines()
     assert len(lines) == 3 and lines[-1].endswith(
         "] CPU: 1 PID: 4242 Comm: kworker/1:2 Not tainted 6.1.0-50-amd64 #1 Debian 6.1.158-1"
     )
     assert lines[1].endswith("] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [kworker/1:2:4242]")
-    assert verdict.facts["last_seen_alive"] == ENGLISH.time(1769000150.0)
+    assert verdict.facts["last_seen_alive"] == 1769000150.0
+    assert Formatter("zh").text(verdict.reason) == (
+        "非计划重启：上一次启动没有正常关机，也没有留下崩溃记录（线索：任务挂起：jbd2/vda-8（pid 312）阻塞超过 2分钟；"
+        "软锁死：CPU#1 在 kworker/1:2（pid 4242）中卡住 26秒）"
+    )
     assert verdict.since == 1769000150.0
 
 

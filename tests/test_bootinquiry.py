@@ -211,10 +211,13 @@ def test_monagent_check_shows_how_the_last_boot_ended(tmp_path: Path, journal: A
     previous_boot_ran(cfg)
     assert last_boot_line(cfg) == "last boot: not classified yet (the agent has not started since a reboot)"
     verdict, _, _ = start(cfg)
+    from monagent.wording import ENGLISH
+
     seen = verdict.facts["last_seen_alive"]
+    assert isinstance(seen, float)
     assert last_boot_line(cfg) == (
         "last boot: planned reboot: the previous boot shut down in order, requested by ops via sudo: "
-        f"/usr/bin/systemctl reboot (last seen alive {seen})"
+        f"/usr/bin/systemctl reboot (last seen alive {ENGLISH.time(seen)})"
     )
 
 

@@ -46,7 +46,7 @@ def test_validate_reports_each_check_whose_type_cannot_be_loaded_with_file_line_
         "SyntaxError: expected ':' (broken.py, line 2)",
         f'{broken_plugins}:9: checks.s.type: check type "shared" cannot be loaded: {plugin_dir}/shared.py: '
         f"refused: {plugin_dir}/shared.py is writable by group (mode 0664); run chmod go-w {plugin_dir}/shared.py",
-        "monagent: 2 configuration problems; nothing was started",
+        f"monagent: 2 configuration problems; {broken_plugins} is not valid",
     ]
 
 
@@ -132,3 +132,77 @@ def test_nagios_mode_names_a_check_that_is_not_configured_on_stdout(write_config
     path = write_config('[checks.memory]\ntype = "memory"\n')
     assert main(["check", "-c", str(path), "--nagios", "disks"]) == 3
     assert capsys.readouterr().out == f"disks UNKNOWN: no check named disks in {path}\n"
+
+
+@pytest.mark.parametrize(
+    "language, said",
+    [("en", "/nowhere/at/all is not mounted"), ("zh", "/nowhere/at/all 未挂载")],
+)
+def test_check_says_its_text_fields_in_the_configured_language(write_config, tmp_path, capsys, language, said):
+    state = tmp_path / "state"
+    path = write_config(
+        f'[agent]\nlanguage = "{language}"\nstate_dir = "{state}"\n'
+        '[checks.data]\ntype = "disk"\nmounts = ["/nowhere/at/all"]\n'
+        '[checks.mem]\ntype = "memory"\n'
+    )
+    assert main(["check", "-c", str(path)]) == 2
+    table = capsys.readouterr().out
+    assert f"data   /nowhere/at/all  CRITICAL  {said}" in table
+    assert ("可用内存 " in table) == (language == "zh") and ("上次启动：" in table) == (language == "zh")
+    assert main(["check", "-c", str(path), "--json", "data"]) == 2
+    (result,) = json.loads(capsys.readouterr().out)[0]["results"]
+    assert result["summary"] == said
+    # the Nagios line is read by a machine: English whatever the language
+    assert main(["check", "-c", str(path), "--nagios", "data"]) == 2
+    assert capsys.readouterr().out == "data CRITICAL: /nowhere/at/all: /nowhere/at/all is not mounted\n"
+
+
+def test_an_unknown_language_is_a_config_error_naming_the_key(write_config, capsys):
+    path = write_config('[agent]\nlanguage = "fr"\n')
+    assert main(["validate", "-c", str(path)]) == 78
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}:2: agent.language"), err
+
+
+@pytest.mark.parametrize(
+    "command, code, outcome",
+    [
+        (["validate"], 78, "{path} is not valid"),
+        (["check"], 3, "no check was run"),  # UNKNOWN, as Nagios reads it
+        (["notify-test"], 78, "no test message was sent"),
+        (["plugins"], 78, "no plugin directory was read"),
+    ],
+)
+def test_a_config_error_says_what_each_command_did_not_do(write_config, capsys, command, code, outcome):
+    path = write_config('[agent]\nlog_level = "loud"\n')
+    assert main([*command, "-c", str(path)]) == code
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"{path}:2: agent.log_level: must be one of")
+    assert err[-1] == "monagent: 1 configuration problem; " + outcome.format(path=path)
+    assert "nothing was started" not in "\n".join(err)
+
+
+GONE = """
+from monagent.api import Check, CheckError
+
+class Gone(Check):
+    texts = {{"gone.missing": {{"en": "{{path}} is gone", "zh": "{{path}} 不见了"}}}}
+
+    def run(self, ctx):
+        raise CheckError(self.text("gone.missing", path="{path}"))
+"""
+
+
+def test_a_check_error_with_a_text_is_said_in_the_configured_language_and_logged_in_english(
+    plugin_dir, write_config, capsys, tmp_path
+):
+    (plugin_dir / "gone.py").write_text(GONE.format(path="/srv/spool"))
+    os.chmod(plugin_dir / "gone.py", 0o644)
+    config = f'[agent]\nplugin_dirs = ["{plugin_dir}"]\nstate_dir = "{tmp_path / "state"}"\nlanguage = "zh"\n'
+    config += '[checks.g]\ntype = "gone"\n'
+    path = write_config(config)
+    assert main(["check", "-c", str(path), "g"]) == 3
+    assert "g      -        UNKNOWN  /srv/spool 不见了" in capsys.readouterr().out
+    assert main(["check", "-c", str(path), "--json", "g"]) == 3
+    (run,) = json.loads(capsys.readouterr().out)
+    assert (run["error"], run["results"][0]["summary"]) == ("/srv/spool is gone", "/srv/spool 不见了")

@@ -17,10 +17,11 @@ def fake():
         yield server
 
 
-def config(write_config, fake, token="good", secret=SECRET, extra=""):
+def config(write_config, fake, token="good", secret=SECRET, extra="", *, language="en"):
     return write_config(f"""
 [agent]
 hostname = "web01"
+language = "{language}"
 
 [notifiers.dingtalk.ops]
 webhook = "{fake.webhook(token)}"
@@ -49,6 +50,15 @@ def test_a_bad_secret_is_explained_and_never_printed(write_config, fake, capsys)
     assert "  FAILED: errcode 310000 (sign not match)\n" in out
     assert "  meaning: the signature does not match; fix: copy the SEC… secret again from 安全设置 → 加签" in out
     assert "SECwrongwrongwrong" not in out
+
+
+def test_the_explanation_and_the_fix_are_in_the_configured_language(write_config, fake, capsys):
+    code = main(["notify-test", "-c", str(config(write_config, fake, secret="SECwrongwrongwrong", language="zh"))])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "（已加签）\n  失败：errcode 310000（sign not match）\n" in out
+    assert "  说明：签名不匹配；处理办法：从 安全设置 → 加签 重新复制 SEC 开头的密钥" in out
+    assert "SECwrongwrongwrong" not in out and "fix:" not in out
 
 
 def test_an_unknown_token_is_explained(write_config, fake, capsys):

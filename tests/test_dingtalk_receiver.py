@@ -238,7 +238,7 @@ def test_five_hundred_chinese_alerts_fit_in_one_body_the_robot_accepts(fake, clo
         rx.close()
     assert outcome.kind == OutcomeKind.DELIVERED
     assert 19_000 < fake.accepted[0].size <= 20_000
-    assert fake.accepted[0].text.endswith("，已恢复 0）")
+    assert fake.accepted[0].text.endswith("、已恢复 0）")
 
 
 def test_neither_token_nor_secret_appears_in_logs_or_reasons(clock, caplog):

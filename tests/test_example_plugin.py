@@ -13,11 +13,12 @@ from typing import ClassVar, Dict, Iterator, Tuple
 
 import pytest
 
-from monagent.api import Status
+from monagent.api import Formatter, Status, Text
 from monagent.confread import ConfigError
 from monagent.loader import Registry
 from monagent.testing import FakeContext, run_check
 
+EN, ZH = Formatter("en"), Formatter("zh")
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "checks.d" / "nginx_up.py"
 
 # nginx's own layout, trailing spaces included
@@ -99,7 +100,7 @@ def test_a_stub_status_page_gives_connections_latency_and_after_a_second_run_the
     ctx = FakeContext()
     first = run_check(check, context=ctx)
     assert first.result().status == Status.OK
-    assert first.result().reason.startswith("HTTP 200 in ")
+    assert EN.text(first.result().reason).startswith("HTTP 200 in ")
     assert (first.value("active_connections"), first.value("waiting_connections")) == (291, 106)
     assert first.value("requests_per_second") is None  # no earlier count to compare with
     latency = first.value("latency_seconds")
@@ -114,7 +115,8 @@ def test_an_error_status_is_critical_with_the_code_and_the_url(nginx_up, nginx):
     base, _ = nginx
     report = run_check(nginx_up, {"url": f"{base}/broken"})
     assert report.status == Status.CRITICAL
-    assert report.result().reason == f"HTTP 503 from {base}/broken (expected 200)"
+    assert EN.text(report.result().reason) == f"HTTP 503 from {base}/broken (expected 200)"
+    assert ZH.text(report.result().reason) == f"{base}/broken 返回 HTTP 503（应为 200）"
     assert report.result().details == "<html>503 Service Temporarily Unavailable</html>"
 
 
@@ -124,7 +126,7 @@ def test_a_health_page_without_the_expected_text_is_critical(nginx_up, nginx):
     bad = run_check(nginx_up, {"url": f"{base}/health", "contains": "ready"})
     assert good.status == Status.OK
     assert [m.name for m in good.result().metrics] == ["latency_seconds"]
-    assert (bad.status, bad.result().reason) == (Status.CRITICAL, f'the page at {base}/health does not contain "ready"')
+    assert (bad.status, EN.text(bad.result().reason)) == (Status.CRITICAL, f'the page at {base}/health does not contain "ready"')
 
 
 def test_nginx_not_listening_is_critical_and_says_why(nginx_up):
@@ -133,7 +135,18 @@ def test_nginx_not_listening_is_critical_and_says_why(nginx_up):
         port = probe.getsockname()[1]
     report = run_check(nginx_up, {"url": f"http://127.0.0.1:{port}/nginx_status"})
     assert report.status == Status.CRITICAL
-    assert report.result().reason == f"no answer from http://127.0.0.1:{port}/nginx_status: Connection refused"
+    assert EN.text(report.result().reason) == f"no answer from http://127.0.0.1:{port}/nginx_status: Connection refused"
+
+
+def test_the_plugins_own_texts_speak_chinese_and_travel_with_the_stored_event(nginx_up, nginx):
+    base, _ = nginx
+    reason = run_check(nginx_up, {"url": f"{base}/health", "contains": "ready"}).result().reason
+    assert isinstance(reason, Text) and reason.id == "nginx_up.missing_text"
+    assert ZH.text(reason) == f"{base}/health 的页面中没有“ready”"
+    # the outbox keeps the texts with the reason: a message still reads right after the plugin is gone
+    stored = Text.from_json(reason.to_json())
+    assert ZH.text(Text(stored.id, stored.args, stored.texts)) == ZH.text(reason)
+    assert ZH.text(Text("nginx_up.gone", {"url": base})) == "nginx_up.gone"  # no text anywhere: the id
 
 
 def test_a_slow_answer_crosses_the_latency_threshold(nginx_up, nginx):

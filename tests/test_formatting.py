@@ -52,6 +52,7 @@ def test_values_read_as_a_person_writes_them(value, unit, said):
         (90, "1m30s", "1分30秒"),
         (3600, "1h", "1小时"),
         (7500, "2h05m", "2小时5分"),
+        (300, "5m", "5分钟"),
         (7201, "2h", "2小时"),
         (3 * 86400 + 4 * 3600 + 59, "3d04h", "3天4小时"),
     ],
@@ -69,11 +70,10 @@ def test_thresholds_and_times_follow_the_language_and_zone():
 
 
 def test_catalogue_texts_fill_typed_fields_in_each_language():
-    reason = Text("process.expected_min", {"n": 0, "min": 1})
-    assert EN.text(reason) == "0 running, expected at least 1"
-    assert ZH.text(reason) == "运行中 0 个，应至少 1 个"
-    assert EN.say("disk.full_in", eta=12_000) == "full in about 3h20m"
-    assert ZH.say("disk.full_in", eta=12_000) == "约3小时20分后写满"
+    reason = Text("notice.restarted", {"down": 7500})
+    assert EN.text(reason) == "agent restarted after 2h05m of downtime"
+    assert ZH.text(reason) == "agent 已重启，此前停止运行了 2小时5分"
+    assert EN.say("growth.rate", rate=1.25) == "1.25%/h"
 
 
 class Spool(Check):
@@ -126,3 +126,54 @@ def test_no_value_is_shown_with_an_exponent_or_a_bare_byte_count(value, unit):
         assert not re.search(r"\de[+-]?\d", text), text
         if unit.startswith("B"):
             assert re.search(r"\d (B|KiB|MiB|GiB|TiB|PiB|EiB)", text), text
+
+
+def test_every_built_in_check_ships_each_of_its_texts_in_both_languages_with_the_same_fields():
+    from monagent.loader import Registry
+
+    registry = Registry([])
+    for name, _source in registry.available():
+        cls = registry.resolve(name)
+        assert cls is not None, name
+        for message_id, by_language in cls.texts.items():
+            assert set(by_language) == set(catalogue.LANGUAGES), (name, message_id)
+            fields = {lang: set(re.findall(r"\{(\w+)", template)) for lang, template in by_language.items()}
+            assert fields["zh"] == fields["en"], (name, message_id)
+            assert catalogue.lookup("zh", message_id) == by_language["zh"], (name, message_id)
+
+
+def test_the_engine_catalogue_holds_no_check_texts():
+    checks = ("oom.", "process.", "disk.", "memory.", "cpu.", "kdump.", "pstore.", "kernel_log.", "systemd_units.", "nagios.")
+    assert [k for k in catalogue.LANGUAGES["en"] if k.startswith(checks) or k.startswith("fact.")] == []
+
+
+@pytest.mark.parametrize(
+    "texts, said",
+    [
+        ({"q.x": {"zh": "只有中文"}}, r"Broken.texts\['q.x'\] has no English text"),
+        ({"q.x": {"en": "x", "fr": "x"}}, r"Broken.texts\['q.x'\]\['fr'\]: a template string per language \(en, zh\)"),
+        ({"critical": {"en": "x"}}, "'critical' is one of monagent's own ids"),
+        (["q.x"], "Broken.texts must be a dict"),
+    ],
+)
+def test_a_check_whose_texts_are_malformed_is_refused_when_its_class_is_defined(texts, said):
+    with pytest.raises((TypeError, ValueError), match=said):
+        type("Broken", (Check,), {"texts": texts})
+
+
+def test_a_plugin_file_with_malformed_texts_is_reported_by_the_loader_naming_the_file(tmp_path):
+    from monagent.loader import Registry
+
+    checks_d = tmp_path / "checks.d"
+    checks_d.mkdir(mode=0o755)
+    plugin = checks_d / "bad_words.py"
+    plugin.write_text(
+        "from monagent.api import Check\n\n"
+        "class BadWords(Check):\n    texts = {'bad_words.x': {'zh': '只有中文'}}\n\n"
+        "CHECK = BadWords\n"
+    )
+    plugin.chmod(0o644)
+    registry = Registry([checks_d])
+    registry.resolve("bad_words")  # a stand-in that reports the fault as UNKNOWN
+    error = registry.infos["bad_words"].error
+    assert "BadWords.texts['bad_words.x'] has no English text" in error, error

@@ -427,10 +427,10 @@ def test_an_invalid_config_source_is_refused_with_its_problems_and_nothing_is_in
     result = run_monagent("install", "--root", str(root), "--config-source", str(bad))
     assert result.returncode == 78
     assert result.stderr.splitlines() == [
-        f"monagent install: {bad} is not a valid configuration; nothing was installed",
+        f"monagent install: {bad} is not a valid configuration",
         f'{bad}:2: agent.log_level: must be one of debug, info, warning, error; got "loud"',
         f"{bad}:5: alerting.fire_after_cycles: must be an integer of at least 1, got 0",
-        "monagent: 2 configuration problems; nothing was started",
+        "monagent: 2 configuration problems; nothing was installed",
     ]
     assert result.stdout == ""
     assert list(root.iterdir()) == []

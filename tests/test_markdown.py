@@ -9,8 +9,10 @@ import pytest
 from dingtalk_helpers import T0, event
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from monagent.checks.disk import DiskCheck
+from monagent.checks.process import ProcessCheck
 
-from monagent.api import Status, Text
+from monagent.api import Status
 from monagent.events import AlertKey, Event, EventKind
 from monagent.notify.chat_text import Style, escape, render, sparkline
 from monagent.notify.coalesce import Batch, HeldReason, Item
@@ -136,15 +138,15 @@ EXPECTED_ZH = {
 
 **<font color=#FF0000>严重</font> 告警** disk /var 93%
 
-- 主机: web01
-- 检查: disk
-- 对象: /var
-- 指标: used\_percent
-- 当前值: 93% (阈值 >= 90%)
-- 开始时间: 2026-09-21 22:08:20 CST
-- 趋势: ▁▂▄▅▆█
-- 预计写满: 3小时20分
-- 增长速度: +1.2%/h
+- 主机：web01
+- 检查：disk
+- 对象：/var
+- 指标：used\_percent
+- 当前值：93%（阈值 >= 90%）
+- 开始时间：2026-09-21 22:08:20 CST
+- 趋势：▁▂▄▅▆█
+- 预计写满：3小时20分
+- 增长速度：+1.2%/h
 
 @13800000000""",
     ),
@@ -154,12 +156,12 @@ EXPECTED_ZH = {
 
 **<font color=#FF0000>严重</font> 告警升级** disk /var 96%
 
-- 主机: web01
-- 检查: disk
-- 对象: /var
-- 指标: used\_percent
-- 当前值: 96% (阈值 >= 95%)
-- 开始时间: 2026-09-21 22:08:20 CST
+- 主机：web01
+- 检查：disk
+- 对象：/var
+- 指标：used\_percent
+- 当前值：96%（阈值 >= 95%）
+- 开始时间：2026-09-21 22:08:20 CST
 
 @13800000000""",
     ),
@@ -169,12 +171,12 @@ EXPECTED_ZH = {
 
 **<font color=#FF0000>严重</font> 告警持续 ×3** disk /var 93%
 
-- 主机: web01
-- 检查: disk
-- 对象: /var
-- 指标: used\_percent
-- 当前值: 93% (阈值 >= 90%)
-- 开始时间: 2026-09-22 00:08:20 CST""",
+- 主机：web01
+- 检查：disk
+- 对象：/var
+- 指标：used\_percent
+- 当前值：93%（阈值 >= 90%）
+- 开始时间：2026-09-22 00:08:20 CST""",
     ),
     "resolved": (
         "监控 [已恢复] web01 disk /var 71%",
@@ -182,15 +184,15 @@ EXPECTED_ZH = {
 
 **<font color=#008000>已恢复</font>** disk /var 71%
 
-- 主机: web01
-- 检查: disk
-- 对象: /var
-- 指标: used\_percent
-- 当前值: 71% (阈值 >= 90%)
-- 原级别: 严重
-- 开始时间: 2026-09-21 22:08:20 CST
-- 恢复时间: 2026-09-21 22:43:20 CST
-- 持续时间: 35分""",
+- 主机：web01
+- 检查：disk
+- 对象：/var
+- 指标：used\_percent
+- 当前值：71%（阈值 >= 90%）
+- 原级别：严重
+- 开始时间：2026-09-21 22:08:20 CST
+- 恢复时间：2026-09-21 22:43:20 CST
+- 持续时间：35分钟""",
     ),
     "crash": (
         "监控 [内核崩溃] web01: BUG: kernel NULL pointer dereference, address: 0000000000000086",
@@ -198,17 +200,17 @@ EXPECTED_ZH = {
 
 **<font color=#FF0000>严重</font> 内核崩溃** BUG: kernel NULL pointer dereference, address: 0000000000000086
 
-- 主机: web01
-- 发现时间: 2026-09-21 22:13:20 CST
-- 位置: 0x86
-- 进程: syz-executor.0 (pid 9969)
-- 内核: 5.6.0-rc6-syzkaller (当前运行: 5.6.0-rc7)
-- 污染标记: G
-- 转储: /var/crash/127.0.0.1-2026-09-21-13:30:02/dump.202609211330, 1.2 GiB, kdump-compressed
-- 完整性: 完整
-- 剩余空间: 48 GiB
+- 主机：web01
+- 发现时间：2026-09-21 22:13:20 CST
+- 位置：0x86
+- 进程：syz-executor.0（pid 9969）
+- 内核：5.6.0-rc6-syzkaller（当前运行：5.6.0-rc7）
+- 污染标记：G
+- 转储：/var/crash/127.0.0.1-2026-09-21-13:30:02/dump.202609211330、1.2 GiB、kdump-compressed
+- 完整性：完整
+- 剩余空间：48 GiB
 
-日志摘录:
+日志摘录：
 
 > BUG: kernel NULL pointer dereference, address: 0000000000000086
 
@@ -234,11 +236,11 @@ EXPECTED_ZH = {
 
 **<font color=#FF9900>警告</font> 状态抖动** nginx
 
-- 主机: web01
-- 检查: nginx (process)
-- 指标: count
-- 时间: 2026-09-21 22:13:20 CST
-- 说明: nginx process count changes state too often (34% of the last 21 samples)""",
+- 主机：web01
+- 检查：nginx（process）
+- 指标：count
+- 时间：2026-09-21 22:13:20 CST
+- 说明：nginx process count changes state too often (34% of the last 21 samples)""",
     ),
     "notice": (
         "监控 [通知] web01 agent restarted after 2h of downtime",
@@ -246,10 +248,9 @@ EXPECTED_ZH = {
 
 **<font color=#1E90FF>信息</font> 通知** agent restarted after 2h of downtime
 
-- 主机: web01
-- 检查: monagent
-- 指标: restart
-- 时间: 2026-09-21 22:13:20 CST""",
+- 主机：web01
+- 检查：monagent
+- 时间：2026-09-21 22:13:20 CST""",
     ),
     "digest": (
         "监控 [汇总] web01 告警 2 · 已恢复 1",
@@ -257,9 +258,9 @@ EXPECTED_ZH = {
 
 自 2026-09-21 22:03:20 CST 起共 5 条事件，因钉钉限流锁定延后发送。其间已自行恢复、未列出的告警：1 条。
 
-- <font color=#FF0000>严重</font> 告警 disk /var 93% (阈值 >= 90%) · 2026-09-21 22:13:20 CST
-- <font color=#008000>已恢复</font> cpu 20% (阈值 >= 90%) · 持续 10分 · 2026-09-21 22:13:20 CST
-- <font color=#FF9900>警告</font> 告警 mem 88% (阈值 >= 85%) · 2026-09-21 22:13:20 CST
+- <font color=#FF0000>严重</font> 告警 disk /var 93%（阈值 >= 90%） · 2026-09-21 22:13:20 CST
+- <font color=#008000>已恢复</font> cpu 20%（阈值 >= 90%） · 持续 10分钟 · 2026-09-21 22:13:20 CST
+- <font color=#FF9900>警告</font> 告警 mem 88%（阈值 >= 85%） · 2026-09-21 22:13:20 CST
 
 @13800000000""",
     ),
@@ -384,7 +385,6 @@ Log excerpt:
 
 - Host: web01
 - Check: monagent
-- Metric: restart
 - Time: 2026-09-21 14:13:20 UTC""",
     ),
     "digest": (
@@ -499,7 +499,7 @@ def test_past_the_budget_items_become_lines_and_the_rest_is_summed_up_by_severit
 def test_the_more_line_in_chinese():
     items = [Item(event(subject=f"/w/{i}", incident=f"w{i}", severity=Status.WARNING), (i,)) for i in range(60)]
     message = render(Batch(tuple(items), budget=3000), ZH)
-    assert message.text.endswith(f"+{message.omitted} 条未列出（警告 {message.omitted}，已恢复 0）")
+    assert message.text.endswith(f"+{message.omitted} 条未列出（警告 {message.omitted}、已恢复 0）")
 
 
 def test_earlier_dropped_events_are_reported_in_the_next_message():
@@ -562,19 +562,19 @@ def test_an_occurrence_other_than_a_crash_lists_its_facts():
 
 **<font color=#FF0000>严重</font> 事件** OOM killer killed java (pid 4242)
 
-- 主机: web01
-- 检查: oom
-- 指标: kill
-- 时间: 2026-09-21 22:13:20 CST
-- comm: java
-- pid: 4242
-- rss: 3.1 GiB"""
+- 主机：web01
+- 检查：oom
+- 指标：kill
+- 时间：2026-09-21 22:13:20 CST
+- comm：java
+- pid：4242
+- rss：3.1 GiB"""
     )
 
 
 def test_a_value_is_said_once_and_a_reason_of_its_own_is_added_below_it():
     bare = render(Batch((Item(event(summary="93.0% (>= 90)"), (1,)),)), EN).text
-    useful = render(Batch((Item(event(reason=Text("disk.full_in", {"eta": 14_400})), (1,)),)), EN).text
+    useful = render(Batch((Item(event(reason=DiskCheck.text("disk.full_in", eta=14_400)), (1,)),)), EN).text
     assert "Summary" not in bare and bare.count("93%") == 3  # title, headline, value line
     assert "- Summary: full in about 4h" in useful
 
@@ -624,7 +624,7 @@ def test_a_crash_collected_on_a_dump_server_names_the_client_and_the_capture_clo
 
 
 def process_down(kind: EventKind = EventKind.FIRING, **fields) -> Event:
-    fields.setdefault("reason", Text("process.expected_min", {"n": 0, "min": 1}))
+    fields.setdefault("reason", ProcessCheck.text("process.expected_min", n=0, min=1))
     return event(
         kind,
         check="nginx",
@@ -640,17 +640,17 @@ def process_down(kind: EventKind = EventKind.FIRING, **fields) -> Event:
 
 def test_a_problem_without_a_value_says_what_is_wrong_in_the_title_a_phone_shows():
     message = render(Batch((Item(process_down(), (1,)),)), ZH)
-    assert message.title == "监控 [告警:1] web01 nginx: 运行中 0 个，应至少 1 个"
+    assert message.title == "监控 [告警:1] web01 nginx: 运行中 0 个，至少应有 1 个"
     assert message.text == (
-        "#### 监控 [告警:1] web01 nginx: 运行中 0 个，应至少 1 个\n\n"
-        "**<font color=#FF0000>严重</font> 告警** nginx: 运行中 0 个，应至少 1 个\n\n"
-        "- 主机: web01\n- 检查: nginx (process)\n- 对象: nginx\n- 开始时间: 2026-09-21 22:08:20 CST\n\n"
+        "#### 监控 [告警:1] web01 nginx: 运行中 0 个，至少应有 1 个\n\n"
+        "**<font color=#FF0000>严重</font> 告警** nginx: 运行中 0 个，至少应有 1 个\n\n"
+        "- 主机：web01\n- 检查：nginx（process）\n- 对象：nginx\n- 开始时间：2026-09-21 22:08:20 CST\n\n"
         "@13800000000"
     )
 
 
 def test_a_resolve_without_a_value_keeps_its_summary_below_the_headline():
-    resolved = process_down(EventKind.RESOLVED, duration=300.0, reason=Text("process.running", {"n": 1}))
+    resolved = process_down(EventKind.RESOLVED, duration=300.0, reason=ProcessCheck.text("process.running", n=1))
     message = render(Batch((Item(resolved, (1,)),)), EN)
     assert message.title == "[RESOLVED] web01 nginx"
     assert "- Summary: 1 running" in message.text
@@ -659,12 +659,12 @@ def test_a_resolve_without_a_value_keeps_its_summary_below_the_headline():
 @pytest.mark.parametrize("seconds, said", [(28, "28秒"), (5400, "1小时30分"), (93600, "1天2小时"), (0.25, "250毫秒")])
 def test_durations_read_as_chinese_units_in_chinese_messages(seconds, said):
     resolved = process_down(EventKind.RESOLVED, duration=seconds, reason="1 running")
-    assert f"- 持续时间: {said}\n" in render(Batch((Item(resolved, (1,)),)), ZH).text + "\n"
+    assert f"- 持续时间：{said}\n" in render(Batch((Item(resolved, (1,)),)), ZH).text + "\n"
     assert "- Duration: " in render(Batch((Item(resolved, (1,)),)), EN).text
 
 
-@pytest.mark.parametrize("estimate, said", [("~4h", "约4小时"), ("~35m", "约35分"), ("~3d", "约3天"), ("soon", "soon")])
+@pytest.mark.parametrize("estimate, said", [("~4h", "约4小时"), ("~35m", "约35分钟"), ("~3d", "约3天"), ("soon", "soon")])
 def test_the_disk_time_to_full_estimate_reads_in_chinese(estimate, said):
     firing = event(facts={"time_to_full": estimate})
-    assert f"- 预计写满: {said}\n" in render(Batch((Item(firing, (1,)),)), ZH).text
+    assert f"- 预计写满：{said}\n" in render(Batch((Item(firing, (1,)),)), ZH).text
     assert f"- Full in: {escape(estimate.replace('soon', 'soon'))}\n" in render(Batch((Item(firing, (1,)),)), EN).text

@@ -46,7 +46,7 @@ def test_an_outbox_written_by_the_previous_version_is_migrated_and_every_entry_i
             time.sleep(0.05)
         assert store.queued_count("dingtalk:ops") == 0
         text = "\n".join(r.text for r in fake.accepted)
-    assert "96.5% (阈值 >= 95%)" in text  # the disk alert, its value in the formatter's units
+    assert "96.5%（阈值 >= 95%）" in text  # the disk alert, its value in the formatter's units
     assert "0 running, expected >= 1" in text  # a format-1 verdict: its prose as it was queued
     assert "Kernel panic - not syncing: sysrq triggered crash" in text
     assert "1.2 GiB" in text and "扁平格式，需先 makedumpfile -R 再用 crash 分析" in text

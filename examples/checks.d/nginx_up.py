@@ -18,6 +18,8 @@ The file name is the check type name. Then, in agent.toml::
 It reports one result: a verdict (CRITICAL when nginx does not answer as expected) and,
 when it answers, the response time and, from a stub_status page, the connection
 counts and the request rate. Any health URL works; ``contains`` checks its body.
+Its reasons are message ids with their texts in English and Chinese (``texts``), so a
+Chinese DingTalk group reads them in Chinese and an English one in English.
 """
 
 from __future__ import annotations
@@ -47,7 +49,21 @@ class NginxUp(Check):
         "latency_seconds": MetricSpec(unit="s", description="time to fetch the whole page", warning=1.0, critical=5.0, minimum=0),
         "active_connections": MetricSpec(description="open client connections, idle ones included", minimum=0),
         "waiting_connections": MetricSpec(description="idle keep-alive connections", minimum=0),
-        "requests_per_second": MetricSpec(unit="1/s", description="requests served per second since the last run", minimum=0),
+        "requests_per_second": MetricSpec(unit="/s", description="requests served per second since the last run", minimum=0),
+    }
+    # The check's own words, by message id, in each language monagent speaks. A field's spec
+    # says what it holds ({latency:s} is seconds, shown as "12 ms"); {url} is shown as it is.
+    texts: ClassVar[Dict[str, Dict[str, str]]] = {
+        "nginx_up.no_answer": {"en": "no answer from {url}: {why}", "zh": "{url} 无应答：{why}"},
+        "nginx_up.bad_status": {
+            "en": "HTTP {status} from {url} (expected {expected})",
+            "zh": "{url} 返回 HTTP {status}（应为 {expected}）",
+        },
+        "nginx_up.missing_text": {
+            "en": 'the page at {url} does not contain "{text}"',
+            "zh": "{url} 的页面中没有“{text}”",
+        },
+        "nginx_up.ok": {"en": "HTTP {status} in {latency:s}", "zh": "HTTP {status}，耗时 {latency:s}"},
     }
 
     def __init__(
@@ -71,18 +87,18 @@ class NginxUp(Check):
         try:
             status, body = self._get()
         except OSError as exc:  # refused, reset, timed out, DNS: nginx is not answering
-            return Result(status=Status.CRITICAL, reason=f"no answer from {self.url}: {_why(exc)}")
+            return Result(status=Status.CRITICAL, reason=self.text("nginx_up.no_answer", url=self.url, why=_why(exc)))
         latency = time.monotonic() - started
         if status != self.expect_status:
-            reason = f"HTTP {status} from {self.url} (expected {self.expect_status})"
+            reason = self.text("nginx_up.bad_status", status=status, url=self.url, expected=self.expect_status)
             return Result(status=Status.CRITICAL, reason=reason, details=body[:500])
         if self.contains and self.contains not in body:
-            return Result(
-                status=Status.CRITICAL, reason=f'the page at {self.url} does not contain "{self.contains}"', details=body[:500]
-            )
+            reason = self.text("nginx_up.missing_text", url=self.url, text=self.contains)
+            return Result(status=Status.CRITICAL, reason=reason, details=body[:500])
         metrics = [Metric("latency_seconds", round(latency, 4), "s")]
         metrics.extend(self._stub_status_metrics(body, ctx.monotonic))
-        return Result(status=Status.OK, reason=f"HTTP {status} in {latency * 1000:.0f} ms", metrics=tuple(metrics))
+        reason = self.text("nginx_up.ok", status=status, latency=latency)
+        return Result(status=Status.OK, reason=reason, metrics=tuple(metrics))
 
     def _get(self) -> Tuple[int, str]:
         request = urllib.request.Request(self.url, headers={"User-Agent": "monagent-nginx_up"})  # noqa: S310 - http(s) only
@@ -105,7 +121,7 @@ class NginxUp(Check):
         return (
             Metric("active_connections", int(match.group("active"))),
             Metric("waiting_connections", int(match.group("waiting"))),
-            Metric("requests_per_second", rate, "1/s"),
+            Metric("requests_per_second", rate, "/s"),
         )
 
 

@@ -198,6 +198,7 @@ class AlertPipeline:
                         severity=verdict.severity,
                         since=verdict.since,
                         details=verdict.details,
+                        reason=verdict.reason,
                     )
                     event = replace(event, facts=dict(verdict.facts), check_type=verdict.end.value)
                     self._enqueue(notice_recipients(AGENT_CHECK, verdict.severity, self.recipients, {}), event)

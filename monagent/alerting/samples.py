@@ -59,9 +59,9 @@ def run_failed(run: CheckRun) -> bool:
 
 
 def _failure_reason(run: CheckRun) -> Words:
-    if run.error:
-        return run.error
-    return run.results[0].reason if run.results else "no result"
+    """Why the run gave no verdict: its UNKNOWN result's reason (a Text when the check gave one), else the error."""
+    said = run.results[0].reason if len(run.results) == 1 and run.results[0].status == Status.UNKNOWN else ""
+    return said or run.error or (run.results[0].reason if run.results else "") or "no result"
 
 
 def translate(run: CheckRun, thresholds: Mapping[str, Threshold]) -> Translation:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
-from monagent import wording
 from monagent.alerting import codec
 from monagent.alerting.machine import AlertState, Phase
 from monagent.alerting.samples import UNKNOWN_METRIC
 from monagent.alerting.suppress import Ack, Silence
 from monagent.events import AlertKey, ReceiverHealth
+from monagent.formatting import Formatter
 
 if TYPE_CHECKING:
     from monagent.config import Config
@@ -43,7 +43,9 @@ def _failing_runs(states: Mapping[AlertKey, AlertState], key: AlertKey) -> int:
     return max(runs, default=0)
 
 
-def _alerts(states: Mapping[AlertKey, AlertState], acks: Mapping[AlertKey, Ack], now: float) -> List[Dict[str, Any]]:
+def _alerts(
+    states: Mapping[AlertKey, AlertState], acks: Mapping[AlertKey, Ack], now: float, fmt: Formatter
+) -> List[Dict[str, Any]]:
     """Keys that are not inactive: pending, firing or resolving."""
     rows = []
     for key, state in states.items():
@@ -68,7 +70,7 @@ def _alerts(states: Mapping[AlertKey, AlertState], acks: Mapping[AlertKey, Ack],
                 "unit": state.unit,
                 "threshold": threshold,
                 "operator": state.threshold.operator if state.threshold is not None else "",
-                "reason": wording.ENGLISH.text(state.reason),
+                "reason": fmt.text(state.reason),
                 "flapping": state.flapping,
                 "muted": state.suppressed,
                 "unknown_streak": _failing_runs(states, key),
@@ -79,7 +81,7 @@ def _alerts(states: Mapping[AlertKey, AlertState], acks: Mapping[AlertKey, Ack],
     return rows
 
 
-def _failing(config: Config, states: Mapping[AlertKey, AlertState]) -> List[Dict[str, Any]]:
+def _failing(config: Config, states: Mapping[AlertKey, AlertState], fmt: Formatter) -> List[Dict[str, Any]]:
     """Checks (or subjects) whose last runs gave no verdict, whether or not that alerts yet."""
     rows = []
     for key, state in states.items():
@@ -95,7 +97,7 @@ def _failing(config: Config, states: Mapping[AlertKey, AlertState]) -> List[Dict
                 "runs": state.unknown_streak,
                 "alerting": state.phase.open,
                 "alert_after": params.unknown_after_cycles,
-                "reason": wording.ENGLISH.text(state.reason),
+                "reason": fmt.text(state.reason),
             }
         )
     return rows
@@ -168,6 +170,7 @@ def gather(config: Config, store: Store, now: float, *, running: Optional[bool])
     meta = stored.meta
     states = _states(stored)
     acks = {ack.key: ack for ack in (Ack.from_json(codec.json_loads(t)) for t in stored.acks.values())}
+    fmt = Formatter(config.agent.language)  # reasons in the configured language (the host's zone)
     return {
         "host": config.agent.hostname,
         "agent": {
@@ -175,9 +178,10 @@ def gather(config: Config, store: Store, now: float, *, running: Optional[bool])
             "state_dir": str(config.agent.state_dir),
             "last_eval_at": float(meta["last_eval_at"]) if "last_eval_at" in meta else None,
             "clean_shutdown": meta.get("clean_shutdown") == "1",
+            "language": fmt.language,
         },
-        "alerts": _alerts(states, acks, now),
-        "failing": _failing(config, states),
+        "alerts": _alerts(states, acks, now, fmt),
+        "failing": _failing(config, states, fmt),
         "outbox": queued,
         "silences": _silences(stored, now, include_expired=False),
         "windows": _windows(config, now),

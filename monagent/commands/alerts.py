@@ -338,7 +338,7 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _fail(str(exc), EX_USAGE)
     except ConfigError as err:
-        return config_error_exit(err)
+        return config_error_exit(err, outcome="nothing was changed")
     for warning in unmatched_warnings(config, matcher):
         print(f"warning: {warning}; adding the silence anyway (it applies once one exists)", file=sys.stderr)
     answer = _change(
@@ -368,7 +368,7 @@ def cmd_silence_expire(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _fail(str(exc), EX_USAGE)
     except ConfigError as err:
-        return config_error_exit(err)
+        return config_error_exit(err, outcome="nothing was changed")
     answer = _change(config, {"op": "silence_expire", "id": ident})
     if not answer.get("ok"):
         error = answer.get("error", "failed")
@@ -389,7 +389,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _fail(str(exc), EX_USAGE)
     except ConfigError as err:
-        return config_error_exit(err)
+        return config_error_exit(err, outcome="nothing was changed")
     answer = _change(
         config, {"op": "ack", "key": args.key, "author": _author(args), "comment": args.comment, "expires_at": expires}
     )
@@ -438,7 +438,7 @@ def _read_state(args: argparse.Namespace, read: Any) -> Tuple[Optional[int], Any
     try:
         config, store = _open_readonly(_config(args))
     except ConfigError as err:
-        return config_error_exit(err), None
+        return config_error_exit(err, outcome="the agent's state was not read"), None
     except StoreError as exc:
         return _fail(str(exc), EX_NOPERM if isinstance(exc.__cause__, PermissionError) else EX_TEMPFAIL), None
     try:
@@ -486,11 +486,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _value_text(row: Dict[str, Any]) -> str:
+def _value_text(row: Dict[str, Any], language: str = "en") -> str:
     from monagent import wording
+    from monagent.formatting import Formatter
 
     return wording.describe(
-        wording.ENGLISH,
+        Formatter(language),
         metric=row["metric"],
         value=row["value"],
         unit=row["unit"],
@@ -537,6 +538,7 @@ def _notifier_text(h: Dict[str, Any], queued: int) -> str:
 
 def render_status(data: Dict[str, Any]) -> List[str]:
     agent = data["agent"]
+    language = agent.get("language", "en")
     running = {True: "running", False: "not running", None: "state unknown (no access to its control socket)"}
     lines = [
         f"{data['host']}: agent {running[agent['running']]}, last evaluation "
@@ -557,7 +559,7 @@ def render_status(data: Dict[str, Any]) -> List[str]:
             if on
         ]
         lines.append(
-            f"  {row['phase'].upper():<9} {row['severity'] or '-':<8} {row['key']}  {_value_text(row)}  "
+            f"  {row['phase'].upper():<9} {row['severity'] or '-':<8} {row['key']}  {_value_text(row, language)}  "
             f"since {_clock(row['since'])}" + (f"  [{'; '.join(extra)}]" if extra else "")
         )
     if not data["alerts"]:

@@ -10,9 +10,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from monagent.cli import EX_CONFIG, EX_USAGE, config_error_exit
+
+if TYPE_CHECKING:
+    from monagent.formatting import Formatter
 
 
 def default_config_path() -> str:
@@ -183,10 +186,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         with _loader_quiet():
             config = config_module.load(config_path(args), resolver=ServiceCredentials(), defer_secrets=True)
     except ConfigError as err:
-        return config_error_exit(err)
+        return config_error_exit(err, outcome=f"{config_path(args)} is not valid")
     broken = unloadable_types(config)
     if broken:
-        return config_error_exit(ConfigError(broken))
+        return config_error_exit(ConfigError(broken), outcome=f"{config_path(args)} is not valid")
     names = ", ".join(f"{c.name} ({c.type})" for c in config.checks) or "none"
     print(
         f"{config.file}: OK; {len(config.checks)} checks: {names}; receivers: "
@@ -223,7 +226,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                 config = _load(args)
             plugin_dirs, owners = config.agent.plugin_dirs, config.agent.trusted_plugin_owners
         except ConfigError as err:
-            return config_error_exit(err)
+            return config_error_exit(err, outcome="no plugin directory was read")
     registry = Registry(plugin_dirs, trusted_owners=owners)
     rows = []
     for name, source in registry.available():
@@ -247,7 +250,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         with _loader_quiet():
             config = _load_for_checks(args)
     except ConfigError as err:
-        config_error_exit(err)
+        config_error_exit(err, outcome="no check was run")
         if args.nagios:  # NRPE and Icinga show stdout only: say why there is no result
             count = len(getattr(err, "problems", [err]))
             name = args.names[0] if len(args.names) == 1 else "monagent"
@@ -268,12 +271,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         runs = run_once(config, selected)
     judged = _judge(config, runs)
     overall = worst(j.status for _, items in judged for j in items) if judged else Status.OK
+    from monagent.formatting import Formatter
+
+    fmt = Formatter(config.agent.language)  # the Nagios line stays English: a machine reads it
     if args.nagios:
         print(_nagios_line(config, judged[0]))
     elif args.json:
-        print(json.dumps(_as_json(judged, runs), indent=2, sort_keys=True))
+        print(json.dumps(_as_json(judged, runs, fmt), indent=2, sort_keys=True))
     else:
-        _print_table(judged, runs)
+        _print_table(judged, runs, fmt)
         if not args.names:
             print(last_boot_line(config))
     return int(overall)
@@ -282,12 +288,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def last_boot_line(config: Any) -> str:
     """How the last boot ended, as the agent decided it at its first start in this boot."""
     from monagent.bootend import describe
+    from monagent.formatting import Formatter
     from monagent.store import Store, StoreError
 
+    fmt = Formatter(config.agent.language)
     try:
         store = Store.open_readonly(Path(config.agent.state_dir))
     except (StoreError, OSError) as exc:
-        return f"last boot: unknown ({exc})"
+        return fmt.say("check.last_boot_unknown", why=str(exc))
     try:
         raw = store.load().meta.get("last_boot_end", "")
     finally:
@@ -297,8 +305,8 @@ def last_boot_line(config: Any) -> str:
     except ValueError:
         verdict = None
     if not isinstance(verdict, dict):
-        return "last boot: not classified yet (the agent has not started since a reboot)"
-    return f"last boot: {describe(verdict)}"
+        return fmt.say("check.last_boot_pending")
+    return fmt.say("check.last_boot", what=describe(verdict, fmt))
 
 
 def _select(config: Any, names: Sequence[str]) -> Optional[List[Any]]:
@@ -358,22 +366,22 @@ def _judge(config: Any, runs: Sequence[Any]) -> List[Tuple[Any, Tuple[Any, ...]]
     return out
 
 
-def _print_table(judged: Sequence[Tuple[Any, Tuple[Any, ...]]], runs: Sequence[Any]) -> None:
+def _print_table(judged: Sequence[Tuple[Any, Tuple[Any, ...]]], runs: Sequence[Any], fmt: Formatter) -> None:
     rows = [("CHECK", "SUBJECT", "STATUS", "SUMMARY")]
     for run, items in judged:
         if not items:
-            rows.append((run.check, "", "OK", "no results"))
+            rows.append((run.check, "", "OK", fmt.say("check.no_results")))
         for j in items:
-            summary = j.summary
-            for occurrence in j.result.occurrences:
-                summary += f"; {occurrence.summary}"
-            rows.append((run.check, j.result.subject or "-", j.status.name, summary))
+            said = [j.summary_in(fmt), *j.occurrences_in(fmt)]
+            rows.append(
+                (run.check, j.result.subject or "-", j.status.name, fmt.say("list.clause_sep").join(s for s in said if s))
+            )
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
 
 
-def _as_json(judged: Sequence[Tuple[Any, Tuple[Any, ...]]], runs: Sequence[Any]) -> List[Dict[str, Any]]:
+def _as_json(judged: Sequence[Tuple[Any, Tuple[Any, ...]]], runs: Sequence[Any], fmt: Formatter) -> List[Dict[str, Any]]:
     out = []
     for run, items in judged:
         out.append(
@@ -386,7 +394,7 @@ def _as_json(judged: Sequence[Tuple[Any, Tuple[Any, ...]]], runs: Sequence[Any])
                     {
                         "subject": j.result.subject,
                         "status": j.status.name,
-                        "summary": j.summary,
+                        "summary": j.summary_in(fmt),
                         "metrics": [
                             {
                                 "name": m.metric.name,
@@ -404,8 +412,8 @@ def _as_json(judged: Sequence[Tuple[Any, Tuple[Any, ...]]], runs: Sequence[Any])
                             for m in j.metrics
                         ],
                         "occurrences": [
-                            {"id": o.id, "summary": o.summary, "severity": o.severity.name, "facts": dict(o.facts)}
-                            for o in j.result.occurrences
+                            {"id": o.id, "summary": said, "severity": o.severity.name, "facts": dict(o.facts)}
+                            for o, said in zip(j.result.occurrences, j.occurrences_in(fmt))
                         ],
                         "facts": dict(j.result.facts),
                     }
@@ -446,5 +454,5 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         agent = Agent(config_path(args), log_level=args.log_level)
     except ConfigError as err:
-        return config_error_exit(err, EX_CONFIG)
+        return config_error_exit(err, EX_CONFIG, outcome="nothing was started")
     return agent.run()

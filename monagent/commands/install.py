@@ -78,8 +78,8 @@ def cmd_install(args: argparse.Namespace) -> int:
     try:
         report = install(args.root or Path("/"), config_source=args.config_source, dry_run=args.dry_run)
     except ConfigError as err:
-        print(f"monagent install: {args.config_source} is not a valid configuration; nothing was installed", file=sys.stderr)
-        return config_error_exit(err)
+        print(f"monagent install: {args.config_source} is not a valid configuration", file=sys.stderr)
+        return config_error_exit(err, outcome="nothing was installed")
     except (InstallError, OSError) as exc:
         print(f"monagent install: {exc}", file=sys.stderr)
         return EX_ERROR

@@ -41,7 +41,7 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     try:  # outside the service: secrets are read where the installed unit gets them (as root)
         config = config_module.load(config_path(args), resolver=ServiceCredentials())
     except ConfigError as err:
-        return config_error_exit(err)
+        return config_error_exit(err, outcome="no test message was sent")
     robots = [r for r in config.notifiers.dingtalk if args.robot in (None, r.name)]
     hooks = [w for w in config.notifiers.webhooks if args.robot in (None, w.name)]
     if not robots and not hooks:
@@ -50,8 +50,11 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
         what = f'no robot or webhook named "{args.robot}"' if args.robot else "no robot or webhook"
         print(f"monagent notify-test: {what}{where}", file=sys.stderr)
         return EX_USAGE
+    from monagent.formatting import Formatter
+
     host = config.agent.hostname or os.uname().nodename
-    results = [_test_robot(robot, host) for robot in robots] + [_test_webhook(hook, host) for hook in hooks]
+    fmt = Formatter(config.agent.language)
+    results = [_test_robot(robot, host, fmt) for robot in robots] + [_test_webhook(hook, host, fmt) for hook in hooks]
     return 0 if all(results) else 1
 
 
@@ -74,24 +77,24 @@ def safe_url(url: str) -> str:
     return f"{base}?access_token={redact(token)}" if token else base + ("?…(redacted)" if parts.query else "")
 
 
-def _test_robot(robot: Any, host: str) -> bool:
+def _test_robot(robot: Any, host: str, fmt: Any) -> bool:
     from monagent.notify.dingtalk import DingTalkReceiver, describe
 
     receiver = DingTalkReceiver(robot)
-    signed = "signed" if robot.secret else "unsigned"
-    print(f"dingtalk:{robot.name}: sending a test message to {safe_url(robot.webhook.reveal())} ({signed})")
+    sending = "notify_test.sending_signed" if robot.secret else "notify_test.sending_unsigned"
+    print(fmt.say(sending, receiver=f"dingtalk:{robot.name}", url=safe_url(robot.webhook.reveal())))
     try:
         reply = receiver.send_test(time.time(), host)
     finally:
         receiver.close()
-    answer, meaning = describe(reply)
+    answer, meaning = describe(reply, fmt)
     ok = reply.errcode == 0
-    print(f"  {'OK' if ok else 'FAILED'}: {answer}")
-    print(f"  meaning: {meaning}")
+    print(fmt.say("notify_test.line", label=fmt.say("notify_test.ok" if ok else "notify_test.failed"), text=answer))
+    print(fmt.say("notify_test.line", label=fmt.say("notify_test.meaning"), text=meaning))
     return ok
 
 
-def _test_webhook(hook: Any, host: str) -> bool:
+def _test_webhook(hook: Any, host: str, fmt: Any) -> bool:
     from monagent.api import Status
     from monagent.events import AlertKey, Event, EventKind, OutcomeKind
     from monagent.notify.coalesce import Batch, Item
@@ -109,15 +112,16 @@ def _test_webhook(hook: Any, host: str) -> bool:
         host=host,
         summary="monagent test message",
     )
-    print(f"webhook:{hook.name}: sending a test message to {safe_url(hook.url.reveal())}")
+    print(fmt.say("notify_test.sending", receiver=f"webhook:{hook.name}", url=safe_url(hook.url.reveal())))
     try:
         outcome = receiver.deliver(Batch((Item(event, (0,)),), budget=hook.delivery.body_budget), now)
     finally:
         receiver.close()
     ok = outcome.kind == OutcomeKind.DELIVERED
-    then = AGENT_WOULD.get(outcome.kind)
-    lines: List[str] = [f"  {'OK' if ok else 'FAILED'}: {outcome.kind.value}" + (f" ({then})" if then else "")]
+    then = fmt.say(AGENT_WOULD[outcome.kind]) if outcome.kind in AGENT_WOULD else ""
+    verdict = fmt.say("notify_test.ok" if ok else "notify_test.failed")
+    lines: List[str] = [fmt.say("notify_test.line", label=verdict, text=outcome.kind.value + (f" ({then})" if then else ""))]
     if outcome.reason:
-        lines.append(f"  meaning: {outcome.reason}")
+        lines.append(fmt.say("notify_test.line", label=fmt.say("notify_test.meaning"), text=outcome.reason))
     print("\n".join(lines))
     return ok

@@ -187,7 +187,9 @@ class Renderer:
     def threshold(self, event: Event) -> str:
         if event.threshold is None:
             return ""
-        return f" ({self.say('threshold')} {self.fmt.threshold(event.operator, event.threshold, event.unit)})"
+        return self.say(
+            "aside", text=f"{self.say('threshold')} {self.fmt.threshold(event.operator, event.threshold, event.unit)}"
+        )
 
     def kind_label(self, item: Item) -> str:
         label = self.say(item.event.kind.value)
@@ -200,7 +202,7 @@ class Renderer:
         if is_crash(event):
             return self.crash_block(event, defang)
         fields = self.fields(event, defang)
-        listing = "\n".join(f"- {k}: {v}" for k, v in fields if v)
+        listing = "\n".join("- " + self.say("field", label=k, value=v) for k, v in fields if v)
         return f"**{self.status(item)}** {self.headline(event, defang=defang)}\n\n{listing}"
 
     def status(self, item: Item) -> str:
@@ -214,6 +216,8 @@ class Renderer:
         if event.kind in (EventKind.NOTICE, EventKind.OCCURRENCE) or verdict_in_headline(event):
             return ""
         if event.value is not None:  # the value line says it; a reason of its own adds to it
+            if "trend" in event.facts or "time_to_full" in event.facts:
+                return ""  # a filling disk's reason restates its value, growth and time to full: their lines say it
             said = self.fmt.text(event.reason) if event.reason else ""
         else:
             said = event_summary(self.fmt, event, with_limit=False)
@@ -222,19 +226,20 @@ class Renderer:
     def fields(self, event: Event, defang: bool) -> List[Tuple[str, str]]:
         e, say = event, self.say
         out = [(say("host"), escape(e.host, defang=defang))]
+        notice = e.kind == EventKind.NOTICE  # the agent's own news: its check type and metric are internal names
         check = escape(e.key.check, defang=defang)
-        if e.check_type and e.check_type != e.key.check:
-            check += f" ({escape(e.check_type)})"
+        if e.check_type and e.check_type != e.key.check and not notice:
+            check += self.say("aside", text=escape(e.check_type))
         out.append((say("check"), check))
         out.append((say("subject"), escape(e.key.subject, defang=defang)))
-        if e.key.metric and e.key.metric not in ("status", "occurrence", "#unknown"):
+        if e.key.metric and e.key.metric not in ("status", "occurrence", "#unknown") and not notice:
             out.append((say("metric"), escape(e.key.metric)))
         if e.value is not None:
             out.append((say("value"), escape(self.fmt.value(e.value, e.unit)) + self.threshold(e)))
         if e.kind == EventKind.RESOLVED and e.severity in (Status.WARNING, Status.CRITICAL):
             out.append((say("was"), say(e.severity.word)))
-        if e.since is not None:
-            out.append((say("since"), self.time(e.since)))
+        if e.since is not None:  # a notice's since is when the agent or the host was last seen alive
+            out.append((say("last_seen" if notice else "since"), self.time(e.since)))
         if e.kind == EventKind.RESOLVED:
             out.append((say("resolved_at"), self.time(e.time)))
             if e.duration is not None:
@@ -246,7 +251,7 @@ class Renderer:
             out.append((say("time_to_full"), escape(self.estimate(e.facts["time_to_full"]))))
         growth = e.facts.get("trend")
         if isinstance(growth, (int, float)) and not isinstance(growth, bool):
-            out.append((say("growth"), self.say("disk.growth", rate=growth)))
+            out.append((say("growth"), self.say("growth.rate", rate=growth)))
         elif growth:
             out.append((say("growth"), escape(str(growth))))
         out.append((say("summary"), self.summary_line(e, defang)))
@@ -269,13 +274,17 @@ class Renderer:
         f = event.facts
         tag = self.say("tag.crash")
         head = f"**{self.badge(event)} {tag}** {self.headline(event, defang=defang)}"
-        text = head + "\n\n" + "\n".join(f"- {k}: {v}" for k, v in self.crash_fields(event, defang) if v)
+        text = (
+            head
+            + "\n\n"
+            + "\n".join("- " + self.say("field", label=k, value=v) for k, v in self.crash_fields(event, defang) if v)
+        )
         excerpt = [line for line in str(f.get("excerpt", "")).splitlines() if line.strip() and not _REGISTERS.match(line)][
             :EXCERPT_LINES
         ]
         if excerpt and not defang:
             quoted = "\n\n".join("> " + escape(line, 200, line_start=True) for line in excerpt)
-            text += f"\n\n{self.say('excerpt')}:\n\n{quoted}"
+            text += f"\n\n{self.say('heading', label=self.say('excerpt'))}\n\n{quoted}"
         return text
 
     def crash_time(self, event: Event) -> str:
@@ -283,7 +292,7 @@ class Renderer:
         README's crash time, or when the capture kernel wrote the dump."""
         f = event.facts
         if f.get("capture_time"):
-            return f"{escape(str(f['capture_time']))} ({self.say('capture_clock')})"
+            return escape(str(f["capture_time"])) + self.say("aside", text=self.say("capture_clock"))
         if f.get("crash_time"):
             return escape(str(f["crash_time"]))
         return self.time(event.since) if event.since is not None else ""
@@ -298,11 +307,12 @@ class Renderer:
         if f.get("host"):  # a dump server: the crashed client is named by the dump directory
             host = f"{fact('host')} ({say('via')} {host})"
         where = fact("function") + (f" \\[{fact('module')}\\]" if f.get("module") else "")
-        who = fact("comm") + (f" (pid {fact('pid')})" if f.get("pid") else "")
+        who = fact("comm") + (self.say("aside", text=f"pid {fact('pid')}") if f.get("pid") else "")
         kernel = fact("kernel")
         if f.get("running_kernel") and f.get("running_kernel") != f.get("kernel"):
-            kernel += f" ({say('running')}: {fact('running_kernel')})"
-        dump = ", ".join(part for part in (fact("dump_path"), self.size(f.get("dump_size")), self.dump_format(f)) if part)
+            kernel += say("aside", text=say("field", label=say("running"), value=fact("running_kernel")))
+        parts = (fact("dump_path"), self.size(f.get("dump_size")), self.dump_format(f))
+        dump = say("list.sep").join(part for part in parts if part)
         taint = say("crash.not_tainted") if f.get("taint") == "not tainted" else fact("taint")
         status = str(f.get("dump_status", ""))
         boot = f.get("boot_time")
@@ -342,6 +352,8 @@ class Renderer:
         text = str(facts.get("dump_format", ""))
         if text == "flattened" or text.startswith("flattened (run makedumpfile -R"):
             return self.say("crash.flattened")
+        if text in ("none", "none (no core file)"):  # format 2, format 1
+            return self.say("crash.no_core")
         return escape(text)
 
     def digest_line(self, item: Item, defang: bool) -> str:

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote_plus
 
 from monagent.events import OutboxEntry, Outcome, OutcomeKind
+from monagent.formatting import Formatter
 from monagent.notify.chat_config import DingTalkConfig
 from monagent.notify.chat_text import Style, render, render_test, severity_name
 from monagent.notify.coalesce import Batch, coalesce
 from monagent.notify.delivery import scrub
+from monagent.wording import ENGLISH
 
 if TYPE_CHECKING:
     import requests
@@ -33,9 +35,27 @@ QUOTA_PAUSE = 3600.0  # 90030 webhook over limit: do not retry soon
 
 @dataclass(frozen=True)
 class ErrCode:
+    """What an errcode means and what to fix, by catalogue id (``dingtalk.err.*``), in any language."""
+
     kind: OutcomeKind
-    meaning: str
-    fix: str
+    key: str  # dingtalk.err.KEY is the meaning, dingtalk.fix.FIX the fix
+    fix_key: str = ""
+    code: int = 0  # for the unknown-errcode text
+
+    def meaning_in(self, fmt: Formatter) -> str:
+        return fmt.say(f"dingtalk.err.{self.key}", code=self.code)
+
+    def fix_in(self, fmt: Formatter) -> str:
+        return fmt.say(f"dingtalk.fix.{self.fix_key}") if self.fix_key else ""
+
+    @property
+    def meaning(self) -> str:
+        """In English (the log line and the receiver's stored last error)."""
+        return self.meaning_in(ENGLISH)
+
+    @property
+    def fix(self) -> str:
+        return self.fix_in(ENGLISH)
 
 
 _BROKEN, _RETRY, _LOCKED, _REJECTED, _LARGE = (
@@ -45,54 +65,33 @@ _BROKEN, _RETRY, _LOCKED, _REJECTED, _LARGE = (
     OutcomeKind.REJECTED,
     OutcomeKind.TOO_LARGE,
 )
-_TOKEN_FIX = "copy the whole webhook URL again from the robot's settings (群设置 → 智能群助手 → the robot)"  # noqa: S105 - advice, not a password
 ERRCODES: Dict[int, ErrCode] = {
-    0: ErrCode(OutcomeKind.DELIVERED, "ok", ""),
-    -1: ErrCode(_RETRY, "DingTalk is busy", "nothing; monagent retries with backoff"),
-    300001: ErrCode(_BROKEN, "the access token does not exist", _TOKEN_FIX),
-    300005: ErrCode(_BROKEN, "the access token does not exist (external groups answer this too)", _TOKEN_FIX),
-    400101: ErrCode(_BROKEN, "the access token does not exist", _TOKEN_FIX),
-    400013: ErrCode(_BROKEN, "the group was disbanded", "create a robot in a live group and update the config"),
-    400102: ErrCode(_BROKEN, "the robot is disabled", "ask a group admin to re-enable the robot"),
-    400105: ErrCode(_BROKEN, "unsupported msgtype", "report a monagent bug"),
-    400106: ErrCode(_BROKEN, "the robot does not exist or is not in the group", _TOKEN_FIX),
-    410100: ErrCode(
-        _LOCKED,
-        "sending too fast: the robot is rate limited for 10 minutes",
-        "lower max_sends_per_minute, or check that nothing else sends through this robot",
-    ),
-    130101: ErrCode(
-        _LOCKED,
-        "sending too fast (over 20 a minute): the robot is rate limited for 10 minutes",
-        "lower max_sends_per_minute, or check that nothing else sends through this robot",
-    ),
-    430101: ErrCode(_REJECTED, "content rejected: unsafe external link", "none; the message is resent without links"),
-    430102: ErrCode(_REJECTED, "content rejected: unsuitable text", "none; a reduced message is tried once"),
-    430103: ErrCode(_REJECTED, "content rejected: unsuitable image", "none; a reduced message is tried once"),
-    430104: ErrCode(_REJECTED, "content rejected: unsuitable content", "none; a reduced message is tried once"),
-    460101: ErrCode(_LARGE, "the message is over 20,000 bytes", "none; monagent truncates and resends"),
-    101002: ErrCode(_LARGE, "the message is too long", "none; monagent truncates and resends"),
-    40035: ErrCode(_BROKEN, "the request body is missing", "report a monagent bug"),
-    43004: ErrCode(_BROKEN, "invalid HTTP Content-Type", "report a monagent bug (or a proxy rewrites requests)"),
-    90030: ErrCode(_LOCKED, "the robot's message quota is used up", "wait for the quota to renew (monthly)"),
+    0: ErrCode(OutcomeKind.DELIVERED, "ok"),
+    -1: ErrCode(_RETRY, "busy", "retried"),
+    300001: ErrCode(_BROKEN, "token", "token"),
+    300005: ErrCode(_BROKEN, "token_external", "token"),
+    400101: ErrCode(_BROKEN, "token", "token"),
+    400013: ErrCode(_BROKEN, "disbanded", "disbanded"),
+    400102: ErrCode(_BROKEN, "disabled", "disabled"),
+    400105: ErrCode(_BROKEN, "msgtype", "bug"),
+    400106: ErrCode(_BROKEN, "not_in_group", "token"),
+    410100: ErrCode(_LOCKED, "rate_limited", "rate"),
+    130101: ErrCode(_LOCKED, "rate_limited_20", "rate"),
+    430101: ErrCode(_REJECTED, "link", "link"),
+    430102: ErrCode(_REJECTED, "text", "reduced"),
+    430103: ErrCode(_REJECTED, "image", "reduced"),
+    430104: ErrCode(_REJECTED, "content", "reduced"),
+    460101: ErrCode(_LARGE, "too_large", "truncated"),
+    101002: ErrCode(_LARGE, "too_long", "truncated"),
+    40035: ErrCode(_BROKEN, "no_body", "bug"),
+    43004: ErrCode(_BROKEN, "content_type", "proxy"),
+    90030: ErrCode(_LOCKED, "quota", "quota"),
 }
 _SECURITY_310000 = (
-    (
-        ("keyword", "关键词"),
-        "the message has none of the robot's keywords",
-        "set keywords = [...] to the robot's 自定义关键词 (monagent puts one in the title and body)",
-    ),
-    (
-        ("whitelist", "白名单", " ip "),
-        "this host's public IP is not in the robot's IP allowlist",
-        "add the egress IP or range under 安全设置 → IP地址(段)",
-    ),
-    (
-        ("timestamp", "时间戳已过期", "时间戳无效"),
-        "the signature timestamp is more than an hour off",
-        "fix this host's clock (NTP); monagent signs every request afresh",
-    ),
-    (("sign", "签名"), "the signature does not match", 'copy the SEC… secret again from 安全设置 → 加签 into secret = "..."'),
+    (("keyword", "关键词"), "keyword", "keyword"),
+    (("whitelist", "白名单", " ip "), "allowlist", "allowlist"),
+    (("timestamp", "时间戳已过期", "时间戳无效"), "timestamp", "clock"),
+    (("sign", "签名"), "signature", "secret"),
 )
 
 
@@ -105,12 +104,8 @@ def explain(code: int, errmsg: str = "") -> ErrCode:
                 continue
             if any(w in text for w in words):
                 return ErrCode(_BROKEN, meaning, fix)
-        return ErrCode(
-            _BROKEN,
-            "a security setting rejected the message (keyword, signature or IP allowlist)",
-            "compare keywords/secret with the robot's 安全设置",
-        )
-    return ERRCODES.get(code, ErrCode(_RETRY, f"unknown errcode {code}", "none known; retried with backoff"))
+        return ErrCode(_BROKEN, "security", "security")
+    return ERRCODES.get(code, ErrCode(_RETRY, "unknown", "unknown", code))
 
 
 def sign(secret: str, timestamp_ms: int) -> str:
@@ -243,7 +238,7 @@ class DingTalkReceiver:
             self._stale_timestamps = 0
             return Outcome(OutcomeKind.DELIVERED, code=0)
         reason = f"DingTalk errcode {code}: {errmsg or info.meaning} ({info.meaning}; fix: {info.fix})"
-        if code == 310000 and "clock" in info.fix:
+        if code == 310000 and info.fix_key == "clock":
             self._stale_timestamps += 1
             if self._stale_timestamps == 1:  # re-sign with a fresh timestamp and retry once
                 return Outcome(OutcomeKind.RETRY, reason, not_before=now, code=code)
@@ -252,19 +247,21 @@ class DingTalkReceiver:
         return Outcome(info.kind, reason, code=code)
 
 
-AGENT_WOULD = {  # what the agent does with a message after an outcome (for notify-test)
-    OutcomeKind.RETRY: "the agent would keep the message and retry",
-    OutcomeKind.BROKEN: "the agent would keep the message and stop sending until this is fixed",
-    OutcomeKind.LOCKED_OUT: "the agent would keep the message and pause",
+AGENT_WOULD = {  # what the agent does with a message after an outcome (for notify-test): catalogue ids
+    OutcomeKind.RETRY: "notify_test.would_retry",
+    OutcomeKind.BROKEN: "notify_test.would_stop",
+    OutcomeKind.LOCKED_OUT: "notify_test.would_pause",
 }
 
 
-def describe(reply: Reply) -> Tuple[str, str]:
-    """(outcome line, meaning line) for ``monagent notify-test``."""
+def describe(reply: Reply, fmt: Formatter = ENGLISH) -> Tuple[str, str]:
+    """(outcome line, meaning line) for ``monagent notify-test``, in ``fmt``'s language."""
     if reply.errcode is None:  # no answer from DingTalk at all: say so, and what the agent would do
-        then = AGENT_WOULD.get(reply.outcome.kind, reply.outcome.kind.value)
-        return f"no errcode from DingTalk ({then})", reply.outcome.reason
+        then = fmt.say(AGENT_WOULD[reply.outcome.kind]) if reply.outcome.kind in AGENT_WOULD else reply.outcome.kind.value
+        return fmt.say("notify_test.no_errcode", then=then), reply.outcome.reason
     info = explain(reply.errcode, reply.errmsg)
-    meaning = info.meaning if reply.errcode != 0 else "the robot accepted the message"
-    fix = f"; fix: {info.fix}" if info.fix and reply.errcode != 0 else ""
-    return f"errcode {reply.errcode} ({reply.errmsg})", meaning + fix
+    if reply.errcode == 0:
+        return fmt.say("notify_test.errcode", code=0, errmsg=reply.errmsg), fmt.say("notify_test.accepted")
+    fix = info.fix_in(fmt)
+    meaning = fmt.say("notify_test.meaning_fix", meaning=info.meaning_in(fmt), fix=fix) if fix else info.meaning_in(fmt)
+    return fmt.say("notify_test.errcode", code=reply.errcode, errmsg=reply.errmsg), meaning

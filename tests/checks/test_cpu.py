@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from monagent.checks.cpu import CpuCheck
 
-from monagent.api import CheckError, Result
+from monagent.api import CheckError, Formatter, Result
 from monagent.context import CycleContext, SystemFacts
 from monagent.procfs import CpuTimes
 
@@ -44,7 +44,8 @@ def test_the_first_run_is_warming_up_not_a_fake_zero():
         "load5_per_core": 0.525,
         "load15_per_core": 0.45,
     }
-    assert result.reason == "warming up, load per core 0.85 0.53 0.45 (4 CPUs)"
+    assert Formatter("en").text(result.reason) == "warming up; load per core 0.85 0.53 0.45 (4 CPUs)"
+    assert Formatter("zh").text(result.reason) == "正在采集基线；每核负载 0.85 0.53 0.45（共 4 个 CPU）"
 
 
 def test_utilisation_iowait_and_steal_are_computed_over_the_interval():
@@ -55,8 +56,8 @@ def test_utilisation_iowait_and_steal_are_computed_over_the_interval():
     assert values(result)["used_percent"] == 45.0  # (200 - 100 idle - 10 iowait) / 200
     assert values(result)["iowait_percent"] == 5.0
     assert values(result)["steal_percent"] == 5.0
-    assert result.reason == "45% used, iowait 5%, steal 5%, load per core 0.85 0.53 0.45 (4 CPUs)"
-    assert result.facts == {"cpus": "4"}
+    assert Formatter("en").text(result.reason) == "45% used, iowait 5%, steal 5%; load per core 0.85 0.53 0.45 (4 CPUs)"
+    assert result.facts == {"cpus": 4}
 
 
 def test_guest_time_is_not_counted_twice():

@@ -11,13 +11,18 @@ import pytest
 from fuse_hang import Unavailable, mount_hanging
 from monagent.checks.disk import DiskCheck
 
-from monagent.api import DiskUsage, Result, Status, StuckCall
+from monagent.api import DiskUsage, Formatter, Result, Status, StuckCall
 from monagent.context import CycleContext, SystemFacts
 from monagent.workers import format_since
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "proc"
 GiB = 2**30
 T0 = 1_790_000_000.0
+EN, ZH = Formatter("en"), Formatter("zh")
+
+
+def said(result: Result, fmt: Formatter = EN) -> str:
+    return fmt.text(result.reason)
 
 
 def usage(
@@ -94,14 +99,15 @@ def test_used_percent_counts_the_root_reserve_as_df_does(facts):
     assert metric(result, "inodes_percent") == 87.0
     assert metric(result, "read_only") == 0.0
     assert metric(result, "hours_to_full") is None
-    assert result.reason == "95% used"
-    assert result.facts == {"filesystem": "xfs /dev/mapper/vg0-var", "free": "5.0 GiB"}
+    assert said(result) == "94.7% used" and said(result, ZH) == "已用 94.7%"  # as the used_percent value reads
+    assert result.facts == {"filesystem": "xfs /dev/mapper/vg0-var", "free": 5 * GiB}
     assert result.status is None and not result.discovered
 
 
 def test_a_configured_mount_that_is_missing_is_critical(facts):
     results = by_subject(DiskCheck(mounts=["/", "/data"]).run(Statfs(facts, 0.0, {})))
-    assert results["/data"] == Result(subject="/data", status=Status.CRITICAL, reason="/data is not mounted")
+    assert results["/data"].status == Status.CRITICAL
+    assert said(results["/data"]) == "/data is not mounted" and said(results["/data"], ZH) == "/data 未挂载"
     assert metric(results["/"], "used_percent") == 10.0
 
 
@@ -113,8 +119,9 @@ def test_a_filesystem_without_inodes_has_no_inode_value(facts):
 def test_a_kernel_remount_read_only_alerts_and_a_read_only_by_design_mount_does_not(facts):
     results = by_subject(DiskCheck().run(Statfs(facts, 0.0, {})))
     assert metric(results["/srv/logs"], "read_only") == 1.0
-    assert results["/srv/logs"].facts["read_only"] == "remounted read-only by the kernel after filesystem errors"
-    assert results["/srv/logs"].reason == "10% used, remounted read-only by the kernel after filesystem errors"
+    assert results["/srv/logs"].facts["read_only"] is True
+    assert said(results["/srv/logs"]) == "10% used; remounted read-only by the kernel after filesystem errors"
+    assert said(results["/srv/logs"], ZH) == "已用 10%；文件系统出错，已被内核重新挂载为只读"
     assert metric(results["/srv/backup"], "read_only") == 0.0
     assert "read_only" not in results["/srv/backup"].facts
 
@@ -133,7 +140,7 @@ def test_a_mount_seen_read_write_that_turns_read_only_alerts(tmp_path):
     )
     result = check.run(Statfs(system, 60.0, {}))[0]
     assert metric(result, "read_only") == 1.0
-    assert result.facts["read_only"] == "was read-write, now read-only"
+    assert result.facts["read_only"] is True and said(result).endswith("; was read-write, now read-only")
     # a fresh instance that never saw it writable takes it as read-only by design
     assert metric(DiskCheck(mounts=["/var"]).run(Statfs(system, 120.0, {}))[0], "read_only") == 0.0
 
@@ -151,20 +158,21 @@ def filling(check: DiskCheck, facts: SystemFacts, seconds: float, start: float =
 
 def test_time_to_full_comes_from_a_linear_fit_of_recent_samples(facts):
     result = filling(DiskCheck(mounts=["/"]), facts, 900)
-    assert result.reason == "91% used, +2.1%/h, full in ~4h"
-    assert result.facts["trend"] == "+2.1%/h" and result.facts["time_to_full"] == "~4h"
+    assert said(result) == "91% used; +2.1%/h; full in about 4h17m"
+    assert said(result, ZH) == "已用 91%；每小时增长 2.1%；约4小时17分后写满"
+    assert result.facts["trend"] == 2.1 and result.facts["time_to_full"] == 15444
     assert metric(result, "hours_to_full") == 4.29
 
 
 def test_there_is_no_trend_until_the_samples_span_a_quarter_of_the_window(facts):
     result = filling(DiskCheck(mounts=["/"]), facts, 840)
-    assert result.reason == "91% used"
+    assert said(result) == "91% used"
     assert metric(result, "hours_to_full") is None and "trend" not in result.facts
 
 
 def test_a_filesystem_that_is_not_filling_has_a_trend_but_no_time_to_full(facts):
     result = filling(DiskCheck(mounts=["/"]), facts, 1800, start=0.5, rate=-0.01)
-    assert result.reason == "50% used, -1.0%/h"
+    assert said(result) == "49.5% used; -1%/h" and said(result, ZH) == "已用 49.5%；每小时减少 1%"
     assert metric(result, "hours_to_full") is None
 
 
@@ -173,15 +181,14 @@ def test_a_clean_up_restarts_the_trend(facts):
     filling(check, facts, 900)
     ctx = Statfs(facts, 960.0, {"/": usage(40, 60)})
     result = check.run(ctx)[0]
-    assert result.reason == "40% used" and metric(result, "hours_to_full") is None
+    assert said(result) == "40% used" and metric(result, "hours_to_full") is None
 
 
 def test_a_stuck_statfs_makes_only_that_mount_unknown(facts):
     stuck = StuckCall("statfs of /mnt/nfs did not return within 5s")
     results = by_subject(DiskCheck().run(Statfs(facts, 0.0, {"/mnt/nfs": stuck})))
-    assert results["/mnt/nfs"] == Result(
-        subject="/mnt/nfs", status=Status.UNKNOWN, discovered=True, reason="statfs of /mnt/nfs did not return within 5s"
-    )
+    assert results["/mnt/nfs"].status == Status.UNKNOWN and results["/mnt/nfs"].discovered
+    assert said(results["/mnt/nfs"]) == "statfs of /mnt/nfs did not return within 5s (a hung network or FUSE mount?)"
     assert results["/var"].status is None and metric(results["/var"], "used_percent") == 10.0
 
 
@@ -227,15 +234,16 @@ def test_a_blocking_statfs_costs_one_worker_and_is_refused_at_once_in_later_cycl
     try:
         warm_up(pool)  # the half-second limits below time statfs, not the start of an interpreter under load
         first = by_subject(check.run(InjectedHang(system, T0, 0.0)))
-        assert first["/mnt/nfs"].reason == "statfs of /mnt/nfs did not return within 0.5s"
+        assert said(first["/mnt/nfs"]) == "statfs of /mnt/nfs did not return within 500 ms (a hung network or FUSE mount?)"
         assert first["/mnt/nfs"].status == Status.UNKNOWN
         assert metric(first["/var"], "used_percent") == 10.0
         started = time.monotonic()
         second = by_subject(check.run(InjectedHang(system, T0 + 60, 60.0)))
         assert time.monotonic() - started < 0.5 * 8  # no new half-second wait per cycle
-        assert second["/mnt/nfs"].reason == (
-            f"statfs of /mnt/nfs still stuck since {format_since(T0)} (did not return within 0.5s)"
+        assert said(second["/mnt/nfs"]) == (
+            f"statfs of /mnt/nfs still stuck since {format_since(T0)} (did not return within 500 ms)"
         )
+        assert said(second["/mnt/nfs"], ZH).startswith("/mnt/nfs 的 statfs 调用自 ")
         assert list(pool.stuck()) == [("statfs", "/mnt/nfs")]
     finally:
         pool.close()
@@ -252,10 +260,10 @@ def test_a_real_fuse_mount_whose_statfs_hangs_is_unknown_and_the_others_are_fine
         check = DiskCheck(mounts=["/", str(mountpoint)], statfs_timeout=0.5)
         results = by_subject(check.run(system.cycle(time.time(), time.monotonic())))
         assert results[str(mountpoint)].status == Status.UNKNOWN
-        assert results[str(mountpoint)].reason == f"statfs of {mountpoint} did not return within 0.5s"
+        assert said(results[str(mountpoint)]).startswith(f"statfs of {mountpoint} did not return within 500 ms")
         assert 0 <= metric(results["/"], "used_percent") <= 100
         again = by_subject(check.run(system.cycle(time.time(), time.monotonic())))
-        assert again[str(mountpoint)].reason.startswith(f"statfs of {mountpoint} still stuck since ")
+        assert said(again[str(mountpoint)]).startswith(f"statfs of {mountpoint} still stuck since ")
         assert fs.statfs_requests == 1  # the second cycle did not send another statfs into the dead mount
     finally:
         fs.close()  # aborts the connection, which frees the worker blocked in the kernel
@@ -280,7 +288,7 @@ def test_the_plugin_test_kit_judges_the_disk_check_with_its_default_thresholds()
     ctx = FakeContext(mounts=mounts, disk_usage={"/var": fake_disk_usage(100 * GiB, 96 * GiB), "/mnt/nfs": HANGS})
     report = run_check(DiskCheck, {"mounts": ["/var", "/mnt/nfs", "/data"]}, ctx)
     assert report.status == Status.CRITICAL
-    assert report.result("/var").reason == "96% used"
+    assert said(report.result("/var")) == "96% used"
     assert report.status_of("used_percent", "/var") == Status.CRITICAL
     assert report.result("/mnt/nfs").status == Status.UNKNOWN
-    assert report.result("/data").reason == "/data is not mounted"
+    assert said(report.result("/data")) == "/data is not mounted"

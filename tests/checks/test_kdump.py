@@ -28,7 +28,9 @@ from kdump_helpers import (
 )
 from monagent.checks.kdump import KdumpCheck
 
-from monagent.api import Status
+from monagent.api import Formatter, Status
+
+EN = Formatter("en")
 
 SYSRQ_HEADLINE = "Kernel panic - not syncing: sysrq triggered crash"
 OOM_HEADLINE = "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled"
@@ -275,7 +277,7 @@ def test_no_occurrence_while_a_marker_says_the_dump_is_being_written(name, files
     dump_dir(root, name, files, when=NOW - 5)
     results = check(root).run(ctx)
     assert occurrences(results) == []
-    assert results[0].reason == f"0 crash dumps in {root}, 1 being written"
+    assert EN.text(results[0].reason) == f"0 crash dumps in {root}; 1 being written"
 
 
 def test_a_marker_older_than_boot_is_a_failed_dump_and_completion_gets_one_follow_up(root, ctx):
@@ -300,8 +302,9 @@ def test_a_suse_readme_reporting_an_error_is_a_failed_dump(root, ctx):
     dump_dir(root, "2024-03-05-14-22", {"README.txt": readme, "dmesg": SYSRQ})
     occ = only(check(root).run(ctx))
     assert occ.summary == f"crash, dump failed: {SYSRQ_HEADLINE}"
+    assert Formatter("zh").text(occ.reason) == f"内核崩溃，转储失败：{SYSRQ_HEADLINE}"  # the kernel's words as it wrote them
     assert occ.facts["note"] == "vmcore status: error while saving (ENOSPC)"
-    assert occ.facts["dump_format"] == "none (no core file)"
+    assert occ.facts["dump_format"] == "none"
 
 
 def test_an_ftp_dump_still_growing_waits_for_the_settle_window(root, tmp_path):
@@ -379,7 +382,7 @@ def test_files_that_are_not_kernel_dumps_are_ignored(root, ctx):
     (root / "notes").mkdir()
     results = check(root).run(ctx)
     assert occurrences(results) == []
-    assert results[0].reason == f"0 crash dumps in {root}"
+    assert EN.text(results[0].reason) == f"0 crash dumps in {root}"
 
 
 def test_an_apport_kernel_report_and_its_dump_directory_make_one_occurrence(root, ctx):
@@ -414,7 +417,7 @@ def test_a_symlinked_dump_directory_is_logged_and_never_followed(root, tmp_path,
     with caplog.at_level(logging.WARNING, logger="monagent.checks.kdump"):
         results = check(root).run(ctx)
     assert occurrences(results) == []
-    assert results[0].reason == f"0 crash dumps in {root}, 1 untrusted entry ignored"
+    assert EN.text(results[0].reason) == f"0 crash dumps in {root}; untrusted entries ignored: 1"
     assert caplog.messages == [
         f"{root}: '202601210724' is a symbolic link; not treated as a kernel crash dump (see trusted_owners)"
     ]
@@ -498,7 +501,7 @@ def test_max_dumps_bounds_the_work_and_says_so(root, ctx):
         debian(root, name=f"2026012107{minute:02d}", when=CRASH - 600 * (5 - minute))
     results = check(root, max_dumps=2).run(ctx)
     assert sorted(o.facts["dump_path"] for o in occurrences(results)) == [str(root / "202601210703"), str(root / "202601210704")]
-    assert results[0].reason == f"2 crash dumps in {root}, 3 oldest entries not examined (max_dumps)"
+    assert EN.text(results[0].reason) == f"2 crash dumps in {root}; oldest entries not examined (max_dumps): 3"
 
 
 # --- roots ------------------------------------------------------------------------------------------
@@ -516,7 +519,7 @@ def test_roots_come_from_the_kdump_configuration_of_every_distribution(tmp_path,
     watcher = KdumpCheck(roots=[str(tmp_path / "var-crash")], etc_root=str(etc))
     results = watcher.run(ctx)
     assert [r.subject for r in results] == [str(tmp_path / "var-crash"), str(debian_root), str(rhel_root), str(suse_root)]
-    assert results[0].reason == f"{tmp_path / 'var-crash'} does not exist (no dumps)"
+    assert EN.text(results[0].reason) == f"{tmp_path / 'var-crash'} does not exist (no dumps)"
     assert [o.summary for o in occurrences(results)] == [SYSRQ_HEADLINE, OOM_HEADLINE, NULL_HEADLINE]
 
 
@@ -548,7 +551,7 @@ def test_nothing_is_scanned_inside_a_kdump_capture_kernel(root, tmp_path):
     put(proc / "vmcore", b"\x7fELF")
     ctx = FakeContext(proc)
     results = check(root).run(ctx)
-    assert [r.reason for r in results] == ["running in a kdump capture kernel: dump roots are not scanned"]
+    assert [EN.text(r.reason) for r in results] == ["running in a kdump capture kernel: dump roots are not scanned"]
     assert ctx.calls == []
 
 
@@ -562,8 +565,8 @@ def test_a_root_whose_scan_hangs_is_unknown_with_the_reason(root, tmp_path):
 
     ctx = FakeContext(make_proc(tmp_path), hanging_functions=[scan_root])
     results = check(root, scan_timeout_seconds=3).run(ctx)
-    assert [(r.subject, r.status, r.reason) for r in results] == [
-        (str(root), Status.UNKNOWN, f"{root} is not responding (scan took longer than 3 s)")
+    assert [(r.subject, r.status, EN.text(r.reason)) for r in results] == [
+        (str(root), Status.UNKNOWN, f"{root} is not responding (scan took longer than 3s)")
     ]
 
 
@@ -641,4 +644,6 @@ def test_a_root_flooded_by_another_user_gives_one_line_per_scan_and_a_bounded_sc
     assert len(caplog.messages) == 2  # one per scan
     assert all(" untrusted entries ignored, e.g. " in message for message in caplog.messages)
     assert sum(len(occurrences(r)) for r in results) == 1
-    assert results[0][0].reason.endswith(f"{first.ignored_count} untrusted entries ignored, 101 entries left for the next scans")
+    assert EN.text(results[0][0].reason).endswith(
+        f"untrusted entries ignored: {first.ignored_count}; entries left for the next scans: 101"
+    )

@@ -13,8 +13,10 @@ import pytest
 from kdump_helpers import SYSRQ, FakeContext, dump_dir, make_proc
 from monagent.checks.kdump import KdumpCheck
 
-from monagent.api import Status
+from monagent.api import Formatter, Status
 from monagent.workers import WorkerPool
+
+EN = Formatter("en")
 
 HEADLINE = "Kernel panic - not syncing: sysrq triggered crash"
 
@@ -50,8 +52,8 @@ def test_a_root_on_a_filesystem_that_never_answers_is_unknown_and_the_other_root
         results = watcher.run(ctx)
     finally:
         fuse.close()
-    assert [(r.subject, r.status, r.reason) for r in results[:1]] == [
-        (str(hung), Status.UNKNOWN, f"{hung} is not responding (scan took longer than 1 s)")
+    assert [(r.subject, r.status, EN.text(r.reason)) for r in results[:1]] == [
+        (str(hung), Status.UNKNOWN, f"{hung} is not responding (scan took longer than 1s)")
     ]
     assert [o.summary for r in results[1:] for o in r.occurrences] == [HEADLINE]
 
@@ -69,7 +71,7 @@ def test_an_injected_blocking_scan_is_cut_off_by_the_worker_timeout(tmp_path, po
     )
     results = watcher.run(ctx)
     assert results[0].status == Status.UNKNOWN
-    assert results[0].reason == f"{tmp_path / 'hung'} is not responding (scan took longer than 0.5 s)"
+    assert EN.text(results[0].reason) == f"{tmp_path / 'hung'} is not responding (scan took longer than 500 ms)"
     assert [o.summary for o in results[1].occurrences] == [HEADLINE]
 
 

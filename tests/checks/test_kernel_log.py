@@ -11,7 +11,7 @@ from monagent.checks.kernel_log import KernelLogCheck
 from monagent.checks.kernel_patterns import find_problems, match_line
 
 from monagent import testing
-from monagent.api import Status
+from monagent.api import Formatter, Status
 
 
 @pytest.fixture
@@ -31,10 +31,12 @@ def test_each_distinct_problem_is_one_occurrence(journal: Path) -> None:
     found = {o.id: o for o in result.occurrences}
     assert sorted(found) == ["boot-1:hung_task:jbd2/vda-8", "boot-1:hung_task:postgres", "boot-1:mce:"]
     hung = found["boot-1:hung_task:jbd2/vda-8"]
-    assert hung.summary == "hung task: jbd2/vda-8 (pid 312) blocked for more than 120 s"
-    assert hung.severity == Status.WARNING and hung.facts["times_seen"] == "2" and hung.announce_on_first_run
+    assert hung.summary == "hung task: jbd2/vda-8 (pid 312) blocked for more than 2m"
+    assert Formatter("zh").text(hung.reason) == "任务挂起：jbd2/vda-8（pid 312）阻塞超过 2分钟"
+    assert hung.severity == Status.WARNING and hung.facts["times_seen"] == 2 and hung.announce_on_first_run
     assert found["boot-1:mce:"].summary == "hardware error (machine check)"
-    assert result.reason == "3 kernel problems in this boot"
+    assert Formatter("en").text(result.reason) == "3 kernel problems in this boot"
+    assert Formatter("zh").text(result.reason) == "本次启动以来发现 3 个内核问题"
 
 
 def test_the_next_run_reads_only_new_lines_and_keeps_the_same_ids(journal: Path) -> None:
@@ -62,7 +64,8 @@ def test_kinds_choose_what_is_reported(journal: Path) -> None:
 
 def test_an_unreadable_journal_is_unknown_with_the_reason(tmp_path: Path) -> None:
     [result] = KernelLogCheck(journalctl=str(tmp_path / "none")).run(ctx())
-    assert result.status == Status.UNKNOWN and result.reason == f"cannot read the kernel log: {tmp_path / 'none'} not found"
+    assert result.status == Status.UNKNOWN
+    assert Formatter("en").text(result.reason) == f"cannot read the kernel log: {tmp_path / 'none'} not found"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from monagent.checks.memory import MemoryCheck
 
-from monagent.api import CheckError, Result
+from monagent.api import CheckError, Formatter, Result
 from monagent.context import SystemFacts
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "proc"
@@ -27,16 +27,18 @@ def meminfo(tmp_path: Path, text: str) -> SimpleNamespace:
 def test_available_memory_and_swap_use_come_from_meminfo():
     result = MemoryCheck().run(SystemFacts("web-01", proc_root=DATA).cycle(1000.0, 50.0))
     assert values(result) == {"available_percent": 8.0, "available_bytes": 1309120 * 1024, "swap_used_percent": 25.0}
-    assert result.reason == "8% available (1.2 GiB of 15.6 GiB), swap 25% used"
-    assert result.facts == {"total": "15.6 GiB", "swap_total": "4.0 GiB"}
+    assert Formatter("en").text(result.reason) == "8% available (1.25 GiB of 15.6 GiB); swap 25% used"
+    assert Formatter("zh").text(result.reason) == "可用内存 8%（15.6 GiB 中可用 1.25 GiB）；交换分区已用 25%"
+    assert result.facts == {"total": 16_756_736_000, "swap_total": 4_294_963_200}
 
 
 def test_a_machine_without_swap_has_no_swap_value(tmp_path):
     ctx = meminfo(tmp_path, "MemTotal: 1048576 kB\nMemAvailable: 524288 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n")
     result = MemoryCheck().run(ctx)
     assert values(result)["swap_used_percent"] is None and values(result)["available_percent"] == 50.0
-    assert result.reason == "50% available (0.5 GiB of 1.0 GiB), no swap"
-    assert result.facts["swap_total"] == "none"
+    assert Formatter("en").text(result.reason) == "50% available (512 MiB of 1 GiB); no swap"
+    assert Formatter("zh").text(result.reason) == "可用内存 50%（1 GiB 中可用 512 MiB）；无交换分区"
+    assert "swap_total" not in result.facts
 
 
 def test_an_old_kernel_without_memavailable_uses_free_buffers_and_cached(tmp_path):

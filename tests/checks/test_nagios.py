@@ -15,9 +15,11 @@ import pytest
 from harness import SUBPROCESS_CWD
 from monagent.checks.nagios import NagiosCheck
 
-from monagent.api import Metric, Status
+from monagent.api import Formatter, Metric, Status
 from monagent.confread import ConfigError
 from monagent.testing import run_check
+
+EN, ZH = Formatter("en"), Formatter("zh")
 
 PLUGINS = Path("/usr/lib/nagios/plugins")
 DATA = Path(__file__).resolve().parent.parent / "data" / "nagios"
@@ -109,19 +111,20 @@ def test_check_procs_warning_carries_the_process_count():
 def test_an_exit_code_above_3_is_unknown_and_says_which_code():
     report = run_check(NagiosCheck, {"command": [script("exit_with.sh"), "7", "seven is not a state"]})
     assert report.result().status == Status.UNKNOWN
-    assert report.result().reason == "exit_with.sh exited with code 7: seven is not a state"
+    assert EN.text(report.result().reason) == "exit_with.sh exited with code 7: seven is not a state"
+    assert ZH.text(report.result().reason) == "exit_with.sh 以退出码 7 结束（不是 Nagios 状态码 0 到 3）：seven is not a state"
 
 
 def test_an_exit_code_above_3_without_output_shows_the_first_stderr_line():
     report = run_check(NagiosCheck, {"command": ["/bin/sh", "-c", "echo 'no such option -x' >&2; exit 64"]})
-    assert report.result().reason == "sh exited with code 64: no such option -x"
+    assert EN.text(report.result().reason) == "sh exited with code 64: no such option -x"
     assert report.result().details == "stderr:\nno such option -x"
 
 
 def test_death_by_a_signal_is_unknown_and_names_the_signal():
     report = run_check(NagiosCheck, {"command": [script("die_by_signal.sh"), "SEGV"]})
     assert report.result().status == Status.UNKNOWN
-    assert report.result().reason == "die_by_signal.sh was killed by signal SIGSEGV: about to die"
+    assert EN.text(report.result().reason) == "die_by_signal.sh was killed by signal SIGSEGV: about to die"
 
 
 def test_a_plugin_that_cannot_be_started_is_unknown_with_the_system_reason(tmp_path):
@@ -129,14 +132,14 @@ def test_a_plugin_that_cannot_be_started_is_unknown_with_the_system_reason(tmp_p
     not_executable.write_text("#!/bin/sh\necho OK\n")
     missing = run_check(NagiosCheck, {"command": [str(tmp_path / "check_missing")]})
     denied = run_check(NagiosCheck, {"command": [str(not_executable)]})
-    assert missing.result().reason == f"cannot run {tmp_path}/check_missing: No such file or directory"
-    assert denied.result().reason == f"cannot run {not_executable}: Permission denied"
+    assert EN.text(missing.result().reason) == f"cannot run {tmp_path}/check_missing: No such file or directory"
+    assert EN.text(denied.result().reason) == f"cannot run {not_executable}: Permission denied"
     assert missing.status == denied.status == Status.UNKNOWN
 
 
 def test_a_plugin_that_prints_nothing_still_gets_a_reason():
     report = run_check(NagiosCheck, {"command": ["/bin/true"]})
-    assert (report.result().status, report.result().reason) == (Status.OK, "true printed nothing (exit code 0)")
+    assert (report.result().status, EN.text(report.result().reason)) == (Status.OK, "true printed nothing (exit code 0)")
 
 
 # ---------------------------------------------------------------- misbehaving plugins
@@ -146,14 +149,16 @@ def test_a_hanging_plugin_is_killed_with_its_whole_process_group_at_the_timeout(
     pid_file = tmp_path / "grandchild.pid"
     report = run_check(NagiosCheck, {"command": [script("hang.sh"), str(pid_file)], "timeout": 1.0, "timeout_state": "critical"})
     assert report.result().status == Status.CRITICAL
-    assert report.result().reason == "hang.sh timed out (timeout 1s); its process group was killed: HANG - still thinking"
+    assert (
+        EN.text(report.result().reason) == "hang.sh timed out (timeout 1s); its process group was killed: HANG - still thinking"
+    )
     assert dies(int(pid_file.read_text()))
 
 
 def test_the_timeout_state_defaults_to_unknown(tmp_path):
     report = run_check(NagiosCheck, {"command": ["/bin/sleep", "60"], "timeout": 0.5})
     assert report.result().status == Status.UNKNOWN
-    assert report.result().reason == "sleep timed out (timeout 0.5s); its process group was killed"
+    assert EN.text(report.result().reason) == "sleep timed out (timeout 500 ms); its process group was killed"
 
 
 def test_a_grandchild_holding_stdout_does_not_stall_the_check_and_is_killed(tmp_path):

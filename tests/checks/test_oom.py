@@ -15,7 +15,9 @@ import pytest
 from kdump_helpers import FakeContext
 from monagent.checks.oom import OomCheck, _read_kmsg
 
-from monagent.api import Status
+from monagent.api import Formatter, Status
+
+EN, ZH = Formatter("en"), Formatter("zh")
 
 BOOT_ID = "0e5c2a4f-6d3b-4f7e-9a51-2b8f0f3c1d77"
 GLOBAL_KILL = [
@@ -84,7 +86,8 @@ def test_the_first_run_records_the_counters_without_reporting_old_kills(machine,
     machine.log(*GLOBAL_KILL)
     results = machine.check().run(ctx)
     assert occurrences(results) == []
-    assert [(r.subject, r.status, r.reason) for r in results] == [("system", Status.OK, "3 OOM kills since boot")]
+    assert [(r.subject, r.status, EN.text(r.reason)) for r in results] == [("system", Status.OK, "3 OOM kills since boot")]
+    assert ZH.text(results[0].reason) == "开机以来 OOM killer 共终止进程 3 次"
 
 
 def test_a_rising_counter_gives_one_occurrence_naming_the_killed_process_and_its_memory(machine, ctx):
@@ -95,11 +98,12 @@ def test_a_rising_counter_gives_one_occurrence_naming_the_killed_process_and_its
     [(subject, occ)] = occurrences(watcher.run(ctx))
     assert subject == "system"
     assert occ.summary == "OOM killer killed java (pid 4242), anon-rss 6 GiB"
+    assert ZH.text(occ.reason) == "OOM killer 终止了进程 java（pid 4242），其匿名内存 6 GiB"
     assert occ.id == f"oom:{BOOT_ID}:1"
     assert occ.severity == Status.CRITICAL
     assert dict(occ.facts) == {
-        "count": "1",
-        "total_since_boot": "1",
+        "count": 1,
+        "total_since_boot": 1,
         "process": "java",
         "pid": "4242",
         "anon_rss": 6 << 30,
@@ -140,7 +144,7 @@ def test_without_a_readable_kernel_log_the_count_is_still_reported(machine, ctx)
     machine.set_oom_kill(2)
     [(_, occ)] = occurrences(watcher.run(ctx))
     assert occ.summary == "OOM killer fired 2 times (kernel log not readable)"
-    assert dict(occ.facts) == {"count": "2", "total_since_boot": "2"}
+    assert dict(occ.facts) == {"count": 2, "total_since_boot": 2}
 
 
 def test_the_dmesg_command_is_the_fallback_source(machine, ctx, tmp_path):
@@ -180,14 +184,14 @@ def test_a_restarted_service_counts_its_new_cgroup_from_zero(machine, ctx):
     machine.set_service("api.service", 1)  # ... and the restarted service is killed again
     machine.set_oom_kill(1)
     [(subject, occ)] = occurrences(watcher.run(ctx))
-    assert (subject, occ.facts["count"]) == ("api.service", "1")
+    assert (subject, occ.facts["count"]) == ("api.service", 1)
     assert occ.summary == "api.service: OOM killer fired 1 time (kernel log not readable)"
 
 
 def test_a_kernel_without_the_oom_kill_counter_is_unknown(machine, ctx):
     (machine.proc / "vmstat").write_text("nr_free_pages 1\n", encoding="ascii")
     [result] = machine.check().run(ctx)
-    assert (result.status, result.reason) == (
+    assert (result.status, EN.text(result.reason)) == (
         Status.UNKNOWN,
         f"{machine.proc}/vmstat has no oom_kill counter (kernel older than 4.13?)",
     )

@@ -9,12 +9,13 @@ import pytest
 from conftest import ROOT
 from monagent.checks.systemd_units import SystemdCheck
 
-from monagent.api import Status
+from monagent.api import Formatter, Status
 from monagent.confread import ConfigError
 from monagent.testing import run_check
 
 DATA = ROOT / "tests" / "data" / "systemd"
-NGINX = "nginx.service failed (exit-code) since Sat 2026-11-28 14:02:11 UTC"
+EN, ZH = Formatter("en", "UTC"), Formatter("zh", "Asia/Shanghai")
+NGINX = "failed since 2026-11-28 14:02:11 UTC: the main process exited with an error"
 
 
 def fake_systemctl(tmp_path: Path, listing: str, show: str = "show-failed.txt", rc: int = 0, stderr: str = "") -> Path:
@@ -60,30 +61,35 @@ def test_each_failed_unit_is_a_critical_discovered_subject(tmp_path):
 
 def test_the_reason_says_why_and_since_when(tmp_path):
     report = run_check(SystemdCheck, options(tmp_path, fake_systemctl(tmp_path, "list-units-failed.json")))
-    assert [r.reason for r in report.results] == [
+    assert [EN.text(r.reason) for r in report.results] == [
         "5 failed units: backup@nightly.service, data.mount, nginx.service, old-agent.service, user@1000.service",
-        "backup@nightly.service failed (signal) since Sat 2026-11-28 03:00:41 UTC",
-        "data.mount failed (exit-code) since Sat 2026-11-28 09:12:05 UTC",
+        "failed since 2026-11-28 03:00:41 UTC: the main process was killed by a signal",
+        "failed since 2026-11-28 09:12:05 UTC: the main process exited with an error",
         NGINX,
-        "old-agent.service failed (core-dump) since Fri 2026-11-27 22:47:30 UTC",
-        "user@1000.service failed",  # not in the show output: the failure stands without details
+        "failed since 2026-11-27 22:47:30 UTC: the main process crashed and dumped core",
+        "failed",  # not in the show output: the failure stands without details
     ]
+    assert [ZH.text(r.reason) for r in report.results[2:4]] == [
+        "自 2026-11-28 17:12:05 CST 起处于失败状态：主进程以错误码退出",
+        "自 2026-11-28 22:02:11 CST 起处于失败状态：主进程以错误码退出",
+    ]
+    assert ZH.text(report.results[0].reason).startswith("5 个 unit 失败：backup@nightly.service、data.mount、")
 
 
 def test_facts_name_the_main_process_fate_restarts_and_a_vanished_unit_file(tmp_path):
     report = run_check(SystemdCheck, options(tmp_path, fake_systemctl(tmp_path, "list-units-failed.json")))
     assert dict(report.result("backup@nightly.service").facts) == {
         "description": "Nightly backup to the NAS",
-        "main process": "killed by SIGKILL",
-        "restarts": "3",
+        "killed_by": "SIGKILL",
+        "restarts": 3,
     }
     assert dict(report.result("nginx.service").facts) == {
         "description": "A high performance web server and a reverse proxy server",
-        "main process": "exited with status 1",
+        "exit_status": 1,
     }
     assert dict(report.result("old-agent.service").facts) == {
-        "main process": "dumped core on SIGSEGV",
-        "unit file": "gone; systemctl reset-failed old-agent.service clears this",
+        "dumped_core_on": "SIGSEGV",
+        "unit_file_gone": True,
     }
     assert dict(report.result("data.mount").facts) == {"description": "/data"}
     assert report.result("nginx.service").details == "journalctl -b -u nginx.service -n 50 --no-pager"
@@ -125,7 +131,8 @@ def test_a_recovered_unit_simply_stops_being_reported(tmp_path):
 def test_a_failed_show_still_reports_the_failed_units(tmp_path):
     systemctl = fake_systemctl(tmp_path, "list-units-nginx.json", show="not-booted.stderr")
     report = run_check(SystemdCheck, options(tmp_path, systemctl))
-    assert report.result("nginx.service").reason == "nginx.service failed"
+    assert EN.text(report.result("nginx.service").reason) == "failed"
+    assert ZH.text(report.result("nginx.service").reason) == "已失败"
     assert dict(report.result("nginx.service").facts) == {
         "description": "A high performance web server and a reverse proxy server"
     }
@@ -135,7 +142,7 @@ def test_without_systemd_as_pid_1_the_check_is_unknown_with_the_reason(tmp_path)
     systemctl = fake_systemctl(tmp_path, "list-units-failed.json")
     report = run_check(SystemdCheck, {"systemctl": str(systemctl), "systemd_run_dir": str(tmp_path / "absent")})
     assert report.status == Status.UNKNOWN
-    assert report.summary == (
+    assert EN.text(report.result().reason) == (
         f"systemd is not running as PID 1 on this host ({tmp_path / 'absent'} does not exist); "
         "the systemd check needs a systemd host"
     )
@@ -146,7 +153,7 @@ def test_a_systemctl_that_cannot_reach_systemd_gives_its_own_words(tmp_path):
     systemctl = fake_systemctl(tmp_path, "list-units-none.json", rc=1, stderr="not-booted.stderr")
     report = run_check(SystemdCheck, options(tmp_path, systemctl))
     assert report.status == Status.UNKNOWN
-    assert report.summary == (
+    assert EN.text(report.result().reason) == (
         "systemctl list-units failed: System has not been booted with systemd as init system (PID 1). Can't operate."
     )
     assert report.subjects() == [""]
