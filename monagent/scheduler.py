@@ -12,8 +12,9 @@ own: a run that raises yields UNKNOWN with the exception text (traceback logged 
 one that passes its timeout yields UNKNOWN "still running after N s" and is abandoned with
 its thread (Python threads cannot be killed; calls that can block in the kernel go
 through the context's worker processes, which have hard timeouts). Every later run that
-falls due while the abandoned one has not returned is a failed run "hung since HH:MM", so
-the check's "check failing" streak grows and alerts like any other failure. Facts are
+falls due while the abandoned one has not returned is a failed run "hung (the run started at
+HH:MM has not returned)", so the check's "check failing" streak grows and alerts like any other
+failure. Facts are
 gathered once per cycle: every check started in one step shares one context.
 
 The scheduler never reads the clock: ``step(now, monotonic)`` is given the time.
@@ -308,11 +309,12 @@ class Scheduler:
     def _hung(self, instance: Instance, run: _Run, now: float, monotonic: float) -> CheckRun:
         """The run due now cannot start: the abandoned one has not returned. A failed run, so it counts."""
         since = Formatter("en").clock(run.started_wall)
-        reason = f"hung since {since}"
+        # No "since" here: a console line and `status` append the alert's own "since HH:MM" (#13).
+        reason = f"hung (the run started at {since} has not returned)"
         log.warning(
-            "check %s: %s (%s s), this run is reported UNKNOWN",
+            "check %s: hung, the run started at %s has not returned after %s s; this run is reported UNKNOWN",
             instance.config.name,
-            reason,
+            since,
             _fmt_seconds(monotonic - run.started_mono),
         )
         result = Result(status=Status.UNKNOWN, reason=reason)
