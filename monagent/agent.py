@@ -31,6 +31,10 @@ LOOP_MAX_SLEEP = 5.0  # timers (reminders, windows) are checked at least this of
 STATUS_REFRESH = 30.0  # the systemd STATUS= line is recomputed after runs, else this often
 
 
+def _max_sleep(watchdog_interval: Optional[float]) -> float:
+    return LOOP_MAX_SLEEP if watchdog_interval is None else min(LOOP_MAX_SLEEP, watchdog_interval)
+
+
 class _Lane:
     """The delivery thread of one receiver: pumps its dispatcher when woken and when it is due."""
 
@@ -115,6 +119,7 @@ class Agent:
         setup_logging(log_level or self.config.agent.log_level)
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._wake = threading.Event()  # the loop sleeps on this: a finished run, a signal or stop() sets it
         from monagent.metrics import CycleHistogram
 
         self.cycle_histogram = CycleHistogram()
@@ -128,9 +133,17 @@ class Agent:
 
     # -- signals
     def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGHUP, lambda *_: self._request(self._reload))
+
+    def stop(self) -> None:
+        """Ask the loop to stop (what SIGTERM does)."""
+        self._request(self._stop)
+
+    def _request(self, flag: threading.Event) -> None:
+        flag.set()
+        self._wake.set()
 
     # -- building the parts from a config
     def run(self) -> int:
@@ -162,6 +175,7 @@ class Agent:
             facts.cycle,
             monotonic=mono,
             splay=config.agent.splay,
+            wake=self._wake,
         )
         delivery = Delivery(store, build_dispatchers(config, store, started_at=now))
         self.scheduler, self.pipeline, self.store, self.delivery = scheduler, pipeline, store, delivery
@@ -261,8 +275,11 @@ class Agent:
                 notifier.reloading()
                 self._do_reload()
                 notifier.ready()
-            wake_at = min(scheduler.next_wakeup(time.monotonic()), time.monotonic() + LOOP_MAX_SLEEP)
-            self._stop.wait(max(0.0, wake_at - time.monotonic()))
+            # Asleep until the next due run or timeout, a finished run (the scheduler sets _wake), a
+            # signal, or at the latest LOOP_MAX_SLEEP / the watchdog's interval.
+            wake_at = min(scheduler.next_wakeup(time.monotonic()), time.monotonic() + _max_sleep(gate.interval))
+            self._wake.wait(max(0.0, wake_at - time.monotonic()))
+            self._wake.clear()
 
     # -- pieces of run()
     def _explain_previous_boot(self, config: Any, scheduler: Any, pipeline: Any, facts: Any) -> None:

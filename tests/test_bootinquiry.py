@@ -254,7 +254,7 @@ def test_a_fault_while_explaining_the_previous_boot_leaves_the_agent_watching_th
         while time.monotonic() < deadline and "memory" not in agent.last_runs:
             time.sleep(0.05)
         ran.append("memory" in agent.last_runs)
-        agent._stop.set()
+        agent.stop()
 
     stopper = threading.Thread(target=stop_after_a_cycle, daemon=True)
     stopper.start()

@@ -344,3 +344,25 @@ def test_a_hung_check_fails_every_cycle_until_check_failing_fires_and_resolves_w
         scheduler.close()
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_a_run_that_ends_sets_the_wake_event_and_the_next_step_at_the_same_time_collects_it():
+    """The loop is woken by the run's end, not by a timer: the clock given to step() does not move."""
+    gated, cheap = Gated(), Counting()
+    cheap.non_blocking = True  # the shared lane wakes the loop too
+    wake = threading.Event()
+    scheduler = Scheduler(
+        [(cfg("gated"), gated), (cfg("cheap"), cheap)], lambda now, mono: "ctx", monotonic=0.0, splay=0.0, wake=wake
+    )
+    try:
+        assert scheduler.step(1000.0, 0.0) == []  # both started
+        assert wake.wait(10)  # the cheap one ended
+        wake.clear()
+        assert [r.check for r in scheduler.step(1000.0, 0.0)] == ["cheap"]
+        assert not wake.is_set()
+        gated.gate.set()
+        assert wake.wait(10)
+        assert [r.check for r in scheduler.step(1000.0, 0.0)] == ["gated"]
+    finally:
+        gated.gate.set()
+        scheduler.close()
