@@ -157,6 +157,9 @@ class Agent:
         from monagent.sdnotify import SystemdNotifier
 
         faulthandler.enable()  # a watchdog SIGABRT then prints every thread's stack to the journal
+        from monagent import warden
+
+        warden.enable()  # children's process groups die with the agent, even a SIGKILLed one (#13)
         config = self.config
         self._warn_permissions(config)
         self._install_signals()
