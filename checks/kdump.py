@@ -56,7 +56,7 @@ class KdumpCheck(Check):
         announce_window_seconds: float = 3600.0,
         scan_timeout_seconds: float = 20.0,
         max_dumps: int = 1000,
-        max_entries_per_scan: int = 20_000,
+        max_entries_per_scan: int = 5_000,
     ) -> None:
         for root in roots:
             if not os.path.isabs(root):
@@ -247,8 +247,9 @@ def _describe(scan: RootScan, reported: int, writing: int) -> str:
         parts.append(f"{writing} being written")
     if scan.ignored_count:
         parts.append(f"{scan.ignored_count} untrusted entr{'ies' if scan.ignored_count != 1 else 'y'} ignored")
-    if scan.deferred:
-        parts.append(f"{scan.deferred} entries left for the next scans")
+    if scan.partial:
+        window = f"entries {scan.first + 1}-{scan.first + scan.examined}" if scan.examined else "no entries"
+        parts.append(f"{window} of a crowded root examined, the others in the next scans")
     if scan.skipped:
         parts.append(f"{scan.skipped} oldest entries not examined (max_dumps)")
     return ", ".join(parts)
