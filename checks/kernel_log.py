@@ -11,12 +11,16 @@ boot; the engine's seen set announces each once, however often the kernel repeat
 from __future__ import annotations
 
 import logging
-from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
-
-from monagent.checks.journal_read import JOURNALCTL, JournalUnavailable, run_journalctl, to_line
-from monagent.checks.kernel_patterns import Problem, find_problems
+from typing import TYPE_CHECKING, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.api import Check, Context, MetricSpec, Occurrence, Result, Status
+
+if TYPE_CHECKING:
+    from monagent.checks.kernel_patterns import Problem
+
+# The journal reader and the patterns are imported by run(): loading the class (monagent validate,
+# plugins) stays cheap.
+JOURNALCTL = "journalctl"  # as monagent.checks.journal_read.JOURNALCTL
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,9 @@ class KernelLogCheck(Check):
         self._first_time: Dict[Tuple[str, str], float] = {}
 
     def run(self, ctx: Context) -> List[Result]:
+        from monagent.checks.journal_read import JournalUnavailable, run_journalctl, to_line
+        from monagent.checks.kernel_patterns import Problem, find_problems
+
         boot = ctx.boot_id()
         if boot != self._boot:
             self._boot, self._cursor, self._problems, self._first_time = boot, "", {}, {}

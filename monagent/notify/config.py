@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 from monagent.alerting.config import AlertingConfig
-from monagent.alerting.policy import Recipient
 from monagent.alerting.route import Route, parse_route
 from monagent.confread import Section
 from monagent.notify.alertmanager_config import AlertmanagerConfig, parse_alertmanager
 from monagent.notify.chat_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
 from monagent.notify.delivery import Delivery
+
+if TYPE_CHECKING:  # the alert engine's types: reading the config (monagent validate) does not need them
+    from monagent.alerting.policy import Recipient
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class NotifiersConfig:
 
     def recipients(self) -> Tuple[Recipient, ...]:
         """Every configured receiver with its route, in the order of ``receiver_names``."""
+        from monagent.alerting.policy import Recipient
+
         routes: Dict[str, Route] = {"console": self.console.route}
         routes.update({f"dingtalk:{d.name}": d.route for d in self.dingtalk})
         routes.update({f"webhook:{w.name}": w.route for w in self.webhooks})
