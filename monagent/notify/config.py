@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Dict, Optional, Tuple
 from monagent.alerting.config import AlertingConfig
 from monagent.alerting.route import Route, parse_route
 from monagent.confread import Section
-from monagent.notify.alertmanager_config import AlertmanagerConfig, parse_alertmanager
-from monagent.notify.chat_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
-from monagent.notify.delivery import Delivery
 
-if TYPE_CHECKING:  # the alert engine's types: reading the config (monagent validate) does not need them
+if TYPE_CHECKING:
+    # The alert engine's types, and each receiver kind's configuration, imported where used: a file
+    # without robots or Alertmanager (monagent validate of the shipped file) loads none of them.
     from monagent.alerting.policy import Recipient
+    from monagent.notify.alertmanager_config import AlertmanagerConfig
+    from monagent.notify.chat_config import DingTalkConfig, WebhookConfig
 
 
 @dataclass(frozen=True)
@@ -60,18 +61,30 @@ def parse_console(section: Section) -> ConsoleConfig:
 def parse_notifiers(section: Section, alerting: Optional[AlertingConfig] = None) -> NotifiersConfig:
     """``alerting`` supplies the pacing defaults (group_wait, max_sends_per_minute, lockout, body budget)
     that each robot may override in its own table."""
-    base = None
-    if alerting is not None:
-        base = Delivery(
-            max_sends_per_minute=alerting.max_sends_per_minute,
-            group_wait=alerting.group_wait,
-            lockout=alerting.lockout,
-            body_budget=alerting.body_budget_bytes,
-        )
     console = parse_console(section.table("console"))
-    dingtalk = tuple(parse_dingtalk(name, sub, base) for name, sub in section.table("dingtalk").tables())
-    webhooks = tuple(parse_webhook(name, sub, base) for name, sub in section.table("webhook").tables())
-    alertmanager = parse_alertmanager(section.table("alertmanager")) if "alertmanager" in section else None
+    robots = list(section.table("dingtalk").tables())
+    hooks = list(section.table("webhook").tables())
+    dingtalk: Tuple[DingTalkConfig, ...] = ()
+    webhooks: Tuple[WebhookConfig, ...] = ()
+    if robots or hooks:
+        from monagent.notify.chat_config import parse_dingtalk, parse_webhook
+        from monagent.notify.delivery import Delivery
+
+        base = None
+        if alerting is not None:
+            base = Delivery(
+                max_sends_per_minute=alerting.max_sends_per_minute,
+                group_wait=alerting.group_wait,
+                lockout=alerting.lockout,
+                body_budget=alerting.body_budget_bytes,
+            )
+        dingtalk = tuple(parse_dingtalk(name, sub, base) for name, sub in robots)
+        webhooks = tuple(parse_webhook(name, sub, base) for name, sub in hooks)
+    alertmanager = None
+    if "alertmanager" in section:
+        from monagent.notify.alertmanager_config import parse_alertmanager
+
+        alertmanager = parse_alertmanager(section.table("alertmanager"))
     section.mark_used("alertmanager")
     section.finish()
     return NotifiersConfig(console, dingtalk, webhooks, alertmanager)
