@@ -14,9 +14,8 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, FrozenSet, List, Optional, Tuple
 
-from monagent.checks.kdump_apport import read_report
 from monagent.checks.kdump_layouts import (
     APPORT_KERNEL_REPORT,
     EntryName,
@@ -30,7 +29,12 @@ from monagent.checks.kdump_layouts import (
     recognise_abrt,
     sniff_format,
 )
-from monagent.checks.kdump_reason import CrashReport, parse_dmesg
+
+if TYPE_CHECKING:
+    from monagent.checks.kdump_reason import CrashReport
+
+# The reason parser and the apport reader are imported when a kernel log or a report is read: a
+# scan that finds nothing new (every scan of a quiet host) does not pay for their patterns.
 
 TAIL_BYTES = 2 * 1024 * 1024
 SMALL_FILE = 64 * 1024
@@ -255,11 +259,16 @@ def _found(root: _Root, fd: int, cand: _Candidate, shape: Shape, files: List[Fil
     if dmesg is not None:
         dmesg_key = (cand.name, dmesg.ino, dmesg.size, dmesg.mtime_ns)
         if dmesg_key not in request.known_dmesg:
+            from monagent.checks.kdump_reason import parse_dmesg
+
             text, error = _read_tail(fd, dmesg.name, request.tail_bytes)
             report = parse_dmesg(text) if text else None
     local_debian = cand.entry.layout == Layout.DEBIAN and not cand.entry.host  # apport only handles these
     apport_name = root.apport.get(cand.entry.stamp, "") if local_debian else ""
     if report is None and dmesg_key not in request.known_dmesg and apport_name:
+        from monagent.checks.kdump_apport import read_report
+        from monagent.checks.kdump_reason import parse_dmesg
+
         text = read_report(root.fd, apport_name)
         if text:
             report, error = parse_dmesg(text[-request.tail_bytes :]), ""
