@@ -346,23 +346,53 @@ def test_a_hung_check_fails_every_cycle_until_check_failing_fires_and_resolves_w
         time.tzset()
 
 
-def test_a_run_that_ends_sets_the_wake_event_and_the_next_step_at_the_same_time_collects_it():
-    """The loop is woken by the run's end, not by a timer: the clock given to step() does not move."""
+def test_the_last_run_in_flight_to_end_sets_the_wake_event_and_one_step_collects_the_cycle():
+    """The loop is woken by the runs' end, not by a timer (the clock given to step() does not move),
+    and once per cycle: when the last run started is done, so the cycle is observed in one step."""
     gated, cheap = Gated(), Counting()
-    cheap.non_blocking = True  # the shared lane wakes the loop too
+    cheap.non_blocking = True  # the shared lane counts too
     wake = threading.Event()
     scheduler = Scheduler(
         [(cfg("gated"), gated), (cfg("cheap"), cheap)], lambda now, mono: "ctx", monotonic=0.0, splay=0.0, wake=wake
     )
     try:
         assert scheduler.step(1000.0, 0.0) == []  # both started
-        assert wake.wait(10)  # the cheap one ended
-        wake.clear()
-        assert [r.check for r in scheduler.step(1000.0, 0.0)] == ["cheap"]
-        assert not wake.is_set()
+        deadline = time.monotonic() + 10
+        while cheap.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert cheap.calls == 1
+        assert not wake.wait(0.2)  # the cheap run ended, the gated one is still in flight: no wake-up yet
         gated.gate.set()
-        assert wake.wait(10)
-        assert [r.check for r in scheduler.step(1000.0, 0.0)] == ["gated"]
+        assert wake.wait(10)  # the last one ended
+        assert sorted(r.check for r in scheduler.step(1000.0, 0.0)) == ["cheap", "gated"]
     finally:
         gated.gate.set()
+        scheduler.close()
+
+
+def test_a_run_past_its_timeout_no_longer_holds_back_the_wake_up():
+    """A hung run is abandoned at its timeout; from then on the others' ends wake the loop again."""
+    blocked, quick = Blocking(), Counting()
+    wake = threading.Event()
+    scheduler = Scheduler(
+        [(cfg("stuck", interval=10, timeout=3), blocked), (cfg("quick", interval=10), quick)],
+        lambda now, mono: "ctx",
+        monotonic=0.0,
+        splay=0.0,
+        wake=wake,
+    )
+    try:
+        scheduler.step(1000.0, 0.0)
+        deadline = time.monotonic() + 10
+        while quick.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert not wake.wait(0.2)  # the stuck run is in flight
+        runs = scheduler.step(1003.0, 3.0)  # its timeout (the loop's timer): abandoned; quick's result comes too
+        assert sorted((r.check, r.error) for r in runs) == [("quick", ""), ("stuck", "still running after 3 s")]
+        wake.clear()
+        scheduler.step(1010.0, 10.0)  # the next cycle: quick runs, stuck cannot start (hung)
+        assert wake.wait(10)  # quick is the only run in flight: its end wakes the loop
+        assert [r.check for r in scheduler.step(1010.0, 10.0)] == ["quick"]
+    finally:
+        blocked.release()
         scheduler.close()
