@@ -432,12 +432,15 @@ def test_a_finished_run_is_observed_when_it_finishes_not_at_the_next_timer(tmp_p
     """The loop sleeps until the next due run, a run's timeout or LOOP_MAX_SLEEP, whichever is first;
     here all three are an hour away. The check's first run ends at once and the loop observes it then:
     a finished run wakes the loop (#17). Without that, nothing would be observed for an hour."""
+    import logging
     import threading
 
     import monagent.agent
     from monagent.agent import Agent
 
     monkeypatch.setattr(monagent.agent, "LOOP_MAX_SLEEP", 3600.0)
+    monkeypatch.setattr(logging.root, "handlers", list(logging.root.handlers))  # the agent's logging setup is undone
+    monkeypatch.setattr(logging.root, "level", logging.root.level)
     config = agent_config(tmp_path)
     config.write_text(config.read_text().replace('interval = "200ms"', 'interval = "1h"\ntimeout = "1h"'))
     agent = Agent(config, environ={})
