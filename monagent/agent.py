@@ -213,6 +213,7 @@ class Agent:
             facts.close()
             store.close()
             state_lock.release()
+            warden.shutdown()
         return 0
 
     def _open_state(self, config: Any) -> Any:

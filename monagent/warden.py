@@ -82,6 +82,20 @@ def enable() -> None:
     _WARDEN.enabled = True
 
 
+def shutdown() -> None:
+    """The agent is done (its clean stop killed its children): close the pipe, so the warden kills
+    whatever is still listed and exits, and start no other."""
+    with _WARDEN.lock:
+        _WARDEN.enabled = False
+        proc, _WARDEN.proc = _WARDEN.proc, None
+    if proc is not None and proc.stdin is not None:
+        proc.stdin.close()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            log.warning("the warden (pid %d) did not exit", proc.pid)
+
+
 def watch(pgid: int) -> None:
     """The process group ``pgid`` (a child started with ``start_new_session``) dies with the agent."""
     _WARDEN.send(f"+ {int(pgid)}\n")
@@ -118,4 +132,4 @@ def _start() -> Optional[subprocess.Popen[bytes]]:
     return proc
 
 
-__all__ = ["enable", "pid", "release", "watch"]
+__all__ = ["enable", "pid", "release", "shutdown", "watch"]

@@ -58,3 +58,27 @@ def test_without_enable_nothing_is_started():
     warden.watch(12345)
     warden.release(12345)
     assert warden.pid() is None
+
+
+def test_enabled_the_warden_starts_with_the_first_group_and_shutdown_ends_it(tmp_path):
+    """What the agent does: enable() at start, a watched group, then its clean stop calls shutdown()."""
+    leader = _group(tmp_path, "child")
+    child = _wait_file(tmp_path / "child")
+    try:
+        warden.enable()
+        warden.watch(leader.pid)
+        started = warden.pid()
+        assert started is not None and _alive(started)
+        warden.shutdown()  # a group still listed is killed with it
+        assert warden.pid() is None
+        assert leader.wait(10) < 0
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(child) and not _alive(started)
+        warden.watch(12345)  # disabled again: nothing starts
+        assert warden.pid() is None
+    finally:
+        warden.shutdown()
+        leader.kill()
+        leader.wait(10)
