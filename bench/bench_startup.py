@@ -12,7 +12,8 @@ command ``--runs`` times and prints the median and the range of the wall time. T
 CPU (issue #17's targets): user+system time of ``python -c pass``, ``monagent validate`` and
 ``monagent check`` on the shipped agent.toml (state moved into a temporary directory), from the
 same venv, interleaved run by run so a busy machine slows all three alike; the medians and the
-ratios to ``python -c pass`` (targets: validate <= 7x, check <= 12x).
+ratios to ``python -c pass`` (targets: validate <= 7x, check <= 12x). ``--before /path/bin/monagent``
+adds another install's validate and check to the same interleaved rounds (a before/after in one run).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 BENCH_DIR = Path(__file__).resolve().parent
 TARGET_MS = 150.0
@@ -63,7 +64,7 @@ def cpu_ms(argv: Sequence[str], cwd: Path) -> float:
     return (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
 
 
-def cpu_ratios(python: Path, exe: Path, tmp: Path, runs: int) -> None:
+def cpu_ratios(python: Path, exe: Path, tmp: Path, runs: int, before: Optional[Path] = None) -> None:
     text = (BENCH_DIR.parent / "agent.toml").read_text()
     shipped = tmp / "shipped.toml"
     shipped.write_text(text.replace("\n[agent]\n", f'\n[agent]\nstate_dir = "{tmp}/state"\nruntime_dir = "{tmp}/run"\n', 1))
@@ -72,6 +73,9 @@ def cpu_ratios(python: Path, exe: Path, tmp: Path, runs: int) -> None:
         "validate": [str(exe), "validate", "-c", str(shipped)],
         "check": [str(exe), "check", "-c", str(shipped)],
     }
+    if before is not None:  # another install (an earlier commit), interleaved with this one
+        argvs["validate (before)"] = [str(before), "validate", "-c", str(shipped)]
+        argvs["check (before)"] = [str(before), "check", "-c", str(shipped)]
     spent: Dict[str, List[float]] = {name: [] for name in argvs}
     for _ in range(runs):
         for name, argv in argvs.items():
@@ -81,11 +85,12 @@ def cpu_ratios(python: Path, exe: Path, tmp: Path, runs: int) -> None:
     for name, values in spent.items():
         median = statistics.median(values)
         target = CPU_TARGETS.get(name)
-        verdict = (
-            ""
-            if target is None
-            else f"  {median / base:.1f}x pass (target <= {target:g}x: {'met' if median / base <= target else 'missed'})"
-        )
+        if target is None and name != "python -c pass":
+            verdict = f"  {median / base:.1f}x pass"
+        elif target is None:
+            verdict = ""
+        else:
+            verdict = f"  {median / base:.1f}x pass (target <= {target:g}x: {'met' if median / base <= target else 'missed'})"
         print(f"  {name:22} {median:6.1f} ms{verdict}")
 
 
@@ -118,6 +123,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--top", type=int, default=12, help="modules listed from -X importtime")
     parser.add_argument("--reuse", action="store_true", help="use the venv as it is (no rebuild)")
+    parser.add_argument(
+        "--before", type=Path, default=None, help="monagent executable of another install (an earlier commit) to interleave"
+    )
+    parser.add_argument("--cpu-runs", type=int, default=0, help="rounds of the CPU comparison (default: --runs / 2, at least 5)")
     args = parser.parse_args()
     if not args.reuse:
         print(f"building {args.venv} from {args.source}", file=sys.stderr)
@@ -142,7 +151,7 @@ def main() -> None:
             median = statistics.median(times)
             verdict = "ok" if median <= TARGET_MS else "OVER TARGET"
             print(f"  monagent {name:13} median {median:6.1f} ms  (min {min(times):.1f}, max {max(times):.1f})  {verdict}")
-        cpu_ratios(python, exe, tmp, max(5, args.runs // 2))
+        cpu_ratios(python, exe, tmp, args.cpu_runs or max(5, args.runs // 2), args.before)
         for name, argv in commands.items():
             total, lines = import_offenders(python, argv, tmp, args.top)
             print(f"imports of monagent {name}: {total:.1f} ms in all (with -X importtime); largest self times:")

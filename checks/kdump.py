@@ -56,7 +56,14 @@ class KdumpCheck(Check):
         "kdump.root": {"en": "{n} crash dump{n:s} in {root}", "zh": "{root} 中有 {n} 个崩溃转储"},
         "kdump.writing": {"en": "{n} being written", "zh": "{n} 个正在写入"},
         "kdump.untrusted": {"en": "untrusted entries ignored: {n}", "zh": "忽略了 {n} 个属主不可信的条目"},
-        "kdump.deferred": {"en": "entries left for the next scans: {n}", "zh": "{n} 个条目留待下次扫描"},
+        "kdump.window": {
+            "en": "a crowded root: entries {start}-{end} examined, the others in the next scans",
+            "zh": "目录条目过多：本次检查第 {start}-{end} 个，其余留待下次扫描",
+        },
+        "kdump.window_empty": {
+            "en": "a crowded root: no entries examined, the others in the next scans",
+            "zh": "目录条目过多：本次未检查条目，其余留待下次扫描",
+        },
         "kdump.skipped": {"en": "oldest entries not examined (max_dumps): {n}", "zh": "最旧的 {n} 个条目未检查（max_dumps）"},
         "kdump.no_message": {
             "en": "kernel crash (no crash message in the kernel log)",
@@ -80,7 +87,7 @@ class KdumpCheck(Check):
         announce_window_seconds: float = 3600.0,
         scan_timeout_seconds: float = 20.0,
         max_dumps: int = 1000,
-        max_entries_per_scan: int = 20_000,
+        max_entries_per_scan: int = 5_000,
     ) -> None:
         for root in roots:
             if not os.path.isabs(root):
@@ -272,8 +279,11 @@ def _describe(scan: RootScan, reported: int, writing: int) -> Text:
         parts.append(text("kdump.writing", n=writing))
     if scan.ignored_count:
         parts.append(text("kdump.untrusted", n=scan.ignored_count))
-    if scan.deferred:
-        parts.append(text("kdump.deferred", n=scan.deferred))
+    if scan.partial:  # a crowded root is read a window at a time
+        if scan.examined:
+            parts.append(text("kdump.window", start=scan.first + 1, end=scan.first + scan.examined))
+        else:
+            parts.append(text("kdump.window_empty"))
     if scan.skipped:
         parts.append(text("kdump.skipped", n=scan.skipped))
     return joined(*parts) if len(parts) > 1 else parts[0]

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, Optional, Union
+from typing import TYPE_CHECKING, Dict, Optional, Union
 
-from monagent.checks.kdump_reason import CrashReport
-from monagent.checks.kdump_scan import FoundDump
+if TYPE_CHECKING:
+    from monagent.checks.kdump_reason import CrashReport
+    from monagent.checks.kdump_scan import FoundDump
 
 from monagent.api import Fact, Formatter, Occurrence, Status, Text, plain
 
@@ -88,6 +89,8 @@ def summary(status: str, dump: FoundDump, report: Optional[CrashReport]) -> Text
 
 
 def facts(ctx: DumpContext, dump: FoundDump, status: str, report: Optional[CrashReport]) -> Dict[str, Fact]:
+    from monagent.checks.kdump_reason import CrashReport
+
     rep = report or CrashReport()
     shape = dump.shape
     path = os.path.join(ctx.root, dump.name)

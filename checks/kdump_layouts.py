@@ -122,9 +122,14 @@ def classify(entry: EntryName, names: Collection[str], readme: str = "", status:
     return _rhel(entry.layout, names, status)
 
 
+def flat_dmesg_name(entry: EntryName) -> str:
+    """The name of a Debian FTP dump's kernel log, beside it in the root."""
+    return f"{entry.host}-dmesg.{entry.stamp}"
+
+
 def flat_shape(entry: EntryName, dump_name: str, root_names: Collection[str]) -> Shape:
     """A Debian FTP dump: flat files, no temporary name, the dmesg beside it."""
-    dmesg = f"{entry.host}-dmesg.{entry.stamp}"
+    dmesg = flat_dmesg_name(entry)
     return Shape(Signal.NO_SIGNAL, Layout.DEBIAN_FTP, core=dump_name, dmesg=dmesg if dmesg in root_names else "")
 
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, FrozenSet, List, Optional, Tuple
 
-from monagent.checks.kdump_apport import read_report
 from monagent.checks.kdump_layouts import (
     APPORT_KERNEL_REPORT,
     EntryName,
@@ -24,12 +23,18 @@ from monagent.checks.kdump_layouts import (
     Shape,
     Signal,
     classify,
+    flat_dmesg_name,
     flat_shape,
     recognise,
     recognise_abrt,
     sniff_format,
 )
-from monagent.checks.kdump_reason import CrashReport, parse_dmesg
+
+if TYPE_CHECKING:
+    from monagent.checks.kdump_reason import CrashReport
+
+# The reason parser and the apport reader are imported when a kernel log or a report is read: a
+# scan that finds nothing new (every scan of a quiet host) does not pay for their patterns.
 
 TAIL_BYTES = 2 * 1024 * 1024
 SMALL_FILE = 64 * 1024
@@ -54,8 +59,8 @@ class ScanRequest:
     abrt: bool = False  # the root is an ABRT spool (/var/spool/abrt)
     max_dumps: int = 1000
     tail_bytes: int = TAIL_BYTES
-    max_entries: int = 20_000  # dump-like entries examined (stat) per scan; the rest wait for the next one
-    offset: int = 0  # where this scan starts among them (the previous scan's next_offset)
+    max_entries: int = 5_000  # directory entries read per scan; the rest wait for the next scans
+    offset: int = 0  # how many entries the previous scans of this pass read (their next_offset)
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,14 @@ class RootScan:
     ignored: Tuple[Tuple[str, str], ...] = ()  # (entry name, why) of the first IGNORED_SAMPLES untrusted entries
     skipped: int = 0  # recognised entries beyond max_dumps (oldest first)
     ignored_count: int = 0  # untrusted entries (owner, symlink) among those examined
-    deferred: int = 0  # dump-like entries not examined in this scan (past max_entries)
-    next_offset: int = 0  # where the next scan starts (0: from the beginning)
+    first: int = 0  # entries skipped before this scan's window (examined by the previous scans)
+    examined: int = 0  # entries read and examined by this scan (at most max_entries)
+    next_offset: int = 0  # where the next scan starts (0: from the beginning: this scan reached the end)
+
+    @property
+    def partial(self) -> bool:
+        """The root holds more entries than one scan reads: this scan saw only a window of them."""
+        return self.first > 0 or self.next_offset > 0
 
 
 IGNORED_SAMPLES = 5  # untrusted entries named in a scan; the others are only counted
@@ -117,7 +128,6 @@ class _Root:
 
     fd: int
     request: ScanRequest
-    names: Set[str] = field(default_factory=set)
     apport: Dict[str, str] = field(default_factory=dict)  # stamp -> apport kernel report name
 
 
@@ -151,12 +161,15 @@ def scan_root(request: ScanRequest) -> RootScan:
         os.close(root_fd)
 
 
-def _list_root(root: _Root) -> Tuple[List[_Candidate], List[Tuple[str, str]], Tuple[int, int, int]]:
-    """Candidates, sample untrusted entries and (untrusted count, deferred, next offset).
+def _list_root(root: _Root) -> Tuple[List[_Candidate], List[Tuple[str, str]], Tuple[int, int, int, int]]:
+    """Candidates, sample untrusted entries and (untrusted count, first, examined, next offset).
 
-    Memory and work stay bounded whatever another user puts in a world-writable root: only
-    ``max_entries`` dump-like entries are examined per scan (the next scan goes on from there),
-    untrusted ones are counted with a few samples kept, and only names a dump may need are kept."""
+    Work and memory stay bounded whatever another user puts in a world-writable root: one scan
+    reads at most ``max_entries`` directory entries past the ``offset`` the previous scans reached
+    (those before it are only stepped over, never matched or stat()ed) and stops there; the next
+    scan goes on from there and, past the end, starts again. Untrusted entries are counted with a
+    few samples kept, and nothing is kept per entry. A root with fewer entries than that is read
+    whole by every scan."""
     candidates: List[_Candidate] = []
     ignored: List[Tuple[str, str]] = []
     request = root.request
@@ -165,16 +178,16 @@ def _list_root(root: _Root) -> Tuple[List[_Candidate], List[Tuple[str, str]], Tu
     end = request.offset + request.max_entries
     with os.scandir(root.fd) as it:
         for item in it:
-            if "dmesg" in item.name:
-                root.names.add(item.name)  # a flat dump's kernel log beside it
+            index += 1
+            if index <= request.offset:
+                continue  # examined by an earlier scan of this pass
+            if index > end:
+                return candidates, ignored, (ignored_count, request.offset, request.max_entries, end)
             is_dir = item.is_dir(follow_symlinks=False)
             entry = recognise_abrt(item.name) if abrt else recognise(item.name, is_dir)
             report = None if abrt else APPORT_KERNEL_REPORT.match(item.name)
             link = entry is None and report is None and item.is_symlink() and recognise(item.name, True) is not None
             if entry is None and report is None and not link:
-                continue
-            index += 1
-            if not request.offset < index <= end:
                 continue
             why = "is a symbolic link" if link else _untrusted(item.stat(follow_symlinks=False), request.trusted_uids)
             if why:
@@ -187,8 +200,8 @@ def _list_root(root: _Root) -> Tuple[List[_Candidate], List[Tuple[str, str]], Tu
                 root.apport[report.group("stamp")] = item.name
             elif entry is not None and (is_dir or entry.layout == Layout.DEBIAN_FTP):
                 candidates.append(_Candidate(item.name, entry, st.st_mtime, st.st_ino, is_dir))
-    deferred = index - min(index, end) + min(index, request.offset)
-    return candidates, ignored, (ignored_count, deferred, end if index > end else 0)
+    # the end of the directory: the next scan starts a new pass
+    return candidates, ignored, (ignored_count, min(request.offset, index), max(0, index - request.offset), 0)
 
 
 def _untrusted(st: os.stat_result, trusted: FrozenSet[int]) -> str:
@@ -201,7 +214,10 @@ def _untrusted(st: os.stat_result, trusted: FrozenSet[int]) -> str:
 
 def _examine(root: _Root, cand: _Candidate) -> Optional[FoundDump]:
     if not cand.is_dir:
-        shape = flat_shape(cand.entry, cand.name, root.names)
+        # its kernel log beside it, looked up by name (it may lie outside this scan's window), and
+        # only if a trusted owner wrote it: another user must not supply a root dump's reason
+        dmesg = _trusted_regular(root.fd, flat_dmesg_name(cand.entry), root.request.trusted_uids)
+        shape = flat_shape(cand.entry, cand.name, {dmesg} if dmesg else ())
         files = [f for f in (_stat(root.fd, cand.name), _stat(root.fd, shape.dmesg) if shape.dmesg else None) if f]
         if not files or files[0].ino != cand.ino:
             return None
@@ -243,11 +259,16 @@ def _found(root: _Root, fd: int, cand: _Candidate, shape: Shape, files: List[Fil
     if dmesg is not None:
         dmesg_key = (cand.name, dmesg.ino, dmesg.size, dmesg.mtime_ns)
         if dmesg_key not in request.known_dmesg:
+            from monagent.checks.kdump_reason import parse_dmesg
+
             text, error = _read_tail(fd, dmesg.name, request.tail_bytes)
             report = parse_dmesg(text) if text else None
     local_debian = cand.entry.layout == Layout.DEBIAN and not cand.entry.host  # apport only handles these
     apport_name = root.apport.get(cand.entry.stamp, "") if local_debian else ""
     if report is None and dmesg_key not in request.known_dmesg and apport_name:
+        from monagent.checks.kdump_apport import read_report
+        from monagent.checks.kdump_reason import parse_dmesg
+
         text = read_report(root.fd, apport_name)
         if text:
             report, error = parse_dmesg(text[-request.tail_bytes :]), ""
@@ -269,6 +290,15 @@ def _regular_files(dir_fd: int) -> List[FileStat]:
             if stat.S_ISREG(st.st_mode) and item.name != ".notified":
                 files.append(FileStat(item.name, st.st_size, st.st_mtime_ns, st.st_ino))
     return files
+
+
+def _trusted_regular(dir_fd: int, name: str, trusted: FrozenSet[int]) -> str:
+    """``name`` if it is a regular file (not a symlink) of a trusted owner, else ""."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return ""
+    return name if stat.S_ISREG(st.st_mode) and st.st_uid in trusted else ""
 
 
 def _stat(dir_fd: int, name: str) -> Optional[FileStat]:

@@ -13,10 +13,13 @@ from __future__ import annotations
 import logging
 from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from monagent.checks.journal_read import JOURNALCTL, JournalUnavailable, run_journalctl, to_line
 from monagent.checks.kernel_patterns import TEXTS, Problem, find_problems
 
 from monagent.api import Check, Context, MetricSpec, Occurrence, Result, Status
+
+# The journal reader is imported by run(): loading the class (monagent validate, plugins) stays cheap.
+# The patterns module comes with the class: its texts are the check's own (Check.texts).
+JOURNALCTL = "journalctl"  # as monagent.checks.journal_read.JOURNALCTL
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,8 @@ class KernelLogCheck(Check):
         self._first_time: Dict[Tuple[str, str], float] = {}
 
     def run(self, ctx: Context) -> List[Result]:
+        from monagent.checks.journal_read import JournalUnavailable, run_journalctl, to_line
+
         boot = ctx.boot_id()
         if boot != self._boot:
             self._boot, self._cursor, self._problems, self._first_time = boot, "", {}, {}

@@ -5,7 +5,9 @@ unless the user writes ``["/bin/sh", "-c", "..."]`` himself. The plugin runs
 
 - in a new session (its own process group), so a timeout kills the whole group,
   grandchildren included; when the plugin exits, whatever it left running in its group
-  is killed too (a forgotten grandchild holding stdout cannot stall the check);
+  is killed too (a forgotten grandchild holding stdout cannot stall the check); the plugin
+  dies with the agent (``PR_SET_PDEATHSIG``) and so does its group, background grandchildren
+  included, whatever ends the agent (the warden: ``contain_process_group``);
 - with stdin from /dev/null, cwd ``/``, no inherited descriptors, no ambient
   capabilities, and an environment made only of the allow-listed names plus the fixed
   ``env`` table (never ``NOTIFY_SOCKET``, ``WATCHDOG_*`` or ``LISTEN_*``);
@@ -28,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
-from monagent.api import Check, Context, Result, Status, Text
+from monagent.api import Check, Context, Result, Status, Text, contain_process_group, release_process_group
 from monagent.nagios import parse_output
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,7 @@ class _Run:
             # looked up in the parent: the usual preexec_fn-with-threads deadlock cannot happen.
             preexec_fn=_child_setup(),  # noqa: PLW1509
         )
+        contain_process_group(self.proc.pid)  # its grandchildren die with the agent too, even a SIGKILLed one
         self.out, self.err = _Capped(limit), _Capped(limit)
         self.selector = selectors.DefaultSelector()
         assert self.proc.stdout is not None and self.proc.stderr is not None
@@ -212,6 +215,7 @@ class _Run:
         # The leader is not reaped yet, so its pid still names this group: kill what is left.
         self.kill_group(signal.SIGKILL)
         self.pump(time.monotonic() + _LINGER, stop_at_exit=False)
+        release_process_group(self.proc.pid)  # before the reap: until then no other group can have its id
         try:
             returncode = self.proc.wait(timeout=_REAP_WAIT)
         except subprocess.TimeoutExpired:  # SIGKILLed but stuck in the kernel (a hung NFS statfs)

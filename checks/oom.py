@@ -14,11 +14,9 @@ kills it cannot tell apart); occurrence ids are ``boot id + counter``, unique pe
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -174,6 +172,8 @@ class OomCheck(Check):
         return None
 
     def _service_counters(self) -> Dict[str, Tuple[int, int]]:
+        import glob  # here, not at import: loading the class (monagent validate) stays cheap
+
         counters: Dict[str, Tuple[int, int]] = {}
         for path in glob.glob(os.path.join(glob.escape(self.cgroup_root), self.services_glob, "memory.events")):
             directory = os.path.dirname(path)
@@ -318,6 +318,8 @@ def _read_kmsg(path: str) -> Optional[List[Tuple[int, str]]]:
 
 def _run_dmesg(command: Sequence[str]) -> Optional[List[Tuple[int, str]]]:
     """``dmesg`` output lines (no sequence numbers: -1); None when it cannot run."""
+    import subprocess
+
     try:
         done = subprocess.run(list(command), capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

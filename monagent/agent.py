@@ -57,6 +57,10 @@ LOOP_MAX_SLEEP = 5.0  # timers (reminders, windows) are checked at least this of
 STATUS_REFRESH = 30.0  # the systemd STATUS= line is recomputed after runs, else this often
 
 
+def _max_sleep(watchdog_interval: Optional[float]) -> float:
+    return LOOP_MAX_SLEEP if watchdog_interval is None else min(LOOP_MAX_SLEEP, watchdog_interval)
+
+
 class _Lane:
     """The delivery thread of one receiver: pumps its dispatcher when woken and when it is due."""
 
@@ -139,6 +143,7 @@ class Agent:
         setup_logging(log_level or self.config.agent.log_level)
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._wake = threading.Event()  # the loop sleeps on this: a finished run, a signal or stop() sets it
         self.cycle_histogram = CycleHistogram()
         self.last_runs: Dict[str, CheckRun] = {}
         self.first_cycle: Optional[FirstCycle] = None
@@ -151,13 +156,24 @@ class Agent:
 
     # -- signals
     def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGHUP, lambda *_: self._request(self._reload))
+
+    def stop(self) -> None:
+        """Ask the loop to stop (what SIGTERM does)."""
+        self._request(self._stop)
+
+    def _request(self, flag: threading.Event) -> None:
+        flag.set()
+        self._wake.set()
 
     # -- building the parts from a config
     def run(self) -> int:
         faulthandler.enable()  # a watchdog SIGABRT then prints every thread's stack to the journal
+        from monagent import warden
+
+        warden.enable()  # children's process groups die with the agent, even a SIGKILLed one (#13)
         config = self.config
         self._warn_permissions(config)
         self._install_signals()
@@ -176,6 +192,7 @@ class Agent:
             facts.cycle,
             monotonic=mono,
             splay=config.agent.splay,
+            wake=self._wake,
         )
         delivery = Delivery(store, build_dispatchers(config.notifiers, config.agent.hostname, store, started_at=now))
         self.scheduler, self.pipeline, self.store, self.delivery = scheduler, pipeline, store, delivery
@@ -208,6 +225,7 @@ class Agent:
             facts.close()
             store.close()
             state_lock.release()
+            warden.shutdown()
         return 0
 
     def _open_state(self, config: Config) -> Union[int, Tuple[StateLock, Store]]:
@@ -272,8 +290,11 @@ class Agent:
                 notifier.reloading()
                 self._do_reload()
                 notifier.ready()
-            wake_at = min(scheduler.next_wakeup(time.monotonic()), time.monotonic() + LOOP_MAX_SLEEP)
-            self._stop.wait(max(0.0, wake_at - time.monotonic()))
+            # Asleep until the next due run or timeout, a finished run (the scheduler sets _wake), a
+            # signal, or at the latest LOOP_MAX_SLEEP / the watchdog's interval.
+            wake_at = min(scheduler.next_wakeup(time.monotonic()), time.monotonic() + _max_sleep(gate.interval))
+            self._wake.wait(max(0.0, wake_at - time.monotonic()))
+            self._wake.clear()
 
     # -- pieces of run()
     def _explain_previous_boot(self, config: Config, scheduler: Scheduler, pipeline: AlertPipeline, facts: SystemFacts) -> None:

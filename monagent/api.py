@@ -56,8 +56,10 @@ __all__ = [
     "StuckCall",
     "Text",
     "Threshold",
+    "contain_process_group",
     "joined",
     "plain",
+    "release_process_group",
     "worst",
 ]
 
@@ -492,3 +494,23 @@ def _checked_texts(owner: str, texts: Any) -> Mapping[str, Mapping[str, str]]:
         if "en" not in by_language:
             raise TypeError(f"{owner}.texts[{message_id!r}] has no English text (the fallback of every language)")
     return texts
+
+
+def contain_process_group(pgid: int) -> None:
+    """Make the process group ``pgid`` die with the agent, however the agent dies (SIGKILL included).
+
+    For a check that starts a child in a session of its own (``subprocess.Popen(...,
+    start_new_session=True)``: its pid is the group's id): call this right after the start, and
+    :func:`release_process_group` once the group is killed and the child reaped. The running agent's
+    warden (``monagent.warden``) then SIGKILLs the group, grandchildren included, if the agent ends
+    without stopping it. Outside ``monagent run`` both calls do nothing."""
+    from monagent import warden
+
+    warden.watch(pgid)
+
+
+def release_process_group(pgid: int) -> None:
+    """The group given to :func:`contain_process_group` is gone: the warden forgets it."""
+    from monagent import warden
+
+    warden.release(pgid)

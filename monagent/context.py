@@ -23,11 +23,13 @@ import os
 import stat
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from monagent import procfs
 from monagent.api import DiskUsage, Mount, ProcessInfo
-from monagent.workers import WorkerPool
+
+if TYPE_CHECKING:  # imported when the first worker is needed: a host without network mounts never does
+    from monagent.workers import WorkerPool
 
 T = TypeVar("T")
 
@@ -131,6 +133,8 @@ class SystemFacts:
         """The worker pool, started on first use (no worker process when no check needs one)."""
         with self._lock:
             if self._pool is None:
+                from monagent.workers import WorkerPool
+
                 self._pool = WorkerPool(self._pool_size)
             return self._pool
 

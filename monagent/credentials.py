@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple
@@ -122,6 +121,8 @@ def _read(path: Path) -> Optional[str]:
 
 
 def _decrypt(name: str, path: Path) -> Optional[str]:
+    import subprocess  # only for an encrypted credential: validate and check need it rarely
+
     try:
         done = subprocess.run(
             ["systemd-creds", "decrypt", f"--name={name}", str(path), "-"], capture_output=True, timeout=30, check=False

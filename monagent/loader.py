@@ -81,16 +81,12 @@ def _own_entry_points(package_dir: Optional[Path] = None) -> Dict[str, object]:
     installed distribution (which is what makes ``monagent validate`` slow)."""
     package_dir = package_dir or Path(__file__).resolve().parent
     for info in package_dir.parent.glob("monagent-*.dist-info/entry_points.txt"):
-        import configparser
-
-        parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
-        parser.optionxform = str  # type: ignore[assignment,method-assign]
         try:
-            parser.read(info, encoding="utf-8")
-        except configparser.Error:
+            own = _entry_point_section(info.read_text(encoding="utf-8"), GROUP)
+        except (OSError, UnicodeDecodeError):
             break
-        if parser.has_section(GROUP):
-            return {name: _OwnEntryPoint(name, value) for name, value in parser.items(GROUP)}
+        if own:
+            return {name: _OwnEntryPoint(name, value) for name, value in own.items()}
         break
     # an editable install or a source tree: ask importlib.metadata
     from importlib.metadata import PackageNotFoundError, distribution
@@ -100,6 +96,24 @@ def _own_entry_points(package_dir: Optional[Path] = None) -> Dict[str, object]:
     except PackageNotFoundError:  # running from a source tree that is not installed
         return {}
     return {ep.name: ep for ep in dist.entry_points if ep.group == GROUP}
+
+
+def _entry_point_section(text: str, group: str) -> Dict[str, str]:
+    """``name = value`` lines of one ``[group]`` of an ``entry_points.txt`` (the INI subset pip writes;
+    configparser would cost more to import than the whole lookup)."""
+    found: Dict[str, str] = {}
+    inside = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            inside = line[1:-1].strip() == group
+            continue
+        name, sep, value = line.partition("=")
+        if inside and sep:
+            found[name.strip()] = value.strip()
+    return found
 
 
 def permission_problem(path: Path, allowed_uids: Sequence[int]) -> Optional[str]:

@@ -12,9 +12,13 @@ own: a run that raises yields UNKNOWN with the exception text (traceback logged 
 one that passes its timeout yields UNKNOWN "still running after N s" and is abandoned with
 its thread (Python threads cannot be killed; calls that can block in the kernel go
 through the context's worker processes, which have hard timeouts). Every later run that
-falls due while the abandoned one has not returned is a failed run "hung since HH:MM", so
-the check's "check failing" streak grows and alerts like any other failure. Facts are
-gathered once per cycle: every check started in one step shares one context.
+falls due while the abandoned one has not returned is a failed run "hung (the run started at
+HH:MM has not returned)", so the check's "check failing" streak grows and alerts like any other
+failure. Facts are
+gathered once per cycle: every check started in one step shares one context. When the last run
+in flight ends, the scheduler sets the ``wake`` event it was given, so the loop waiting on it
+collects the cycle's runs at once (in one step: one ``observe``, at most one commit) instead of
+at its next timer; a run past its timeout no longer counts as in flight.
 
 The scheduler never reads the clock: ``step(now, monotonic)`` is given the time.
 """
@@ -76,6 +80,7 @@ class _Job:
     ctx: Context
     run: _Run
     name: str
+    finished: Optional[Callable[[_Run], None]] = None  # the scheduler's bookkeeping when the run is done
 
 
 class _Lane:
@@ -122,7 +127,10 @@ class _Lane:
                 job = self._jobs.popleft()
                 self.current = job.run
             _execute(job.check, job.ctx, job.run.box, job.name)
-            job.run.done.set()
+            if job.finished is not None:
+                job.finished(job.run)
+            else:
+                job.run.done.set()
             with self._cond:
                 self.current = None
 
@@ -181,8 +189,12 @@ class Scheduler:
         monotonic: float,
         splay: float = 10.0,
         rng: Optional[random.Random] = None,
+        wake: Optional[threading.Event] = None,
     ) -> None:
         self._context_factory = context_factory
+        self._wake = wake  # set by a check's thread when the last run in flight is done (the loop waits on it)
+        self._lock = threading.Lock()
+        self._in_flight = 0  # runs started and neither done nor past their timeout
         self._rng = rng or random.Random()  # noqa: S311 - splay, not security
         self._splay = splay
         self._phase = monotonic + (self._rng.uniform(0, splay) if splay > 0 else 0.0)  # the agent's grid
@@ -207,6 +219,8 @@ class Scheduler:
     def remove(self, name: str) -> None:
         instance = self.instances.pop(name, None)
         if instance is not None:
+            if instance.run is not None and not instance.run.timed_out:
+                self._abandon(instance.run)  # never collected: it must not hold back the others' wake-up
             if instance.lane is not None:
                 instance.lane.abandon()
             _close(instance.check)
@@ -296,25 +310,28 @@ class Scheduler:
             return None
         run = _Run(monotonic, now, threading.Event())
         instance.run = run
+        with self._lock:
+            self._in_flight += 1
         instance.runs += 1
         if getattr(instance.check, "non_blocking", False):
             if self._lane is None:
                 self._lane = _Lane()
-            self._lane.submit(_Job(instance.check, ctx, run, instance.config.name))
+            self._lane.submit(_Job(instance.check, ctx, run, instance.config.name, self._finished_run))
             return None
         if instance.lane is None:
             instance.lane = _Lane(f"check:{instance.config.name}")
-        instance.lane.submit(_Job(instance.check, ctx, run, instance.config.name))
+        instance.lane.submit(_Job(instance.check, ctx, run, instance.config.name, self._finished_run))
         return None
 
     def _hung(self, instance: Instance, run: _Run, now: float, monotonic: float) -> CheckRun:
         """The run due now cannot start: the abandoned one has not returned. A failed run, so it counts."""
         since = Formatter("en").clock(run.started_wall)
-        reason = f"hung since {since}"
+        # No "since" here: a console line and `status` append the alert's own "since HH:MM" (#13).
+        reason = f"hung (the run started at {since} has not returned)"
         log.warning(
-            "check %s: %s (%s s), this run is reported UNKNOWN",
+            "check %s: hung, the run started at %s has not returned after %s s; this run is reported UNKNOWN",
             instance.config.name,
-            reason,
+            since,
             _fmt_seconds(monotonic - run.started_mono),
         )
         result = Result(status=Status.UNKNOWN, reason=reason)
@@ -334,7 +351,8 @@ class Scheduler:
                     continue  # already reported as UNKNOWN; a late result is discarded
                 out.append(self._finished(instance, run, monotonic))
             elif not run.timed_out and monotonic - run.started_mono >= instance.config.timeout:
-                run.timed_out = True
+                if not self._abandon(run):
+                    continue  # it ended just now: collected at the next step (the loop is woken)
                 instance.timeouts += 1
                 self.abandoned += 1
                 seconds = _fmt_seconds(monotonic - run.started_mono)
@@ -342,6 +360,29 @@ class Scheduler:
                 self._free_lane_of(run)
                 out.append(self._unknown(instance, run, monotonic, f"still running after {seconds} s"))
         return out
+
+    def _finished_run(self, run: _Run) -> None:
+        """From a check's thread: the run is done; the last one in flight wakes the loop."""
+        with self._lock:
+            run.done.set()
+            if run.timed_out:
+                return  # abandoned at its timeout: no longer counted
+            self._in_flight -= 1
+            idle = self._in_flight == 0
+        if idle and self._wake is not None:
+            self._wake.set()
+
+    def _abandon(self, run: _Run) -> bool:
+        """Mark a run past its timeout as abandoned (no longer in flight); False if it just ended."""
+        with self._lock:
+            if run.done.is_set():
+                return False
+            run.timed_out = True
+            self._in_flight -= 1
+            idle = self._in_flight == 0
+        if idle and self._wake is not None:
+            self._wake.set()  # the runs that ended while it hung are collected now
+        return True
 
     def _free_lane_of(self, run: _Run) -> None:
         """A non-blocking check that hangs must not hold up the others: give them a new lane."""

@@ -70,6 +70,10 @@ class _Worker:
             cwd="/",
             start_new_session=True,
         )
+        from monagent import warden
+
+        warden.watch(self.proc.pid)  # killed with the agent even if it is SIGKILLed
+        self._watched = True
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.wfd = self.proc.stdin.fileno()
         self.rfd = self.proc.stdout.fileno()
@@ -104,7 +108,14 @@ class _Worker:
                 stream.close()
 
     def reaped(self) -> bool:
-        return self.proc.poll() is not None
+        if self.proc.poll() is None:
+            return False
+        if self._watched:
+            from monagent import warden
+
+            warden.release(self.proc.pid)
+            self._watched = False
+        return True
 
 
 class _Timeout(Exception):

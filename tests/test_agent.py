@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 from fake_dingtalk import FakeDingTalk, Fault
@@ -74,8 +74,8 @@ def agent_config(tmp_path: Path, extra: str = "", checks: str = "") -> Path:
 def agents():
     started: List[AgentProcess] = []
 
-    def start(config: Path) -> AgentProcess:
-        agent = AgentProcess(config)
+    def start(config: Path, env: Optional[Dict[str, str]] = None) -> AgentProcess:
+        agent = AgentProcess(config, env=env)
         started.append(agent)
         return agent
 
@@ -426,3 +426,96 @@ def test_a_plugin_dies_when_the_agent_is_killed(tmp_path, agents):
             os.killpg(plugin, signal.SIGKILL)  # its background child is not covered: do not leak it
         except ProcessLookupError:
             pass
+
+
+def test_a_finished_run_is_observed_when_it_finishes_not_at_the_next_timer(tmp_path, monkeypatch):
+    """The loop sleeps until the next due run, a run's timeout or LOOP_MAX_SLEEP, whichever is first;
+    here all three are an hour away. The check's first run ends at once and the loop observes it then:
+    a finished run wakes the loop (#17). Without that, nothing would be observed for an hour."""
+    import logging
+    import threading
+
+    import monagent.agent
+    from monagent.agent import Agent
+
+    monkeypatch.setattr(monagent.agent, "LOOP_MAX_SLEEP", 3600.0)
+    monkeypatch.setattr(logging.root, "handlers", list(logging.root.handlers))  # the agent's logging setup is undone
+    monkeypatch.setattr(logging.root, "level", logging.root.level)
+    config = agent_config(tmp_path)
+    config.write_text(config.read_text().replace('interval = "200ms"', 'interval = "1h"\ntimeout = "1h"'))
+    agent = Agent(config, environ={})
+    monkeypatch.setattr(agent, "_install_signals", lambda: None)  # pytest keeps its own handlers
+    monkeypatch.setattr(agent, "_explain_previous_boot", lambda *args: None)
+    observed: List[bool] = []
+
+    def stop_once_observed() -> None:
+        deadline = time.monotonic() + 30  # a bound for a broken build, not a timing claim
+        while time.monotonic() < deadline and "demo" not in agent.last_runs:
+            time.sleep(0.02)
+        observed.append("demo" in agent.last_runs)
+        agent.stop()
+
+    stopper = threading.Thread(target=stop_once_observed, daemon=True)
+    stopper.start()
+    assert agent.run() == 0
+    stopper.join(5)
+    assert observed == [True], "the finished run was not observed: the loop slept through it"
+
+
+def test_a_store_that_refuses_commits_stops_the_watchdog_pings_and_says_why_until_it_accepts_them_again(tmp_path, agents):
+    """A commit that fails for a reason other than disk space is a bug: ERROR in the log, STATUS
+    "delivery stopped: ...", and no more WATCHDOG=1, so systemd's WatchdogSec restarts the agent (#13).
+    The agent is a real process, its notify socket a real datagram socket as systemd's; the store is
+    broken from outside by a trigger that aborts every outbox insert."""
+    import socket
+    import sqlite3
+
+    notify = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify))
+    sock.settimeout(0.2)
+    datagrams: List[Tuple[float, str]] = []
+
+    def listen(seconds: float, until=lambda: False) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not until():
+            try:
+                datagrams.append((time.monotonic(), sock.recv(4096).decode()))
+            except socket.timeout:
+                pass
+
+    def pings(after: float = 0.0) -> int:
+        return sum(1 for at, text in datagrams if at > after and "WATCHDOG=1" in text.split("\n"))
+
+    try:
+        config = agent_config(tmp_path)
+        agent = agents(config, {"NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "1000000"})
+        agent.wait_for("monagent started: 1 checks")
+        listen(30, until=lambda: pings() >= 3)
+        assert pings() >= 3, datagrams  # fed every 0.5 s while healthy
+        with sqlite3.connect(str(tmp_path / "state" / "state.db"), timeout=30) as db:
+            db.execute("CREATE TRIGGER planted BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'planted fault'); END")
+        (tmp_path / "value").write_text("95")  # an alert fires: its event cannot be committed
+        agent.wait_for("ERROR")
+        stopped = "delivery stopped: the state database refused a commit (IntegrityError: planted fault)"
+
+        def said_stopped() -> bool:
+            return any(f"STATUS={stopped}" in text for _, text in datagrams)
+
+        listen(30, until=said_stopped)
+        assert said_stopped(), datagrams
+        since = max(at for at, text in datagrams if stopped in text)
+        listen(4)  # eight watchdog intervals
+        assert pings(after=since) <= 1, datagrams  # at most one already due when the commit failed: fed no more
+        errors = [line for line in agent.lines if "ERROR" in line]
+        assert any(stopped in line and "the watchdog is no longer fed" in line for line in errors), agent.lines
+        assert not any(line.startswith("FIRING") for line in agent.lines)  # held, not delivered
+        with sqlite3.connect(str(tmp_path / "state" / "state.db"), timeout=30) as db:
+            db.execute("DROP TRIGGER planted")
+        agent.wait_for("FIRING critical web01 demo demo value 95%")  # the held event goes out once fixed
+        resumed = time.monotonic()
+        listen(30, until=lambda: pings(after=resumed) >= 2)
+        assert pings(after=resumed) >= 2, datagrams
+        assert agent.stop() == 0
+    finally:
+        sock.close()

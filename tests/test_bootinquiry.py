@@ -235,6 +235,7 @@ def test_a_fault_while_explaining_the_previous_boot_leaves_the_agent_watching_th
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """The inquiry is one more reader of outside sources; whatever it raises, the checks run and the agent stops cleanly."""
+    import logging
     import threading
 
     import monagent.bootinquiry
@@ -244,13 +245,9 @@ def test_a_fault_while_explaining_the_previous_boot_leaves_the_agent_watching_th
         raise ModuleNotFoundError("No module named 'monagent.checks'")  # what a wrong sys.path once gave
 
     monkeypatch.setattr(monagent.bootinquiry, "explain_previous_boot", broken)
-    # Agent() sets up the root logger on this test's captured stderr: give it back afterwards, or the
-    # next test's log lines are written to a closed file ("--- Logging error ---").
-    import logging
-
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", list(root.handlers))
-    monkeypatch.setattr(root, "level", root.level)
+    # the agent's logging setup (a handler on this test's stderr) must not outlive the test
+    monkeypatch.setattr(logging.root, "handlers", list(logging.root.handlers))
+    monkeypatch.setattr(logging.root, "level", logging.root.level)
     path = tmp_path / "agent.toml"
     path.write_text(
         f'[agent]\nhostname = "web01"\nstate_dir = "{tmp_path / "state"}"\nruntime_dir = "{tmp_path / "run"}"\n'
@@ -264,7 +261,7 @@ def test_a_fault_while_explaining_the_previous_boot_leaves_the_agent_watching_th
         while time.monotonic() < deadline and "memory" not in agent.last_runs:
             time.sleep(0.05)
         ran.append("memory" in agent.last_runs)
-        agent._stop.set()
+        agent.stop()
 
     stopper = threading.Thread(target=stop_after_a_cycle, daemon=True)
     stopper.start()

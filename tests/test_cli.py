@@ -71,3 +71,21 @@ def test_a_state_directory_the_user_cannot_read_is_a_one_line_error_not_a_traceb
         77,
         f"monagent: permission denied: {state / 'state.db'}; run this as root or as the user the agent runs as\n",
     )
+
+
+def test_every_command_has_its_owner_and_a_named_command_builds_only_its_group():
+    """cli.COMMAND_OWNERS must name every command build_parser() registers, or that command would
+    parse differently alone; and `validate` alone imports no other command group (#17)."""
+    import argparse
+
+    from monagent.cli import COMMAND_OWNERS, _command_of, build_parser
+
+    def commands(parser):
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return set(sub.choices)
+
+    assert commands(build_parser()) == set(COMMAND_OWNERS)
+    assert commands(build_parser(["-c", "x.toml", "validate", "--strict"])) == {"run", "check", "validate", "plugins"}
+    assert commands(build_parser(["--config", "status", "silence", "list"])) == {"status", "silence", "ack"}
+    assert commands(build_parser(["frobnicate"])) == set(COMMAND_OWNERS)  # an unknown word: every choice in the error
+    assert _command_of(["-c", "check", "--json"]) is None

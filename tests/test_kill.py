@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import List, Set, Tuple
 
+import pytest
 from harness import SUBPROCESS_CWD
 from test_agent import agent_config
 
@@ -189,3 +190,51 @@ def _queued(tmp_path: Path) -> int:
         return store.queued_count("webhook:hook")
     finally:
         store.close()
+
+
+def _children(pid: int) -> List[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_plugins_background_grandchild_dies_with_the_agent_whatever_stops_it(tmp_path: Path, sig: int) -> None:
+    """A Nagios plugin that forks a background child and waits for it: the plugin dies with the agent
+    by PR_SET_PDEATHSIG, its grandchild (another process, no death signal of its own) by the warden,
+    which SIGKILLs the plugin's process group when the agent's end of its pipe closes (#13)."""
+    from monagent import warden
+
+    pids_dir = tmp_path / "pids"
+    pids_dir.mkdir()
+    plugin = tmp_path / "check_forks"
+    plugin.write_text(f"#!/bin/sh\necho $$ > {pids_dir}/$$\nsleep 300 &\necho $! > {pids_dir}/$!\nwait\n")
+    plugin.chmod(0o755)
+    checks = f'\n[checks.forks]\ntype = "nagios"\ncommand = ["{plugin}"]\ninterval = "1s"\ntimeout = "60s"\n'
+    agent = _start(agent_config(tmp_path, checks=checks))
+    try:
+        _wait_running(tmp_path, agent)
+        deadline = time.monotonic() + 30
+        while len(list(pids_dir.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = sorted(int(p.name) for p in pids_dir.iterdir())
+        assert len(started) == 2, "the plugin and its grandchild never ran"
+        wardens = [pid for pid in _children(agent.pid) if warden.NAME in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(wardens) == 1
+        (pids_dir / str(wardens[0])).touch()  # the warden must not outlive its agent either
+        agent.send_signal(sig)
+        agent.wait(30)
+        survivors = _survivors(pids_dir)
+        for pid in survivors:
+            os.kill(pid, signal.SIGKILL)
+        assert survivors == [], f"outlived the agent ({signal.Signals(sig).name}): {survivors}"
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait(10)

@@ -32,6 +32,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
             "monagent.permissions",
             "monagent.statelock",
             "monagent.sdnotify",
+            "monagent.warden",
             "monagent.logsetup",
             "monagent.control",
             "monagent.credentials",

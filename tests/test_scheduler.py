@@ -183,7 +183,7 @@ def test_a_check_blocked_in_a_syscall_past_its_timeout_is_unknown_and_others_kee
         # the next cycle: stuck still hangs, so its run is a failed run (it counts); good runs on
         hung = drain(scheduler, 1010.0, 10.0, until=lambda runs: good.calls == 2)
         assert good.calls == 2
-        assert [r.check for r in hung if r.error.startswith("hung since ")] == ["stuck"]
+        assert [r.check for r in hung if r.error.startswith("hung (the run started at ")] == ["stuck"]
         assert scheduler.instances["stuck"].skipped == 1
         # when the blocked call finally returns, its late result is discarded
         blocked.release()
@@ -269,7 +269,7 @@ def test_a_cheap_check_that_hangs_is_abandoned_and_the_other_cheap_checks_go_on(
         assert good.calls == 1
         later = drain(scheduler, 1010.0, 10.0, until=lambda runs: any(r.check == "good" for r in runs))
         assert good.calls == 2
-        assert [r.check for r in later if r.error.startswith("hung since ")] == ["stuck"]
+        assert [r.check for r in later if r.error.startswith("hung (the run started at ")] == ["stuck"]
     finally:
         stuck.release()
         scheduler.close()
@@ -296,7 +296,8 @@ def test_stuck_runs_past_the_cap_make_the_scheduler_unhealthy_until_they_return(
 
 
 def test_a_hung_check_fails_every_cycle_until_check_failing_fires_and_resolves_when_it_returns(tmp_path, monkeypatch):
-    """A run() that never returns: UNKNOWN at its timeout, then "hung since HH:MM" every cycle, so the
+    """A run() that never returns: UNKNOWN at its timeout, then "hung (the run started at HH:MM has not
+    returned)" every cycle (said once: the line's own "since" is the alert's), so the
     "check failing" alert fires after the configured runs, as for any failing check."""
     from alerting_helpers import Clock, config, open_pipeline
     from alerting_helpers import drain as drain_outbox
@@ -319,9 +320,16 @@ def test_a_hung_check_fails_every_cycle_until_check_failing_fires_and_resolves_w
             lines += drain_outbox(pipeline.store)
             clock.step(10)
         assert [line for line in lines if line.startswith("FIRING")] == [
-            "FIRING warning web01 stuck #unknown check is failing: hung since 14:13 since 14:13"
+            "FIRING warning web01 stuck #unknown check is failing: hung (the run started at 14:13 has not returned) since 14:13"
         ]  # the timeout, then two runs that could not start: three failed runs in a row
         assert scheduler.instances["stuck"].skipped == 4
+        from monagent.alerting.status import gather
+        from monagent.commands.alerts import render_status
+
+        text = render_status(gather(alert_cfg, pipeline.store, clock.wall, running=True))
+        shown = [line for line in text if "has not returned" in line]
+        assert len(shown) == 2, text  # the alert and the check failing, each saying "since" once at most
+        assert all(line.count("since") <= 1 and "hung since" not in line for line in shown), text
         for _ in range(6):
             blocked.release()  # the hung call returns, and so do the next runs
         drain(scheduler, clock.wall, clock.mono, until=lambda runs: scheduler.instances["stuck"].run is None, limit=2)
@@ -336,3 +344,55 @@ def test_a_hung_check_fails_every_cycle_until_check_failing_fires_and_resolves_w
         scheduler.close()
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_the_last_run_in_flight_to_end_sets_the_wake_event_and_one_step_collects_the_cycle():
+    """The loop is woken by the runs' end, not by a timer (the clock given to step() does not move),
+    and once per cycle: when the last run started is done, so the cycle is observed in one step."""
+    gated, cheap = Gated(), Counting()
+    cheap.non_blocking = True  # the shared lane counts too
+    wake = threading.Event()
+    scheduler = Scheduler(
+        [(cfg("gated"), gated), (cfg("cheap"), cheap)], lambda now, mono: "ctx", monotonic=0.0, splay=0.0, wake=wake
+    )
+    try:
+        assert scheduler.step(1000.0, 0.0) == []  # both started
+        deadline = time.monotonic() + 10
+        while cheap.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert cheap.calls == 1
+        assert not wake.wait(0.2)  # the cheap run ended, the gated one is still in flight: no wake-up yet
+        gated.gate.set()
+        assert wake.wait(10)  # the last one ended
+        assert sorted(r.check for r in scheduler.step(1000.0, 0.0)) == ["cheap", "gated"]
+    finally:
+        gated.gate.set()
+        scheduler.close()
+
+
+def test_a_run_past_its_timeout_no_longer_holds_back_the_wake_up():
+    """A hung run is abandoned at its timeout; from then on the others' ends wake the loop again."""
+    blocked, quick = Blocking(), Counting()
+    wake = threading.Event()
+    scheduler = Scheduler(
+        [(cfg("stuck", interval=10, timeout=3), blocked), (cfg("quick", interval=10), quick)],
+        lambda now, mono: "ctx",
+        monotonic=0.0,
+        splay=0.0,
+        wake=wake,
+    )
+    try:
+        scheduler.step(1000.0, 0.0)
+        deadline = time.monotonic() + 10
+        while quick.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert not wake.wait(0.2)  # the stuck run is in flight
+        runs = scheduler.step(1003.0, 3.0)  # its timeout (the loop's timer): abandoned; quick's result comes too
+        assert sorted((r.check, r.error) for r in runs) == [("quick", ""), ("stuck", "still running after 3 s")]
+        wake.clear()
+        scheduler.step(1010.0, 10.0)  # the next cycle: quick runs, stuck cannot start (hung)
+        assert wake.wait(10)  # quick is the only run in flight: its end wakes the loop
+        assert [r.check for r in scheduler.step(1010.0, 10.0)] == ["quick"]
+    finally:
+        blocked.release()
+        scheduler.close()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from monagent.events import AlertKey
+if TYPE_CHECKING:  # annotations only: the config (monagent validate) does not need the event types
+    from monagent.events import AlertKey
 
 LABELS = ("check", "subject", "metric", "check_type", "type", "severity")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -277,6 +276,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.nagios:
         print(_nagios_line(config, judged[0]))
     elif args.json:
+        import json
+
         print(json.dumps(_as_json(judged, runs, fmt), indent=2, sort_keys=True))
     else:
         _print_table(judged, runs, fmt)
@@ -301,6 +302,8 @@ def last_boot_line(config: Any) -> str:
     finally:
         store.close()
     try:
+        import json
+
         verdict = json.loads(raw) if raw else None
     except ValueError:
         verdict = None

@@ -621,20 +621,47 @@ def test_with_the_engines_seen_set_a_restart_sends_nothing_and_a_first_run_annou
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
-def test_a_root_flooded_by_another_user_gives_one_line_per_scan_and_a_bounded_scan(root, ctx, caplog):
-    """300 dump-like directories of another user (a 1777 root), at most 200 examined per scan: one
-    summary WARNING per scan (not one per entry), a few samples kept, the rest examined in the next
-    scan, and the real dump among them still found."""
+def test_a_root_flooded_by_another_user_gives_one_line_per_scan_and_a_bounded_scan(root, ctx, caplog, monkeypatch):
+    """300 dump-like directories and flat dumps of another user (a 1777 root), at most 200 directory
+    entries read per scan (#13): one summary WARNING per scan (not one per entry), a few samples
+    kept, the rest read by the next scan, and the real dump among them still found."""
+    from monagent.checks import kdump_scan
     from monagent.checks.kdump_scan import IGNORED_SAMPLES, ScanRequest, scan_root
 
+    os.chmod(root, 0o1777)
     for n in range(300):
-        path = root / f"10.0.{n // 250}.{n % 250}-2026-01-21-07:24:00"
-        path.mkdir()
+        path = root / (f"10.0.{n // 250}.{n % 250}-2026-01-21-07:24:00" if n % 2 else f"10.1.0.{n}-dump.202601210724")
+        path.mkdir() if n % 2 else path.touch()
         os.chown(path, 65534, 65534)
     debian(root)
+    read: list = []
+    real_scandir = os.scandir
+
+    class Counting:
+        """os.scandir that counts the entries a scan takes from it."""
+
+        def __init__(self, fd):
+            self.inner = real_scandir(fd)
+            read.append(0)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.inner.close()
+
+        def __iter__(self):
+            for item in self.inner:
+                read[-1] += 1
+                yield item
+
+    monkeypatch.setattr(kdump_scan.os, "scandir", Counting)
     first = scan_root(ScanRequest(str(root), frozenset({0}), max_entries=200))
     second = scan_root(ScanRequest(str(root), frozenset({0}), max_entries=200, offset=first.next_offset))
-    assert (first.next_offset, first.deferred, second.next_offset, second.deferred) == (200, 101, 0, 200)
+    third = scan_root(ScanRequest(str(root), frozenset({0}), max_entries=200, offset=second.next_offset))
+    monkeypatch.undo()
+    assert read[0] == 201  # 200 examined, one more to know there are more; never the whole root
+    assert [(s.first, s.examined, s.next_offset) for s in (first, second, third)] == [(0, 200, 200), (200, 101, 0), (0, 200, 200)]
     assert first.ignored_count + second.ignored_count == 300
     assert len(first.dumps) + len(second.dumps) == 1
     assert len(first.ignored) == len(second.ignored) == IGNORED_SAMPLES
@@ -645,5 +672,20 @@ def test_a_root_flooded_by_another_user_gives_one_line_per_scan_and_a_bounded_sc
     assert all(" untrusted entries ignored, e.g. " in message for message in caplog.messages)
     assert sum(len(occurrences(r)) for r in results) == 1
     assert EN.text(results[0][0].reason).endswith(
-        f"untrusted entries ignored: {first.ignored_count}; entries left for the next scans: 101"
+        f"untrusted entries ignored: {first.ignored_count}; a crowded root: entries 1-200 examined, the others in the next scans"
     )
+    assert EN.text(results[1][0].reason).endswith("a crowded root: entries 201-301 examined, the others in the next scans")
+
+
+def test_a_flat_dumps_kernel_log_of_another_user_is_not_read(root, ctx):
+    """In a world-writable root another user may put HOST-dmesg.STAMP beside root's flat dump: it is
+    not taken as the dump's kernel log (it would choose the reason told to the admins)."""
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    put(root / "10.20.0.15-dump.202601210724", FLATTENED)
+    planted = put(root / "10.20.0.15-dmesg.202601210724", OOM)
+    os.chown(planted, 65534, 65534)
+    found = occurrences(check(root).run(ctx))
+    assert len(found) == 1 and found[0].summary != OOM_HEADLINE
+    os.chown(planted, 0, 0)  # the same file written by root is the dump's kernel log
+    assert [o.summary for o in occurrences(check(root).run(ctx))] == [OOM_HEADLINE]
