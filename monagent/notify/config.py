@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from monagent.alerting.config import AlertingConfig
 from monagent.alerting.policy import Recipient
 from monagent.alerting.route import Route
 from monagent.confread import Section
-from monagent.notify.alertmanager_config import AlertmanagerConfig
-from monagent.notify.chat_config import DingTalkConfig, WebhookConfig
 from monagent.notify.console_config import ConsoleConfig, parse_console
 from monagent.notify.delivery import Delivery
 from monagent.notify.registry import NAMED, ONE, RECEIVERS
+
+if TYPE_CHECKING:
+    from monagent.notify.alertmanager_config import AlertmanagerConfig
+    from monagent.notify.chat_config import DingTalkConfig, WebhookConfig
 
 
 @dataclass(frozen=True)

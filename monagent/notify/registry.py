@@ -6,7 +6,7 @@ receiver names and routes, and :func:`monagent.notify.build.build_dispatchers` r
 a new kind of receiver is one row here, the ``NotifiersConfig`` attribute the row names, and its own
 modules; never another ``if`` elsewhere (tests/test_receiver_registry.py checks they agree).
 
-The parsers are imported here (configuration only). Each factory imports its receiver when it is
+The parsers and their config types are imported when a table of their kind is read. Each factory imports its receiver when it is
 called: ``monagent validate`` and ``monagent check`` read the config and never load the HTTP stack
 (their start-up time is measured, #17).
 """
@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 
 from monagent.alerting.route import Route
 from monagent.confread import Section
-from monagent.notify.alertmanager_config import AlertmanagerConfig, parse_alertmanager
-from monagent.notify.chat_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
 from monagent.notify.console_config import ConsoleConfig, parse_console
 from monagent.notify.delivery import Delivery
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # each kind's config module is imported by its parser, when such a table is present (#17)
     from monagent.notify.alertmanager import KeyValue
+    from monagent.notify.alertmanager_config import AlertmanagerConfig
     from monagent.notify.base import Dispatcher
+    from monagent.notify.chat_config import DingTalkConfig, WebhookConfig
 
 ONE, OPTIONAL, NAMED = "one", "optional", "named"
 
@@ -56,6 +56,24 @@ class ReceiverKind:
     parse: Callable[[str, Section, Optional[Delivery]], Any]
     receivers: Callable[[Any], Sequence[Tuple[str, Route]]]
     build: Callable[[Any, Setting], List[Dispatcher]]
+
+
+def parse_dingtalk(name: str, section: Section, base: Optional[Delivery]) -> DingTalkConfig:
+    from monagent.notify.chat_config import parse_dingtalk as parse
+
+    return parse(name, section, base)
+
+
+def parse_webhook(name: str, section: Section, base: Optional[Delivery]) -> WebhookConfig:
+    from monagent.notify.chat_config import parse_webhook as parse
+
+    return parse(name, section, base)
+
+
+def parse_alertmanager(name: str, section: Section, base: Optional[Delivery]) -> AlertmanagerConfig:
+    from monagent.notify.alertmanager_config import parse_alertmanager as parse
+
+    return parse(section)
 
 
 def _digest(url: str) -> str:
@@ -138,7 +156,7 @@ RECEIVERS: Tuple[ReceiverKind, ...] = (
         "alertmanager",
         OPTIONAL,
         "alertmanager",
-        lambda name, s, base: parse_alertmanager(s),
+        parse_alertmanager,
         _alertmanager_receivers,
         build_alertmanager,
     ),
