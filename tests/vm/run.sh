@@ -46,7 +46,7 @@ fi
 QEMU=qemu-system-x86_64
 kvm_probe() {
 	local out
-	out=$(timeout 20 "$QEMU" -no-user-config -nodefaults -machine q35,accel=kvm -cpu "$1" -m 512 \
+	out=$(timeout --foreground 20 "$QEMU" -no-user-config -nodefaults -machine q35,accel=kvm -cpu "$1" -m 512 \
 		-kernel "$WORK/vmlinuz" -append 'console=ttyS0 root=/dev/null panic=-1' \
 		-nic none -display none -monitor none -serial stdio </dev/null 2>/dev/null | head -c 20000 || true)
 	grep -q 'Linux version' <<<"$out"
@@ -60,7 +60,9 @@ fi
 log "qemu: ${ACCEL_ARGS[*]}"
 
 boot() {   # boot DISK FORMAT APPEND SERIAL_LOG TIMEOUT
-	timeout "$5" "$QEMU" -no-user-config -nodefaults "${ACCEL_ARGS[@]}" -smp "$SMP" -m "$MEM_MB" \
+	# --foreground: qemu stays in this script's process group, so a timeout around the whole
+	# stage (ci-stage.sh) ends it too
+	timeout --foreground "$5" "$QEMU" -no-user-config -nodefaults "${ACCEL_ARGS[@]}" -smp "$SMP" -m "$MEM_MB" \
 		-kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img" -append "$3" \
 		-drive "file=$1,format=$2,if=virtio" -drive "file=$WORK/agent.img,format=raw,if=virtio,readonly=on" -nic none -nographic -monitor none -serial stdio \
 		</dev/null 2>"$4.stderr" | stdbuf -oL tr -d '\r' > "$4" || true
@@ -95,7 +97,7 @@ for scenario in $SCENARIOS; do
 	qemu-img create -q -f qcow2 -b "$WORK/base.img" -F raw "$overlay"
 	log "scenario $scenario"
 	t=$(date +%s)
-	boot "$overlay" qcow2 "$append monagent_vm=$scenario" "$RESULTS/$scenario-serial.log" "${SCENARIO_TIMEOUT:-2400}"
+	boot "$overlay" qcow2 "$append monagent_vm=$scenario" "$RESULTS/$scenario-serial.log" "${SCENARIO_TIMEOUT:-1200}"
 	seconds=$(( $(date +%s) - t ))
 	if "$PYTHON" "$HERE/expect.py" "$scenario" "$RESULTS/$scenario-serial.log" > "$RESULTS/$scenario-verdict.txt" 2>&1; then
 		verdict=PASS
