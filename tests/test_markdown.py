@@ -668,3 +668,18 @@ def test_the_disk_time_to_full_estimate_reads_in_chinese(estimate, said):
     firing = event(facts={"time_to_full": estimate})
     assert f"- 预计写满：{said}\n" in render(Batch((Item(firing, (1,)),)), ZH).text
     assert f"- Full in: {escape(estimate.replace('soon', 'soon'))}\n" in render(Batch((Item(firing, (1,)),)), EN).text
+
+
+def test_details_of_several_lines_are_a_quoted_block_that_keeps_the_newest_line():
+    # the VM stage's reset: the last kernel line before the reset was cut off when the details
+    # were one escaped field of FIELD_CHARS characters
+    lines = [f"[2026-12-04 06:12:{n:02d} UTC] powernow_k8: Power state transitions not supported" for n in range(30)]
+    lines.append("[2026-12-04 06:12:45 UTC] monagent-vm: the host is about to be reset (SysRq-b)")
+    notice = event(EventKind.NOTICE, check="monagent", subject="", metric="host", value=None, details="\n".join(lines))
+    for style in (EN, ZH):
+        text = render(Batch((Item(notice, (1,)),)), style).text
+        assert "> \\[2026-12-04 06:12:45 UTC\\] monagent-vm: the host is about to be reset (SysRq-b)" in text
+        assert text.count("\n> ") == 15  # the last EXCERPT_LINES lines, one quoted line each
+        assert "06:12:15 UTC" not in text
+    one_line = event(EventKind.NOTICE, check="monagent", subject="", metric="host", value=None, details="just one line")
+    assert "- Details: just one line" in render(Batch((Item(one_line, (1,)),)), EN).text

@@ -78,6 +78,13 @@ def escape(text: str, limit: int = FIELD_CHARS, defang: bool = False, line_start
     return _LINE_START.sub(r"\1\\\2", text) if line_start else text
 
 
+def log_lines(details: str) -> List[str]:
+    """Details of several lines (a log's last lines): the last EXCERPT_LINES of them, for a quoted
+    block where the newest line, usually the one that matters, is never cut off. One line: []."""
+    lines = [line for line in details.splitlines() if line.strip()]
+    return lines[-EXCERPT_LINES:] if len(lines) > 1 else []
+
+
 def sparkline(values: Sequence[float], width: int = 24) -> str:
     points = [v for v in list(values)[-width:] if not (math.isnan(v) or math.isinf(v))]
     if len(points) < 2:
@@ -203,7 +210,12 @@ class Renderer:
             return self.crash_block(event, defang)
         fields = self.fields(event, defang)
         listing = "\n".join("- " + self.say("field", label=k, value=v) for k, v in fields if v)
-        return f"**{self.status(item)}** {self.headline(event, defang=defang)}\n\n{listing}"
+        text = f"**{self.status(item)}** {self.headline(event, defang=defang)}\n\n{listing}"
+        lines = log_lines(event.details)
+        if lines and not defang:  # several lines (the last kernel lines of a boot): the newest stay
+            quoted = "\n\n".join("> " + escape(line, 200, line_start=True) for line in lines)
+            text += "\n\n" + self.say("field", label=self.say("details"), value="").rstrip() + f"\n\n{quoted}"
+        return text
 
     def status(self, item: Item) -> str:
         """``<font color=#FF0000>CRITICAL</font> firing``; a resolve is just the green RESOLVED."""
@@ -256,7 +268,7 @@ class Renderer:
             out.append((say("growth"), escape(str(growth))))
         out.append((say("summary"), self.summary_line(e, defang)))
         out.append((say("note"), escape(e.note, defang=defang)))
-        if not defang and e.details:
+        if not defang and e.details and not log_lines(e.details):  # several lines: a quoted block (block())
             out.append((say("details"), escape(e.details, defang=defang)))
         if e.kind == EventKind.OCCURRENCE:
             out.extend(

@@ -70,10 +70,18 @@ if [ "${FRESH:-0}" = 1 ] || [ ! -s "$BASE_TAR" ]; then
 	log "debootstrap $SUITE ($ARCH) with: $BASE_PACKAGES"
 	rm -rf "$WORK/base"
 	t0=$(date +%s)
-	timeout 2400 debootstrap --arch="$ARCH" --variant=minbase \
-		--include="$(echo $BASE_PACKAGES | tr ' ' ',')" \
-		"$SUITE" "$WORK/base" "$MIRROR" >"$LOGDIR/debootstrap.log" 2>&1 \
-		|| { tail -n 30 "$LOGDIR/debootstrap.log" >&2; die "debootstrap failed (log: $LOGDIR/debootstrap.log)"; }
+	# a flaky mirror gets three tries, each from scratch; what was downloaded stays in the cache
+	mkdir -p "$WORK/cache/debs"
+	for try in 1 2 3; do
+		rm -rf "$WORK/base"
+		timeout 2400 debootstrap --arch="$ARCH" --variant=minbase --cache-dir="$WORK/cache/debs" \
+			--include="$(echo $BASE_PACKAGES | tr ' ' ',')" \
+			"$SUITE" "$WORK/base" "$MIRROR" >"$LOGDIR/debootstrap.log" 2>&1 && break
+		tail -n 30 "$LOGDIR/debootstrap.log" >&2
+		[ "$try" -lt 3 ] || die "debootstrap failed $try times (log: $LOGDIR/debootstrap.log)"
+		log "debootstrap failed (try $try); again in $((try * 30)) s"
+		sleep $((try * 30))
+	done
 	log "debootstrap done in $(( $(date +%s) - t0 ))s; caching as $BASE_TAR"
 	tar --numeric-owner --xattrs --xattrs-include='*' -C "$WORK/base" -cf "$BASE_TAR.tmp" .
 	mv "$BASE_TAR.tmp" "$BASE_TAR"
@@ -123,11 +131,17 @@ PACKAGES=$EXTRA_PACKAGES
 [ -n "$AGENT_WHEELS" ] || [ "$ROBOT_RECEIVER" = 1 ] && PACKAGES="$PACKAGES $AGENT_PACKAGES"
 if [ -n "${PACKAGES// /}$EXTRA_DEBS" ]; then
 	log "installing extra packages: $PACKAGES $EXTRA_DEBS"
-	in_chroot apt-get update -qq
 	debs=()
 	for d in $EXTRA_DEBS; do cp "$d" "$ROOTFS/tmp/"; debs+=("/tmp/$(basename "$d")"); done
-	in_chroot apt-get install -y -q --no-install-recommends $PACKAGES "${debs[@]}" >"$LOGDIR/extra-packages.log" 2>&1 \
-		|| { tail -n 30 "$LOGDIR/extra-packages.log" >&2; die "installing extra packages failed"; }
+	for try in 1 2 3; do
+		{ in_chroot apt-get -o Acquire::Retries=3 update -qq &&
+			in_chroot apt-get -o Acquire::Retries=3 install -y -q --no-install-recommends $PACKAGES "${debs[@]}"; } \
+			>"$LOGDIR/extra-packages.log" 2>&1 && break
+		tail -n 30 "$LOGDIR/extra-packages.log" >&2
+		[ "$try" -lt 3 ] || die "installing extra packages failed $try times"
+		log "installing extra packages failed (try $try); again in $((try * 30)) s"
+		sleep $((try * 30))
+	done
 	for d in "${debs[@]}"; do rm -f "$ROOTFS$d"; done
 fi
 

@@ -1,8 +1,9 @@
 #!/bin/bash
 # customize.sh ROOTFS - build-image.sh's CUSTOMIZE hook for monagent's VM stage: the agent from
 # its wheel (dependencies from Debian: python3-psutil, -requests, -prometheus-client), its
-# hardened unit as shipped (ExecStart pointed at the venv), its system user, the guest config,
-# the stand-in robot and the scenario driver.  MONAGENT_WHEEL names the wheel on the host.
+# hardened unit as shipped (MONAGENT_UNIT, made by run.sh: ExecStart pointed at the venv), its
+# system user, the guest config, the stand-in robot and the scenario driver.  MONAGENT_WHEEL
+# names the wheel on the host.
 set -euo pipefail
 ROOTFS=$1
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,8 +15,7 @@ in_chroot /opt/monagent/venv/bin/pip install -q --no-index --no-deps --disable-p
 in_chroot /opt/monagent/venv/bin/monagent --version || true
 install -D -m 644 "$REPO/monagent/data/monagent-sysusers.conf" "$ROOTFS/etc/sysusers.d/monagent.conf"
 in_chroot systemd-sysusers /etc/sysusers.d/monagent.conf
-sed 's#^ExecStart=.*#ExecStart=/opt/monagent/venv/bin/monagent run --config /etc/monagent/agent.toml#' \
-	"$REPO/monagent/data/monagent.service" > "$ROOTFS/etc/systemd/system/monagent.service"
+install -m 644 "$MONAGENT_UNIT" "$ROOTFS/etc/systemd/system/monagent.service"
 install -D -m 640 "$HERE/files/etc/monagent/agent.toml" "$ROOTFS/etc/monagent/agent.toml"
 in_chroot chgrp monagent /etc/monagent/agent.toml
 in_chroot /opt/monagent/venv/bin/monagent validate -c /etc/monagent/agent.toml
