@@ -150,3 +150,35 @@ class AgentProcess:
             self.proc.stdout.close()
         if self.stderr is not None and not self.stderr.closed:
             self.stderr.close()
+
+
+def run_in_process_until_observed(
+    make_agent: Callable[[], object], check: str, monkeypatch: object, explain_previous_boot: bool = True
+) -> bool:
+    """Make an agent (``monagent.agent.Agent``, whose constructor sets up logging) and run it in this
+    process until its loop has observed a run of ``check``, then stop it; return whether it was
+    observed. The agent's logging setup and signal handlers are undone with the test (``monkeypatch``),
+    so later tests keep pytest's own (a handler left on a closed stderr breaks them)."""
+    import logging
+
+    patch = monkeypatch  # pytest.MonkeyPatch; typed loosely so this module needs no pytest import
+    patch.setattr(logging.root, "handlers", list(logging.root.handlers))  # type: ignore[attr-defined]
+    patch.setattr(logging.root, "level", logging.root.level)  # type: ignore[attr-defined]
+    agent = make_agent()
+    patch.setattr(agent, "_install_signals", lambda: None)  # type: ignore[attr-defined]
+    if not explain_previous_boot:
+        patch.setattr(agent, "_explain_previous_boot", lambda *args: None)  # type: ignore[attr-defined]
+    observed: List[bool] = []
+
+    def stop_once_observed() -> None:
+        deadline = time.monotonic() + 30  # a bound for a broken build, not a timing claim
+        while time.monotonic() < deadline and check not in agent.last_runs:  # type: ignore[attr-defined]
+            time.sleep(0.02)
+        observed.append(check in agent.last_runs)  # type: ignore[attr-defined]
+        agent.stop()  # type: ignore[attr-defined]
+
+    stopper = threading.Thread(target=stop_once_observed, daemon=True)
+    stopper.start()
+    assert agent.run() == 0  # type: ignore[attr-defined]
+    stopper.join(5)
+    return observed == [True]

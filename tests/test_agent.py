@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 from fake_dingtalk import FakeDingTalk, Fault
-from harness import AgentProcess, monagent, wait_until
+from harness import AgentProcess, monagent, run_in_process_until_observed, wait_until
 
 SCRIPTED = textwrap.dedent('''
     from pathlib import Path
@@ -432,34 +432,14 @@ def test_a_finished_run_is_observed_when_it_finishes_not_at_the_next_timer(tmp_p
     """The loop sleeps until the next due run, a run's timeout or LOOP_MAX_SLEEP, whichever is first;
     here all three are an hour away. The check's first run ends at once and the loop observes it then:
     a finished run wakes the loop (#17). Without that, nothing would be observed for an hour."""
-    import logging
-    import threading
-
     import monagent.agent
     from monagent.agent import Agent
 
     monkeypatch.setattr(monagent.agent, "LOOP_MAX_SLEEP", 3600.0)
-    monkeypatch.setattr(logging.root, "handlers", list(logging.root.handlers))  # the agent's logging setup is undone
-    monkeypatch.setattr(logging.root, "level", logging.root.level)
     config = agent_config(tmp_path)
     config.write_text(config.read_text().replace('interval = "200ms"', 'interval = "1h"\ntimeout = "1h"'))
-    agent = Agent(config, environ={})
-    monkeypatch.setattr(agent, "_install_signals", lambda: None)  # pytest keeps its own handlers
-    monkeypatch.setattr(agent, "_explain_previous_boot", lambda *args: None)
-    observed: List[bool] = []
-
-    def stop_once_observed() -> None:
-        deadline = time.monotonic() + 30  # a bound for a broken build, not a timing claim
-        while time.monotonic() < deadline and "demo" not in agent.last_runs:
-            time.sleep(0.02)
-        observed.append("demo" in agent.last_runs)
-        agent.stop()
-
-    stopper = threading.Thread(target=stop_once_observed, daemon=True)
-    stopper.start()
-    assert agent.run() == 0
-    stopper.join(5)
-    assert observed == [True], "the finished run was not observed: the loop slept through it"
+    observed = run_in_process_until_observed(lambda: Agent(config, environ={}), "demo", monkeypatch, explain_previous_boot=False)
+    assert observed, "the finished run was not observed: the loop slept through it"
 
 
 def test_a_store_that_refuses_commits_stops_the_watchdog_pings_and_says_why_until_it_accepts_them_again(tmp_path, agents):

@@ -14,6 +14,7 @@ from typing import Any, List
 
 import pytest
 from alerting_helpers import drain
+from harness import run_in_process_until_observed
 from journal_helpers import FAKE, journal_dir
 from kdump_helpers import SYSRQ, dump_dir
 from test_pstore import efi_name, kernel_chunks
@@ -235,9 +236,6 @@ def test_a_fault_while_explaining_the_previous_boot_leaves_the_agent_watching_th
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """The inquiry is one more reader of outside sources; whatever it raises, the checks run and the agent stops cleanly."""
-    import logging
-    import threading
-
     import monagent.bootinquiry
     from monagent.agent import Agent
 
@@ -245,27 +243,12 @@ def test_a_fault_while_explaining_the_previous_boot_leaves_the_agent_watching_th
         raise ModuleNotFoundError("No module named 'monagent.checks'")  # what a wrong sys.path once gave
 
     monkeypatch.setattr(monagent.bootinquiry, "explain_previous_boot", broken)
-    # the agent's logging setup (a handler on this test's stderr) must not outlive the test
-    monkeypatch.setattr(logging.root, "handlers", list(logging.root.handlers))
-    monkeypatch.setattr(logging.root, "level", logging.root.level)
     path = tmp_path / "agent.toml"
     path.write_text(
         f'[agent]\nhostname = "web01"\nstate_dir = "{tmp_path / "state"}"\nruntime_dir = "{tmp_path / "run"}"\n'
         'plugin_dirs = []\n[checks.memory]\ntype = "memory"\ninterval = "1s"\n'
     )
-    agent = Agent(path, environ={})
-    ran: List[bool] = []
-
-    def stop_after_a_cycle() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and "memory" not in agent.last_runs:
-            time.sleep(0.05)
-        ran.append("memory" in agent.last_runs)
-        agent.stop()
-
-    stopper = threading.Thread(target=stop_after_a_cycle, daemon=True)
-    stopper.start()
-    assert agent.run() == 0
-    stopper.join(5)
-    assert ran == [True], "the check never ran after the inquiry failed"
+    assert run_in_process_until_observed(lambda: Agent(path, environ={}), "memory", monkeypatch), (
+        "the check never ran after the inquiry failed"
+    )
     assert "the previous boot could not be explained" in capfd.readouterr().err
