@@ -211,6 +211,9 @@ def test_monagent_check_shows_how_the_last_boot_ended(tmp_path: Path, journal: A
     journal("planned-reboot")
     previous_boot_ran(cfg)
     assert last_boot_line(cfg) == "last boot: not classified yet (the agent has not started since a reboot)"
+    first = config(tmp_path / "first")  # an agent whose first start on record is in this very boot
+    previous_boot_ran(first, boot_id=Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    assert last_boot_line(first) == "last boot: nothing to explain (the agent's first start on record was in this boot)"
     verdict, _, _ = start(cfg)
     from monagent.wording import ENGLISH
 

@@ -165,6 +165,7 @@ MESSAGES: Dict[str, str] = {
     "check.no_results": "no results",
     "check.last_boot": "last boot: {what}",
     "check.last_boot_unknown": "last boot: unknown ({why})",
+    "check.last_boot_first_start": "last boot: nothing to explain (the agent's first start on record was in this boot)",
     "check.last_boot_pending": "last boot: not classified yet (the agent has not started since a reboot)",
     "value.none": "n/a",
     # DingTalk's errcodes (monagent.notify.dingtalk): what they mean, what to fix

@@ -145,6 +145,7 @@ MESSAGES: Dict[str, str] = {
     "check.no_results": "没有结果",
     "check.last_boot": "上次启动：{what}",
     "check.last_boot_unknown": "上次启动：未知（{why}）",
+    "check.last_boot_first_start": "上次启动：无需说明（agent 有记录的首次启动就在本次启动中）",
     "check.last_boot_pending": "上次启动：尚未判定（重启以来 agent 还没有启动过）",
     "value.none": "无数据",
     "dingtalk.err.ok": "成功",

@@ -286,6 +286,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     return int(overall)
 
 
+def _this_boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
+
+
 def last_boot_line(config: Any) -> str:
     """How the last boot ended, as the agent decided it at its first start in this boot."""
     from monagent.bootend import describe
@@ -298,9 +305,10 @@ def last_boot_line(config: Any) -> str:
     except (StoreError, OSError) as exc:
         return fmt.say("check.last_boot_unknown", why=str(exc))
     try:
-        raw = store.load().meta.get("last_boot_end", "")
+        meta = store.load().meta
     finally:
         store.close()
+    raw = meta.get("last_boot_end", "")
     try:
         import json
 
@@ -308,6 +316,8 @@ def last_boot_line(config: Any) -> str:
     except ValueError:
         verdict = None
     if not isinstance(verdict, dict):
+        if meta.get("boot_id") and meta.get("boot_id") == _this_boot_id():
+            return fmt.say("check.last_boot_first_start")  # no earlier boot on record to explain
         return fmt.say("check.last_boot_pending")
     return fmt.say("check.last_boot", what=describe(verdict, fmt))
 
