@@ -121,6 +121,9 @@ class OutboxEntry:
 
 DELIVERED = Outcome(OutcomeKind.DELIVERED)
 
+AGENT_CHECK = "monagent"  # the check name of the agent's own notices (host rebooted, state reset)
+HOST_METRIC = "host"  # the metric of its notices about the host: how the previous boot ended
+
 
 @dataclass(frozen=True)
 class ReceiverHealth:
@@ -157,7 +160,9 @@ def summarise_dropped(count: int, receiver: str) -> str:
 
 
 __all__ = [
+    "AGENT_CHECK",
     "DELIVERED",
+    "HOST_METRIC",
     "AlertKey",
     "CheckRun",
     "Event",

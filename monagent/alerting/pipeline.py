@@ -37,7 +37,7 @@ from monagent.alerting.silence_ack import BadRequest, Decision, NotFound, decide
 from monagent.alerting.suppress import Ack, Silence, Suppressions
 from monagent.api import Occurrence, Status
 from monagent.bootend import AgentMemory, BootEnd, Verdict
-from monagent.events import AlertKey, CheckRun, Event, EventKind
+from monagent.events import AGENT_CHECK, HOST_METRIC, AlertKey, CheckRun, Event, EventKind
 from monagent.formatting import Text
 from monagent.store import StoreBroken, StoreUnavailable
 from monagent.wording import ENGLISH
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONSOLE = "console"  # the receiver that needs no durable outbox
-AGENT_CHECK = "monagent"  # the check name of the agent's own notices (host rebooted, state reset)
 OCCURRENCE_METRIC = "occurrence"
 PSTORE_SEEN = "monagent:pstore"  # the seen set of pstore records (by content digest)
 PRUNE_EVERY = 3600.0
@@ -186,7 +185,7 @@ class AlertPipeline:
             log.warning("previous boot: %s", verdict.summary)
             silent = verdict.end == BootEnd.PLANNED and self.config.reboot.planned == "silent"
             if verdict.end != BootEnd.CRASH_DUMP and not silent:
-                key = AlertKey(AGENT_CHECK, "", "host")
+                key = AlertKey(AGENT_CHECK, "", HOST_METRIC)
                 level = verdict.severity.label
                 if not self._suppressions(now).muted(key, "", now, level):
                     event = notice_event(

@@ -16,6 +16,7 @@ MESSAGES: Dict[str, str] = {
     "tag.firing": "FIRING",
     "tag.resolved": "RESOLVED",
     "tag.digest": "DIGEST",
+    "tag.reboot": "REBOOT",
     "tag.notice": "NOTICE",
     "tag.flapping": "FLAPPING",
     "tag.crash": "kernel crash",
@@ -36,6 +37,7 @@ MESSAGES: Dict[str, str] = {
     "flap_start": "flapping started",
     "flap_end": "flapping ended",
     "notice": "notice",
+    "reboot": "reboot",
     "test_crash": "test crash",
     # field labels
     "host": "Host",

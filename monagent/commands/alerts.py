@@ -306,7 +306,7 @@ def unmatched_warnings(config: Any, matcher: Any) -> List[str]:
     """What in ``matcher`` matches nothing configured: no check (by name and type), or no severity."""
     import fnmatch
 
-    from monagent.alerting.pipeline import AGENT_CHECK
+    from monagent.events import AGENT_CHECK
 
     def hits(label: str, value: str) -> bool:
         return all(any(fnmatch.fnmatchcase(value, p) for p in patterns) for name, patterns in matcher.pairs if name == label)

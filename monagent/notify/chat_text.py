@@ -18,7 +18,7 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from monagent import catalogue
 from monagent.api import Fact, Status
-from monagent.events import Event, EventKind
+from monagent.events import AGENT_CHECK, HOST_METRIC, Event, EventKind
 from monagent.formatting import Formatter, load_zone
 from monagent.notify.coalesce import Batch, HeldReason, Item
 from monagent.wording import event_summary, fact_text
@@ -115,6 +115,11 @@ def severity_name(severity: Status) -> str:
     return severity.level
 
 
+def is_boot_end(event: Event) -> bool:
+    """The agent's one message about how the previous boot ended (or that the host rebooted)."""
+    return event.kind == EventKind.NOTICE and event.key.check == AGENT_CHECK and event.key.metric == HOST_METRIC
+
+
 def is_crash(event: Event) -> bool:
     return event.kind == EventKind.OCCURRENCE and (event.check_type == "kdump" or "dump_path" in event.facts)
 
@@ -199,7 +204,7 @@ class Renderer:
         )
 
     def kind_label(self, item: Item) -> str:
-        label = self.say(item.event.kind.value)
+        label = self.say("reboot" if is_boot_end(item.event) else item.event.kind.value)
         if item.event.kind == EventKind.REMINDER and item.merged > 1:
             label += f" ×{item.merged}"
         return label
@@ -545,6 +550,8 @@ def _title(batch: Batch, r: Renderer, escaped: bool) -> str:
         title = f"[{tag}] {host} {headline}"
     elif top.kind in (EventKind.FLAP_START, EventKind.FLAP_END):
         title = f"[{r.say('tag.flapping')}] {host} {headline}"
+    elif is_boot_end(top):
+        title = f"[{r.say('tag.reboot')}] {host} {headline}"
     else:
         title = f"[{r.say('tag.notice')}] {host} {headline}"
     return _with_keyword(title, r.style)
