@@ -103,3 +103,36 @@ def test_the_shipped_defaults_match_the_code_defaults(tmp_path):
             assert value == default, f"checks.{check.name}.{key}: the comment says {value!r}, the code {default!r}"
     assert config.notifiers == shipped.notifiers
     assert config.metrics == shipped.metrics
+
+
+# Modules `monagent validate` has no use for: the alert state machine and the notification policy,
+# the event and delivery types, the store, the HTTP stack, hashing (robots' URLs are hashed only
+# when their dispatchers are built). Each was on validate's import path once (#17: start-up CPU).
+NOT_FOR_VALIDATE = (
+    "monagent.alerting.machine",
+    "monagent.alerting.policy",
+    "monagent.events",
+    "monagent.store",
+    "monagent.notify.dingtalk",
+    "sqlite3",
+    "hashlib",
+    "http.client",
+    "requests",
+)
+
+
+def test_validate_of_the_shipped_file_loads_nothing_it_does_not_use(tmp_path):
+    import subprocess
+    import sys
+
+    from harness import SUBPROCESS_CWD
+
+    config = tmp_path / "agent.toml"
+    config.write_text(SHIPPED.read_text().replace("\n[agent]\n", f'\n[agent]\nstate_dir = "{tmp_path}/state"\n', 1))
+    code = (
+        "import sys\nfrom monagent.cli import main\n"
+        f"code = main(['validate', '-c', {str(config)!r}])\n"
+        f"print(code, sorted(m for m in {NOT_FOR_VALIDATE!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=SUBPROCESS_CWD, capture_output=True, text=True, check=False)
+    assert done.stdout.splitlines()[-1] == "0 []", done.stdout + done.stderr

@@ -16,7 +16,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.alerting.config import AlertingOverrides
 from monagent.alerting.machine import AlertState, Phase
-from monagent.alerting.route import Route
+from monagent.alerting.route import Recipient, Route
 from monagent.api import Status
 from monagent.events import AlertKey, EventKind
 
@@ -36,12 +36,6 @@ class Heard:
 
     def firing(self, incident: Optional[str] = None) -> bool:
         return self.kind == HeardKind.FIRING and (incident is None or self.incident == incident)
-
-
-@dataclass(frozen=True)
-class Recipient:
-    name: str
-    route: Route
 
 
 @dataclass(frozen=True)

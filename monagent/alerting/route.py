@@ -28,6 +28,14 @@ class Route:
         return True
 
 
+@dataclass(frozen=True)
+class Recipient:
+    """A receiver by name with its route: who the notification policy may tell."""
+
+    name: str
+    route: Route
+
+
 def parse_route(section: Section) -> Route:
     """Read ``checks``, ``exclude_checks`` and ``severities`` from a receiver's table."""
     severities = section.strings("severities", ())

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from monagent.alerting.config import AlertingConfig
-from monagent.alerting.policy import Recipient
-from monagent.alerting.route import Route
+from monagent.alerting.route import Recipient, Route
 from monagent.confread import Section
 from monagent.notify.console_config import ConsoleConfig, parse_console
 from monagent.notify.delivery import Delivery
