@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import pytest
+from outboxes import queue
 
-from monagent.alerting.codec import event_to_json
+from monagent.alerting.outbox import EventOutbox
 from monagent.api import Status
 from monagent.events import AlertKey, Event, EventKind, OutcomeKind
 from monagent.notify.console import ConsoleDispatcher, ConsoleReceiver, format_line
-from monagent.store import Bounds, Changes, Store
+from monagent.store import Bounds, Store
 
 T = 1_790_000_000.0  # 14:13:20 UTC
 VAR = AlertKey("root_disk", "/var", "used_percent")
@@ -82,7 +83,7 @@ def test_each_kind_of_event_is_one_readable_line(event: Event, line: str) -> Non
 
 def _store(tmp_path: Path, *events: Event, bounds: Optional[Bounds] = None) -> Store:
     store = Store.open(tmp_path, bounds)
-    store.commit(Changes(outbox=[("console", event_to_json(e), e.time) for e in events]), T + 600)
+    queue(store, "console", *events, now=T + 600)
     return store
 
 
@@ -90,7 +91,7 @@ def test_the_dispatcher_prints_everything_pending_and_marks_it_delivered(tmp_pat
     out = io.StringIO()
     store = _store(tmp_path, ev(EventKind.FIRING), ev(EventKind.RESOLVED, id="a-1:2", summary="12%"))
     try:
-        ConsoleDispatcher(ConsoleReceiver(stream=out)).pump(store, T + 601)
+        ConsoleDispatcher(ConsoleReceiver(stream=out)).pump(EventOutbox(store), T + 601)
         assert out.getvalue().splitlines() == [
             "FIRING critical web01 root_disk /var used_percent 93% (>= 90) since 14:13",
             "RESOLVED web01 root_disk /var used_percent 12% (was critical since 14:13)",
@@ -106,7 +107,7 @@ def test_dropped_entries_are_reported_before_the_next_lines(tmp_path: Path) -> N
     out = io.StringIO()
     store = _store(tmp_path, *(ev(EventKind.REMINDER, id=f"a-1:{n}") for n in range(4)), bounds=Bounds(max_entries=2))
     try:
-        ConsoleDispatcher(ConsoleReceiver(stream=out)).pump(store, T + 601)
+        ConsoleDispatcher(ConsoleReceiver(stream=out)).pump(EventOutbox(store), T + 601)
         assert out.getvalue().splitlines()[0] == ("NOTICE 2 events were dropped for receiver console (outbox bound reached)")
         assert len(out.getvalue().splitlines()) == 3
     finally:
@@ -122,11 +123,11 @@ def test_a_console_that_cannot_be_written_keeps_the_entries_queued(tmp_path: Pat
     store = _store(tmp_path, ev(EventKind.FIRING))
     receiver = ConsoleReceiver(stream=Broken())
     try:
-        outcome = receiver.send(store.pending("console", T + 601), T + 601)
+        outcome = receiver.send(EventOutbox(store).pending("console", T + 601), T + 601)
         assert (outcome.kind, outcome.reason) == (OutcomeKind.RETRY, "cannot write to the console: Broken pipe")
-        ConsoleDispatcher(receiver).pump(store, T + 601)
+        ConsoleDispatcher(receiver).pump(EventOutbox(store), T + 601)
         assert store.queued_count("console") == 1
-        assert store.pending("console", T + 602) == []
+        assert EventOutbox(store).pending("console", T + 602) == []
         assert store.health("console").last_error == "cannot write to the console: Broken pipe"
     finally:
         store.close()

@@ -69,6 +69,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
         "alert engine",
         (
             "monagent.alerting.persist",
+            "monagent.alerting.outbox",
             "monagent.alerting.pipeline",
             "monagent.alerting.status",
             "monagent.alerting.control_handler",

@@ -1,6 +1,7 @@
-"""The outbox contract (monagent.notify.base.Outbox), held by the real store and by the two test
-outboxes in tests/outboxes.py alike: the notifier tests run against the fakes, so the fakes must
-behave as the store does, or those tests prove nothing about the agent."""
+"""The outbox contract (monagent.notify.base.Outbox), held by the real store (read through
+monagent.alerting.outbox.EventOutbox, as the agent reads it) and by the test outbox in tests/outboxes.py
+alike: the notifier tests run against the fake, so the fake must behave as the store does, or those
+tests prove nothing about the agent."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, List
 
 import pytest
-from outboxes import MemoryOutbox, SqliteOutbox
+from outboxes import MemoryOutbox, queue
 
-from monagent.alerting.codec import event_to_json
+from monagent.alerting.outbox import EventOutbox
 from monagent.api import Status
 from monagent.events import AlertKey, Event, EventKind
 from monagent.notify.base import ReceiverHealth
-from monagent.store import Changes, Store
+from monagent.store import Store
 
 
 def event(n: int) -> Event:
@@ -31,26 +32,22 @@ def event(n: int) -> Event:
     )
 
 
-class StoreOutbox:
-    """The real store, filled the way the alert pipeline fills it (one commit of outbox rows)."""
+class StoreOutbox(EventOutbox):
+    """The real store as the agent's delivery reads it, filled the way the alert pipeline fills it."""
 
     def __init__(self, directory: Path) -> None:
-        self.store = Store.open(directory)
+        super().__init__(Store.open(directory))
 
     def add(self, receiver: str, *events: Event) -> None:
-        self.store.commit(Changes(outbox=[(receiver, event_to_json(e), e.time) for e in events]), 1000.0)
+        queue(self.store, receiver, *events, now=1000.0)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
+    def close(self) -> None:
+        self.store.close()
 
 
-@pytest.fixture(params=["store", "memory", "sqlite"])
+@pytest.fixture(params=["store", "memory"])
 def outbox(request, tmp_path: Path) -> Iterator[Any]:
-    makers: dict = {
-        "store": lambda: StoreOutbox(tmp_path / "state"),
-        "memory": MemoryOutbox,
-        "sqlite": lambda: SqliteOutbox(tmp_path / "outbox.db"),
-    }
+    makers: dict = {"store": lambda: StoreOutbox(tmp_path / "state"), "memory": MemoryOutbox}
     box = makers[request.param]()
     yield box
     close: Callable[[], None] = getattr(box, "close", lambda: None)
