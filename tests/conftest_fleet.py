@@ -17,11 +17,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+import events_factory
 import pytest
 from outboxes import MemoryOutbox
 
 from monagent.api import Status
-from monagent.events import AlertKey, Event, EventKind
+from monagent.events import Event, EventKind
 from monagent.notify.alertmanager import AlertmanagerDispatcher, MemoryKeyValue
 from monagent.notify.alertmanager_config import AlertmanagerConfig
 
@@ -205,24 +206,19 @@ def event(
     at: Optional[float] = None,
     **fields,
 ) -> Event:
+    """tests/events_factory.py's alert as the fleet tests see it: host web1, root_disk / at 96.5% of 95%, at ``at`` (now)."""
     at = time.time() if at is None else at
     defaults = dict(
         id=f"{check}:{kind.value}:{at}",
-        kind=kind,
-        key=AlertKey(check, subject, metric),
-        severity=severity,
-        time=at,
+        incident="",
         host=HOST,
         summary=f"{HOST} {check} {subject} {metric} {kind.value}",
-        check_type="disk",
         value=96.5,
-        unit="%",
         threshold=95.0,
-        operator=">=",
         since=at - 120,
     )
     defaults.update(fields)
-    return Event(**defaults)
+    return events_factory.event(kind, check=check, subject=subject, metric=metric, severity=severity, time=at, **defaults)
 
 
 def am_config(*urls: str, **options) -> AlertmanagerConfig:

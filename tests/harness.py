@@ -5,6 +5,8 @@
 - :class:`AgentProcess` is ``python -m monagent run`` with its output collected line by line.
 - :func:`monagent` runs one CLI command to completion.
 
+The event builders are in tests/events_factory.py (this module imports nothing of monagent).
+
 Subprocesses start in :data:`SUBPROCESS_CWD`, outside the checkout: ``python -m`` puts the current
 directory first on ``sys.path``, and the copy of monagent under test (see ``tests/conftest.py``)
 must be the one the subprocess imports too.

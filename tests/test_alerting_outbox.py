@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from dingtalk_helpers import T0, event, parse_robot
+from dingtalk_helpers import parse_robot
+from events_factory import T0, event
 from fake_dingtalk import FakeDingTalk
 from harness import FakeClock
 from outboxes import queue

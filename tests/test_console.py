@@ -5,19 +5,19 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import pytest
+from events_factory import event
 from outboxes import queue
 
 from monagent.alerting.outbox import EventOutbox
 from monagent.api import Status
-from monagent.events import AlertKey, Event, EventKind, OutcomeKind
+from monagent.events import Event, EventKind, OutcomeKind
 from monagent.notify.console import ConsoleDispatcher, ConsoleReceiver, format_line
 from monagent.store import Bounds, Store
 
 T = 1_790_000_000.0  # 14:13:20 UTC
-VAR = AlertKey("root_disk", "/var", "used_percent")
 
 
 @pytest.fixture(autouse=True)
@@ -29,12 +29,12 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-def ev(kind: EventKind, **kw: object) -> Event:
-    base = dict(
-        id="a-1:1", kind=kind, key=VAR, severity=Status.CRITICAL, time=T + 600, host="web01", summary="93% (>= 90)", since=T
-    )
+def ev(kind: EventKind, **kw: Any) -> Event:
+    """An event that carries its value in its summary only (an entry of format 1), root_disk /var."""
+    base: Dict[str, Any] = {"check": "root_disk", "id": "a-1:1", "incident": "", "time": T + 600, "since": T}
+    base.update(summary="93% (>= 90)", check_type="", value=None, unit="", threshold=None, operator="")
     base.update(kw)
-    return Event(**base)  # type: ignore[arg-type]
+    return event(kind, **base)
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,9 @@ def ev(kind: EventKind, **kw: object) -> Event:
         (
             ev(
                 EventKind.OCCURRENCE,
-                key=AlertKey("kdump", "/var/crash", "occurrence"),
+                check="kdump",
+                subject="/var/crash",
+                metric="occurrence",
                 summary="kernel panic: Fatal exception",
                 since=None,
             ),
@@ -68,7 +70,9 @@ def ev(kind: EventKind, **kw: object) -> Event:
         (
             ev(
                 EventKind.NOTICE,
-                key=AlertKey("monagent", "", "host"),
+                check="monagent",
+                subject="",
+                metric="host",
                 severity=Status.WARNING,
                 summary="host rebooted; the previous boot was last seen alive at 2026-09-21 14:13:20",
             ),

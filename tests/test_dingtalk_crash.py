@@ -16,7 +16,7 @@ import sys
 import textwrap
 import time
 
-from dingtalk_helpers import event
+from events_factory import event
 from fake_dingtalk import FakeDingTalk, Fault
 from outboxes import queue
 

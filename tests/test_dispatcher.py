@@ -7,7 +7,8 @@ import threading
 from typing import List
 
 import pytest
-from dingtalk_helpers import T0, event, parse_robot
+from dingtalk_helpers import parse_robot
+from events_factory import T0, event
 from fake_dingtalk import LOCKOUT, FakeDingTalk, Fault
 from harness import FakeClock
 from hypothesis import HealthCheck, given, settings

@@ -8,27 +8,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterator, List
 
+import events_factory
 import pytest
 from outboxes import MemoryOutbox, queue
 
 from monagent.alerting.outbox import EventOutbox
-from monagent.api import Status
-from monagent.events import AlertKey, Event, EventKind
+from monagent.events import Event
 from monagent.notify.base import ReceiverHealth
 from monagent.store import Store
 
 
 def event(n: int) -> Event:
-    return Event(
-        id=f"inc-{n}:1",
-        kind=EventKind.FIRING,
-        key=AlertKey("disk", f"/m{n}", "used_percent"),
-        severity=Status.CRITICAL,
-        time=1000.0 + n,
-        host="web01",
-        summary=f"event {n} 磁盘",
-        value=90.0 + n,
-        unit="%",
+    return events_factory.event(
+        subject=f"/m{n}", incident=f"inc-{n}", time=1000.0 + n, summary=f"event {n} 磁盘", value=90.0 + n, unit="%"
     )
 
 

@@ -13,27 +13,20 @@ import time
 from pathlib import Path
 from typing import List
 
+import events_factory
 import pytest
 from alerting_helpers import Clock, config, drain, open_pipeline, run, value
 from conftest import NOBODY, ROOT, run_as
 from outboxes import queue
 
 from monagent.alerting.codec import event_to_json
-from monagent.api import Formatter, Status
-from monagent.events import AlertKey, Event, EventKind, ReceiverHealth
+from monagent.api import Formatter
+from monagent.events import Event, ReceiverHealth
 from monagent.store import MIGRATIONS, SCHEMA_VERSION, Bounds, Changes, OutboxRow, Store
 
 
 def event(n: int, t: float = 1000.0) -> Event:
-    return Event(
-        id=f"i-1:{n}",
-        kind=EventKind.FIRING,
-        key=AlertKey("load", "", "value"),
-        severity=Status.CRITICAL,
-        time=t,
-        host="web01",
-        summary=f"event {n}",
-    )
+    return events_factory.event(check="load", subject="", metric="value", time=t, incident="i-1", seq=n, summary=f"event {n}")
 
 
 def enqueue(store: Store, *events: Event, receiver: str = "console", now: float = 1000.0) -> int:
