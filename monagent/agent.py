@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
 from monagent import bootinquiry
 from monagent import config as config_module
 from monagent.alerting.control_handler import ControlHandler
+from monagent.alerting.outbox import EventOutbox
 from monagent.alerting.pipeline import AlertPipeline
 from monagent.confread import ConfigError
 from monagent.context import SystemFacts
@@ -194,7 +195,7 @@ class Agent:
             splay=config.agent.splay,
             wake=self._wake,
         )
-        delivery = Delivery(store, build_dispatchers(config.notifiers, config.agent.hostname, store, started_at=now))
+        delivery = Delivery(EventOutbox(store), build_dispatchers(config.notifiers, config.agent.hostname, store, started_at=now))
         self.scheduler, self.pipeline, self.store, self.delivery = scheduler, pipeline, store, delivery
         delivery.start()
         control = self._start_control(config, pipeline)

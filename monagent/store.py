@@ -5,7 +5,11 @@ and migrations. It holds alert states, what each receiver heard, the outbox per
 receiver, silences, acks, the occurrence seen set, agent metadata, receiver health
 and a small key-value table for receivers. One connection behind a lock serves the
 scheduler thread (one transaction per cycle, :meth:`Store.commit`) and the delivery
-thread (the :class:`~monagent.notify.base.Outbox` methods).
+thread (:meth:`Store.pending_rows`, :meth:`Store.complete`, :meth:`Store.defer` ...).
+
+The store keeps rows, never the things in them: an outbox entry is committed as text and
+read back as an :class:`OutboxRow` with that text. What the text means (the event format) is
+the alerting layer's business (``monagent.alerting.outbox`` decodes rows into events).
 
 A database that cannot be read is moved aside with a loud log line and the store
 starts empty (``was_reset``). A failed write (disk full, read-only directory)
@@ -28,8 +32,6 @@ from monagent.events import ReceiverHealth, failure_streak
 
 if TYPE_CHECKING:
     import sqlite3
-
-    from monagent.events import OutboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,7 @@ class Changes:
 
     alerts: Dict[str, Optional[str]] = field(default_factory=dict)
     heard: Dict[str, Dict[str, str]] = field(default_factory=dict)  # key -> receiver -> json (replaces all)
-    outbox: List[Tuple[str, str, float]] = field(default_factory=list)  # receiver, event json, created
+    outbox: List[Tuple[str, str, float]] = field(default_factory=list)  # receiver, entry text, created
     seen: Dict[Tuple[str, str], Optional[Tuple[str, float, float]]] = field(default_factory=dict)
     silences: Dict[str, Optional[Tuple[str, float]]] = field(default_factory=dict)  # id -> (json, ends_at)
     acks: Dict[str, Optional[str]] = field(default_factory=dict)
@@ -120,6 +122,21 @@ class StoredState:
 
 
 @dataclass(frozen=True)
+class OutboxRow:
+    """One queued outbox entry as the store keeps it: ``text`` is what was committed, unread.
+
+    ``durable`` is False for an entry held in memory while the database refused writes (its
+    ``seq`` is negative): delivered from memory, or committed with the next successful commit."""
+
+    seq: int
+    receiver: str
+    text: str
+    attempts: int = 0
+    not_before: float = 0.0
+    durable: bool = True
+
+
+@dataclass(frozen=True)
 class Bounds:
     max_entries: int = 10_000
     max_age: float = 7 * 86400.0
@@ -133,7 +150,8 @@ def _connect(uri: str) -> sqlite3.Connection:
 
 
 class Store:
-    """The SQLite store; implements the :class:`~monagent.notify.base.Outbox` protocol."""
+    """The SQLite store. Its outbox methods deal in rows; ``monagent.alerting.outbox.EventOutbox``
+    makes them the :class:`~monagent.notify.base.Outbox` delivery uses."""
 
     def __init__(
         self,
@@ -153,9 +171,10 @@ class Store:
         self.bounds = Bounds()
         self.writable = not read_only
         self._done: Dict[str, Set[int]] = {}  # completed or dropped while the disk refused writes
-        # Events that could not be committed, handed to receivers that need no durable outbox
-        # (negative seqs); whatever is still here at the next successful commit goes into the outbox.
-        self._volatile: Dict[str, List[OutboxEntry]] = {}
+        # Entries that could not be committed, handed to receivers that need no durable outbox
+        # (negative seqs) with their creation time; whatever is still here at the next successful
+        # commit goes into the outbox.
+        self._volatile: Dict[str, List[Tuple[OutboxRow, float]]] = {}
         self._volatile_seq = 0
 
     # ------------------------------------------------------------ opening
@@ -311,29 +330,20 @@ class Store:
             return dropped
 
     # ------------------------------------------------------------ delivery without a durable outbox
-    def hold_volatile(self, receiver: str, event: Any) -> None:
-        """Queue ``event`` in memory for ``receiver`` while the database refuses writes: delivered as
-        "not durable", or committed to the outbox with the next successful commit."""
-        from monagent.events import OutboxEntry
-
+    def hold_volatile(self, receiver: str, text: str, created: float) -> None:
+        """Queue an entry (``text``, as an outbox row of :class:`Changes` has it) in memory for ``receiver``
+        while the database refuses writes: read back with ``durable`` False, or committed to the outbox
+        with the next successful commit."""
         with self._lock:
             self._volatile_seq -= 1
-            self._volatile.setdefault(receiver, []).append(OutboxEntry(self._volatile_seq, receiver, event))
+            row = OutboxRow(self._volatile_seq, receiver, text, durable=False)
+            self._volatile.setdefault(receiver, []).append((row, created))
 
     def _volatile_rows(self) -> List[Tuple[str, str, float]]:
-        from monagent.alerting.codec import event_to_json
+        return [(row.receiver, row.text, created) for held in self._volatile.values() for row, created in held]
 
-        return [(e.receiver, event_to_json(e.event), e.event.time) for entries in self._volatile.values() for e in entries]
-
-    def _volatile_pending(self, receiver: str, now: float) -> List[OutboxEntry]:
-        from dataclasses import replace
-
-        note = "not durable: the state directory cannot be written"
-        return [
-            replace(e, event=replace(e.event, note=f"{e.event.note}; {note}" if e.event.note else note))
-            for e in self._volatile.get(receiver, ())
-            if e.not_before <= now
-        ]
+    def _volatile_pending(self, receiver: str, now: float) -> List[OutboxRow]:
+        return [row for row, _ in self._volatile.get(receiver, ()) if row.not_before <= now]
 
     def _settle_volatile(self, receiver: str, seqs: Sequence[int], not_before: Optional[float] = None) -> List[int]:
         """Complete (or defer) the volatile ones among ``seqs``; returns the durable rest."""
@@ -342,11 +352,11 @@ class Store:
         mine = {s for s in seqs if s < 0}
         if mine and receiver in self._volatile:
             if not_before is None:
-                self._volatile[receiver] = [e for e in self._volatile[receiver] if e.seq not in mine]
+                self._volatile[receiver] = [(r, c) for r, c in self._volatile[receiver] if r.seq not in mine]
             else:
                 self._volatile[receiver] = [
-                    replace(e, attempts=e.attempts + 1, not_before=not_before) if e.seq in mine else e
-                    for e in self._volatile[receiver]
+                    (replace(r, attempts=r.attempts + 1, not_before=not_before) if r.seq in mine else r, c)
+                    for r, c in self._volatile[receiver]
                 ]
         return [s for s in seqs if s >= 0]
 
@@ -453,11 +463,10 @@ class Store:
         with self._lock:
             return [r for (r,) in self.conn.execute("SELECT DISTINCT receiver FROM outbox ORDER BY receiver")]
 
-    # ------------------------------------------------------------ the Outbox protocol
-    def pending(self, receiver: str, now: float, limit: int = 10_000) -> Sequence[OutboxEntry]:
-        from monagent.alerting.codec import event_from_json
-        from monagent.events import OutboxEntry
-
+    # ------------------------------------------------------------ the outbox, for delivery
+    def pending_rows(self, receiver: str, now: float, limit: int = 10_000) -> List[OutboxRow]:
+        """Queued rows of ``receiver`` whose ``not_before`` <= now, oldest first; the ones held in
+        memory (not durable) after the committed ones."""
         with self._lock:
             rows = self.conn.execute(
                 "SELECT seq, event, attempts, not_before FROM outbox WHERE receiver = ? AND not_before <= ? ORDER BY seq LIMIT ?",
@@ -466,9 +475,7 @@ class Store:
             done = self._done.get(receiver, set())
             volatile = self._volatile_pending(receiver, now)
         return [
-            OutboxEntry(seq, receiver, event_from_json(text), attempts, not_before)
-            for seq, text, attempts, not_before in rows
-            if seq not in done
+            OutboxRow(seq, receiver, text, attempts, not_before) for seq, text, attempts, not_before in rows if seq not in done
         ] + volatile
 
     def queued_count(self, receiver: str) -> int:
@@ -629,4 +636,4 @@ def _move_aside(path: Path) -> Path:
     return target
 
 
-__all__ = ["Bounds", "Changes", "Store", "StoreBroken", "StoreError", "StoreUnavailable", "StoredState"]
+__all__ = ["Bounds", "Changes", "OutboxRow", "Store", "StoreBroken", "StoreError", "StoreUnavailable", "StoredState"]

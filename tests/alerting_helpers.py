@@ -7,6 +7,7 @@ from typing import ClassVar, Dict, List, Mapping, Optional, Sequence
 
 from harness import FakeClock
 
+from monagent.alerting.outbox import EventOutbox
 from monagent.alerting.pipeline import AlertPipeline
 from monagent.api import Check, Context, Direction, Metric, MetricSpec, Occurrence, Result, Status
 from monagent.config import Config, loads
@@ -105,14 +106,15 @@ def open_pipeline(cfg: Config, clock: Clock, boot_id: str = "boot-1", store: Opt
 
 
 def outbox(store: Store, receiver: str = "console") -> List[Event]:
-    return [e.event for e in store.pending(receiver, float("inf"))]
+    """The events queued for ``receiver``, read as the agent's delivery reads them."""
+    return [e.event for e in EventOutbox(store).pending(receiver, float("inf"))]
 
 
 def drain(store: Store, receiver: str = "console") -> List[str]:
     """Everything queued for ``receiver`` as console lines, then marked delivered."""
     from monagent.notify.console import format_line
 
-    entries = store.pending(receiver, float("inf"))
+    entries = EventOutbox(store).pending(receiver, float("inf"))
     store.complete(receiver, [e.seq for e in entries])
     return [format_line(e.event) for e in entries]
 

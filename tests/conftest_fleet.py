@@ -17,10 +17,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+import events_factory
 import pytest
+from outboxes import MemoryOutbox
 
 from monagent.api import Status
-from monagent.events import AlertKey, Event, EventKind, OutboxEntry, ReceiverHealth
+from monagent.events import Event, EventKind
 from monagent.notify.alertmanager import AlertmanagerDispatcher, MemoryKeyValue
 from monagent.notify.alertmanager_config import AlertmanagerConfig
 
@@ -183,41 +185,15 @@ def http_error_code(url: str) -> int:
 # ---------------------------------------------------------------- monagent's side
 
 
-class MemoryOutbox:
-    """The store's outbox contract (monagent.notify.base.Outbox) in memory."""
-
-    def __init__(self) -> None:
-        self.entries: List[OutboxEntry] = []
-        self.healths: Dict[str, ReceiverHealth] = {}
-        self._seq = 0
-
-    def add(self, event: Event, receiver: str = "alertmanager") -> None:
-        self._seq += 1
-        self.entries.append(OutboxEntry(self._seq, receiver, event))
-
-    def pending(self, receiver: str, now: float, limit: int = 10_000) -> Sequence[OutboxEntry]:
-        return [e for e in self.entries if e.receiver == receiver and e.not_before <= now][:limit]
-
-    def queued_count(self, receiver: str) -> int:
-        return len([e for e in self.entries if e.receiver == receiver])
-
-    def complete(self, receiver: str, seqs: Sequence[int]) -> None:
-        self.entries = [e for e in self.entries if not (e.receiver == receiver and e.seq in seqs)]
+class AlertmanagerOutbox(MemoryOutbox):
+    """The test outbox of tests/outboxes.py (held to the store's contract by tests/test_outbox_contract.py)
+    for the Alertmanager dispatcher, which never defers or drops: the active set carries the state."""
 
     def defer(self, receiver: str, seqs: Sequence[int], not_before: float) -> None:
         raise AssertionError("the Alertmanager dispatcher never defers: the active set carries the state")
 
     def drop(self, receiver: str, seqs: Sequence[int], reason: str) -> None:
         raise AssertionError("the Alertmanager dispatcher never drops")
-
-    def take_dropped_count(self, receiver: str) -> int:
-        return 0
-
-    def health(self, receiver: str) -> ReceiverHealth:
-        return self.healths.get(receiver, ReceiverHealth(receiver))
-
-    def set_health(self, health: ReceiverHealth) -> None:
-        self.healths[health.receiver] = health
 
 
 def event(
@@ -230,24 +206,19 @@ def event(
     at: Optional[float] = None,
     **fields,
 ) -> Event:
+    """tests/events_factory.py's alert as the fleet tests see it: host web1, root_disk / at 96.5% of 95%, at ``at`` (now)."""
     at = time.time() if at is None else at
     defaults = dict(
         id=f"{check}:{kind.value}:{at}",
-        kind=kind,
-        key=AlertKey(check, subject, metric),
-        severity=severity,
-        time=at,
+        incident="",
         host=HOST,
         summary=f"{HOST} {check} {subject} {metric} {kind.value}",
-        check_type="disk",
         value=96.5,
-        unit="%",
         threshold=95.0,
-        operator=">=",
         since=at - 120,
     )
     defaults.update(fields)
-    return Event(**defaults)
+    return events_factory.event(kind, check=check, subject=subject, metric=metric, severity=severity, time=at, **defaults)
 
 
 def am_config(*urls: str, **options) -> AlertmanagerConfig:
@@ -257,12 +228,3 @@ def am_config(*urls: str, **options) -> AlertmanagerConfig:
 def dispatcher_for(config: AlertmanagerConfig, kv: Any = None, started_at: float = 0.0) -> AlertmanagerDispatcher:
     """A dispatcher for host web1; ``kv`` is a MemoryKeyValue unless given (a real Store)."""
     return AlertmanagerDispatcher(config, HOST, kv or MemoryKeyValue(), started_at or time.time() - 600)
-
-
-def queue(store: Any, *events: Event, receiver: str = "alertmanager") -> None:
-    """Put events into a real Store's outbox the way the alert pipeline commits them."""
-    from monagent.alerting.codec import event_to_json
-    from monagent.store import Changes
-
-    now = time.time()
-    store.commit(Changes(outbox=[(receiver, event_to_json(e), now) for e in events]), now)

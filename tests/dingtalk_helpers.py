@@ -1,16 +1,12 @@
-"""Building events and robot configurations for the DingTalk notifier tests."""
+"""Robot and webhook configurations for the chat notifier tests (their events: tests/events_factory.py)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from monagent.api import Status
 from monagent.confread import ConfigError, Document, Section
-from monagent.events import AlertKey, Event, EventKind
 from monagent.notify.chat_config import DingTalkConfig, WebhookConfig, parse_dingtalk, parse_webhook
-
-T0 = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 
 
 def toml_value(value: Any) -> str:
@@ -45,37 +41,3 @@ def _parse(
     if doc.problems:
         raise ConfigError(doc.problems)
     return config
-
-
-def event(
-    kind: EventKind = EventKind.FIRING,
-    *,
-    check: str = "disk",
-    subject: str = "/var",
-    metric: str = "used_percent",
-    severity: Status = Status.CRITICAL,
-    time: float = T0,
-    incident: str = "inc-1",
-    seq: int = 1,
-    **fields: Any,
-) -> Event:
-    base: Dict[str, Any] = {
-        "host": "web01",
-        "summary": "",
-        "check_type": "disk",
-        "value": 93.0,
-        "unit": "%",
-        "threshold": 90.0,
-        "operator": ">=",
-        "since": time - 300,
-    }
-    base.update(fields)
-    return Event(
-        id=f"{incident}:{seq}",
-        kind=kind,
-        key=AlertKey(check, subject, metric),
-        severity=severity,
-        time=time,
-        incident=incident,
-        **base,
-    )

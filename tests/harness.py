@@ -5,6 +5,8 @@
 - :class:`AgentProcess` is ``python -m monagent run`` with its output collected line by line.
 - :func:`monagent` runs one CLI command to completion.
 
+The event builders are in tests/events_factory.py (this module imports nothing of monagent).
+
 Subprocesses start in :data:`SUBPROCESS_CWD`, outside the checkout: ``python -m`` puts the current
 directory first on ``sys.path``, and the copy of monagent under test (see ``tests/conftest.py``)
 must be the one the subprocess imports too.
@@ -46,10 +48,13 @@ class FakeClock:
 
     Pass ``clock.time`` / ``clock.monotonic`` where the code takes clock functions, or read
     ``clock.wall`` / ``clock.mono`` where it takes the time as an argument (the pure state machine).
+    ``reading_cost``: seconds both move at every call of ``monotonic()``, as code that reads the clock
+    sees time pass on a loaded machine.
     """
 
-    def __init__(self, wall: float = 1_790_000_000.0, mono: float = 1000.0) -> None:
+    def __init__(self, wall: float = 1_790_000_000.0, mono: float = 1000.0, reading_cost: float = 0.0) -> None:
         self.wall, self.mono = wall, mono
+        self.reading_cost = reading_cost
 
     @property
     def now(self) -> float:
@@ -59,6 +64,7 @@ class FakeClock:
         return self.wall
 
     def monotonic(self) -> float:
+        self.advance(self.reading_cost)
         return self.mono
 
     def advance(self, seconds: float) -> None:
@@ -92,9 +98,17 @@ def monagent(*args: str, env: Optional[Mapping[str, str]] = None, timeout: float
 
 
 class AgentProcess:
-    """``python -m monagent run -c CONFIG``; stdout (and stderr, unless ``stderr`` is a file) line by line."""
+    """``python -m monagent run -c CONFIG``; stdout (and stderr, unless ``log`` is given) line by line.
 
-    def __init__(self, config: Path, env: Optional[Mapping[str, str]] = None, stderr: Optional[IO[bytes]] = None) -> None:
+    With ``log``, stderr (the agent's log) is appended to that file instead, as a service's goes to
+    the journal: :meth:`log_text` reads it and :meth:`wait_log` waits for a line of it. ``env`` is
+    added to this process's environment (less systemd's supervision variables)."""
+
+    def __init__(self, config: Path, env: Optional[Mapping[str, str]] = None, *, log: Optional[Path] = None) -> None:
+        self.log = log
+        stderr: Optional[IO[bytes]] = None
+        if log is not None:
+            stderr = open(log, "ab")  # the child's stderr, closed in close()
         self.stderr = stderr
         self.proc = subprocess.Popen(
             [*MONAGENT, "run", "-c", str(config)],
@@ -108,6 +122,10 @@ class AgentProcess:
         self._ended: queue.Queue[None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -133,10 +151,25 @@ class AgentProcess:
         except AssertionError as exc:
             raise AssertionError(f"{exc}; output:\n" + "\n".join(self.lines)) from None
 
+    def log_text(self) -> str:
+        """What the agent has logged so far (``log`` given), else what it has printed."""
+        if self.log is None:
+            return "\n".join(self.lines)
+        return self.log.read_text(errors="replace")
+
+    def wait_log(self, text: str, timeout: float = 30.0) -> None:
+        """Wait until the log contains ``text``; fail with the log if the agent exits first."""
+        wait_until(lambda: text in self.log_text() or self.proc.poll() is not None, f"{text!r} in the log", timeout)
+        assert text in self.log_text(), f"the agent exited ({self.proc.returncode}) before {text!r}:\n{self.log_text()}"
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         """Send ``sig`` (if still running), wait for the exit and the last line; return the exit status."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        """Wait for an agent that ends by itself (a start that fails) and its last line; return the exit status."""
         code = self.proc.wait(timeout)
         self._reader.join(10)
         self.close()

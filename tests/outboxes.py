@@ -1,22 +1,22 @@
-"""Two small implementations of :class:`monagent.notify.base.Outbox` for the notifier tests:
-one in memory, one in SQLite (for the SIGKILL test: survives the process).
+"""The outboxes of the notifier tests: :class:`MemoryOutbox`, an in-memory
+:class:`monagent.notify.base.Outbox`, and :func:`queue`, which fills the real store's outbox the way
+the alert pipeline does (read it through ``monagent.alerting.outbox.EventOutbox``, as the agent does).
 
-Both follow the protocol exactly: ``pending`` returns queued entries whose ``not_before``
+MemoryOutbox follows the protocol exactly: ``pending`` returns queued entries whose ``not_before``
 has passed, oldest first; ``complete`` removes; ``defer`` sets ``not_before`` and increments
 ``attempts``; ``drop`` removes and counts; ``take_dropped_count`` returns and resets the count.
-tests/test_outbox_contract.py holds both, and the real store, to the same contract tests.
+tests/test_outbox_contract.py holds it and the real store to the same contract tests.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from dataclasses import asdict, replace
-from pathlib import Path
-from typing import Dict, List, Sequence
+import time
+from dataclasses import replace
+from typing import Dict, List, Optional, Sequence
 
-from monagent.api import Status
-from monagent.events import AlertKey, Event, EventKind, OutboxEntry, ReceiverHealth
+from monagent.alerting.persist import outbox_row
+from monagent.events import Event, OutboxEntry, ReceiverHealth
+from monagent.store import Changes, Store
 
 
 class MemoryOutbox:
@@ -70,87 +70,7 @@ class MemoryOutbox:
         self.healths[health.receiver] = health
 
 
-def event_to_json(event: Event) -> str:
-    data = asdict(event)
-    data["kind"] = event.kind.value
-    data["severity"] = int(event.severity)
-    data["key"] = event.key.as_id()
-    data["trend"] = list(event.trend)
-    data["facts"] = dict(event.facts)
-    return json.dumps(data)
-
-
-def event_from_json(text: str) -> Event:
-    data = json.loads(text)
-    data["kind"] = EventKind(data["kind"])
-    data["severity"] = Status(data["severity"])
-    data["key"] = AlertKey.from_id(data["key"])
-    data["trend"] = tuple(data["trend"])
-    return Event(**data)
-
-
-class SqliteOutbox:
-    """Every method commits before it returns (as the store's outbox does)."""
-
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=10)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, receiver TEXT, event TEXT, "
-            "attempts INTEGER DEFAULT 0, not_before REAL DEFAULT 0)"
-        )
-        self.conn.execute("CREATE TABLE IF NOT EXISTS dropped (receiver TEXT PRIMARY KEY, n INTEGER)")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS health (receiver TEXT PRIMARY KEY, data TEXT)")
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def add(self, receiver: str, *events: Event) -> None:
-        with self.conn:
-            self.conn.executemany(
-                "INSERT INTO outbox (receiver, event) VALUES (?, ?)", [(receiver, event_to_json(e)) for e in events]
-            )
-
-    def pending(self, receiver: str, now: float, limit: int = 10_000) -> Sequence[OutboxEntry]:
-        rows = self.conn.execute(
-            "SELECT seq, event, attempts, not_before FROM outbox WHERE receiver = ? AND not_before <= ? ORDER BY seq LIMIT ?",
-            (receiver, now, limit),
-        ).fetchall()
-        return [OutboxEntry(seq, receiver, event_from_json(ev), att, nb) for seq, ev, att, nb in rows]
-
-    def queued_count(self, receiver: str) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM outbox WHERE receiver = ?", (receiver,)).fetchone()[0])
-
-    def complete(self, receiver: str, seqs: Sequence[int]) -> None:
-        with self.conn:
-            self.conn.executemany("DELETE FROM outbox WHERE receiver = ? AND seq = ?", [(receiver, s) for s in seqs])
-
-    def defer(self, receiver: str, seqs: Sequence[int], not_before: float) -> None:
-        with self.conn:
-            self.conn.executemany(
-                "UPDATE outbox SET attempts = attempts + 1, not_before = ? WHERE receiver = ? AND seq = ?",
-                [(not_before, receiver, s) for s in seqs],
-            )
-
-    def drop(self, receiver: str, seqs: Sequence[int], reason: str) -> None:
-        with self.conn:
-            self.complete(receiver, seqs)
-            self.conn.execute(
-                "INSERT INTO dropped VALUES (?, ?) ON CONFLICT(receiver) DO UPDATE SET n = n + ?",
-                (receiver, len(seqs), len(seqs)),
-            )
-
-    def take_dropped_count(self, receiver: str) -> int:
-        with self.conn:
-            row = self.conn.execute("SELECT n FROM dropped WHERE receiver = ?", (receiver,)).fetchone()
-            self.conn.execute("DELETE FROM dropped WHERE receiver = ?", (receiver,))
-        return int(row[0]) if row else 0
-
-    def health(self, receiver: str) -> ReceiverHealth:
-        row = self.conn.execute("SELECT data FROM health WHERE receiver = ?", (receiver,)).fetchone()
-        return ReceiverHealth(**json.loads(row[0])) if row else ReceiverHealth(receiver)
-
-    def set_health(self, health: ReceiverHealth) -> None:
-        with self.conn:
-            self.conn.execute("INSERT OR REPLACE INTO health VALUES (?, ?)", (health.receiver, json.dumps(asdict(health))))
+def queue(store: Store, receiver: str, *events: Event, now: Optional[float] = None) -> int:
+    """Commit ``events`` for ``receiver`` to a real store's outbox as the alert pipeline does (one commit,
+    each row by ``persist.outbox_row``); returns how many entries the outbox bound dropped."""
+    return store.commit(Changes(outbox=[outbox_row(receiver, e) for e in events]), time.time() if now is None else now)

@@ -343,7 +343,7 @@ def test_the_store_is_committed_before_observe_returns(tmp_path: Path, clock: Cl
     assert p.observe([run("load", value(95))], *clock.step()) == 1
     other = Store.open(cfg.agent.state_dir)
     try:
-        assert [e.event.kind for e in other.pending("console", float("inf"))] == [EventKind.FIRING]
+        assert [e.kind for e in outbox(other)] == [EventKind.FIRING]
     finally:
         other.close()
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from monagent.alerting.config import AlertingOverrides
 from monagent.alerting.machine import AlertState, Change, Phase, level_of, step
+from monagent.alerting.outbox import EventOutbox
 from monagent.alerting.pipeline import AlertPipeline
 from monagent.api import Status, Threshold
 from monagent.events import AlertKey, Event, EventKind
@@ -224,7 +225,7 @@ class Scenario:
     def collect(self) -> None:
         store = self.pipeline.store
         for receiver in ("console", "webhook:pager"):
-            entries = store.pending(receiver, float("inf"))
+            entries = EventOutbox(store).pending(receiver, float("inf"))
             store.complete(receiver, [e.seq for e in entries])
             self.log.sent += [(receiver, e.event) for e in entries if e.event.kind != EventKind.NOTICE]
 
@@ -413,7 +414,7 @@ def test_property_6_nothing_is_sent_about_space_while_the_same_mount_is_read_onl
                 result = Result(subject="/var", metrics=(Metric("read_only", float(ro)), Metric("used_percent", used)))
                 pipeline.observe([run("disks", result, check_type="disk")], *clock.step())
                 inhibited = pipeline.states[read_only].phase.open
-                entries = store.pending("console", float("inf"))
+                entries = EventOutbox(store).pending("console", float("inf"))
                 store.complete("console", [e.seq for e in entries])
                 if inhibited:
                     assert [e.event.key.metric for e in entries if e.event.key.metric == "used_percent"] == []

@@ -12,16 +12,17 @@ from conftest_fleet import (
     ALERTMANAGER,
     HOST,
     Alertmanager,
-    MemoryOutbox,
+    AlertmanagerOutbox,
     am_config,
     dispatcher_for,
     event,
     free_port,
     need_binary,
-    queue,
     toml,
 )
+from outboxes import queue
 
+from monagent.alerting.outbox import EventOutbox
 from monagent.api import Status
 from monagent.confread import ConfigError, Document, Secret, Section
 from monagent.events import EventKind, OutcomeKind
@@ -80,9 +81,9 @@ def test_a_firing_alert_appears_in_alertmanager_with_labels_annotations_and_star
     config = am_config(alertmanager.url, labels={"team": "ops", "env": "prod"})
     dispatcher = dispatcher_for(config)
     closing(dispatcher)
-    outbox = MemoryOutbox()
+    outbox = AlertmanagerOutbox()
     now = time.time()
-    outbox.add(event(EventKind.FIRING, at=now, since=now - 120, facts={"time_to_full": "~4h"}))
+    outbox.add("alertmanager", event(EventKind.FIRING, at=now, since=now - 120, facts={"time_to_full": "~4h"}))
 
     dispatcher.pump(outbox, now)
 
@@ -104,7 +105,7 @@ def test_a_firing_alert_appears_in_alertmanager_with_labels_annotations_and_star
     assert alert["startsAt"] == rfc3339(now - 120)
     assert alert["endsAt"] == rfc3339(now + 240)
     assert alert["status"]["state"] in ("active", "unprocessed")
-    assert outbox.entries == []
+    assert outbox.queued_count("alertmanager") == 0
     assert outbox.health("alertmanager").sent == 1
     assert dispatcher.next_due(now) == now + 60
 
@@ -114,7 +115,7 @@ def test_the_watchdog_alert_is_posted_with_every_post_for_the_host(alertmanager,
     dispatcher = dispatcher_for(am_config(alertmanager.url, labels={"team": "ops"}), started_at=started)
     closing(dispatcher)
 
-    dispatcher.pump(MemoryOutbox(), time.time())
+    dispatcher.pump(AlertmanagerOutbox(), time.time())
 
     [alert] = alertmanager.alerts()
     assert alert["labels"] == {"alertname": "MonagentWatchdog", "instance": "web1", "severity": "none", "team": "ops"}
@@ -125,8 +126,8 @@ def test_the_watchdog_alert_is_posted_with_every_post_for_the_host(alertmanager,
 def test_no_watchdog_is_posted_when_it_is_switched_off(alertmanager, closing):
     dispatcher = dispatcher_for(am_config(alertmanager.url, watchdog=False))
     closing(dispatcher)
-    outbox = MemoryOutbox()
-    outbox.add(event(EventKind.FIRING))
+    outbox = AlertmanagerOutbox()
+    outbox.add("alertmanager", event(EventKind.FIRING))
 
     dispatcher.pump(outbox, time.time())
 
@@ -136,13 +137,13 @@ def test_no_watchdog_is_posted_when_it_is_switched_off(alertmanager, closing):
 def test_a_resolve_ends_the_alert_in_alertmanager(alertmanager, closing):
     dispatcher = dispatcher_for(am_config(alertmanager.url))
     closing(dispatcher)
-    outbox = MemoryOutbox()
+    outbox = AlertmanagerOutbox()
     now = time.time()
-    outbox.add(event(EventKind.FIRING, at=now - 60))
+    outbox.add("alertmanager", event(EventKind.FIRING, at=now - 60))
     dispatcher.pump(outbox, now - 60)
     assert len(ours(alertmanager.labels())) == 1
 
-    outbox.add(event(EventKind.RESOLVED, at=now, severity=Status.OK, summary="web1 root_disk / recovered"))
+    outbox.add("alertmanager", event(EventKind.RESOLVED, at=now, severity=Status.OK, summary="web1 root_disk / recovered"))
     dispatcher.pump(outbox, now)
 
     assert ours(alertmanager.labels()) == []
@@ -154,10 +155,10 @@ def test_a_resolve_is_reposted_for_15_minutes_then_forgotten(alertmanager, closi
     kv = MemoryKeyValue()
     dispatcher = dispatcher_for(am_config(alertmanager.url, watchdog=False), kv)
     closing(dispatcher)
-    outbox = MemoryOutbox()
+    outbox = AlertmanagerOutbox()
     now = time.time()
-    outbox.add(event(EventKind.FIRING, at=now - 60))
-    outbox.add(event(EventKind.RESOLVED, at=now))
+    outbox.add("alertmanager", event(EventKind.FIRING, at=now - 60))
+    outbox.add("alertmanager", event(EventKind.RESOLVED, at=now))
     dispatcher.pump(outbox, now)
 
     [(ident, resolved)] = kv.kv_items(NAMESPACE).items()
@@ -174,15 +175,15 @@ def test_a_resolve_is_reposted_for_15_minutes_then_forgotten(alertmanager, closi
 def test_an_alert_that_fires_again_after_its_resolve_is_firing(alertmanager, closing):
     dispatcher = dispatcher_for(am_config(alertmanager.url))
     closing(dispatcher)
-    outbox = MemoryOutbox()
+    outbox = AlertmanagerOutbox()
     now = time.time()
-    outbox.add(event(EventKind.FIRING, at=now - 120))
+    outbox.add("alertmanager", event(EventKind.FIRING, at=now - 120))
     dispatcher.pump(outbox, now - 120)
-    outbox.add(event(EventKind.RESOLVED, at=now - 60))
+    outbox.add("alertmanager", event(EventKind.RESOLVED, at=now - 60))
     dispatcher.pump(outbox, now - 60)
     assert ours(alertmanager.labels()) == []
 
-    outbox.add(event(EventKind.FIRING, at=now, since=now))
+    outbox.add("alertmanager", event(EventKind.FIRING, at=now, since=now))
     dispatcher.pump(outbox, now)
 
     [alert] = [a for a in alertmanager.alerts() if a["labels"]["alertname"] == "DiskUsedPercent"]
@@ -193,13 +194,13 @@ def test_an_alert_that_fires_again_after_its_resolve_is_firing(alertmanager, clo
 def test_an_escalation_replaces_the_warning_alert_with_a_critical_one(alertmanager, closing):
     dispatcher = dispatcher_for(am_config(alertmanager.url))
     closing(dispatcher)
-    outbox = MemoryOutbox()
+    outbox = AlertmanagerOutbox()
     now = time.time()
-    outbox.add(event(EventKind.FIRING, severity=Status.WARNING, at=now - 60))
+    outbox.add("alertmanager", event(EventKind.FIRING, severity=Status.WARNING, at=now - 60))
     dispatcher.pump(outbox, now - 60)
     assert [a["severity"] for a in ours(alertmanager.labels())] == ["warning"]
 
-    outbox.add(event(EventKind.ESCALATED, severity=Status.CRITICAL, at=now))
+    outbox.add("alertmanager", event(EventKind.ESCALATED, severity=Status.CRITICAL, at=now))
     dispatcher.pump(outbox, now)
 
     assert [a["severity"] for a in ours(alertmanager.labels())] == ["critical"]
@@ -209,10 +210,10 @@ def test_an_alertmanager_that_was_down_gets_every_alert_when_it_is_back(alertman
     alertmanager.stop()
     dispatcher = dispatcher_for(am_config(alertmanager.url))
     closing(dispatcher)
-    outbox = MemoryOutbox()
+    outbox = AlertmanagerOutbox()
     now = time.time()
     for subject in ("/", "/var", "/home"):
-        outbox.add(event(EventKind.FIRING, subject=subject, at=now))
+        outbox.add("alertmanager", event(EventKind.FIRING, subject=subject, at=now))
 
     dispatcher.pump(outbox, now)
 
@@ -221,7 +222,7 @@ def test_an_alertmanager_that_was_down_gets_every_alert_when_it_is_back(alertman
     assert health.last_error == f"{alertmanager.url}: cannot reach it: Connection refused"
     assert dispatcher.url_health()[0].up is False
     assert dispatcher.next_due(now) == now + 5  # retried soon, backing off to the repost interval
-    assert outbox.entries == []  # the active set holds them now
+    assert outbox.queued_count("alertmanager") == 0  # the active set holds them now
 
     alertmanager.start()
     dispatcher.pump(outbox, dispatcher.next_due(now))
@@ -236,8 +237,8 @@ def test_a_restarted_agent_keeps_reposting_into_a_restarted_alertmanager(alertma
     first = dispatcher_for(am_config(alertmanager.url), store)
     closing(first)
     now = time.time()
-    queue(store, event(EventKind.FIRING, subject="/var", at=now))
-    first.pump(store, now)
+    queue(store, "alertmanager", event(EventKind.FIRING, subject="/var", at=now), now=now)
+    first.pump(EventOutbox(store), now)
     first.close(time.monotonic())
     store.close()
     alertmanager.stop()  # Alertmanager keeps alerts in memory only
@@ -249,7 +250,7 @@ def test_a_restarted_agent_keeps_reposting_into_a_restarted_alertmanager(alertma
         assert store.queued_count("alertmanager") == 0  # the outbox entry was consumed before the restart
         second = dispatcher_for(am_config(alertmanager.url), store)
         closing(second)
-        second.pump(store, time.time())
+        second.pump(EventOutbox(store), time.time())
     finally:
         store.close()
 
@@ -259,8 +260,8 @@ def test_a_restarted_agent_keeps_reposting_into_a_restarted_alertmanager(alertma
 def test_both_alertmanagers_of_an_ha_pair_receive_every_alert(alertmanager, second_alertmanager, closing):
     dispatcher = dispatcher_for(am_config(alertmanager.url, second_alertmanager.url))
     closing(dispatcher)
-    outbox = MemoryOutbox()
-    outbox.add(event(EventKind.FIRING))
+    outbox = AlertmanagerOutbox()
+    outbox.add("alertmanager", event(EventKind.FIRING))
 
     dispatcher.pump(outbox, time.time())
 
@@ -272,9 +273,9 @@ def test_one_member_down_still_delivers_and_it_catches_up_at_the_next_repost(ale
     second_alertmanager.stop()
     dispatcher = dispatcher_for(am_config(alertmanager.url, second_alertmanager.url))
     closing(dispatcher)
-    outbox = MemoryOutbox()
+    outbox = AlertmanagerOutbox()
     now = time.time()
-    outbox.add(event(EventKind.FIRING, at=now))
+    outbox.add("alertmanager", event(EventKind.FIRING, at=now))
     dispatcher.pump(outbox, now)
     assert outbox.health("alertmanager").sent == 1
     assert dispatcher.url_up() == {alertmanager.url: True, second_alertmanager.url: False}
@@ -291,9 +292,10 @@ def test_an_occurrence_is_posted_with_a_short_end_and_forgotten_after_it(alertma
     kv = MemoryKeyValue()
     dispatcher = dispatcher_for(am_config(alertmanager.url, watchdog=False), kv)
     closing(dispatcher)
-    outbox = MemoryOutbox()
+    outbox = AlertmanagerOutbox()
     now = time.time()
     outbox.add(
+        "alertmanager",
         event(
             EventKind.OCCURRENCE,
             check="kdump",
@@ -304,7 +306,7 @@ def test_an_occurrence_is_posted_with_a_short_end_and_forgotten_after_it(alertma
             check_type="kdump",
             value=None,
             summary="web1 kernel crash dump found",
-        )
+        ),
     )
 
     dispatcher.pump(outbox, now)
@@ -320,7 +322,7 @@ def test_an_occurrence_is_posted_with_a_short_end_and_forgotten_after_it(alertma
 def test_a_wrong_base_url_is_reported_as_broken_with_what_to_fix(alertmanager, closing):
     dispatcher = dispatcher_for(am_config(alertmanager.url + "/monitoring"))
     closing(dispatcher)
-    outbox = MemoryOutbox()
+    outbox = AlertmanagerOutbox()
 
     dispatcher.pump(outbox, time.time())
 
@@ -337,13 +339,13 @@ def test_a_wrong_base_url_is_reported_as_broken_with_what_to_fix(alertmanager, c
 
 def test_unchanged_reminders_do_not_post_before_the_repost_interval():
     dispatcher = dispatcher_for(am_config(f"http://127.0.0.1:{free_port()}", watchdog=False))
-    outbox = MemoryOutbox()
+    outbox = AlertmanagerOutbox()
     now = time.time()
     first = event(EventKind.FIRING, at=now)
-    outbox.add(first)
+    outbox.add("alertmanager", first)
     dispatcher.pump(outbox, now)  # fails: nothing listens there
     assert outbox.health("alertmanager").failed == 1
-    outbox.add(replace(first, kind=EventKind.REMINDER, id="x:2", time=now + 1))
+    outbox.add("alertmanager", replace(first, kind=EventKind.REMINDER, id="x:2", time=now + 1))
 
     dispatcher.pump(outbox, now + 1)
 
@@ -354,7 +356,7 @@ def test_unchanged_reminders_do_not_post_before_the_repost_interval():
 
 def test_retries_back_off_from_5_seconds_to_the_repost_interval():
     dispatcher = dispatcher_for(am_config(f"http://127.0.0.1:{free_port()}"))
-    outbox = MemoryOutbox()
+    outbox = AlertmanagerOutbox()
     now, delays = 1_000_000.0, []
     for _ in range(6):
         dispatcher.pump(outbox, now)
@@ -382,7 +384,7 @@ def test_an_alertmanager_behind_basic_auth_gets_alerts_and_a_wrong_password_is_b
         bad = dispatcher_for(am_config(server.url, username="monagent", password=Secret("wrong-pw")))
         closing(good)
         closing(bad)
-        good_box, bad_box = MemoryOutbox(), MemoryOutbox()
+        good_box, bad_box = AlertmanagerOutbox(), AlertmanagerOutbox()
 
         good.pump(good_box, time.time())
         bad.pump(bad_box, time.time())
@@ -448,8 +450,8 @@ def test_an_alert_alertmanager_refuses_is_dropped_and_the_others_still_arrive(al
     now = time.time()
     poison = AmAlert((("alertname", "Old"), ("bad-name", "x")), (), now)  # as an older version might have stored
     kv.kv_set(NAMESPACE, "old", poison.to_json())
-    outbox = MemoryOutbox()
-    outbox.add(event(EventKind.FIRING, at=now))
+    outbox = AlertmanagerOutbox()
+    outbox.add("alertmanager", event(EventKind.FIRING, at=now))
 
     dispatcher.pump(outbox, now)
 

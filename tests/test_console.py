@@ -5,18 +5,19 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import pytest
+from events_factory import event
+from outboxes import queue
 
-from monagent.alerting.codec import event_to_json
+from monagent.alerting.outbox import EventOutbox
 from monagent.api import Status
-from monagent.events import AlertKey, Event, EventKind, OutcomeKind
+from monagent.events import Event, EventKind, OutcomeKind
 from monagent.notify.console import ConsoleDispatcher, ConsoleReceiver, format_line
-from monagent.store import Bounds, Changes, Store
+from monagent.store import Bounds, Store
 
 T = 1_790_000_000.0  # 14:13:20 UTC
-VAR = AlertKey("root_disk", "/var", "used_percent")
 
 
 @pytest.fixture(autouse=True)
@@ -28,12 +29,12 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-def ev(kind: EventKind, **kw: object) -> Event:
-    base = dict(
-        id="a-1:1", kind=kind, key=VAR, severity=Status.CRITICAL, time=T + 600, host="web01", summary="93% (>= 90)", since=T
-    )
+def ev(kind: EventKind, **kw: Any) -> Event:
+    """An event that carries its value in its summary only (an entry of format 1), root_disk /var."""
+    base: Dict[str, Any] = {"check": "root_disk", "id": "a-1:1", "incident": "", "time": T + 600, "since": T}
+    base.update(summary="93% (>= 90)", check_type="", value=None, unit="", threshold=None, operator="")
     base.update(kw)
-    return Event(**base)  # type: ignore[arg-type]
+    return event(kind, **base)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +54,9 @@ def ev(kind: EventKind, **kw: object) -> Event:
         (
             ev(
                 EventKind.OCCURRENCE,
-                key=AlertKey("kdump", "/var/crash", "occurrence"),
+                check="kdump",
+                subject="/var/crash",
+                metric="occurrence",
                 summary="kernel panic: Fatal exception",
                 since=None,
             ),
@@ -67,7 +70,9 @@ def ev(kind: EventKind, **kw: object) -> Event:
         (
             ev(
                 EventKind.NOTICE,
-                key=AlertKey("monagent", "", "host"),
+                check="monagent",
+                subject="",
+                metric="host",
                 severity=Status.WARNING,
                 summary="host rebooted; the previous boot was last seen alive at 2026-09-21 14:13:20",
             ),
@@ -82,7 +87,7 @@ def test_each_kind_of_event_is_one_readable_line(event: Event, line: str) -> Non
 
 def _store(tmp_path: Path, *events: Event, bounds: Optional[Bounds] = None) -> Store:
     store = Store.open(tmp_path, bounds)
-    store.commit(Changes(outbox=[("console", event_to_json(e), e.time) for e in events]), T + 600)
+    queue(store, "console", *events, now=T + 600)
     return store
 
 
@@ -90,7 +95,7 @@ def test_the_dispatcher_prints_everything_pending_and_marks_it_delivered(tmp_pat
     out = io.StringIO()
     store = _store(tmp_path, ev(EventKind.FIRING), ev(EventKind.RESOLVED, id="a-1:2", summary="12%"))
     try:
-        ConsoleDispatcher(ConsoleReceiver(stream=out)).pump(store, T + 601)
+        ConsoleDispatcher(ConsoleReceiver(stream=out)).pump(EventOutbox(store), T + 601)
         assert out.getvalue().splitlines() == [
             "FIRING critical web01 root_disk /var used_percent 93% (>= 90) since 14:13",
             "RESOLVED web01 root_disk /var used_percent 12% (was critical since 14:13)",
@@ -106,7 +111,7 @@ def test_dropped_entries_are_reported_before_the_next_lines(tmp_path: Path) -> N
     out = io.StringIO()
     store = _store(tmp_path, *(ev(EventKind.REMINDER, id=f"a-1:{n}") for n in range(4)), bounds=Bounds(max_entries=2))
     try:
-        ConsoleDispatcher(ConsoleReceiver(stream=out)).pump(store, T + 601)
+        ConsoleDispatcher(ConsoleReceiver(stream=out)).pump(EventOutbox(store), T + 601)
         assert out.getvalue().splitlines()[0] == ("NOTICE 2 events were dropped for receiver console (outbox bound reached)")
         assert len(out.getvalue().splitlines()) == 3
     finally:
@@ -122,11 +127,11 @@ def test_a_console_that_cannot_be_written_keeps_the_entries_queued(tmp_path: Pat
     store = _store(tmp_path, ev(EventKind.FIRING))
     receiver = ConsoleReceiver(stream=Broken())
     try:
-        outcome = receiver.send(store.pending("console", T + 601), T + 601)
+        outcome = receiver.send(EventOutbox(store).pending("console", T + 601), T + 601)
         assert (outcome.kind, outcome.reason) == (OutcomeKind.RETRY, "cannot write to the console: Broken pipe")
-        ConsoleDispatcher(receiver).pump(store, T + 601)
+        ConsoleDispatcher(receiver).pump(EventOutbox(store), T + 601)
         assert store.queued_count("console") == 1
-        assert store.pending("console", T + 602) == []
+        assert EventOutbox(store).pending("console", T + 602) == []
         assert store.health("console").last_error == "cannot write to the console: Broken pipe"
     finally:
         store.close()

@@ -16,14 +16,15 @@ import sys
 import textwrap
 import time
 
-from dingtalk_helpers import event
+from events_factory import event
 from fake_dingtalk import FakeDingTalk, Fault
+from outboxes import queue
 
-from monagent.alerting.codec import event_to_json
+from monagent.alerting.outbox import EventOutbox
 from monagent.api import Status
 from monagent.events import EventKind
 from monagent.notify.dispatcher import ChatDispatcher
-from monagent.store import Changes, Store
+from monagent.store import Store
 
 RECEIVER = "dingtalk:ops"
 SECRET = "SECcrash0123456789abcdef"
@@ -36,6 +37,7 @@ CHILD = textwrap.dedent("""
     from monagent.notify.chat_config import DingTalkConfig
     from monagent.notify.delivery import Delivery
     from monagent.notify.dispatcher import ChatDispatcher
+    from monagent.alerting.outbox import EventOutbox
     from monagent.alerting.route import Route
     from monagent.store import Store
 
@@ -47,7 +49,7 @@ CHILD = textwrap.dedent("""
     dispatcher = ChatDispatcher(DingTalkReceiver(config), delivery)
     deadline = time.monotonic() + 30
     while store.queued_count("dingtalk:ops") and time.monotonic() < deadline:
-        dispatcher.pump(store, time.time())
+        dispatcher.pump(EventOutbox(store), time.time())
         time.sleep(0.02)
     print(store.queued_count("dingtalk:ops"))
     store.close()
@@ -76,7 +78,7 @@ def subjects(text: str):
 def test_sigkill_during_a_send_then_a_restart_delivers_every_event_and_repeats_only_the_batch_in_flight(tmp_path):
     now = time.time()
     store = Store.open(tmp_path)
-    store.commit(Changes(outbox=[(RECEIVER, event_to_json(e), now) for e in events(now)]), now)
+    queue(store, RECEIVER, *events(now), now=now)
     store.close()
     with FakeDingTalk() as fake:
         fake.add_robot("tok", secret=SECRET)
@@ -92,7 +94,7 @@ def test_sigkill_during_a_send_then_a_restart_delivers_every_event_and_repeats_o
         assert len(fake.accepted) == 1
         later = [event(subject=f"/new/{n}", incident=f"n{n}", time=now) for n in range(5)]
         store = Store.open(tmp_path)
-        store.commit(Changes(outbox=[(RECEIVER, event_to_json(e), now) for e in later]), now)
+        queue(store, RECEIVER, *later, now=now)
         store.close()
         second = child(tmp_path, fake)
         out, err = second.communicate(timeout=60)
@@ -121,7 +123,8 @@ def test_a_lockout_survives_a_restart_through_the_store(tmp_path):
 
     clock = FakeClock()
     store = Store.open(tmp_path)
-    store.commit(Changes(outbox=[(RECEIVER, event_to_json(e), clock.time()) for e in events(clock.time())[:3]]), clock.time())
+    queue(store, RECEIVER, *events(clock.time())[:3], now=clock.time())
+    outbox = EventOutbox(store)
     try:
         with FakeDingTalk(clock.time) as fake:
             fake.add_robot("tok", secret=SECRET)
@@ -129,16 +132,16 @@ def test_a_lockout_survives_a_restart_through_the_store(tmp_path):
             config = parse_robot({"webhook": fake.webhook("tok"), "secret": SECRET, "group_wait": "0"})
             receiver = DingTalkReceiver(config)
             try:
-                ChatDispatcher(receiver, config.delivery, monotonic=clock.monotonic).pump(store, clock.time())
+                ChatDispatcher(receiver, config.delivery, monotonic=clock.monotonic).pump(outbox, clock.time())
                 restarted = ChatDispatcher(receiver, config.delivery, monotonic=clock.monotonic)
                 for _ in range(60):  # ten minutes after the restart: still locked out
                     clock.advance(10)
-                    restarted.pump(store, clock.time())
+                    restarted.pump(outbox, clock.time())
                 assert len(fake.requests) == 1
                 assert store.health(RECEIVER).locked_until is not None
                 for _ in range(12):
                     clock.advance(10)
-                    restarted.pump(store, clock.time())
+                    restarted.pump(outbox, clock.time())
             finally:
                 receiver.close()
         assert len(fake.requests) == 2 and len(fake.accepted) == 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from dingtalk_helpers import T0, event, parse_robot
+from dingtalk_helpers import parse_robot
+from events_factory import T0, event
 from fake_dingtalk import FakeDingTalk, Fault
 from harness import FakeClock
 

@@ -7,7 +7,8 @@ import threading
 from typing import List
 
 import pytest
-from dingtalk_helpers import T0, event, parse_robot
+from dingtalk_helpers import parse_robot
+from events_factory import T0, event
 from fake_dingtalk import LOCKOUT, FakeDingTalk, Fault
 from harness import FakeClock
 from hypothesis import HealthCheck, given, settings
@@ -389,26 +390,15 @@ url = "http://127.0.0.1:9/hook"
         dispatcher.receiver.close()
 
 
-class _SlowClock:
-    """A monotonic clock that moves 2 s at every reading, as a loaded machine's pump would see it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        self.now += 2.0
-        return self.now
-
-
 class _Stamping:
     name = "dingtalk:stamp"
 
-    def __init__(self, clock: _SlowClock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.sent_at: List[float] = []
 
     def deliver(self, batch, now):
-        self.sent_at.append(self.clock.now)  # the request goes out now
+        self.sent_at.append(self.clock.mono)  # the request goes out now
         return DELIVERED
 
     def close(self) -> None:
@@ -416,17 +406,17 @@ class _Stamping:
 
 
 def test_the_rate_window_counts_a_send_when_the_request_goes_out_not_when_it_was_decided():
-    clock = _SlowClock()
+    clock = FakeClock(reading_cost=2.0)  # every reading of the clock takes 2 s, as a loaded machine's pump would see it
     receiver = _Stamping(clock)
     window = SlidingWindow(18)
 
     class SlowOutbox(MemoryOutbox):
         def pending(self, receiver, now, limit=10_000):
-            clock.now += 3.0  # reading and coalescing the queue takes time on a loaded machine
+            clock.advance(3.0)  # reading and coalescing the queue takes time on a loaded machine
             return super().pending(receiver, now, limit)
 
     outbox = SlowOutbox()
-    dispatcher = ChatDispatcher(receiver, Delivery(group_wait=0.0), monotonic=clock, window=window)
+    dispatcher = ChatDispatcher(receiver, Delivery(group_wait=0.0), monotonic=clock.monotonic, window=window)
     outbox.add(receiver.name, fire(1))
     dispatcher.pump(outbox, T0)
     assert receiver.sent_at and list(window._sends) == receiver.sent_at

@@ -60,7 +60,7 @@ RESOLVED = "RESOLVED web01 scripted value 10% (was critical since"
 
 def Agent(root: Path) -> AgentProcess:
     """One ``monagent run`` on ``root``'s config, in UTC; stderr (the log) goes to ``root/agent.log``."""
-    return AgentProcess(root / "agent.toml", env={"TZ": "UTC"}, stderr=open(root / "agent.log", "ab"))
+    return AgentProcess(root / "agent.toml", env={"TZ": "UTC"}, log=root / "agent.log")
 
 
 def alert_phase(root: Path) -> str:

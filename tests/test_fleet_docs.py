@@ -20,7 +20,7 @@ from conftest_fleet import (
     PROMETHEUS,
     PROMTOOL,
     Alertmanager,
-    MemoryOutbox,
+    AlertmanagerOutbox,
     am_config,
     dispatcher_for,
     event,
@@ -201,8 +201,8 @@ def test_a_critical_alert_reaches_both_dingtalk_robots_and_the_watchdog_reaches_
     am = documented_alertmanager
     dispatcher = dispatcher_for(am_config(am.url))
     closing(dispatcher)
-    outbox = MemoryOutbox()
-    outbox.add(event(EventKind.FIRING, severity=Status.CRITICAL))
+    outbox = AlertmanagerOutbox()
+    outbox.add("alertmanager", event(EventKind.FIRING, severity=Status.CRITICAL))
 
     dispatcher.pump(outbox, time.time())
 
@@ -240,8 +240,8 @@ def test_an_ha_pair_gets_every_alert_from_the_agent_and_the_group_gets_one_messa
         until(lambda: all(len(m.status()["cluster"]["peers"]) == 2 for m in members), "the members peered")
         dispatcher = dispatcher_for(am_config(*(m.url for m in members), watchdog=False))
         closing(dispatcher)
-        outbox = MemoryOutbox()
-        outbox.add(event(EventKind.FIRING, severity=Status.WARNING))
+        outbox = AlertmanagerOutbox()
+        outbox.add("alertmanager", event(EventKind.FIRING, severity=Status.WARNING))
 
         dispatcher.pump(outbox, time.time())
 
@@ -262,13 +262,13 @@ def test_monagent_down_mutes_every_other_alert_of_that_host_only(documented_aler
     am = documented_alertmanager
     web1 = dispatcher_for(am_config(am.url))
     closing(web1)
-    outbox = MemoryOutbox()
-    outbox.add(event(EventKind.FIRING, severity=Status.WARNING))
+    outbox = AlertmanagerOutbox()
+    outbox.add("alertmanager", event(EventKind.FIRING, severity=Status.WARNING))
     web1.pump(outbox, time.time())
     web2 = dispatcher_for(am_config(am.url))
     web2.host = "web2"
     closing(web2)
-    outbox.add(event(EventKind.FIRING, severity=Status.WARNING, host="web2"))
+    outbox.add("alertmanager", event(EventKind.FIRING, severity=Status.WARNING, host="web2"))
     web2.pump(outbox, time.time())
     down = {
         "labels": {"alertname": "MonagentDown", "instance": "web1", "job": "monagent", "severity": "critical"},

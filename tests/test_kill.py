@@ -9,8 +9,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +16,7 @@ from pathlib import Path
 from typing import List, Set, Tuple
 
 import pytest
-from harness import SUBPROCESS_CWD
+from harness import AgentProcess
 from test_agent import agent_config
 
 from monagent.control import agent_running
@@ -71,16 +69,9 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _start(config: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
-    with open(config.parent / "agent.log", "ab") as log:  # what the agents said, shown if one exits
-        return subprocess.Popen(
-            [sys.executable, "-m", "monagent", "run", "-c", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=SUBPROCESS_CWD,  # outside the checkout: the copy of monagent under test (harness.py)
-        )
+def _start(config: Path) -> AgentProcess:
+    """One agent; what every agent logged is kept in agent.log, shown if one exits."""
+    return AgentProcess(config, log=config.parent / "agent.log")
 
 
 def _survivors(pids_dir: Path, timeout: float = 5.0) -> List[int]:
@@ -122,8 +113,7 @@ def test_fifty_sigkills_lose_nothing_repeat_only_batches_in_flight_and_leave_no_
             if kill % 4:  # three kills in four hit a running agent, the others one starting up
                 _wait_running(tmp_path, agent)
             time.sleep(rng.uniform(0.0, 0.8))
-            agent.send_signal(signal.SIGKILL)
-            agent.wait(10)
+            agent.stop(signal.SIGKILL, timeout=10)
             survivors = _survivors(pids_dir)
             orphans += survivors
             for pid in survivors:  # do not leak them into the rest of the run
@@ -140,8 +130,7 @@ def test_fifty_sigkills_lose_nothing_repeat_only_batches_in_flight_and_leave_no_
                 if _last_kinds(receiver.events) == {"resolved"} and _queued(tmp_path) == 0:
                     break
         finally:
-            agent.send_signal(signal.SIGTERM)
-            assert agent.wait(30) == 0
+            assert agent.stop(timeout=30) == 0
         orphans += _survivors(pids_dir)
     finally:
         receiver.close()
@@ -173,12 +162,12 @@ def test_fifty_sigkills_lose_nothing_repeat_only_batches_in_flight_and_leave_no_
     assert _queued(tmp_path) == 0
 
 
-def _wait_running(tmp_path: Path, agent: subprocess.Popen) -> None:
+def _wait_running(tmp_path: Path, agent: AgentProcess) -> None:
     deadline = time.monotonic() + 30
     while not agent_running(tmp_path / "run" / "control.sock") and time.monotonic() < deadline:
-        if agent.poll() is not None:
-            log = (tmp_path / "agent.log").read_text(errors="replace")
-            raise AssertionError(f"the agent exited {agent.returncode}; the agents' output ends:\n{log[-3000:]}")
+        if agent.proc.poll() is not None:
+            log = agent.log_text()
+            raise AssertionError(f"the agent exited {agent.proc.returncode}; the agents' log ends:\n{log[-3000:]}")
         time.sleep(0.05)
 
 
@@ -240,13 +229,10 @@ def test_a_plugins_background_grandchild_dies_with_the_agent_whatever_stops_it(t
         wardens = [pid for pid in _children(agent.pid) if warden.NAME in Path(f"/proc/{pid}/cmdline").read_text()]
         assert len(wardens) == 1
         (pids_dir / str(wardens[0])).touch()  # the warden must not outlive its agent either
-        agent.send_signal(sig)
-        agent.wait(30)
+        agent.stop(sig, timeout=30)
         survivors = _survivors(pids_dir)
         for pid in survivors:
             os.kill(pid, signal.SIGKILL)
         assert survivors == [], f"outlived the agent ({signal.Signals(sig).name}): {survivors}"
     finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait(10)
+        agent.close()

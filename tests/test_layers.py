@@ -42,6 +42,9 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ),
     ("plugin api", ("monagent.api", "monagent.nagios", "monagent.procfs", "monagent.workers", "monagent.options")),
     ("shared types", ("monagent.events", "monagent.oneshot", "monagent.wording")),
+    # The store keeps rows (text it never reads) and sits below everything that gives the text a meaning:
+    # the event format is the alerting layer's (alerting.persist writes it, alerting.outbox reads it).
+    ("store", ("monagent.store",)),
     (
         "alerting rules",
         (
@@ -64,11 +67,11 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ),
     ("notify", ("monagent.notify", "monagent.metrics_config", "monagent.metrics")),  # and monagent.notify.*
     ("config", ("monagent.config", "monagent.loader", "monagent.context", "monagent.scheduler")),
-    ("store", ("monagent.store",)),
     (
         "alert engine",
         (
             "monagent.alerting.persist",
+            "monagent.alerting.outbox",
             "monagent.alerting.pipeline",
             "monagent.alerting.status",
             "monagent.alerting.control_handler",
@@ -190,6 +193,14 @@ def test_no_import_points_up_a_layer():
 def test_an_import_up_a_layer_is_reported():
     edges = {"monagent.store": {"monagent.alerting.pipeline": 12, "monagent.events": 3}, "monagent.agent": {"monagent.store": 5}}
     assert upward(edges) == ["monagent.store:12 imports monagent.alerting.pipeline (store -> alert engine)"]
+
+
+def test_the_store_may_not_know_the_event_format_of_the_alerting_layer(tmp_path):
+    """Not even through a lazy import: the store returns rows, the alerting layer decodes them."""
+    probe = tmp_path / "store.py"
+    probe.write_text("def pending():\n    from monagent.alerting.codec import event_from_json\n", encoding="utf-8")
+    edges = {"monagent.store": {resolve(n, known_modules()): line for n, line in imports(probe)}}
+    assert upward(edges) == ["monagent.store:2 imports monagent.alerting.codec (store -> alerting rules)"]
 
 
 def cycles(edges: Dict[str, Dict[str, int]]) -> List[List[str]]:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
-from dingtalk_helpers import T0, event
+from events_factory import T0, crash_event, event, notice, process_down
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from monagent.checks.disk import DiskCheck
 from monagent.checks.process import ProcessCheck
 
 from monagent.api import Status
-from monagent.events import AlertKey, Event, EventKind
+from monagent.events import Event, EventKind
 from monagent.notify.chat_text import Style, escape, render, sparkline
 from monagent.notify.coalesce import Batch, HeldReason, Item
 
@@ -32,32 +33,32 @@ EXCERPT = "\n".join(
 )
 
 
-def crash_event() -> Event:
-    return Event(
+SYZBOT_FACTS = {  # as an entry of event format 1 has them: strings, sizes already in words
+    "reason": "BUG: kernel NULL pointer dereference, address: 0000000000000086",
+    "function": "0x86",
+    "comm": "syz-executor.0",
+    "pid": "9969",
+    "kernel": "5.6.0-rc6-syzkaller",
+    "running_kernel": "5.6.0-rc7",
+    "taint": "G",
+    "test_crash": "false",
+    "dump_status": "complete",
+    "dump_path": "/var/crash/127.0.0.1-2026-09-21-13:30:02/dump.202609211330",
+    "dump_size": "1.2 GiB",
+    "dump_format": "kdump-compressed",
+    "free_space": "48 GiB",
+    "excerpt": EXCERPT,
+}
+
+
+def syzbot_crash() -> Event:
+    return crash_event(
         id="crash-1",
-        kind=EventKind.OCCURRENCE,
-        key=AlertKey("kdump", "/var/crash/127.0.0.1-2026-09-21-13:30:02", "dump"),
-        severity=Status.CRITICAL,
-        time=T0,
-        host="web01",
+        subject="/var/crash/127.0.0.1-2026-09-21-13:30:02",
+        metric="dump",
         summary="kernel crash",
-        check_type="kdump",
-        facts={
-            "reason": "BUG: kernel NULL pointer dereference, address: 0000000000000086",
-            "function": "0x86",
-            "comm": "syz-executor.0",
-            "pid": "9969",
-            "kernel": "5.6.0-rc6-syzkaller",
-            "running_kernel": "5.6.0-rc7",
-            "taint": "G",
-            "test_crash": "false",
-            "dump_status": "complete",
-            "dump_path": "/var/crash/127.0.0.1-2026-09-21-13:30:02/dump.202609211330",
-            "dump_size": "1.2 GiB",
-            "dump_format": "kdump-compressed",
-            "free_space": "48 GiB",
-            "excerpt": EXCERPT,
-        },
+        since=None,
+        facts=SYZBOT_FACTS,
     )
 
 
@@ -66,15 +67,6 @@ def firing_event() -> Event:
 
 
 def batches() -> dict:
-    notice = Event(
-        id="n1",
-        kind=EventKind.NOTICE,
-        key=AlertKey("monagent", "", "restart"),
-        severity=Status.OK,
-        time=T0,
-        host="web01",
-        summary="agent restarted after 2h of downtime",
-    )
     flap = event(
         EventKind.FLAP_START,
         check="nginx",
@@ -115,9 +107,9 @@ def batches() -> dict:
         "resolved": Batch(
             (Item(event(EventKind.RESOLVED, value=71.0, seq=4, time=T0 + 1800, since=T0 - 300, duration=2100.0), (6,)),)
         ),
-        "crash": Batch((Item(crash_event(), (7,)),)),
+        "crash": Batch((Item(syzbot_crash(), (7,)),)),
         "flapping": Batch((Item(flap, (8,)),)),
-        "notice": Batch((Item(notice, (9,)),)),
+        "notice": Batch((Item(notice(), (9,)),)),
         "digest": Batch(
             (Item(firing_event(), (1,)), Item(cpu_resolved, (2,)), Item(mem, (3,))),
             held=(HeldReason.LOCKOUT,),
@@ -427,8 +419,8 @@ def test_the_keyword_is_added_to_the_title_only_when_the_title_lacks_every_keywo
 
 
 def test_a_test_crash_says_so_once_in_the_title_and_in_the_severity_line_in_each_language():
-    crash = crash_event()
-    crash = Event(**{**crash.__dict__, "facts": {**crash.facts, "test_crash": True}})
+    crash = syzbot_crash()
+    crash = replace(crash, facts={**crash.facts, "test_crash": True})
     for style, tag, badge in ((EN, "[TEST crash]", ">TEST</font>"), (ZH, "[测试崩溃]", ">测试</font>")):
         message = render(Batch((Item(crash, (1,)),)), style)
         assert message.title.endswith(f"{tag} web01: BUG: kernel NULL pointer dereference, address: 0000000000000086")
@@ -580,15 +572,13 @@ def test_a_value_is_said_once_and_a_reason_of_its_own_is_added_below_it():
 
 
 def test_a_crash_collected_on_a_dump_server_names_the_client_and_the_capture_clock():
-    crash = Event(
+    crash = crash_event(
         id="c2",
-        kind=EventKind.OCCURRENCE,
-        key=AlertKey("kdump", "/srv/crash/10.0.0.7-2026-09-21-13:30", "dump"),
-        severity=Status.CRITICAL,
-        time=T0,
+        subject="/srv/crash/10.0.0.7-2026-09-21-13:30",
+        metric="dump",
         host="dumpsrv",
         summary="crash",
-        check_type="kdump",
+        since=None,
         facts={
             "reason": "Out of memory and no killable processes...",
             "panic": "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
@@ -620,21 +610,6 @@ def test_a_crash_collected_on_a_dump_server_names_the_client_and_the_capture_clo
 - Note: remote (ssh) dump
 
 @13800000000"""
-    )
-
-
-def process_down(kind: EventKind = EventKind.FIRING, **fields) -> Event:
-    fields.setdefault("reason", ProcessCheck.text("process.expected_min", n=0, min=1))
-    return event(
-        kind,
-        check="nginx",
-        subject="nginx",
-        metric="status",
-        value=None,
-        threshold=None,
-        operator="",
-        check_type="process",
-        **fields,
     )
 
 

@@ -16,12 +16,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 from conftest import ROOT, run_monagent
 from fake_dingtalk import FakeDingTalk, Fault
-from harness import SUBPROCESS_CWD
+from harness import AgentProcess, wait_until
 
 PLUGIN = """
 from monagent.api import Check, Metric, MetricSpec, Result
@@ -90,51 +90,17 @@ def admin_env(root: Path, **extra: str) -> Dict[str, str]:
     return env
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Agent:
-    """``monagent run`` as a subprocess; its stderr (the log) goes to a file."""
-
-    def __init__(self, config: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> None:
-        self.log = log or config.parent / "agent.log"
-        self.log.touch()
-        with open(self.log, "ab") as handle:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monagent", "run", "-c", str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=handle,
-                env=dict(env or os.environ, PYTHONUNBUFFERED="1"),
-                cwd=SUBPROCESS_CWD,  # outside the checkout: the copy of monagent under test (harness.py)
-            )
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_log(self, needle: str, timeout: float = 30.0) -> None:
-        wait_for(lambda: needle in self.text() or self.proc.poll() is not None, f"{needle!r} in the log", timeout)
-        assert needle in self.text(), self.text()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(30)
+def start_agent(config: Path, env: Optional[Dict[str, str]] = None, log: Optional[Path] = None) -> AgentProcess:
+    """``monagent run`` as a subprocess; its stderr (the log) goes to ``log``, by default agent.log beside the config."""
+    return AgentProcess(config, env, log=log or config.parent / "agent.log")
 
 
 @pytest.fixture
-def agents() -> Iterator[List[Agent]]:
-    started: List[Agent] = []
+def agents() -> Iterator[List[AgentProcess]]:
+    started: List[AgentProcess] = []
     yield started
     for agent in started:
-        if agent.proc.poll() is None:
-            agent.proc.kill()
-            agent.proc.wait(10)
+        agent.close()
 
 
 def status_json(config: Path, env: Dict[str, str]) -> Dict:
@@ -145,7 +111,7 @@ def status_json(config: Path, env: Dict[str, str]) -> Dict:
 # ---------------------------------------------------------------- 1. secrets outside the service
 
 
-def test_admin_commands_work_from_a_shell_without_the_services_secrets(tmp_path: Path, agents: List[Agent]) -> None:
+def test_admin_commands_work_from_a_shell_without_the_services_secrets(tmp_path: Path, agents: List[AgentProcess]) -> None:
     """Case 1: webhook_credential and ${DINGTALK_SECRET} are the service's; the admin shell has neither."""
     with FakeDingTalk() as fake:
         fake.add_robot("t0ken", SECRET)
@@ -155,9 +121,9 @@ def test_admin_commands_work_from_a_shell_without_the_services_secrets(tmp_path:
         extra = '[notifiers.dingtalk.ops]\nwebhook_credential = "dingtalk-webhook"\nsecret = "${DINGTALK_SECRET}"\n'
         config = write_agent(tmp_path, extra)
         service = dict(os.environ, CREDENTIALS_DIRECTORY=str(creds), DINGTALK_SECRET=SECRET, TZ="UTC")
-        agent = Agent(config, service)
+        agent = start_agent(config, service)
         agents.append(agent)
-        wait_for(lambda: fake.accepted, "the FIRING at the robot")
+        wait_until(lambda: fake.accepted, "the FIRING at the robot")
         env = admin_env(tmp_path)
 
         validate = run_monagent("validate", "-c", str(config), env=env)
@@ -247,12 +213,12 @@ def test_notify_test_as_root_reads_the_secrets_where_the_unit_gets_them(tmp_path
         (("[checks.spare]", "[checks.spare"), "{config}:{line}: invalid TOML: Expected ']' at the end of a table declaration"),
     ],
 )
-def test_status_silence_and_ack_work_while_the_file_has_a_typo(tmp_path: Path, agents: List[Agent], typo, warning) -> None:
+def test_status_silence_and_ack_work_while_the_file_has_a_typo(tmp_path: Path, agents: List[AgentProcess], typo, warning) -> None:
     config = write_agent(tmp_path)
-    agent = Agent(config)
+    agent = start_agent(config)
     agents.append(agent)
     env = admin_env(tmp_path)
-    wait_for(lambda: any(a["phase"] == "firing" for a in status_json(config, env).get("alerts", [])), "the alert firing")
+    wait_until(lambda: any(a["phase"] == "firing" for a in status_json(config, env).get("alerts", [])), "the alert firing")
     config.write_text(config.read_text().replace(*typo))
     line = line_of(config, typo[1])
     agent.proc.send_signal(signal.SIGHUP)
@@ -278,13 +244,13 @@ def test_status_silence_and_ack_work_while_the_file_has_a_typo(tmp_path: Path, a
     assert agent.stop() == 0
 
 
-def test_status_reads_the_state_where_the_running_agent_keeps_it(tmp_path: Path, agents: List[Agent]) -> None:
+def test_status_reads_the_state_where_the_running_agent_keeps_it(tmp_path: Path, agents: List[AgentProcess]) -> None:
     """The file now names another state_dir (not reloaded yet): status asks the agent where its state is."""
     config = write_agent(tmp_path)
-    agent = Agent(config)
+    agent = start_agent(config)
     agents.append(agent)
     env = admin_env(tmp_path)
-    wait_for(lambda: any(a["phase"] == "firing" for a in status_json(config, env).get("alerts", [])), "the alert firing")
+    wait_until(lambda: any(a["phase"] == "firing" for a in status_json(config, env).get("alerts", [])), "the alert firing")
     config.write_text(config.read_text().replace(f'"{tmp_path}/state"', f'"{tmp_path}/elsewhere"'))
     state = status_json(config, env)
     assert state["agent"]["state_dir"] == f"{tmp_path}/state"
@@ -329,14 +295,16 @@ def test_the_help_examples_of_check_run_on_the_shipped_config() -> None:
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 
-def test_journal_lines_carry_their_priority_and_the_first_cycle_is_summed_up_once(tmp_path: Path, agents: List[Agent]) -> None:
+def test_journal_lines_carry_their_priority_and_the_first_cycle_is_summed_up_once(
+    tmp_path: Path, agents: List[AgentProcess]
+) -> None:
     extra = '[notifiers.webhook.hook]\nurl = "http://127.0.0.1:9/hook"\n'  # nobody listens: a WARNING per attempt
     config = write_agent(tmp_path, extra)
     log = tmp_path / "journal.stream"
     log.touch()
     info = os.stat(log)
     env = dict(os.environ, JOURNAL_STREAM=f"{info.st_dev}:{info.st_ino}")
-    agent = Agent(config, env, log)
+    agent = start_agent(config, env, log)
     agents.append(agent)
     agent.wait_log("<4>WARNING monagent.notify.dispatcher: webhook:hook: send failed")
     agent.wait_log("first cycle")
@@ -353,13 +321,13 @@ def test_journal_lines_carry_their_priority_and_the_first_cycle_is_summed_up_onc
     ]
 
 
-def test_a_stderr_that_is_not_the_journal_keeps_timestamps(tmp_path: Path, agents: List[Agent]) -> None:
+def test_a_stderr_that_is_not_the_journal_keeps_timestamps(tmp_path: Path, agents: List[AgentProcess]) -> None:
     config = write_agent(tmp_path)
-    agent = Agent(config, dict(os.environ, JOURNAL_STREAM="1:2"))  # some other stream: inherited, not ours
+    agent = start_agent(config, dict(os.environ, JOURNAL_STREAM="1:2"))  # some other stream: inherited, not ours
     agents.append(agent)
     agent.wait_log("first cycle")
     assert agent.stop() == 0
-    started = next(line for line in agent.text().splitlines() if "monagent started" in line)
+    started = next(line for line in agent.log_text().splitlines() if "monagent started" in line)
     assert TIMESTAMP.match(started) and " INFO monagent.agent: monagent started" in started
 
 
@@ -481,33 +449,18 @@ def test_a_state_directory_under_a_file_exits_73_with_an_error_priority(tmp_path
     log = tmp_path / "journal.stream"
     log.touch()
     info = os.stat(log)
-    with open(log, "ab") as handle:
-        done = subprocess.run(
-            [sys.executable, "-m", "monagent", "run", "-c", str(config)],
-            stderr=handle,
-            env=dict(os.environ, JOURNAL_STREAM=f"{info.st_dev}:{info.st_ino}"),
-            cwd=SUBPROCESS_CWD,
-            timeout=60,
-            check=False,
-        )
-    assert done.returncode == 73
+    agent = start_agent(config, {"JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"}, log)
+    assert agent.wait() == 73
     assert log.read_text().startswith(f"<3>ERROR monagent.agent: cannot create the state directory {tmp_path}/file/state: ")
     assert "Traceback" not in log.read_text()
 
 
-def test_a_second_agent_on_the_same_state_exits_75(tmp_path: Path, agents: List[Agent]) -> None:
+def test_a_second_agent_on_the_same_state_exits_75(tmp_path: Path, agents: List[AgentProcess]) -> None:
     config = write_agent(tmp_path)
-    first = Agent(config)
+    first = start_agent(config)
     agents.append(first)
     first.wait_log("monagent started")
-    second = subprocess.run(
-        [sys.executable, "-m", "monagent", "run", "-c", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=SUBPROCESS_CWD,
-    )
+    second = run_monagent("run", "-c", str(config))
     assert second.returncode == 75
     assert second.stderr.strip().endswith(
         f"another monagent (pid {first.proc.pid}) is running on the state directory {tmp_path}/state; stop it first, "
@@ -559,20 +512,20 @@ def test_validate_warns_when_alerts_reach_only_the_console(tmp_path: Path) -> No
 # ---------------------------------------------------------------- 10. a robot failing with HTTP 500
 
 
-def test_status_shows_a_robot_failing_with_http_500_and_since_when(tmp_path: Path, agents: List[Agent]) -> None:
+def test_status_shows_a_robot_failing_with_http_500_and_since_when(tmp_path: Path, agents: List[AgentProcess]) -> None:
     with FakeDingTalk() as fake:
         fake.add_robot("t0ken", SECRET)
         fake.fail_always(Fault("http500"))
         extra = f'[notifiers.dingtalk.ops]\nwebhook = "{fake.webhook("t0ken")}"\nsecret = "{SECRET}"\n'
         config = write_agent(tmp_path, extra)
-        agent = Agent(config, dict(os.environ, TZ="UTC"))
+        agent = start_agent(config, dict(os.environ, TZ="UTC"))
         agents.append(agent)
         env = admin_env(tmp_path)
 
         def robot() -> Dict:
             return next((n for n in status_json(config, env).get("notifiers", []) if n["receiver"] == "dingtalk:ops"), {})
 
-        wait_for(lambda: robot().get("failed", 0) >= 2, "two failed attempts")
+        wait_until(lambda: robot().get("failed", 0) >= 2, "two failed attempts")
         health = robot()
         assert (health["state"], health["last_error_class"]) == ("failing", "retry")
         assert health["since"] == pytest.approx(fake.requests[0], abs=2)
@@ -582,6 +535,6 @@ def test_status_shows_a_robot_failing_with_http_500_and_since_when(tmp_path: Pat
         line = next(line for line in notifiers if line.startswith("  dingtalk:ops: "))
         assert line.startswith(f"  dingtalk:ops: FAILING since {since} (retry), last success -, sent 0, failed attempts ")
         fake.fail_always(None)
-        wait_for(lambda: robot().get("state") == "ok", "the robot healthy again", timeout=90)
+        wait_until(lambda: robot().get("state") == "ok", "the robot healthy again", timeout=90)
         assert robot()["since"] is None
         assert agent.stop() == 0

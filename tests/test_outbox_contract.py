@@ -1,56 +1,45 @@
-"""The outbox contract (monagent.notify.base.Outbox), held by the real store and by the two test
-outboxes in tests/outboxes.py alike: the notifier tests run against the fakes, so the fakes must
-behave as the store does, or those tests prove nothing about the agent."""
+"""The outbox contract (monagent.notify.base.Outbox), held by the real store (read through
+monagent.alerting.outbox.EventOutbox, as the agent reads it) and by the test outbox in tests/outboxes.py
+alike: the notifier tests run against the fake, so the fake must behave as the store does, or those
+tests prove nothing about the agent."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Callable, Iterator, List
 
+import events_factory
 import pytest
-from outboxes import MemoryOutbox, SqliteOutbox
+from outboxes import MemoryOutbox, queue
 
-from monagent.alerting.codec import event_to_json
-from monagent.api import Status
-from monagent.events import AlertKey, Event, EventKind
+from monagent.alerting.outbox import EventOutbox
+from monagent.events import Event
 from monagent.notify.base import ReceiverHealth
-from monagent.store import Changes, Store
+from monagent.store import Store
 
 
 def event(n: int) -> Event:
-    return Event(
-        id=f"inc-{n}:1",
-        kind=EventKind.FIRING,
-        key=AlertKey("disk", f"/m{n}", "used_percent"),
-        severity=Status.CRITICAL,
-        time=1000.0 + n,
-        host="web01",
-        summary=f"event {n} 磁盘",
-        value=90.0 + n,
-        unit="%",
+    return events_factory.event(
+        subject=f"/m{n}", incident=f"inc-{n}", time=1000.0 + n, summary=f"event {n} 磁盘", value=90.0 + n, unit="%"
     )
 
 
-class StoreOutbox:
-    """The real store, filled the way the alert pipeline fills it (one commit of outbox rows)."""
+class StoreOutbox(EventOutbox):
+    """The real store as the agent's delivery reads it, filled the way the alert pipeline fills it."""
 
     def __init__(self, directory: Path) -> None:
-        self.store = Store.open(directory)
+        super().__init__(Store.open(directory))
 
     def add(self, receiver: str, *events: Event) -> None:
-        self.store.commit(Changes(outbox=[(receiver, event_to_json(e), e.time) for e in events]), 1000.0)
+        queue(self.store, receiver, *events, now=1000.0)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
+    def close(self) -> None:
+        self.store.close()
 
 
-@pytest.fixture(params=["store", "memory", "sqlite"])
+@pytest.fixture(params=["store", "memory"])
 def outbox(request, tmp_path: Path) -> Iterator[Any]:
-    makers: dict = {
-        "store": lambda: StoreOutbox(tmp_path / "state"),
-        "memory": MemoryOutbox,
-        "sqlite": lambda: SqliteOutbox(tmp_path / "outbox.db"),
-    }
+    makers: dict = {"store": lambda: StoreOutbox(tmp_path / "state"), "memory": MemoryOutbox}
     box = makers[request.param]()
     yield box
     close: Callable[[], None] = getattr(box, "close", lambda: None)

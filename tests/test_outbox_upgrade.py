@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fake_dingtalk import FakeDingTalk
 
+from monagent.alerting.outbox import EventOutbox
 from monagent.alerting.route import Route
 from monagent.confread import Secret
 from monagent.notify.chat_config import DingTalkConfig
@@ -31,6 +32,7 @@ SECRET = "SECupgrade0123456789abcdef"
 def test_an_outbox_written_by_the_previous_version_is_migrated_and_every_entry_is_delivered(tmp_path):
     shutil.copy(OLD, tmp_path / "state.db")
     store = Store.open(tmp_path)
+    outbox = EventOutbox(store)
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     formats = [row[0] for row in store.conn.execute("SELECT json_extract(event, '$.format') FROM outbox")]
     assert formats == [1] * 8
@@ -42,7 +44,7 @@ def test_an_outbox_written_by_the_previous_version_is_migrated_and_every_entry_i
         dispatcher = ChatDispatcher(DingTalkReceiver(config), delivery)
         deadline = time.monotonic() + 20
         while store.queued_count("dingtalk:ops") and time.monotonic() < deadline:
-            dispatcher.pump(store, time.time())
+            dispatcher.pump(outbox, time.time())
             time.sleep(0.05)
         assert store.queued_count("dingtalk:ops") == 0
         text = "\n".join(r.text for r in fake.accepted)
@@ -52,7 +54,7 @@ def test_an_outbox_written_by_the_previous_version_is_migrated_and_every_entry_i
     assert "1.2 GiB" in text and "扁平格式，需先 makedumpfile -R 再用 crash 分析" in text
     assert "(test crash) (测试触发)" not in text
     lines = []
-    ConsoleDispatcher(ConsoleReceiver(stream=_Lines(lines))).pump(store, time.time())
+    ConsoleDispatcher(ConsoleReceiver(stream=_Lines(lines))).pump(outbox, time.time())
     assert len(lines) == 4 and store.queued_count("console") == 0
     store.close()
     assert sqlite3.connect(OLD).execute("PRAGMA user_version").fetchone()[0] == 2  # the test data is untouched

@@ -10,7 +10,8 @@ import time
 from typing import Callable, List
 
 import pytest
-from dingtalk_helpers import T0, event, parse_hook
+from dingtalk_helpers import parse_hook
+from events_factory import T0, event
 from outboxes import MemoryOutbox
 
 from monagent.agent import Delivery

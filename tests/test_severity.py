@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from alerting_helpers import Clock, config, feed, open_pipeline
-from dingtalk_helpers import event
+from events_factory import event
 from monagent.checks.nagios import NagiosCheck
 
 from monagent import wording

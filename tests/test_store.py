@@ -13,30 +13,28 @@ import time
 from pathlib import Path
 from typing import List
 
+import events_factory
 import pytest
 from alerting_helpers import Clock, config, drain, open_pipeline, run, value
 from conftest import NOBODY, ROOT, run_as
+from outboxes import queue
 
 from monagent.alerting.codec import event_to_json
-from monagent.api import Formatter, Status
-from monagent.events import AlertKey, Event, EventKind, ReceiverHealth
-from monagent.store import MIGRATIONS, SCHEMA_VERSION, Bounds, Changes, Store
+from monagent.api import Formatter
+from monagent.events import Event, ReceiverHealth
+from monagent.store import MIGRATIONS, SCHEMA_VERSION, Bounds, Changes, OutboxRow, Store
 
 
 def event(n: int, t: float = 1000.0) -> Event:
-    return Event(
-        id=f"i-1:{n}",
-        kind=EventKind.FIRING,
-        key=AlertKey("load", "", "value"),
-        severity=Status.CRITICAL,
-        time=t,
-        host="web01",
-        summary=f"event {n}",
-    )
+    return events_factory.event(check="load", subject="", metric="value", time=t, incident="i-1", seq=n, summary=f"event {n}")
 
 
 def enqueue(store: Store, *events: Event, receiver: str = "console", now: float = 1000.0) -> int:
-    return store.commit(Changes(outbox=[(receiver, event_to_json(e), e.time) for e in events]), now)
+    return queue(store, receiver, *events, now=now)
+
+
+def texts(rows: List[OutboxRow]) -> List[str]:
+    return [row.text for row in rows]
 
 
 def test_a_new_store_uses_wal_full_sync_and_the_current_schema(tmp_path: Path) -> None:
@@ -145,7 +143,7 @@ def test_the_outbox_bound_drops_the_oldest_entries_and_counts_them(tmp_path: Pat
     store = Store.open(tmp_path, Bounds(max_entries=3))
     try:
         assert enqueue(store, *(event(n) for n in range(5))) == 2
-        assert [e.event.summary for e in store.pending("console", 2000.0)] == ["event 2", "event 3", "event 4"]
+        assert texts(store.pending_rows("console", 2000.0)) == [event_to_json(event(n)) for n in (2, 3, 4)]
         assert store.take_dropped_count("console") == 2
         assert store.take_dropped_count("console") == 0
         assert store.health("console").dropped == 2
@@ -159,7 +157,7 @@ def test_entries_older_than_the_age_bound_are_dropped(tmp_path: Path) -> None:
     try:
         enqueue(store, event(1, t=1000.0), now=1000.0)
         enqueue(store, event(2, t=5000.0), now=5000.0)
-        assert [e.event.summary for e in store.pending("console", 9000.0)] == ["event 2"]
+        assert texts(store.pending_rows("console", 9000.0)) == [event_to_json(event(2, t=5000.0))]
         assert store.take_dropped_count("console") == 1
     finally:
         store.close()
@@ -169,11 +167,11 @@ def test_the_outbox_protocol_defer_complete_drop_and_health(tmp_path: Path) -> N
     store = Store.open(tmp_path)
     try:
         enqueue(store, event(1), event(2), event(3))
-        first, second, third = store.pending("console", 1000.0)
+        first, second, third = store.pending_rows("console", 1000.0)
         store.defer("console", [first.seq], not_before=1500.0)
-        assert [e.seq for e in store.pending("console", 1000.0)] == [second.seq, third.seq]
-        (later,) = [e for e in store.pending("console", 1500.0) if e.seq == first.seq]
-        assert (later.attempts, later.not_before, later.event) == (1, 1500.0, event(1))
+        assert [e.seq for e in store.pending_rows("console", 1000.0)] == [second.seq, third.seq]
+        (later,) = [e for e in store.pending_rows("console", 1500.0) if e.seq == first.seq]
+        assert (later.attempts, later.not_before, later.text) == (1, 1500.0, event_to_json(event(1)))
         store.complete("console", [second.seq])
         store.drop("console", [third.seq], "payload rejected")
         assert store.queued_count("console") == 1
@@ -186,6 +184,51 @@ def test_the_outbox_protocol_defer_complete_drop_and_health(tmp_path: Path) -> N
         store.close()
 
 
+def test_the_outbox_keeps_the_committed_text_as_it_is_without_reading_it(tmp_path: Path) -> None:
+    """The store deals in rows: what an entry means is the alerting layer's business, so text no
+    decoder understands goes in and comes back unchanged, beside the others, and never raises."""
+    store = Store.open(tmp_path)
+    try:
+        store.commit(Changes(outbox=[("ops", "{not json", 1000.0), ("ops", '{"format": 99}', 1000.0)]), 1000.0)
+        rows = store.pending_rows("ops", 1000.0)
+        assert [(r.receiver, r.text, r.attempts, r.not_before, r.durable) for r in rows] == [
+            ("ops", "{not json", 0, 0.0, True),
+            ("ops", '{"format": 99}', 0, 0.0, True),
+        ]
+        assert rows[0].seq < rows[1].seq and store.queued_count("ops") == 2
+    finally:
+        store.close()
+
+
+def test_rows_held_in_memory_are_read_back_not_durable_settled_in_memory_and_committed_with_the_next_cycle(
+    tmp_path: Path,
+) -> None:
+    """While the database refuses writes the pipeline holds entries in memory (Store.hold_volatile): they
+    come back after the committed rows with a negative seq and ``durable`` False; complete and defer
+    settle them in memory; whatever is left goes into the outbox with the next commit, oldest first."""
+    store = Store.open(tmp_path)
+    try:
+        enqueue(store, event(1))
+        store.hold_volatile("console", "held 1", 1001.0)
+        store.hold_volatile("console", "held 2", 1002.0)
+        store.hold_volatile("console", "held 3", 1003.0)
+        committed, one, two, three = store.pending_rows("console", 1000.0)
+        assert committed.durable and committed.seq > 0
+        assert [(r.text, r.durable) for r in (one, two, three)] == [("held 1", False), ("held 2", False), ("held 3", False)]
+        assert max(one.seq, two.seq, three.seq) < 0 and store.queued_count("console") == 4
+        store.complete("console", [one.seq])
+        store.defer("console", [two.seq], 1500.0)
+        assert texts(store.pending_rows("console", 1000.0)) == [committed.text, "held 3"]
+        (deferred,) = [r for r in store.pending_rows("console", 1500.0) if r.text == "held 2"]
+        assert (deferred.attempts, deferred.not_before) == (1, 1500.0)
+        store.commit(Changes(outbox=[("console", "this cycle", 1010.0)]), 1010.0)
+        rows = store.pending_rows("console", float("inf"))
+        assert texts(rows) == [committed.text, "held 2", "held 3", "this cycle"]
+        assert all(r.durable and r.seq > 0 for r in rows)
+    finally:
+        store.close()
+
+
 def test_a_delivery_thread_and_the_scheduler_share_the_store(tmp_path: Path) -> None:
     store = Store.open(tmp_path)
     delivered: List[int] = []
@@ -193,7 +236,7 @@ def test_a_delivery_thread_and_the_scheduler_share_the_store(tmp_path: Path) -> 
 
     def deliver() -> None:
         while not stop.is_set() or store.queued_count("console"):
-            entries = store.pending("console", float("inf"))
+            entries = store.pending_rows("console", float("inf"))
             store.complete("console", [e.seq for e in entries])
             delivered.extend(e.seq for e in entries)
 
@@ -249,6 +292,7 @@ import json, os, subprocess, sys
 sys.path[:0] = [{tests!r}, {root!r}]
 from pathlib import Path
 from alerting_helpers import Clock, config, open_pipeline, run, value
+from monagent.alerting.outbox import EventOutbox
 from monagent.notify.console import format_line
 directory = Path(sys.argv[1])
 mode = sys.argv[2]
@@ -272,9 +316,10 @@ if mode == "full":
 committed = pipeline.observe([run("load", value(95))], *clock.step())
 held = len(pipeline._dirty.outbox)
 store = pipeline.store
-console = store.pending("console", float("inf"))
+outbox = EventOutbox(store)
+console = outbox.pending("console", float("inf"))
 during = [format_line(e.event) for e in console]
-during_webhook = [e.event.kind.value for e in store.pending("webhook:ops", float("inf"))]
+during_webhook = [e.event.kind.value for e in outbox.pending("webhook:ops", float("inf"))]
 if deliver:
     store.complete("console", [e.seq for e in console])
 if mode == "full":
@@ -282,8 +327,8 @@ if mode == "full":
 else:
     subprocess.run(["umount", state], check=True)
 after = pipeline.tick(*clock.step())
-kinds = [e.event.kind.value for e in store.pending("console", float("inf"))]
-kinds_webhook = [e.event.kind.value for e in store.pending("webhook:ops", float("inf"))]
+kinds = [e.event.kind.value for e in outbox.pending("console", float("inf"))]
+kinds_webhook = [e.event.kind.value for e in outbox.pending("webhook:ops", float("inf"))]
 print(json.dumps({{"committed": committed, "held": held, "during": during, "during_webhook": during_webhook,
                   "after": after, "kinds": kinds, "kinds_webhook": kinds_webhook, "writable": store.writable}}))
 """

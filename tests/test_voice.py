@@ -138,7 +138,7 @@ def test_no_chinese_output_carries_an_english_sentence():
 
 def test_the_english_scan_finds_an_english_reason_in_a_chinese_message():
     """The scan above is not blind: an English text where a Chinese one belongs is found."""
-    from dingtalk_helpers import event
+    from events_factory import event
 
     said = "0 running, expected >= 1"
     english = event(check="nginx", subject="nginx", metric="status", value=None, threshold=None, reason=said)
@@ -155,7 +155,7 @@ VALUES = st.one_of(
 @settings(max_examples=60, deadline=None)
 @given(VALUES, st.sampled_from(["B", "B/s", "s", "%", "", "/s", "req"]))
 def test_every_output_shows_the_same_rounded_quantity(value, unit):
-    from dingtalk_helpers import event
+    from events_factory import event
 
     firing = event(value=value, unit=unit, threshold=None, check="q", subject="", metric="m")
     said = Formatter("en").value(value, unit)

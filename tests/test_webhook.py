@@ -7,7 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from dingtalk_helpers import T0, event, parse_hook
+from dingtalk_helpers import parse_hook
+from events_factory import T0, event
 from harness import FakeClock
 from outboxes import MemoryOutbox
 

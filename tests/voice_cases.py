@@ -2,13 +2,13 @@
 make them (reasons by message id, typed facts). Where a check has a function that makes the reason
 from what it read (a systemctl answer, a kernel line, a plugin's run, the boot's evidence), the case
 calls it, so the golden files show what the check really says. tests/test_voice.py renders them
-through every output."""
+through every output. The events are built with tests/events_factory.py."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Dict, Tuple
 
-from dingtalk_helpers import T0, event
+from events_factory import T0, crash_event, event, notice, process_down
 from monagent.checks.cpu import CpuCheck
 from monagent.checks.disk import DiskCheck
 from monagent.checks.kernel_log import KernelLogCheck
@@ -25,48 +25,6 @@ from monagent.events import AlertKey, Event, EventKind
 from monagent.notify.coalesce import Batch, HeldReason, Item
 
 GIB = 1 << 30
-
-SYSRQ_EXCERPT = "\n".join(
-    [
-        "sysrq: Trigger a crash",
-        "Kernel panic - not syncing: sysrq triggered crash",
-        "CPU: 0 PID: 4952 Comm: bash Kdump: loaded Not tainted 5.4.0-0.rc6.git0.1.fc32.x86_64 #1",
-        "Call Trace:",
-        " sysrq_handle_crash+0x11/0x20",
-    ]
-)
-
-
-def crash(test: bool = True) -> Event:
-    return Event(
-        id="crash:/var/crash/127.0.0.1-2026-09-21-13:30:02:1234",
-        kind=EventKind.OCCURRENCE,
-        key=AlertKey("kdump", "/var/crash", "occurrence"),
-        severity=Status.CRITICAL,
-        time=T0,
-        host="web01",
-        summary="Kernel panic - not syncing: sysrq triggered crash",
-        check_type="kdump",
-        since=T0 - 1500,
-        facts={
-            "reason": "Kernel panic - not syncing: sysrq triggered crash",
-            "function": "sysrq_handle_crash+0x11/0x20",
-            "comm": "bash",
-            "pid": "4952",
-            "kernel": "5.4.0-0.rc6.git0.1.fc32.x86_64",
-            "running_kernel": "6.1.0-18-amd64",
-            "taint": "not tainted",
-            "test_crash": test,
-            "dump_status": "complete",
-            "dump_path": "/var/crash/127.0.0.1-2026-09-21-13:30:02",
-            "dump_size": 1_288_490_189,
-            "dump_format": "flattened",
-            "free_space": 51_539_607_552,
-            "boot_time": T0 - 1200,
-            "capture_time": "2026-09-21 13:30:02",
-            "excerpt": SYSRQ_EXCERPT,
-        },
-    )
 
 
 def oom() -> Event:
@@ -97,12 +55,6 @@ def first_run() -> Event:
         summary="2 crash dumps already in /var/crash when monagent first ran",
         reason=reason,
     )
-
-
-def process_down(kind: EventKind = EventKind.FIRING, **fields: Any) -> Event:
-    fields.setdefault("reason", ProcessCheck.text("process.expected_min", n=0, min=1))
-    fields.update(check="nginx", subject="nginx", metric="status", value=None, threshold=None, operator="", check_type="process")
-    return event(kind, **fields)
 
 
 def kernel_problem() -> Event:
@@ -274,16 +226,7 @@ def cases() -> Dict[str, Batch]:
         check_type="process",
         reason=Text("flap.started", {"percent": 34.0, "samples": 21}),
     )
-    notice = Event(
-        id="n1",
-        kind=EventKind.NOTICE,
-        key=AlertKey("monagent", "", "restart"),
-        severity=Status.OK,
-        time=T0,
-        host="web01",
-        summary="agent restarted after 2h of downtime",
-        reason=Text("notice.restarted", {"down": 7200.0}),
-    )
+    restarted = notice(reason=Text("notice.restarted", {"down": 7200.0}))
     failing = event(
         check="nagios_pg",
         subject="",
@@ -334,13 +277,13 @@ def cases() -> Dict[str, Batch]:
                 reason=Text("flap.ended", {"percent": 12.0, "phase": Text("phase.firing")}),
             ),
         ),
-        ("crash_test", crash()),
-        ("crash", crash(test=False)),
+        ("crash_test", crash_event()),
+        ("crash", crash_event(test=False)),
         ("oom", oom()),
         ("kernel_log", kernel_problem()),
         ("boot_unplanned", boot_end()),
         ("first_run_summary", first_run()),
-        ("notice", notice),
+        ("notice", restarted),
     )
     batches = {name: Batch((Item(e, (n,)),)) for n, (name, e) in enumerate(one, 1)}
     batches["digest"] = Batch(

@@ -201,8 +201,14 @@ def changes(
     for check, ident in (dirty.seen | ledger.seen_behind) if flush else dirty.seen:
         entry = memory.seen.get(check, {}).get(ident)
         result.seen[(check, ident)] = None if entry is None else (entry.revision, entry.first_seen, entry.last_seen)
-    result.outbox = [(r, codec.event_to_json(e), e.time) for r, e in dirty.outbox]
+    result.outbox = [outbox_row(r, e) for r, e in dirty.outbox]
     return result, update
+
+
+def outbox_row(receiver: str, event: Event) -> Tuple[str, str, float]:
+    """The store's row of an event queued for ``receiver``: receiver, its JSON, created (the bounds).
+    Read back by :class:`monagent.alerting.outbox.EventOutbox`."""
+    return receiver, codec.event_to_json(event), event.time
 
 
 def silence_row(silence: Silence) -> Tuple[str, float]:

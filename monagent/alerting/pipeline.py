@@ -659,7 +659,7 @@ class AlertPipeline:
         handed = 0
         for receiver, event in self._dirty.outbox:
             if receiver == CONSOLE or event.key.check == AGENT_CHECK:
-                self.store.hold_volatile(receiver, event)
+                self.store.hold_volatile(*persist.outbox_row(receiver, event))
                 handed += 1
             else:
                 kept.append((receiver, event))

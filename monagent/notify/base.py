@@ -6,9 +6,10 @@
   coalescing, rate limits and digests for chat receivers; current-state re-posting
   for Alertmanager. ``pump`` is called by the agent after every committed cycle and
   whenever ``next_due`` arrives; it runs in the delivery thread, never in the scheduler.
-- The :class:`Outbox` is the store's per-receiver queue. An entry leaves it only
-  through ``complete`` (the receiver confirmed) or ``drop`` (counted, and reported in
-  the next message and in ``monagent status``).
+- The :class:`Outbox` is the store's per-receiver queue, read as events
+  (``monagent.alerting.outbox.EventOutbox``). An entry leaves it only through ``complete``
+  (the receiver confirmed) or ``drop`` (counted, and reported in the next message and in
+  ``monagent status``).
 """
 
 from __future__ import annotations
