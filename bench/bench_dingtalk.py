@@ -26,10 +26,13 @@ from typing import Dict, List, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from dingtalk_helpers import T0, event, parse_robot  # test helpers live in tests/
-from fake_dingtalk import FakeClock, FakeDingTalk
+from dingtalk_helpers import parse_robot  # test helpers live in tests/
+from events_factory import T0, event
+from fake_dingtalk import FakeDingTalk
+from harness import FakeClock
 
 from monagent.alerting.codec import event_to_json
+from monagent.alerting.outbox import EventOutbox
 from monagent.api import Status
 from monagent.events import EventKind, OutboxEntry
 from monagent.notify.dingtalk import DingTalkReceiver
@@ -41,9 +44,10 @@ SECRET = "SECbench0123456789"
 
 
 class Recording:
-    """The store's outbox, noting when each event id was confirmed (fake time)."""
+    """The store's outbox (as the agent reads it: monagent.alerting.outbox), noting when each event id
+    was confirmed (fake time)."""
 
-    def __init__(self, store: Store, clock: FakeClock) -> None:
+    def __init__(self, store: EventOutbox, clock: FakeClock) -> None:
         self.store, self.clock = store, clock
         self.ids: Dict[int, str] = {}
         self.done: Dict[str, float] = {}
@@ -69,7 +73,7 @@ def run(name: str, arrivals: Dict[int, List], horizon: int) -> None:
         config = parse_robot({"webhook": fake.webhook("tok"), "secret": SECRET, "language": "zh"})
         receiver = DingTalkReceiver(config)
         store = Store.open(Path(tmp))
-        outbox = Recording(store, clock)
+        outbox = Recording(EventOutbox(store), clock)
         dispatcher = ChatDispatcher(receiver, config.delivery, monotonic=clock.monotonic)
         arrived: Dict[str, float] = {}
         started = time.perf_counter()

@@ -403,13 +403,15 @@ class Context(Protocol):
         raises :class:`StuckCall` for a hung mount."""
         ...
 
-    def run_blocking(self, func: Callable[..., T], *args: Any, timeout: float = 10.0, path: Optional[str] = None) -> T:
+    def run_blocking(
+        self, func: Callable[..., T], *args: Any, timeout: float = 10.0, path: Union[str, Sequence[str], None] = None
+    ) -> T:
         """Run a picklable top-level function in a worker process with a hard timeout.
 
         Raises :class:`StuckCall` when it does not return in time (the worker is killed). With
-        ``path`` (the file or directory the function reads), the call runs in-process when that
-        path is on a local filesystem, where it cannot hang on a server; without it the call is
-        always isolated in a worker.
+        ``path`` (the file or directory the function reads, or a sequence of them), the call runs
+        in-process when every such path is on a local filesystem, where it cannot hang on a server;
+        without it the call is always isolated in a worker.
         """
         ...
 

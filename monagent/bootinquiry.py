@@ -27,7 +27,8 @@ def _read_pstore(ctx: Any, directories: Tuple[str, ...], timeout: float) -> Tupl
     from monagent.checks.pstore import read_records
 
     try:
-        records, problems = ctx.run_blocking(read_records, directories, timeout=timeout)
+        # in-process when every directory is local (pstore, /var/lib): no worker started for it (#17)
+        records, problems = ctx.run_blocking(read_records, directories, timeout=timeout, path=directories)
     except StuckCall:
         return [], [f"pstore ({', '.join(directories)}) did not answer within {timeout:g} s"]
     except OSError as exc:

@@ -23,7 +23,7 @@ import os
 import stat
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from monagent import procfs
 from monagent.api import DiskUsage, Mount, ProcessInfo
@@ -234,9 +234,12 @@ class CycleContext:
             return procfs.statvfs_usage(path)
         return self.facts.pool.call(procfs.statvfs_usage, path, timeout=timeout, key=("statfs", path), what=f"statfs of {path}")
 
-    def run_blocking(self, func: Callable[..., T], *args: Any, timeout: float = 10.0, path: Optional[str] = None) -> T:
-        """``func(*args)`` in a worker with a hard timeout; in-process when ``path`` (what it reads)
-        is on a local filesystem."""
-        if path is not None and self.is_local(path):
+    def run_blocking(
+        self, func: Callable[..., T], *args: Any, timeout: float = 10.0, path: Union[str, Sequence[str], None] = None
+    ) -> T:
+        """``func(*args)`` in a worker with a hard timeout; in-process when ``path`` (what it reads: a
+        path or several) is on a local filesystem, every one of them."""
+        paths = (path,) if isinstance(path, str) else tuple(path or ())
+        if paths and all(self.is_local(p) for p in paths):
             return func(*args)
         return self.facts.pool.call(func, *args, timeout=timeout)

@@ -214,7 +214,9 @@ class FakeContext:
         assert isinstance(fact, DiskUsage)
         return fact
 
-    def run_blocking(self, func: Callable[..., T], *args: Any, timeout: float = 10.0, path: Optional[str] = None) -> T:
+    def run_blocking(
+        self, func: Callable[..., T], *args: Any, timeout: float = 10.0, path: Union[str, Sequence[str], None] = None
+    ) -> T:
         name = getattr(func, "__qualname__", repr(func))
         self.calls.append((name, args, timeout))
         if self.blocking_hangs or func in self.hanging_functions:

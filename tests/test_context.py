@@ -348,8 +348,27 @@ def test_statfs_and_scans_on_local_filesystems_start_no_worker(tmp_path):
         results = KdumpCheck(roots=[str(tmp_path / "crash")], read_kdump_config=False).run(ctx)
         assert [(r.subject, r.status) for r in results] == [(str(tmp_path / "crash"), Status.OK)]
         assert ctx.run_blocking(os.getpid, path=str(tmp_path)) == os.getpid()  # in-process: our own pid
-        assert here._pool is None  # no worker process was ever started
+        assert ctx.run_blocking(os.getpid, path=[str(tmp_path), "/proc"]) == os.getpid()  # every path local
+        from monagent.bootinquiry import _read_pstore
+
+        (tmp_path / "pstore").mkdir()
+        assert _read_pstore(ctx, (str(tmp_path / "pstore"), str(tmp_path / "archive")), 5.0) == ([], [])
+        assert here._pool is None  # no worker process was ever started (the boot inquiry once started one)
         assert ctx.run_blocking(os.getpid) != os.getpid()  # no path: isolated in a worker, as asked
         assert here._pool is not None
+    finally:
+        here.close()
+
+
+def test_a_call_that_reads_several_paths_runs_in_a_worker_unless_every_one_is_local(tmp_path, monkeypatch):
+    here = SystemFacts("here")
+    try:
+        ctx = here.cycle(time.time(), time.monotonic())
+        remote = str(tmp_path / "nfs")
+        monkeypatch.setattr(ctx, "is_local", lambda path: path != remote)
+        assert ctx.run_blocking(os.getpid, path=[str(tmp_path), "/proc"]) == os.getpid()
+        assert here._pool is None
+        assert ctx.run_blocking(os.getpid, path=[str(tmp_path), remote]) != os.getpid()  # one is not local
+        assert ctx.run_blocking(os.getpid, path=[]) != os.getpid()  # nothing named: isolated, as without path
     finally:
         here.close()

@@ -156,3 +156,18 @@ def test_every_test_that_starts_python_m_monagent_starts_it_outside_the_checkout
                 if not any(k.arg == "cwd" for k in node.keywords):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+def test_every_benchmark_script_still_imports_what_it_uses() -> None:
+    """The benchmarks import monagent's internals and the test helpers, which move; no test runs them
+    whole (they take minutes), so ``--help`` proves at least that each still loads (bench_dingtalk.py
+    once kept calling an outbox method and a clock that had moved)."""
+    import subprocess
+
+    scripts = sorted((ROOT / "bench").glob("*.py"))
+    assert scripts
+    for script in scripts:
+        done = subprocess.run(
+            [sys.executable, str(script), "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, f"{script.name}: {done.stderr[-1500:]}"

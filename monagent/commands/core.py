@@ -295,7 +295,6 @@ def _this_boot_id() -> str:
 
 def last_boot_line(config: Any) -> str:
     """How the last boot ended, as the agent decided it at its first start in this boot."""
-    from monagent.bootend import describe
     from monagent.formatting import Formatter
     from monagent.store import Store, StoreError
 
@@ -319,6 +318,8 @@ def last_boot_line(config: Any) -> str:
         if meta.get("boot_id") and meta.get("boot_id") == _this_boot_id():
             return fmt.say("check.last_boot_first_start")  # no earlier boot on record to explain
         return fmt.say("check.last_boot_pending")
+    from monagent.bootend import describe  # only when there is a verdict to say
+
     return fmt.say("check.last_boot", what=describe(verdict, fmt))
 
 
