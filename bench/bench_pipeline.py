@@ -31,8 +31,8 @@ from typing import Any, List
 
 from monagent.alerting.pipeline import AlertPipeline
 from monagent.api import Metric, Result, Status
+from monagent.checkrun import CheckRun
 from monagent.config import loads
-from monagent.events import CheckRun
 from monagent.store import Store
 
 PROCESSES = ("mbsvc1", "mbsvc2", "mbsvc3", "mbsvc4", "mbsvc5")

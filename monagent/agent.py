@@ -45,8 +45,8 @@ from monagent.statelock import claim as claim_state_dir
 from monagent.store import Store, StoreError
 
 if TYPE_CHECKING:
+    from monagent.checkrun import CheckRun
     from monagent.config import Config  # annotations only, as the three below
-    from monagent.events import CheckRun
     from monagent.notify.base import Dispatcher, Outbox
 
 log = logging.getLogger(__name__)

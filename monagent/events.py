@@ -1,7 +1,8 @@
-"""Values that cross between layers: from the scheduler to the alert pipeline, from the
-alert state machine to the store and the notifiers, from the notifiers to status output.
+"""Values that cross between layers: from the alert state machine to the store and the notifiers,
+from the notifiers to status output. (What the scheduler hands over, :class:`CheckRun`, is in
+:mod:`monagent.checkrun`; it is re-exported here.)
 
-A :class:`CheckRun` is what the scheduler hands over; an :class:`Event` is what a receiver
+An :class:`Event` is what a receiver
 is told; an :class:`Outcome` is what a receiver answers for a delivery attempt
 (docs/design/decisions.md section 5); :class:`ReceiverHealth` is what the store keeps of a receiver.
 """
@@ -10,22 +11,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence
 
-from monagent.api import Fact, Result, Status
+from monagent.api import Fact, Status
+from monagent.checkrun import CheckRun
 from monagent.formatting import Words
-
-
-@dataclass(frozen=True)
-class CheckRun:
-    """One run of one check instance, as the scheduler hands it over."""
-
-    check: str
-    check_type: str
-    time: float
-    duration: float
-    results: Tuple[Result, ...]
-    error: str = ""
 
 
 @dataclass(frozen=True, order=True)

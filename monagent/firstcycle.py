@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from monagent.api import Status, Threshold, worst
-from monagent.events import CheckRun
+from monagent.checkrun import CheckRun
 
 # The text, in one place for the catalogues.
 LINE = "first cycle: {ran} checks ran, {ok} OK{rest}; `monagent check` shows every result"

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
 
 from monagent.api import Check, Context, Result, Status
+from monagent.checkrun import CheckRun
 from monagent.config import CheckConfig
-from monagent.events import CheckRun
 from monagent.formatting import Formatter, Words
 
 log = logging.getLogger(__name__)

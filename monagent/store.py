@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from monagent.events import ReceiverHealth, failure_streak
-
 if TYPE_CHECKING:
     import sqlite3
+
+    from monagent.events import ReceiverHealth
 
 log = logging.getLogger(__name__)
 
@@ -545,6 +545,8 @@ class Store:
             return int(row[0])
 
     def health(self, receiver: str) -> ReceiverHealth:
+        from monagent.events import ReceiverHealth  # here: `monagent check` opens the store, never the health
+
         with self._lock:
             row = self.conn.execute("SELECT data, dropped_total FROM receiver_health WHERE receiver = ?", (receiver,)).fetchone()
         if row is None:
@@ -556,6 +558,8 @@ class Store:
 
     def set_health(self, health: ReceiverHealth) -> None:
         import sqlite3
+
+        from monagent.events import failure_streak
 
         with self._lock:
             try:

@@ -8,11 +8,13 @@ monagent (format 1) has prose in ``summary`` and no ``reason``: it is shown as i
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from monagent.api import Fact, Status
-from monagent.events import Event, EventKind
 from monagent.formatting import Formatter, Text, Words
+
+if TYPE_CHECKING:  # `monagent check` words results, never events: it does not load them (#17)
+    from monagent.events import Event
 
 UNKNOWN_METRIC = "#unknown"
 STATUS_METRIC = "status"
@@ -96,6 +98,8 @@ def event_summary(fmt: Formatter, event: Event, with_limit: Optional[bool] = Non
 
     A format-1 event (no ``reason``, prose ``summary``) and events whose text is the summary itself
     (notices, occurrences) keep their summary."""
+    from monagent.events import EventKind
+
     if event.kind in (EventKind.NOTICE, EventKind.OCCURRENCE, EventKind.FLAP_START, EventKind.FLAP_END):
         return fmt.text(event.reason) if isinstance(event.reason, Text) else event.summary
     if not event.reason and event.summary and (event.value is None or event.key.metric == UNKNOWN_METRIC):

@@ -10,8 +10,9 @@ from harness import FakeClock
 from monagent.alerting.outbox import EventOutbox
 from monagent.alerting.pipeline import AlertPipeline
 from monagent.api import Check, Context, Direction, Metric, MetricSpec, Occurrence, Result, Status
+from monagent.checkrun import CheckRun
 from monagent.config import Config, loads
-from monagent.events import CheckRun, Event
+from monagent.events import Event
 from monagent.store import Store
 
 

@@ -41,7 +41,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
         ),
     ),
     ("plugin api", ("monagent.api", "monagent.nagios", "monagent.procfs", "monagent.workers", "monagent.options")),
-    ("shared types", ("monagent.events", "monagent.oneshot", "monagent.wording")),
+    ("shared types", ("monagent.checkrun", "monagent.events", "monagent.oneshot", "monagent.wording")),
     # The store keeps rows (text it never reads) and sits below everything that gives the text a meaning:
     # the event format is the alerting layer's (alerting.persist writes it, alerting.outbox reads it).
     ("store", ("monagent.store",)),

@@ -348,7 +348,7 @@ def test_journalctl_priority_filter_shows_the_warnings(tmp_path: Path) -> None:
 
 
 def test_the_first_cycle_names_a_check_that_raised_as_unknown() -> None:
-    from monagent.events import CheckRun
+    from monagent.checkrun import CheckRun
     from monagent.firstcycle import FirstCycle
 
     tracker = FirstCycle(["a", "b"], {})

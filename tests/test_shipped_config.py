@@ -136,3 +136,32 @@ def test_validate_of_the_shipped_file_loads_nothing_it_does_not_use(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=SUBPROCESS_CWD, capture_output=True, text=True, check=False)
     assert done.stdout.splitlines()[-1] == "0 []", done.stdout + done.stderr
+
+
+NOT_FOR_CHECK = (
+    "monagent.alerting.machine",
+    "monagent.alerting.policy",
+    "monagent.alerting.pipeline",
+    "monagent.events",
+    "monagent.notify.dingtalk",
+    "http.client",
+    "requests",
+)
+
+
+def test_check_of_the_shipped_file_runs_its_checks_without_the_alerting_or_delivery_code(tmp_path):
+    import subprocess
+    import sys
+
+    from harness import SUBPROCESS_CWD
+
+    config = tmp_path / "agent.toml"
+    config.write_text(SHIPPED.read_text().replace("\n[agent]\n", f'\n[agent]\nstate_dir = "{tmp_path}/state"\n', 1))
+    code = (
+        "import sys\nfrom monagent.cli import main\n"
+        f"code = main(['check', '-c', {str(config)!r}, '--json'])\n"
+        f"print(sorted(m for m in {NOT_FOR_CHECK!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=SUBPROCESS_CWD, capture_output=True, text=True, check=False)
+    assert '"check": "disks"' in done.stdout, done.stdout + done.stderr  # the checks did run
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr

@@ -37,7 +37,8 @@ from monagent.alerting.silence_ack import BadRequest, Decision, NotFound, decide
 from monagent.alerting.suppress import Ack, Silence, Suppressions
 from monagent.api import Occurrence, Status
 from monagent.bootend import AgentMemory, BootEnd, Verdict
-from monagent.events import AGENT_CHECK, HOST_METRIC, AlertKey, CheckRun, Event, EventKind
+from monagent.checkrun import CheckRun
+from monagent.events import AGENT_CHECK, HOST_METRIC, AlertKey, Event, EventKind
 from monagent.formatting import Text
 from monagent.store import StoreBroken, StoreUnavailable
 from monagent.wording import ENGLISH

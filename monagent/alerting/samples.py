@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from monagent.api import Fact, Occurrence, Result, Status, Threshold
-from monagent.events import AlertKey, CheckRun
+from monagent.checkrun import CheckRun
+from monagent.events import AlertKey
 from monagent.formatting import Words
 
 UNKNOWN_METRIC = "#unknown"
