@@ -54,8 +54,10 @@ log = logging.getLogger(__name__)
 EX_CANTCREAT = 73  # sysexits.h, as in monagent.cli (imported lazily there)
 EX_TEMPFAIL = 75
 
-LOOP_MAX_SLEEP = 5.0  # timers (reminders, windows) are checked at least this often; well under WatchdogSec/2
+# The loop sleeps until a check or a pipeline timer is due, a run ends or a signal; at most this (WatchdogSec/2).
+LOOP_MAX_SLEEP = 30.0
 STATUS_REFRESH = 30.0  # the systemd STATUS= line is recomputed after runs, else this often
+LANE_IDLE = 300.0  # a delivery lane with nothing queued or due looks again this often (it is woken for new entries)
 
 
 def _max_sleep(watchdog_interval: Optional[float]) -> float:
@@ -76,6 +78,7 @@ class _Lane:
     def _loop(self) -> None:
         dispatcher = self.dispatcher
         while not self.stopping.is_set():
+            self.wake.clear()  # before the pump: entries committed during it wake the wait below at once
             # A receiver's bug must not stop delivery; it is logged with its traceback.
             try:
                 dispatcher.pump(self.outbox, time.time())
@@ -83,9 +86,9 @@ class _Lane:
             except Exception:
                 log.exception("delivery to %s failed", getattr(dispatcher, "receiver_name", dispatcher))
                 due = time.time() + 30.0
-            timeout = 5.0 if due is None else min(5.0, max(0.05, due - time.time()))
+            # Idle, the lane sleeps until the pipeline commits entries for it (wake), not on a timer.
+            timeout = LANE_IDLE if due is None else min(LANE_IDLE, max(0.05, due - time.time()))
             self.wake.wait(timeout)
-            self.wake.clear()
 
 
 class Delivery:
@@ -293,7 +296,8 @@ class Agent:
                 notifier.ready()
             # Asleep until the next due run or timeout, a finished run (the scheduler sets _wake), a
             # signal, or at the latest LOOP_MAX_SLEEP / the watchdog's interval.
-            wake_at = min(scheduler.next_wakeup(time.monotonic()), time.monotonic() + _max_sleep(gate.interval))
+            mono = time.monotonic()
+            wake_at = min(scheduler.next_wakeup(mono), pipeline.next_timer(time.time(), mono), mono + _max_sleep(gate.interval))
             self._wake.wait(max(0.0, wake_at - time.monotonic()))
             self._wake.clear()
 

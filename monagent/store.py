@@ -483,6 +483,18 @@ class Store:
             count = self.conn.execute("SELECT count(*) FROM outbox WHERE receiver = ?", (receiver,)).fetchone()[0]
             return int(count) - len(self._done.get(receiver, ())) + len(self._volatile.get(receiver, ()))
 
+    def next_not_before(self, receiver: str, now: float) -> Optional[float]:
+        """The earliest ``not_before`` after ``now`` among ``receiver``'s queued rows (None: none deferred)."""
+        with self._lock:
+            done = self._done.get(receiver, set())
+            rows = self.conn.execute(
+                "SELECT seq, not_before FROM outbox WHERE receiver = ? AND not_before > ? ORDER BY not_before",
+                (receiver, now),
+            ).fetchall()
+            times = [nb for seq, nb in rows if seq not in done][:1]
+            times += [row.not_before for row, _ in self._volatile.get(receiver, ()) if row.not_before > now]
+        return min(times) if times else None
+
     def complete(self, receiver: str, seqs: Sequence[int]) -> None:
         with self._lock:
             seqs = self._settle_volatile(receiver, seqs)

@@ -43,6 +43,10 @@ class MemoryOutbox:
     def queued_count(self, receiver: str) -> int:
         return len(self.entries.get(receiver, {}))
 
+    def next_not_before(self, receiver: str, now: float) -> Optional[float]:
+        later = [e.not_before for e in self.entries.get(receiver, {}).values() if e.not_before > now]
+        return min(later) if later else None
+
     def complete(self, receiver: str, seqs: Sequence[int]) -> None:
         for seq in seqs:
             if self.entries.get(receiver, {}).pop(seq, None) is not None:

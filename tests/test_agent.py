@@ -499,3 +499,62 @@ def test_a_store_that_refuses_commits_stops_the_watchdog_pings_and_says_why_unti
         assert agent.stop() == 0
     finally:
         sock.close()
+
+
+class _CountingDispatcher:
+    """A dispatcher with nothing ever due (the console's answer): counts its pumps."""
+
+    receiver_name = "counting"
+
+    def __init__(self) -> None:
+        self.pumps = 0
+
+    def pump(self, outbox, now: float) -> None:
+        self.pumps += 1
+
+    def next_due(self, now: float) -> Optional[float]:
+        return None
+
+    def close(self, deadline: float) -> None:
+        pass
+
+
+class _RecordingEvent:
+    """threading.Event that records the timeouts the lane waits with."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._event = threading.Event()
+        self.timeouts: List[float] = []
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        self.timeouts.append(timeout if timeout is not None else float("inf"))
+        return self._event.wait(timeout)
+
+
+def test_an_idle_delivery_lane_sleeps_until_woken_and_a_wake_pumps_at_once() -> None:
+    from monagent.agent import Delivery
+
+    dispatcher = _CountingDispatcher()
+    delivery = Delivery(outbox=None, dispatchers=[dispatcher])  # type: ignore[arg-type]
+    lane = delivery._lanes[0]
+    lane.wake = _RecordingEvent()  # type: ignore[assignment]
+    delivery.start()
+    try:
+        wait_until(lambda: dispatcher.pumps >= 1 and lane.wake.timeouts, "the first pump", timeout=10.0)
+        # nothing queued, nothing due: no timer worth waking for (it polled every 5 s before)
+        assert min(lane.wake.timeouts) >= 60.0
+        time.sleep(0.3)
+        assert dispatcher.pumps == 1  # asleep: no pump until something wakes it
+        before = dispatcher.pumps
+        delivery.wake()
+        wait_until(lambda: dispatcher.pumps > before, "a pump after the wake", timeout=10.0)
+    finally:
+        delivery.stop(time.monotonic() + 2.0)

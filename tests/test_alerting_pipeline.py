@@ -450,3 +450,39 @@ def test_a_silence_of_warnings_lets_the_escalation_to_critical_through(tmp_path:
     assert values(p, clock, "load", 95) == [
         f"FIRING critical web01 load value 95 (>= 90) since 14:14 (started during silence {silence.id})"
     ]
+
+
+def test_ticking_only_when_next_timer_says_sends_what_ticking_every_5_s_sends(tmp_path: Path) -> None:
+    """The agent's loop sleeps until ``next_timer`` instead of ticking every 5 s (#17). Two pipelines see the
+    same samples, acks and silences on the same 5-s grid of time; one ticks at every point, the other only at
+    the points ``next_timer`` has reached (and after each observe, as the loop does). They must send the same
+    reminders at the same times, and the second must tick rarely."""
+    alerting = 'repeat_interval = { critical = "10m", warning = "7m" }\nmax_reminders = 20\n'
+    pipelines, clocks, ticks, heard = [], [], [0, 0], [[], []]
+    for name in ("every", "timer"):
+        (tmp_path / name).mkdir()
+        clocks.append(Clock())
+        pipelines.append(open_pipeline(config(tmp_path / name, LOAD, alerting), clocks[-1]))
+    script = {0: 95, 1: 95, 40: 85, 41: 85, 42: 85, 60: 95, 61: 95, 150: 10, 151: 10}
+    for step in range(0, 180 * 12):  # three hours in 5-s steps; a sample every minute
+        for i, (p, clock) in enumerate(zip(pipelines, clocks)):
+            now, mono = clock.step(5.0)
+            minute, sample_now = divmod(step, 12)
+            if sample_now == 0:
+                latest = [v for m, v in sorted(script.items()) if m <= minute][-1]
+                p.observe([run("load", value(latest))], now, mono)
+                if minute == 25:
+                    p.ack("load value", author="ops", expires_at=now + 17 * 60, now=now)
+                if minute == 100:
+                    p.add_silence(["check=load"], ends_at=now + 12 * 60, author="ops", now=now)
+                ticks[i] += 1
+                p.tick(now, mono)
+            elif i == 0 or p.next_timer(now, mono) <= mono:
+                ticks[i] += 1
+                p.tick(now, mono)
+            heard[i] += [(step, line) for line in drain(p.store)]
+    reminders = [line for _, line in heard[0] if line.startswith("REMINDER")]
+    assert len(reminders) >= 4, heard[0]  # the script does exercise reminders, acks and the silence
+    assert heard[1] == heard[0]
+    # apart from the ticks after each observe, it ticks every 5 s only while a due reminder is muted (the silence)
+    assert ticks[1] - 180 - 12 * 12 < (ticks[0] - 180) / 20

@@ -194,6 +194,23 @@ def test_a_lockout_recorded_before_a_restart_still_holds(rig):
     assert len(rig.fake.requests) == 2 and rig.titles == ["[FIRING:1] web01 disk /mnt/1 93%"]
 
 
+def test_entries_deferred_before_a_restart_are_pumped_when_due_not_polled(rig):
+    rig.fake.fail_next(Fault("http500"))
+    rig.add(fire(1))
+    rig.run(10)  # group_wait, then a failed send: deferred 5 s
+    assert len(rig.fake.requests) == 1
+    [entry] = rig.outbox.entries[rig.receiver.name].values()
+    rig.dispatcher = rig.new_dispatcher()  # the agent restarted: the backoff is gone, the deferral is stored
+    rig.pump()
+    now = rig.clock.time()
+    due = rig.dispatcher.next_due(now)
+    # the delivery lane sleeps until the entry falls due (it polled every 50 ms before)
+    assert due is not None and due == pytest.approx(entry.not_before) and due > now
+    rig.clock.advance(due - now)
+    rig.run(10)
+    assert len(rig.fake.requests) == 2 and rig.outbox.queued_count(rig.receiver.name) == 0
+
+
 def test_transient_failures_back_off_exponentially_up_to_the_cap(rig):
     rig.fake.fail_always(Fault("http500"))
     rig.add(fire(1))

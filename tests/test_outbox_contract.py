@@ -83,6 +83,17 @@ def test_defer_hides_an_entry_until_not_before_and_counts_the_attempt(outbox) ->
     assert outbox.queued_count("ops") == 2
 
 
+def test_next_not_before_is_the_earliest_deferred_entry_still_waiting(outbox) -> None:
+    outbox.add("ops", event(1), event(2), event(3))
+    first, second, _third = outbox.pending("ops", 2000.0)
+    assert outbox.next_not_before("ops", 2000.0) is None  # nothing deferred
+    outbox.defer("ops", [first.seq], 2600.0)
+    outbox.defer("ops", [second.seq], 2500.0)
+    assert outbox.next_not_before("ops", 2000.0) == 2500.0
+    assert outbox.next_not_before("ops", 2500.0) == 2600.0  # due ones are pending, not waiting
+    assert outbox.next_not_before("dev", 2000.0) is None
+
+
 def test_drop_removes_and_the_count_is_taken_once(outbox) -> None:
     outbox.add("ops", event(1), event(2), event(3))
     entries = outbox.pending("ops", 2000.0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
-from typing import TYPE_CHECKING, Dict, List, Sequence, Set
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set
 
 from monagent.alerting.codec import event_from_json
 from monagent.events import OutboxEntry, ReceiverHealth
@@ -82,6 +82,9 @@ class EventOutbox:
         with self._lock:
             unreadable = len(self._unreadable.get(receiver, ()))
         return max(0, self.store.queued_count(receiver) - unreadable)
+
+    def next_not_before(self, receiver: str, now: float) -> Optional[float]:
+        return self.store.next_not_before(receiver, now)
 
     def complete(self, receiver: str, seqs: Sequence[int]) -> None:
         self.store.complete(receiver, seqs)

@@ -29,6 +29,7 @@ from monagent.alerting.policy import (
     Heard,
     notice_recipients,
     reconcile,
+    reminder_at,
     reminder_due,
     reminder_recipients,
 )
@@ -54,6 +55,7 @@ CONSOLE = "console"  # the receiver that needs no durable outbox
 OCCURRENCE_METRIC = "occurrence"
 PSTORE_SEEN = "monagent:pstore"  # the seen set of pstore records (by content digest)
 PRUNE_EVERY = 3600.0
+RECHECK = 5.0  # seconds between looks at a reminder that is due but held (muted), and at a refused commit
 TREND_LENGTH = 10
 
 
@@ -79,6 +81,7 @@ class AlertPipeline:
         self._eval_written = False  # the first evaluation after start is always written
         self._now, self._mono = now, monotonic
         self._last_prune = monotonic
+        self._remind_at: Optional[float] = None  # when the next reminder may fall due (None: look at every key)
         self._apply_config(config)
         stored = store.load()
         self._restore(stored, now, monotonic)
@@ -222,15 +225,19 @@ class AlertPipeline:
             for run in runs:
                 self._observe_run(run, now, monotonic, touched)
             self._notify(touched, now, monotonic)
+            self._remind_at = None  # the samples may have fired, resolved or re-timed a reminder
             self._eval_at = now  # written with the next commit that writes anything, or the periodic one
             return self._commit(now)
 
     def tick(self, now: float, monotonic: float) -> int:
-        """Timers: reminders, expiring acks, retention; retries a commit the store refused."""
+        """Timers: reminders, expiring acks, retention; retries a commit the store refused. Between the
+        times :meth:`next_timer` gives it finds nothing to do, and costs next to nothing."""
         with self._lock:
             self._now, self._mono = now, monotonic
-            self._remind(now, monotonic)
-            self._expire_acks(now)
+            if self._remind_at is None or monotonic >= self._remind_at:
+                self._remind(now, monotonic)
+            if self.acks:
+                self._expire_acks(now)
             if monotonic - self._last_prune >= PRUNE_EVERY:
                 self._last_prune = monotonic
                 self._prune(now, monotonic)
@@ -238,9 +245,20 @@ class AlertPipeline:
                 return 0
             return self._commit(now)
 
+    def next_timer(self, now: float, monotonic: float) -> float:
+        """The monotonic time by which :meth:`tick` has work: a reminder, an ack's expiry, retention, or
+        a commit the store refused; the agent's loop sleeps until then when no check is due sooner."""
+        with self._lock:
+            times = [self._last_prune + PRUNE_EVERY, monotonic if self._remind_at is None else self._remind_at]
+            times += [monotonic + (a.expires_at - now) for a in self.acks.values() if a.expires_at is not None]
+            if self._dirty.keys or self._dirty.outbox or self._dirty.acks or self._dirty.seen or self._dirty.silences:
+                times.append(monotonic + RECHECK)
+            return min(times)
+
     def reload(self, config: Config) -> None:
         """Keeps keys and incidents; retires the keys of removed checks and removed thresholds."""
         with self._lock:
+            self._remind_at = None
             self._apply_config(config)
             self._retire_unconfigured(self._now, self._mono)
             self._commit(self._now)
@@ -538,22 +556,35 @@ class AlertPipeline:
         self._enqueue(notice_recipients(key.check, severity, self.recipients, self.heard.get(key, {})), event)
 
     def _remind(self, now: float, mono: float) -> None:
+        """Send the reminders due; remember when the next one falls due, so ticks before it skip the scan."""
         suppressions: Optional[Suppressions] = None
+        upcoming: List[float] = []
         for key, state in list(self.states.items()):
+            if state.flapping:
+                continue  # a flap's end is an observe, which looks again
             params = self._params(key)
-            if state.flapping or not reminder_due(state, mono, params):
+            if not reminder_due(state, mono, params):
+                at = reminder_at(state, params)
+                if at is not None:
+                    upcoming.append(max(at, mono + 0.001))
                 continue
             ack = self.acks.get(key)
             if ack is not None and ack.active(state.incident, now):
-                continue
+                if ack.expires_at is not None:
+                    upcoming.append(mono + max(0.001, ack.expires_at - now))
+                continue  # a new incident is an observe, which looks again
             suppressions = suppressions or self._suppressions(now)
             if suppressions.muted(key, state.check_type, now, severity_label(state)):
+                upcoming.append(mono + RECHECK)  # the mute may end at any time (windows, silences)
                 continue
             receivers = reminder_recipients(state, self.heard.get(key, {}))
             seq = state.seq + (1 if receivers else 0)
-            self.states[key] = replace(
+            self.states[key] = after = replace(
                 state, seq=seq, last_notified_at=mono, reminders_sent=state.reminders_sent + (1 if receivers else 0)
             )
+            at = reminder_at(after, params)
+            if at is not None:
+                upcoming.append(max(at, mono + 0.001))
             self._dirty.keys.add(key)
             if receivers:
                 event = alert_event(
@@ -568,6 +599,7 @@ class AlertPipeline:
                     host=self.host,
                 )
                 self._enqueue(receivers, event)
+        self._remind_at = min(upcoming) if upcoming else float("inf")
 
     def _expire_acks(self, now: float) -> None:
         for key, ack in list(self.acks.items()):
@@ -575,6 +607,7 @@ class AlertPipeline:
             if state is None or not ack.active(state.incident, now):
                 del self.acks[key]
                 self._dirty.acks.add(key)
+                self._remind_at = None
 
     def _prune(self, now: float, mono: float) -> None:
         """Retention (d.8): idle inactive keys, old seen ids, long-expired silences."""
@@ -708,6 +741,7 @@ class AlertPipeline:
             if decision.ack is not None:
                 self.acks[decision.ack.key] = decision.ack
                 self._dirty.acks.add(decision.ack.key)
+            self._remind_at = None
             self._commit(self._now)
 
     def add_silence(

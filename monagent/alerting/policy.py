@@ -115,6 +115,15 @@ def reminder_due(state: AlertState, mono: float, params: AlertingOverrides) -> b
     return last is not None and mono - last >= interval
 
 
+def reminder_at(state: AlertState, params: AlertingOverrides) -> Optional[float]:
+    """When :func:`reminder_due` turns true for this state (monotonic), None when it never will."""
+    interval = params.repeat_interval(state.severity)
+    if state.phase != Phase.FIRING or interval <= 0 or state.reminders_sent >= params.max_reminders:
+        return None
+    last = state.firing_since if state.last_notified_at is None else state.last_notified_at
+    return None if last is None else last + interval
+
+
 def reminder_recipients(state: AlertState, heard: Mapping[str, Heard]) -> Tuple[str, ...]:
     return tuple(sorted(name for name, h in heard.items() if h.firing(state.incident)))
 

@@ -34,6 +34,10 @@ class Outbox(Protocol):
 
     def queued_count(self, receiver: str) -> int: ...
 
+    def next_not_before(self, receiver: str, now: float) -> Optional[float]:
+        """When the earliest entry of ``receiver`` deferred past ``now`` becomes due (None: none is)."""
+        ...
+
     def complete(self, receiver: str, seqs: Sequence[int]) -> None:
         """The receiver confirmed these: remove them."""
         ...

@@ -63,6 +63,7 @@ class ChatDispatcher:
         self._wait_until = 0.0
         self._retry_until = 0.0
         self._locked_until = 0.0
+        self._deferred_until = 0.0  # every queued entry is deferred (an earlier run's retry) until then
         self._probe_at: Optional[float] = None  # set while the receiver is broken
         self._held: Set[HeldReason] = set()
         self._reduced_next = False
@@ -85,7 +86,7 @@ class ChatDispatcher:
         if self._idle:
             return None
         mono = self._mono()
-        due = max(self._wait_until, self._retry_until, self._locked_until)
+        due = max(self._wait_until, self._retry_until, self._locked_until, self._deferred_until)
         if self._probe_at is not None:
             due = max(due, self._probe_at)
         if HeldReason.RATE_LIMIT in self._held or not self._window.allows(mono):
@@ -116,7 +117,11 @@ class ChatDispatcher:
         entries = outbox.pending(self.receiver_name, now)
         if not entries:
             self._idle = outbox.queued_count(self.receiver_name) == 0  # deferred entries are not "empty"
+            later = None if self._idle else outbox.next_not_before(self.receiver_name, now)
+            # Deferred by a retry before a restart: pump again when the first falls due, not at once.
+            self._deferred_until = mono + (later - now) if later is not None else 0.0
             return False
+        self._deferred_until = 0.0
         if self._idle:
             self._idle = False
             self._wait_until = mono + self.delivery.group_wait
