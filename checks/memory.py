@@ -6,9 +6,12 @@ kernel's own estimate (Linux 3.14+); older kernels get MemFree + Buffers + Cache
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Dict
 
 from monagent.api import Check, CheckError, Context, Direction, Fact, Metric, MetricSpec, Result, Text, joined
+
+_FIELD = re.compile(r"^([^:\n]+):[ \t]*(\d+)( kB)?[ \t]*$", re.MULTILINE)  # "MemTotal:  16318612 kB"
 
 
 def read_meminfo(ctx: Context) -> Dict[str, int]:
@@ -18,12 +21,7 @@ def read_meminfo(ctx: Context) -> Dict[str, int]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise CheckError(MemoryCheck.text("memory.unreadable", path=str(path), error=exc.strerror or str(exc))) from None
-    values: Dict[str, int] = {}
-    for line in text.splitlines():
-        name, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[0].isdigit():
-            values[name] = int(parts[0]) * (1024 if parts[1:] == ["kB"] else 1)
+    values = {name: int(number) * (1024 if kb else 1) for name, number, kb in _FIELD.findall(text)}
     if "MemTotal" not in values:
         raise CheckError(MemoryCheck.text("memory.no_total", path=str(path)))
     return values

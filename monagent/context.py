@@ -127,6 +127,8 @@ class SystemFacts:
         self._lock = threading.Lock()
         self._boot_id: Optional[str] = None
         self.last_scan: Optional[procfs.Tally] = None  # the previous cycle's stat reads: how to scan next
+        self.mount_cache = procfs.MountinfoCache()  # the host's table, parsed again only when it changed
+        self.own_mount_cache = procfs.MountinfoCache()
 
     @property
     def pool(self) -> WorkerPool:
@@ -166,9 +168,9 @@ class CycleContext:
         self._lock = threading.RLock()
         self._processes: Optional[List[ProcessInfo]] = None
         self._cmdlines: Dict[int, Tuple[str, ...]] = {}
-        self._mounts: Optional[List[Mount]] = None
+        self._mounts: Optional[Sequence[Mount]] = None
         self._stat: Optional[Dict[str, object]] = None
-        self._own_mounts: Optional[List[Mount]] = None
+        self._own_mounts: Optional[Sequence[Mount]] = None
 
     def processes(self) -> Sequence[ProcessInfo]:
         with self._lock:
@@ -188,7 +190,7 @@ class CycleContext:
     def mounts(self) -> Sequence[Mount]:
         with self._lock:
             if self._mounts is None:
-                self._mounts = procfs.read_mountinfo(self.facts.mountinfo, self.facts.mountinfo_fallback)
+                self._mounts = procfs.read_mountinfo(self.facts.mountinfo, self.facts.mountinfo_fallback, self.facts.mount_cache)
             return self._mounts
 
     def _stat_facts(self) -> Dict[str, object]:
@@ -221,7 +223,7 @@ class CycleContext:
         with self._lock:
             if self._own_mounts is None:
                 try:
-                    self._own_mounts = procfs.read_mountinfo(self.facts.own_mountinfo)
+                    self._own_mounts = procfs.read_mountinfo(self.facts.own_mountinfo, cache=self.facts.own_mount_cache)
                 except OSError:
                     self._own_mounts = []  # nothing can be placed: every call goes to a worker
             mounts = self._own_mounts

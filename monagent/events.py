@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, NamedTuple, Optional, Sequence
 
 from monagent.api import Fact, Status
 from monagent.checkrun import CheckRun
 from monagent.formatting import Words
 
 
-@dataclass(frozen=True, order=True)
-class AlertKey:
-    """check instance + subject + metric (or ``status`` for a verdict, ``#unknown`` for a failing check)."""
+class AlertKey(NamedTuple):
+    """check instance + subject + metric (or ``status`` for a verdict, ``#unknown`` for a failing check).
+
+    A named tuple: the pipeline hashes and compares keys a few hundred times a cycle, and a tuple does
+    that in C (a frozen dataclass's generated ``__hash__`` and ``__eq__`` are Python calls)."""
 
     check: str
     subject: str = ""

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import List
+from typing import Any, List
 
 import psutil
 import pytest
@@ -83,15 +83,22 @@ def test_a_process_that_vanishes_during_the_scan_is_skipped(proc_copy):
     assert table[4243].uid == -1 and table[4243].comm == "python3" and table[4243].state == "S"
 
 
-def test_the_scan_reads_only_names_and_a_stat_waits_until_a_field_of_it_is_asked_for(facts, monkeypatch):
-    reads: List[str] = []
-    real = procfs.read_small
+@pytest.fixture
+def reads(monkeypatch) -> List[str]:
+    """The files of the captured /proc tree opened while the test runs."""
+    opened: List[str] = []
+    real = os.open
 
-    def counting(path: str) -> bytes:
-        reads.append(path)
-        return real(path)
+    def counting(path: str, *args: Any, **kwargs: Any) -> int:
+        if str(path).startswith(str(DATA)):
+            opened.append(str(path))
+        return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(procfs, "read_small", counting)
+    monkeypatch.setattr(os, "open", counting)
+    return opened
+
+
+def test_the_scan_reads_only_names_and_a_stat_waits_until_a_field_of_it_is_asked_for(facts, reads):
     table = {p.pid: p for p in facts.cycle(1000.0, 50.0).processes()}
     assert sorted(reads) == sorted(f"{DATA}/{pid}/comm" for pid in table)
     assert table[1300].comm == "(sd-pam)" and len(reads) == len(table)
@@ -129,15 +136,7 @@ def test_one_stat_read_fills_every_field_of_it_for_the_rest_of_the_cycle(proc_co
     )
 
 
-def test_after_a_cycle_that_read_most_stats_the_next_scan_reads_stat_and_not_comm(facts, monkeypatch):
-    reads: List[str] = []
-    real = procfs.read_small
-
-    def counting(path: str) -> bytes:
-        reads.append(path)
-        return real(path)
-
-    monkeypatch.setattr(procfs, "read_small", counting)
+def test_after_a_cycle_that_read_most_stats_the_next_scan_reads_stat_and_not_comm(facts, reads):
     light = facts.cycle(1000.0, 50.0).processes()
     assert sorted(p.state for p in light if p.comm == "nginx") == ["R", "S", "S", "Z"]
     reads.clear()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass, field, replace
-from typing import List, Mapping, Optional, Tuple
+from dataclasses import dataclass, field, fields
+from typing import Any, List, Mapping, Optional, Tuple
 
 from monagent.alerting import flap
 from monagent.alerting.config import AlertingOverrides
@@ -86,6 +86,20 @@ class AlertState:
     discovered: bool = False
 
 
+_FIELDS = frozenset(f.name for f in fields(AlertState))
+
+
+def evolve(state: AlertState, **changes: Any) -> AlertState:
+    """A copy of ``state`` with ``changes``: ``dataclasses.replace`` without its cost (it rebuilds all ~35
+    fields through ``__init__``; every sample makes two or three new states, and this is the hot path)."""
+    assert _FIELDS.issuperset(changes), f"AlertState has no field {set(changes) - _FIELDS}"
+    new = object.__new__(AlertState)
+    values = new.__dict__
+    values.update(state.__dict__)
+    values.update(changes)
+    return new
+
+
 def incident_prefix(key: AlertKey) -> str:
     return hashlib.sha1(key.as_id().encode(), usedforsecurity=False).hexdigest()[:8]
 
@@ -101,7 +115,7 @@ def level_of(state: AlertState, value: Optional[float], threshold: Optional[Thre
 
 def unknown(state: AlertState) -> AlertState:
     """An UNKNOWN sample keeps the last state (an error never resolves an alert)."""
-    return replace(state, unknown_streak=state.unknown_streak + 1)
+    return evolve(state, unknown_streak=state.unknown_streak + 1)
 
 
 @dataclass(frozen=True)
@@ -142,7 +156,7 @@ def _bookkeep(state: AlertState, x: _Sample, changes: List[Transition]) -> Alert
     if flapping != state.flapping:
         changes.append(Transition(Change.FLAP_START if flapping else Change.FLAP_END, state.incident, x.level))
     window = (*state.window, x.bad)[-params.fire_window[1] :] if params.fire_window else ()
-    return replace(
+    return evolve(
         state,
         latched=x.level,
         flap_hist=hist,
@@ -175,7 +189,7 @@ def _fire(s: AlertState, x: _Sample, changes: List[Transition]) -> AlertState:
     incident = f"{x.prefix}-{number}"
     changes.append(Transition(Change.FIRE, incident, x.level))
     since = x.mono if s.pending_since is None else s.pending_since
-    return replace(
+    return evolve(
         s,
         phase=Phase.FIRING,
         incident=incident,
@@ -190,7 +204,7 @@ def _fire(s: AlertState, x: _Sample, changes: List[Transition]) -> AlertState:
 
 
 def _to_inactive(s: AlertState) -> AlertState:
-    return replace(
+    return evolve(
         s,
         phase=Phase.INACTIVE,
         severity=Status.OK,
@@ -208,7 +222,7 @@ def _to_inactive(s: AlertState) -> AlertState:
 def _from_inactive(s: AlertState, x: _Sample, changes: List[Transition]) -> AlertState:
     if not x.bad:
         return s
-    s = replace(s, phase=Phase.PENDING, pending_since=x.mono, bad_streak=1)
+    s = evolve(s, phase=Phase.PENDING, pending_since=x.mono, bad_streak=1)
     return _fire(s, x, changes) if _fire_condition(s, x) else s
 
 
@@ -217,7 +231,7 @@ def _from_pending(s: AlertState, x: _Sample, changes: List[Transition]) -> Alert
         return _fire(s, x, changes) if _fire_condition(s, x) else s
     if x.params.fire_window and any(s.window):
         return s
-    return replace(s, phase=Phase.INACTIVE, pending_since=None)
+    return evolve(s, phase=Phase.INACTIVE, pending_since=None)
 
 
 def _severity_change(s: AlertState, x: _Sample, changes: List[Transition]) -> AlertState:
@@ -226,14 +240,14 @@ def _severity_change(s: AlertState, x: _Sample, changes: List[Transition]) -> Al
     if level > s.severity:
         if s.up_streak + 1 >= x.params.escalate_after_cycles:
             changes.append(Transition(Change.ESCALATE, s.incident, level))
-            return replace(s, severity=level, up_streak=0, down_streak=0)
-        return replace(s, up_streak=s.up_streak + 1, down_streak=0)
+            return evolve(s, severity=level, up_streak=0, down_streak=0)
+        return evolve(s, up_streak=s.up_streak + 1, down_streak=0)
     if level < s.severity:
         if s.down_streak + 1 >= x.params.deescalate_cycles:
             changes.append(Transition(Change.DEESCALATE, s.incident, level))
-            return replace(s, severity=level, up_streak=0, down_streak=0)
-        return replace(s, down_streak=s.down_streak + 1, up_streak=0)
-    return replace(s, up_streak=0, down_streak=0)
+            return evolve(s, severity=level, up_streak=0, down_streak=0)
+        return evolve(s, down_streak=s.down_streak + 1, up_streak=0)
+    return evolve(s, up_streak=0, down_streak=0)
 
 
 def _resolve(s: AlertState, changes: List[Transition]) -> AlertState:
@@ -244,13 +258,13 @@ def _resolve(s: AlertState, changes: List[Transition]) -> AlertState:
 def _from_firing(s: AlertState, x: _Sample, changes: List[Transition]) -> AlertState:
     if x.bad:
         return _severity_change(s, x, changes)
-    s = replace(s, phase=Phase.RESOLVING, resolving_since=x.mono, good_streak=1, up_streak=0, down_streak=0)
+    s = evolve(s, phase=Phase.RESOLVING, resolving_since=x.mono, good_streak=1, up_streak=0, down_streak=0)
     return _resolve(s, changes) if _clear_condition(s, x) else s
 
 
 def _from_resolving(s: AlertState, x: _Sample, changes: List[Transition]) -> AlertState:
     if x.bad:
-        return _severity_change(replace(s, phase=Phase.FIRING, resolving_since=None), x, changes)
+        return _severity_change(evolve(s, phase=Phase.FIRING, resolving_since=None), x, changes)
     return _resolve(s, changes) if _clear_condition(s, x) else s
 
 
@@ -258,8 +272,8 @@ def restore(state: AlertState, gap: float, tolerance: float) -> AlertState:
     """After a restart ``gap`` seconds after the last evaluation (d.8)."""
     if gap > tolerance:
         if state.phase == Phase.PENDING:
-            return replace(state, phase=Phase.INACTIVE, pending_since=None, bad_streak=0, window=())
-        return replace(state, stale=state.phase.open)
+            return evolve(state, phase=Phase.INACTIVE, pending_since=None, bad_streak=0, window=())
+        return evolve(state, stale=state.phase.open)
     if state.phase == Phase.PENDING and state.pending_since is not None:
-        return replace(state, pending_since=state.pending_since + gap)  # downtime does not count
+        return evolve(state, pending_since=state.pending_since + gap)  # downtime does not count
     return state

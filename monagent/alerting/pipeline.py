@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 
 from monagent.alerting import persist
 from monagent.alerting.config import AlertingOverrides
-from monagent.alerting.machine import AlertState, Change, Phase, Transition, incident_prefix, level_of, step, unknown
+from monagent.alerting.machine import AlertState, Change, Phase, Transition, evolve, incident_prefix, level_of, step, unknown
 from monagent.alerting.matchers import find_key
 from monagent.alerting.messages import alert_event, notice_event
 from monagent.alerting.occurrences import SeenEntry, event_id, expired, summary_text, triage
@@ -316,10 +316,10 @@ class AlertPipeline:
         state = self.states.get(key) or AlertState()
         self._dirty.keys.add(key)
         if sample.unknown:
-            self.states[key] = unknown(replace(state, check_type=sample.check_type))
+            self.states[key] = unknown(evolve(state, check_type=sample.check_type))
             return
         trend = (*state.trend, sample.value)[-TREND_LENGTH:] if sample.value is not None else state.trend
-        state = replace(
+        state = evolve(
             state,
             check_type=sample.check_type,
             value=sample.value,
@@ -345,6 +345,9 @@ class AlertPipeline:
         touched: Dict[AlertKey, Tuple[Transition, ...]],
     ) -> None:
         """The ``#unknown`` key of a check (or subject) that could not judge N runs in a row (d.3)."""
+        known = [k for k in self.states if k.metric == UNKNOWN_METRIC and k.check == run.check]
+        if not result.unknown_subjects and not known:
+            return  # the common case: judged, and nothing unknown to clear
         quick = replace(
             params,
             fire_after_cycles=1,
@@ -359,18 +362,18 @@ class AlertPipeline:
             key = AlertKey(run.check, subject, UNKNOWN_METRIC)
             state = self.states.get(key) or AlertState()
             streak = state.unknown_streak + 1
-            state = replace(state, check_type=run.check_type, reason=reason, unknown_streak=streak, value=None, threshold=None)
+            state = evolve(state, check_type=run.check_type, reason=reason, unknown_streak=streak, value=None, threshold=None)
             if streak >= params.unknown_after_cycles:
                 state, changes = step(state, Status.WARNING, mono, quick, prefix=self._prefix(key))
-                state = replace(state, unknown_streak=streak)
+                state = evolve(state, unknown_streak=streak)
                 touched[key] = touched.get(key, ()) + changes
             self.states[key] = state
             self._dirty.keys.add(key)
-        for key in [k for k in self.states if k.check == run.check and k.metric == UNKNOWN_METRIC]:
+        for key in known:
             if key.subject in result.unknown_subjects:
                 continue
             state, changes = step(self.states[key], Status.OK, mono, quick, prefix=self._prefix(key))
-            self.states[key] = replace(state, unknown_streak=0)
+            self.states[key] = evolve(state, unknown_streak=0)
             self._dirty.keys.add(key)
             touched[key] = touched.get(key, ()) + changes
 
@@ -472,7 +475,7 @@ class AlertPipeline:
                 for change in changes:
                     if change.change in (Change.FIRE, Change.RESOLVE):
                         log.info("%s %s while muted (%s): not notified yet", change.change.value.upper(), key, reason)
-                self.states[key] = replace(self.states[key], suppressed=reason)
+                self.states[key] = evolve(self.states[key], suppressed=reason)
                 continue
             self._reconcile(key, now, mono)
 
@@ -513,7 +516,7 @@ class AlertPipeline:
             self._enqueue(receivers, event)
         notified = any(k != EventKind.RESOLVED for k in by_kind)
         if by_kind or state.suppressed:  # else nothing changes (the common case: a quiet key)
-            self.states[key] = replace(
+            self.states[key] = evolve(
                 state, seq=seq, suppressed="", last_notified_at=mono if notified else state.last_notified_at
             )
         if decision.heard:
@@ -551,7 +554,7 @@ class AlertPipeline:
             unit=state.unit,
             reason=reason,
         )
-        self.states[key] = replace(self.states[key], seq=seq)
+        self.states[key] = evolve(self.states[key], seq=seq)
         self._audit("%s %s %s", event.kind.value.upper(), key, summary)
         self._enqueue(notice_recipients(key.check, severity, self.recipients, self.heard.get(key, {})), event)
 
@@ -579,7 +582,7 @@ class AlertPipeline:
                 continue
             receivers = reminder_recipients(state, self.heard.get(key, {}))
             seq = state.seq + (1 if receivers else 0)
-            self.states[key] = after = replace(
+            self.states[key] = after = evolve(
                 state, seq=seq, last_notified_at=mono, reminders_sent=state.reminders_sent + (1 if receivers else 0)
             )
             at = reminder_at(after, params)
