@@ -4,7 +4,8 @@
 stuck disk must not hang the agent). Entries come back as plain dicts of strings; a field that
 journald stored as bytes (a JSON array of numbers) is decoded as UTF-8 with replacement.
 :func:`previous_boot` reads what the last boot left: its last kernel lines, its last entries of
-any kind (where an orderly shutdown shows), and when it was last alive.
+any kind (where an orderly shutdown shows), and when it was last alive. :mod:`journal_follow` keeps
+one ``journalctl --follow`` running instead, for a reader that comes back every minute.
 """
 
 from __future__ import annotations
@@ -76,19 +77,26 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def parse_line(line: str) -> Optional[Dict[str, str]]:
+    """One line of ``journalctl -o json``: the entry, or None for a blank or broken line."""
+    raw = line.strip()
+    if not raw:
+        return None
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    return {str(k): _text(v) for k, v in obj.items()} if isinstance(obj, dict) else None
+
+
 def parse_entries(output: str) -> List[Dict[str, str]]:
-    """``journalctl -o json`` output: one object per line; broken lines are skipped."""
+    """``journalctl -o json`` output (a whole read, or a chunk of complete lines): one object per
+    line; broken lines are skipped. Lines end at a newline only: a message may hold U+2028 unescaped."""
     entries = []
-    for line in output.splitlines():
-        raw = line.strip()
-        if not raw:
-            continue
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            entries.append({str(k): _text(v) for k, v in obj.items()})
+    for line in output.split("\n"):
+        entry = parse_line(line)
+        if entry is not None:
+            entries.append(entry)
     return entries
 
 

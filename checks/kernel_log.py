@@ -1,23 +1,32 @@
 """The ``kernel_log`` check: hung tasks, soft and hard lockups, RCU stalls and machine checks in the
 running boot's kernel log, so trouble that often precedes a crash is seen while the host is up.
 
-Each run reads the kernel lines of the current boot that are new since the last run
-(``journalctl -k -b 0 -o json --after-cursor``, a child process killed at ``journal_timeout``;
-the unit's ProtectKernelLogs= keeps /dev/kmsg closed, the journal is the way in). Every distinct
-problem (kind and subject: the blocked task, the CPU, the memory bank) is one occurrence per
-boot; the engine's seen set announces each once, however often the kernel repeats the line.
+The kernel lines come from the journal (the unit's ProtectKernelLogs= keeps /dev/kmsg closed, the
+journal is the way in). The check follows the journal with one ``journalctl --follow`` child and
+each run takes the lines that arrived since the last one, without blocking (at most ``max_lines``;
+the rest waits in the pipe for the next run). The first run of an instance reads once instead
+(``journalctl -k -b 0 -o json -n max_lines``, killed at ``journal_timeout``), so ``monagent check``
+spawns one child; the second starts the follower after the cursor it read. A follower that exits is
+logged, replaced by a read from the last cursor (nothing lost, nothing counted twice), and started
+again; close() ends it. Every distinct problem (kind and subject: the blocked task, the CPU, the
+memory bank) is one occurrence per boot; the engine's seen set announces each once, however often
+the kernel repeats the line.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
+import threading
+from typing import TYPE_CHECKING, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.checks.kernel_patterns import TEXTS, Problem, find_problems
 
 from monagent.api import Check, Context, MetricSpec, Occurrence, Result, Status
 
-# The journal reader is imported by run(): loading the class (monagent validate, plugins) stays cheap.
+if TYPE_CHECKING:
+    from monagent.checks.journal_follow import JournalFollower
+
+# The journal reader and follower are imported by run(): loading the class (monagent validate, plugins) stays cheap.
 # The patterns module comes with the class: its texts are the check's own (Check.texts).
 JOURNALCTL = "journalctl"  # as monagent.checks.journal_read.JOURNALCTL
 
@@ -64,23 +73,92 @@ class KernelLogCheck(Check):
         self.max_lines = max_lines
         self._boot = ""
         self._cursor = ""
+        self._runs = 0
         self._problems: Dict[Tuple[str, str], Problem] = {}
         self._first_time: Dict[Tuple[str, str], float] = {}
+        # close() may come from another thread while a run is in flight: the follower is this lock's.
+        self._lock = threading.Lock()
+        self._follower: Optional[JournalFollower] = None
+        self._closed = False
 
     def run(self, ctx: Context) -> List[Result]:
-        from monagent.checks.journal_read import JournalUnavailable, run_journalctl, to_line
+        from monagent.checks.journal_read import JournalUnavailable, run_journalctl
 
         boot = ctx.boot_id()
         if boot != self._boot:
+            self._stop_follower()
             self._boot, self._cursor, self._problems, self._first_time = boot, "", {}, {}
-        args = ["-k", "-b", "0"] + (["--after-cursor", self._cursor] if self._cursor else ["-n", str(self.max_lines)])
-        try:
-            entries = run_journalctl(args, timeout=self.journal_timeout_seconds, journalctl=self.journalctl)
-        except JournalUnavailable as exc:
-            return [Result(status=Status.UNKNOWN, reason=self.text("kernel_log.unreadable", error=str(exc)))]
+        first_run, self._runs = self._runs == 0, self._runs + 1
+        if not self._drain(ctx):  # no follower alive: read once, then follow from there
+            try:
+                entries = run_journalctl(
+                    ["-k", "-b", "0", *self._position()], timeout=self.journal_timeout_seconds, journalctl=self.journalctl
+                )
+            except JournalUnavailable as exc:
+                return [Result(status=Status.UNKNOWN, reason=self.text("kernel_log.unreadable", error=str(exc)))]
+            self._note(entries, ctx)
+            if not first_run:  # monagent check runs once: one child, no follower
+                self._follow()
+        occurrences = tuple(self._occurrence(boot, key, p) for key, p in self._problems.items())
+        reason = self.text("kernel_log.count", n=len(occurrences)) if occurrences else self.text("kernel_log.none")
+        return [Result(status=Status.OK, reason=reason, occurrences=occurrences)]
+
+    def close(self) -> None:
+        """End the journalctl --follow child, if there is one; no follower starts after this."""
+        with self._lock:
+            self._closed = True
+        self._stop_follower()
+
+    def _position(self) -> List[str]:
+        return ["--after-cursor", self._cursor] if self._cursor else ["-n", str(self.max_lines)]
+
+    def _drain(self, ctx: Context) -> bool:
+        """Note what the follower wrote since the last run; False when none is alive (any more)."""
+        with self._lock:
+            follower = self._follower
+            if follower is None:
+                return False
+            gone = follower.exited()  # before the read: what it wrote before it exited is in the pipe
+            entries = follower.read(self.max_lines)
+            if gone:
+                self._follower = None
+        self._note(entries, ctx)
+        if gone:
+            status = follower.stop()
+            error = follower.last_error
+            log.warning(
+                "%s --follow (pid %d) %s%s; reading the kernel log once from the last cursor",
+                self.journalctl,
+                follower.pid,
+                _ended(status),
+                f": {error}" if error else "",
+            )
+        return not gone
+
+    def _follow(self) -> None:
+        from monagent.checks.journal_follow import JournalFollower
+        from monagent.checks.journal_read import JournalUnavailable
+
+        with self._lock:
+            if self._closed or self._follower is not None:
+                return
+            try:
+                self._follower = JournalFollower(["-k", "-b", "0", "--follow", *self._position()], journalctl=self.journalctl)
+            except JournalUnavailable as exc:
+                log.warning("cannot follow the kernel log (%s); reading it once at each run", exc)
+
+    def _stop_follower(self) -> None:
+        with self._lock:
+            follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.stop()
+
+    def _note(self, entries: List[Dict[str, str]], ctx: Context) -> None:
+        """Count the problems in ``entries`` (the next lines of the log) and move the cursor past them."""
+        from monagent.checks.journal_read import to_line
+
         lines = [to_line(e) for e in entries]
-        if entries and entries[-1].get("__CURSOR"):
-            self._cursor = entries[-1]["__CURSOR"]
+        self._cursor = next((e["__CURSOR"] for e in reversed(entries) if e.get("__CURSOR")), self._cursor)
         when: Dict[str, float] = {}
         for line in lines:
             when.setdefault(line.text, line.time)
@@ -92,9 +170,6 @@ class KernelLogCheck(Check):
             self._first_time.setdefault(key, when.get(problem.line, 0.0) or ctx.now)
             count = problem.count + (before.count if before else 0)
             self._problems[key] = Problem(problem.kind, problem.subject, problem.reason, problem.severity, problem.line, count)
-        occurrences = tuple(self._occurrence(boot, key, p) for key, p in self._problems.items())
-        reason = self.text("kernel_log.count", n=len(occurrences)) if occurrences else self.text("kernel_log.none")
-        return [Result(status=Status.OK, reason=reason, occurrences=occurrences)]
 
     def _occurrence(self, boot: str, key: Tuple[str, str], problem: Problem) -> Occurrence:
         return Occurrence(
@@ -106,3 +181,17 @@ class KernelLogCheck(Check):
             time=self._first_time.get(key),
             announce_on_first_run=True,
         )
+
+
+def _ended(status: Optional[int]) -> str:
+    """How a follower ended, for the log: "exited with status 1", "was killed by SIGKILL"."""
+    import signal
+
+    if status is None:
+        return "does not die"
+    if status < 0:
+        try:
+            return f"was killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"was killed by signal {-status}"
+    return f"exited with status {status}"
