@@ -89,7 +89,7 @@ class KernelLogCheck(Check):
             self._stop_follower()
             self._boot, self._cursor, self._problems, self._first_time = boot, "", {}, {}
         first_run, self._runs = self._runs == 0, self._runs + 1
-        if not self._drain(ctx):  # no follower alive: read once, then follow from there
+        if not self._drain(ctx):  # no follower alive: read once, then follow from there (under the agent)
             try:
                 entries = run_journalctl(
                     ["-k", "-b", "0", *self._position()], timeout=self.journal_timeout_seconds, journalctl=self.journalctl
@@ -97,7 +97,7 @@ class KernelLogCheck(Check):
             except JournalUnavailable as exc:
                 return [Result(status=Status.UNKNOWN, reason=self.text("kernel_log.unreadable", error=str(exc)))]
             self._note(entries, ctx)
-            if not first_run:  # monagent check runs once: one child, no follower
+            if ctx.long_lived or not first_run:  # monagent check runs once: one child, no follower
                 self._follow()
         occurrences = tuple(self._occurrence(boot, key, p) for key, p in self._problems.items())
         reason = self.text("kernel_log.count", n=len(occurrences)) if occurrences else self.text("kernel_log.none")

@@ -187,7 +187,7 @@ class Agent:
         if isinstance(opened, int):
             return opened
         state_lock, store = opened
-        facts = SystemFacts(config.agent.hostname, pool_size=config.agent.max_workers)
+        facts = SystemFacts(config.agent.hostname, pool_size=config.agent.max_workers, long_lived=True)
         now, mono = time.time(), time.monotonic()
         self.started_at = now
         pipeline = AlertPipeline(config, store, now=now, monotonic=mono, boot_id=facts.cycle(now, mono).boot_id())

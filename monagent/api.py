@@ -391,6 +391,9 @@ class Context(Protocol):
     now: float  # wall clock, seconds since the epoch
     monotonic: float
     proc_root: Path
+    # True under ``monagent run``: the instance runs again and again, so it may keep a child process or an
+    # open file between runs (release them in ``close()``). False for one run (``monagent check``, a test).
+    long_lived: bool
 
     def processes(self) -> Sequence[ProcessInfo]: ...
 

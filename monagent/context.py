@@ -114,8 +114,11 @@ class SystemFacts:
         mountinfo: Optional[Path] = None,
         pool: Optional[WorkerPool] = None,
         pool_size: int = 2,
+        *,
+        long_lived: bool = False,
     ) -> None:
         self.hostname = hostname
+        self.long_lived = long_lived  # the agent's: its checks run again (Context.long_lived)
         self._pool_size = pool_size
         self.proc_root = Path(proc_root)
         self.mountinfo = mountinfo if mountinfo is not None else self.proc_root / "1" / "mountinfo"
@@ -165,6 +168,7 @@ class CycleContext:
         self.now = now
         self.monotonic = monotonic
         self.proc_root = facts.proc_root
+        self.long_lived = facts.long_lived
         self._lock = threading.RLock()
         self._processes: Optional[List[ProcessInfo]] = None
         self._cmdlines: Dict[int, Tuple[str, ...]] = {}

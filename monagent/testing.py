@@ -168,8 +168,10 @@ class FakeContext:
         boot_time: float = 1_699_990_000.0,
         blocking_hangs: bool = False,
         hanging_functions: Sequence[Callable[..., Any]] = (),
+        long_lived: bool = False,
     ) -> None:
         self.hostname = hostname
+        self.long_lived = long_lived
         self.now = now
         self.monotonic = monotonic
         self.proc_root = Path(proc_root)

@@ -168,6 +168,21 @@ def test_the_first_run_reads_once_and_starts_no_follower(journal: Path, kernel_l
     assert follower_pids(journal) == [] and children() == []
 
 
+def test_under_the_agent_the_first_run_reads_once_and_follows_from_there(journal: Path, kernel_log) -> None:
+    """A long-lived context (monagent run) starts the follower after the first read, not a run later: the
+    second spawn is part of the start-up, and no second one-shot read is needed."""
+    check = kernel_log()
+    [first] = check.run(testing.FakeContext(hostname="web01", now=1769000100.0, boot_id="boot-1", long_lived=True))
+    [pid] = wait_followers(journal, 1)
+    assert calls(journal) == [f"{ONCE} -n 20000", f"{FOLLOW} --after-cursor s=cur;i=6"]
+    wait_sent(journal)
+    append(journal, hung(1, "nginx:4242"))
+    wait_sent(journal)
+    [second] = check.run(testing.FakeContext(hostname="web01", now=1769000160.0, boot_id="boot-1", long_lived=True))
+    assert len(calls(journal)) == 2 and follower_pids(journal) == [pid]
+    assert set(seen(second)) == set(seen(first)) | {"boot-1:hung_task:nginx"}
+
+
 def test_lines_written_after_the_second_run_come_through_the_follower_without_another_journalctl(
     journal: Path, kernel_log
 ) -> None:
