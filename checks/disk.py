@@ -209,6 +209,9 @@ class DiskCheck(Check):
             results.append(self._one(ctx, mount, discovered))
         live = {point for point, _ in chosen}
         self._trends = {k: v for k, v in self._trends.items() if k in live}
+        # Only local filesystems: the runs take microseconds and share the non-blocking checks' thread.
+        # A network or FUSE one (its statfs in a worker, waited for up to statfs_timeout): a thread of its own.
+        self.non_blocking = all(ctx.is_local(point) for point in live)
         return results
 
     def _one(self, ctx: Context, mount: Mount, discovered: bool) -> Result:

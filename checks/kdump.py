@@ -118,7 +118,11 @@ class KdumpCheck(Check):
         results: List[Result] = []
         seen_roots: Set[Tuple[int, int]] = set()
         crash_names: Set[str] = set()
-        for root, abrt in self._roots(ctx):
+        roots = self._roots(ctx)
+        # Every root local: scans run in-process in microseconds and share the non-blocking checks' thread;
+        # one on NFS or FUSE (scanned in a worker, waited for up to scan_timeout): a thread of its own.
+        self.non_blocking = all(ctx.is_local(root) for root, _ in roots)
+        for root, abrt in roots:
             scan, failure = self._scan(ctx, root, abrt, trusted)
             if failure is not None:
                 results.append(failure)

@@ -57,6 +57,7 @@ class OomCheck(Check):
 
     interval = 30.0
     timeout = 20.0
+    non_blocking = True  # /proc/vmstat and cgroup counters; dmesg (10 s bound) only after a kill
     metrics: ClassVar[Optional[Mapping[str, MetricSpec]]] = {}
     texts: ClassVar[Mapping[str, Mapping[str, str]]] = {
         "oom.killed": {

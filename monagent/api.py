@@ -422,6 +422,11 @@ class Context(Protocol):
         """psutil.cpu_times() of this cycle (shared by all checks)."""
         ...
 
+    def is_local(self, path: str) -> bool:
+        """Every step of ``path`` is on a local filesystem (not NFS, CIFS, FUSE, ...): what ``run_blocking(path=)``
+        decides by, for a check that sets ``non_blocking`` per instance from where its paths are."""
+        ...
+
     def boot_id(self) -> str: ...
 
     def boot_time(self) -> float: ...
@@ -441,10 +446,13 @@ class Check:
     - ``run_at_start``: run at once at agent start instead of at the agent's first (splayed) slot;
     - ``warmup``: seconds between a baseline run and the reported one in ``monagent check``,
       for checks that measure over an interval (CPU percent, rates); 0 (default): one run;
-    - ``non_blocking``: runs take milliseconds and do not block (reads of /proc, no network, no
-      subprocess): such checks share one thread and run one after another, which costs less
-      CPU than a thread each. One that hangs all the same is abandoned and the others go on.
-      Default False: a thread of its own. (``cheap``, its former name, is still read.)
+    - ``non_blocking``: runs take milliseconds and do not block (reads of /proc and of local files,
+      no network; a bounded subprocess only on a rare path): such checks share one thread and run one
+      after another, which costs less CPU than a thread each (threads that run at once contend for
+      the interpreter). One that hangs all the same is abandoned and the others go on. Default False:
+      a thread of its own. An instance may set ``self.non_blocking`` from what it found (the built-in
+      disk check does: true while every filesystem it watches is local); the scheduler reads it at
+      each start. (``cheap``, its former name, is still read.)
     - ``texts``: the check's own texts, message id -> {language: template} (``{"spool.stuck": {"en":
       "{n} stuck for {age:duration}", "zh": "积压 {n} 条，已 {age:duration}"}}``); ``self.text(id, n=3,
       age=600)`` makes a reason that every output renders in its language (monagent.formatting), and
@@ -460,7 +468,7 @@ class Check:
     metrics: ClassVar[Optional[Mapping[str, MetricSpec]]] = {}
     run_at_start: ClassVar[bool] = False
     warmup: ClassVar[float] = 0.0
-    non_blocking: ClassVar[bool] = False
+    non_blocking: bool = False  # a class default an instance may change (see above)
     texts: ClassVar[Mapping[str, Mapping[str, str]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -169,9 +169,11 @@ class FakeContext:
         blocking_hangs: bool = False,
         hanging_functions: Sequence[Callable[..., Any]] = (),
         long_lived: bool = False,
+        remote_paths: Sequence[str] = (),
     ) -> None:
         self.hostname = hostname
         self.long_lived = long_lived
+        self.remote_paths = tuple(remote_paths)  # is_local() is false at and under these
         self.now = now
         self.monotonic = monotonic
         self.proc_root = Path(proc_root)
@@ -224,6 +226,9 @@ class FakeContext:
         if self.blocking_hangs or func in self.hanging_functions:
             raise StuckCall(f"{name} did not return within {timeout:g}s")
         return func(*args)
+
+    def is_local(self, path: str) -> bool:
+        return not any(path == r or path.startswith(r.rstrip("/") + "/") for r in self.remote_paths)
 
     def cpu_times(self) -> Any:
         if not self.cpu_samples:

@@ -255,6 +255,28 @@ def test_cheap_checks_share_one_thread_and_run_one_after_another():
         scheduler.close()
 
 
+class Switching(Counting):
+    """Sets non_blocking per instance from what a run found, as the disk and kdump checks do."""
+
+    def run(self, ctx):
+        self.thread = threading.current_thread().name
+        self.non_blocking = self.calls % 2 == 0  # the next run's lane
+        return super().run(ctx)
+
+
+def test_an_instance_that_sets_non_blocking_moves_between_its_own_thread_and_the_shared_one():
+    check = Switching()
+    scheduler = make([(cfg("disks", interval=10), check)])
+    threads = []
+    try:
+        for second in range(0, 31, 10):
+            drain(scheduler, 1000.0 + second, float(second), until=lambda runs: len(runs) == 1)
+            threads.append(check.thread)
+        assert threads == ["check:disks", "checks:shared", "check:disks", "checks:shared"]
+    finally:
+        scheduler.close()
+
+
 def test_a_cheap_check_that_hangs_is_abandoned_and_the_other_cheap_checks_go_on():
     stuck, good = CheapBlocking(), CheapCounting()
     scheduler = make([(cfg("stuck", interval=10, timeout=3), stuck), (cfg("good", interval=10), good)])

@@ -292,3 +292,16 @@ def test_the_plugin_test_kit_judges_the_disk_check_with_its_default_thresholds()
     assert report.status_of("used_percent", "/var") == Status.CRITICAL
     assert report.result("/mnt/nfs").status == Status.UNKNOWN
     assert said(report.result("/data")) == "/data is not mounted"
+
+
+def test_the_check_shares_the_non_blocking_thread_only_while_every_filesystem_it_watches_is_local():
+    from monagent.testing import FakeContext, fake_disk_usage, fake_mount
+
+    usage = fake_disk_usage(100 * GiB, 10 * GiB)
+    mounts = [fake_mount("/var", device="8:1"), fake_mount("/mnt/nfs", "nfs4", "nas:/x", device="0:50")]
+    check = DiskCheck()
+    check.run(FakeContext(mounts=mounts[:1], disk_usage={"/var": usage}))
+    assert check.non_blocking is True  # statfs in-process, microseconds: the shared thread
+    check.run(FakeContext(mounts=mounts, disk_usage={"/var": usage, "/mnt/nfs": usage}, remote_paths=["/mnt/nfs"]))
+    assert check.non_blocking is False  # a statfs that may wait for its timeout: a thread of its own
+    assert DiskCheck.non_blocking is False and DiskCheck().non_blocking is False  # until a run has looked

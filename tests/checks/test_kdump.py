@@ -689,3 +689,11 @@ def test_a_flat_dumps_kernel_log_of_another_user_is_not_read(root, ctx):
     assert len(found) == 1 and found[0].summary != OOM_HEADLINE
     os.chown(planted, 0, 0)  # the same file written by root is the dump's kernel log
     assert [o.summary for o in occurrences(check(root).run(ctx))] == [OOM_HEADLINE]
+
+
+def test_the_watcher_shares_the_non_blocking_thread_only_while_every_root_is_local(tmp_path: Path, root: Path) -> None:
+    watcher = check(root)
+    watcher.run(FakeContext(make_proc(tmp_path)))
+    assert watcher.non_blocking is True  # a local root: scanned in-process in microseconds
+    watcher.run(FakeContext(make_proc(tmp_path), remote_paths=[str(root)]))
+    assert watcher.non_blocking is False  # an NFS root, scanned in a worker up to scan_timeout: its own thread
