@@ -124,8 +124,8 @@ class Suppressions:
         return ""
 
     def _inhibitor(self, rule: InhibitRule, key: AlertKey, check_type: str, severity: str) -> Optional[AlertKey]:
-        if not rule.target.matches(key, check_type, severity):
-            return None
+        if not self.open_keys or not rule.target.matches(key, check_type, severity):
+            return None  # nothing open inhibits (the common case, and the cheap test first)
         both = rule.source.matches(key, check_type, severity)
         labels = key_labels(key, check_type, severity)
         for source, source_type, source_severity in self.open_keys:
