@@ -122,8 +122,11 @@ class OomCheck(Check):
                     reason=self.text("oom.no_counter", path=f"{self.proc_root}/vmstat"),
                 )
             ]
-        services = self._service_counters()
         first = self._system is None
+        # Every OOM kill, a cgroup's included, counts in vmstat's total: while it stands still no service
+        # counter moved, and the ~1 file per service is not read (a cgroup recreated meanwhile restarts
+        # at zero, which the inode comparison handles when the counters are read next).
+        services = self._service_counters() if first or total != self._system else (self._services or {})
         previous_total = self._system if self._system is not None else total
         previous_services = self._services if self._services is not None else services
         self._system, self._services = total, services
@@ -163,14 +166,19 @@ class OomCheck(Check):
 
     def _vmstat_oom_kill(self) -> Optional[int]:
         try:
-            with open(os.path.join(self.proc_root, "vmstat"), encoding="ascii") as fh:
-                for line in fh:
-                    name, _, value = line.partition(" ")
-                    if name == "oom_kill":
-                        return int(value)
+            with open(os.path.join(self.proc_root, "vmstat"), "rb") as fh:
+                text = b"\n" + fh.read()
         except OSError as exc:
             log.warning("cannot read %s/vmstat: %s", self.proc_root, exc.strerror or exc)
-        return None
+            return None
+        at = text.find(b"\noom_kill ")
+        if at < 0:
+            return None
+        end = text.find(b"\n", at + 1)
+        try:
+            return int(text[at + 10 : end if end > 0 else None])
+        except ValueError:
+            return None
 
     def _service_counters(self) -> Dict[str, Tuple[int, int]]:
         import glob  # here, not at import: loading the class (monagent validate) stays cheap

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 log = logging.getLogger(__name__)
 
-IDLE_POLL = 30.0  # seconds between the control thread's idle wake-ups
+IDLE_POLL = 300.0  # seconds between the control thread's idle wake-ups (stop() wakes it with a connection)
 
 MAX_REQUEST = 65536
 READ_TIMEOUT = 5.0  # seconds a client has to send its one line

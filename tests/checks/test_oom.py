@@ -202,3 +202,29 @@ def test_the_real_dev_kmsg_is_read_to_its_end_without_blocking():
     records = _read_kmsg("/dev/kmsg")
     assert records is not None and records
     assert all(seq >= 0 for seq, _ in records)
+
+
+def test_service_counters_are_read_only_when_the_machine_wide_count_moved(machine, ctx, monkeypatch):
+    """Every OOM kill counts in /proc/vmstat's total, a cgroup's too: while it stands still the counter file
+    of each service (one per service, every 30 s) is not read. A service restarted meanwhile is still
+    counted from its new cgroup's zero when a kill moves the total."""
+    import glob
+
+    machine.set_service("api.service", 2)
+    machine.set_service("db.service", 0)
+    watcher = machine.check()
+    globs = []
+    real = glob.glob
+    monkeypatch.setattr(glob, "glob", lambda *a, **k: globs.append(a) or real(*a, **k))
+    watcher.run(ctx)
+    assert len(globs) == 1  # the baseline
+    old = machine.cgroup / "system.slice/api.service"
+    old.rename(old.with_name("api.service.removed"))  # restarted while nothing was killed
+    machine.set_service("api.service", 0)
+    for _ in range(3):
+        assert occurrences(watcher.run(ctx)) == []
+    assert len(globs) == 1  # quiet: no service counter read
+    machine.set_service("api.service", 1)
+    machine.set_oom_kill(1)
+    [(subject, occ)] = occurrences(watcher.run(ctx))
+    assert len(globs) == 2 and (subject, occ.facts["count"]) == ("api.service", 1)
