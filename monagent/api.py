@@ -24,12 +24,13 @@ Example::
 from __future__ import annotations
 
 import enum
-from dataclasses import InitVar, dataclass, field
+from dataclasses import InitVar, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, Protocol, Sequence, TypeVar, Union
 
 from monagent import catalogue
 from monagent.formatting import Formatter, Text, joined, plain
+from monagent.records import record
 
 Fact = Union[str, int, float, bool]
 """A typed fact of a result or an occurrence: sizes in bytes and times in epoch seconds as numbers,
@@ -98,7 +99,7 @@ class Status(enum.IntEnum):
         return _BY_LABEL[label]
 
 
-@dataclass(frozen=True)
+@record
 class Severity:
     """How one status is named and ranked (docs/design/decisions.md, "Severity vocabulary").
 
@@ -147,7 +148,7 @@ class Direction(str, enum.Enum):
     BELOW = "below"
 
 
-@dataclass(frozen=True)
+@record
 class Threshold:
     """Warning and critical levels of one metric, each with an optional clear value.
 
@@ -208,7 +209,7 @@ class Threshold:
         return value > off if self.direction == Direction.ABOVE else value < off
 
 
-@dataclass(frozen=True)
+@record
 class MetricSpec:
     """What a check type declares about one of its metrics.
 
@@ -242,7 +243,7 @@ class MetricSpec:
         return Threshold(self.warning, self.critical, self.warning_clear, self.critical_clear, self.direction)
 
 
-@dataclass(frozen=True)
+@record
 class Metric:
     """One measured value. ``value`` None means "no data yet" (a warming-up rate): no alert."""
 
@@ -253,7 +254,7 @@ class Metric:
     maximum: Optional[float] = None
 
 
-@dataclass(frozen=True)
+@record
 class Occurrence:
     """Something that happened once (a crash dump, an OOM kill): one event per ``id``.
 
@@ -274,7 +275,7 @@ class Occurrence:
     reason: Union[str, Text] = ""  # the summary by message id, for messages in other languages
 
 
-@dataclass(frozen=True)
+@record
 class Result:
     """What a check reports about one subject (a mount, a process rule, a dump root).
 
@@ -295,7 +296,7 @@ class Result:
     discovered: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class ProcessInfo:
     """One row of the process table, read once per cycle; the command line is ``ctx.cmdline(pid)``.
 
@@ -315,7 +316,7 @@ class ProcessInfo:
     started: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class Mount:
     """One line of /proc/1/mountinfo, already unescaped."""
 
@@ -334,7 +335,7 @@ class Mount:
         return "ro" in self.options or "ro" in self.super_options
 
 
-@dataclass(frozen=True)
+@record
 class DiskUsage:
     """statvfs of a mount, in bytes and inodes; ``used_percent`` is computed the way df does."""
 

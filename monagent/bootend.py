@@ -20,11 +20,12 @@ language; ``summary`` is the same in English, for the log and ``monagent check``
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Tuple
 
 from monagent.api import Fact, Occurrence, Status
 from monagent.formatting import Formatter, Text, Words, joined
+from monagent.records import record
 
 if TYPE_CHECKING:
     from monagent.checks.journal_read import PreviousBoot
@@ -42,7 +43,7 @@ class BootEnd(str, enum.Enum):
     UNPLANNED = "unplanned"
 
 
-@dataclass(frozen=True)
+@record
 class AgentMemory:
     """What the agent stored in the previous boot (the store's meta)."""
 
@@ -52,7 +53,7 @@ class AgentMemory:
     clean_stop: bool  # it was stopped by SIGTERM (as a shutdown does), not killed
 
 
-@dataclass(frozen=True)
+@record
 class Evidence:
     memory: AgentMemory
     boot_time: float  # this boot's start (wall clock)
@@ -63,7 +64,7 @@ class Evidence:
     kernel_lines: int = 10
 
 
-@dataclass(frozen=True)
+@record
 class Verdict:
     end: BootEnd
     severity: Status

@@ -6,13 +6,13 @@ Apart from :mod:`monagent.events` (what the alert pipeline makes of runs) so tha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Tuple
 
 from monagent.api import Result
+from monagent.records import record
 
 
-@dataclass(frozen=True)
+@record
 class CheckRun:
     """One run of one check instance, as the scheduler hands it over."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
@@ -25,6 +25,7 @@ from monagent.confread import ConfigError, Deferred, Document, Problem, Section,
 from monagent.metrics_config import MetricsConfig, parse_metrics
 from monagent.notify.config import NotifiersConfig, parse_notifiers
 from monagent.reboot_config import RebootConfig, parse_reboot
+from monagent.records import record
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ MAX_STOP_DEADLINE = 25.0  # the unit's TimeoutStopSec (30 s) must outlast it, or
 TOP_LEVEL = ("agent", "alerting", "notifiers", "metrics", "reboot", "checks")
 
 
-@dataclass(frozen=True)
+@record
 class AgentConfig:
     hostname: str
     state_dir: Path
@@ -58,7 +59,7 @@ class AgentConfig:
     language: str = "en"  # what `monagent check` and `status` say their text fields in (catalogue language)
 
 
-@dataclass(frozen=True)
+@record
 class CheckConfig:
     """One ``[checks.NAME]`` instance, validated against its check type."""
 
@@ -75,7 +76,7 @@ class CheckConfig:
     splay: Optional[float] = None  # a random first-run delay of its own; None: the agent's shared grid
 
 
-@dataclass(frozen=True)
+@record
 class Config:
     file: str
     agent: AgentConfig

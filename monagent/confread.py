@@ -12,16 +12,17 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar
+
+from monagent.records import record
 
 T = TypeVar("T")
 
 _MISSING: Any = object()
 
 
-@dataclass(frozen=True)
+@record
 class Problem:
     file: str
     line: Optional[int]
@@ -99,7 +100,7 @@ class DeferredSecret(Secret):
         return True  # configured, only not readable here
 
 
-@dataclass(frozen=True)
+@record
 class Deferred:
     """A secret left for the service to resolve: where it is configured and where it comes from."""
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
+from monagent.records import record
+
 UNIT_DIRS = (
     Path("/etc/systemd/system"),
     Path("/run/systemd/system"),
@@ -31,7 +33,7 @@ ENCRYPTED_CREDSTORES = tuple(Path(f"{p}.encrypted") for p in CREDSTORES)
 SPECIFIERS = {"%%": "%", "%E": "/etc", "%S": "/var/lib", "%t": "/run", "%C": "/var/cache", "%L": "/var/log"}
 
 
-@dataclass(frozen=True)
+@record
 class Setting:
     value: str
     file: Path

@@ -10,12 +10,13 @@ is told; an :class:`Outcome` is what a receiver answers for a delivery attempt
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Mapping, NamedTuple, Optional, Sequence
 
 from monagent.api import Fact, Status
 from monagent.checkrun import CheckRun
 from monagent.formatting import Words
+from monagent.records import record
 
 
 class AlertKey(NamedTuple):
@@ -53,7 +54,7 @@ class EventKind(str, enum.Enum):
     NOTICE = "notice"  # host rebooted, agent restarted, state reset, first-run summary
 
 
-@dataclass(frozen=True)
+@record
 class Event:
     """One notification-worthy thing about one alert key.
 
@@ -92,7 +93,7 @@ class OutcomeKind(str, enum.Enum):
     BROKEN = "broken"  # configuration fault: stop sending, keep queued, re-probe rarely
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     kind: OutcomeKind
     reason: str = ""  # the receiver's own words (errmsg) plus what to fix; never a secret
@@ -100,7 +101,7 @@ class Outcome:
     code: Optional[int] = None
 
 
-@dataclass(frozen=True)
+@record
 class OutboxEntry:
     """An event queued for one receiver."""
 
@@ -117,7 +118,7 @@ AGENT_CHECK = "monagent"  # the check name of the agent's own notices (host rebo
 HOST_METRIC = "host"  # the metric of its notices about the host: how the previous boot ended
 
 
-@dataclass(frozen=True)
+@record
 class ReceiverHealth:
     """What ``monagent status`` and the metrics show for one receiver (never a secret)."""
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 import string
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, tzinfo
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from monagent import catalogue
+from monagent.records import record
 
 DEFAULT_LANGUAGE = "en"
 
@@ -36,7 +37,7 @@ MAX_DECIMALS = 6
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
-@dataclass(frozen=True)
+@record
 class Text:
     """A message by id with typed arguments, instead of prose.
 

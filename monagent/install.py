@@ -20,11 +20,12 @@ import re
 import shlex
 import stat
 import sys
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 from monagent import __version__
+from monagent.records import record
 
 UNIT_NAME = "monagent.service"
 GROUP = "monagent"
@@ -57,14 +58,14 @@ class Action(enum.Enum):
     ABSENT = "absent"
 
 
-@dataclass(frozen=True)
+@record
 class Step:
     action: Action
     path: Path  # where the file is on disk (under the root)
     note: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     steps: Tuple[Step, ...]
     commands: Tuple[str, ...] = ()  # what the administrator runs next

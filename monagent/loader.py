@@ -15,18 +15,18 @@ import os
 import pwd
 import stat
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from monagent.api import Check, Context, Result, Status
+from monagent.records import record
 
 log = logging.getLogger(__name__)
 
 GROUP = "monagent.checks"
 
 
-@dataclass(frozen=True)
+@record
 class TypeInfo:
     """Where a check type comes from, for ``monagent plugins``."""
 
@@ -60,7 +60,7 @@ def _entry_points() -> Dict[str, object]:
     return {ep.name: ep for ep in group}
 
 
-@dataclass(frozen=True)
+@record
 class _OwnEntryPoint:
     """One line of monagent's own ``entry_points.txt``, loaded like an importlib entry point."""
 

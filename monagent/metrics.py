@@ -18,11 +18,12 @@ import logging
 import socket
 import threading
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.api import Metric, Status
 from monagent.metrics_config import MetricsConfig, split_listen
+from monagent.records import record
 
 if TYPE_CHECKING:
     from http.server import ThreadingHTTPServer
@@ -37,7 +38,7 @@ CYCLE_BUCKETS: Tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 # ---------------------------------------------------------------- the snapshot
 
 
-@dataclass(frozen=True)
+@record
 class CheckSnapshot:
     """The latest result of one check instance about one subject."""
 
@@ -48,7 +49,7 @@ class CheckSnapshot:
     metrics: Sequence[Metric] = ()
 
 
-@dataclass(frozen=True)
+@record
 class AlertSnapshot:
     """One alert key that is not inactive; ``phase`` is the state machine's phase name (``"firing"``)."""
 
@@ -60,7 +61,7 @@ class AlertSnapshot:
     since: Optional[float] = None
 
 
-@dataclass(frozen=True)
+@record
 class HistogramSnapshot:
     """Cumulative counts per upper bound (``+Inf`` is ``count``), plus the sum of observations."""
 
@@ -69,7 +70,7 @@ class HistogramSnapshot:
     total: float = 0.0
 
 
-@dataclass(frozen=True)
+@record
 class AgentSnapshot:
     """Everything the exposition shows, as of one moment. Built by the agent; read by scrapes."""
 

@@ -5,15 +5,15 @@ For fleets: Prometheus scrapes every agent's ``/metrics`` (docs/fleet.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Tuple
 
 from monagent.confread import Section
+from monagent.records import record
 
 DEFAULT_LISTEN = "127.0.0.1:9717"
 
 
-@dataclass(frozen=True)
+@record
 class MetricsConfig:
     """``[metrics]``: the Prometheus exposition listener, off by default."""
 

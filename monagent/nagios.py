@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from monagent.api import Direction, Metric, Status, Threshold
+from monagent.records import record
 
 __all__ = [
     "PerfDatum",
@@ -60,7 +60,7 @@ def _number(text: str) -> float:
 # ---------------------------------------------------------------- ranges
 
 
-@dataclass(frozen=True)
+@record
 class Range:
     """A Nagios threshold range: alert outside ``[start, end]``, or inside it when ``inside``."""
 
@@ -117,7 +117,7 @@ def evaluate(value: Optional[float], warning: Optional[Range], critical: Optiona
 # ---------------------------------------------------------------- perfdata
 
 
-@dataclass(frozen=True)
+@record
 class PerfDatum:
     """One perfdata field; ``value`` None is Nagios ``U``."""
 
@@ -281,7 +281,7 @@ def parse_perfdata(text: str) -> Tuple[Tuple[PerfDatum, ...], Tuple[str, ...]]:
 # ---------------------------------------------------------------- whole output
 
 
-@dataclass(frozen=True)
+@record
 class PluginOutput:
     """A plugin's stdout, split the Nagios 3 way."""
 

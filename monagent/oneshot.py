@@ -7,15 +7,15 @@ one-shot use, and what the Nagios output and the metrics' status use.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence, Tuple
 
 from monagent.api import Metric, Result, Status, Threshold, worst
 from monagent.formatting import Formatter
+from monagent.records import record
 from monagent.wording import ENGLISH, describe
 
 
-@dataclass(frozen=True)
+@record
 class MetricVerdict:
     metric: Metric
     status: Status
@@ -34,7 +34,7 @@ class MetricVerdict:
         return f"{self.metric.name} {text}"
 
 
-@dataclass(frozen=True)
+@record
 class Judged:
     result: Result
     status: Status

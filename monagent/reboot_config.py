@@ -3,16 +3,16 @@ new boot (see docs/kdump.md, "Every reboot explained")."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Tuple
 
 from monagent.api import Status
 from monagent.confread import Section
+from monagent.records import record
 
 PSTORE_DIRS = ("/sys/fs/pstore", "/var/lib/systemd/pstore")
 
 
-@dataclass(frozen=True)
+@record
 class RebootConfig:
     enabled: bool = True
     planned: str = "notice"  # notice | silent

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 
+from monagent.records import record
+
 if TYPE_CHECKING:
     import sqlite3
 
@@ -109,7 +111,7 @@ class Changes:
         return any((self.alerts, self.heard, self.outbox, self.seen, self.silences, self.acks, self.meta))
 
 
-@dataclass(frozen=True)
+@record
 class StoredState:
     """Everything the pipeline restores at start (and ``monagent status`` shows)."""
 
@@ -121,7 +123,7 @@ class StoredState:
     meta: Dict[str, str]
 
 
-@dataclass(frozen=True)
+@record
 class OutboxRow:
     """One queued outbox entry as the store keeps it: ``text`` is what was committed, unread.
 
@@ -136,7 +138,7 @@ class OutboxRow:
     durable: bool = True
 
 
-@dataclass(frozen=True)
+@record
 class Bounds:
     max_entries: int = 10_000
     max_age: float = 7 * 86400.0

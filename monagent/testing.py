@@ -22,7 +22,6 @@ hysteresis, as ``monagent check`` does. Call it again with the same instance and
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
@@ -56,6 +55,7 @@ from monagent.api import (
 from monagent.confread import ConfigError, Document, Problem, Section
 from monagent.oneshot import Judged, judge_all
 from monagent.procfs import CpuTimes
+from monagent.records import record
 from monagent.scheduler import normalise_results
 
 __all__ = [
@@ -322,7 +322,7 @@ def resolve_thresholds(
     return result
 
 
-@dataclass(frozen=True)
+@record
 class CheckReport:
     """What one run reported, and how monagent judges it (once, without hysteresis)."""
 

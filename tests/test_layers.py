@@ -28,6 +28,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
             "monagent.catalogue.en",
             "monagent.catalogue.zh",
             "monagent.formatting",
+            "monagent.records",
             "monagent.confread",
             "monagent.permissions",
             "monagent.statelock",

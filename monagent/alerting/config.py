@@ -23,17 +23,18 @@ Example::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Optional, Set, Tuple
 
 from monagent.alerting.matchers import LABELS, Matcher
 from monagent.api import Status
 from monagent.confread import Section
+from monagent.records import record
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-@dataclass(frozen=True)
+@record
 class AlertingOverrides:
     """The timing parameters of one check instance (defaults from ``[alerting]``)."""
 
@@ -62,13 +63,13 @@ class AlertingOverrides:
         return self.repeat_critical if severity == Status.CRITICAL else self.repeat_warning
 
 
-@dataclass(frozen=True)
+@record
 class TimeRange:
     start: int  # minutes after midnight, inclusive
     end: int  # minutes after midnight, exclusive; may be 1440
 
 
-@dataclass(frozen=True)
+@record
 class MaintenanceWindow:
     """A recurring window: weekdays and ``[start, end)`` times in a named IANA time zone."""
 
@@ -89,7 +90,7 @@ class MaintenanceWindow:
         return any(r.start <= minute < r.end for r in self.times)
 
 
-@dataclass(frozen=True)
+@record
 class InhibitRule:
     """While a key matching ``source`` fires, keys matching ``target`` with equal ``equal`` labels are muted."""
 
@@ -107,7 +108,7 @@ BUILTIN_INHIBIT = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class AlertingConfig:
     defaults: AlertingOverrides = AlertingOverrides()
     outage_tolerance: float = 3600.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import Any, List, Mapping, Optional, Tuple
 
 from monagent.alerting import flap
@@ -18,6 +18,7 @@ from monagent.alerting.config import AlertingOverrides
 from monagent.api import Fact, Status, Threshold
 from monagent.events import AlertKey
 from monagent.formatting import Words
+from monagent.records import record
 
 
 class Phase(str, enum.Enum):
@@ -41,14 +42,14 @@ class Change(str, enum.Enum):
     FLAP_END = "flap_end"
 
 
-@dataclass(frozen=True)
+@record
 class Transition:
     change: Change
     incident: str
     severity: Status
 
 
-@dataclass(frozen=True)
+@record
 class AlertState:
     """Everything the machine and the policy remember about one key; times are monotonic seconds."""
 
@@ -118,7 +119,7 @@ def unknown(state: AlertState) -> AlertState:
     return evolve(state, unknown_streak=state.unknown_streak + 1)
 
 
-@dataclass(frozen=True)
+@record
 class _Sample:
     level: Status
     mono: float

@@ -9,23 +9,23 @@ first run: what it finds is summarised in one notice, except occurrences marked
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 from monagent.api import Occurrence, Status, worst
 from monagent.formatting import Text
+from monagent.records import record
 
 RAN = ""  # the seen-set id that records "this check has run before"
 
 
-@dataclass(frozen=True)
+@record
 class SeenEntry:
     revision: str
     first_seen: float
     last_seen: float
 
 
-@dataclass(frozen=True)
+@record
 class Triage:
     announce: Tuple[Tuple[str, Occurrence], ...]
     summarised: Tuple[Tuple[str, Occurrence], ...]

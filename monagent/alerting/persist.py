@@ -35,6 +35,7 @@ from monagent.alerting.policy import Heard
 from monagent.alerting.silence_ack import Decision
 from monagent.alerting.suppress import Ack, Silence
 from monagent.events import AlertKey, Event
+from monagent.records import record
 from monagent.store import Changes, StoredState
 
 
@@ -95,7 +96,7 @@ class Dirty:
         return any((self.keys, self.acks, self.silences, self.seen, self.outbox, self.meta))
 
 
-@dataclass(frozen=True)
+@record
 class Written:
     """What the store holds for one key: the fields that matter, the shown ones, the heard records."""
 

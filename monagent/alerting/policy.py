@@ -11,7 +11,6 @@ to a receiver that heard the FIRING of that incident.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.alerting.config import AlertingOverrides
@@ -19,6 +18,7 @@ from monagent.alerting.machine import AlertState, Phase
 from monagent.alerting.route import Recipient, Route
 from monagent.api import Status
 from monagent.events import AlertKey, EventKind
+from monagent.records import record
 
 
 class HeardKind(str, enum.Enum):
@@ -26,7 +26,7 @@ class HeardKind(str, enum.Enum):
     RESOLVED = "resolved"
 
 
-@dataclass(frozen=True)
+@record
 class Heard:
     """The last thing one receiver was told about one key."""
 
@@ -38,7 +38,7 @@ class Heard:
         return self.kind == HeardKind.FIRING and (incident is None or self.incident == incident)
 
 
-@dataclass(frozen=True)
+@record
 class Decision:
     heard: Mapping[str, Heard]
     sends: Tuple[Tuple[str, EventKind], ...]  # (receiver, kind)
@@ -82,7 +82,7 @@ def reconcile(
 _SILENT = EventKind.NOTICE  # marker: update heard without sending
 
 
-@dataclass(frozen=True)
+@record
 class _Policy:
     params: AlertingOverrides
     acked: Optional[Status]

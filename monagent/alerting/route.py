@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
 from typing import Tuple
 
 from monagent.api import LEVELS, Status
 from monagent.confread import Section
+from monagent.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Route:
     """Which events a receiver gets: check-name globs (empty: all) and severities (empty: all)."""
 
@@ -28,7 +28,7 @@ class Route:
         return True
 
 
-@dataclass(frozen=True)
+@record
 class Recipient:
     """A receiver by name with its route: who the notification policy may tell."""
 

@@ -8,19 +8,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from monagent.api import Fact, Occurrence, Result, Status, Threshold
 from monagent.checkrun import CheckRun
 from monagent.events import AlertKey
 from monagent.formatting import Words
+from monagent.records import record
 
 UNKNOWN_METRIC = "#unknown"
 STATUS_METRIC = "status"
 
 
-@dataclass(frozen=True)
+@record
 class Sample:
     """One observation of one alert key; ``unknown`` samples carry no level."""
 
@@ -40,7 +41,7 @@ class Sample:
         return self.verdict == Status.UNKNOWN
 
 
-@dataclass(frozen=True)
+@record
 class Translation:
     samples: Tuple[Sample, ...]
     unknown_subjects: Mapping[str, Words]  # subject -> reason, for subjects the check could not judge ("": the run)

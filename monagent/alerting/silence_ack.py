@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from monagent.alerting.machine import AlertState
@@ -24,6 +24,7 @@ from monagent.alerting.matchers import Matcher, find_key
 from monagent.alerting.suppress import Ack, Silence
 from monagent.confread import MAX_DURATION, printable
 from monagent.events import AlertKey
+from monagent.records import record
 
 MAX_TEXT = 1024  # author, key, silence id
 MAX_COMMENT = 4096
@@ -101,7 +102,7 @@ def _field(where: str, kind: str, value: Any, now: float) -> Any:
     return float(value)
 
 
-@dataclass(frozen=True)
+@record
 class Decision:
     """What one request changes: a new or expired silence, or a new ack (exactly one of them)."""
 

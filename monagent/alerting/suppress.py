@@ -6,16 +6,16 @@ key at one moment, why its notifications are muted ("" when they are not).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from monagent.alerting.config import InhibitRule, MaintenanceWindow
 from monagent.alerting.matchers import Matcher, key_labels
 from monagent.api import Status
 from monagent.events import AlertKey
+from monagent.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Silence:
     """Muted notifications for matching keys from ``starts_at`` to ``ends_at`` (required)."""
 
@@ -59,7 +59,7 @@ class Silence:
         )
 
 
-@dataclass(frozen=True)
+@record
 class Ack:
     """An acknowledged incident: no reminders or de-escalations until it ends or gets worse."""
 
@@ -99,7 +99,7 @@ class Ack:
         )
 
 
-@dataclass(frozen=True)
+@record
 class Suppressions:
     """Everything that can mute a key at one moment; ``open_keys`` are the keys in FIRING or RESOLVING
     with their check type and severity."""

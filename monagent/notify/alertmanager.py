@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Set, Tuple
 
@@ -29,6 +29,7 @@ from monagent.api import Status
 from monagent.events import Event, EventKind, OutboxEntry, Outcome, OutcomeKind
 from monagent.notify.alertmanager_config import AlertmanagerConfig
 from monagent.notify.base import Outbox
+from monagent.records import record
 from monagent.wording import ENGLISH, event_summary, fact_text
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class MemoryKeyValue:
 # ---------------------------------------------------------------- alerts
 
 
-@dataclass(frozen=True)
+@record
 class AmAlert:
     """One alert as Alertmanager sees it. ``ends_at`` None: firing, ends ``ends_at_lead`` after each post."""
 
@@ -255,7 +256,7 @@ class ActiveSet:
 # ---------------------------------------------------------------- the receiver
 
 
-@dataclass(frozen=True)
+@record
 class UrlHealth:
     """The last post to one Alertmanager URL."""
 

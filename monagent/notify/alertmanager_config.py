@@ -7,20 +7,21 @@ For fleets: every agent tells the Alertmanagers of an HA cluster its current ale
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from monagent.alerting.route import Route, parse_route
 from monagent.confread import Secret, Section, _describe, url_problem
+from monagent.records import record
 
 WATCHDOG_NAME = "MonagentWatchdog"
 RESERVED_LABELS = ("alertname", "instance", "check", "subject", "metric", "severity", "occurrence")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-@dataclass(frozen=True)
+@record
 class AlertmanagerConfig:
     """``[notifiers.alertmanager]``: every Alertmanager of one HA cluster, told the current state."""
 

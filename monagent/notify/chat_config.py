@@ -8,7 +8,7 @@ inline, from ``${ENV}``, from ``*_file`` or from a systemd credential (``*_crede
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Mapping, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +17,7 @@ from monagent.api import LEVELS
 from monagent.confread import Secret, Section, is_deferred, url_problem
 from monagent.formatting import load_zone
 from monagent.notify.delivery import DINGTALK_BODY_LIMIT, Delivery
+from monagent.records import record
 
 DINGTALK_SEND_URL = "https://oapi.dingtalk.com/robot/send"
 DINGTALK_RATE_CAP = 20  # messages per rolling minute per robot, enforced by DingTalk
@@ -26,7 +27,7 @@ ROBOT_DELIVERY = Delivery()
 WEBHOOK_DELIVERY = Delivery(max_sends_per_minute=60, body_budget=1_000_000)  # no cloud rate cap
 
 
-@dataclass(frozen=True)
+@record
 class Mentions:
     """Who is @-mentioned for one severity (DingTalk ``at``: atMobiles, atUserIds, isAtAll)."""
 
@@ -38,7 +39,7 @@ class Mentions:
         return bool(self.at_mobiles or self.at_user_ids or self.at_all)
 
 
-@dataclass(frozen=True)
+@record
 class DingTalkConfig:
     name: str
     webhook: Secret  # the whole send URL including ``access_token``
@@ -56,7 +57,7 @@ class DingTalkConfig:
         return f"dingtalk:{self.name}"
 
 
-@dataclass(frozen=True)
+@record
 class WebhookConfig:
     name: str
     url: Secret

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from monagent import catalogue
@@ -21,6 +21,7 @@ from monagent.api import Fact, Status
 from monagent.events import AGENT_CHECK, HOST_METRIC, Event, EventKind
 from monagent.formatting import Formatter, load_zone
 from monagent.notify.coalesce import Batch, HeldReason, Item
+from monagent.records import record
 from monagent.wording import event_summary, fact_text
 
 COLOURS = {"critical": "#FF0000", "warning": "#FF9900", "resolved": "#008000", "info": "#1E90FF"}
@@ -30,7 +31,7 @@ FIELD_CHARS = 300
 HEADLINE_CHARS = 120
 
 
-@dataclass(frozen=True)
+@record
 class Style:
     """How one receiver renders: language, time zone, keywords and mentions."""
 
@@ -43,7 +44,7 @@ class Style:
         return catalogue.lookup(self.language, key) or key
 
 
-@dataclass(frozen=True)
+@record
 class Message:
     title: str
     text: str
@@ -435,7 +436,7 @@ def _cut(text: str, fits: Callable[[str], bool]) -> str:
     return text[:low].rstrip("\\") + "…"
 
 
-@dataclass(frozen=True)
+@record
 class _Frame:
     """Everything of a message but its blocks and the "+N more" line."""
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from monagent.api import Status
 from monagent.events import Event, EventKind, OutboxEntry
+from monagent.records import record
 
 _PROBLEM_KINDS = (EventKind.FIRING, EventKind.ESCALATED, EventKind.DEESCALATED, EventKind.REMINDER)
 
@@ -32,7 +32,7 @@ class HeldReason(str, enum.Enum):
     UNAVAILABLE = "unavailable"
 
 
-@dataclass(frozen=True)
+@record
 class Item:
     """One line or block of a message: the event to describe and every entry it stands for."""
 
@@ -49,7 +49,7 @@ class Item:
         return self.event.kind in _PROBLEM_KINDS or self.event.kind == EventKind.OCCURRENCE
 
 
-@dataclass(frozen=True)
+@record
 class Batch:
     """What the dispatcher hands a chat receiver for one request."""
 
@@ -71,7 +71,7 @@ class Batch:
         return bool(self.held) and len(self.items) > 1
 
 
-@dataclass(frozen=True)
+@record
 class Coalesced:
     items: Tuple[Item, ...]
     cancelled: Tuple[int, ...]  # seqs of entries that cancelled out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from monagent.alerting.config import AlertingConfig
@@ -11,13 +10,14 @@ from monagent.confread import Section
 from monagent.notify.console_config import ConsoleConfig, parse_console
 from monagent.notify.delivery import Delivery
 from monagent.notify.registry import NAMED, ONE, RECEIVERS
+from monagent.records import record
 
 if TYPE_CHECKING:
     from monagent.notify.alertmanager_config import AlertmanagerConfig
     from monagent.notify.chat_config import DingTalkConfig, WebhookConfig
 
 
-@dataclass(frozen=True)
+@record
 class NotifiersConfig:
     """One attribute per receiver kind (``registry.RECEIVERS``' ``field``)."""
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from monagent.alerting.route import Route, parse_route
 from monagent.confread import Section
+from monagent.records import record
 
 
-@dataclass(frozen=True)
+@record
 class ConsoleConfig:
     enabled: bool
     route: Route

@@ -4,14 +4,14 @@ secrets out of text that may quote its URL (requests' exception messages do)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from monagent.confread import redact
+from monagent.records import record
 
 DINGTALK_BODY_LIMIT = 20_000  # bytes of UTF-8 request body, enforced by DingTalk
 
 
-@dataclass(frozen=True)
+@record
 class Delivery:
     """Pacing shared by every chat receiver (DingTalk robot or webhook)."""
 

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote_plus
 
@@ -23,6 +22,7 @@ from monagent.notify.chat_config import DingTalkConfig
 from monagent.notify.chat_text import Style, render, render_test, severity_name
 from monagent.notify.coalesce import Batch, coalesce
 from monagent.notify.delivery import scrub
+from monagent.records import record
 from monagent.wording import ENGLISH
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 QUOTA_PAUSE = 3600.0  # 90030 webhook over limit: do not retry soon
 
 
-@dataclass(frozen=True)
+@record
 class ErrCode:
     """What an errcode means and what to fix, by catalogue id (``dingtalk.err.*``), in any language."""
 
@@ -114,7 +114,7 @@ def sign(secret: str, timestamp_ms: int) -> str:
     return quote_plus(base64.b64encode(digest).decode("ascii"))
 
 
-@dataclass(frozen=True)
+@record
 class Reply:
     """The raw answer of one request, for ``monagent notify-test``."""
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import socket
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, List, Mapping, Optional
 from urllib.parse import urljoin, urlsplit
+
+from monagent.records import record
 
 if TYPE_CHECKING:
     import requests
@@ -38,7 +39,7 @@ class Redirected(HttpFailure):
     """The receiver answered with a redirect, which is not followed."""
 
 
-@dataclass(frozen=True)
+@record
 class HttpReply:
     status: int
     headers: Mapping[str, str]
