@@ -12,7 +12,6 @@ looked on the previous runs, and the reasons it already parsed.
 
 from __future__ import annotations
 
-import logging
 import os
 import pwd
 from dataclasses import replace
@@ -24,13 +23,21 @@ from monagent.checks.kdump_config import configured_roots
 from monagent.api import Check, Context, MetricSpec, Occurrence, Result, Status, StuckCall, Text, joined
 
 if TYPE_CHECKING:
+    import logging
+
     from monagent.checks.kdump_reason import CrashReport
     from monagent.checks.kdump_scan import FoundDump, RootScan
 
 # The scanner, layouts, reason parser and occurrence builder are imported where a run needs
 # them: loading the check class (monagent validate, plugins) then stays cheap (~30 ms less).
 
-log = logging.getLogger(__name__)
+
+def log() -> logging.Logger:
+    """This module's logger; ``logging`` is imported at the first line logged (start-up, #17)."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 DEFAULT_ROOT = "/var/crash"
 
@@ -252,9 +259,9 @@ class KdumpCheck(Check):
             return
         name, why = scan.ignored[0]
         if scan.ignored_count == 1:
-            log.warning("%s: %r %s; not treated as a kernel crash dump (see trusted_owners)", scan.root, name, why)
+            log().warning("%s: %r %s; not treated as a kernel crash dump (see trusted_owners)", scan.root, name, why)
         else:
-            log.warning(
+            log().warning(
                 "%s: %d untrusted entries ignored, e.g. %r %s; not treated as kernel crash dumps (see trusted_owners)",
                 scan.root,
                 scan.ignored_count,

@@ -13,13 +13,20 @@ absent files add nothing: the default ``/var/crash`` is always scanned.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
-import shlex
-from typing import Callable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import logging
+
+
+def log() -> logging.Logger:
+    """This module's logger; ``logging`` is imported at the first line logged (start-up, #17)."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 _FS_TARGETS = ("ext2", "ext3", "ext4", "xfs", "btrfs", "minix", "vfat")
 
@@ -51,7 +58,7 @@ def _read_lines(path: str) -> Sequence[str]:
     except FileNotFoundError:
         return ()
     except OSError as exc:
-        log.warning("cannot read %s: %s", path, exc.strerror or exc)
+        log().warning("cannot read %s: %s", path, exc.strerror or exc)
         return ()
 
 
@@ -64,9 +71,11 @@ def _shell_value(path: str, name: str) -> str:
         if not match:
             continue
         try:
+            import shlex  # only when the file sets it
+
             words = shlex.split(match.group(1), comments=True)
         except ValueError:
-            log.warning("%s:%d: %s: cannot parse the value", path, number, name)
+            log().warning("%s:%d: %s: cannot parse the value", path, number, name)
             continue
         value = words[0] if words else ""
     return value
@@ -87,7 +96,7 @@ def _kdump_conf_path(path: str, mountpoint_of: MountLookup) -> str:
         elif key in _FS_TARGETS:
             target_mount = mountpoint_of(value)
             if target_mount is None:
-                log.info("%s: %s target %s is not mounted; its dumps cannot be watched here", path, key, value)
+                log().info("%s: %s target %s is not mounted; its dumps cannot be watched here", path, key, value)
     if not seen_any or target_mount is None:
         return ""
     if target_mount:

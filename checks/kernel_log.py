@@ -15,8 +15,7 @@ the kernel repeats the line.
 
 from __future__ import annotations
 
-import logging
-import threading
+import _thread
 from typing import TYPE_CHECKING, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.checks.kernel_patterns import TEXTS, Problem, find_problems
@@ -24,13 +23,21 @@ from monagent.checks.kernel_patterns import TEXTS, Problem, find_problems
 from monagent.api import Check, Context, MetricSpec, Occurrence, Result, Status
 
 if TYPE_CHECKING:
+    import logging
+
     from monagent.checks.journal_follow import JournalFollower
 
 # The journal reader and follower are imported by run(): loading the class (monagent validate, plugins) stays cheap.
 # The patterns module comes with the class: its texts are the check's own (Check.texts).
 JOURNALCTL = "journalctl"  # as monagent.checks.journal_read.JOURNALCTL
 
-log = logging.getLogger(__name__)
+
+def log() -> logging.Logger:
+    """This module's logger; ``logging`` is imported at the first line logged (start-up, #17)."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 KINDS = ("hung_task", "soft_lockup", "hard_lockup", "rcu_stall", "mce", "oom_panic", "watchdog", "thermal")
 DEFAULT_KINDS = ("hung_task", "soft_lockup", "hard_lockup", "rcu_stall", "mce")
@@ -77,7 +84,7 @@ class KernelLogCheck(Check):
         self._problems: Dict[Tuple[str, str], Problem] = {}
         self._first_time: Dict[Tuple[str, str], float] = {}
         # close() may come from another thread while a run is in flight: the follower is this lock's.
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # threading.Lock itself; threading costs 2 ms of start-up
         self._follower: Optional[JournalFollower] = None
         self._closed = False
 
@@ -126,7 +133,7 @@ class KernelLogCheck(Check):
         if gone:
             status = follower.stop()
             error = follower.last_error
-            log.warning(
+            log().warning(
                 "%s --follow (pid %d) %s%s; reading the kernel log once from the last cursor",
                 self.journalctl,
                 follower.pid,
@@ -145,7 +152,7 @@ class KernelLogCheck(Check):
             try:
                 self._follower = JournalFollower(["-k", "-b", "0", "--follow", *self._position()], journalctl=self.journalctl)
             except JournalUnavailable as exc:
-                log.warning("cannot follow the kernel log (%s); reading it once at each run", exc)
+                log().warning("cannot follow the kernel log (%s); reading it once at each run", exc)
 
     def _stop_follower(self) -> None:
         with self._lock:

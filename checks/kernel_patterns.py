@@ -9,6 +9,7 @@ classifier names them as hints when the previous boot ended without a record.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Pattern, Tuple
@@ -87,85 +88,90 @@ def _mce(m: re.Match[str]) -> Tuple[Text, str]:
     return reason, m["bank"] or m["edac_kind"] or m["sev"] or ""
 
 
-_RULES: List[_Rule] = [
-    (
-        "hung_task",
-        re.compile(r"INFO: task (?P<comm>.+?):(?P<pid>\d+) blocked for more than (?P<secs>\d+) seconds"),
-        Status.WARNING,
-        lambda m: (said("kernel_log.hung_task", comm=m["comm"], pid=m["pid"], secs=int(m["secs"])), m["comm"]),
-    ),
-    (
-        "soft_lockup",
-        re.compile(r"soft lockup - CPU#(?P<cpu>\d+) stuck for (?P<secs>\d+)s!(?: \[(?P<comm>.+?):(?P<pid>\d+)\])?"),
-        Status.CRITICAL,
-        lambda m: (
-            said("kernel_log.soft_lockup_in", cpu=m["cpu"], secs=int(m["secs"]), comm=m["comm"], pid=m["pid"])
-            if m["comm"]
-            else said("kernel_log.soft_lockup", cpu=m["cpu"], secs=int(m["secs"])),
-            m["comm"] or f"CPU#{m['cpu']}",
+@functools.cache
+def _rules() -> List[_Rule]:
+    """The rules, compiled at the first line matched: compiling them costs ~2 ms that ``monagent validate``
+    and every start-up would pay for nothing (#17)."""
+    return [
+        (
+            "hung_task",
+            re.compile(r"INFO: task (?P<comm>.+?):(?P<pid>\d+) blocked for more than (?P<secs>\d+) seconds"),
+            Status.WARNING,
+            lambda m: (said("kernel_log.hung_task", comm=m["comm"], pid=m["pid"], secs=int(m["secs"])), m["comm"]),
         ),
-    ),
-    (
-        "hard_lockup",
-        re.compile(r"(?:Watchdog detected hard LOCKUP on cpu (?P<cpu>\d+)|NMI watchdog: .*hard LOCKUP)"),
-        Status.CRITICAL,
-        lambda m: (
-            said("kernel_log.hard_lockup_on", cpu=m["cpu"]) if m["cpu"] else said("kernel_log.hard_lockup"),
-            m["cpu"] or "",
+        (
+            "soft_lockup",
+            re.compile(r"soft lockup - CPU#(?P<cpu>\d+) stuck for (?P<secs>\d+)s!(?: \[(?P<comm>.+?):(?P<pid>\d+)\])?"),
+            Status.CRITICAL,
+            lambda m: (
+                said("kernel_log.soft_lockup_in", cpu=m["cpu"], secs=int(m["secs"]), comm=m["comm"], pid=m["pid"])
+                if m["comm"]
+                else said("kernel_log.soft_lockup", cpu=m["cpu"], secs=int(m["secs"])),
+                m["comm"] or f"CPU#{m['cpu']}",
+            ),
         ),
-    ),
-    (
-        "rcu_stall",
-        re.compile(r"rcu: INFO: (?P<flavour>rcu_\w+) detected (?:stalls|expedited stalls)"),
-        Status.WARNING,
-        lambda m: (said("kernel_log.rcu_stall", flavour=m["flavour"]), m["flavour"]),
-    ),
-    (
-        "mce",
-        re.compile(
-            r"(?:mce: \[Hardware Error\]: (?:CPU (?P<cpu>\d+): )?Machine Check(?: Exception)?:?(?:.*?Bank (?P<bank>\d+))?"
-            r"|Machine check events logged|\[Hardware Error\]: (?:event severity: (?P<sev>\w+)|.*[Uu]ncorrected)"
-            r"|EDAC \S+: (?P<edac>\d+) (?P<edac_kind>UE|CE) )"
+        (
+            "hard_lockup",
+            re.compile(r"(?:Watchdog detected hard LOCKUP on cpu (?P<cpu>\d+)|NMI watchdog: .*hard LOCKUP)"),
+            Status.CRITICAL,
+            lambda m: (
+                said("kernel_log.hard_lockup_on", cpu=m["cpu"]) if m["cpu"] else said("kernel_log.hard_lockup"),
+                m["cpu"] or "",
+            ),
         ),
-        Status.WARNING,
-        _mce,
-    ),
-    (
-        "oom_panic",
-        re.compile(r"Kernel panic - not syncing: (?P<why>(?:System is deadlocked on memory|Out of memory.*))"),
-        Status.CRITICAL,
-        lambda m: (said("kernel_log.oom_panic", why=m["why"]), ""),
-    ),
-    (
-        "watchdog",
-        re.compile(
-            r"(?P<text>(?:softdog|iTCO_wdt|watchdog\d*): .*(?:[Ii]nitiating system reboot|did not stop|expired)"
-            r"|Watchdog timer expired.*)"
+        (
+            "rcu_stall",
+            re.compile(r"rcu: INFO: (?P<flavour>rcu_\w+) detected (?:stalls|expedited stalls)"),
+            Status.WARNING,
+            lambda m: (said("kernel_log.rcu_stall", flavour=m["flavour"]), m["flavour"]),
         ),
-        Status.CRITICAL,
-        lambda m: (said("kernel_log.watchdog", line=m["text"]), ""),
-    ),
-    (
-        "thermal",
-        re.compile(
-            r"(?P<text>CPU\d+: (?:Core|Package) temperature (?:above threshold|.*throttled).*"
-            r"|[Cc]ritical temperature reached.*|thermal \S+: critical temperature reached.*)"
+        (
+            "mce",
+            re.compile(
+                r"(?:mce: \[Hardware Error\]: (?:CPU (?P<cpu>\d+): )?Machine Check(?: Exception)?:?(?:.*?Bank (?P<bank>\d+))?"
+                r"|Machine check events logged|\[Hardware Error\]: (?:event severity: (?P<sev>\w+)|.*[Uu]ncorrected)"
+                r"|EDAC \S+: (?P<edac>\d+) (?P<edac_kind>UE|CE) )"
+            ),
+            Status.WARNING,
+            _mce,
         ),
-        Status.WARNING,
-        lambda m: (said("kernel_log.thermal", line=m["text"]), ""),
-    ),
-]
+        (
+            "oom_panic",
+            re.compile(r"Kernel panic - not syncing: (?P<why>(?:System is deadlocked on memory|Out of memory.*))"),
+            Status.CRITICAL,
+            lambda m: (said("kernel_log.oom_panic", why=m["why"]), ""),
+        ),
+        (
+            "watchdog",
+            re.compile(
+                r"(?P<text>(?:softdog|iTCO_wdt|watchdog\d*): .*(?:[Ii]nitiating system reboot|did not stop|expired)"
+                r"|Watchdog timer expired.*)"
+            ),
+            Status.CRITICAL,
+            lambda m: (said("kernel_log.watchdog", line=m["text"]), ""),
+        ),
+        (
+            "thermal",
+            re.compile(
+                r"(?P<text>CPU\d+: (?:Core|Package) temperature (?:above threshold|.*throttled).*"
+                r"|[Cc]ritical temperature reached.*|thermal \S+: critical temperature reached.*)"
+            ),
+            Status.WARNING,
+            lambda m: (said("kernel_log.thermal", line=m["text"]), ""),
+        ),
+    ]
 
-_UNCORRECTED = re.compile(r"(?i)uncorrect|\bUE\b|fatal|severity: (?:fatal|recoverable)")
+
+_UNCORRECTED = r"(?i)uncorrect|\bUE\b|fatal|severity: (?:fatal|recoverable)"  # compiled at first use (re's cache)
 
 
 def match_line(line: str) -> Optional[Problem]:
-    for kind, pattern, severity, describe in _RULES:
+    for kind, pattern, severity, describe in _rules():
         found = pattern.search(line)
         if found is None:
             continue
         reason, subject = describe(found)
-        level = Status.CRITICAL if kind == "mce" and _UNCORRECTED.search(line) else severity
+        level = Status.CRITICAL if kind == "mce" and re.search(_UNCORRECTED, line) else severity
         return Problem(kind, subject.strip(), reason, level, line.strip())
     return None
 

@@ -14,24 +14,33 @@ kills it cannot tell apart); occurrence ids are ``boot id + counter``, unique pe
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:
+    import logging
 
 from monagent.api import Check, Context, Fact, Formatter, MetricSpec, Occurrence, Result, Status
 
-log = logging.getLogger(__name__)
+
+def log() -> logging.Logger:
+    """This module's logger; ``logging`` is imported at the first line logged (start-up, #17)."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 MAX_KILLS_SHOWN = 5
-_KILLED = re.compile(
+# Patterns as text: compiled at first use (re's own cache), not at every start-up (#17).
+_KILLED = (
     r"Killed process (?P<pid>\d+) \((?P<comm>.*?)\) total-vm:(?P<total_vm>\d+)kB, anon-rss:(?P<anon_rss>\d+)kB, "
     r"file-rss:(?P<file_rss>\d+)kB, shmem-rss:(?P<shmem_rss>\d+)kB(?:,? UID:(?P<uid>\d+))?"
     r"(?: pgtables:(?P<pgtables>\d+)kB)?(?: oom_score_adj:(?P<adj>-?\d+))?"
 )
-_OOM_KILL_LINE = re.compile(r"oom-kill:(?P<fields>\S+)")
-_DMESG_PREFIX = re.compile(r"^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s?)?(?:\[\s*[TC]\d+\]\s?)?")
+_OOM_KILL_LINE = r"oom-kill:(?P<fields>\S+)"
+_DMESG_PREFIX = r"^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s?)?(?:\[\s*[TC]\d+\]\s?)?"
 
 
 @dataclass(frozen=True)
@@ -169,7 +178,7 @@ class OomCheck(Check):
             with open(os.path.join(self.proc_root, "vmstat"), "rb") as fh:
                 text = b"\n" + fh.read()
         except OSError as exc:
-            log.warning("cannot read %s/vmstat: %s", self.proc_root, exc.strerror or exc)
+            log().warning("cannot read %s/vmstat: %s", self.proc_root, exc.strerror or exc)
             return None
         at = text.find(b"\noom_kill ")
         if at < 0:
@@ -267,11 +276,11 @@ def parse_kills(records: Sequence[Tuple[int, str]]) -> List[Kill]:
     kills = []
     fields: Dict[str, str] = {}
     for seq, text in records:
-        marker = _OOM_KILL_LINE.search(text)
+        marker = re.search(_OOM_KILL_LINE, text)
         if marker:
             fields = dict(part.split("=", 1) for part in marker.group("fields").split(",") if "=" in part)
             continue
-        match = _KILLED.search(text)
+        match = re.search(_KILLED, text)
         if not match:
             continue
         same = fields.get("pid") == match.group("pid")
@@ -300,7 +309,7 @@ def _read_kmsg(path: str) -> Optional[List[Tuple[int, str]]]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        log.debug("cannot open %s: %s", path, exc.strerror)
+        log().debug("cannot open %s: %s", path, exc.strerror)
         return None
     chunks = []
     try:
@@ -332,9 +341,9 @@ def _run_dmesg(command: Sequence[str]) -> Optional[List[Tuple[int, str]]]:
     try:
         done = subprocess.run(list(command), capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        log.debug("cannot run %s: %s", command[0], exc)
+        log().debug("cannot run %s: %s", command[0], exc)
         return None
     if done.returncode != 0:
         return None
     lines = done.stdout.decode("utf-8", errors="replace").splitlines()
-    return [(-1, _DMESG_PREFIX.sub("", line)) for line in lines]
+    return [(-1, re.sub(_DMESG_PREFIX, "", line)) for line in lines]

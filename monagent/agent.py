@@ -12,7 +12,6 @@ the outbox.
 from __future__ import annotations
 
 import faulthandler
-import logging
 import os
 import signal
 import threading
@@ -32,6 +31,7 @@ from monagent.confread import ConfigError
 from monagent.context import SystemFacts
 from monagent.control import ControlServer
 from monagent.firstcycle import FirstCycle
+from monagent.lazylog import get_logger
 from monagent.loader import Registry
 from monagent.logsetup import setup_logging
 from monagent.metrics import CycleHistogram, MetricsServer, MetricsServerError
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from monagent.config import Config  # annotations only, as the three below
     from monagent.notify.base import Dispatcher, Outbox
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 EX_CANTCREAT = 73  # sysexits.h, as in monagent.cli (imported lazily there)
 EX_TEMPFAIL = 75

@@ -10,15 +10,15 @@ Nothing here depends on the group wait or on how fast a worker starts.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import Any, List, Optional, Tuple
 
 from monagent.api import StuckCall
 from monagent.bootend import Evidence, Verdict, classify
+from monagent.lazylog import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 KDUMP_TYPE = "kdump"
 

@@ -15,7 +15,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from monagent import __version__
 
@@ -64,6 +64,31 @@ def _command_of(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size`` finds it ($COLUMNS, else stdout's
+    terminal, else 80), without importing shutil: 3 ms of every command's start-up (#17)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class DescriptionFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's RawDescriptionHelpFormatter (descriptions and epilogs as written), sized by
+    ``_columns``; every parser of monagent uses it."""
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: Optional[int] = None, **kwargs: Any
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width, **kwargs)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
@@ -79,7 +104,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
         "message, and delivers them to DingTalk, webhooks, Alertmanager or the console.",
         epilog="Examples:\n  monagent run -c /etc/monagent/agent.toml\n  monagent -c agent.toml check\n"
         "  MONAGENT_CONFIG=agent.toml monagent status",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=DescriptionFormatter,
     )
     parser.add_argument("--version", action="version", version=f"monagent {__version__}")
     parser.add_argument(

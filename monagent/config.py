@@ -10,7 +10,6 @@ metrics.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import field
@@ -22,12 +21,13 @@ from monagent import catalogue
 from monagent.alerting.config import AlertingConfig, AlertingOverrides, parse_alerting, parse_overrides
 from monagent.api import Direction, MetricSpec, Threshold
 from monagent.confread import ConfigError, Deferred, Document, Problem, Section, format_duration, limit_problems, nesting_problem
+from monagent.lazylog import get_logger
 from monagent.metrics_config import MetricsConfig, parse_metrics
 from monagent.notify.config import NotifiersConfig, parse_notifiers
 from monagent.reboot_config import RebootConfig, parse_reboot
 from monagent.records import record
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 if TYPE_CHECKING:  # the loader imports plugin code; it stays out of module import time
     from monagent.loader import Registry

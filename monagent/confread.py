@@ -9,7 +9,6 @@ the next problem too. ``finish()`` reports the keys nobody asked for, with a
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from pathlib import Path
@@ -337,6 +336,8 @@ class Section:
         for key in self.data:
             if key in self._used or key in extra_known:
                 continue
+            import difflib  # only for an unknown key
+
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
             accepted = f"; accepted keys: {', '.join(known)}" if known and not close else ""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import socket
 import socketserver
@@ -20,7 +19,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
-log = logging.getLogger(__name__)
+from monagent.lazylog import get_logger
+
+log = get_logger(__name__)
 
 IDLE_POLL = 300.0  # seconds between the control thread's idle wake-ups (stop() wakes it with a connection)
 

@@ -14,7 +14,6 @@ Values are read only when this user may read them; nothing here is ever printed.
 from __future__ import annotations
 
 import os
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple
@@ -136,6 +135,8 @@ def _decrypt(name: str, path: Path) -> Optional[str]:
 
 def _parse_environment(value: str) -> Dict[str, str]:
     out = {}
+    import shlex  # only for a unit with Environment=
+
     try:
         words = shlex.split(value)
     except ValueError:

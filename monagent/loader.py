@@ -9,19 +9,33 @@ permissions, disables only its own type: instances of it report UNKNOWN with the
 
 from __future__ import annotations
 
-import importlib.util
-import logging
+import contextlib
+import importlib
 import os
 import pwd
 import stat
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from monagent.api import Check, Context, Result, Status
+from monagent.lazylog import get_logger
 from monagent.records import record
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
+_quiet = [0]  # how many quiet() blocks are open
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Keep the loader's own log lines out while a command that prints each reason itself runs
+    (validate's problems, check's UNKNOWN row, plugins' ERROR column)."""
+    _quiet[0] += 1
+    try:
+        yield
+    finally:
+        _quiet[0] -= 1
+
 
 GROUP = "monagent.checks"
 
@@ -201,7 +215,8 @@ class Registry:
             try:
                 self.allowed_uids.append(pwd.getpwnam(name).pw_uid)
             except KeyError:
-                log.warning("trusted plugin owner %s does not exist", name)
+                if not _quiet[0]:
+                    log.warning("trusted plugin owner %s does not exist", name)
         self._classes: Dict[str, type] = {}
         self.infos: Dict[str, TypeInfo] = {}
         self._eps: Optional[Dict[str, object]] = None
@@ -278,11 +293,12 @@ class Registry:
     def _report(self, section: Optional[object], message: str, key: str = "type") -> None:
         if section is not None and hasattr(section, "error"):
             section.error(key, message)
-        else:
+        elif not _quiet[0]:
             log.error("%s", message)
 
     def _fail(self, type_name: str, source: str, reason: str) -> type:
-        log.error('check type "%s" from %s disabled: %s', type_name, source, reason)
+        if not _quiet[0]:
+            log.error('check type "%s" from %s disabled: %s', type_name, source, reason)
         self.infos[type_name] = TypeInfo(type_name, source, reason)
         return broken_check_class(type_name, reason)
 
@@ -291,7 +307,8 @@ class Registry:
         try:
             obj = ep.load()  # type: ignore[attr-defined]
         except Exception as exc:  # any import-time error of third-party code disables only its type
-            log.debug("import of %s failed", source, exc_info=True)
+            if not _quiet[0]:
+                log.debug("import of %s failed", source, exc_info=True)
             return self._fail(type_name, source, f"{type(exc).__name__}: {exc}")
         if not (isinstance(obj, type) and issubclass(obj, Check)):
             return self._fail(type_name, source, "does not point to a subclass of monagent.api.Check")
@@ -308,6 +325,8 @@ class Registry:
             # as the agent's user while the .py it claims to come from passes every check.
             source = read_source(path, self.allowed_uids)
             code = compile(source, str(path), "exec", dont_inherit=True)
+            import importlib.util  # only for plugin files
+
             spec = importlib.util.spec_from_loader(module_name, loader=None, origin=str(path))
             if spec is None:
                 return self._fail(type_name, str(path), "not a loadable Python file")
@@ -320,7 +339,8 @@ class Registry:
             return self._fail(type_name, str(path), f"refused: {exc}")
         except Exception as exc:  # a broken plugin file disables only its own type
             sys.modules.pop(module_name, None)
-            log.debug("import of %s failed", path, exc_info=True)
+            if not _quiet[0]:
+                log.debug("import of %s failed", path, exc_info=True)
             return self._fail(type_name, str(path), f"{type(exc).__name__}: {exc}")
         cls = getattr(module, "CHECK", None)
         if cls is None:

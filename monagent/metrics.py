@@ -14,7 +14,6 @@ name (``_seconds``), ``_total`` on counters. A check's own values keep their uni
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 from bisect import bisect_left
@@ -22,6 +21,7 @@ from dataclasses import field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from monagent.api import Metric, Status
+from monagent.lazylog import get_logger
 from monagent.metrics_config import MetricsConfig, split_listen
 from monagent.records import record
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from prometheus_client.registry import CollectorRegistry
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CYCLE_BUCKETS: Tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 

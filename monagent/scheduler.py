@@ -25,7 +25,6 @@ The scheduler never reads the clock: ``step(now, monotonic)`` is given the time.
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import threading
@@ -37,8 +36,9 @@ from monagent.api import Check, Context, Result, Status
 from monagent.checkrun import CheckRun
 from monagent.config import CheckConfig
 from monagent.formatting import Formatter, Words
+from monagent.lazylog import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 ABANDONED_THREAD_CAP = 20
 

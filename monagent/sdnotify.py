@@ -19,13 +19,14 @@ The agent calls, from its main process only (``NotifyAccess=main``)::
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import time
 from typing import Callable, Dict, Mapping, MutableMapping, Optional, Tuple
 
-log = logging.getLogger(__name__)
+from monagent.lazylog import get_logger
+
+log = get_logger(__name__)
 
 # Variables that give a process the right to talk to systemd; a child must not inherit them.
 _SUPERVISION_PREFIXES = ("NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_")

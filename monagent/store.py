@@ -19,7 +19,6 @@ raises :class:`StoreUnavailable`; the caller keeps its changes and tries again.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import threading
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 
+from monagent.lazylog import get_logger
 from monagent.records import record
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from monagent.events import ReceiverHealth
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DB_NAME = "state.db"
 

@@ -26,13 +26,14 @@ commands that run plugins start no helper.
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import threading
 from typing import Optional
 
-log = logging.getLogger(__name__)
+from monagent.lazylog import get_logger
+
+log = get_logger(__name__)
 
 # POSIX sh: keep " PGID PGID ... " while the agent lives; at end of file SIGKILL each group.
 SCRIPT = r"""trap '' HUP INT TERM QUIT

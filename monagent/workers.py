@@ -21,7 +21,6 @@ kernel would hang the agent's shutdown.
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import select
@@ -35,8 +34,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Hashable, List, Optional, TypeVar
 
 from monagent.api import StuckCall
+from monagent.lazylog import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 R = TypeVar("R")
 
 _HEADER = struct.Struct("!I")

@@ -29,6 +29,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
             "monagent.catalogue.zh",
             "monagent.formatting",
             "monagent.records",
+            "monagent.lazylog",
             "monagent.confread",
             "monagent.permissions",
             "monagent.statelock",

@@ -14,18 +14,18 @@ of the other entries goes on.
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set
 
 from monagent.alerting.codec import event_from_json
 from monagent.events import OutboxEntry, ReceiverHealth
+from monagent.lazylog import get_logger
 
 if TYPE_CHECKING:
     from monagent.store import OutboxRow, Store
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 NOT_DURABLE = "not durable: the state directory cannot be written"
 

@@ -22,7 +22,6 @@ once a minute, and a crash overstates the gap by at most that minute (``outage_t
 
 from __future__ import annotations
 
-import logging
 import operator
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Set, Tuple
@@ -35,6 +34,7 @@ from monagent.alerting.policy import Heard
 from monagent.alerting.silence_ack import Decision
 from monagent.alerting.suppress import Ack, Silence
 from monagent.events import AlertKey, Event
+from monagent.lazylog import get_logger
 from monagent.records import record
 from monagent.store import Changes, StoredState
 
@@ -49,7 +49,7 @@ class Memory(Protocol):
     seen: Dict[str, Dict[str, SeenEntry]]
 
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 VALUE_FLUSH_EVERY = 60.0  # seconds between writes of keys whose last-sample fields alone changed
 CLOCK_TOLERANCE = 1.0  # seconds the wall clock may move against the monotonic one before every key is rewritten

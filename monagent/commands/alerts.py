@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from monagent.cli import EX_NOPERM, EX_TEMPFAIL, EX_USAGE, config_error_exit
+from monagent.cli import EX_NOPERM, EX_TEMPFAIL, EX_USAGE, DescriptionFormatter, config_error_exit
 from monagent.commands.core import add_config_option, load_for_state
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ ID_HELP = "the silence's 8-hex-digit ID, as `monagent silence add` printed it an
 
 
 def register(sub: Any) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
+    fmt = DescriptionFormatter
     status = sub.add_parser(
         "status",
         help="show alerts, outbox, silences and notifier health",

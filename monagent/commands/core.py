@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, ContextManager, Dict, List, Optional, Sequence, Tuple
 
-from monagent.cli import EX_CONFIG, EX_USAGE, config_error_exit
+from monagent.cli import EX_CONFIG, EX_USAGE, DescriptionFormatter, config_error_exit
 
 if TYPE_CHECKING:
     from monagent.formatting import Formatter
@@ -39,7 +37,7 @@ def config_path(args: argparse.Namespace) -> Path:
 
 
 def register(sub: Any) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
+    fmt = DescriptionFormatter
     run = sub.add_parser(
         "run",
         help="run the agent in the foreground",
@@ -136,17 +134,12 @@ def _load_for_checks(args: argparse.Namespace) -> Any:
     return load_for_state(args, "check")
 
 
-@contextlib.contextmanager
-def _loader_quiet() -> Iterator[None]:
+def _loader_quiet() -> ContextManager[None]:
     """The loader logs each check type it cannot load; a command that prints the reason itself
     (validate's problems, check's UNKNOWN row, plugins' ERROR column) keeps those lines out."""
-    logger = logging.getLogger("monagent.loader")
-    before = logger.disabled
-    logger.disabled = True
-    try:
-        yield
-    finally:
-        logger.disabled = before
+    from monagent import loader
+
+    return loader.quiet()
 
 
 def unloadable_types(config: Any) -> List[Any]:

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from monagent.cli import DescriptionFormatter
+
 EX_ERROR = 1
 EX_NOPERM = 77  # sysexits.h: the command needs root
 
 
 def register(sub: Any) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
+    fmt = DescriptionFormatter
     install = sub.add_parser(
         "install",
         help="install the systemd service (as root)",

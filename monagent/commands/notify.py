@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any, List
 
-from monagent.cli import EX_USAGE, config_error_exit
+from monagent.cli import EX_USAGE, DescriptionFormatter, config_error_exit
 from monagent.commands.core import add_config_option, config_path
 
 
@@ -16,7 +16,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "notify-test",
         help="send a test message to the DingTalk robots and webhooks",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=DescriptionFormatter,
         description="Send one test message to each configured DingTalk robot (or only --robot NAME) and to each "
         "generic webhook, then print DingTalk's answer and what its errcode means. The access token "
         "and signing secret are never printed. Exit 0 when every receiver accepted the message, "

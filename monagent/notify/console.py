@@ -8,16 +8,16 @@ shows alerts with no robot at all. Its dispatcher sends everything pending at on
 
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import replace
 from typing import Optional, Sequence, TextIO
 
 from monagent.events import DELIVERED, Event, EventKind, OutboxEntry, Outcome, OutcomeKind, summarise_dropped
+from monagent.lazylog import get_logger
 from monagent.notify.base import Outbox
 from monagent.wording import ENGLISH, event_summary
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 LABELS = {
     EventKind.FIRING: "FIRING",

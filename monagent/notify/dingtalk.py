@@ -12,12 +12,12 @@ import base64
 import hashlib
 import hmac
 import json
-import logging
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote_plus
 
 from monagent.events import OutboxEntry, Outcome, OutcomeKind
 from monagent.formatting import Formatter
+from monagent.lazylog import get_logger
 from monagent.notify.chat_config import DingTalkConfig
 from monagent.notify.chat_text import Style, render, render_test, severity_name
 from monagent.notify.coalesce import Batch, coalesce
@@ -28,7 +28,7 @@ from monagent.wording import ENGLISH
 if TYPE_CHECKING:
     import requests
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 QUOTA_PAUSE = 3600.0  # 90030 webhook over limit: do not retry soon
 

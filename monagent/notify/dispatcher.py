@@ -16,18 +16,18 @@ stops sending, keeps everything queued and re-probes rarely (and on reload).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import threading
 import time
 from typing import Callable, Optional, Protocol, Sequence, Set
 
 from monagent.events import Outcome, OutcomeKind, ReceiverHealth
+from monagent.lazylog import get_logger
 from monagent.notify.base import Outbox
 from monagent.notify.coalesce import Batch, HeldReason, coalesce
 from monagent.notify.delivery import Delivery
 from monagent.notify.ratelimit import Backoff, SlidingWindow
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MIN_BUDGET = 2000
 MAX_TRIES_PER_PUMP = 3
