@@ -175,7 +175,7 @@ class KernelLogCheck(Check):
             key = (problem.kind, problem.subject)
             before = self._problems.get(key)
             self._first_time.setdefault(key, when.get(problem.line, 0.0) or ctx.now)
-            count = problem.count + (before.count if before else 0)
+            count = problem.seen + (before.seen if before else 0)
             self._problems[key] = Problem(problem.kind, problem.subject, problem.reason, problem.severity, problem.line, count)
 
     def _occurrence(self, boot: str, key: Tuple[str, str], problem: Problem) -> Occurrence:
@@ -184,7 +184,7 @@ class KernelLogCheck(Check):
             summary=problem.summary,
             reason=problem.reason,
             severity=problem.severity,
-            facts={"kind": problem.kind, "line": problem.line, "times_seen": problem.count},
+            facts={"kind": problem.kind, "line": problem.line, "times_seen": problem.seen},
             time=self._first_time.get(key),
             announce_on_first_run=True,
         )

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Pattern, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Pattern, Tuple
 
 from monagent.api import Formatter, Status, Text
 
@@ -55,14 +54,13 @@ def said(message_id: str, **args: object) -> Text:
 _ENGLISH = Formatter("en")
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):  # a named tuple: a dataclass costs ~1 ms of every start-up (#17)
     kind: str  # hung_task, soft_lockup, hard_lockup, rcu_stall, mce, oom_panic, watchdog, thermal
     subject: str  # what it is about (a task, a CPU, a bank); may be empty
     reason: Text  # what it is, in words (kernel text inside it as the kernel wrote it)
     severity: Status
     line: str  # the first line that showed it
-    count: int = 1
+    seen: int = 1  # how many lines showed it
 
     @property
     def summary(self) -> str:
@@ -177,7 +175,7 @@ def match_line(line: str) -> Optional[Problem]:
 
 
 def find_problems(lines: Iterable[str]) -> List[Problem]:
-    """Distinct problems in order of first appearance; repeats only raise ``count``."""
+    """Distinct problems in order of first appearance; repeats only raise ``seen``."""
     found: Dict[Tuple[str, str], Problem] = {}
     for line in lines:
         problem = match_line(line)
@@ -189,6 +187,6 @@ def find_problems(lines: Iterable[str]) -> List[Problem]:
             found[key] = problem
         else:
             found[key] = Problem(
-                before.kind, before.subject, before.reason, max(before.severity, problem.severity), before.line, before.count + 1
+                before.kind, before.subject, before.reason, max(before.severity, problem.severity), before.line, before.seen + 1
             )
     return list(found.values())

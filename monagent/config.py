@@ -25,7 +25,7 @@ from monagent.lazylog import get_logger
 from monagent.metrics_config import MetricsConfig, parse_metrics
 from monagent.notify.config import NotifiersConfig, parse_notifiers
 from monagent.reboot_config import RebootConfig, parse_reboot
-from monagent.records import record
+from monagent.records import config_record
 
 log = get_logger(__name__)
 
@@ -43,7 +43,7 @@ MAX_STOP_DEADLINE = 25.0  # the unit's TimeoutStopSec (30 s) must outlast it, or
 TOP_LEVEL = ("agent", "alerting", "notifiers", "metrics", "reboot", "checks")
 
 
-@record
+@config_record
 class AgentConfig:
     hostname: str
     state_dir: Path
@@ -59,7 +59,7 @@ class AgentConfig:
     language: str = "en"  # what `monagent check` and `status` say their text fields in (catalogue language)
 
 
-@record
+@config_record
 class CheckConfig:
     """One ``[checks.NAME]`` instance, validated against its check type."""
 
@@ -76,7 +76,7 @@ class CheckConfig:
     splay: Optional[float] = None  # a random first-run delay of its own; None: the agent's shared grid
 
 
-@record
+@config_record
 class Config:
     file: str
     agent: AgentConfig

@@ -14,14 +14,14 @@ import re
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar
 
-from monagent.records import record
+from monagent.records import config_record
 
 T = TypeVar("T")
 
 _MISSING: Any = object()
 
 
-@record
+@config_record
 class Problem:
     file: str
     line: Optional[int]
@@ -99,7 +99,7 @@ class DeferredSecret(Secret):
         return True  # configured, only not readable here
 
 
-@record
+@config_record
 class Deferred:
     """A secret left for the service to resolve: where it is configured and where it comes from."""
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
-from monagent.records import record
+from monagent.records import config_record
 
 UNIT_DIRS = (
     Path("/etc/systemd/system"),
@@ -32,7 +32,7 @@ ENCRYPTED_CREDSTORES = tuple(Path(f"{p}.encrypted") for p in CREDSTORES)
 SPECIFIERS = {"%%": "%", "%E": "/etc", "%S": "/var/lib", "%t": "/run", "%C": "/var/cache", "%L": "/var/log"}
 
 
-@record
+@config_record
 class Setting:
     value: str
     file: Path

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from monagent.api import Check, Context, Result, Status
 from monagent.lazylog import get_logger
-from monagent.records import record
+from monagent.records import config_record
 
 log = get_logger(__name__)
 _quiet = [0]  # how many quiet() blocks are open
@@ -40,7 +40,7 @@ def quiet() -> Iterator[None]:
 GROUP = "monagent.checks"
 
 
-@record
+@config_record
 class TypeInfo:
     """Where a check type comes from, for ``monagent plugins``."""
 
@@ -74,7 +74,7 @@ def _entry_points() -> Dict[str, object]:
     return {ep.name: ep for ep in group}
 
 
-@record
+@config_record
 class _OwnEntryPoint:
     """One line of monagent's own ``entry_points.txt``, loaded like an importlib entry point."""
 

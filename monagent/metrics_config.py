@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Tuple
 
 from monagent.confread import Section
-from monagent.records import record
+from monagent.records import config_record
 
 DEFAULT_LISTEN = "127.0.0.1:9717"
 
 
-@record
+@config_record
 class MetricsConfig:
     """``[metrics]``: the Prometheus exposition listener, off by default."""
 

@@ -7,12 +7,12 @@ from typing import Tuple
 
 from monagent.api import Status
 from monagent.confread import Section
-from monagent.records import record
+from monagent.records import config_record
 
 PSTORE_DIRS = ("/sys/fs/pstore", "/var/lib/systemd/pstore")
 
 
-@record
+@config_record
 class RebootConfig:
     enabled: bool = True
     planned: str = "notice"  # notice | silent

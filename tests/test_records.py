@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 from monagent import api, config
-from monagent.records import record
+from monagent.records import config_record, record
 
 
 def _twins() -> Tuple[Any, Any]:
@@ -177,3 +177,74 @@ def test_the_public_and_config_types_share_the_methods_instead_of_generating_the
 class _Pickled:
     x: int
     y: int = 0
+
+
+@config_record
+class _Settings:
+    name: str
+    retries: int = 3
+    tags: Tuple[str, ...] = ()
+    token: str = field(default="", repr=False)
+
+
+def test_a_config_record_is_frozen_after_init() -> None:
+    s = _Settings("a", 5)
+    assert (s.name, s.retries, s.tags) == ("a", 5, ())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.name = "b"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.retries = 4  # type: ignore[misc]  # a field set from its default, too
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.extra = 1  # type: ignore[attr-defined]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del s.name
+    assert s == _Settings("a", 5) and hash(s) == hash(_Settings("a", 5))
+    assert s != _Settings("a", 6)
+    assert repr(_Settings("a", token="hunter2")) == "_Settings(name='a', retries=3, tags=())"
+
+
+def test_a_config_record_works_with_dataclasses_and_pickle() -> None:
+    s = _Settings("a")
+    assert dataclasses.replace(s, retries=1) == _Settings("a", 1)
+    assert dataclasses.asdict(s) == {"name": "a", "retries": 3, "tags": (), "token": ""}
+    assert pickle.loads(pickle.dumps(s)) == s
+    assert copy.deepcopy(s) == s and copy.copy(s) == s
+    assert dataclasses.fields(_Settings)[0].name == "name"
+
+
+def test_a_config_record_reports_itself_frozen_so_a_plugin_may_subclass_it() -> None:
+    assert _Settings.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+    @dataclass(frozen=True)
+    class Mine(_Settings):
+        extra: int = 0
+
+    assert Mine("a", extra=2).extra == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Mine("a").extra = 3  # type: ignore[misc]
+    with pytest.raises(TypeError, match="non-frozen"):
+
+        @dataclass
+        class Loose(_Settings):
+            extra: int = 0
+
+
+def test_a_config_record_generates_only_its_init() -> None:
+    @config_record
+    class Other:
+        x: int
+
+    assert Other.__setattr__.__code__ is _Settings.__setattr__.__code__
+    assert Other.__eq__.__code__ is _Settings.__eq__.__code__
+    assert Other.__init__.__code__ is not _Settings.__init__.__code__  # the one dataclasses writes
+
+
+def test_a_config_record_with_a_dataclass_base_is_a_plain_record() -> None:
+    @config_record
+    class Child(_Settings):
+        extra: int = 0
+
+    c = Child("a", extra=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.extra = 2  # type: ignore[misc]
+    assert c == Child("a", extra=1) and c != _Settings("a")

@@ -29,12 +29,12 @@ from typing import Optional, Set, Tuple
 from monagent.alerting.matchers import LABELS, Matcher
 from monagent.api import Status
 from monagent.confread import Section
-from monagent.records import record
+from monagent.records import config_record
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-@record
+@config_record
 class AlertingOverrides:
     """The timing parameters of one check instance (defaults from ``[alerting]``)."""
 
@@ -63,13 +63,13 @@ class AlertingOverrides:
         return self.repeat_critical if severity == Status.CRITICAL else self.repeat_warning
 
 
-@record
+@config_record
 class TimeRange:
     start: int  # minutes after midnight, inclusive
     end: int  # minutes after midnight, exclusive; may be 1440
 
 
-@record
+@config_record
 class MaintenanceWindow:
     """A recurring window: weekdays and ``[start, end)`` times in a named IANA time zone."""
 
@@ -90,7 +90,7 @@ class MaintenanceWindow:
         return any(r.start <= minute < r.end for r in self.times)
 
 
-@record
+@config_record
 class InhibitRule:
     """While a key matching ``source`` fires, keys matching ``target`` with equal ``equal`` labels are muted."""
 
@@ -108,7 +108,7 @@ BUILTIN_INHIBIT = (
 )
 
 
-@record
+@config_record
 class AlertingConfig:
     defaults: AlertingOverrides = AlertingOverrides()
     outage_tolerance: float = 3600.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from monagent.records import record
+from monagent.records import config_record
 
 if TYPE_CHECKING:  # annotations only: the config (monagent validate) does not need the event types
     from monagent.events import AlertKey
@@ -25,7 +25,7 @@ def key_labels(key: AlertKey, check_type: str = "", severity: str = "") -> Dict[
     }
 
 
-@record
+@config_record
 class Matcher:
     """Every listed label must match one of its globs; an empty matcher matches every key."""
 

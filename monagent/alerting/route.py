@@ -7,10 +7,10 @@ from typing import Tuple
 
 from monagent.api import LEVELS, Status
 from monagent.confread import Section
-from monagent.records import record
+from monagent.records import config_record
 
 
-@record
+@config_record
 class Route:
     """Which events a receiver gets: check-name globs (empty: all) and severities (empty: all)."""
 
@@ -28,7 +28,7 @@ class Route:
         return True
 
 
-@record
+@config_record
 class Recipient:
     """A receiver by name with its route: who the notification policy may tell."""
 

@@ -14,14 +14,14 @@ from urllib.parse import urlsplit
 
 from monagent.alerting.route import Route, parse_route
 from monagent.confread import Secret, Section, _describe, url_problem
-from monagent.records import record
+from monagent.records import config_record
 
 WATCHDOG_NAME = "MonagentWatchdog"
 RESERVED_LABELS = ("alertname", "instance", "check", "subject", "metric", "severity", "occurrence")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-@record
+@config_record
 class AlertmanagerConfig:
     """``[notifiers.alertmanager]``: every Alertmanager of one HA cluster, told the current state."""
 

@@ -17,7 +17,7 @@ from monagent.api import LEVELS
 from monagent.confread import Secret, Section, is_deferred, url_problem
 from monagent.formatting import load_zone
 from monagent.notify.delivery import DINGTALK_BODY_LIMIT, Delivery
-from monagent.records import record
+from monagent.records import config_record
 
 DINGTALK_SEND_URL = "https://oapi.dingtalk.com/robot/send"
 DINGTALK_RATE_CAP = 20  # messages per rolling minute per robot, enforced by DingTalk
@@ -27,7 +27,7 @@ ROBOT_DELIVERY = Delivery()
 WEBHOOK_DELIVERY = Delivery(max_sends_per_minute=60, body_budget=1_000_000)  # no cloud rate cap
 
 
-@record
+@config_record
 class Mentions:
     """Who is @-mentioned for one severity (DingTalk ``at``: atMobiles, atUserIds, isAtAll)."""
 
@@ -39,7 +39,7 @@ class Mentions:
         return bool(self.at_mobiles or self.at_user_ids or self.at_all)
 
 
-@record
+@config_record
 class DingTalkConfig:
     name: str
     webhook: Secret  # the whole send URL including ``access_token``
@@ -57,7 +57,7 @@ class DingTalkConfig:
         return f"dingtalk:{self.name}"
 
 
-@record
+@config_record
 class WebhookConfig:
     name: str
     url: Secret

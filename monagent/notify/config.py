@@ -10,14 +10,14 @@ from monagent.confread import Section
 from monagent.notify.console_config import ConsoleConfig, parse_console
 from monagent.notify.delivery import Delivery
 from monagent.notify.registry import NAMED, ONE, RECEIVERS
-from monagent.records import record
+from monagent.records import config_record
 
 if TYPE_CHECKING:
     from monagent.notify.alertmanager_config import AlertmanagerConfig
     from monagent.notify.chat_config import DingTalkConfig, WebhookConfig
 
 
-@record
+@config_record
 class NotifiersConfig:
     """One attribute per receiver kind (``registry.RECEIVERS``' ``field``)."""
 

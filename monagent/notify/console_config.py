@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from monagent.alerting.route import Route, parse_route
 from monagent.confread import Section
-from monagent.records import record
+from monagent.records import config_record
 
 
-@record
+@config_record
 class ConsoleConfig:
     enabled: bool
     route: Route

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 
 from monagent.confread import redact
-from monagent.records import record
+from monagent.records import config_record
 
 DINGTALK_BODY_LIMIT = 20_000  # bytes of UTF-8 request body, enforced by DingTalk
 
 
-@record
+@config_record
 class Delivery:
     """Pacing shared by every chat receiver (DingTalk robot or webhook)."""
 

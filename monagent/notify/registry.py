@@ -19,7 +19,7 @@ from monagent.alerting.route import Route
 from monagent.confread import Section
 from monagent.notify.console_config import ConsoleConfig, parse_console
 from monagent.notify.delivery import Delivery
-from monagent.records import record
+from monagent.records import config_record
 
 if TYPE_CHECKING:  # each kind's config module is imported by its parser, when such a table is present (#17)
     from monagent.notify.alertmanager import KeyValue
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # each kind's config module is imported by its parser, when s
 ONE, OPTIONAL, NAMED = "one", "optional", "named"
 
 
-@record
+@config_record
 class Setting:
     """What a factory needs besides its own configs: the host name, the store's key-value table, the start."""
 
@@ -39,7 +39,7 @@ class Setting:
     started_at: float
 
 
-@record
+@config_record
 class ReceiverKind:
     """One kind of receiver.
 
