@@ -8,6 +8,7 @@ silences, restarts and timer ticks.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -428,3 +429,21 @@ def test_property_13_crashes_between_steps_lose_and_repeat_nothing(steps: List[T
     crashed = [step for i, s in enumerate(steps) for step in ([("crash", 0.0), s] if i in crashes else [s])]
     plain, with_crashes = scenario(steps), scenario(crashed)
     assert [(r, e.id, e.kind) for r, e in with_crashes.sent] == [(r, e.id, e.kind) for r, e in plain.sent]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    last=st.floats(min_value=0.0, max_value=1e7, allow_nan=False),
+    interval=st.one_of(st.sampled_from([60.0, 3600.0, 14400.0]), st.floats(min_value=0.5, max_value=1e6, allow_nan=False)),
+)
+def test_a_reminder_is_due_exactly_from_the_instant_reminder_at_names(last: float, interval: float) -> None:
+    # The main loop sleeps until reminder_at; a tick then must find it due. Computed as
+    # `mono - last >= interval` it was not, for about one (last, interval) in nine.
+    from monagent.alerting.policy import reminder_at, reminder_due
+
+    params = AlertingOverrides(repeat_critical=interval, max_reminders=5)
+    state = AlertState(phase=Phase.FIRING, severity=Status.CRITICAL, firing_since=0.0, last_notified_at=last, reminders_sent=1)
+    at = reminder_at(state, params)
+    assert at is not None
+    assert reminder_due(state, at, params)
+    assert not reminder_due(state, math.nextafter(at, -1.0), params)

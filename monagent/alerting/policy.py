@@ -107,16 +107,16 @@ def _decide(key: AlertKey, state: AlertState, heard: Optional[Heard], route: Rou
 
 
 def reminder_due(state: AlertState, mono: float, params: AlertingOverrides) -> bool:
-    """FIRING (not RESOLVING), interval set and passed, cap not reached (d.4); mutes are the caller's."""
-    interval = params.repeat_interval(state.severity)
-    if state.phase != Phase.FIRING or interval <= 0 or state.reminders_sent >= params.max_reminders:
-        return False
-    last = state.firing_since if state.last_notified_at is None else state.last_notified_at
-    return last is not None and mono - last >= interval
+    """FIRING (not RESOLVING), interval set and passed, cap not reached (d.4); mutes are the caller's.
+    True exactly from :func:`reminder_at` on (one formula: a tick at that instant is never 1 ulp early)."""
+    at = reminder_at(state, params)
+    return at is not None and mono >= at
 
 
 def reminder_at(state: AlertState, params: AlertingOverrides) -> Optional[float]:
-    """When :func:`reminder_due` turns true for this state (monotonic), None when it never will."""
+    """When a reminder falls due for this state (monotonic): the last notification (or the start of
+    firing) plus the severity's repeat interval; None while FIRING is not the phase, no interval is
+    set, or the cap is reached."""
     interval = params.repeat_interval(state.severity)
     if state.phase != Phase.FIRING or interval <= 0 or state.reminders_sent >= params.max_reminders:
         return None
