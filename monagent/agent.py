@@ -150,6 +150,7 @@ class Agent:
         self._wake = threading.Event()  # the loop sleeps on this: a finished run, a signal or stop() sets it
         self.cycle_histogram = CycleHistogram()
         self.last_runs: Dict[str, CheckRun] = {}
+        self._outbox_depth: Optional[int] = None  # the STATUS= line's outbox count, recounted now and then
         self.first_cycle: Optional[FirstCycle] = None
         self.started_at = time.time()
         # The running parts, built by run() (None before it and in a test that only loads the config).
@@ -284,8 +285,12 @@ class Agent:
             if gate.due(time.monotonic()):
                 notifier.watchdog()
             if notifier.enabled and (runs or queued or time.monotonic() - status_at >= STATUS_REFRESH):
-                status_at = time.monotonic()
-                status = self._status_line()
+                # The outbox is counted (a query per receiver) when events were queued or every
+                # STATUS_REFRESH, not after every run: sends only shrink it, and 30 s late is fine.
+                recount = bool(queued) or time.monotonic() - status_at >= STATUS_REFRESH
+                if recount:
+                    status_at = time.monotonic()
+                status = self._status_line(recount)
                 if status != last_status:
                     notifier.status(status)
                     last_status = status
@@ -318,12 +323,13 @@ class Agent:
         for warning in secret_warnings(self.path, config):
             log.warning("%s", warning)
 
-    def _status_line(self) -> str:
+    def _status_line(self, recount: bool = True) -> str:
         scheduler, pipeline, store, _ = self._parts()
         if pipeline.delivery_stopped:
             return str(pipeline.delivery_stopped)
-        depth = sum(store.queued_count(r) for r in self.config.notifiers.receiver_names)
-        return status_line(len(scheduler.instances), pipeline.firing_count(), depth)
+        if recount or self._outbox_depth is None:
+            self._outbox_depth = sum(store.queued_count(r) for r in self.config.notifiers.receiver_names)
+        return status_line(len(scheduler.instances), pipeline.firing_count(), self._outbox_depth)
 
     def _start_control(self, config: Config, pipeline: AlertPipeline) -> Optional[ControlServer]:
         path = config.agent.runtime_dir / "control.sock"

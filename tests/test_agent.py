@@ -558,3 +558,61 @@ def test_an_idle_delivery_lane_sleeps_until_woken_and_a_wake_pumps_at_once() -> 
         wait_until(lambda: dispatcher.pumps > before, "a pump after the wake", timeout=10.0)
     finally:
         delivery.stop(time.monotonic() + 2.0)
+
+
+def test_under_systemd_the_outbox_is_counted_for_the_status_line_only_when_it_can_have_changed(tmp_path, monkeypatch):
+    """STATUS= says how deep the outbox is. Counting it is a query per receiver; the agent does it when
+    events were queued or every 30 s, not after every run (#17). A real datagram socket stands in for
+    systemd's; the check runs every 200 ms."""
+    import socket
+    import threading
+
+    from monagent.agent import Agent
+    from monagent.alerting.pipeline import AlertPipeline
+    from monagent.store import Store
+
+    notify = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify))
+    counted: List[str] = []
+    observed: List[int] = []
+    real_count, real_observe = Store.queued_count, AlertPipeline.observe
+
+    def counting(self, receiver):  # type: ignore[no-untyped-def]
+        counted.append(receiver)
+        return real_count(self, receiver)
+
+    def observing(self, runs, now, mono):  # type: ignore[no-untyped-def]
+        observed.append(len(runs))
+        return real_observe(self, runs, now, mono)
+
+    monkeypatch.setattr(Store, "queued_count", counting)
+    monkeypatch.setattr(AlertPipeline, "observe", observing)
+    monkeypatch.setattr(logging_root(), "handlers", list(logging_root().handlers))
+    monkeypatch.setattr(logging_root(), "level", logging_root().level)
+    try:
+        hook = '\n[notifiers.webhook.ops]\nurl = "http://127.0.0.1:9/hook"\n'  # nothing listens: sends fail and stay queued
+        monkeypatch.setenv("NOTIFY_SOCKET", str(notify))  # the agent reads it (and unsets it) as under systemd
+        agent = Agent(agent_config(tmp_path, extra=hook), environ={})
+        monkeypatch.setattr(agent, "_install_signals", lambda: None)
+        monkeypatch.setattr(agent, "_explain_previous_boot", lambda *args: None)
+
+        def stop_after_ten_observes() -> None:
+            try:
+                wait_until(lambda: len(observed) >= 10, "ten runs observed")
+            finally:
+                agent.stop()
+
+        threading.Thread(target=stop_after_ten_observes, daemon=True).start()
+        assert agent.run() == 0
+    finally:
+        sock.close()
+    assert len(observed) >= 10
+    # At start and when the start-up notices were queued (3 here); it was 2 per run (23 for 10 runs).
+    assert 1 <= len(counted) <= 5, (len(counted), len(observed))
+
+
+def logging_root():  # type: ignore[no-untyped-def]
+    import logging
+
+    return logging.root
