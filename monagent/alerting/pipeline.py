@@ -13,7 +13,6 @@ under the same lock as the scheduler thread's calls.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from dataclasses import replace
@@ -41,6 +40,7 @@ from monagent.bootend import AgentMemory, BootEnd, Verdict
 from monagent.checkrun import CheckRun
 from monagent.events import AGENT_CHECK, HOST_METRIC, AlertKey, Event, EventKind
 from monagent.formatting import Text
+from monagent.lazylog import get_logger
 from monagent.store import StoreBroken, StoreUnavailable
 from monagent.wording import ENGLISH
 
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from monagent.config import Config
     from monagent.store import Store, StoredState
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CONSOLE = "console"  # the receiver that needs no durable outbox
 OCCURRENCE_METRIC = "occurrence"
@@ -98,8 +98,10 @@ class AlertPipeline:
         """Every transition goes to the log once, at INFO: the journal is the audit trail even when no
         receiver is reachable. With the console receiver on, its line is that record, so the log
         line drops to DEBUG instead of printing each alert twice."""
-        level = logging.DEBUG if self.config.notifiers.console.enabled else logging.INFO
-        log.log(level, message, *args)
+        if self.config.notifiers.console.enabled:
+            log.debug(message, *args)
+        else:
+            log.info(message, *args)
 
     def _apply_config(self, config: Config) -> None:
         from monagent.store import Bounds

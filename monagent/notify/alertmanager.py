@@ -19,7 +19,6 @@ passes, so it is told the state the way Prometheus tells it (docs/design/decisio
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -27,12 +26,13 @@ from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Set, 
 
 from monagent.api import Status
 from monagent.events import Event, EventKind, OutboxEntry, Outcome, OutcomeKind
+from monagent.lazylog import get_logger
 from monagent.notify.alertmanager_config import AlertmanagerConfig
 from monagent.notify.base import Outbox
 from monagent.records import record
 from monagent.wording import ENGLISH, event_summary, fact_text
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 RECEIVER = "alertmanager"
 NAMESPACE = "alertmanager"  # the store's key-value namespace of the active set: one row per alert
@@ -338,8 +338,10 @@ class AlertmanagerReceiver:
     def _failed(self, url: str, now: float, outcome: Outcome) -> Outcome:
         before = self.health[url]
         if before.up is not False or before.last_error != outcome.reason:
-            level = logging.ERROR if outcome.kind == OutcomeKind.BROKEN else logging.WARNING
-            log.log(level, "alertmanager: %s", outcome.reason)
+            if outcome.kind == OutcomeKind.BROKEN:
+                log.error("alertmanager: %s", outcome.reason)
+            else:
+                log.warning("alertmanager: %s", outcome.reason)
         self.health[url] = UrlHealth(url, False, before.last_success, outcome.reason, now)
         return outcome
 
