@@ -461,6 +461,12 @@ class Store:
                 meta=dict(db.execute("SELECT key, value FROM meta").fetchall()),
             )
 
+    def meta(self) -> Dict[str, str]:
+        """The ``meta`` rows alone (boot id, how the last boot ended): what ``monagent check`` shows
+        without reading every alert, silence and seen record as :meth:`load` does."""
+        with self._lock:
+            return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+
     def receivers_with_entries(self) -> List[str]:
         with self._lock:
             return [r for (r,) in self.conn.execute("SELECT DISTINCT receiver FROM outbox ORDER BY receiver")]

@@ -382,3 +382,17 @@ def test_what_the_console_got_while_the_disk_was_full_is_not_sent_again(tmp_path
     outcome = _in_private_mount(tmp_path, "full", "deliver")
     assert len(outcome["during"]) == 2
     assert (outcome["kinds"], outcome["kinds_webhook"]) == ([], ["notice", "firing"])
+
+
+def test_meta_reads_the_meta_rows_alone_from_a_read_only_store(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.commit(Changes(meta={"boot_id": "b1", "last_boot_end": '{"kind": "clean"}'}), time.time())
+    enqueue(store, event(1))
+    store.close()
+    reader = Store.open_readonly(tmp_path)
+    try:
+        meta = reader.meta()
+        assert meta["boot_id"] == "b1" and meta["last_boot_end"] == '{"kind": "clean"}'
+        assert meta == reader.load().meta
+    finally:
+        reader.close()

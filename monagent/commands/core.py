@@ -297,7 +297,7 @@ def last_boot_line(config: Any) -> str:
     except (StoreError, OSError) as exc:
         return fmt.say("check.last_boot_unknown", why=str(exc))
     try:
-        meta = store.load().meta
+        meta = store.meta()
     finally:
         store.close()
     raw = meta.get("last_boot_end", "")
