@@ -30,7 +30,7 @@ from typing import Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, P
 
 from monagent import catalogue
 from monagent.formatting import Formatter, Text, joined, plain
-from monagent.records import record
+from monagent.records import config_record, record
 
 Fact = Union[str, int, float, bool]
 """A typed fact of a result or an occurrence: sizes in bytes and times in epoch seconds as numbers,
@@ -99,7 +99,7 @@ class Status(enum.IntEnum):
         return _BY_LABEL[label]
 
 
-@record
+@config_record
 class Severity:
     """How one status is named and ranked (docs/design/decisions.md, "Severity vocabulary").
 
@@ -148,7 +148,7 @@ class Direction(str, enum.Enum):
     BELOW = "below"
 
 
-@record
+@config_record
 class Threshold:
     """Warning and critical levels of one metric, each with an optional clear value.
 
@@ -209,7 +209,7 @@ class Threshold:
         return value > off if self.direction == Direction.ABOVE else value < off
 
 
-@record
+@config_record
 class MetricSpec:
     """What a check type declares about one of its metrics.
 
