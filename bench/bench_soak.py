@@ -62,6 +62,27 @@ def status_kib(pid: int, field: str) -> int:
     return 0
 
 
+def command_line(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip() or "(zombie or kernel thread)"
+
+
+def report_tree_changes(known: Dict[int, str], pids: List[int], minute: float, first: bool) -> None:
+    """A line for every process that joins the agent's tree (command line and PSS) or leaves it:
+    a worker or a second follower shows which it is."""
+    for pid in pids:
+        if pid not in known:
+            known[pid] = command_line(pid)
+            if not first:
+                pss = pss_kib([pid]) / 1024
+                print(f"  {minute:5.1f} min  new in the tree: pid {pid} ({pss:.1f} MiB PSS) {known[pid][:160]}", file=sys.stderr)
+    for pid in [p for p in known if p not in pids]:
+        print(f"  {minute:5.1f} min  gone from the tree: pid {pid} {known.pop(pid)[:160]}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0, help="length of the run (default 60)")
@@ -83,8 +104,8 @@ def main() -> None:
     try:
         agent.start()
         assert agent.proc is not None
-        start = time.monotonic()
-        k = 0
+        start, k = time.monotonic(), 0
+        known: Dict[int, str] = {}
         while True:
             elapsed = k * args.sample
             if elapsed > args.minutes * 60:
@@ -94,6 +115,7 @@ def main() -> None:
                 tail = agent.log.read_text(errors="replace")[-2000:]
                 raise SystemExit(f"the agent exited with status {agent.proc.returncode}:\n{tail}")
             pids = tree_pids(agent.proc.pid)
+            report_tree_changes(known, pids, elapsed / 60, first=k == 0)
             samples.append(
                 {
                     "minute": round(elapsed / 60, 2),
